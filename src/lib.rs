@@ -1,0 +1,13 @@
+//! Switchback: a SIP-native web-callback softswitch.
+//!
+//! Data flows one way: socket -> [`sip`] (parse) -> [`transaction`] ->
+//! [`dialog`] / [`registrar`] -> call -> interaction. Every protocol layer is
+//! sans-IO: it takes messages and an explicit `now`, and returns what to send
+//! and when it next needs waking. Only [`transport`] touches sockets and clocks.
+
+pub mod sip;
+
+pub mod dialog;
+pub mod net;
+pub mod registrar;
+pub mod transaction;

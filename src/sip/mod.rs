@@ -1,0 +1,35 @@
+//! The SIP message model and its wire format.
+//!
+//! This module is the only place that names `rsipstack`: everything else in the
+//! crate reaches rsip's data model through the re-exports and helpers here, so
+//! that a change of parser touches one folder. It owns parsing (with the
+//! validation RFC 3261 §8.2 and RFC 4475 expect), stream framing (§18.3),
+//! header accessors, and the builders for responses, ACK and CANCEL.
+//! It does no I/O and keeps no state.
+
+mod build;
+mod ext;
+mod framing;
+mod parse;
+
+pub use build::{
+    ack_for_non_2xx, cancel_for, generate_branch, generate_tag, response_to, set_content_length,
+    with_to_tag,
+};
+pub use ext::{MessageHeaders, ViaInfo};
+pub use framing::{Frame, FramingError, StreamFramer};
+pub use parse::{parse, Malformed};
+
+pub use rsipstack::sip::headers::auth::{AuthQop, Qop as DigestQop};
+pub use rsipstack::sip::prelude::{HasHeaders, HeadersExt, ToTypedHeader, UntypedHeader};
+pub use rsipstack::sip::typed::tokenizers::AuthTokenizer;
+pub use rsipstack::sip::{
+    parse_uri, typed, CallId, Contact as ContactHeader, ContentLength, ContentType, Header,
+    Headers, Host, HostWithPort, Method, Param, Request, Response, Scheme, SipMessage, StatusCode,
+    StatusCodeKind, Transport, Uri, Version, Via as ViaHeader,
+};
+
+/// Renders a message as it goes on the wire.
+pub fn to_bytes(message: &SipMessage) -> Vec<u8> {
+    message.to_bytes()
+}
