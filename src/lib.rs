@@ -7,6 +7,7 @@
 
 pub mod sip;
 
+pub mod config;
 pub mod dialog;
 pub mod net;
 pub mod registrar;

@@ -1,0 +1,252 @@
+//! Configuration: loading the TOML files, validating them, and the embedded
+//! default that `switchback run` uses without `--config`.
+//!
+//! A configuration is a main file (`[general]`, `include = [...]`, and
+//! optionally profiles of its own) plus the profile files it includes,
+//! relative to its own folder. Errors are collected, not stopped at, and each
+//! names its file, line and key.
+
+mod locate;
+pub mod schema;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use locate::KeyPath;
+pub use schema::*;
+
+/// The configuration in force: general settings and the profiles in order.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub general: General,
+    pub profiles: Vec<NamedProfile>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NamedProfile {
+    pub name: String,
+    pub profile: Profile,
+    /// The file the profile was read from, for error messages.
+    pub file: PathBuf,
+}
+
+/// One configuration error, located.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}: {key}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub line: usize,
+    pub key: String,
+    pub message: String,
+}
+
+/// Every error found in a configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The shipped profiles, compiled in: loopback only, demo users 1001-1004.
+const EMBEDDED: &[(&str, &str)] = &[
+    ("sip-profiles/switchback.toml", include_str!("../../sip-profiles/switchback.toml")),
+    ("sip-profiles/internal.toml", include_str!("../../sip-profiles/internal.toml")),
+    ("sip-profiles/external.toml", include_str!("../../sip-profiles/external.toml")),
+];
+
+/// The embedded default configuration.
+pub fn embedded_default() -> Config {
+    let read = |p: &Path| {
+        EMBEDDED
+            .iter()
+            .find(|(name, _)| Path::new(name) == p)
+            .map(|(_, text)| text.to_string())
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "not embedded"))
+    };
+    load_with(Path::new(EMBEDDED[0].0), read, false)
+        .expect("the embedded configuration is valid (checked by a unit test)")
+}
+
+/// Loads and validates a configuration from disk, with its includes.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    load_with(path, |p| std::fs::read_to_string(p), true)
+}
+
+/// Loading, with the file reader injected so the embedded files take the same path.
+fn load_with(
+    main: &Path,
+    read: impl Fn(&Path) -> std::io::Result<String>,
+    check_files: bool,
+) -> Result<Config, ConfigErrors> {
+    let mut errors = Vec::new();
+    let mut texts: BTreeMap<PathBuf, String> = BTreeMap::new();
+    let main_file = match read_file(main, &read, &mut texts, &mut errors) {
+        Some(f) => f,
+        None => return Err(ConfigErrors(errors)),
+    };
+    let base = main.parent().unwrap_or(Path::new("")).to_path_buf();
+    let mut files = vec![(main.to_path_buf(), main_file.profiles)];
+    for (i, inc) in main_file.include.iter().enumerate() {
+        let path = base.join(inc);
+        if path == main {
+            push_error(&mut errors, &texts, main, KeyPath::default().key("include").index(i), "a file cannot include itself");
+            continue;
+        }
+        match read_file(&path, &read, &mut texts, &mut errors) {
+            Some(f) => {
+                if f.general.is_some() || !f.include.is_empty() {
+                    let key = if f.general.is_some() { "general" } else { "include" };
+                    push_error(&mut errors, &texts, &path, KeyPath::default().key(key), "only the main file may set this");
+                }
+                files.push((path, f.profiles));
+            }
+            None if errors.last().is_some_and(|e| e.line == 0) => {
+                // Could not be read at all: point at the include entry instead.
+                let e = errors.pop().expect("just checked");
+                push_error(&mut errors, &texts, main, KeyPath::default().key("include").index(i), &e.message);
+            }
+            None => {}
+        }
+    }
+
+    let mut profiles: Vec<NamedProfile> = Vec::new();
+    for (file, file_profiles) in files {
+        for (name, profile) in file_profiles {
+            if let Some(first) = profiles.iter().find(|p| p.name == name) {
+                let msg = format!("profile defined twice (also in {})", first.file.display());
+                push_error(&mut errors, &texts, &file, KeyPath::default().key("profiles").key(&name), &msg);
+                continue;
+            }
+            profiles.push(NamedProfile { name, profile, file: file.clone() });
+        }
+    }
+    let config = Config { general: main_file.general.unwrap_or_default(), profiles };
+    for (file, key, message) in validate::validate(&config, main, check_files) {
+        push_error(&mut errors, &texts, &file, key, &message);
+    }
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+fn read_file(
+    path: &Path,
+    read: &impl Fn(&Path) -> std::io::Result<String>,
+    texts: &mut BTreeMap<PathBuf, String>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<ConfigFile> {
+    let text = match read(path) {
+        Ok(t) => t,
+        Err(e) => {
+            errors.push(ConfigError {
+                file: path.display().to_string(),
+                line: 0,
+                key: String::new(),
+                message: format!("cannot read {}: {e}", path.display()),
+            });
+            return None;
+        }
+    };
+    let parsed = toml::from_str::<ConfigFile>(&text);
+    texts.insert(path.to_path_buf(), text);
+    let text = &texts[path];
+    match parsed {
+        Ok(f) => Some(f),
+        Err(e) => {
+            let offset = e.span().map(|s| s.start).unwrap_or(0);
+            errors.push(ConfigError {
+                file: path.display().to_string(),
+                line: locate::line_of_offset(text, offset),
+                key: locate::key_at(text, offset).to_string(),
+                message: e.message().trim().to_string(),
+            });
+            None
+        }
+    }
+}
+
+fn push_error(
+    errors: &mut Vec<ConfigError>,
+    texts: &BTreeMap<PathBuf, String>,
+    file: &Path,
+    key: KeyPath,
+    message: &str,
+) {
+    let line = texts.get(file).map(|t| locate::line_of(t, &key)).unwrap_or(1);
+    errors.push(ConfigError {
+        file: file.display().to_string(),
+        line,
+        key: key.to_string(),
+        message: message.to_string(),
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_valid_and_loopback_only() {
+        let c = embedded_default();
+        let names: Vec<_> = c.profiles.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["internal", "external"]);
+        for p in &c.profiles {
+            for l in &p.profile.listen {
+                assert!(l.address.ip().is_loopback(), "{} listens on {}", p.name, l.address);
+            }
+        }
+        let internal = &c.profiles[0].profile;
+        assert!(internal.registrar);
+        let users: Vec<_> = internal.users.iter().map(|u| u.username.as_str()).collect();
+        assert_eq!(users, ["1001", "1002", "1003", "1004"]);
+        assert_eq!(internal.listen[0].address.port(), 5060);
+        assert_eq!(c.profiles[1].profile.listen[0].address.port(), 5080);
+    }
+
+    #[test]
+    fn the_shipped_files_on_disk_load_too() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        load(&root.join("sip-profiles/switchback.toml")).unwrap();
+    }
+
+    fn load_text(text: &str) -> Result<Config, ConfigErrors> {
+        let text = text.to_string();
+        load_with(Path::new("main.toml"), move |_| Ok(text.clone()), false)
+    }
+
+    #[test]
+    fn syntax_and_type_errors_name_line_and_key() {
+        let e = load_text("[profiles.a]\nlisten = [{ transport = \"udp\", address = \"nope\" }]\n").unwrap_err();
+        assert_eq!(e.0.len(), 1, "{e}");
+        assert_eq!((e.0[0].line, e.0[0].key.as_str()), (2, "profiles.a.listen[0].address"), "{e}");
+        let e = load_text("[profiles.a]\nlisten = []\nrelam = \"x\"\n").unwrap_err();
+        assert_eq!(e.0[0].line, 3, "{e}");
+        assert!(e.0[0].message.contains("relam"), "{e}");
+    }
+
+    #[test]
+    fn semantic_errors_are_all_reported() {
+        let e = load_text(
+            "[profiles.a]\nregistrar = true\nlisten = [\n { transport = \"udp\", address = \"127.0.0.1:5060\" },\n { transport = \"udp\", address = \"127.0.0.1:5060\" },\n { transport = \"tls\", address = \"127.0.0.1:5061\" },\n]\n[profiles.a.registration]\nmin_expires = 100\nmax_expires = 50\n[[profiles.a.users]]\nusername = \"1001\"\n",
+        )
+        .unwrap_err();
+        let got: Vec<_> = e.0.iter().map(|e| (e.line, e.key.as_str())).collect();
+        assert!(got.contains(&(5, "profiles.a.listen[1].address")), "{e}");
+        assert!(got.contains(&(6, "profiles.a.listen[2].transport")), "{e}");
+        assert!(got.contains(&(9, "profiles.a.registration.min_expires")), "{e}");
+        assert!(got.contains(&(12, "profiles.a.users[0].username")), "{e}");
+    }
+}

@@ -1,0 +1,183 @@
+//! The configuration schema: what an operator writes in TOML.
+//!
+//! Every table denies unknown fields so that a typo is an error with a line
+//! number, not a silently ignored setting. Defaults are the values a laptop
+//! deployment wants; the README documents each key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::net::TransportKind;
+
+/// One configuration file as written. A file may hold `[general]`, a list of
+/// profile files to `include`, and profiles of its own.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub general: Option<General>,
+    #[serde(default)]
+    pub include: Vec<PathBuf>,
+    #[serde(default)]
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct General {
+    /// Log every SIP message sent and received (like `sipp -trace_msg`).
+    pub log_sip_messages: bool,
+    /// Largest SIP message accepted, in bytes (datagram or stream frame).
+    pub max_message_size: usize,
+}
+
+impl Default for General {
+    fn default() -> Self {
+        Self { log_sip_messages: false, max_message_size: 65_535 }
+    }
+}
+
+/// A SIP profile: a set of listeners with one policy (FreeSWITCH's notion).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub listen: Vec<Listen>,
+    #[serde(default = "default_realm")]
+    pub realm: String,
+    /// Whether this profile accepts REGISTER from the users below.
+    #[serde(default)]
+    pub registrar: bool,
+    #[serde(default)]
+    pub timers: Timers,
+    /// Stream connections with no traffic for this long are closed.
+    #[serde(default = "default_idle")]
+    pub tcp_idle_timeout_secs: u64,
+    #[serde(default)]
+    pub registration: Registration,
+    #[serde(default)]
+    pub auth_guard: AuthGuard,
+    #[serde(default)]
+    pub users: Vec<User>,
+    pub tls: Option<Tls>,
+    #[serde(default)]
+    pub peers: Vec<Peer>,
+}
+
+fn default_realm() -> String {
+    "switchback.local".into()
+}
+
+fn default_idle() -> u64 {
+    600
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    pub transport: TransportKind,
+    pub address: SocketAddr,
+}
+
+/// RFC 3261 §17 timer bases.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timers {
+    pub t1_ms: u64,
+    pub t2_ms: u64,
+    pub t4_ms: u64,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Self { t1_ms: 500, t2_ms: 4000, t4_ms: 5000 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Registration {
+    pub min_expires: u32,
+    pub max_expires: u32,
+    pub default_expires: u32,
+    pub nonce_lifetime_secs: u64,
+    /// Digest algorithms offered, in order of preference (RFC 8760 §2.4).
+    pub algorithms: Vec<Algorithm>,
+}
+
+impl Default for Registration {
+    fn default() -> Self {
+        Self {
+            min_expires: 60,
+            max_expires: 3600,
+            default_expires: 600,
+            nonce_lifetime_secs: 300,
+            algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Algorithm {
+    #[serde(rename = "SHA-256")]
+    Sha256,
+    #[serde(rename = "MD5")]
+    Md5,
+}
+
+/// Brute-force protection, per source address.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthGuard {
+    pub max_failures: u32,
+    pub window_secs: u64,
+    pub block_secs: u64,
+    pub max_transactions_per_source: usize,
+}
+
+impl Default for AuthGuard {
+    fn default() -> Self {
+        Self { max_failures: 10, window_secs: 60, block_secs: 300, max_transactions_per_source: 200 }
+    }
+}
+
+/// A user who may register: a password, or HA1 hashes so that the password
+/// itself need not sit in the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub username: String,
+    pub password: Option<String>,
+    pub ha1_md5: Option<String>,
+    pub ha1_sha256: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// A trunk peer: where it is, who may claim to be it, and how we authenticate to it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Peer {
+    pub name: String,
+    /// `host:port` requests to this peer go to.
+    pub address: Option<String>,
+    #[serde(default = "default_peer_transport")]
+    pub transport: TransportKind,
+    /// Source networks accepted as this peer without authentication.
+    #[serde(default)]
+    pub acl: Vec<ipnet::IpNet>,
+    /// Outbound digest credentials.
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub realm: Option<String>,
+}
+
+fn default_peer_transport() -> TransportKind {
+    TransportKind::Udp
+}
