@@ -9,6 +9,9 @@ pub mod sip;
 
 pub mod config;
 pub mod dialog;
+pub mod driver;
+pub mod endpoint;
 pub mod net;
 pub mod registrar;
 pub mod transaction;
+pub mod transport;

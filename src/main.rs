@@ -1,1 +1,104 @@
-fn main() {}
+//! The `switchback` command: run the switch, or check a configuration.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use switchback::{config, driver};
+
+#[derive(Parser)]
+#[command(
+    name = "switchback",
+    version,
+    about = "A SIP-native web-callback softswitch"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the switch (on the embedded default configuration without --config).
+    Run {
+        /// The main configuration file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Log every SIP message sent and received, overriding the configuration.
+        #[arg(long)]
+        trace_sip: bool,
+    },
+    /// Validate a configuration and report every error with file, line and key.
+    CheckConfig { file: PathBuf },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SWITCHBACK_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match Cli::parse().command {
+        Command::CheckConfig { file } => match config::load(&file) {
+            Ok(_) => {
+                println!("{}: ok", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                eprintln!("{errors}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run { config, trace_sip } => match run(config, trace_sip) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("switchback: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn run(path: Option<PathBuf>, trace_sip: bool) -> anyhow::Result<()> {
+    let (mut cfg, dir) = match &path {
+        Some(p) => (
+            config::load(p).map_err(|e| anyhow::anyhow!("{e}"))?,
+            p.parent().map(PathBuf::from).unwrap_or_default(),
+        ),
+        None => (config::embedded_default(), PathBuf::from(".")),
+    };
+    cfg.general.log_sip_messages |= trace_sip;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async move {
+        let shutdown = async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        };
+        driver::run(
+            cfg,
+            dir,
+            shutdown,
+            |listeners| {
+                for l in listeners {
+                    println!("listening {} {} {}", l.profile, l.transport, l.address);
+                }
+                println!("ready");
+            },
+            |event| println!("event {event}"),
+        )
+        .await
+    })?;
+    println!("stopped");
+    Ok(())
+}

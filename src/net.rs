@@ -166,7 +166,10 @@ mod tests {
     #[test]
     fn received_only_when_sent_by_differs() {
         let s = udp_source();
-        assert_eq!(s.via_stamp(&via("192.0.2.7", Some(40000), None)), (None, None));
+        assert_eq!(
+            s.via_stamp(&via("192.0.2.7", Some(40000), None)),
+            (None, None)
+        );
         assert_eq!(
             s.via_stamp(&via("pc.example.com", None, None)).0,
             Some(s.remote.ip())

@@ -42,12 +42,18 @@ impl fmt::Display for KeyPath {
 
 /// 1-based line of a byte offset.
 pub fn line_of_offset(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 /// The line where `path` is written: its deepest part that exists in the file.
 pub fn line_of(text: &str, path: &KeyPath) -> usize {
-    let Ok(doc) = Document::parse(text) else { return 1 };
+    let Ok(doc) = Document::parse(text) else {
+        return 1;
+    };
     let mut best = 1;
     let mut node = Node::Table(doc.as_table());
     for seg in &path.0 {
@@ -80,7 +86,9 @@ pub fn line_of(text: &str, path: &KeyPath) -> usize {
 
 /// The key path of the deepest key whose entry covers `offset` (for parse errors).
 pub fn key_at(text: &str, offset: usize) -> KeyPath {
-    let Ok(doc) = Document::parse(text) else { return KeyPath::default() };
+    let Ok(doc) = Document::parse(text) else {
+        return KeyPath::default();
+    };
     let mut path = KeyPath::default();
     let mut node = Node::Table(doc.as_table());
     'descend: loop {
@@ -144,7 +152,8 @@ fn item_covers(item: &Item, offset: usize) -> bool {
 }
 
 fn table_covers(t: &Table, offset: usize) -> bool {
-    t.iter().any(|(k, i)| covers(t.key(k).and_then(|k| k.span()), offset) || item_covers(i, offset))
+    t.iter()
+        .any(|(k, i)| covers(t.key(k).and_then(|k| k.span()), offset) || item_covers(i, offset))
 }
 
 #[derive(Clone, Copy)]
@@ -184,16 +193,31 @@ mod tests {
     fn lines_of_key_paths() {
         let p = KeyPath::default().key("profiles").key("internal");
         assert_eq!(line_of(TEXT, &p.clone().key("realm")), 2);
-        assert_eq!(line_of(TEXT, &p.clone().key("listen").index(1).key("address")), 5);
-        assert_eq!(line_of(TEXT, &p.clone().key("users").index(0).key("username")), 8);
-        assert_eq!(p.key("listen").index(1).key("address").to_string(), "profiles.internal.listen[1].address");
+        assert_eq!(
+            line_of(TEXT, &p.clone().key("listen").index(1).key("address")),
+            5
+        );
+        assert_eq!(
+            line_of(TEXT, &p.clone().key("users").index(0).key("username")),
+            8
+        );
+        assert_eq!(
+            p.key("listen").index(1).key("address").to_string(),
+            "profiles.internal.listen[1].address"
+        );
     }
 
     #[test]
     fn key_at_an_offset() {
         let offset = TEXT.find("bad").unwrap();
-        assert_eq!(key_at(TEXT, offset).to_string(), "profiles.internal.listen[1].address");
+        assert_eq!(
+            key_at(TEXT, offset).to_string(),
+            "profiles.internal.listen[1].address"
+        );
         let offset = TEXT.find("\"1001\"").unwrap();
-        assert_eq!(key_at(TEXT, offset).to_string(), "profiles.internal.users[0].username");
+        assert_eq!(
+            key_at(TEXT, offset).to_string(),
+            "profiles.internal.users[0].username"
+        );
     }
 }

@@ -60,9 +60,18 @@ impl fmt::Display for ConfigErrors {
 
 /// The shipped profiles, compiled in: loopback only, demo users 1001-1004.
 const EMBEDDED: &[(&str, &str)] = &[
-    ("sip-profiles/switchback.toml", include_str!("../../sip-profiles/switchback.toml")),
-    ("sip-profiles/internal.toml", include_str!("../../sip-profiles/internal.toml")),
-    ("sip-profiles/external.toml", include_str!("../../sip-profiles/external.toml")),
+    (
+        "sip-profiles/switchback.toml",
+        include_str!("../../sip-profiles/switchback.toml"),
+    ),
+    (
+        "sip-profiles/internal.toml",
+        include_str!("../../sip-profiles/internal.toml"),
+    ),
+    (
+        "sip-profiles/external.toml",
+        include_str!("../../sip-profiles/external.toml"),
+    ),
 ];
 
 /// The embedded default configuration.
@@ -100,21 +109,43 @@ fn load_with(
     for (i, inc) in main_file.include.iter().enumerate() {
         let path = base.join(inc);
         if path == main {
-            push_error(&mut errors, &texts, main, KeyPath::default().key("include").index(i), "a file cannot include itself");
+            push_error(
+                &mut errors,
+                &texts,
+                main,
+                KeyPath::default().key("include").index(i),
+                "a file cannot include itself",
+            );
             continue;
         }
         match read_file(&path, &read, &mut texts, &mut errors) {
             Some(f) => {
                 if f.general.is_some() || !f.include.is_empty() {
-                    let key = if f.general.is_some() { "general" } else { "include" };
-                    push_error(&mut errors, &texts, &path, KeyPath::default().key(key), "only the main file may set this");
+                    let key = if f.general.is_some() {
+                        "general"
+                    } else {
+                        "include"
+                    };
+                    push_error(
+                        &mut errors,
+                        &texts,
+                        &path,
+                        KeyPath::default().key(key),
+                        "only the main file may set this",
+                    );
                 }
                 files.push((path, f.profiles));
             }
             None if errors.last().is_some_and(|e| e.line == 0) => {
                 // Could not be read at all: point at the include entry instead.
                 let e = errors.pop().expect("just checked");
-                push_error(&mut errors, &texts, main, KeyPath::default().key("include").index(i), &e.message);
+                push_error(
+                    &mut errors,
+                    &texts,
+                    main,
+                    KeyPath::default().key("include").index(i),
+                    &e.message,
+                );
             }
             None => {}
         }
@@ -125,13 +156,26 @@ fn load_with(
         for (name, profile) in file_profiles {
             if let Some(first) = profiles.iter().find(|p| p.name == name) {
                 let msg = format!("profile defined twice (also in {})", first.file.display());
-                push_error(&mut errors, &texts, &file, KeyPath::default().key("profiles").key(&name), &msg);
+                push_error(
+                    &mut errors,
+                    &texts,
+                    &file,
+                    KeyPath::default().key("profiles").key(&name),
+                    &msg,
+                );
                 continue;
             }
-            profiles.push(NamedProfile { name, profile, file: file.clone() });
+            profiles.push(NamedProfile {
+                name,
+                profile,
+                file: file.clone(),
+            });
         }
     }
-    let config = Config { general: main_file.general.unwrap_or_default(), profiles };
+    let config = Config {
+        general: main_file.general.unwrap_or_default(),
+        profiles,
+    };
     for (file, key, message) in validate::validate(&config, main, check_files) {
         push_error(&mut errors, &texts, &file, key, &message);
     }
@@ -185,7 +229,10 @@ fn push_error(
     key: KeyPath,
     message: &str,
 ) {
-    let line = texts.get(file).map(|t| locate::line_of(t, &key)).unwrap_or(1);
+    let line = texts
+        .get(file)
+        .map(|t| locate::line_of(t, &key))
+        .unwrap_or(1);
     errors.push(ConfigError {
         file: file.display().to_string(),
         line,
@@ -205,7 +252,12 @@ mod tests {
         assert_eq!(names, ["internal", "external"]);
         for p in &c.profiles {
             for l in &p.profile.listen {
-                assert!(l.address.ip().is_loopback(), "{} listens on {}", p.name, l.address);
+                assert!(
+                    l.address.ip().is_loopback(),
+                    "{} listens on {}",
+                    p.name,
+                    l.address
+                );
             }
         }
         let internal = &c.profiles[0].profile;
@@ -229,9 +281,14 @@ mod tests {
 
     #[test]
     fn syntax_and_type_errors_name_line_and_key() {
-        let e = load_text("[profiles.a]\nlisten = [{ transport = \"udp\", address = \"nope\" }]\n").unwrap_err();
+        let e = load_text("[profiles.a]\nlisten = [{ transport = \"udp\", address = \"nope\" }]\n")
+            .unwrap_err();
         assert_eq!(e.0.len(), 1, "{e}");
-        assert_eq!((e.0[0].line, e.0[0].key.as_str()), (2, "profiles.a.listen[0].address"), "{e}");
+        assert_eq!(
+            (e.0[0].line, e.0[0].key.as_str()),
+            (2, "profiles.a.listen[0].address"),
+            "{e}"
+        );
         let e = load_text("[profiles.a]\nlisten = []\nrelam = \"x\"\n").unwrap_err();
         assert_eq!(e.0[0].line, 3, "{e}");
         assert!(e.0[0].message.contains("relam"), "{e}");
@@ -246,7 +303,10 @@ mod tests {
         let got: Vec<_> = e.0.iter().map(|e| (e.line, e.key.as_str())).collect();
         assert!(got.contains(&(5, "profiles.a.listen[1].address")), "{e}");
         assert!(got.contains(&(6, "profiles.a.listen[2].transport")), "{e}");
-        assert!(got.contains(&(9, "profiles.a.registration.min_expires")), "{e}");
+        assert!(
+            got.contains(&(9, "profiles.a.registration.min_expires")),
+            "{e}"
+        );
         assert!(got.contains(&(12, "profiles.a.users[0].username")), "{e}");
     }
 }

@@ -35,7 +35,10 @@ pub struct General {
 
 impl Default for General {
     fn default() -> Self {
-        Self { log_sip_messages: false, max_message_size: 65_535 }
+        Self {
+            log_sip_messages: false,
+            max_message_size: 65_535,
+        }
     }
 }
 
@@ -91,7 +94,11 @@ pub struct Timers {
 
 impl Default for Timers {
     fn default() -> Self {
-        Self { t1_ms: 500, t2_ms: 4000, t4_ms: 5000 }
+        Self {
+            t1_ms: 500,
+            t2_ms: 4000,
+            t4_ms: 5000,
+        }
     }
 }
 
@@ -138,7 +145,12 @@ pub struct AuthGuard {
 
 impl Default for AuthGuard {
     fn default() -> Self {
-        Self { max_failures: 10, window_secs: 60, block_secs: 300, max_transactions_per_source: 200 }
+        Self {
+            max_failures: 10,
+            window_secs: 60,
+            block_secs: 300,
+            max_transactions_per_source: 200,
+        }
     }
 }
 

@@ -20,7 +20,11 @@ pub fn validate(config: &Config, main: &Path, check_files: bool) -> Vec<Problem>
         ));
     }
     if config.profiles.is_empty() {
-        out.push((main.to_path_buf(), KeyPath::default().key("profiles"), "no profile is defined".into()));
+        out.push((
+            main.to_path_buf(),
+            KeyPath::default().key("profiles"),
+            "no profile is defined".into(),
+        ));
     }
     let mut bound: HashMap<(TransportKind, std::net::SocketAddr), String> = HashMap::new();
     for np in &config.profiles {
@@ -40,19 +44,35 @@ fn profile(
     let mut err = |key: KeyPath, msg: String| out.push((np.file.clone(), key, msg));
 
     if p.listen.is_empty() {
-        err(base.clone().key("listen"), "at least one listen address is needed".into());
+        err(
+            base.clone().key("listen"),
+            "at least one listen address is needed".into(),
+        );
     }
     for (i, l) in p.listen.iter().enumerate() {
         let key = base.clone().key("listen").index(i);
         // UDP and TCP may share a port; two streams may not, nor two datagrams.
-        let family = if l.transport.is_reliable() { TransportKind::Tcp } else { TransportKind::Udp };
+        let family = if l.transport.is_reliable() {
+            TransportKind::Tcp
+        } else {
+            TransportKind::Udp
+        };
         if l.address.port() != 0 {
             if let Some(other) = bound.insert((family, l.address), np.name.clone()) {
-                err(key.clone().key("address"), format!("{} {} is already bound by profile {other}", l.transport, l.address));
+                err(
+                    key.clone().key("address"),
+                    format!(
+                        "{} {} is already bound by profile {other}",
+                        l.transport, l.address
+                    ),
+                );
             }
         }
         if l.transport == TransportKind::Tls && p.tls.is_none() {
-            err(key.key("transport"), "tls needs a [tls] table with cert and key".into());
+            err(
+                key.key("transport"),
+                "tls needs a [tls] table with cert and key".into(),
+            );
         }
     }
     if p.realm.trim().is_empty() {
@@ -72,15 +92,27 @@ fn profile(
     let r = &p.registration;
     let rk = base.clone().key("registration");
     if r.min_expires > r.max_expires {
-        err(rk.clone().key("min_expires"), format!("{} is above max_expires {}", r.min_expires, r.max_expires));
+        err(
+            rk.clone().key("min_expires"),
+            format!("{} is above max_expires {}", r.min_expires, r.max_expires),
+        );
     } else if !(r.min_expires..=r.max_expires).contains(&r.default_expires) {
-        err(rk.clone().key("default_expires"), "must lie between min_expires and max_expires".into());
+        err(
+            rk.clone().key("default_expires"),
+            "must lie between min_expires and max_expires".into(),
+        );
     }
     if r.nonce_lifetime_secs == 0 {
-        err(rk.clone().key("nonce_lifetime_secs"), "must be above 0".into());
+        err(
+            rk.clone().key("nonce_lifetime_secs"),
+            "must be above 0".into(),
+        );
     }
     if r.algorithms.is_empty() {
-        err(rk.key("algorithms"), "at least one digest algorithm is needed".into());
+        err(
+            rk.key("algorithms"),
+            "at least one digest algorithm is needed".into(),
+        );
     }
     let g = &p.auth_guard;
     let gk = base.clone().key("auth_guard");
@@ -88,21 +120,36 @@ fn profile(
         err(gk.clone().key("max_failures"), "must be above 0".into());
     }
     if g.max_transactions_per_source == 0 {
-        err(gk.key("max_transactions_per_source"), "must be above 0".into());
+        err(
+            gk.key("max_transactions_per_source"),
+            "must be above 0".into(),
+        );
     }
     if p.registrar && p.users.is_empty() {
-        err(base.clone().key("users"), "a registrar profile needs at least one user".into());
+        err(
+            base.clone().key("users"),
+            "a registrar profile needs at least one user".into(),
+        );
     }
     let mut seen = HashMap::new();
     for (i, u) in p.users.iter().enumerate() {
         let key = base.clone().key("users").index(i);
         if u.username.is_empty() || u.username.contains(['@', ':', ' ', ';']) {
-            err(key.clone().key("username"), "must be a plain user part".into());
+            err(
+                key.clone().key("username"),
+                "must be a plain user part".into(),
+            );
         }
         if let Some(first) = seen.insert(u.username.clone(), i) {
-            err(key.clone().key("username"), format!("{} is also users[{first}]", u.username));
+            err(
+                key.clone().key("username"),
+                format!("{} is also users[{first}]", u.username),
+            );
         }
-        for (name, value, len) in [("ha1_md5", &u.ha1_md5, 32), ("ha1_sha256", &u.ha1_sha256, 64)] {
+        for (name, value, len) in [
+            ("ha1_md5", &u.ha1_md5, 32),
+            ("ha1_sha256", &u.ha1_sha256, 64),
+        ] {
             if let Some(v) = value {
                 if v.len() != len || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
                     err(key.clone().key(name), format!("must be {len} hex digits"));
@@ -113,21 +160,33 @@ fn profile(
             || r_has(&p.registration.algorithms, Algorithm::Md5) && u.ha1_md5.is_some()
             || r_has(&p.registration.algorithms, Algorithm::Sha256) && u.ha1_sha256.is_some();
         if !usable {
-            err(key.key("username"), "needs a password or an HA1 for an offered algorithm".into());
+            err(
+                key.key("username"),
+                "needs a password or an HA1 for an offered algorithm".into(),
+            );
         }
     }
     for (i, peer) in p.peers.iter().enumerate() {
         let key = base.clone().key("peers").index(i);
         if let Some(a) = &peer.address {
             if !valid_host_port(a) {
-                err(key.clone().key("address"), format!("{a:?} is not host:port"));
+                err(
+                    key.clone().key("address"),
+                    format!("{a:?} is not host:port"),
+                );
             }
         }
         if peer.address.is_none() && peer.acl.is_empty() {
-            err(key.clone().key("name"), "a peer needs an address or an acl".into());
+            err(
+                key.clone().key("name"),
+                "a peer needs an address or an acl".into(),
+            );
         }
         if peer.username.is_some() != peer.password.is_some() {
-            err(key.key("username"), "username and password go together".into());
+            err(
+                key.key("username"),
+                "username and password go together".into(),
+            );
         }
     }
     if let (Some(tls), true) = (&p.tls, check_files) {
@@ -135,7 +194,10 @@ fn profile(
         for (name, path) in [("cert", &tls.cert), ("key", &tls.key)] {
             let full = dir.join(path);
             if let Err(e) = std::fs::metadata(&full) {
-                err(base.clone().key("tls").key(name), format!("{}: {e}", full.display()));
+                err(
+                    base.clone().key("tls").key(name),
+                    format!("{}: {e}", full.display()),
+                );
             }
         }
     }
@@ -153,7 +215,9 @@ fn valid_host_port(s: &str) -> bool {
         Some((host, port)) => {
             !host.is_empty()
                 && port.parse::<u16>().is_ok()
-                && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
         }
         None => false,
     }

@@ -1,1 +1,481 @@
-//! (being written)
+//! The registrar and location service (RFC 3261 §10.3), with digest
+//! authentication (RFC 3261 §22.4, RFC 8760, RFC 7616) and a guard against
+//! password guessing.
+//!
+//! Sans-IO like the other protocol layers: [`Registrar::handle_register`]
+//! takes a REGISTER, where it came from and `now`, and answers with the
+//! response to send (and how long to hold it back) or with "drop it";
+//! [`Registrar::poll_timeout`] / [`Registrar::handle_timeout`] expire
+//! bindings on a virtual clock; [`Registrar::poll_event`] reports what
+//! happened. Nothing here reads a clock, opens a socket or spawns.
+//!
+//! The steps follow §10.3: Require (step 2), authentication (3),
+//! authorization — the digest username must be the To user (4), the AOR
+//! from To (5), Contact processing (6, 7) and the 200 OK listing every
+//! current binding (8). Step 1 (is the domain ours?) is left to the caller:
+//! Switchback serves one domain, and AORs are keyed by user part only
+//! (see `bindings.rs`).
+//!
+//! Files: `digest.rs` (hash arithmetic, header parsing), `nonce.rs`
+//! (stateless nonces, nc replay table), `auth.rs` (the authentication
+//! decision and challenges), `users.rs` (credentials), `contact.rs`
+//! (Contact/To parsing), `bindings.rs` (the location service), `guard.rs`
+//! (failure rate limiting), `events.rs`, `date.rs`.
+
+mod auth;
+mod bindings;
+mod contact;
+mod date;
+mod digest;
+mod events;
+mod guard;
+mod nonce;
+mod users;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant, SystemTime};
+
+use tracing::{debug, info, warn};
+
+pub use auth::AuthResult;
+pub use bindings::{Binding, LocationService};
+pub use contact::QValue;
+pub use date::WallClock;
+pub use digest::{
+    digests_match, ha1_from_password, request_digest, DigestAlgorithm, DigestCredentials,
+    DigestInput, DigestParseError, QopAuth,
+};
+pub use events::RegistrarEvent;
+pub use guard::{AuthGuard, FailureOutcome, GuardSettings, Verdict};
+pub use users::{Credentials, UserDirectory};
+
+use crate::net::Source;
+use crate::sip::{
+    generate_tag, make_header, response_to, set_content_length, with_to_tag, MessageHeaders,
+    Method, Request, Response,
+};
+use auth::{AuthRequest, Authenticator};
+use bindings::{Change, ContactUpdate, RegisterContext, Update};
+use contact::{aor_user, parse_contacts, Contacts};
+
+/// Registrar configuration.
+#[derive(Debug, Clone)]
+pub struct RegistrarSettings {
+    /// The digest realm (RFC 3261 §22.1: usually the domain).
+    pub realm: String,
+    /// Shorter non-zero expiries are refused with 423 (§10.3 step 7).
+    pub min_expires: u32,
+    /// Longer expiries are shortened to this.
+    pub max_expires: u32,
+    /// The expiry when neither the Contact nor an Expires header gives one.
+    pub default_expires: u32,
+    /// How long a nonce authenticates before it is answered `stale=true`.
+    pub nonce_lifetime: Duration,
+    /// Offered algorithms, most preferred first (RFC 8760 §2.4: SHA-256
+    /// before MD5); one WWW-Authenticate per entry, in this order.
+    pub algorithms: Vec<DigestAlgorithm>,
+    /// Accept MD5 credentials without qop (RFC 2069 form, §22.4).
+    pub allow_no_qop: bool,
+    pub users: UserDirectory,
+    pub guard: GuardSettings,
+    /// Bindings kept per AOR; a new one displaces the soonest expiring.
+    pub max_contacts_per_aor: usize,
+    /// Nonces whose nonce-count is remembered at most.
+    pub max_tracked_nonces: usize,
+}
+
+impl Default for RegistrarSettings {
+    fn default() -> Self {
+        RegistrarSettings {
+            realm: "switchback".into(),
+            min_expires: 60,
+            max_expires: 3600,
+            default_expires: 3600,
+            nonce_lifetime: Duration::from_secs(300),
+            algorithms: vec![DigestAlgorithm::Sha256, DigestAlgorithm::Md5],
+            allow_no_qop: true,
+            users: UserDirectory::new(),
+            guard: GuardSettings::default(),
+            max_contacts_per_aor: 10,
+            max_tracked_nonces: 100_000,
+        }
+    }
+}
+
+/// What to do with a REGISTER.
+#[derive(Debug, Clone)]
+pub enum RegisterOutcome {
+    /// Send `response`, after `delay` if given (slowed failure answers).
+    Respond {
+        response: Response,
+        delay: Option<Duration>,
+    },
+    /// Send nothing: the source is blocked.
+    Drop,
+}
+
+impl RegisterOutcome {
+    /// The response, if any.
+    pub fn response(&self) -> Option<&Response> {
+        match self {
+            RegisterOutcome::Respond { response, .. } => Some(response),
+            RegisterOutcome::Drop => None,
+        }
+    }
+}
+
+/// The registrar: authentication, bindings and their expiry.
+#[derive(Debug)]
+pub struct Registrar {
+    settings: RegistrarSettings,
+    auth: Authenticator,
+    guard: AuthGuard,
+    location: LocationService,
+    events: VecDeque<RegistrarEvent>,
+    /// `now` of the first input: nonce timestamps count from here.
+    epoch: Option<Instant>,
+    wall_clock: Option<WallClock>,
+}
+
+impl Registrar {
+    /// A registrar with these settings; `nonce_secret` keys the nonce MACs
+    /// (a random secret per start makes old nonces fail after a restart).
+    pub fn new(settings: RegistrarSettings, nonce_secret: [u8; 32]) -> Self {
+        let auth = Authenticator::new(
+            settings.realm.clone(),
+            settings.algorithms.clone(),
+            settings.allow_no_qop,
+            settings.nonce_lifetime.as_millis() as u64,
+            settings.max_tracked_nonces,
+            nonce_secret,
+        );
+        Registrar {
+            guard: AuthGuard::new(settings.guard.clone()),
+            location: LocationService::new(settings.max_contacts_per_aor),
+            auth,
+            settings,
+            events: VecDeque::new(),
+            epoch: None,
+            wall_clock: None,
+        }
+    }
+
+    pub fn settings(&self) -> &RegistrarSettings {
+        &self.settings
+    }
+
+    /// The users, for changes at run time.
+    pub fn users_mut(&mut self) -> &mut UserDirectory {
+        &mut self.settings.users
+    }
+
+    /// Tells the registrar which wall time `at` is, so 200 OKs can carry a
+    /// `Date` header (§10.3 step 8) without reading a clock. Without it the
+    /// Date header is left out.
+    pub fn set_wall_clock(&mut self, at: Instant, wall: SystemTime) {
+        self.wall_clock = Some(WallClock { at, wall });
+    }
+
+    /// The location service, read-only.
+    pub fn location(&self) -> &LocationService {
+        &self.location
+    }
+
+    /// The contacts registered for `user`, best first (q, then most recent).
+    pub fn lookup(&self, user: &str) -> Vec<Binding> {
+        self.location.lookup(user)
+    }
+
+    /// Like [`Registrar::lookup`], leaving out bindings expired at `now`
+    /// that `handle_timeout` has not removed yet.
+    pub fn lookup_at(&self, user: &str, now: Instant) -> Vec<Binding> {
+        self.location.lookup_at(user, now)
+    }
+
+    /// When the next binding expires.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.location.next_expiry()
+    }
+
+    /// Removes the bindings expired at `now` (one `Expired` event each).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for b in self.location.expire(now) {
+            info!(aor = %b.aor, contact = %b.contact, "binding expired");
+            self.events.push_back(RegistrarEvent::Expired {
+                aor: b.aor,
+                contact: b.contact,
+            });
+        }
+        let now_ms = self.millis(now);
+        self.auth.prune(now_ms);
+    }
+
+    pub fn poll_event(&mut self) -> Option<RegistrarEvent> {
+        self.events.pop_front()
+    }
+
+    fn millis(&mut self, now: Instant) -> u64 {
+        let epoch = *self.epoch.get_or_insert(now);
+        now.saturating_duration_since(epoch).as_millis() as u64
+    }
+
+    /// Handles one REGISTER (§10.3).
+    pub fn handle_register(
+        &mut self,
+        now: Instant,
+        request: &Request,
+        source: &Source,
+    ) -> RegisterOutcome {
+        let ip = source.remote.ip();
+        if self.guard.check(now, ip) == Verdict::Drop {
+            debug!(%ip, "REGISTER from blocked source dropped");
+            return RegisterOutcome::Drop;
+        }
+        if request.method != Method::Register {
+            let mut r = self.response(request, 405, None);
+            r.headers.push(make_header("Allow", "REGISTER".into()));
+            return respond(r);
+        }
+        // Step 2: we implement no extension a client could require.
+        let required: Vec<&str> = request.header_values("Require");
+        if !required.is_empty() {
+            let mut r = self.response(request, 420, None);
+            r.headers
+                .push(make_header("Unsupported", required.join(", ")));
+            return respond(r);
+        }
+        let (Some(call_id), Some((cseq, _))) = (request.call_id(), request.cseq()) else {
+            return respond(self.response(request, 400, Some("Missing Call-ID or CSeq")));
+        };
+
+        // Step 3: authentication.
+        let now_ms = self.millis(now);
+        let uri = request.uri.to_string();
+        let authorization = request.header_values_unsplit("Authorization");
+        let result = self.auth.check(
+            &AuthRequest {
+                method: "REGISTER",
+                request_uri: &uri,
+                authorization: &authorization,
+                now_ms,
+            },
+            &self.settings.users,
+        );
+        let username = match result {
+            AuthResult::Authenticated { username } => username,
+            AuthResult::Challenge => return respond(self.challenge(request, now_ms, false)),
+            AuthResult::Stale => {
+                debug!("stale nonce, challenging again");
+                return respond(self.challenge(request, now_ms, true));
+            }
+            AuthResult::Malformed { reason } => {
+                return respond(self.response(request, 400, Some(reason)))
+            }
+            AuthResult::Failed { username } => {
+                let r = self.challenge(request, now_ms, false);
+                return self.failure(now, source, &username, r);
+            }
+        };
+
+        // Steps 4 and 5: the AOR is the To user, and only its owner may
+        // change its bindings.
+        let Some(aor) = request.header_value("To").and_then(aor_user) else {
+            return respond(self.response(request, 404, Some("No Address of Record")));
+        };
+        if aor != username {
+            warn!(user = %username, %aor, %ip, "credentials for another user");
+            let r = self.response(request, 403, Some("Username Does Not Match To"));
+            return self.failure(now, source, &username, r);
+        }
+        self.guard.record_success(ip);
+
+        // Step 6: Contacts and their expiries.
+        let contact_values = request.header_values("Contact");
+        let contacts = match parse_contacts(&contact_values) {
+            Ok(c) => c,
+            Err(e) => return respond(self.response(request, 400, Some(&invalid(&e)))),
+        };
+        let update = match contacts {
+            None => None,
+            Some(Contacts::Wildcard) => {
+                if request.expires() != Some(0) {
+                    return respond(self.response(
+                        request,
+                        400,
+                        Some("Wildcard Contact Requires Expires 0"),
+                    ));
+                }
+                Some(Update::RemoveAll)
+            }
+            Some(Contacts::List(list)) => {
+                let header = request
+                    .header_value("Expires")
+                    .and_then(contact::parse_delta);
+                let mut updates = Vec::with_capacity(list.len());
+                for spec in list {
+                    let asked = spec
+                        .expires
+                        .or(header)
+                        .unwrap_or(u64::from(self.settings.default_expires));
+                    if asked != 0 && asked < u64::from(self.settings.min_expires) {
+                        let mut r = self.response(request, 423, None);
+                        r.headers.push(make_header(
+                            "Min-Expires",
+                            self.settings.min_expires.to_string(),
+                        ));
+                        return respond(r);
+                    }
+                    let expires = asked.min(u64::from(self.settings.max_expires));
+                    updates.push(ContactUpdate { spec, expires });
+                }
+                Some(Update::Contacts(updates))
+            }
+        };
+
+        // Step 7: apply, all or nothing.
+        if let Some(update) = update {
+            let ctx = RegisterContext {
+                now,
+                call_id,
+                cseq,
+                source,
+            };
+            match self.location.apply(&aor, ctx, &update) {
+                Ok(changes) => self.report(changes),
+                Err(e) => {
+                    info!(%aor, call_id, cseq, "REGISTER refused: {e}");
+                    return respond(self.response(request, 500, Some("Out of Order CSeq")));
+                }
+            }
+        }
+
+        // Step 8: 200 OK with every current binding.
+        let mut r = self.response(request, 200, None);
+        for b in self.location.bindings(&aor) {
+            r.headers
+                .push(make_header("Contact", contact_value(b, now)));
+        }
+        if let Some(clock) = self.wall_clock {
+            r.headers
+                .push(make_header("Date", date::http_date(clock.wall_at(now))));
+        }
+        respond(r)
+    }
+
+    /// A failed authentication: count it, then answer (maybe later) or drop.
+    fn failure(
+        &mut self,
+        now: Instant,
+        source: &Source,
+        username: &str,
+        response: Response,
+    ) -> RegisterOutcome {
+        let ip = source.remote.ip();
+        warn!(user = %username, %ip, "authentication failed");
+        self.events.push_back(RegistrarEvent::AuthFailed {
+            user: username.to_string(),
+            ip,
+        });
+        match self.guard.record_failure(now, ip) {
+            FailureOutcome::Answer { delay } => RegisterOutcome::Respond { response, delay },
+            FailureOutcome::Blocked { until } => {
+                let duration = until.saturating_duration_since(now);
+                warn!(%ip, seconds = duration.as_secs(), "source blocked");
+                self.events.push_back(RegistrarEvent::SourceBlocked {
+                    ip,
+                    until,
+                    duration,
+                });
+                RegisterOutcome::Drop
+            }
+        }
+    }
+
+    fn report(&mut self, changes: Vec<Change>) {
+        for change in changes {
+            let event = match change {
+                Change::Registered(b, expires) => {
+                    info!(aor = %b.aor, contact = %b.contact, expires, "registered");
+                    RegistrarEvent::Registered {
+                        aor: b.aor,
+                        contact: b.contact,
+                        expires,
+                    }
+                }
+                Change::Removed(b) => {
+                    info!(aor = %b.aor, contact = %b.contact, "unregistered");
+                    RegistrarEvent::Unregistered {
+                        aor: b.aor,
+                        contact: b.contact,
+                    }
+                }
+            };
+            self.events.push_back(event);
+        }
+    }
+
+    /// 401 with fresh challenges.
+    fn challenge(&mut self, request: &Request, now_ms: u64, stale: bool) -> Response {
+        let mut r = self.response(request, 401, None);
+        for value in self.auth.challenges(now_ms, stale) {
+            r.headers.push(make_header("WWW-Authenticate", value));
+        }
+        r
+    }
+
+    /// A response with a To tag; Content-Length is moved last in `respond`.
+    fn response(&self, request: &Request, code: u16, reason: Option<&str>) -> Response {
+        with_to_tag(response_to(request, code, reason), &generate_tag())
+    }
+}
+
+fn respond(mut response: Response) -> RegisterOutcome {
+    set_content_length(&mut response);
+    RegisterOutcome::Respond {
+        response,
+        delay: None,
+    }
+}
+
+fn invalid(e: &contact::ContactError) -> String {
+    match e {
+        contact::ContactError::WildcardWithOthers => "Wildcard Contact With Others".into(),
+        contact::ContactError::BadUri => "Invalid Contact URI".into(),
+        contact::ContactError::BadQ => "Invalid Contact q".into(),
+    }
+}
+
+/// A Contact of the 200 OK: the URI with its remaining expiry, q, and the
+/// instance parameters RFC 5626 §6 asks a registrar to echo.
+fn contact_value(b: &Binding, now: Instant) -> String {
+    let mut v = format!("<{}>;expires={}", b.contact, b.remaining_secs(now));
+    if b.q != QValue::DEFAULT {
+        v.push_str(&format!(";q={}", b.q));
+    }
+    if let Some(instance) = &b.instance_id {
+        v.push_str(&format!(";+sip.instance=\"{instance}\""));
+    }
+    if let Some(reg_id) = b.reg_id {
+        v.push_str(&format!(";reg-id={reg_id}"));
+    }
+    v
+}
+
+/// Header values without splitting on commas (an Authorization value is
+/// itself a comma list of parameters).
+trait UnsplitValues {
+    fn header_values_unsplit(&self, name: &str) -> Vec<&str>;
+}
+
+impl UnsplitValues for Request {
+    fn header_values_unsplit(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|h| h.name().eq_ignore_ascii_case(name))
+            .map(|h| h.value())
+            .collect()
+    }
+}

@@ -60,6 +60,56 @@ pub(crate) fn response_with_headers(code: u16, reason: Option<&str>, headers: He
     response
 }
 
+/// Stamps the topmost Via with `received` and a filled-in `rport`
+/// (§18.2.1, RFC 3581 §4), so responses built from the request carry them.
+pub fn stamp_top_via(
+    request: &mut Request,
+    received: Option<std::net::IpAddr>,
+    rport: Option<u16>,
+) {
+    if received.is_none() && rport.is_none() {
+        return;
+    }
+    let Some(index) = request
+        .headers
+        .iter()
+        .position(|h| matches!(h, Header::Via(_)))
+    else {
+        return;
+    };
+    let value = request
+        .headers
+        .iter()
+        .nth(index)
+        .map(|h| h.value().to_string())
+        .unwrap_or_default();
+    let mut entries: Vec<String> = super::ext::split_list(&value).map(str::to_string).collect();
+    let Some(top) = entries.first_mut() else {
+        return;
+    };
+    let mut params: Vec<String> = top
+        .split(';')
+        .map(|p| p.trim().to_string())
+        .filter(|p| {
+            let name = p.split('=').next().unwrap_or("").trim();
+            !(name.eq_ignore_ascii_case("received") || name.eq_ignore_ascii_case("rport"))
+        })
+        .collect();
+    if let Some(ip) = received {
+        params.push(format!("received={ip}"));
+    }
+    if let Some(port) = rport {
+        params.push(format!("rport={port}"));
+    } else if top.to_ascii_lowercase().contains(";rport") {
+        params.push("rport".into());
+    }
+    *top = params.join(";");
+    let stamped = make_header("Via", entries.join(", "));
+    let mut all: Vec<Header> = std::mem::take(&mut request.headers).into();
+    all[index] = stamped;
+    request.headers = all.into();
+}
+
 /// Adds `tag` to the To header unless it already carries one (§8.2.6.2).
 pub fn with_to_tag(mut response: Response, tag: &str) -> Response {
     for h in response.headers.iter_mut() {
@@ -212,6 +262,26 @@ mod tests {
         assert_eq!(ack.top_via().unwrap().branch.as_deref(), Some("z9hG4bKabc"));
         assert_eq!(ack.header_values("Via").len(), 1);
         assert!(ack.header_value("Route").is_some());
+    }
+
+    #[test]
+    fn via_is_stamped_with_received_and_rport() {
+        let mut r = invite();
+        r.headers.retain(|h| !matches!(h, Header::Via(_)));
+        r.headers.push_front(make_header(
+            "Via",
+            "SIP/2.0/UDP pc.example;rport;branch=z9hG4bKx, SIP/2.0/UDP b".into(),
+        ));
+        stamp_top_via(&mut r, Some("192.0.2.1".parse().unwrap()), Some(4000));
+        let v = r.top_via().unwrap();
+        assert_eq!(v.received, Some("192.0.2.1".parse().unwrap()));
+        assert_eq!(v.rport, Some(Some(4000)));
+        assert_eq!(v.branch.as_deref(), Some("z9hG4bKx"));
+        assert_eq!(r.header_values("Via").len(), 2);
+        assert_eq!(
+            r.headers.iter().position(|h| matches!(h, Header::Via(_))),
+            Some(0)
+        );
     }
 
     #[test]

@@ -79,6 +79,8 @@ pub trait MessageHeaders: HasHeaders {
         Some(info)
     }
 
+    // Named for SIP's From header, not a conversion.
+    #[allow(clippy::wrong_self_convention)]
     fn from_tag(&self) -> Option<String> {
         self.headers().iter().find_map(|h| match h {
             Header::From(f) => tag_param(f.value()),
@@ -171,14 +173,16 @@ mod tests {
 
     #[test]
     fn list_split_respects_quotes_and_brackets() {
-        let v: Vec<_> =
-            split_list(r#""Doe, John" <sip:a@b;x=1,2>;q=0.5, <sip:c@d>"#).collect();
+        let v: Vec<_> = split_list(r#""Doe, John" <sip:a@b;x=1,2>;q=0.5, <sip:c@d>"#).collect();
         assert_eq!(v, vec![r#""Doe, John" <sip:a@b;x=1,2>;q=0.5"#, "<sip:c@d>"]);
     }
 
     #[test]
     fn tag_is_read_outside_the_uri() {
-        assert_eq!(tag_param("<sip:a@b;tag=no>;tag=yes").as_deref(), Some("yes"));
+        assert_eq!(
+            tag_param("<sip:a@b;tag=no>;tag=yes").as_deref(),
+            Some("yes")
+        );
         assert_eq!(tag_param("sip:a@b;tag=x").as_deref(), Some("x"));
         assert_eq!(tag_param("<sip:a@b>"), None);
     }

@@ -36,7 +36,10 @@ pub struct StreamFramer {
 
 impl StreamFramer {
     pub fn new(max_size: usize) -> Self {
-        Self { buf: BytesMut::with_capacity(4096), max_size }
+        Self {
+            buf: BytesMut::with_capacity(4096),
+            max_size,
+        }
     }
 
     pub fn push(&mut self, data: &[u8]) {
@@ -106,8 +109,14 @@ mod tests {
     fn several_messages_in_one_read() {
         let mut f = StreamFramer::new(65535);
         f.push(&[MSG, MSG, b"\r\n\r\n"].concat());
-        assert_eq!(f.next_frame().unwrap(), Some(Frame::Message(Bytes::from_static(MSG))));
-        assert_eq!(f.next_frame().unwrap(), Some(Frame::Message(Bytes::from_static(MSG))));
+        assert_eq!(
+            f.next_frame().unwrap(),
+            Some(Frame::Message(Bytes::from_static(MSG)))
+        );
+        assert_eq!(
+            f.next_frame().unwrap(),
+            Some(Frame::Message(Bytes::from_static(MSG)))
+        );
         assert_eq!(f.next_frame().unwrap(), Some(Frame::Ping));
         assert_eq!(f.next_frame().unwrap(), None);
     }
@@ -119,7 +128,10 @@ mod tests {
             assert_eq!(f.next_frame().unwrap(), None);
             f.push(chunk);
         }
-        assert_eq!(f.next_frame().unwrap(), Some(Frame::Message(Bytes::from_static(MSG))));
+        assert_eq!(
+            f.next_frame().unwrap(),
+            Some(Frame::Message(Bytes::from_static(MSG)))
+        );
         assert_eq!(f.pending(), 0);
     }
 

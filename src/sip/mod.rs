@@ -14,13 +14,14 @@ mod parse;
 
 pub use build::{
     ack_for_non_2xx, cancel_for, generate_branch, generate_tag, response_to, set_content_length,
-    with_to_tag,
+    stamp_top_via, with_to_tag, MAGIC_COOKIE,
 };
 pub use ext::{MessageHeaders, ViaInfo};
 pub use framing::{Frame, FramingError, StreamFramer};
 pub use parse::{parse, Malformed};
 
 pub use rsipstack::sip::headers::auth::{AuthQop, Qop as DigestQop};
+pub use rsipstack::sip::headers::make_header;
 pub use rsipstack::sip::prelude::{HasHeaders, HeadersExt, ToTypedHeader, UntypedHeader};
 pub use rsipstack::sip::typed::tokenizers::AuthTokenizer;
 pub use rsipstack::sip::{

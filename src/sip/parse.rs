@@ -20,7 +20,10 @@ pub enum Malformed {
     /// Not even the headers to address a reply could be read: drop and log.
     Unanswerable { reason: String },
     /// A request that can be answered: send `response` (400, 416, 501, 505, 513).
-    Answerable { reason: String, response: Box<Response> },
+    Answerable {
+        reason: String,
+        response: Box<Response>,
+    },
 }
 
 impl Malformed {
@@ -81,7 +84,11 @@ impl Essentials {
 
 /// A request-line or status-line read before the full parse.
 enum StartLine<'a> {
-    Request { method: &'a str, uri: &'a str, version: &'a str },
+    Request {
+        method: &'a str,
+        uri: &'a str,
+        version: &'a str,
+    },
     Response,
 }
 
@@ -112,7 +119,9 @@ pub fn parse(data: &[u8], max_size: usize) -> Result<SipMessage, Malformed> {
     };
 
     let Some(start_line) = start_line else {
-        return Err(unanswerable("start line is neither a request nor a status line"));
+        return Err(unanswerable(
+            "start line is neither a request nor a status line",
+        ));
     };
     if data.len() > max_size {
         return Err(answer(513, "Message Too Large"));
@@ -121,7 +130,10 @@ pub fn parse(data: &[u8], max_size: usize) -> Result<SipMessage, Malformed> {
         return Err(answer(400, "Missing empty line after headers"));
     };
     if let Some(line) = bad_line {
-        return Err(answer(400, &format!("Malformed header line: {}", clip(line))));
+        return Err(answer(
+            400,
+            &format!("Malformed header line: {}", clip(line)),
+        ));
     }
 
     let body_len = data.len() - (head_end + 4);
@@ -135,7 +147,12 @@ pub fn parse(data: &[u8], max_size: usize) -> Result<SipMessage, Malformed> {
         }
     }
 
-    if let StartLine::Request { method, uri, version } = start_line {
+    if let StartLine::Request {
+        method,
+        uri,
+        version,
+    } = start_line
+    {
         if version != "SIP/2.0" {
             return Err(answer(505, "Version Not Supported"));
         }
@@ -146,7 +163,10 @@ pub fn parse(data: &[u8], max_size: usize) -> Result<SipMessage, Malformed> {
             return Err(answer(501, "Not Implemented"));
         }
         let scheme = uri.split(':').next().unwrap_or("");
-        if !["sip", "sips", "tel"].iter().any(|s| scheme.eq_ignore_ascii_case(s)) {
+        if !["sip", "sips", "tel"]
+            .iter()
+            .any(|s| scheme.eq_ignore_ascii_case(s))
+        {
             return Err(answer(416, "Unsupported URI Scheme"));
         }
     }
@@ -158,7 +178,12 @@ pub fn parse(data: &[u8], max_size: usize) -> Result<SipMessage, Malformed> {
     };
     let message = match parser::parse_message(&data[..end]) {
         Ok(m) => m,
-        Err(e) => return Err(answer(400, &format!("Unparsable message: {}", clip(&e.to_string())))),
+        Err(e) => {
+            return Err(answer(
+                400,
+                &format!("Unparsable message: {}", clip(&e.to_string())),
+            ))
+        }
     };
     validate(message).map_err(|(code, reason)| answer(code, &reason))
 }
@@ -172,7 +197,10 @@ fn validate(message: SipMessage) -> Result<SipMessage, (u16, String)> {
     if message.top_via().is_none() {
         return bad("Malformed Via");
     }
-    for (name, value) in [("From", header(&message, "From")), ("To", header(&message, "To"))] {
+    for (name, value) in [
+        ("From", header(&message, "From")),
+        ("To", header(&message, "To")),
+    ] {
         match value {
             Some(v) if typed::From::parse(v).is_ok() => {}
             _ => return bad(&format!("Malformed {name}")),
@@ -219,7 +247,11 @@ fn read_start_line(line: &str) -> Option<StartLine<'_>> {
     if parts.next().is_some() || !method.bytes().all(is_token_byte) || !uri.contains(':') {
         return None;
     }
-    Some(StartLine::Request { method, uri, version })
+    Some(StartLine::Request {
+        method,
+        uri,
+        version,
+    })
 }
 
 /// Unfolds header lines (§7.3.1) and keeps the ones a reply needs. Returns
@@ -240,7 +272,9 @@ fn read_essentials<'a>(lines: impl Iterator<Item = &'a str>) -> (Essentials, Opt
             continue;
         }
         match line.split_once(':') {
-            Some((name, value)) if !name.trim().is_empty() && name.trim_end().bytes().all(is_token_byte) => {
+            Some((name, value))
+                if !name.trim().is_empty() && name.trim_end().bytes().all(is_token_byte) =>
+            {
                 unfolded.push((name.trim().to_string(), value.trim().to_string()))
             }
             _ => bad = bad.or(Some(line)),
@@ -298,7 +332,9 @@ fn missing_essential(e: &Essentials) -> String {
 }
 
 fn unanswerable(reason: &str) -> Malformed {
-    Malformed::Unanswerable { reason: reason.to_string() }
+    Malformed::Unanswerable {
+        reason: reason.to_string(),
+    }
 }
 
 fn is_token_byte(b: u8) -> bool {
@@ -307,8 +343,5 @@ fn is_token_byte(b: u8) -> bool {
 
 /// Keeps a reason phrase short and printable.
 fn clip(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_control())
-        .take(80)
-        .collect()
+    s.chars().filter(|c| !c.is_control()).take(80).collect()
 }

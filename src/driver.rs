@@ -1,0 +1,156 @@
+//! The tokio driver: the only place with sockets, clocks and spawn.
+//!
+//! It binds every profile's listeners, then runs the endpoint loop the way
+//! quinn runs its endpoint: receive one input, hand it to the sans-IO
+//! [`Endpoint`], drain every `poll_*`, sleep until the earliest
+//! `poll_timeout`. The endpoint never sees a socket or the clock.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::endpoint::{Endpoint, EndpointEvent};
+use crate::net::{ProfileId, TransportKind};
+use crate::transport::{self, Inbound, ReaderSettings, Transports};
+
+/// How many parsed messages may wait for the endpoint task.
+const INBOUND_QUEUE: usize = 16 * 1024;
+
+/// A bound listener, as reported once at start.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    pub profile: String,
+    pub transport: TransportKind,
+    pub address: SocketAddr,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("profile {profile}: cannot bind {transport} {address}: {source}")]
+    Bind {
+        profile: String,
+        transport: TransportKind,
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("profile {profile}: tls: {message}")]
+    Tls { profile: String, message: String },
+}
+
+/// Runs the switch until `shutdown` resolves.
+pub async fn run(
+    config: Config,
+    config_dir: std::path::PathBuf,
+    shutdown: impl Future<Output = ()>,
+    on_ready: impl FnOnce(&[Listener]),
+    mut on_event: impl FnMut(&EndpointEvent),
+) -> Result<(), DriverError> {
+    let (tx, mut rx) = mpsc::channel::<Inbound>(INBOUND_QUEUE);
+    let mut transports = Transports::new(config.general.log_sip_messages);
+    let mut listeners = Vec::new();
+    for (index, np) in config.profiles.iter().enumerate() {
+        let profile = ProfileId(index);
+        let settings = ReaderSettings {
+            profile,
+            max_message_size: config.general.max_message_size,
+            log_messages: config.general.log_sip_messages,
+            idle_timeout: Duration::from_secs(np.profile.tcp_idle_timeout_secs.max(1)),
+        };
+        let tls = match &np.profile.tls {
+            Some(t) => {
+                let base = np
+                    .file
+                    .parent()
+                    .map(|p| p.to_path_buf())
+                    .unwrap_or_else(|| config_dir.clone());
+                Some(
+                    transport::load_tls_acceptor(&base.join(&t.cert), &base.join(&t.key)).map_err(
+                        |message| DriverError::Tls {
+                            profile: np.name.clone(),
+                            message,
+                        },
+                    )?,
+                )
+            }
+            None => None,
+        };
+        for l in &np.profile.listen {
+            let bind_err = |source| DriverError::Bind {
+                profile: np.name.clone(),
+                transport: l.transport,
+                address: l.address,
+                source,
+            };
+            let address = match l.transport {
+                TransportKind::Udp => {
+                    let (socket, local) =
+                        transport::bind_udp(l.address, settings.clone(), tx.clone())
+                            .await
+                            .map_err(bind_err)?;
+                    transports.add_udp(profile, socket);
+                    local
+                }
+                TransportKind::Tcp => {
+                    transport::bind_stream(l.address, None, settings.clone(), tx.clone())
+                        .await
+                        .map_err(bind_err)?
+                }
+                TransportKind::Tls => {
+                    transport::bind_stream(l.address, tls.clone(), settings.clone(), tx.clone())
+                        .await
+                        .map_err(bind_err)?
+                }
+            };
+            listeners.push(Listener {
+                profile: np.name.clone(),
+                transport: l.transport,
+                address,
+            });
+        }
+    }
+    let mut endpoint = Endpoint::new(&config, &listeners, rand::random());
+    endpoint.set_wall_clock(std::time::Instant::now(), std::time::SystemTime::now());
+    on_ready(&listeners);
+
+    tokio::pin!(shutdown);
+    loop {
+        let wake = endpoint.poll_timeout().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => break,
+            inbound = rx.recv() => {
+                let Some(inbound) = inbound else { break };
+                let now = std::time::Instant::now();
+                match inbound {
+                    Inbound::Message { source, message } => endpoint.handle_message(now, source, *message),
+                    Inbound::Reject { source, response } => endpoint.handle_reject(now, source, *response),
+                    Inbound::ConnectionUp { id, transport, profile, remote, writer } => transports.connection_up(id, transport, profile, remote, writer),
+                    Inbound::ConnectionDown { id } => transports.connection_down(id),
+                }
+            }
+            _ = sleep_until(wake) => endpoint.handle_timeout(std::time::Instant::now()),
+        }
+        while let Some(t) = endpoint.poll_transmit() {
+            transports.send(
+                &t.destination,
+                Bytes::from(crate::sip::to_bytes(&t.message)),
+            );
+        }
+        while let Some(event) = endpoint.poll_event() {
+            on_event(&event);
+        }
+    }
+    tracing::info!("shutting down");
+    Ok(())
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

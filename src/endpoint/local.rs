@@ -1,0 +1,105 @@
+//! What the endpoint answers by itself, and how profile settings map onto
+//! the registrar's and the transaction layer's own settings.
+
+use std::time::Duration;
+
+use crate::config::{Algorithm, NamedProfile, Profile};
+use crate::registrar::{
+    Credentials, DigestAlgorithm, GuardSettings, RegistrarSettings, UserDirectory,
+};
+use crate::sip::{self, make_header, Request, Response};
+use crate::transaction::TimerSettings;
+
+/// The methods this switch understands (Allow, §20.5).
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, REFER, NOTIFY";
+/// Body types it accepts (Accept, §20.1).
+pub const ACCEPT: &str = "application/sdp, application/dtmf-relay, message/sipfrag";
+const SERVER: &str = concat!("Switchback/", env!("CARGO_PKG_VERSION"));
+
+/// A final response with a To tag and a Server header.
+pub fn answer(request: &Request, code: u16, reason: Option<&str>) -> Response {
+    let mut response = sip::response_to(request, code, reason);
+    response.headers.push(make_header("Server", SERVER.into()));
+    if code >= 200 {
+        // §8.2.6.2: a tag for every final response; a stable one per request is
+        // not needed here because these answers create no dialog.
+        response = sip::with_to_tag(response, &sip::generate_tag());
+    }
+    response
+}
+
+/// 200 OK to OPTIONS, saying what the switch supports (§11.2).
+pub fn options_ok(request: &Request) -> Response {
+    let mut response = answer(request, 200, None);
+    response.headers.push(make_header("Allow", ALLOW.into()));
+    response.headers.push(make_header("Accept", ACCEPT.into()));
+    response
+        .headers
+        .push(make_header("Accept-Encoding", "identity".into()));
+    response
+        .headers
+        .push(make_header("Accept-Language", "en".into()));
+    response.headers.push(make_header(
+        "Supported",
+        "path, outbound, replaces, timer".into(),
+    ));
+    response
+}
+
+/// 405 with the Allow list (§8.2.1).
+pub fn method_not_allowed(request: &Request) -> Response {
+    let mut response = answer(request, 405, None);
+    response.headers.push(make_header("Allow", ALLOW.into()));
+    response
+}
+
+pub fn timer_settings(profile: &Profile) -> TimerSettings {
+    TimerSettings {
+        t1: Duration::from_millis(profile.timers.t1_ms),
+        t2: Duration::from_millis(profile.timers.t2_ms),
+        t4: Duration::from_millis(profile.timers.t4_ms),
+    }
+}
+
+pub fn registrar_settings(np: &NamedProfile) -> RegistrarSettings {
+    let p = &np.profile;
+    let mut users = UserDirectory::default();
+    for u in &p.users {
+        let mut c = match &u.password {
+            Some(pw) => Credentials::password(pw.clone()),
+            None => Credentials::default(),
+        };
+        if let Some(h) = &u.ha1_md5 {
+            c = c.with_ha1(DigestAlgorithm::Md5, h.clone());
+        }
+        if let Some(h) = &u.ha1_sha256 {
+            c = c.with_ha1(DigestAlgorithm::Sha256, h.clone());
+        }
+        users.insert(u.username.clone(), c);
+    }
+    let r = &p.registration;
+    let g = &p.auth_guard;
+    RegistrarSettings {
+        realm: p.realm.clone(),
+        min_expires: r.min_expires,
+        max_expires: r.max_expires,
+        default_expires: r.default_expires,
+        nonce_lifetime: Duration::from_secs(r.nonce_lifetime_secs),
+        algorithms: r
+            .algorithms
+            .iter()
+            .map(|a| match a {
+                Algorithm::Md5 => DigestAlgorithm::Md5,
+                Algorithm::Sha256 => DigestAlgorithm::Sha256,
+            })
+            .collect(),
+        users,
+        guard: GuardSettings {
+            max_failures: g.max_failures,
+            window: Duration::from_secs(g.window_secs),
+            block: Duration::from_secs(g.block_secs),
+            ..GuardSettings::default()
+        },
+        ..RegistrarSettings::default()
+    }
+}

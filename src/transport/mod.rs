@@ -1,0 +1,207 @@
+//! The I/O edge: sockets, connections and the bytes that cross them.
+//!
+//! Reader tasks (one per UDP socket, one per stream connection) read,
+//! frame and parse, then hand each message to the endpoint task over a
+//! channel; parsing thus spreads over cores while every protocol decision
+//! stays in the single endpoint task. Writes go out through [`Transports`],
+//! which the endpoint task owns: UDP directly on the socket, streams through
+//! each connection's writer channel. No lock sits on this path.
+
+mod stream;
+mod udp;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use crate::net::{ConnectionId, Destination, ProfileId, Source, TransportKind};
+use crate::sip::{Response, SipMessage};
+
+pub use stream::{bind_stream, load_tls_acceptor};
+pub use udp::bind_udp;
+
+/// What reader tasks tell the endpoint task.
+#[derive(Debug)]
+pub enum Inbound {
+    /// A well-formed message.
+    Message {
+        source: Source,
+        message: Box<SipMessage>,
+    },
+    /// A malformed request that can still be answered (400, 416, 501, 505, 513).
+    Reject {
+        source: Source,
+        response: Box<Response>,
+    },
+    /// A stream connection opened; its writer takes whole messages.
+    ConnectionUp {
+        id: ConnectionId,
+        transport: TransportKind,
+        profile: ProfileId,
+        remote: SocketAddr,
+        writer: mpsc::Sender<Bytes>,
+    },
+    ConnectionDown {
+        id: ConnectionId,
+    },
+}
+
+/// Per-reader settings.
+#[derive(Debug, Clone)]
+pub struct ReaderSettings {
+    pub profile: ProfileId,
+    pub max_message_size: usize,
+    pub log_messages: bool,
+    pub idle_timeout: Duration,
+}
+
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+
+fn next_connection_id() -> ConnectionId {
+    ConnectionId(NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Hands raw bytes to the parser and the result to the endpoint.
+fn deliver(
+    bytes: &[u8],
+    source: Source,
+    settings: &ReaderSettings,
+    tx: &mpsc::Sender<Inbound>,
+) -> bool {
+    if settings.log_messages {
+        tracing::info!(target: "sip_trace", "recv {} bytes from {}/{}:\n{}", bytes.len(), source.transport, source.remote, String::from_utf8_lossy(bytes));
+    }
+    let inbound = match crate::sip::parse(bytes, settings.max_message_size) {
+        Ok(message) => Inbound::Message {
+            source,
+            message: Box::new(message),
+        },
+        Err(crate::sip::Malformed::Answerable { reason, response }) => {
+            tracing::info!(remote = %source.remote, %reason, "malformed request answered");
+            Inbound::Reject { source, response }
+        }
+        Err(crate::sip::Malformed::Unanswerable { reason }) => {
+            tracing::info!(remote = %source.remote, %reason, "unparsable message dropped");
+            return true;
+        }
+    };
+    // A full channel means the endpoint is overloaded: shed UDP load rather than queue without bound.
+    match tx.try_send(inbound) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            tracing::warn!(remote = %source.remote, "endpoint busy, message dropped");
+            true
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
+    }
+}
+
+struct Connection {
+    writer: mpsc::Sender<Bytes>,
+    remote: SocketAddr,
+    transport: TransportKind,
+}
+
+/// The sending side, owned by the endpoint task.
+pub struct Transports {
+    udp: HashMap<ProfileId, Arc<UdpSocket>>,
+    connections: HashMap<ConnectionId, Connection>,
+    /// Latest connection per (transport, remote), for reuse by new requests.
+    by_remote: HashMap<(TransportKind, SocketAddr), ConnectionId>,
+    log_messages: bool,
+}
+
+impl Transports {
+    pub fn new(log_messages: bool) -> Self {
+        Self {
+            udp: HashMap::new(),
+            connections: HashMap::new(),
+            by_remote: HashMap::new(),
+            log_messages,
+        }
+    }
+
+    pub fn add_udp(&mut self, profile: ProfileId, socket: Arc<UdpSocket>) {
+        self.udp.entry(profile).or_insert(socket);
+    }
+
+    pub fn connection_up(
+        &mut self,
+        id: ConnectionId,
+        transport: TransportKind,
+        profile: ProfileId,
+        remote: SocketAddr,
+        writer: mpsc::Sender<Bytes>,
+    ) {
+        self.by_remote.insert((transport, remote), id);
+        let _ = profile;
+        self.connections.insert(
+            id,
+            Connection {
+                writer,
+                remote,
+                transport,
+            },
+        );
+    }
+
+    pub fn connection_down(&mut self, id: ConnectionId) {
+        if let Some(c) = self.connections.remove(&id) {
+            if self.by_remote.get(&(c.transport, c.remote)) == Some(&id) {
+                self.by_remote.remove(&(c.transport, c.remote));
+            }
+        }
+    }
+
+    pub fn open_connections(&self) -> usize {
+        self.connections.len()
+    }
+
+    /// Sends one message. Streams: the named connection, else any open one to
+    /// the same peer; a missing connection is logged (outbound connection
+    /// setup arrives with the call layer).
+    pub fn send(&self, destination: &Destination, bytes: Bytes) {
+        if self.log_messages {
+            tracing::info!(target: "sip_trace", "send {} bytes to {}/{}:\n{}", bytes.len(), destination.transport, destination.remote, String::from_utf8_lossy(&bytes));
+        }
+        match destination.transport {
+            TransportKind::Udp => match self.udp.get(&destination.profile) {
+                Some(socket) => {
+                    if let Err(e) = socket.try_send_to(&bytes, destination.remote) {
+                        tracing::warn!(remote = %destination.remote, error = %e, "udp send failed");
+                    }
+                }
+                None => tracing::warn!(
+                    profile = destination.profile.0,
+                    "no udp socket on this profile"
+                ),
+            },
+            kind => {
+                let conn = destination
+                    .connection
+                    .and_then(|id| self.connections.get(&id))
+                    .or_else(|| {
+                        self.by_remote
+                            .get(&(kind, destination.remote))
+                            .and_then(|id| self.connections.get(id))
+                    });
+                match conn {
+                    Some(c) => {
+                        if c.writer.try_send(bytes).is_err() {
+                            tracing::warn!(remote = %c.remote, "connection writer full or closed, message dropped");
+                        }
+                    }
+                    None => {
+                        tracing::warn!(remote = %destination.remote, transport = %kind, "no open connection to send on")
+                    }
+                }
+            }
+        }
+    }
+}
