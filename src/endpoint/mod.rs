@@ -110,6 +110,14 @@ impl Endpoint {
         };
         match message {
             SipMessage::Request(mut request) => {
+                if profile
+                    .registrar
+                    .as_ref()
+                    .is_some_and(|r| r.is_blocked(now, source.remote.ip()))
+                {
+                    tracing::debug!(remote = %source.remote, "request from a blocked source dropped");
+                    return;
+                }
                 let Some(via) = request.top_via() else { return };
                 let (received, rport) = source.via_stamp(&via);
                 sip::stamp_top_via(&mut request, received, rport);

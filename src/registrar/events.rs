@@ -65,10 +65,10 @@ impl fmt::Display for RegistrarEvent {
                 clean(contact)
             ),
             RegistrarEvent::AuthFailed { user, ip } => {
-                write!(f, "auth-failed user={} ip={ip}", clean(user))
+                write!(f, "auth-failed user={} source={ip}", clean(user))
             }
             RegistrarEvent::SourceBlocked { ip, duration, .. } => {
-                write!(f, "source-blocked ip={ip} for={}s", duration.as_secs())
+                write!(f, "source-blocked source={ip} for={}s", duration.as_secs())
             }
         }
     }
@@ -113,13 +113,16 @@ mod tests {
             user: "evil\nevent x".into(),
             ip: IpAddr::from([192, 0, 2, 1]),
         };
-        assert_eq!(e.to_line(), "auth-failed user=evil_event_x ip=192.0.2.1");
+        assert_eq!(
+            e.to_line(),
+            "auth-failed user=evil_event_x source=192.0.2.1"
+        );
         let e = RegistrarEvent::SourceBlocked {
             ip: IpAddr::from([192, 0, 2, 1]),
             until: Instant::now(),
             duration: Duration::from_secs(900),
         };
-        assert_eq!(e.to_line(), "source-blocked ip=192.0.2.1 for=900s");
+        assert_eq!(e.to_line(), "source-blocked source=192.0.2.1 for=900s");
         let e = RegistrarEvent::Expired {
             aor: "1001".into(),
             contact: "sip:a@b".into(),

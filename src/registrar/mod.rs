@@ -196,6 +196,12 @@ impl Registrar {
     }
 
     /// When the next binding expires.
+    /// Whether the brute-force guard has blocked this source: the endpoint
+    /// then drops every request from it, not only REGISTER.
+    pub fn is_blocked(&self, now: Instant, ip: std::net::IpAddr) -> bool {
+        self.guard.is_blocked(now, ip)
+    }
+
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.location.next_expiry()
     }

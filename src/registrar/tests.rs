@@ -419,8 +419,8 @@ fn wrong_password_and_unknown_user_look_the_same() {
     assert_eq!(
         events(&mut reg),
         vec![
-            "auth-failed user=1001 ip=192.0.2.9",
-            "auth-failed user=9999 ip=192.0.2.9"
+            "auth-failed user=1001 source=192.0.2.9",
+            "auth-failed user=9999 source=192.0.2.9"
         ]
     );
 }
@@ -734,7 +734,7 @@ fn guard_slows_then_blocks_then_unblocks() {
     let lines = events(&mut reg);
     assert_eq!(
         lines.last().unwrap(),
-        "source-blocked ip=203.0.113.5 for=120s"
+        "source-blocked source=203.0.113.5 for=120s"
     );
     let t1 = t0 + Duration::from_secs(119);
     assert!(matches!(

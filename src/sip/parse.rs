@@ -52,10 +52,7 @@ impl Essentials {
             && self.from.is_some()
             && self.to.is_some()
             && self.call_id.as_deref().is_some_and(|c| !c.is_empty())
-            && self
-                .cseq
-                .as_deref()
-                .is_some_and(|c| typed::CSeq::parse(c).is_ok())
+            && self.cseq.as_deref().is_some_and(cseq_text_is_valid)
             && self.via.first().is_some_and(|v| {
                 split_list(v)
                     .next()
@@ -80,6 +77,16 @@ impl Essentials {
         }
         response_with_headers(code, Some(reason), headers)
     }
+}
+
+/// `CSeq = 1*DIGIT LWS Method` (§20.16), read as text so that an extension
+/// method (which rsip's typed CSeq refuses) can still be answered 501.
+fn cseq_text_is_valid(value: &str) -> bool {
+    let mut parts = value.split_whitespace();
+    let (Some(seq), Some(method), None) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    seq.parse::<u32>().is_ok() && method.bytes().all(is_token_byte)
 }
 
 /// A request-line or status-line read before the full parse.
@@ -129,6 +136,13 @@ pub fn parse(data: &[u8], max_size: usize) -> Result<SipMessage, Malformed> {
     let Some(head_end) = head_end else {
         return Err(answer(400, "Missing empty line after headers"));
     };
+    // §25.1: header text holds no control characters but HTAB (CR LF only as line ends).
+    if head_text
+        .bytes()
+        .any(|b| (b < 0x20 && b != b'\t' && b != b'\r' && b != b'\n') || b == 0x7f)
+    {
+        return Err(answer(400, "Control character in header"));
+    }
     if let Some(line) = bad_line {
         return Err(answer(
             400,
@@ -221,7 +235,9 @@ fn validate(message: SipMessage) -> Result<SipMessage, (u16, String)> {
             }
         }
         for contact in message.header_values("Contact") {
-            if contact != "*" && typed::Contact::parse(contact).is_err() {
+            let readable = super::split_name_addr(contact)
+                .is_some_and(|(uri, _)| rsipstack::sip::parse_uri(uri).is_ok());
+            if contact != "*" && !readable {
                 return bad("Malformed Contact");
             }
         }

@@ -1,0 +1,175 @@
+//! `switchback check-config FILE`: exit 0 and `FILE: ok`, or exit 1 with one
+//! `FILE:LINE: KEY: message` line per error on stderr.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::TestConfig;
+
+fn check(path: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_switchback"))
+        .arg("check-config")
+        .arg(path)
+        .output()
+        .expect("run switchback check-config")
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// (line, key) of every `FILE:LINE: KEY: message` line on stderr.
+fn errors(out: &Output, file: &Path) -> Vec<(usize, String, String)> {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let prefix = format!("{}:", file.display());
+    stderr
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(&prefix)?;
+            let (line, rest) = rest.split_once(": ")?;
+            let (key, msg) = rest.split_once(": ")?;
+            Some((line.parse().ok()?, key.to_string(), msg.to_string()))
+        })
+        .collect()
+}
+
+fn show(out: &Output) -> String {
+    format!(
+        "exit {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn a_good_config_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "good.toml", &TestConfig::default().to_toml());
+    let out = check(&p);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("{}: ok", p.display()),
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn the_shipped_profiles_pass() {
+    let p = common::repo_path("sip-profiles/switchback.toml");
+    if !p.exists() {
+        panic!("sip-profiles/switchback.toml is missing");
+    }
+    let out = check(&p);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+}
+
+#[test]
+fn semantic_errors_are_each_reported_with_line_and_key() {
+    let text = r#"[profiles.internal]
+registrar = true
+listen = [
+  { transport = "udp", address = "127.0.0.1:5060" },
+  { transport = "udp", address = "127.0.0.1:5060" },
+]
+[profiles.internal.registration]
+min_expires = 600
+max_expires = 60
+algorithms = ["MD5"]
+[[profiles.internal.users]]
+username = "1001"
+[[profiles.internal.users]]
+username = "1002"
+password = "fine"
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "bad.toml", text);
+    let out = check(&p);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let errs = errors(&out, &p);
+    let stderr_lines = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count();
+    assert_eq!(
+        errs.len(),
+        stderr_lines,
+        "every stderr line is FILE:LINE: KEY: message\n{}",
+        show(&out)
+    );
+    let has = |line: &[usize], key: &str| errs.iter().any(|(l, k, _)| line.contains(l) && k == key);
+    let mut missing = Vec::new();
+    if !has(&[5], "profiles.internal.listen[1].address") {
+        missing.push("duplicate listen address at 5: profiles.internal.listen[1].address");
+    }
+    if !has(&[8], "profiles.internal.registration.min_expires")
+        && !has(&[9], "profiles.internal.registration.max_expires")
+    {
+        missing.push("min_expires > max_expires at 8 (min_expires) or 9 (max_expires)");
+    }
+    if !errs
+        .iter()
+        .any(|(l, k, _)| [11, 12].contains(l) && k.starts_with("profiles.internal.users[0]"))
+    {
+        missing.push("user without password or ha1 at 11/12: profiles.internal.users[0]...");
+    }
+    if errs
+        .iter()
+        .any(|(_, k, _)| k.starts_with("profiles.internal.users[1]"))
+    {
+        missing.push("(no error expected for users[1], which has a password)");
+    }
+    assert!(
+        missing.is_empty(),
+        "not reported as expected: {missing:?}\ngot {errs:?}\n{}",
+        show(&out)
+    );
+}
+
+fn single_error(name: &str, text: &str, line: usize, key: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), name, text);
+    let out = check(&p);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let errs = errors(&out, &p);
+    assert!(
+        errs.iter().any(|(l, k, _)| *l == line && k == key),
+        "expected {}:{line}: {key}: ...\ngot {errs:?}\n{}",
+        p.display(),
+        show(&out)
+    );
+}
+
+#[test]
+fn a_bad_address_names_its_line_and_key() {
+    single_error(
+        "addr.toml",
+        "[profiles.internal]\nregistrar = true\nlisten = [\n  { transport = \"udp\", address = \"127.0.0.1:5060\" },\n  { transport = \"udp\", address = \"not-an-address\" },\n]\n",
+        5,
+        "profiles.internal.listen[1].address",
+    );
+}
+
+#[test]
+fn an_unknown_transport_names_its_line_and_key() {
+    single_error(
+        "transport.toml",
+        "[profiles.internal]\nregistrar = true\nlisten = [\n  { transport = \"sctp\", address = \"127.0.0.1:5060\" },\n]\n",
+        4,
+        "profiles.internal.listen[0].transport",
+    );
+}
+
+#[test]
+fn a_missing_file_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = check(&dir.path().join("nope.toml"));
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(!out.stderr.is_empty(), "{}", show(&out));
+}
