@@ -201,7 +201,10 @@ impl Endpoint {
     /// A malformed request the parser could still answer.
     pub fn handle_reject(&mut self, _now: Instant, source: Source, response: Response) {
         if let Some(via) = response.top_via() {
-            let response = sip::with_to_tag(response, &self.local_tag_seed);
+            // RFC 3581 §4 and §18.2.1 apply to statelessly answered requests too.
+            let mut response = sip::with_to_tag(response, &self.local_tag_seed);
+            let (received, rport) = source.via_stamp(&via);
+            sip::stamp_top_via(&mut response, received, rport);
             self.transmits.push_back(Transmit {
                 destination: source.response_destination(&via),
                 message: response.into(),

@@ -62,23 +62,23 @@ pub(crate) fn response_with_headers(code: u16, reason: Option<&str>, headers: He
 
 /// Stamps the topmost Via with `received` and a filled-in `rport`
 /// (§18.2.1, RFC 3581 §4), so responses built from the request carry them.
-pub fn stamp_top_via(
-    request: &mut Request,
+pub fn stamp_top_via<M: rsipstack::sip::prelude::HasHeaders>(
+    message: &mut M,
     received: Option<std::net::IpAddr>,
     rport: Option<u16>,
 ) {
     if received.is_none() && rport.is_none() {
         return;
     }
-    let Some(index) = request
-        .headers
+    let Some(index) = message
+        .headers()
         .iter()
         .position(|h| matches!(h, Header::Via(_)))
     else {
         return;
     };
-    let value = request
-        .headers
+    let value = message
+        .headers()
         .iter()
         .nth(index)
         .map(|h| h.value().to_string())
@@ -105,9 +105,9 @@ pub fn stamp_top_via(
     }
     *top = params.join(";");
     let stamped = make_header("Via", entries.join(", "));
-    let mut all: Vec<Header> = std::mem::take(&mut request.headers).into();
+    let mut all: Vec<Header> = std::mem::take(message.headers_mut()).into();
     all[index] = stamped;
-    request.headers = all.into();
+    *message.headers_mut() = all.into();
 }
 
 /// Adds `tag` to the To header unless it already carries one (§8.2.6.2).

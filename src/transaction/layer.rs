@@ -146,6 +146,8 @@ macro_rules! delegate {
 struct ServerEntry {
     key: ServerTransactionKey,
     source: Source,
+    /// Still awaiting the TU's final response: counted in `per_source`.
+    pending: bool,
     destination: Destination,
     machine: ServerMachine,
     scheduled: Option<Instant>,
@@ -296,6 +298,7 @@ impl TransactionLayer {
             ServerEntry {
                 key,
                 source,
+                pending: true,
                 destination,
                 machine,
                 scheduled: None,
@@ -339,7 +342,9 @@ impl TransactionLayer {
             .map(|e| delegate!(&e.machine, ServerMachine, m => m.state()))
     }
 
-    /// How many live server transactions were started by requests from `ip`.
+    /// How many server transactions started by requests from `ip` still await
+    /// a final response (the endpoint bounds this per source; completed
+    /// transactions that only absorb retransmissions do not count).
     pub fn server_transactions_from(&self, ip: IpAddr) -> usize {
         self.per_source.get(&ip).copied().unwrap_or(0)
     }
@@ -617,14 +622,22 @@ impl TransactionLayer {
             if self.server_keys.get(&entry.key) == Some(&id) {
                 self.server_keys.remove(&entry.key);
             }
-            let ip = entry.source.remote.ip();
-            if let Some(n) = self.per_source.get_mut(&ip) {
-                *n -= 1;
-                if *n == 0 {
-                    self.per_source.remove(&ip);
-                }
+            if entry.pending {
+                release_source(&mut self.per_source, entry.source.remote.ip());
             }
             return;
+        }
+        // A final response was sent: the transaction no longer holds the source's quota,
+        // even though it lives on (Timer J, up to 64*T1) to absorb retransmissions.
+        let state = delegate!(&entry.machine, ServerMachine, m => m.state());
+        if entry.pending
+            && !matches!(
+                state,
+                TransactionState::Trying | TransactionState::Proceeding
+            )
+        {
+            entry.pending = false;
+            release_source(&mut self.per_source, entry.source.remote.ip());
         }
         let next =
             delegate!(&entry.machine, ServerMachine, m => m.poll_timeout().map(|(at, _)| at));
@@ -697,6 +710,15 @@ impl TransactionLayer {
             if let Some(at) = next {
                 self.timers.push(Reverse((at, TransactionId::Client(id))));
             }
+        }
+    }
+}
+
+fn release_source(per_source: &mut HashMap<IpAddr, usize>, ip: IpAddr) {
+    if let Some(n) = per_source.get_mut(&ip) {
+        *n -= 1;
+        if *n == 0 {
+            per_source.remove(&ip);
         }
     }
 }
@@ -1086,6 +1108,9 @@ mod tests {
         assert_eq!(l.server_transactions_from(src.remote.ip()), 2);
         assert_eq!(l.server_transactions_from(other.remote.ip()), 1);
         l.respond(t0, bye_id, response(&bye, 200, None)).unwrap();
+        // Answered: no longer counted, though Timer J keeps it alive.
+        assert_eq!(l.server_transactions_from(src.remote.ip()), 1);
+        assert!(l.server_state(bye_id).is_some());
         run_until(&mut l, t0 + T1 * 64);
         assert_eq!(l.server_transactions_from(src.remote.ip()), 1);
     }

@@ -67,38 +67,60 @@ fn next_connection_id() -> ConnectionId {
     ConnectionId(NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed))
 }
 
-/// Hands raw bytes to the parser and the result to the endpoint.
-fn deliver(
+/// Parses raw bytes into what the endpoint is told; `None` when dropped.
+fn classify(bytes: &[u8], source: Source, settings: &ReaderSettings) -> Option<Inbound> {
+    if settings.log_messages {
+        tracing::info!(target: "sip_trace", "recv {} bytes from {}/{}:\n{}", bytes.len(), source.transport, source.remote, String::from_utf8_lossy(bytes));
+    }
+    match crate::sip::parse(bytes, settings.max_message_size) {
+        Ok(message) => Some(Inbound::Message {
+            source,
+            message: Box::new(message),
+        }),
+        Err(crate::sip::Malformed::Answerable { reason, response }) => {
+            tracing::info!(remote = %source.remote, %reason, "malformed request answered");
+            Some(Inbound::Reject { source, response })
+        }
+        Err(crate::sip::Malformed::Unanswerable { reason }) => {
+            tracing::info!(remote = %source.remote, %reason, "unparsable message dropped");
+            None
+        }
+    }
+}
+
+/// UDP delivery: a full channel means the endpoint is overloaded, and a
+/// datagram is shed rather than queued without bound (the peer retransmits).
+/// Returns false once the endpoint is gone.
+fn deliver_datagram(
     bytes: &[u8],
     source: Source,
     settings: &ReaderSettings,
     tx: &mpsc::Sender<Inbound>,
 ) -> bool {
-    if settings.log_messages {
-        tracing::info!(target: "sip_trace", "recv {} bytes from {}/{}:\n{}", bytes.len(), source.transport, source.remote, String::from_utf8_lossy(bytes));
-    }
-    let inbound = match crate::sip::parse(bytes, settings.max_message_size) {
-        Ok(message) => Inbound::Message {
-            source,
-            message: Box::new(message),
-        },
-        Err(crate::sip::Malformed::Answerable { reason, response }) => {
-            tracing::info!(remote = %source.remote, %reason, "malformed request answered");
-            Inbound::Reject { source, response }
-        }
-        Err(crate::sip::Malformed::Unanswerable { reason }) => {
-            tracing::info!(remote = %source.remote, %reason, "unparsable message dropped");
-            return true;
-        }
+    let Some(inbound) = classify(bytes, source, settings) else {
+        return true;
     };
-    // A full channel means the endpoint is overloaded: shed UDP load rather than queue without bound.
     match tx.try_send(inbound) {
         Ok(()) => true,
         Err(mpsc::error::TrySendError::Full(_)) => {
-            tracing::warn!(remote = %source.remote, "endpoint busy, message dropped");
+            tracing::warn!(remote = %source.remote, "endpoint busy, datagram dropped");
             true
         }
         Err(mpsc::error::TrySendError::Closed(_)) => false,
+    }
+}
+
+/// Stream delivery: nothing retransmits on a stream, so wait for room
+/// instead of dropping; the connection's reads pause meanwhile (backpressure).
+async fn deliver_frame(
+    bytes: &[u8],
+    source: Source,
+    settings: &ReaderSettings,
+    tx: &mpsc::Sender<Inbound>,
+) -> bool {
+    match classify(bytes, source, settings) {
+        Some(inbound) => tx.send(inbound).await.is_ok(),
+        None => true,
     }
 }
 

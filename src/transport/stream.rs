@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
-use super::{deliver, next_connection_id, Inbound, ReaderSettings};
+use super::{deliver_frame, next_connection_id, Inbound, ReaderSettings};
 use crate::net::{Source, TransportKind};
 use crate::sip::{Frame, StreamFramer};
 
@@ -110,7 +110,7 @@ async fn run_connection<S: AsyncRead + AsyncWrite + Unpin>(
                 loop {
                     match framer.next_frame() {
                         Ok(Some(Frame::Message(bytes))) => {
-                            if !deliver(&bytes, source, &settings, &tx) {
+                            if !deliver_frame(&bytes, source, &settings, &tx).await {
                                 failed = Some("endpoint gone");
                                 break;
                             }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use super::{deliver, Inbound, ReaderSettings};
+use super::{deliver_datagram, Inbound, ReaderSettings};
 use crate::net::{Source, TransportKind};
 
 /// Binds a UDP socket and starts its reader. Returns the socket (for sending) and its bound address.
@@ -42,7 +42,7 @@ pub async fn bind_udp(
             if data.iter().all(|b| matches!(b, b'\r' | b'\n' | 0)) {
                 continue;
             }
-            if !deliver(data, source, &settings, &tx) {
+            if !deliver_datagram(data, source, &settings, &tx) {
                 break;
             }
         }
