@@ -112,7 +112,7 @@ pub async fn run(
             });
         }
     }
-    let mut endpoint = Endpoint::new(&config, &listeners, rand::random());
+    let mut endpoint = Endpoint::new(&config, rand::random());
     endpoint.set_wall_clock(std::time::Instant::now(), std::time::SystemTime::now());
     on_ready(&listeners);
 
@@ -128,7 +128,7 @@ pub async fn run(
                 match inbound {
                     Inbound::Message { source, message } => endpoint.handle_message(now, source, *message),
                     Inbound::Reject { source, response } => endpoint.handle_reject(now, source, *response),
-                    Inbound::ConnectionUp { id, transport, profile, remote, writer } => transports.connection_up(id, transport, profile, remote, writer),
+                    Inbound::ConnectionUp { id, transport, remote, writer } => transports.connection_up(id, transport, remote, writer),
                     Inbound::ConnectionDown { id } => transports.connection_down(id),
                 }
             }

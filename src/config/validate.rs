@@ -157,8 +157,8 @@ fn profile(
             }
         }
         let usable = u.password.is_some()
-            || r_has(&p.registration.algorithms, Algorithm::Md5) && u.ha1_md5.is_some()
-            || r_has(&p.registration.algorithms, Algorithm::Sha256) && u.ha1_sha256.is_some();
+            || p.registration.algorithms.contains(&Algorithm::Md5) && u.ha1_md5.is_some()
+            || p.registration.algorithms.contains(&Algorithm::Sha256) && u.ha1_sha256.is_some();
         if !usable {
             err(
                 key.key("username"),
@@ -201,10 +201,6 @@ fn profile(
             }
         }
     }
-}
-
-fn r_has(algs: &[Algorithm], a: Algorithm) -> bool {
-    algs.contains(&a)
 }
 
 fn valid_host_port(s: &str) -> bool {

@@ -6,7 +6,7 @@
 //! (From/To, route set entries): re-rendering a parsed header could reorder
 //! or re-case parameters a peer compares.
 
-use crate::sip::{parse_uri, Param, Scheme, Uri};
+use crate::sip::{parse_uri, split_address, split_name_addr, split_params, Param, Scheme, Uri};
 
 use super::DialogError;
 
@@ -17,49 +17,9 @@ pub struct Body {
     pub bytes: Vec<u8>,
 }
 
-/// Splits a header value into its address (`<uri>` or bare URI, with any
-/// display name) and its header parameters (after the address, with `;`).
-fn split_addr(value: &str) -> (&str, &str) {
-    let value = value.trim();
-    if let Some(open) = find_outside_quotes(value, '<') {
-        match value[open..].find('>') {
-            Some(close) => value.split_at(open + close + 1),
-            None => (value, ""),
-        }
-    } else {
-        // A bare addr-spec: every parameter belongs to the header (§20.10).
-        match value.find(';') {
-            Some(i) => value.split_at(i),
-            None => (value, ""),
-        }
-    }
-}
-
-fn find_outside_quotes(value: &str, wanted: char) -> Option<usize> {
-    let mut quoted = false;
-    let mut escaped = false;
-    for (i, c) in value.char_indices() {
-        if escaped {
-            escaped = false;
-            continue;
-        }
-        match c {
-            '\\' if quoted => escaped = true,
-            '"' => quoted = !quoted,
-            c if c == wanted && !quoted => return Some(i),
-            _ => {}
-        }
-    }
-    None
-}
-
 /// The URI text of a name-addr or addr-spec, without brackets.
 pub(crate) fn uri_text(value: &str) -> &str {
-    let (addr, _) = split_addr(value);
-    match find_outside_quotes(addr, '<') {
-        Some(open) => addr[open + 1..].trim_end_matches('>').trim(),
-        None => addr.trim(),
-    }
+    split_name_addr(value).map(|(uri, _)| uri).unwrap_or("")
 }
 
 /// The parsed URI of a name-addr or addr-spec.
@@ -71,13 +31,18 @@ pub(crate) fn uri_of(value: &str) -> Result<Uri, DialogError> {
 /// The header value without its `tag` parameter (the dialog's local or
 /// remote URI, §12.1.1: "the URI in the From/To field").
 pub(crate) fn without_tag(value: &str) -> String {
-    let (addr, params) = split_addr(value);
-    let mut out = addr.trim().to_string();
-    for p in params.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-        let key = p.split('=').next().unwrap_or("").trim();
+    let Some((address, params)) = split_address(value) else {
+        return value.trim().to_string();
+    };
+    let mut out = address.to_string();
+    for (key, v) in split_params(params) {
         if !key.eq_ignore_ascii_case("tag") {
             out.push(';');
-            out.push_str(p);
+            out.push_str(key);
+            if let Some(v) = v {
+                out.push('=');
+                out.push_str(v);
+            }
         }
     }
     out

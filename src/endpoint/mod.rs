@@ -12,14 +12,12 @@
 mod event;
 mod local;
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
 pub use event::EndpointEvent;
 
 use crate::config::Config;
-use crate::driver::Listener;
 use crate::net::{Destination, ProfileId, Source};
 use crate::registrar::{RegisterOutcome, Registrar};
 use crate::sip::{self, MessageHeaders, Method, Request, Response, SipMessage};
@@ -54,16 +52,16 @@ pub struct Endpoint {
     /// Stateless sends (malformed-request answers, overload 503s).
     transmits: VecDeque<Transmit>,
     events: VecDeque<EndpointEvent>,
-    delayed: BinaryHeap<Reverse<(Instant, u64)>>,
-    delayed_items: std::collections::HashMap<u64, Delayed>,
+    /// Held-back answers by due time; the counter keeps equal times apart.
+    delayed: BTreeMap<(Instant, u64), Delayed>,
     next_delayed: u64,
-    /// Advertised in Server headers and OPTIONS answers.
-    local_tag_seed: String,
+    /// The To tag of statelessly answered malformed requests (they create no dialog).
+    reject_tag: String,
 }
 
 impl Endpoint {
     /// `secret` keys the registrars' nonces; a fresh one per start makes old nonces stale.
-    pub fn new(config: &Config, _listeners: &[Listener], secret: [u8; 32]) -> Self {
+    pub fn new(config: &Config, secret: [u8; 32]) -> Self {
         let profiles = config
             .profiles
             .iter()
@@ -87,10 +85,9 @@ impl Endpoint {
             profiles,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
-            delayed: BinaryHeap::new(),
-            delayed_items: Default::default(),
+            delayed: BTreeMap::new(),
             next_delayed: 0,
-            local_tag_seed: sip::generate_tag(),
+            reject_tag: sip::generate_tag(),
         }
     }
 
@@ -202,7 +199,7 @@ impl Endpoint {
     pub fn handle_reject(&mut self, _now: Instant, source: Source, response: Response) {
         if let Some(via) = response.top_via() {
             // RFC 3581 §4 and §18.2.1 apply to statelessly answered requests too.
-            let mut response = sip::with_to_tag(response, &self.local_tag_seed);
+            let mut response = sip::with_to_tag(response, &self.reject_tag);
             let (received, rport) = source.via_stamp(&via);
             sip::stamp_top_via(&mut response, received, rport);
             self.transmits.push_back(Transmit {
@@ -274,9 +271,8 @@ impl Endpoint {
         response: Response,
     ) {
         self.next_delayed += 1;
-        self.delayed.push(Reverse((at, self.next_delayed)));
-        self.delayed_items.insert(
-            self.next_delayed,
+        self.delayed.insert(
+            (at, self.next_delayed),
             Delayed {
                 profile,
                 id,
@@ -286,16 +282,14 @@ impl Endpoint {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(Reverse((at, key))) = self.delayed.peek().copied() {
-            if at > now {
+        while let Some(entry) = self.delayed.first_entry() {
+            if entry.key().0 > now {
                 break;
             }
-            self.delayed.pop();
-            if let Some(d) = self.delayed_items.remove(&key) {
-                let _ = self.profiles[d.profile.0]
-                    .transactions
-                    .respond(now, d.id, d.response);
-            }
+            let d = entry.remove();
+            let _ = self.profiles[d.profile.0]
+                .transactions
+                .respond(now, d.id, d.response);
         }
         for p in &mut self.profiles {
             if p.transactions.poll_timeout().is_some_and(|t| t <= now) {
@@ -310,7 +304,7 @@ impl Endpoint {
     }
 
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        let delayed = self.delayed.peek().map(|Reverse((at, _))| *at);
+        let delayed = self.delayed.keys().next().map(|(at, _)| *at);
         self.profiles
             .iter_mut()
             .flat_map(|p| {
@@ -353,13 +347,5 @@ impl Endpoint {
             }
         }
         None
-    }
-
-    /// The profile a ProfileId names, for logs.
-    pub fn profile_name(&self, id: ProfileId) -> &str {
-        self.profiles
-            .get(id.0)
-            .map(|p| p.name.as_str())
-            .unwrap_or("?")
     }
 }

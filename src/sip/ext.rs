@@ -100,7 +100,7 @@ pub trait MessageHeaders: HasHeaders {
         self.headers()
             .iter()
             .find(|h| h.name().eq_ignore_ascii_case(name))
-            .map(header_raw_value)
+            .map(Header::value)
     }
 
     /// Every value of this header name, comma lists split (not inside quotes or <>).
@@ -108,7 +108,7 @@ pub trait MessageHeaders: HasHeaders {
         self.headers()
             .iter()
             .filter(|h| h.name().eq_ignore_ascii_case(name))
-            .flat_map(|h| split_list(header_raw_value(h)))
+            .flat_map(|h| split_list(h.value()))
             .collect()
     }
 
@@ -122,24 +122,9 @@ impl MessageHeaders for Request {}
 impl MessageHeaders for Response {}
 impl MessageHeaders for SipMessage {}
 
-/// The value of a header, whatever its variant.
-fn header_raw_value(h: &Header) -> &str {
-    // `Header::value` gives the raw text for every variant, typed or not.
-    h.value()
-}
-
 /// The `tag` parameter of a From/To value, outside the `<...>` URI.
 pub(crate) fn tag_param(value: &str) -> Option<String> {
-    let params = match value.rfind('>') {
-        Some(i) => &value[i + 1..],
-        None => value,
-    };
-    params.split(';').skip(1).find_map(|p| {
-        let (k, v) = p.split_once('=')?;
-        k.trim()
-            .eq_ignore_ascii_case("tag")
-            .then(|| v.trim().to_string())
-    })
+    super::name_addr::header_param(value, "tag").map(str::to_string)
 }
 
 /// Splits a comma-separated header list, ignoring commas in quotes or angle brackets.

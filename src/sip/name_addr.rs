@@ -3,24 +3,40 @@
 //! inside quoted strings (GRUU's `pub-gruu="sip:...;gr=..."`), so header
 //! parameters are read here instead.
 
+/// Splits a header value into its address (display name and `<uri>`, or a
+/// bare addr-spec) and the header-parameter text after it (starting at `;`).
+/// A bare addr-spec's parameters all belong to the header (§20.10).
+pub fn split_address(value: &str) -> Option<(&str, &str)> {
+    let value = value.trim();
+    let split = match find_open_angle(value) {
+        Some(open) => open + value[open..].find('>')? + 1,
+        None => value.find(';').unwrap_or(value.len()),
+    };
+    let (address, params) = value.split_at(split);
+    Some((address.trim_end(), params))
+}
+
 /// Splits `"Name" <uri>;p=v;q` or `uri;p=v` into the URI text and the
 /// header parameters (name, optional unquoted-as-sent value).
 pub fn split_name_addr(value: &str) -> Option<(&str, Params<'_>)> {
-    let value = value.trim();
-    let (uri, rest) = match find_open_angle(value) {
-        Some(open) => {
-            let close = value[open..].find('>')? + open;
-            (value[open + 1..close].trim(), &value[close + 1..])
-        }
-        None => match value.find(';') {
-            Some(i) => (value[..i].trim(), &value[i..]),
-            None => (value, ""),
-        },
+    let (address, rest) = split_address(value)?;
+    let uri = match find_open_angle(address) {
+        Some(open) => address[open + 1..].trim_end_matches('>').trim(),
+        None => address,
     };
     if uri.is_empty() {
         return None;
     }
     Some((uri, split_params(rest)))
+}
+
+/// One header parameter's value as sent (`tag`, `expires`, ...), by name.
+pub fn header_param<'a>(value: &'a str, name: &str) -> Option<&'a str> {
+    let (_, params) = split_name_addr(value)?;
+    params
+        .into_iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .and_then(|(_, v)| v)
 }
 
 /// The `<` that opens the URI, skipping a quoted display name.
@@ -74,4 +90,33 @@ pub fn split_params(rest: &str) -> Params<'_> {
             None => (p, None),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_and_params_in_each_form() {
+        assert_eq!(
+            split_address(r#""A <x>;y" <sip:a@b;lr>;tag=1"#),
+            Some((r#""A <x>;y" <sip:a@b;lr>"#, ";tag=1"))
+        );
+        assert_eq!(split_address("sip:a@b;tag=1"), Some(("sip:a@b", ";tag=1")));
+        assert_eq!(
+            split_name_addr(" <sips:p.example.com> ").unwrap().0,
+            "sips:p.example.com"
+        );
+    }
+
+    #[test]
+    fn quoted_parameters_stay_whole() {
+        let v = r#"<sip:1001@h>;pub-gruu="sip:1001@e;gr=urn:x";reg-id=1;tag=t"#;
+        assert_eq!(
+            header_param(v, "pub-gruu"),
+            Some(r#""sip:1001@e;gr=urn:x""#)
+        );
+        assert_eq!(header_param(v, "TAG"), Some("t"));
+        assert_eq!(header_param("<sip:a@b;tag=no>", "tag"), None);
+    }
 }

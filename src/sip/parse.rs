@@ -208,12 +208,13 @@ fn validate(message: SipMessage) -> Result<SipMessage, (u16, String)> {
     let Some((_, cseq_method)) = message.cseq() else {
         return bad("Malformed CSeq");
     };
-    if message.top_via().is_none() {
+    // A request's first Via was already read when it was found answerable.
+    if message.is_response() && message.top_via().is_none() {
         return bad("Malformed Via");
     }
     for (name, value) in [
-        ("From", header(&message, "From")),
-        ("To", header(&message, "To")),
+        ("From", message.header_value("From")),
+        ("To", message.header_value("To")),
     ] {
         match value {
             Some(v) if typed::From::parse(v).is_ok() => {}
@@ -224,12 +225,12 @@ fn validate(message: SipMessage) -> Result<SipMessage, (u16, String)> {
         if cseq_method != req.method {
             return bad("CSeq method does not match request method");
         }
-        if let Some(mf) = header(&message, "Max-Forwards") {
+        if let Some(mf) = message.header_value("Max-Forwards") {
             if mf.trim().parse::<u8>().is_err() {
                 return bad("Malformed Max-Forwards");
             }
         }
-        if let Some(exp) = header(&message, "Expires") {
+        if let Some(exp) = message.header_value("Expires") {
             if exp.trim().parse::<u32>().is_err() {
                 return bad("Malformed Expires");
             }
@@ -243,10 +244,6 @@ fn validate(message: SipMessage) -> Result<SipMessage, (u16, String)> {
         }
     }
     Ok(message)
-}
-
-fn header<'a>(message: &'a SipMessage, name: &str) -> Option<&'a str> {
-    message.header_value(name)
 }
 
 fn read_start_line(line: &str) -> Option<StartLine<'_>> {

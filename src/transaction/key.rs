@@ -1,7 +1,7 @@
 //! Transaction matching keys: RFC 3261 §17.1.3 (client) and §17.2.3 (server),
 //! with the §9.2 rule that finds the INVITE a CANCEL cancels.
 
-use crate::sip::{MessageHeaders, Method, Request, Response};
+use crate::sip::{MessageHeaders, Method, Request, Response, ViaInfo};
 
 /// RFC 3261 §8.1.1.7: a branch starting with this was made by an RFC 3261 element.
 const MAGIC_COOKIE: &str = "z9hG4bK";
@@ -43,7 +43,11 @@ impl ServerTransactionKey {
     /// The key of a received request; `None` without a readable top Via,
     /// CSeq or (for the RFC 2543 form) Call-ID.
     pub fn from_request(request: &Request) -> Option<Self> {
-        let via = request.top_via()?;
+        Self::from_request_via(request, &request.top_via()?)
+    }
+
+    /// The same, with the top Via already read (the layer needs it anyway).
+    pub fn from_request_via(request: &Request, via: &ViaInfo) -> Option<Self> {
         let method = match request.method {
             Method::Ack => Method::Invite,
             m => m,

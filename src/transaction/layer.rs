@@ -22,7 +22,7 @@ use super::{
     ServerTransactionKey, TimerSettings, TransactionError, TransactionState,
 };
 use crate::net::{Destination, Source};
-use crate::sip::{cancel_for, MessageHeaders, Method, Request, Response, SipMessage};
+use crate::sip::{cancel_for, MessageHeaders, Method, Request, Response, SipMessage, ViaInfo};
 
 /// Names a server transaction for as long as it lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -219,7 +219,11 @@ impl TransactionLayer {
         request: Request,
         source: Source,
     ) -> RequestDisposition {
-        let Some(key) = ServerTransactionKey::from_request(&request) else {
+        // The top Via is read once: for the key and for where responses go.
+        let Some((key, via)) = request
+            .top_via()
+            .and_then(|via| Some((ServerTransactionKey::from_request_via(&request, &via)?, via)))
+        else {
             return RequestDisposition::Invalid(request);
         };
         if let Some(&id) = self.server_keys.get(&key) {
@@ -242,7 +246,7 @@ impl TransactionLayer {
                 let invite_id = key
                     .cancelled_invite()
                     .and_then(|k| self.server_keys.get(&k).copied());
-                let cancel_id = self.create_server(now, key, request.clone(), source);
+                let cancel_id = self.create_server(now, key, &via, request.clone(), source);
                 RequestDisposition::Cancel {
                     cancel_id,
                     invite_id,
@@ -250,7 +254,7 @@ impl TransactionLayer {
                 }
             }
             _ => {
-                let id = self.create_server(now, key, request.clone(), source);
+                let id = self.create_server(now, key, &via, request.clone(), source);
                 RequestDisposition::New { id, request }
             }
         }
@@ -260,20 +264,12 @@ impl TransactionLayer {
         &mut self,
         now: Instant,
         key: ServerTransactionKey,
+        via: &ViaInfo,
         request: Request,
         source: Source,
     ) -> ServerTransactionId {
         let id = ServerTransactionId(self.next_id());
-        // A key exists, so the top Via was readable.
-        let destination = match request.top_via() {
-            Some(via) => source.response_destination(&via),
-            None => Destination {
-                profile: source.profile,
-                transport: source.transport,
-                remote: source.remote,
-                connection: source.connection,
-            },
-        };
+        let destination = source.response_destination(via);
         let reliable = source.transport.is_reliable();
         let machine = if request.method == Method::Invite {
             ServerMachine::Invite(InviteServerTransaction::new(

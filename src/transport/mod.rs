@@ -43,7 +43,6 @@ pub enum Inbound {
     ConnectionUp {
         id: ConnectionId,
         transport: TransportKind,
-        profile: ProfileId,
         remote: SocketAddr,
         writer: mpsc::Sender<Bytes>,
     },
@@ -157,12 +156,10 @@ impl Transports {
         &mut self,
         id: ConnectionId,
         transport: TransportKind,
-        profile: ProfileId,
         remote: SocketAddr,
         writer: mpsc::Sender<Bytes>,
     ) {
         self.by_remote.insert((transport, remote), id);
-        let _ = profile;
         self.connections.insert(
             id,
             Connection {
@@ -179,10 +176,6 @@ impl Transports {
                 self.by_remote.remove(&(c.transport, c.remote));
             }
         }
-    }
-
-    pub fn open_connections(&self) -> usize {
-        self.connections.len()
     }
 
     /// Sends one message. Streams: the named connection, else any open one to

@@ -75,7 +75,6 @@ async fn run_connection<S: AsyncRead + AsyncWrite + Unpin>(
         .send(Inbound::ConnectionUp {
             id,
             transport,
-            profile: settings.profile,
             remote,
             writer: writer_tx,
         })

@@ -355,20 +355,18 @@ impl Switch {
             .arg("-TERM")
             .arg(child.id().to_string())
             .status();
+        // Stdout reaches EOF when the process exits: the reader thread then
+        // ends and the line channel disconnects. That is the event waited on.
         let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(st)) = child.try_wait() {
-                return Some(st);
+        while self.next_line(deadline).is_some() {}
+        if Instant::now() < deadline {
+            if let Ok(status) = child.wait() {
+                return Some(status);
             }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-            // Polling the exit status: there is no event to wait on for a child's exit
-            // besides a blocking wait(), which could not be bounded.
-            std::thread::sleep(Duration::from_millis(20));
         }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
     }
 }
 
