@@ -7,6 +7,7 @@
 
 pub mod sip;
 
+pub mod call;
 pub mod config;
 pub mod dialog;
 pub mod driver;

@@ -22,6 +22,25 @@ pub use schema::*;
 pub struct Config {
     pub general: General,
     pub profiles: Vec<NamedProfile>,
+    /// The dial plan, in the order rules are tried.
+    pub dialplan: Vec<Route>,
+}
+
+impl Config {
+    /// The profile and peer called `name` (peer names are unique across profiles).
+    pub fn peer(&self, name: &str) -> Option<(usize, &Peer)> {
+        self.profiles.iter().enumerate().find_map(|(i, np)| {
+            np.profile
+                .peers
+                .iter()
+                .find(|p| p.name == name)
+                .map(|p| (i, p))
+        })
+    }
+
+    pub fn profile_index(&self, name: &str) -> Option<usize> {
+        self.profiles.iter().position(|p| p.name == name)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -120,11 +139,13 @@ fn load_with(
         }
         match read_file(&path, &read, &mut texts, &mut errors) {
             Some(f) => {
-                if f.general.is_some() || !f.include.is_empty() {
+                if f.general.is_some() || !f.include.is_empty() || !f.dialplan.is_empty() {
                     let key = if f.general.is_some() {
                         "general"
-                    } else {
+                    } else if !f.include.is_empty() {
                         "include"
+                    } else {
+                        "dialplan"
                     };
                     push_error(
                         &mut errors,
@@ -175,6 +196,7 @@ fn load_with(
     let config = Config {
         general: main_file.general.unwrap_or_default(),
         profiles,
+        dialplan: main_file.dialplan,
     };
     for (file, key, message) in validate::validate(&config, main, check_files) {
         push_error(&mut errors, &texts, &file, key, &message);

@@ -22,6 +22,9 @@ pub struct ConfigFile {
     pub include: Vec<PathBuf>,
     #[serde(default)]
     pub profiles: BTreeMap<String, Profile>,
+    /// Number patterns to destinations, tried in order (main file only).
+    #[serde(default)]
+    pub dialplan: Vec<Route>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -31,6 +34,10 @@ pub struct General {
     pub log_sip_messages: bool,
     /// Largest SIP message accepted, in bytes (datagram or stream frame).
     pub max_message_size: usize,
+    /// Where the HTTP control API listens (`None`: no HTTP API).
+    pub http_listen: Option<SocketAddr>,
+    /// Folder call recordings are written to (relative to the working directory).
+    pub recordings_dir: PathBuf,
 }
 
 impl Default for General {
@@ -38,8 +45,38 @@ impl Default for General {
         Self {
             log_sip_messages: false,
             max_message_size: 65_535,
+            http_listen: None,
+            recordings_dir: PathBuf::from("recordings"),
         }
     }
+}
+
+/// One dial-plan rule: a number pattern and where matching calls go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// A regular expression matched against the whole dialled user part.
+    #[serde(rename = "match")]
+    pub pattern: String,
+    pub to: RouteTarget,
+    /// `to = "gateway"`: the peer (of any profile) the call goes out through.
+    pub gateway: Option<String>,
+    /// `to = "user"`: the registrar profile whose user is rung (default: the first registrar profile).
+    pub profile: Option<String>,
+    /// The number or user sent on, with `$1`-style captures (default `$0`, the whole match).
+    pub number: Option<String>,
+    /// Only calls entering on these profiles use this rule (default: every profile).
+    #[serde(default)]
+    pub from: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteTarget {
+    /// The registered contacts of a user, rung in parallel.
+    User,
+    /// A trunk peer.
+    Gateway,
 }
 
 /// A SIP profile: a set of listeners with one policy (FreeSWITCH's notion).
@@ -66,6 +103,94 @@ pub struct Profile {
     pub tls: Option<Tls>,
     #[serde(default)]
     pub peers: Vec<Peer>,
+    #[serde(default)]
+    pub media: Media,
+    #[serde(default)]
+    pub calls: Calls,
+    /// Caller ID and header rules for calls this profile's gateways carry out.
+    #[serde(default)]
+    pub outbound: Outbound,
+}
+
+/// The RTP relay's side of a profile: where legs on this profile get their media.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Media {
+    /// The address the relay binds and writes in SDP.
+    pub address: std::net::IpAddr,
+    pub rtp_port_min: u16,
+    pub rtp_port_max: u16,
+    /// Codecs negotiated, in order of preference.
+    pub codecs: Vec<String>,
+    /// A call whose leg sends no RTP for this long is ended (0: never).
+    pub rtp_timeout_secs: u64,
+}
+
+impl Default for Media {
+    fn default() -> Self {
+        Self {
+            address: std::net::IpAddr::from([127, 0, 0, 1]),
+            rtp_port_min: 16_384,
+            rtp_port_max: 32_767,
+            codecs: vec!["PCMU".into(), "PCMA".into(), "telephone-event".into()],
+            rtp_timeout_secs: 60,
+        }
+    }
+}
+
+/// Call handling on a profile.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Calls {
+    /// A leg ringing this long is cancelled and the caller gets 408.
+    pub ring_timeout_secs: u64,
+    /// RFC 4028 session interval asked for on legs of this profile (0: no session timers).
+    pub session_expires_secs: u32,
+    /// The smallest session interval accepted (Min-SE).
+    pub min_se_secs: u32,
+    /// `Call-Info` added when the switch asks a phone to answer by itself.
+    pub auto_answer_call_info: String,
+    /// `Alert-Info` added with it (some phones look only at this).
+    pub auto_answer_alert_info: String,
+    /// Headers the layer above may set on legs it originates (case data).
+    pub case_data_headers: Vec<String>,
+    /// Record every answered call entering on this profile.
+    pub record: bool,
+}
+
+impl Default for Calls {
+    fn default() -> Self {
+        Self {
+            ring_timeout_secs: 60,
+            session_expires_secs: 1800,
+            min_se_secs: 90,
+            auto_answer_call_info: "answer-after=0".into(),
+            auto_answer_alert_info: "<http://127.0.0.1/>;info=alert-autoanswer".into(),
+            case_data_headers: vec!["X-Case-Id".into(), "X-Interaction-Id".into()],
+            record: false,
+        }
+    }
+}
+
+/// What calls leaving through this profile's gateways carry.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Outbound {
+    /// Replaces the caller's number (From user) when set.
+    pub caller_id_number: Option<String>,
+    /// Replaces the caller's display name when set.
+    pub caller_id_name: Option<String>,
+    /// Headers added to every outbound INVITE.
+    pub add_headers: Vec<HeaderRule>,
+    /// Headers copied from the inbound leg's INVITE when present.
+    pub pass_headers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderRule {
+    pub name: String,
+    pub value: String,
 }
 
 fn default_realm() -> String {

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::{Algorithm, Config, KeyPath, NamedProfile};
+use super::{Algorithm, Config, KeyPath, NamedProfile, RouteTarget};
 use crate::net::TransportKind;
 
 /// `(file, key, message)` for each problem found.
@@ -30,7 +30,77 @@ pub fn validate(config: &Config, main: &Path, check_files: bool) -> Vec<Problem>
     for np in &config.profiles {
         profile(np, check_files, &mut bound, &mut out);
     }
+    let mut peers: HashMap<&str, &str> = HashMap::new();
+    for np in &config.profiles {
+        for (i, peer) in np.profile.peers.iter().enumerate() {
+            if let Some(other) = peers.insert(&peer.name, &np.name) {
+                out.push((
+                    np.file.clone(),
+                    KeyPath::default()
+                        .key("profiles")
+                        .key(&np.name)
+                        .key("peers")
+                        .index(i)
+                        .key("name"),
+                    format!("peer {} is also defined in profile {other}", peer.name),
+                ));
+            }
+        }
+    }
+    dialplan(config, main, &mut out);
     out
+}
+
+/// Each rule's pattern compiles and its destination exists.
+fn dialplan(config: &Config, main: &Path, out: &mut Vec<Problem>) {
+    for (i, r) in config.dialplan.iter().enumerate() {
+        let key = KeyPath::default().key("dialplan").index(i);
+        let mut err = |k: &str, msg: String| out.push((main.to_path_buf(), key.clone().key(k), msg));
+        if let Err(e) = regex::Regex::new(&r.pattern) {
+            err("match", format!("not a regular expression: {e}"));
+        }
+        match r.to {
+            RouteTarget::Gateway => match &r.gateway {
+                None => err("gateway", "to = \"gateway\" needs gateway = \"<peer name>\"".into()),
+                Some(g) => match config.peer(g) {
+                    None => err("gateway", format!("no peer is called {g}")),
+                    Some((_, p)) if p.address.is_none() => {
+                        err("gateway", format!("peer {g} has no address to send calls to"))
+                    }
+                    Some(_) => {}
+                },
+            },
+            RouteTarget::User => {
+                let registrar = match &r.profile {
+                    Some(p) => config.profiles.iter().find(|np| &np.name == p),
+                    None => config.profiles.iter().find(|np| np.profile.registrar),
+                };
+                match registrar {
+                    Some(np) if np.profile.registrar => {}
+                    Some(np) => err("profile", format!("profile {} is not a registrar", np.name)),
+                    None => err(
+                        "profile",
+                        match &r.profile {
+                            Some(p) => format!("no profile is called {p}"),
+                            None => "no registrar profile to find users in".into(),
+                        },
+                    ),
+                }
+                if r.gateway.is_some() {
+                    err("gateway", "only to = \"gateway\" takes a gateway".into());
+                }
+            }
+        }
+        for (j, from) in r.from.iter().enumerate() {
+            if config.profile_index(from).is_none() {
+                out.push((
+                    main.to_path_buf(),
+                    key.clone().key("from").index(j),
+                    format!("no profile is called {from}"),
+                ));
+            }
+        }
+    }
 }
 
 fn profile(
@@ -187,6 +257,54 @@ fn profile(
                 key.key("username"),
                 "username and password go together".into(),
             );
+        }
+    }
+    let m = &p.media;
+    let mk = base.clone().key("media");
+    if m.rtp_port_min < 1024 || m.rtp_port_min > m.rtp_port_max || m.rtp_port_max == u16::MAX {
+        err(
+            mk.clone().key("rtp_port_min"),
+            "the RTP range must lie within 1024..65534 with min <= max".into(),
+        );
+    } else if u32::from(m.rtp_port_max - m.rtp_port_min) < 3 {
+        err(mk.clone().key("rtp_port_max"), "the RTP range must hold at least two port pairs".into());
+    }
+    let mut audio = false;
+    for (i, c) in m.codecs.iter().enumerate() {
+        match c.as_str() {
+            "telephone-event" => {}
+            "PCMU" | "PCMA" => audio = true,
+            _ => err(
+                mk.clone().key("codecs").index(i),
+                format!("{c:?} is not one of PCMU, PCMA, telephone-event"),
+            ),
+        }
+    }
+    if !audio {
+        err(mk.key("codecs"), "at least one of PCMU and PCMA is needed".into());
+    }
+    let c = &p.calls;
+    let ck = base.clone().key("calls");
+    if c.ring_timeout_secs == 0 {
+        err(ck.clone().key("ring_timeout_secs"), "must be above 0".into());
+    }
+    if c.session_expires_secs != 0 && c.session_expires_secs < c.min_se_secs.max(90) {
+        err(
+            ck.clone().key("session_expires_secs"),
+            "must be 0 (off) or at least min_se_secs and 90 (RFC 4028 §4)".into(),
+        );
+    }
+    for (i, h) in c.case_data_headers.iter().chain(&p.outbound.pass_headers).enumerate() {
+        if h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            err(ck.clone().key("case_data_headers").index(i), format!("{h:?} is not a header name"));
+        }
+    }
+    for (i, h) in p.outbound.add_headers.iter().enumerate() {
+        if h.name.is_empty() || !h.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            err(base.clone().key("outbound").key("add_headers").index(i).key("name"), format!("{:?} is not a header name", h.name));
+        }
+        if h.value.contains(['\r', '\n']) {
+            err(base.clone().key("outbound").key("add_headers").index(i).key("value"), "must be one line".into());
         }
     }
     if let (Some(tls), true) = (&p.tls, check_files) {
