@@ -13,5 +13,6 @@ pub mod driver;
 pub mod endpoint;
 pub mod net;
 pub mod registrar;
+pub mod sdp;
 pub mod transaction;
 pub mod transport;
