@@ -22,15 +22,16 @@
 //! (`a=rtcp`); 4733 (telephone-event).
 //!
 //! Why not a crate: webrtc-rs `sdp` 0.17 and its sans-IO successor `rtc-sdp`
-//! 0.21 (the maintained Rust SDP parsers) share a lexer that enforces the
-//! RFC 4566 line order as a state machine. Tried on typical SIP bodies
-//! (`sdp` 0.17.2), it rejects a missing `t=` or `s=`, `c=` after `t=`, `a=` before
+//! 0.21 (the maintained Rust SDP parsers) share a lexer that enforces the RFC
+//! 4566 line order as a state machine. Tried on typical SIP bodies (`sdp`
+//! 0.17.2), it rejects a missing `t=` or `s=`, `c=` after `t=`, `a=` before
 //! `t=`, a session `b=` before `c=`, any unknown line type, and a sess-id
 //! beyond 64 bits: all seen from SIP gateways and phones, and a B2BUA that
 //! refuses them fails calls. It also pulls in `url` (with the ICU stack) for
-//! `u=`, about 60 crates, for what is here some 1,200 lines with comments. This parser is strict on
-//! what decides where media goes (o=, c=, m=, the audio rtpmaps) and lenient
-//! on order and on everything it does not act on (see `parse.rs`).
+//! `u=`, about 60 crates, for what is here some 1,200 lines with comments. This
+//! parser is strict on what decides where media goes (o=, c=, m=, the audio
+//! rtpmaps) and lenient on order and on everything it does not act on (see
+//! `parse.rs`).
 //!
 //! Files: `model.rs` (types and the audio view), `parse.rs`, `write.rs`
 //! (serialising), `negotiate.rs` (format choice), `build.rs` (offers,
