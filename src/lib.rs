@@ -12,6 +12,7 @@ pub mod dialog;
 pub mod driver;
 pub mod endpoint;
 pub mod net;
+pub mod recording;
 pub mod registrar;
 pub mod transaction;
 pub mod transport;
