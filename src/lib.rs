@@ -12,6 +12,7 @@ pub mod config;
 pub mod dialog;
 pub mod driver;
 pub mod endpoint;
+pub mod http;
 pub mod net;
 pub mod registrar;
 pub mod transaction;
