@@ -59,3 +59,96 @@ fn message(item: Result<CallEvent, BroadcastStreamRecvError>) -> Option<Event> {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use serde_json::{json, Value};
+    use tokio::sync::oneshot;
+
+    use super::super::testkit::{accepting, raw_get, read_sse, started};
+    use crate::call::{CallEvent, CallId, EndedBy};
+
+    /// Binds the API on a free loopback port; the sender stops it.
+    async fn serve(state: super::super::HttpState) -> (SocketAddr, oneshot::Sender<()>) {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        let (addr, server) = super::super::bind("127.0.0.1:0".parse().unwrap(), state, shutdown)
+            .await
+            .unwrap();
+        tokio::spawn(server);
+        (addr, stop)
+    }
+
+    fn split(message: &str) -> (&str, Value) {
+        let mut event = "";
+        let mut data = Value::Null;
+        for line in message.lines() {
+            if let Some(e) = line.strip_prefix("event: ") {
+                event = e;
+            } else if let Some(d) = line.strip_prefix("data: ") {
+                data = serde_json::from_str(d).unwrap();
+            }
+        }
+        (event, data)
+    }
+
+    #[tokio::test]
+    async fn each_event_arrives_tagged_with_its_json() {
+        let h = accepting();
+        let events = h.state.events.clone();
+        let (addr, _stop) = serve(h.state).await;
+        let (status, mut body) = raw_get(addr, "/v1/events").await;
+        assert_eq!(status, 200);
+
+        events.send(started("c1")).unwrap();
+        events
+            .send(CallEvent::Ended {
+                call: CallId("c1".into()),
+                by: EndedBy::B,
+                cause: "normal".into(),
+                status: None,
+            })
+            .unwrap();
+        let messages = read_sse(&mut body, 2).await;
+        let (tag, data) = split(&messages[0]);
+        assert_eq!(tag, "started");
+        assert_eq!(
+            data,
+            json!({"event": "started", "call": "c1", "interaction": "i-42",
+                   "from": "1001", "to": "15551234567"})
+        );
+        let (tag, data) = split(&messages[1]);
+        assert_eq!(tag, "ended");
+        assert_eq!(data["by"], "b");
+        assert_eq!(data["cause"], "normal");
+    }
+
+    #[tokio::test]
+    async fn a_lagging_client_is_told_how_many_it_missed_and_stays_connected() {
+        let h = accepting();
+        let events = h.state.events.clone();
+        let (addr, _stop) = serve(h.state).await;
+        let (_, mut body) = raw_get(addr, "/v1/events").await;
+
+        // The test runtime is single-threaded: the server cannot read while
+        // these are sent, so the 16-slot buffer overflows by four.
+        for n in 0..20 {
+            events.send(started(&format!("c{n}"))).unwrap();
+        }
+        let messages = read_sse(&mut body, 17).await;
+        let (tag, data) = split(&messages[0]);
+        assert_eq!(tag, "lagged");
+        assert_eq!(data, json!({"missed": 4}));
+        let (tag, data) = split(&messages[1]);
+        assert_eq!((tag, &data["call"]), ("started", &json!("c4")));
+        assert_eq!(split(&messages[16]).1["call"], "c19");
+
+        // Still subscribed after the notice.
+        events.send(started("after")).unwrap();
+        assert_eq!(split(&read_sse(&mut body, 1).await[0]).1["call"], "after");
+    }
+}

@@ -6,7 +6,7 @@
 //! served as Server-Sent Events. It holds no call logic and no call state:
 //! it never decides whether a command makes sense for a call (the call layer
 //! answers that) and never caches a summary (the directory is the truth).
-//! Every refusal, axum's own included, has one JSON shape ([`ApiError`]).
+//! Every refusal, axum's own included, has one JSON shape (`errors`).
 //!
 //! Files: `routes` (table and handlers), `bodies` (request bodies and their
 //! checks), `extract` (JSON extractor), `dispatch` (command round trip),
@@ -33,9 +33,6 @@ use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::call::{CallDirectory, CallEvent, ControlRequest};
-
-pub use errors::ApiError;
-pub use routes::BODY_LIMIT;
 
 /// What the API needs from the rest of the switch.
 #[derive(Clone)]
@@ -105,4 +102,43 @@ pub async fn bind(
         tracing::info!(address = %local, "http server stopped");
     };
     Ok((local, server))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::sync::oneshot;
+
+    use super::testkit::{accepting, raw_get, read_chunk, read_sse, started};
+
+    #[tokio::test]
+    async fn bind_serves_on_a_chosen_port_and_shutdown_ends_event_streams() {
+        let h = accepting();
+        let events = h.state.events.clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        let (addr, server) = super::bind("127.0.0.1:0".parse().unwrap(), h.state, shutdown)
+            .await
+            .unwrap();
+        assert_ne!(addr.port(), 0);
+        let server = tokio::spawn(server);
+
+        let (status, _) = raw_get(addr, "/v1/health").await;
+        assert_eq!(status, 200);
+        let (_, mut stream) = raw_get(addr, "/v1/events").await;
+        events.send(started("c1")).unwrap();
+        assert_eq!(read_sse(&mut stream, 1).await.len(), 1);
+
+        // An open event stream must not hold the server up.
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("server did not stop")
+            .unwrap();
+        // The stream ended cleanly (last chunk) or the connection closed.
+        assert_eq!(read_chunk(&mut stream).await, None);
+    }
 }
