@@ -102,6 +102,7 @@ pub async fn run(
                     local
                 }
                 TransportKind::Tcp => {
+                    transports.allow_outbound(profile, settings.clone(), tx.clone());
                     transport::bind_stream(l.address, None, settings.clone(), tx.clone())
                         .await
                         .map_err(bind_err)?
