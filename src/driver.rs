@@ -12,8 +12,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use crate::call::{self, ControlRequest, Sessions};
 use crate::config::Config;
 use crate::endpoint::{Endpoint, EndpointEvent};
+use crate::media::{MediaEngine, MediaSettings};
 use crate::net::{ProfileId, TransportKind};
 use crate::transport::{self, Inbound, ReaderSettings, Transports};
 
@@ -39,6 +41,11 @@ pub enum DriverError {
     },
     #[error("profile {profile}: tls: {message}")]
     Tls { profile: String, message: String },
+    #[error("http: cannot bind {address}: {source}")]
+    Http {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// Runs the switch until `shutdown` resolves.
@@ -46,7 +53,7 @@ pub async fn run(
     config: Config,
     config_dir: std::path::PathBuf,
     shutdown: impl Future<Output = ()>,
-    on_ready: impl FnOnce(&[Listener]),
+    on_ready: impl FnOnce(&[Listener], Option<SocketAddr>),
     mut on_event: impl FnMut(&EndpointEvent),
 ) -> Result<(), DriverError> {
     let (tx, mut rx) = mpsc::channel::<Inbound>(INBOUND_QUEUE);
@@ -95,6 +102,7 @@ pub async fn run(
                     local
                 }
                 TransportKind::Tcp => {
+                    transports.allow_outbound(profile, settings.clone(), tx.clone());
                     transport::bind_stream(l.address, None, settings.clone(), tx.clone())
                         .await
                         .map_err(bind_err)?
@@ -112,9 +120,60 @@ pub async fn run(
             });
         }
     }
-    let mut endpoint = Endpoint::new(&config, rand::random());
+    let sessions: Sessions = Default::default();
+    let mut endpoint = Endpoint::new(&config, rand::random(), sessions.clone());
     endpoint.set_wall_clock(std::time::Instant::now(), std::time::SystemTime::now());
-    on_ready(&listeners);
+    for l in &listeners {
+        if let Some(i) = config.profile_index(&l.profile) {
+            endpoint.set_local_address(ProfileId(i), l.transport, l.address);
+        }
+    }
+    // A recording left half-written by a crash is made readable again.
+    for (path, outcome) in crate::recording::repair_dir(&config.general.recordings_dir) {
+        match outcome {
+            Ok(crate::recording::RepairOutcome::Repaired { frames }) => {
+                tracing::warn!(path = %path.display(), frames, "recording repaired after an unclean stop")
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "recording could not be repaired")
+            }
+        }
+    }
+    let (media_tx, mut media_rx) = mpsc::unbounded_channel();
+    let rtp_timeout = config
+        .profiles
+        .iter()
+        .filter(|p| p.profile.media.rtp_timeout_secs > 0)
+        .map(|p| Duration::from_secs(p.profile.media.rtp_timeout_secs))
+        .min();
+    let media = MediaEngine::start(MediaSettings { rtp_timeout }, media_tx);
+    let (control_tx, mut control_rx) = mpsc::channel::<ControlRequest>(1024);
+    let (events_tx, _) = tokio::sync::broadcast::channel::<call::CallEvent>(4096);
+    let mut http = None;
+    if let Some(addr) = config.general.http_listen {
+        let state = crate::http::HttpState {
+            commands: control_tx.clone(),
+            directory: std::sync::Arc::new(call::Directory {
+                sessions: sessions.clone(),
+                media: media.clone(),
+            }),
+            events: events_tx.clone(),
+        };
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (bound, server) = crate::http::bind(addr, state, async move {
+            let _ = stop_rx.await;
+        })
+        .await
+        .map_err(|source| DriverError::Http {
+            address: addr,
+            source,
+        })?;
+        let task = tokio::spawn(server);
+        http = Some((bound, stop_tx, task));
+    }
+    drop(control_tx);
+    on_ready(&listeners, http.as_ref().map(|(a, _, _)| *a));
 
     tokio::pin!(shutdown);
     loop {
@@ -132,7 +191,15 @@ pub async fn run(
                     Inbound::ConnectionDown { id } => transports.connection_down(id),
                 }
             }
+            Some(event) = media_rx.recv() => endpoint.handle_media_event(std::time::Instant::now(), event),
+            Some(request) = control_rx.recv() => {
+                let result = endpoint.handle_command(std::time::Instant::now(), request.command);
+                let _ = request.reply.send(result);
+            }
             _ = sleep_until(wake) => endpoint.handle_timeout(std::time::Instant::now()),
+        }
+        while let Some(command) = endpoint.poll_media() {
+            media.command(command);
         }
         while let Some(t) = endpoint.poll_transmit() {
             transports.send(
@@ -142,9 +209,16 @@ pub async fn run(
         }
         while let Some(event) = endpoint.poll_event() {
             on_event(&event);
+            if let EndpointEvent::Call(e) = &event {
+                let _ = events_tx.send(e.clone());
+            }
         }
     }
     tracing::info!("shutting down");
+    if let Some((_, stop, task)) = http {
+        let _ = stop.send(());
+        let _ = task.await;
+    }
     Ok(())
 }
 

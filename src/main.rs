@@ -90,9 +90,12 @@ fn run(path: Option<PathBuf>, trace_sip: bool) -> anyhow::Result<()> {
             cfg,
             dir,
             shutdown,
-            |listeners| {
+            |listeners, http| {
                 for l in listeners {
                     println!("listening {} {} {}", l.profile, l.transport, l.address);
+                }
+                if let Some(a) = http {
+                    println!("http {a}");
                 }
                 println!("ready");
             },

@@ -18,7 +18,10 @@ pub struct CallId(pub String);
 
 impl CallId {
     pub fn generate() -> Self {
-        CallId(format!("c{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff))
+        CallId(format!(
+            "c{:012x}",
+            rand::random::<u64>() & 0xffff_ffff_ffff
+        ))
     }
 }
 
@@ -68,17 +71,43 @@ pub enum CallCommand {
     /// Call `a`; when it answers, call `b`; bridge them. `a` and `b` are
     /// numbers or user names, routed by the dial plan.
     Originate(Originate),
-    Hangup { call: CallId },
-    Hold { call: CallId, leg: LegRole },
-    Retrieve { call: CallId, leg: LegRole },
-    Mute { call: CallId, leg: LegRole },
-    Unmute { call: CallId, leg: LegRole },
+    Hangup {
+        call: CallId,
+    },
+    Hold {
+        call: CallId,
+        leg: LegRole,
+    },
+    Retrieve {
+        call: CallId,
+        leg: LegRole,
+    },
+    Mute {
+        call: CallId,
+        leg: LegRole,
+    },
+    Unmute {
+        call: CallId,
+        leg: LegRole,
+    },
     /// RFC 4733 digits generated into `leg`.
-    SendDtmf { call: CallId, leg: LegRole, digits: String },
-    StartRecording { call: CallId },
-    PauseRecording { call: CallId },
-    ResumeRecording { call: CallId },
-    StopRecording { call: CallId },
+    SendDtmf {
+        call: CallId,
+        leg: LegRole,
+        digits: String,
+    },
+    StartRecording {
+        call: CallId,
+    },
+    PauseRecording {
+        call: CallId,
+    },
+    ResumeRecording {
+        call: CallId,
+    },
+    StopRecording {
+        call: CallId,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -107,7 +136,10 @@ pub enum CommandError {
     #[error("call {0} already exists")]
     CallExists(CallId),
     #[error("{field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     #[error("no route for {0}")]
     NoRoute(String),
     #[error("leg {1} of call {0} is not answered")]
@@ -377,7 +409,11 @@ impl fmt::Display for CallEvent {
                 call,
                 leg,
                 by_switch,
-            } => write!(f, "call-retrieved call={call} leg={leg} by={}", by(*by_switch)),
+            } => write!(
+                f,
+                "call-retrieved call={call} leg={leg} by={}",
+                by(*by_switch)
+            ),
             CallEvent::Muted { call, leg } => write!(f, "call-muted call={call} leg={leg}"),
             CallEvent::Unmuted { call, leg } => write!(f, "call-unmuted call={call} leg={leg}"),
             CallEvent::Dtmf {
@@ -412,7 +448,10 @@ impl fmt::Display for CallEvent {
                 if *attended { "attended" } else { "blind" }
             ),
             CallEvent::TransferFailed { call, by, status } => {
-                write!(f, "call-transfer-failed call={call} by={by} status={status}")
+                write!(
+                    f,
+                    "call-transfer-failed call={call} by={by} status={status}"
+                )
             }
             CallEvent::LegLost { call, leg, reason } => {
                 write!(f, "call-leg-lost call={call} leg={leg} reason={reason}")

@@ -1,9 +1,662 @@
-//! The call layer: the B2BUA (placeholder while it is being written).
+//! The call layer: Switchback's back-to-back user agent (B2BUA).
+//!
+//! Every call is two or more legs, each its own dialog with its own Call-ID,
+//! tags and CSeq space; the switch terminates each dialog and relays between
+//! them (RFC 3261 §12 per leg, RFC 3264 offer/answer rewritten so that media
+//! flows through the relay). It routes new INVITEs by the dial plan (users'
+//! registered contacts, forked in parallel, or trunk gateways), places calls
+//! for the layer above ("call A; when A answers, call B; bridge"), relays
+//! progress, failures, CANCEL, BYE, re-INVITE (hold, RFC 6337), INFO DTMF and
+//! REFER transfers (RFC 3515, RFC 3891), keeps RFC 4028 session timers, and
+//! ends a call whose leg fell silent.
+//!
+//! It is sans-IO like the layers below it (ARCHITECTURE.md): time arrives as
+//! `now`, SIP leaves through the [`SipOut`] the endpoint lends it, media
+//! leaves as [`MediaCommand`]s for the relay (which never touches SIP), and
+//! what happened leaves as [`CallEvent`]s. The working state sits in plain
+//! maps owned by the endpoint task (no locks); after each change a summary is
+//! published to the concurrent session table that other tasks read.
+//!
+//! Files, one job each: `settings` (per-profile configuration), `dialplan`
+//! (number patterns), `leg` (one dialog and its media), `call_state` (a call
+//! and its legs' bookkeeping), `inbound` (INVITEs received), `outbound`
+//! (legs placed and their responses), `in_dialog` (BYE, re-INVITE, UPDATE,
+//! INFO, ACK), `negotiate` (SDP rewriting), `controls` (commands from the
+//! layer above), `transfer` (REFER), `timers` (ring, session, cleanup),
+//! `digest` (answering 401/407), `publish` (the session table view).
 
 pub mod command;
 pub mod control;
+mod controls;
+pub mod dialplan;
+mod digest;
+mod in_dialog;
+mod inbound;
+mod leg;
+mod lifecycle;
+mod negotiate;
+mod out;
+mod outbound;
+mod publish;
+pub mod settings;
 pub mod summary;
+#[cfg(test)]
+mod tests;
+mod timers;
+mod transfer;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Instant, SystemTime};
 
 pub use command::*;
 pub use control::{CallDirectory, ControlRequest};
+pub use out::SipOut;
+pub use publish::{Directory, Sessions};
 pub use summary::*;
+
+use crate::config::Config;
+use crate::dialog::{DialogConfig, DialogEvent, DialogId, DialogTable};
+use crate::media::{LegId, MediaCommand, MediaEvent};
+use crate::net::{Destination, ProfileId, TransportKind};
+use crate::sip::{self, make_header, MessageHeaders, Method, Request, Response};
+use crate::transaction::{ClientEvent, ClientTransactionId, ServerTransactionId};
+
+use dialplan::DialPlan;
+use leg::Leg;
+use settings::CallSettings;
+
+/// A call: its legs by role and where it stands.
+#[derive(Debug)]
+struct Call {
+    id: CallId,
+    interaction: Option<String>,
+    from: String,
+    to: String,
+    /// The caller (inbound) or the first leg placed (originated).
+    a: LegId,
+    /// The callee's forks (inbound) or the second leg (originated).
+    b: Vec<LegId>,
+    /// A transfer target being placed or bridged.
+    c: Option<LegId>,
+    /// Which two legs are bridged now.
+    bridged: Option<(LegId, LegId)>,
+    state: CallState,
+    /// Originated calls: what to place once `a` answers.
+    originate: Option<Originate>,
+    /// Final statuses of failed forks, for the best answer to the caller (§16.7).
+    fork_failures: Vec<(u16, Option<String>)>,
+    cancelled: bool,
+    recording: Option<std::path::PathBuf>,
+    recording_paused: bool,
+    started_at_ms: u64,
+    answered_at_ms: Option<u64>,
+    /// A REFER being carried out.
+    transfer: Option<transfer::Transfer>,
+    /// Leg-failure events already reported when the call ends.
+    ended: bool,
+}
+
+/// What a client transaction the call layer started is for.
+#[derive(Debug)]
+enum Pending {
+    /// The initial INVITE of a UAC leg.
+    Invite(LegId),
+    /// A re-INVITE on `leg`.
+    ReInvite {
+        leg: LegId,
+        purpose: ReInvite,
+    },
+    Bye(LegId),
+    /// NOTIFY of a REFER's progress; `last` ends the subscription.
+    Notify {
+        leg: LegId,
+        last: bool,
+    },
+}
+
+#[derive(Debug)]
+enum ReInvite {
+    /// Relaying the other leg's re-INVITE: answer it when this one is answered.
+    Relay {
+        from: LegId,
+        profile: ProfileId,
+        tx: ServerTransactionId,
+        request: Box<Request>,
+    },
+    /// The switch holds (true) or retrieves (false) the leg.
+    Hold(bool),
+    /// RFC 4028 refresh.
+    Refresh,
+}
+
+pub struct CallLayer {
+    settings: CallSettings,
+    dialplan: DialPlan,
+    dialogs: DialogTable,
+    calls: HashMap<CallId, Call>,
+    legs: HashMap<LegId, Leg>,
+    /// (SIP Call-ID, our tag) -> leg: how every in-dialog message finds its leg.
+    by_dialog: HashMap<(String, String), LegId>,
+    /// INVITE server transactions of UAS legs (for CANCEL).
+    by_server_tx: HashMap<(ProfileId, ServerTransactionId), LegId>,
+    pending: HashMap<(ProfileId, ClientTransactionId), Pending>,
+    next_leg: u64,
+    events: VecDeque<CallEvent>,
+    media: VecDeque<MediaCommand>,
+    /// Ring timeouts, session timers: (when, sequence) -> what.
+    timers: BTreeMap<(Instant, u64), timers::Timer>,
+    next_timer: u64,
+    sessions: Sessions,
+    /// Wall clock at a known instant, for the summaries' timestamps.
+    wall: Option<(Instant, SystemTime)>,
+    /// Calls changed since the last publication to the session table.
+    dirty: Vec<CallId>,
+    /// Where unanswered legs already forgotten were sent, until their INVITE
+    /// transaction ends: a late 2xx is still ACKed and released.
+    gone_uac: HashMap<LegId, Destination>,
+}
+
+impl CallLayer {
+    pub fn new(config: &Config, sessions: Sessions) -> Self {
+        let t1 = config
+            .profiles
+            .first()
+            .map(|p| p.profile.timers.t1_ms)
+            .unwrap_or(500);
+        let t2 = config
+            .profiles
+            .first()
+            .map(|p| p.profile.timers.t2_ms)
+            .unwrap_or(4000);
+        CallLayer {
+            settings: CallSettings::new(config),
+            dialplan: DialPlan::new(config),
+            dialogs: DialogTable::new(DialogConfig {
+                t1: std::time::Duration::from_millis(t1),
+                t2: std::time::Duration::from_millis(t2),
+            }),
+            calls: HashMap::new(),
+            legs: HashMap::new(),
+            by_dialog: HashMap::new(),
+            by_server_tx: HashMap::new(),
+            pending: HashMap::new(),
+            next_leg: 1,
+            events: VecDeque::new(),
+            media: VecDeque::new(),
+            timers: BTreeMap::new(),
+            next_timer: 0,
+            sessions,
+            wall: None,
+            dirty: Vec::new(),
+            gone_uac: HashMap::new(),
+        }
+    }
+
+    pub fn set_wall_clock(&mut self, now: Instant, wall: SystemTime) {
+        self.wall = Some((now, wall));
+    }
+
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    pub fn call_count(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Whether an INVITE server transaction belongs to a call (CANCEL routing).
+    pub fn owns_invite(&self, profile: ProfileId, tx: ServerTransactionId) -> bool {
+        self.by_server_tx.contains_key(&(profile, tx))
+    }
+
+    /// Whether a request within a dialog is one of ours.
+    pub fn owns_request(&self, request: &Request) -> bool {
+        let (Some(call_id), Some(tag)) = (request.call_id(), request.to_tag()) else {
+            return false;
+        };
+        self.by_dialog.contains_key(&(call_id.to_string(), tag))
+    }
+
+    /// A client transaction event for a request the call layer sent.
+    pub fn handle_client_event(
+        &mut self,
+        now: Instant,
+        out: &mut dyn SipOut,
+        profile: ProfileId,
+        id: ClientTransactionId,
+        event: ClientEvent,
+    ) {
+        match event {
+            ClientEvent::Provisional(r) => {
+                self.feed_dialogs_response(now, &r);
+                if let Some(Pending::Invite(leg)) = self.pending.get(&(profile, id)) {
+                    let leg = *leg;
+                    self.invite_provisional(now, out, leg, r);
+                }
+            }
+            ClientEvent::Final(r) => {
+                let dialog = self.feed_dialogs_response(now, &r);
+                let code = r.status_code.code();
+                // An INVITE transaction passes every 2xx up (forks, RFC 6026):
+                // keep its purpose until the transaction terminates.
+                let keep = code < 300 && r.cseq().is_some_and(|(_, m)| m == Method::Invite);
+                let pending = if keep {
+                    self.pending.get(&(profile, id)).map(Pending::peek)
+                } else {
+                    self.pending.remove(&(profile, id))
+                };
+                if let Some(p) = pending {
+                    self.client_final(now, out, p, r, dialog);
+                }
+            }
+            ClientEvent::Timeout | ClientEvent::TransportError => {
+                if let Some(p) = self.pending.remove(&(profile, id)) {
+                    self.client_failed(now, out, p, 408);
+                }
+            }
+            ClientEvent::Terminated => {
+                if let Some(Pending::Invite(leg)) = self.pending.remove(&(profile, id)) {
+                    self.gone_uac.remove(&leg);
+                }
+            }
+        }
+        self.drain_dialogs(now, out);
+        self.publish_dirty();
+    }
+
+    /// A response that matched no transaction: a retransmitted 2xx to an
+    /// INVITE (RFC 6026): the dialog re-sends its ACK.
+    pub fn handle_stray_response(
+        &mut self,
+        now: Instant,
+        out: &mut dyn SipOut,
+        response: Response,
+    ) {
+        if (200..300).contains(&response.status_code.code())
+            && response.cseq().is_some_and(|(_, m)| m == Method::Invite)
+        {
+            if let crate::dialog::ResponseOutcome::Dialog { id, created: true } =
+                self.dialogs.handle_response(now, &response)
+            {
+                // A fork's 2xx arriving after its transaction ended: not wanted.
+                self.stray_fork(now, out, id, &response);
+            }
+            self.drain_dialogs(now, out);
+        }
+    }
+
+    /// A media event from the relay.
+    pub fn handle_media_event(&mut self, now: Instant, out: &mut dyn SipOut, event: MediaEvent) {
+        self.media_event(now, out, event);
+        self.drain_dialogs(now, out);
+        self.publish_dirty();
+    }
+
+    /// A command from the layer above.
+    pub fn handle_command(
+        &mut self,
+        now: Instant,
+        out: &mut dyn SipOut,
+        command: CallCommand,
+    ) -> Result<CallId, CommandError> {
+        let r = self.command(now, out, command);
+        self.drain_dialogs(now, out);
+        self.publish_dirty();
+        r
+    }
+
+    pub fn poll_event(&mut self) -> Option<CallEvent> {
+        self.events.pop_front()
+    }
+
+    pub fn poll_media(&mut self) -> Option<MediaCommand> {
+        self.media.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let own = self.timers.keys().next().map(|(at, _)| *at);
+        let dialogs = self.dialogs.poll_timeout().map(|t| t.at);
+        own.into_iter().chain(dialogs).min()
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant, out: &mut dyn SipOut) {
+        if self.dialogs.poll_timeout().is_some_and(|t| t.at <= now) {
+            self.dialogs.handle_timeout(now);
+        }
+        self.fire_timers(now, out);
+        self.drain_dialogs(now, out);
+        self.publish_dirty();
+    }
+
+    // ---- shared helpers ----
+
+    fn new_leg_id(&mut self) -> LegId {
+        let id = LegId(self.next_leg);
+        self.next_leg += 1;
+        id
+    }
+
+    fn wall_ms(&self, now: Instant) -> u64 {
+        let wall = match self.wall {
+            Some((at, wall)) if now >= at => wall + (now - at),
+            Some((at, wall)) => wall - (at - now),
+            None => SystemTime::now(),
+        };
+        wall.duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+
+    /// `host:port` for our Via on `profile` over `transport`.
+    fn sent_by(&self, out: &dyn SipOut, profile: ProfileId, transport: TransportKind) -> String {
+        out.local_address(profile, transport)
+            .or_else(|| out.local_address(profile, TransportKind::Udp))
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "127.0.0.1:5060".into())
+    }
+
+    /// Our Contact on `profile`.
+    fn contact(&self, out: &dyn SipOut, profile: ProfileId, transport: TransportKind) -> String {
+        let host = self.sent_by(out, profile, transport);
+        match transport {
+            TransportKind::Udp => format!("<sip:switchback@{host}>"),
+            t => format!(
+                "<sip:switchback@{host};transport={}>",
+                t.via_token().to_ascii_lowercase()
+            ),
+        }
+    }
+
+    fn event(&mut self, e: CallEvent) {
+        tracing::info!(event = %e, "call event");
+        self.events.push_back(e);
+    }
+
+    fn media(&mut self, c: MediaCommand) {
+        self.media.push_back(c);
+    }
+
+    /// Sends a request within `leg`'s dialog, remembering what it is for.
+    #[allow(clippy::too_many_arguments)]
+    fn send_in_dialog(
+        &mut self,
+        now: Instant,
+        out: &mut dyn SipOut,
+        leg: LegId,
+        method: Method,
+        body: Option<crate::dialog::Body>,
+        extra: Vec<(String, String)>,
+        purpose: Pending,
+    ) -> bool {
+        let Some(l) = self.legs.get(&leg) else {
+            return false;
+        };
+        let Some(dialog) = l.dialog.clone() else {
+            return false;
+        };
+        let destination = l.destination;
+        let via = self.sent_by(out, l.profile, destination.transport);
+        let mut request = match self.dialogs.create_request(&dialog, method, &via, body) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(%leg, %method, error = %e, "request within the leg not sent");
+                return false;
+            }
+        };
+        for (name, value) in extra {
+            request.headers.push(make_header(&name, value));
+        }
+        match out.send_request(now, request, destination) {
+            Some(tx) => {
+                self.pending.insert((destination.profile, tx), purpose);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Feeds a response to the dialog table; the dialog it belongs to, if any.
+    fn feed_dialogs_response(&mut self, now: Instant, r: &Response) -> Option<DialogId> {
+        match self.dialogs.handle_response(now, r) {
+            crate::dialog::ResponseOutcome::Dialog { id, .. } => Some(id),
+            _ => None,
+        }
+    }
+
+    /// Sends what the dialog layer queued (2xx retransmissions, re-ACKs) and
+    /// acts on its events.
+    fn drain_dialogs(&mut self, now: Instant, out: &mut dyn SipOut) {
+        loop {
+            let mut progressed = false;
+            while let Some(t) = self.dialogs.poll_transmit() {
+                progressed = true;
+                let destination = t.destination.or_else(|| {
+                    self.by_dialog
+                        .get(&(t.dialog.call_id.clone(), t.dialog.local_tag.clone()))
+                        .and_then(|l| self.legs.get(l))
+                        .map(|l| l.destination)
+                });
+                if let Some(d) = destination {
+                    out.send_stateless(d, t.message);
+                }
+            }
+            while let Some(e) = self.dialogs.poll_event() {
+                progressed = true;
+                self.dialog_event(now, out, e);
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    fn dialog_event(&mut self, now: Instant, out: &mut dyn SipOut, e: DialogEvent) {
+        match e {
+            DialogEvent::AckTimeout { id, .. } => {
+                // §13.3.1.4: no ACK for our 2xx: the session is not up; end it.
+                if let Some(leg) = self.leg_of_dialog(&id) {
+                    let call = self.legs[&leg].call.clone();
+                    let role = self.legs[&leg].role;
+                    self.event(CallEvent::LegLost {
+                        call: call.clone(),
+                        leg: role,
+                        reason: "no-ack",
+                    });
+                    self.end_call(now, out, &call, EndedBy::Switch, "no-ack", None);
+                }
+            }
+            DialogEvent::GlareRetry(id) => {
+                if let Some(leg) = self.leg_of_dialog(&id) {
+                    self.retry_reinvite(now, out, leg);
+                }
+            }
+            DialogEvent::Terminated { id, .. } => {
+                let key = (id.call_id.clone(), id.local_tag.clone());
+                // Other forks' dialogs share the key; drop it only with the leg.
+                if let Some(leg) = self.by_dialog.get(&key).copied() {
+                    if !self.legs.contains_key(&leg) {
+                        self.by_dialog.remove(&key);
+                    }
+                }
+            }
+            DialogEvent::Early(_) | DialogEvent::Confirmed(_) | DialogEvent::Acked { .. } => {}
+        }
+    }
+
+    fn leg_of_dialog(&self, id: &DialogId) -> Option<LegId> {
+        self.by_dialog
+            .get(&(id.call_id.clone(), id.local_tag.clone()))
+            .copied()
+            .filter(|l| self.legs.contains_key(l))
+    }
+
+    /// The leg that an in-dialog request addresses (its To tag is ours).
+    fn leg_of_request(&self, request: &Request) -> Option<LegId> {
+        let key = (request.call_id()?.to_string(), request.to_tag()?);
+        self.by_dialog
+            .get(&key)
+            .copied()
+            .filter(|l| self.legs.contains_key(l))
+    }
+
+    /// The other bridged (or being bridged) leg of `leg`'s call.
+    fn partner(&self, leg: LegId) -> Option<LegId> {
+        let l = self.legs.get(&leg)?;
+        let call = self.calls.get(&l.call)?;
+        if let Some((x, y)) = call.bridged {
+            if x == leg {
+                return Some(y);
+            }
+            if y == leg {
+                return Some(x);
+            }
+        }
+        None
+    }
+
+    /// A final answer to a request (not the dialog-creating INVITE), through
+    /// its dialog so that tags and Contact are right.
+    #[allow(clippy::too_many_arguments)]
+    fn answer_in_dialog(
+        &mut self,
+        now: Instant,
+        out: &mut dyn SipOut,
+        leg: LegId,
+        profile: ProfileId,
+        tx: ServerTransactionId,
+        request: &Request,
+        response: Response,
+    ) {
+        let response = match self.legs.get(&leg).and_then(|l| l.dialog.clone()) {
+            Some(d) => {
+                let destination = request
+                    .top_via()
+                    .map(|v| self.legs[&leg].destination_for_response(&v))
+                    .unwrap_or(self.legs[&leg].destination);
+                self.dialogs
+                    .prepare_response(now, &d, request, response, destination)
+                    .unwrap_or_else(|| sip::response_to(request, 481, None))
+            }
+            None => response,
+        };
+        out.respond(now, profile, tx, response);
+    }
+
+    fn stray_fork(
+        &mut self,
+        now: Instant,
+        out: &mut dyn SipOut,
+        id: DialogId,
+        response: &Response,
+    ) {
+        // ACK it, then BYE it: only one fork may win (§13.2.2.4).
+        let Some(leg) = self.leg_of_dialog(&id) else {
+            return;
+        };
+        let destination = self.legs[&leg].destination;
+        tracing::debug!(
+            status = response.status_code.code(),
+            "extra fork answered: released"
+        );
+        self.release_dialog(now, out, id, destination);
+    }
+
+    /// ACKs a 2xx nobody wants and BYEs its dialog.
+    fn release_dialog(
+        &mut self,
+        now: Instant,
+        out: &mut dyn SipOut,
+        id: DialogId,
+        destination: Destination,
+    ) {
+        let via = self.sent_by(out, destination.profile, destination.transport);
+        if let Ok(ack) = self.dialogs.create_ack(&id, &via, None) {
+            out.send_stateless(destination, ack.into());
+        }
+        if let Ok(bye) = self.dialogs.create_request(&id, Method::Bye, &via, None) {
+            let _ = out.send_request(now, bye, destination);
+        }
+    }
+}
+
+impl Pending {
+    /// A copy of the purpose for a 2xx the transaction may pass up again.
+    fn peek(&self) -> Pending {
+        match self {
+            Pending::Invite(l) => Pending::Invite(*l),
+            Pending::ReInvite { leg, .. } => Pending::ReInvite {
+                leg: *leg,
+                purpose: ReInvite::Refresh,
+            },
+            Pending::Bye(l) => Pending::Bye(*l),
+            Pending::Notify { leg, last } => Pending::Notify {
+                leg: *leg,
+                last: *last,
+            },
+        }
+    }
+}
+
+impl Leg {
+    /// Responses go where §18.2.2 says; for a stream, the connection of the flow.
+    fn destination_for_response(&self, via: &sip::ViaInfo) -> Destination {
+        match &self.side {
+            leg::Side::Uas { source, .. } => source.response_destination(via),
+            leg::Side::Uac { .. } => self.destination,
+        }
+    }
+}
+
+/// The body of a message as an SDP, if it has one.
+fn sdp_body(message: &impl MessageHeaders, body: &[u8]) -> Option<Vec<u8>> {
+    let is_sdp = message
+        .header_value("Content-Type")
+        .is_some_and(|t| t.trim().to_ascii_lowercase().starts_with("application/sdp"));
+    (is_sdp && !body.is_empty()).then(|| body.to_vec())
+}
+
+/// The user part of a URI text or name-addr, for display in events.
+fn user_of(value: &str) -> String {
+    let uri = sip::split_name_addr(value).map(|(u, _)| u).unwrap_or(value);
+    let rest = uri
+        .strip_prefix("sips:")
+        .or_else(|| uri.strip_prefix("sip:"))
+        .or_else(|| uri.strip_prefix("tel:"))
+        .unwrap_or(uri);
+    let user = rest.split('@').next().unwrap_or(rest);
+    user.split([';', '?']).next().unwrap_or(user).to_string()
+}
+
+/// Requests built by hand (out of dialog) get a fresh Via and Max-Forwards.
+fn new_request(
+    method: Method,
+    uri: sip::Uri,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+) -> Request {
+    let mut hs = sip::Headers::default();
+    for (n, v) in headers {
+        hs.push(make_header(&n, v));
+    }
+    let mut request = Request {
+        method,
+        uri,
+        version: sip::Version::V2,
+        headers: hs,
+        body,
+    };
+    sip::set_content_length(&mut request);
+    request
+}
+
+/// Puts an SDP body on a response.
+fn with_sdp(mut response: Response, sdp: Option<&[u8]>) -> Response {
+    if let Some(sdp) = sdp {
+        response
+            .headers
+            .push(make_header("Content-Type", "application/sdp".into()));
+        response.body = sdp.to_vec();
+    }
+    sip::set_content_length(&mut response);
+    response
+}

@@ -55,18 +55,23 @@ pub fn validate(config: &Config, main: &Path, check_files: bool) -> Vec<Problem>
 fn dialplan(config: &Config, main: &Path, out: &mut Vec<Problem>) {
     for (i, r) in config.dialplan.iter().enumerate() {
         let key = KeyPath::default().key("dialplan").index(i);
-        let mut err = |k: &str, msg: String| out.push((main.to_path_buf(), key.clone().key(k), msg));
+        let mut err =
+            |k: &str, msg: String| out.push((main.to_path_buf(), key.clone().key(k), msg));
         if let Err(e) = regex::Regex::new(&r.pattern) {
             err("match", format!("not a regular expression: {e}"));
         }
         match r.to {
             RouteTarget::Gateway => match &r.gateway {
-                None => err("gateway", "to = \"gateway\" needs gateway = \"<peer name>\"".into()),
+                None => err(
+                    "gateway",
+                    "to = \"gateway\" needs gateway = \"<peer name>\"".into(),
+                ),
                 Some(g) => match config.peer(g) {
                     None => err("gateway", format!("no peer is called {g}")),
-                    Some((_, p)) if p.address.is_none() => {
-                        err("gateway", format!("peer {g} has no address to send calls to"))
-                    }
+                    Some((_, p)) if p.address.is_none() => err(
+                        "gateway",
+                        format!("peer {g} has no address to send calls to"),
+                    ),
                     Some(_) => {}
                 },
             },
@@ -267,7 +272,10 @@ fn profile(
             "the RTP range must lie within 1024..65534 with min <= max".into(),
         );
     } else if u32::from(m.rtp_port_max - m.rtp_port_min) < 3 {
-        err(mk.clone().key("rtp_port_max"), "the RTP range must hold at least two port pairs".into());
+        err(
+            mk.clone().key("rtp_port_max"),
+            "the RTP range must hold at least two port pairs".into(),
+        );
     }
     let mut audio = false;
     for (i, c) in m.codecs.iter().enumerate() {
@@ -281,12 +289,18 @@ fn profile(
         }
     }
     if !audio {
-        err(mk.key("codecs"), "at least one of PCMU and PCMA is needed".into());
+        err(
+            mk.key("codecs"),
+            "at least one of PCMU and PCMA is needed".into(),
+        );
     }
     let c = &p.calls;
     let ck = base.clone().key("calls");
     if c.ring_timeout_secs == 0 {
-        err(ck.clone().key("ring_timeout_secs"), "must be above 0".into());
+        err(
+            ck.clone().key("ring_timeout_secs"),
+            "must be above 0".into(),
+        );
     }
     if c.session_expires_secs != 0 && c.session_expires_secs < c.min_se_secs.max(90) {
         err(
@@ -294,17 +308,44 @@ fn profile(
             "must be 0 (off) or at least min_se_secs and 90 (RFC 4028 §4)".into(),
         );
     }
-    for (i, h) in c.case_data_headers.iter().chain(&p.outbound.pass_headers).enumerate() {
+    for (i, h) in c
+        .case_data_headers
+        .iter()
+        .chain(&p.outbound.pass_headers)
+        .enumerate()
+    {
         if h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-            err(ck.clone().key("case_data_headers").index(i), format!("{h:?} is not a header name"));
+            err(
+                ck.clone().key("case_data_headers").index(i),
+                format!("{h:?} is not a header name"),
+            );
         }
     }
     for (i, h) in p.outbound.add_headers.iter().enumerate() {
-        if h.name.is_empty() || !h.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-            err(base.clone().key("outbound").key("add_headers").index(i).key("name"), format!("{:?} is not a header name", h.name));
+        if h.name.is_empty()
+            || !h
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            err(
+                base.clone()
+                    .key("outbound")
+                    .key("add_headers")
+                    .index(i)
+                    .key("name"),
+                format!("{:?} is not a header name", h.name),
+            );
         }
         if h.value.contains(['\r', '\n']) {
-            err(base.clone().key("outbound").key("add_headers").index(i).key("value"), "must be one line".into());
+            err(
+                base.clone()
+                    .key("outbound")
+                    .key("add_headers")
+                    .index(i)
+                    .key("value"),
+                "must be one line".into(),
+            );
         }
     }
     if let (Some(tls), true) = (&p.tls, check_files) {

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use crate::call::CallEvent;
 use crate::net::ProfileId;
 use crate::registrar::RegistrarEvent;
 
@@ -11,12 +12,14 @@ pub enum EndpointEvent {
         profile: ProfileId,
         event: RegistrarEvent,
     },
+    Call(CallEvent),
 }
 
 impl fmt::Display for EndpointEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             EndpointEvent::Registrar { event, .. } => write!(f, "{event}"),
+            EndpointEvent::Call(event) => write!(f, "{event}"),
         }
     }
 }

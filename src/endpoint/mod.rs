@@ -12,17 +12,22 @@
 mod event;
 mod local;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
 use std::time::Instant;
 
 pub use event::EndpointEvent;
+pub use local::{answer, method_not_allowed, ALLOW};
 
+use crate::call::{CallCommand, CallId, CallLayer, CommandError, Sessions, SipOut};
 use crate::config::Config;
-use crate::net::{Destination, ProfileId, Source};
-use crate::registrar::{RegisterOutcome, Registrar};
+use crate::media::{MediaCommand, MediaEvent};
+use crate::net::{Destination, ProfileId, Source, TransportKind};
+use crate::registrar::{Binding, RegisterOutcome, Registrar};
 use crate::sip::{self, MessageHeaders, Method, Request, Response, SipMessage};
 use crate::transaction::{
-    RequestDisposition, ResponseDisposition, ServerTransactionId, TransactionLayer,
+    ClientTransactionId, RequestDisposition, ResponseDisposition, ServerTransactionId,
+    TransactionEvent, TransactionLayer,
 };
 
 /// A message the driver must send.
@@ -57,11 +62,93 @@ pub struct Endpoint {
     next_delayed: u64,
     /// The To tag of statelessly answered malformed requests (they create no dialog).
     reject_tag: String,
+    /// The B2BUA.
+    calls: CallLayer,
+    /// Where each profile listens, per transport (Via sent-by, Contact).
+    locals: HashMap<(ProfileId, TransportKind), SocketAddr>,
+}
+
+/// The endpoint's transaction layers and registrars lent to the call layer.
+struct Context<'a> {
+    profiles: &'a mut [ProfileState],
+    transmits: &'a mut VecDeque<Transmit>,
+    locals: &'a HashMap<(ProfileId, TransportKind), SocketAddr>,
+}
+
+impl SipOut for Context<'_> {
+    fn send_request(
+        &mut self,
+        now: Instant,
+        request: Request,
+        destination: Destination,
+    ) -> Option<ClientTransactionId> {
+        let p = self.profiles.get_mut(destination.profile.0)?;
+        match p.transactions.send_request(now, request, destination) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                tracing::warn!(error = %e, "request not sent");
+                None
+            }
+        }
+    }
+
+    fn respond(
+        &mut self,
+        now: Instant,
+        profile: ProfileId,
+        tx: ServerTransactionId,
+        response: Response,
+    ) {
+        if let Some(p) = self.profiles.get_mut(profile.0) {
+            if let Err(e) = p.transactions.respond(now, tx, response) {
+                tracing::debug!(error = %e, "response not sent");
+            }
+        }
+    }
+
+    fn send_stateless(&mut self, destination: Destination, message: SipMessage) {
+        self.transmits.push_back(Transmit {
+            destination,
+            message,
+        });
+    }
+
+    fn cancel(&mut self, now: Instant, profile: ProfileId, tx: ClientTransactionId) {
+        if let Some(p) = self.profiles.get_mut(profile.0) {
+            let _ = p.transactions.cancel(now, tx);
+        }
+    }
+
+    fn lookup(&self, profile: ProfileId, user: &str, now: Instant) -> Option<Vec<Binding>> {
+        let r = self.profiles.get(profile.0)?.registrar.as_ref()?;
+        if !r.settings().users.contains(user) {
+            return None;
+        }
+        Some(r.lookup_at(user, now))
+    }
+
+    fn local_address(&self, profile: ProfileId, transport: TransportKind) -> Option<SocketAddr> {
+        self.locals.get(&(profile, transport)).copied()
+    }
+}
+
+/// Borrows the parts of the endpoint the call layer works through.
+macro_rules! calls_and_context {
+    ($self:ident) => {
+        (
+            &mut $self.calls,
+            Context {
+                profiles: &mut $self.profiles,
+                transmits: &mut $self.transmits,
+                locals: &$self.locals,
+            },
+        )
+    };
 }
 
 impl Endpoint {
     /// `secret` keys the registrars' nonces; a fresh one per start makes old nonces stale.
-    pub fn new(config: &Config, secret: [u8; 32]) -> Self {
+    pub fn new(config: &Config, secret: [u8; 32], sessions: Sessions) -> Self {
         let profiles = config
             .profiles
             .iter()
@@ -88,7 +175,40 @@ impl Endpoint {
             delayed: BTreeMap::new(),
             next_delayed: 0,
             reject_tag: sip::generate_tag(),
+            calls: CallLayer::new(config, sessions),
+            locals: HashMap::new(),
         }
+    }
+
+    /// The addresses the listeners bound (ports chosen by the OS included).
+    pub fn set_local_address(
+        &mut self,
+        profile: ProfileId,
+        transport: TransportKind,
+        address: SocketAddr,
+    ) {
+        self.locals.entry((profile, transport)).or_insert(address);
+    }
+
+    /// A command from the layer above (the HTTP API).
+    pub fn handle_command(
+        &mut self,
+        now: Instant,
+        command: CallCommand,
+    ) -> Result<CallId, CommandError> {
+        let (calls, mut cx) = calls_and_context!(self);
+        calls.handle_command(now, &mut cx, command)
+    }
+
+    /// An event from the media relay.
+    pub fn handle_media_event(&mut self, now: Instant, event: MediaEvent) {
+        let (calls, mut cx) = calls_and_context!(self);
+        calls.handle_media_event(now, &mut cx, event);
+    }
+
+    /// What the call layer asks of the media relay.
+    pub fn poll_media(&mut self) -> Option<MediaCommand> {
+        self.calls.poll_media()
     }
 
     /// Gives the registrars the wall clock once, for their Date headers.
@@ -98,6 +218,7 @@ impl Endpoint {
                 r.set_wall_clock(now, wall);
             }
         }
+        self.calls.set_wall_clock(now, wall);
     }
 
     /// A well-formed message from the network.
@@ -157,7 +278,13 @@ impl Endpoint {
                             cancel_id,
                             local::answer(&request, status, None),
                         );
-                        if let Some(invite_id) = invite_id {
+                        if let Some(invite_id) =
+                            invite_id.filter(|&i| self.calls.owns_invite(source.profile, i))
+                        {
+                            let (calls, mut cx) = calls_and_context!(self);
+                            calls.handle_cancel(now, &mut cx, source.profile, invite_id);
+                        } else if let Some(invite_id) = invite_id {
+                            let profile = &mut self.profiles[source.profile.0];
                             if let Some(invite) =
                                 profile.transactions.server_request(invite_id).cloned()
                             {
@@ -169,11 +296,10 @@ impl Endpoint {
                             }
                         }
                     }
-                    // A 2xx ACK with no dialog to take it: dialogs come with the call layer.
-                    RequestDisposition::Ack2xx(ack) => tracing::debug!(
-                        call_id = ack.call_id().unwrap_or(""),
-                        "ACK for no dialog dropped"
-                    ),
+                    RequestDisposition::Ack2xx(ack) => {
+                        let (calls, mut cx) = calls_and_context!(self);
+                        calls.handle_ack(now, &mut cx, ack);
+                    }
                     RequestDisposition::Invalid(_) => {
                         tracing::debug!("request without transaction key dropped")
                     }
@@ -187,10 +313,13 @@ impl Endpoint {
                         tracing::debug!(
                             status = r.status_code.code(),
                             call_id = r.call_id().unwrap_or(""),
-                            "stray response dropped"
-                        )
+                            "stray response"
+                        );
+                        let (calls, mut cx) = calls_and_context!(self);
+                        calls.handle_stray_response(now, &mut cx, r);
                     }
                 }
+                self.route_transaction_events(now);
             }
         }
     }
@@ -217,9 +346,8 @@ impl Endpoint {
         id: ServerTransactionId,
         request: Request,
     ) {
-        let profile = &mut self.profiles[source.profile.0];
         let response = match request.method {
-            Method::Register => match &mut profile.registrar {
+            Method::Register => match &mut self.profiles[source.profile.0].registrar {
                 Some(registrar) => match registrar.handle_register(now, &request, &source) {
                     RegisterOutcome::Respond {
                         response,
@@ -237,30 +365,27 @@ impl Endpoint {
                 },
                 None => local::answer(&request, 405, Some("This Profile Is Not A Registrar")),
             },
+            // A request within a dialog: the call layer's, or 481 (§12.2.2).
+            _ if request.to_tag().is_some() => {
+                if self.calls.owns_request(&request) {
+                    let (calls, mut cx) = calls_and_context!(self);
+                    calls.handle_in_dialog(now, &mut cx, source, id, request);
+                    return;
+                }
+                local::answer(&request, 481, None)
+            }
             Method::Options => local::options_ok(&request),
-            // An in-dialog request: no dialog exists until the call layer creates one (§12.2.2).
-            _ if request.to_tag().is_some() => local::answer(&request, 481, None),
-            Method::Invite => match &profile.registrar {
-                Some(r)
-                    if !r
-                        .lookup_at(request.uri.user().unwrap_or(""), now)
-                        .is_empty() =>
-                {
-                    local::answer(&request, 480, Some("Call Routing Not Available"))
-                }
-                Some(r)
-                    if r.settings()
-                        .users
-                        .contains(request.uri.user().unwrap_or("")) =>
-                {
-                    local::answer(&request, 480, Some("Not Registered"))
-                }
-                _ => local::answer(&request, 404, None),
-            },
+            Method::Invite => {
+                let (calls, mut cx) = calls_and_context!(self);
+                calls.handle_invite(now, &mut cx, source, id, request);
+                return;
+            }
             Method::Bye => local::answer(&request, 481, None),
             _ => local::method_not_allowed(&request),
         };
-        let _ = profile.transactions.respond(now, id, response);
+        let _ = self.profiles[source.profile.0]
+            .transactions
+            .respond(now, id, response);
     }
 
     fn delay(
@@ -291,6 +416,10 @@ impl Endpoint {
                 .transactions
                 .respond(now, d.id, d.response);
         }
+        if self.calls.poll_timeout().is_some_and(|t| t <= now) {
+            let (calls, mut cx) = calls_and_context!(self);
+            calls.handle_timeout(now, &mut cx);
+        }
         for p in &mut self.profiles {
             if p.transactions.poll_timeout().is_some_and(|t| t <= now) {
                 p.transactions.handle_timeout(now);
@@ -298,6 +427,22 @@ impl Endpoint {
             if let Some(r) = &mut p.registrar {
                 if r.poll_timeout().is_some_and(|t| t <= now) {
                     r.handle_timeout(now);
+                }
+            }
+        }
+        self.route_transaction_events(now);
+    }
+
+    /// Client transaction events go to the call layer, which sent those requests.
+    fn route_transaction_events(&mut self, now: Instant) {
+        for i in 0..self.profiles.len() {
+            while let Some(e) = self.profiles[i].transactions.poll_event() {
+                match e {
+                    TransactionEvent::Client { id, event } => {
+                        let (calls, mut cx) = calls_and_context!(self);
+                        calls.handle_client_event(now, &mut cx, ProfileId(i), id, event);
+                    }
+                    other => tracing::trace!(?other, "transaction event"),
                 }
             }
         }
@@ -313,7 +458,7 @@ impl Endpoint {
                     p.registrar.as_ref().and_then(|r| r.poll_timeout()),
                 ]
             })
-            .chain([delayed])
+            .chain([delayed, self.calls.poll_timeout()])
             .flatten()
             .min()
     }
@@ -334,11 +479,10 @@ impl Endpoint {
         if let Some(e) = self.events.pop_front() {
             return Some(e);
         }
+        if let Some(e) = self.calls.poll_event() {
+            return Some(EndpointEvent::Call(e));
+        }
         for (i, p) in self.profiles.iter_mut().enumerate() {
-            // Transaction events have no owner above the endpoint yet; they are logged.
-            while let Some(e) = p.transactions.poll_event() {
-                tracing::trace!(?e, "transaction event");
-            }
             if let Some(e) = p.registrar.as_mut().and_then(|r| r.poll_event()) {
                 return Some(EndpointEvent::Registrar {
                     profile: ProfileId(i),

@@ -48,6 +48,24 @@ pub struct Binding {
 }
 
 impl Binding {
+    /// A binding made outside a REGISTER (tests, provisioning).
+    pub fn new(aor: &str, contact: &str, source: Source, expires_at: Instant) -> Self {
+        Binding {
+            aor: aor.to_string(),
+            contact: contact.to_string(),
+            contact_raw: format!("<{contact}>"),
+            expires_at,
+            q: QValue(1000),
+            call_id: String::new(),
+            cseq: 0,
+            instance_id: None,
+            reg_id: None,
+            source,
+            registered_at: expires_at,
+            key: contact.to_string(),
+        }
+    }
+
     /// Whole seconds left at `now`, rounded up (a binding that is still
     /// alive never shows `expires=0`).
     pub fn remaining_secs(&self, now: Instant) -> u64 {

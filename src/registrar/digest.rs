@@ -259,6 +259,58 @@ fn tokenize_params(input: &str) -> Result<Vec<(String, String)>, DigestParseErro
     Ok(out)
 }
 
+/// The `Digest` challenge of a `WWW-Authenticate` / `Proxy-Authenticate`
+/// header (RFC 7616 §3.3), as a client answering it needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestChallenge {
+    pub realm: String,
+    pub nonce: String,
+    pub algorithm: Option<String>,
+    pub opaque: Option<String>,
+    /// The qop options offered (`auth`, `auth-int`); empty for RFC 2069 style.
+    pub qop: Vec<String>,
+    pub stale: bool,
+}
+
+impl DigestChallenge {
+    pub fn parse(value: &str) -> Result<Self, DigestParseError> {
+        let value = value.trim();
+        let (scheme, rest) = value
+            .split_once(|c: char| c.is_ascii_whitespace())
+            .ok_or(DigestParseError::NotDigest)?;
+        if !scheme.eq_ignore_ascii_case("Digest") {
+            return Err(DigestParseError::NotDigest);
+        }
+        let mut c = DigestChallenge {
+            realm: String::new(),
+            nonce: String::new(),
+            algorithm: None,
+            opaque: None,
+            qop: Vec::new(),
+            stale: false,
+        };
+        let (mut has_realm, mut has_nonce) = (false, false);
+        for (name, val) in tokenize_params(rest)? {
+            match name.to_ascii_lowercase().as_str() {
+                "realm" => (c.realm, has_realm) = (val, true),
+                "nonce" => (c.nonce, has_nonce) = (val, true),
+                "algorithm" => c.algorithm = Some(val),
+                "opaque" => c.opaque = Some(val),
+                "qop" => c.qop = val.split(',').map(|q| q.trim().to_string()).collect(),
+                "stale" => c.stale = val.eq_ignore_ascii_case("true"),
+                _ => {}
+            }
+        }
+        if !has_realm {
+            return Err(DigestParseError::Missing("realm"));
+        }
+        if !has_nonce {
+            return Err(DigestParseError::Missing("nonce"));
+        }
+        Ok(c)
+    }
+}
+
 /// HA1 = H(username ":" realm ":" password) (RFC 7616 §3.4.2), for the
 /// base hash of `algorithm`.
 pub fn ha1_from_password(

@@ -45,8 +45,8 @@ pub use bindings::{Binding, LocationService};
 pub use contact::QValue;
 pub use date::WallClock;
 pub use digest::{
-    digests_match, ha1_from_password, request_digest, DigestAlgorithm, DigestCredentials,
-    DigestInput, DigestParseError, QopAuth,
+    digests_match, ha1_from_password, request_digest, DigestAlgorithm, DigestChallenge,
+    DigestCredentials, DigestInput, DigestParseError, QopAuth,
 };
 pub use events::RegistrarEvent;
 pub use guard::{AuthGuard, FailureOutcome, GuardSettings, Verdict};

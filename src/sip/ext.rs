@@ -112,6 +112,16 @@ pub trait MessageHeaders: HasHeaders {
             .collect()
     }
 
+    /// Every header of this name, each value whole (for headers whose values
+    /// hold commas themselves: WWW-Authenticate, Proxy-Authenticate).
+    fn header_values_whole(&self, name: &str) -> Vec<&str> {
+        self.headers()
+            .iter()
+            .filter(|h| h.name().eq_ignore_ascii_case(name))
+            .map(Header::value)
+            .collect()
+    }
+
     /// The Expires header as seconds, if present and numeric.
     fn expires(&self) -> Option<u32> {
         self.header_value("Expires")?.trim().parse().ok()

@@ -135,6 +135,10 @@ pub struct Transports {
     connections: HashMap<ConnectionId, Connection>,
     /// Latest connection per (transport, remote), for reuse by new requests.
     by_remote: HashMap<(TransportKind, SocketAddr), ConnectionId>,
+    /// Connections we are opening, until they report up.
+    connecting: HashMap<SocketAddr, mpsc::Sender<Bytes>>,
+    /// Per profile: how to read what our own connections receive.
+    outbound: HashMap<ProfileId, (ReaderSettings, mpsc::Sender<Inbound>)>,
     log_messages: bool,
 }
 
@@ -144,12 +148,24 @@ impl Transports {
             udp: HashMap::new(),
             connections: HashMap::new(),
             by_remote: HashMap::new(),
+            connecting: HashMap::new(),
+            outbound: HashMap::new(),
             log_messages,
         }
     }
 
     pub fn add_udp(&mut self, profile: ProfileId, socket: Arc<UdpSocket>) {
         self.udp.entry(profile).or_insert(socket);
+    }
+
+    /// Lets the profile open TCP connections of its own.
+    pub fn allow_outbound(
+        &mut self,
+        profile: ProfileId,
+        settings: ReaderSettings,
+        tx: mpsc::Sender<Inbound>,
+    ) {
+        self.outbound.entry(profile).or_insert((settings, tx));
     }
 
     pub fn connection_up(
@@ -160,6 +176,9 @@ impl Transports {
         writer: mpsc::Sender<Bytes>,
     ) {
         self.by_remote.insert((transport, remote), id);
+        if transport == TransportKind::Tcp {
+            self.connecting.remove(&remote);
+        }
         self.connections.insert(
             id,
             Connection {
@@ -179,9 +198,9 @@ impl Transports {
     }
 
     /// Sends one message. Streams: the named connection, else any open one to
-    /// the same peer; a missing connection is logged (outbound connection
-    /// setup arrives with the call layer).
-    pub fn send(&self, destination: &Destination, bytes: Bytes) {
+    /// the same peer, else (TCP) a new connection of our own; TLS connections
+    /// are only reused (no outbound TLS yet).
+    pub fn send(&mut self, destination: &Destination, bytes: Bytes) {
         if self.log_messages {
             tracing::info!(target: "sip_trace", "send {} bytes to {}/{}:\n{}", bytes.len(), destination.transport, destination.remote, String::from_utf8_lossy(&bytes));
         }
@@ -210,6 +229,28 @@ impl Transports {
                     Some(c) => {
                         if c.writer.try_send(bytes).is_err() {
                             tracing::warn!(remote = %c.remote, "connection writer full or closed, message dropped");
+                        }
+                    }
+                    None if kind == TransportKind::Tcp => {
+                        let writer = match self.connecting.get(&destination.remote) {
+                            Some(w) if !w.is_closed() => Some(w.clone()),
+                            _ => self.outbound.get(&destination.profile).map(|(s, tx)| {
+                                let w = stream::connect_stream(
+                                    destination.remote,
+                                    s.clone(),
+                                    tx.clone(),
+                                );
+                                self.connecting.insert(destination.remote, w.clone());
+                                w
+                            }),
+                        };
+                        match writer {
+                            Some(w) => {
+                                if w.try_send(bytes).is_err() {
+                                    tracing::warn!(remote = %destination.remote, "connection queue full, message dropped");
+                                }
+                            }
+                            None => tracing::warn!(remote = %destination.remote, "no tcp on this profile"),
                         }
                     }
                     None => {

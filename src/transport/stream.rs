@@ -45,12 +45,20 @@ pub async fn bind_stream(
             tokio::spawn(async move {
                 match tls {
                     None => {
-                        run_connection(tcp, TransportKind::Tcp, local, remote, settings, tx).await
+                        run_connection(tcp, TransportKind::Tcp, local, remote, settings, tx, None).await
                     }
                     Some(acceptor) => match acceptor.accept(tcp).await {
                         Ok(stream) => {
-                            run_connection(stream, TransportKind::Tls, local, remote, settings, tx)
-                                .await
+                            run_connection(
+                                stream,
+                                TransportKind::Tls,
+                                local,
+                                remote,
+                                settings,
+                                tx,
+                                None,
+                            )
+                            .await
                         }
                         Err(e) => tracing::info!(%remote, error = %e, "tls handshake failed"),
                     },
@@ -61,6 +69,44 @@ pub async fn bind_stream(
     Ok(local)
 }
 
+/// Opens a TCP connection of our own (to a trunk, or a phone whose
+/// connection closed). Messages sent before it is up wait in the returned
+/// queue; a connection that cannot be made drops them (the transaction
+/// times out and reports it).
+pub fn connect_stream(
+    remote: SocketAddr,
+    settings: ReaderSettings,
+    tx: mpsc::Sender<Inbound>,
+) -> mpsc::Sender<Bytes> {
+    let (writer_tx, writer_rx) = mpsc::channel::<Bytes>(WRITER_QUEUE);
+    let writer = writer_tx.clone();
+    tokio::spawn(async move {
+        let connect = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            tokio::net::TcpStream::connect(remote),
+        );
+        match connect.await {
+            Ok(Ok(tcp)) => {
+                let _ = tcp.set_nodelay(true);
+                let local = tcp.local_addr().unwrap_or(remote);
+                run_connection(
+                    tcp,
+                    TransportKind::Tcp,
+                    local,
+                    remote,
+                    settings,
+                    tx,
+                    Some((writer, writer_rx)),
+                )
+                .await
+            }
+            Ok(Err(e)) => tracing::warn!(%remote, error = %e, "tcp connect failed"),
+            Err(_) => tracing::warn!(%remote, "tcp connect timed out"),
+        }
+    });
+    writer_tx
+}
+
 async fn run_connection<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     transport: TransportKind,
@@ -68,9 +114,11 @@ async fn run_connection<S: AsyncRead + AsyncWrite + Unpin>(
     remote: SocketAddr,
     settings: ReaderSettings,
     tx: mpsc::Sender<Inbound>,
+    writer: Option<(mpsc::Sender<Bytes>, mpsc::Receiver<Bytes>)>,
 ) {
     let id = next_connection_id();
-    let (writer_tx, mut writer_rx) = mpsc::channel::<Bytes>(WRITER_QUEUE);
+    let (writer_tx, mut writer_rx) =
+        writer.unwrap_or_else(|| mpsc::channel::<Bytes>(WRITER_QUEUE));
     if tx
         .send(Inbound::ConnectionUp {
             id,

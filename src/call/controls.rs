@@ -1,0 +1,403 @@
+//! Commands from the layer above, and what the relay reports back.
+//!
+//! Hold re-INVITEs the leg (sendonly) and stops the relay toward and from
+//! it, so the held party hears nothing; mute only stops the relay from the
+//! leg (no signalling; the muted party still hears); DTMF and recording are
+//! the relay's. Every command answers with the call it acted on, or a typed
+//! error naming what was wrong.
+
+use std::time::Instant;
+
+use crate::media::{LegId, MediaCommand, MediaEvent};
+use crate::sdp;
+
+use super::command::{CallCommand, CallEvent, CallId, CommandError, EndedBy, LegRole, Originate};
+use super::negotiate::Forward;
+use super::outbound::Caller;
+use super::summary::CallState;
+use super::{Call, CallLayer, SipOut};
+
+impl CallLayer {
+    pub(super) fn command(
+        &mut self,
+        now: Instant,
+        out: &mut dyn SipOut,
+        command: CallCommand,
+    ) -> Result<CallId, CommandError> {
+        match command {
+            CallCommand::Originate(o) => self.originate(now, out, o),
+            CallCommand::Hangup { call } => {
+                self.calls
+                    .get(&call)
+                    .ok_or(CommandError::NoCall(call.clone()))?;
+                self.end_call(now, out, &call, EndedBy::Switch, "hangup", None);
+                Ok(call)
+            }
+            CallCommand::Hold { call, leg } => self.hold(now, out, call, leg, true),
+            CallCommand::Retrieve { call, leg } => self.hold(now, out, call, leg, false),
+            CallCommand::Mute { call, leg } => self.mute(call, leg, true),
+            CallCommand::Unmute { call, leg } => self.mute(call, leg, false),
+            CallCommand::SendDtmf { call, leg, digits } => {
+                if digits.is_empty()
+                    || digits.len() > 32
+                    || !digits
+                        .chars()
+                        .all(|d| matches!(d, '0'..='9' | '*' | '#' | 'A'..='D'))
+                {
+                    return Err(CommandError::Invalid {
+                        field: "digits",
+                        message: "1 to 32 of 0-9 * # A-D".into(),
+                    });
+                }
+                let l = self.answered_leg(&call, leg)?;
+                self.media(MediaCommand::SendDtmf {
+                    leg: l,
+                    digits,
+                    duration_ms: 100,
+                    gap_ms: 60,
+                });
+                Ok(call)
+            }
+            CallCommand::StartRecording { call } => self.start_recording(&call).map(|_| call),
+            CallCommand::PauseRecording { call } => self.pause_recording(call, true),
+            CallCommand::ResumeRecording { call } => self.pause_recording(call, false),
+            CallCommand::StopRecording { call } => {
+                let c = self
+                    .calls
+                    .get_mut(&call)
+                    .ok_or(CommandError::NoCall(call.clone()))?;
+                if c.recording.take().is_none() {
+                    return Err(CommandError::Invalid {
+                        field: "action",
+                        message: "the call is not being recorded".into(),
+                    });
+                }
+                c.recording_paused = false;
+                self.media(MediaCommand::StopRecording {
+                    call: call.0.clone(),
+                });
+                self.mark(&call);
+                Ok(call)
+            }
+        }
+    }
+
+    /// The leg of `call` in `role`, answered and not going away.
+    fn answered_leg(&self, call: &CallId, role: LegRole) -> Result<LegId, CommandError> {
+        let c = self
+            .calls
+            .get(call)
+            .ok_or(CommandError::NoCall(call.clone()))?;
+        let leg = match role {
+            LegRole::A => Some(c.a),
+            LegRole::B => c.b.first().copied(),
+            LegRole::C => c.c,
+        }
+        .filter(|l| self.legs.contains_key(l))
+        .ok_or(CommandError::NoLeg(call.clone(), role))?;
+        if !self.legs[&leg].is_answered() || self.legs[&leg].ending {
+            return Err(CommandError::NotAnswered(call.clone(), role));
+        }
+        Ok(leg)
+    }
+
+    fn hold(
+        &mut self,
+        now: Instant,
+        out: &mut dyn SipOut,
+        call: CallId,
+        role: LegRole,
+        held: bool,
+    ) -> Result<CallId, CommandError> {
+        let leg = self.answered_leg(&call, role)?;
+        if self.legs[&leg].held_by_switch == held {
+            return Ok(call);
+        }
+        self.legs.get_mut(&leg).expect("checked").held_by_switch = held;
+        self.media(MediaCommand::SetHold { leg, held });
+        if !self.send_hold_reinvite(now, out, leg, held) {
+            // An INVITE is in progress on the leg; the relay holds it regardless
+            // and the dialog's 491 back-off will carry the re-INVITE.
+            tracing::info!(%leg, "hold re-INVITE deferred: INVITE in progress");
+        }
+        self.mark(&call);
+        self.event(if held {
+            CallEvent::Held {
+                call: call.clone(),
+                leg: role,
+                by_switch: true,
+            }
+        } else {
+            CallEvent::Retrieved {
+                call: call.clone(),
+                leg: role,
+                by_switch: true,
+            }
+        });
+        Ok(call)
+    }
+
+    fn mute(&mut self, call: CallId, role: LegRole, muted: bool) -> Result<CallId, CommandError> {
+        let leg = self.answered_leg(&call, role)?;
+        let l = self.legs.get_mut(&leg).expect("checked");
+        if l.muted != muted {
+            l.muted = muted;
+            self.media(MediaCommand::SetMute { leg, muted });
+            self.mark(&call);
+            self.event(if muted {
+                CallEvent::Muted {
+                    call: call.clone(),
+                    leg: role,
+                }
+            } else {
+                CallEvent::Unmuted {
+                    call: call.clone(),
+                    leg: role,
+                }
+            });
+        }
+        Ok(call)
+    }
+
+    pub(super) fn start_recording(&mut self, call: &CallId) -> Result<(), CommandError> {
+        let c = self
+            .calls
+            .get_mut(call)
+            .ok_or(CommandError::NoCall(call.clone()))?;
+        if c.recording.is_some() {
+            return Err(CommandError::Invalid {
+                field: "action",
+                message: "the call is already being recorded".into(),
+            });
+        }
+        let Some((a, b)) = c.bridged else {
+            return Err(CommandError::NotAnswered(call.clone(), LegRole::B));
+        };
+        let path = self.settings.recordings_dir.join(format!("{}.wav", call.0));
+        c.recording = Some(path.clone());
+        c.recording_paused = false;
+        self.media(MediaCommand::StartRecording {
+            call: call.0.clone(),
+            legs: [a, b],
+            path,
+        });
+        self.mark(call);
+        Ok(())
+    }
+
+    fn pause_recording(&mut self, call: CallId, pause: bool) -> Result<CallId, CommandError> {
+        let c = self
+            .calls
+            .get_mut(&call)
+            .ok_or(CommandError::NoCall(call.clone()))?;
+        if c.recording.is_none() {
+            return Err(CommandError::Invalid {
+                field: "action",
+                message: "the call is not being recorded".into(),
+            });
+        }
+        if c.recording_paused == pause {
+            return Ok(call);
+        }
+        c.recording_paused = pause;
+        self.media(if pause {
+            MediaCommand::PauseRecording {
+                call: call.0.clone(),
+            }
+        } else {
+            MediaCommand::ResumeRecording {
+                call: call.0.clone(),
+            }
+        });
+        self.mark(&call);
+        self.event(if pause {
+            CallEvent::RecordingPaused { call: call.clone() }
+        } else {
+            CallEvent::RecordingResumed { call: call.clone() }
+        });
+        Ok(call)
+    }
+
+    /// "Call A; when A answers, call B; bridge them."
+    fn originate(
+        &mut self,
+        now: Instant,
+        out: &mut dyn SipOut,
+        o: Originate,
+    ) -> Result<CallId, CommandError> {
+        for (field, v) in [("a", &o.a), ("b", &o.b)] {
+            if v.is_empty()
+                || v.len() > 64
+                || !v
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+*#._-".contains(c))
+            {
+                return Err(CommandError::Invalid {
+                    field,
+                    message: format!("{v:?} is not a number or user name"),
+                });
+            }
+        }
+        let call = o.call.clone().unwrap_or_else(CallId::generate);
+        if self.calls.contains_key(&call) {
+            return Err(CommandError::CallExists(call));
+        }
+        let route = self
+            .dialplan
+            .route(&o.a, None)
+            .ok_or_else(|| CommandError::NoRoute(o.a.clone()))?;
+        // The B side must be routable before anyone's phone rings.
+        self.dialplan
+            .route(&o.b, None)
+            .ok_or_else(|| CommandError::NoRoute(o.b.clone()))?;
+        let targets = self.targets(now, out, &route).map_err(|code| match code {
+            480 => CommandError::Busy(format!("{} is not registered", o.a)),
+            _ => CommandError::NoRoute(o.a.clone()),
+        })?;
+        let profile = targets[0].profile;
+        for (name, _) in &o.headers {
+            if !self.settings.profiles[profile.0]
+                .case_data_headers
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(name))
+            {
+                return Err(CommandError::Invalid {
+                    field: "headers",
+                    message: format!(
+                        "{name} is not a case-data header of profile {}",
+                        self.settings.profiles[profile.0].name
+                    ),
+                });
+            }
+        }
+        // A placeholder caller leg id until `place_leg` fills it in.
+        let placeholder = LegId(0);
+        self.calls.insert(
+            call.clone(),
+            Call {
+                id: call.clone(),
+                interaction: o.interaction.clone(),
+                from: o.a.clone(),
+                to: o.b.clone(),
+                a: placeholder,
+                b: Vec::new(),
+                c: None,
+                bridged: None,
+                state: CallState::Setup,
+                originate: Some(o.clone()),
+                fork_failures: Vec::new(),
+                cancelled: false,
+                recording: None,
+                recording_paused: false,
+                started_at_ms: self.wall_ms(now),
+                answered_at_ms: None,
+                transfer: None,
+                ended: false,
+            },
+        );
+        self.event(CallEvent::Started {
+            call: call.clone(),
+            interaction: o.interaction.clone(),
+            from: o.a.clone(),
+            to: o.b.clone(),
+        });
+        let codecs = self.settings.profiles[profile.0].codecs.clone();
+        let forward = Forward {
+            formats: sdp::default_formats(&codecs),
+            direction: sdp::Direction::SendRecv,
+            ptime: Some(20),
+        };
+        let caller = Caller {
+            user: o.caller_id.clone().unwrap_or_else(|| o.b.clone()),
+            display: None,
+        };
+        // Only the first registered contact is rung for the agent: an agent
+        // answers on one phone (several would all auto-answer).
+        let target = targets.into_iter().next().expect("targets is never empty");
+        if self
+            .place_leg(
+                now,
+                out,
+                &call,
+                LegRole::A,
+                target,
+                &forward,
+                &caller,
+                &o.headers,
+                o.auto_answer,
+            )
+            .is_none()
+        {
+            self.end_call(now, out, &call, EndedBy::Switch, "a-failed", Some(503));
+        }
+        Ok(call)
+    }
+
+    pub(super) fn media_event(&mut self, now: Instant, out: &mut dyn SipOut, event: MediaEvent) {
+        match event {
+            MediaEvent::Dtmf {
+                leg,
+                digit,
+                duration_ms,
+            } => {
+                if let Some(l) = self.legs.get(&leg) {
+                    self.events.push_back(CallEvent::Dtmf {
+                        call: l.call.clone(),
+                        leg: l.role,
+                        digit,
+                        duration_ms,
+                        via: "rfc4733",
+                    });
+                }
+            }
+            MediaEvent::DtmfSent { leg, digits } => {
+                if let Some(l) = self.legs.get(&leg) {
+                    self.events.push_back(CallEvent::DtmfSent {
+                        call: l.call.clone(),
+                        leg: l.role,
+                        digits,
+                    });
+                }
+            }
+            MediaEvent::DtmfFailed { leg, reason } => {
+                tracing::info!(%leg, %reason, "DTMF could not be sent");
+            }
+            MediaEvent::RtpTimeout { leg } => {
+                if self
+                    .legs
+                    .get(&leg)
+                    .is_some_and(|l| l.is_answered() && !l.held_by_phone)
+                {
+                    self.leg_lost(now, out, leg, "rtp-timeout");
+                }
+            }
+            MediaEvent::Latched { leg, remote } => {
+                tracing::debug!(%leg, %remote, "media latched");
+            }
+            MediaEvent::RecordingStarted { call, path } => {
+                self.events.push_back(CallEvent::RecordingStarted {
+                    call: CallId(call),
+                    path,
+                });
+            }
+            MediaEvent::RecordingStopped { call, path } => {
+                self.events.push_back(CallEvent::RecordingStopped {
+                    call: CallId(call),
+                    path,
+                });
+            }
+            MediaEvent::RecordingFailed { call, reason } => {
+                tracing::warn!(%call, %reason, "recording failed");
+                if let Some(c) = self.calls.get_mut(&CallId(call.clone())) {
+                    c.recording = None;
+                }
+            }
+            MediaEvent::OpenFailed { leg, reason } => {
+                tracing::warn!(%leg, %reason, "media could not be opened");
+                if let Some(call) = self.legs.get(&leg).map(|l| l.call.clone()) {
+                    self.end_call(now, out, &call, EndedBy::Switch, "media-failed", Some(503));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! INVITEs the switch receives outside a dialog: who is calling, where the
+//! call goes (the dial plan), and the caller's leg (RFC 3261 §13.3 as UAS).
+//!
+//! A caller is admitted when it is a trunk peer (its source lies in the
+//! peer's `acl`) or a user of a registrar profile calling from the address
+//! it registered from. The callee side is placed by `outbound`; a CANCEL
+//! from the caller ends every leg (§9.2, the callee legs are CANCELled).
+
+use std::time::Instant;
+
+use crate::dialog::Dialog;
+use crate::media::MediaCommand;
+use crate::net::{Destination, ProfileId, Source};
+use crate::sdp;
+use crate::sip::{self, make_header, MessageHeaders, Request, Response};
+use crate::transaction::ServerTransactionId;
+
+use super::command::{CallEvent, CallId, EndedBy, LegRole};
+use super::dialplan;
+use super::leg::{Leg, LegMedia, Side};
+use super::negotiate;
+use super::outbound::{Caller, Target};
+use super::summary::{CallState, LegState};
+use super::{sdp_body, user_of, Call, CallLayer, SipOut};
+
+impl CallLayer {
+    /// A new INVITE (no To tag) on `source`'s profile, already answered 100 Trying.
+    pub fn handle_invite(
+        &mut self,
+        now: Instant,
+        out: &mut dyn SipOut,
+        source: Source,
+        tx: ServerTransactionId,
+        request: Request,
+    ) {
+        let profile = source.profile;
+        let reject = |out: &mut dyn SipOut, code: u16, reason: Option<&str>| {
+            let mut r = crate::endpoint::answer(&request, code, reason);
+            if code == 488 {
+                r.headers.push(make_header(
+                    "Warning",
+                    "304 switchback \"Media type not available\"".into(),
+                ));
+            }
+            out.respond(now, profile, tx, r);
+        };
+        let from_value = request.header_value("From").unwrap_or("").to_string();
+        let from_user = user_of(&from_value);
+        if !self.caller_admitted(now, out, &source, &from_user) {
+            tracing::info!(remote = %source.remote, user = %from_user, "INVITE from an unknown party refused");
+            return reject(out, 403, Some("Not Registered From This Address"));
+        }
+        let number = request.uri.user().unwrap_or("").to_string();
+        let Some(route) = self.dialplan.route(&number, Some(profile)) else {
+            tracing::info!(%number, "no dial plan rule matches");
+            return reject(out, 404, None);
+        };
+        let targets = match self.targets(now, out, &route) {
+            Ok(t) => t,
+            Err(code) => return reject(out, code, None),
+        };
+        let Some(offer_bytes) = sdp_body(&request, &request.body) else {
+            // Late offer (no SDP in the INVITE) is not relayed yet.
+            return reject(out, 488, Some("SDP Offer Required"));
+        };
+        let offer =
+            match negotiate::read_offer(&offer_bytes, &self.settings.profiles[profile.0].codecs) {
+                Ok(o) => o,
+                Err(negotiate::OfferError::Unreadable) => {
+                    return reject(out, 400, Some("Malformed SDP"))
+                }
+                Err(negotiate::OfferError::NoCommonCodec) => return reject(out, 488, None),
+            };
+        let Some(port) = self.settings.profiles[profile.0].ports.allocate() else {
+            tracing::warn!(profile = %self.settings.profiles[profile.0].name, "RTP ports exhausted");
+            return reject(out, 503, Some("No Media Ports"));
+        };
+        let local =
+            std::net::SocketAddr::new(self.settings.profiles[profile.0].media_address, port);
+        let local_tag = sip::generate_tag();
+        let contact = self.contact(out, profile, source.transport);
+        let dialog = match Dialog::uas(&request, &local_tag, &contact, source.transport) {
+            Ok(d) => d,
+            Err(e) => {
+                self.settings.profiles[profile.0].ports.release(port);
+                tracing::debug!(error = %e, "INVITE cannot create a dialog");
+                return reject(out, 400, Some("Missing Contact"));
+            }
+        };
+        let dialog_id = self.dialogs.insert(dialog);
+        let call_id = CallId::generate();
+        let a = self.new_leg_id();
+        let sip_call_id = request.call_id().unwrap_or("").to_string();
+        self.by_dialog
+            .insert((sip_call_id.clone(), local_tag.clone()), a);
+        self.by_server_tx.insert((profile, tx), a);
+        self.media(MediaCommand::Open {
+            leg: a,
+            call: call_id.0.clone(),
+            local,
+            remote: offer.stream.rtp_addr(),
+            remote_rtcp: offer.stream.rtcp,
+            payloads: negotiate::payload_map(&offer.formats),
+        });
+        let destination = Destination {
+            profile,
+            transport: source.transport,
+            remote: source.remote,
+            connection: source.connection,
+        };
+        let leg = Leg {
+            id: a,
+            call: call_id.clone(),
+            role: LegRole::A,
+            profile,
+            target: from_user.clone(),
+            side: Side::Uas {
+                invite: request.clone(),
+                tx,
+                source,
+                answered: false,
+            },
+            destination,
+            sip_call_id,
+            local_tag,
+            dialog: Some(dialog_id),
+            state: LegState::Calling,
+            media: LegMedia {
+                local,
+                origin: sdp::Origin::new(local.ip()),
+                remote: Some(offer.stream.clone()),
+                formats: offer.formats.clone(),
+                last_sent: None,
+            },
+            held_by_phone: offer.stream.is_hold(),
+            held_by_switch: false,
+            muted: false,
+            early_answer: None,
+            ring_deadline: None,
+            session: None,
+            ending: false,
+        };
+        self.legs.insert(a, leg);
+        let call = Call {
+            id: call_id.clone(),
+            interaction: None,
+            from: from_user.clone(),
+            to: number.clone(),
+            a,
+            b: Vec::new(),
+            c: None,
+            bridged: None,
+            state: CallState::Setup,
+            originate: None,
+            fork_failures: Vec::new(),
+            cancelled: false,
+            recording: None,
+            recording_paused: false,
+            started_at_ms: self.wall_ms(now),
+            answered_at_ms: None,
+            transfer: None,
+            ended: false,
+        };
+        self.calls.insert(call_id.clone(), call);
+        self.mark(&call_id);
+        self.event(CallEvent::Started {
+            call: call_id.clone(),
+            interaction: None,
+            from: from_user.clone(),
+            to: number.clone(),
+        });
+        let caller = Caller::from_request(&request);
+        let passed: Vec<(String, String)> = request
+            .headers
+            .iter()
+            .filter_map(|h| {
+                let text = h.to_string();
+                let (name, value) = text.split_once(':')?;
+                Some((name.trim().to_string(), value.trim().to_string()))
+            })
+            .collect();
+        let mut placed = 0;
+        for target in targets {
+            if self
+                .place_leg(
+                    now,
+                    out,
+                    &call_id,
+                    LegRole::B,
+                    target,
+                    &offer.to_forward(),
+                    &caller,
+                    &passed,
+                    false,
+                )
+                .is_some()
+            {
+                placed += 1;
+            }
+        }
+        if placed == 0 {
+            self.end_call(
+                now,
+                out,
+                &call_id,
+                EndedBy::Switch,
+                "no-leg-placed",
+                Some(503),
+            );
+        }
+    }
+
+    /// Trunk peers by ACL; registrar users from the address they registered from.
+    fn caller_admitted(&self, now: Instant, out: &dyn SipOut, source: &Source, user: &str) -> bool {
+        let p = &self.settings.profiles[source.profile.0];
+        let ip = source.remote.ip();
+        if p.peers
+            .iter()
+            .any(|peer| peer.acl.iter().any(|n| n.contains(&ip)))
+        {
+            return true;
+        }
+        // Over UDP the very address it registered from (its NAT binding);
+        // over a stream, a new connection has a new port: the address only.
+        let same = |b: &crate::registrar::Binding| match source.transport {
+            crate::net::TransportKind::Udp => b.source.remote == source.remote,
+            _ => b.source.remote.ip() == ip,
+        };
+        p.registrar
+            && out
+                .lookup(source.profile, user, now)
+                .is_some_and(|bs| bs.iter().any(same))
+    }
+
+    /// Where a routed number is placed: every registered contact of a user
+    /// (parallel forking), or one trunk peer.
+    pub(super) fn targets(
+        &self,
+        now: Instant,
+        out: &dyn SipOut,
+        route: &dialplan::Destination,
+    ) -> Result<Vec<Target>, u16> {
+        match route {
+            dialplan::Destination::User { profile, user } => {
+                let bindings = out.lookup(*profile, user, now).ok_or(404u16)?;
+                if bindings.is_empty() {
+                    return Err(480);
+                }
+                Ok(bindings
+                    .into_iter()
+                    .filter_map(|b| {
+                        Some(Target {
+                            profile: *profile,
+                            uri: sip::parse_uri(&b.contact).ok()?,
+                            destination: Destination {
+                                profile: b.source.profile,
+                                transport: b.source.transport,
+                                remote: b.source.remote,
+                                connection: b.source.connection,
+                            },
+                            peer: None,
+                            label: user.clone(),
+                        })
+                    })
+                    .collect())
+            }
+            dialplan::Destination::Gateway {
+                profile,
+                peer,
+                number,
+            } => {
+                let p = &self.settings.profiles[profile.0].peers[*peer];
+                let address = p.address.ok_or(503u16)?;
+                let uri = sip::parse_uri(&format!("sip:{number}@{address}")).map_err(|_| 484u16)?;
+                Ok(vec![Target {
+                    profile: *profile,
+                    uri,
+                    destination: Destination {
+                        profile: *profile,
+                        transport: p.transport,
+                        remote: address,
+                        connection: None,
+                    },
+                    peer: Some((*profile, *peer)),
+                    label: number.clone(),
+                }])
+            }
+        }
+    }
+
+    /// The caller CANCELled its INVITE: CANCEL the callee legs, 487 the caller.
+    pub fn handle_cancel(
+        &mut self,
+        now: Instant,
+        out: &mut dyn SipOut,
+        profile: ProfileId,
+        invite_tx: ServerTransactionId,
+    ) {
+        let Some(leg) = self.by_server_tx.get(&(profile, invite_tx)).copied() else {
+            return;
+        };
+        let Some(call) = self.legs.get(&leg).map(|l| l.call.clone()) else {
+            return;
+        };
+        if let Some(c) = self.calls.get_mut(&call) {
+            c.cancelled = true;
+        }
+        self.end_call(now, out, &call, EndedBy::A, "cancelled", Some(487));
+        self.drain_dialogs(now, out);
+        self.publish_dirty();
+    }
+
+    /// Answers the caller's INVITE (a UAS leg) through its dialog.
+    pub(super) fn respond_uas(
+        &mut self,
+        now: Instant,
+        out: &mut dyn SipOut,
+        leg: super::LegId,
+        response: Response,
+    ) {
+        let Some(l) = self.legs.get_mut(&leg) else {
+            return;
+        };
+        let Side::Uas {
+            invite,
+            tx,
+            source,
+            answered,
+        } = &mut l.side
+        else {
+            return;
+        };
+        if *answered {
+            return;
+        }
+        let code = response.status_code.code();
+        if code >= 200 {
+            *answered = true;
+        }
+        let (invite, tx, source, profile) = (invite.clone(), *tx, *source, l.profile);
+        let destination = invite
+            .top_via()
+            .map(|v| source.response_destination(&v))
+            .unwrap_or(l.destination);
+        let response = match l.dialog.clone() {
+            Some(d) => self
+                .dialogs
+                .prepare_response(now, &d, &invite, response, destination)
+                .unwrap_or_else(|| crate::endpoint::answer(&invite, 500, None)),
+            None => response,
+        };
+        out.respond(now, profile, tx, response);
+        if code >= 200 {
+            self.by_server_tx.remove(&(profile, tx));
+        }
+    }
+}

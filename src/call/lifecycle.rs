@@ -1,0 +1,164 @@
+//! Ending legs and calls: every leg goes down the way its state requires
+//! (BYE when answered, CANCEL when still ringing, a final response to a
+//! caller not yet answered), media is closed and ports returned, and the call
+//! reports who ended it exactly once.
+
+use std::time::Instant;
+
+use crate::media::{LegId, MediaCommand};
+use crate::sip::{self, Method};
+
+use super::command::{CallEvent, CallId, EndedBy};
+use super::leg::Side;
+use super::{CallLayer, Pending, SipOut};
+
+impl CallLayer {
+    /// Ends every leg of `call` and reports it ended by `by`.
+    pub(super) fn end_call(
+        &mut self,
+        now: Instant,
+        out: &mut dyn SipOut,
+        call: &CallId,
+        by: EndedBy,
+        cause: &str,
+        status: Option<u16>,
+    ) {
+        let Some(c) = self.calls.get_mut(call) else {
+            return;
+        };
+        if c.ended {
+            return;
+        }
+        c.ended = true;
+        let legs: Vec<LegId> = std::iter::once(c.a)
+            .chain(c.b.iter().copied())
+            .chain(c.c)
+            .collect();
+        let recording = c.recording.take();
+        let cancelled = c.cancelled;
+        for leg in legs {
+            self.release_leg(now, out, leg, status, cancelled);
+        }
+        if recording.is_some() {
+            self.media(MediaCommand::StopRecording {
+                call: call.0.clone(),
+            });
+        }
+        self.calls.remove(call);
+        self.mark(call);
+        self.event(CallEvent::Ended {
+            call: call.clone(),
+            by,
+            cause: cause.to_string(),
+            status,
+        });
+    }
+
+    /// Takes one leg down according to where it stands.
+    fn release_leg(
+        &mut self,
+        now: Instant,
+        out: &mut dyn SipOut,
+        leg: LegId,
+        status: Option<u16>,
+        cancelled: bool,
+    ) {
+        let Some(l) = self.legs.get(&leg) else {
+            return;
+        };
+        if l.ending {
+            // Already going: a BYE came in or went out, or a CANCEL is in flight.
+            if !matches!(l.side, Side::Uac { .. }) || l.is_answered() {
+                self.drop_leg(leg);
+            }
+            return;
+        }
+        match &l.side {
+            Side::Uas {
+                answered: false, ..
+            } => {
+                let code = if cancelled {
+                    487
+                } else {
+                    status.filter(|s| *s >= 300).unwrap_or(480)
+                };
+                let invite = self.uas_invite(leg).clone();
+                let r = sip::response_to(&invite, code, None);
+                self.respond_uas(now, out, leg, r);
+                self.drop_leg(leg);
+            }
+            Side::Uac { .. } if !l.is_answered() => {
+                self.cancel_leg(now, out, leg);
+            }
+            _ => {
+                if let Some(l) = self.legs.get_mut(&leg) {
+                    l.ending = true;
+                }
+                self.send_in_dialog(
+                    now,
+                    out,
+                    leg,
+                    Method::Bye,
+                    None,
+                    Vec::new(),
+                    Pending::Bye(leg),
+                );
+                self.drop_leg(leg);
+            }
+        }
+    }
+
+    /// Forgets a leg: media closed, port returned, indexes dropped.
+    pub(super) fn drop_leg(&mut self, leg: LegId) {
+        let Some(l) = self.legs.remove(&leg) else {
+            return;
+        };
+        self.media(MediaCommand::Close { leg });
+        self.settings.profiles[l.profile.0]
+            .ports
+            .release(l.media.local.port());
+        self.by_dialog
+            .remove(&(l.sip_call_id.clone(), l.local_tag.clone()));
+        match &l.side {
+            Side::Uas { tx, .. } => {
+                self.by_server_tx.remove(&(l.profile, *tx));
+            }
+            Side::Uac { .. } if !l.is_answered() => {
+                self.gone_uac.insert(leg, l.destination);
+            }
+            Side::Uac { .. } => {}
+        }
+        self.timers.retain(|_, t| t.leg() != leg);
+        if let Some(c) = self.calls.get_mut(&l.call) {
+            c.b.retain(|&b| b != leg);
+            if c.c == Some(leg) {
+                c.c = None;
+            }
+            if c.bridged.is_some_and(|(x, y)| x == leg || y == leg) {
+                c.bridged = None;
+            }
+        }
+        self.mark(&l.call);
+    }
+
+    /// A leg went silent (RTP timeout, failed session refresh, no ACK): the
+    /// call cannot go on half up.
+    pub(super) fn leg_lost(
+        &mut self,
+        now: Instant,
+        out: &mut dyn SipOut,
+        leg: LegId,
+        reason: &'static str,
+    ) {
+        let Some(l) = self.legs.get(&leg) else {
+            return;
+        };
+        let (call, role) = (l.call.clone(), l.role);
+        self.event(CallEvent::LegLost {
+            call: call.clone(),
+            leg: role,
+            reason,
+        });
+        self.end_call(now, out, &call, EndedBy::Switch, reason, None);
+    }
+}

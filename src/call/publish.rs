@@ -1,0 +1,142 @@
+//! Publishing calls to the concurrent session table.
+//!
+//! The call layer's own maps are the working state, touched only by the
+//! endpoint task. Readers elsewhere (the HTTP API, the interaction layer)
+//! see calls through the session table: after each input the calls that
+//! changed are summarised afresh and swapped in whole, so a reader never sees
+//! half an update and never waits for the endpoint.
+
+use std::sync::Arc;
+
+use crate::session::{DialogKey, SessionTable};
+
+use super::command::CallId;
+use super::leg::Side;
+use super::summary::{CallSummary, LegCounters, LegSummary};
+use super::{CallDirectory, CallLayer};
+
+/// The session table of live calls, shared by every task.
+pub type Sessions = Arc<SessionTable<CallSummary>>;
+
+impl CallLayer {
+    pub(super) fn mark(&mut self, call: &CallId) {
+        if !self.dirty.contains(call) {
+            self.dirty.push(call.clone());
+        }
+    }
+
+    pub(super) fn publish_dirty(&mut self) {
+        for id in std::mem::take(&mut self.dirty) {
+            match self.summary(&id) {
+                Some(summary) => {
+                    let keys: Vec<DialogKey> = summary
+                        .legs
+                        .iter()
+                        .map(|l| DialogKey {
+                            call_id: l.sip_call_id.clone(),
+                            local_tag: l.local_tag.clone(),
+                        })
+                        .collect();
+                    let interaction = summary.interaction.clone();
+                    if self.sessions.get(&id.0).is_some() {
+                        self.sessions.update(&id.0, Arc::new(summary));
+                    } else {
+                        self.sessions
+                            .insert(&id.0, Arc::new(summary), interaction.as_deref());
+                    }
+                    for k in keys {
+                        self.sessions.add_dialog(&id.0, k);
+                    }
+                }
+                None => {
+                    self.sessions.remove(&id.0);
+                }
+            }
+        }
+    }
+
+    fn summary(&self, id: &CallId) -> Option<CallSummary> {
+        let call = self.calls.get(id)?;
+        let legs = std::iter::once(call.a)
+            .chain(call.b.iter().copied())
+            .chain(call.c)
+            .filter_map(|l| self.legs.get(&l))
+            .map(|l| LegSummary {
+                role: l.role,
+                state: l.state.clone(),
+                target: l.target.clone(),
+                profile: self.settings.profiles[l.profile.0].name.clone(),
+                sip_call_id: l.sip_call_id.clone(),
+                local_tag: l.local_tag.clone(),
+                remote_tag: l.dialog.as_ref().map(|d| d.remote_tag.clone()).or_else(|| {
+                    match &l.side {
+                        Side::Uas { invite, .. } => crate::sip::MessageHeaders::from_tag(invite),
+                        Side::Uac { .. } => None,
+                    }
+                }),
+                media_leg: l.id.0,
+                rtp_port: l.media.local.port(),
+                held_by_switch: l.held_by_switch,
+                held_by_phone: l.held_by_phone,
+                muted: l.muted,
+            })
+            .collect();
+        Some(CallSummary {
+            id: call.id.clone(),
+            interaction: call.interaction.clone(),
+            state: call.state.clone(),
+            from: call.from.clone(),
+            to: call.to.clone(),
+            legs,
+            recording: call.recording.as_ref().map(|p| p.display().to_string()),
+            recording_paused: call.recording_paused,
+            started_at_ms: call.started_at_ms,
+            answered_at_ms: call.answered_at_ms,
+        })
+    }
+}
+
+/// What HTTP and other tasks read: the session table plus the relay's counters.
+pub struct Directory {
+    pub sessions: Sessions,
+    pub media: crate::media::MediaEngine,
+}
+
+impl CallDirectory for Directory {
+    fn call(&self, id: &CallId) -> Option<CallSummary> {
+        self.sessions.get(&id.0).map(|s| (*s).clone())
+    }
+
+    fn calls(&self) -> Vec<CallSummary> {
+        let mut v: Vec<CallSummary> = self
+            .sessions
+            .snapshot()
+            .into_iter()
+            .map(|(_, s)| (*s).clone())
+            .collect();
+        v.sort_by_key(|s| s.started_at_ms);
+        v
+    }
+
+    fn by_interaction(&self, interaction: &str) -> Vec<CallSummary> {
+        self.sessions
+            .by_interaction(interaction)
+            .into_iter()
+            .map(|(_, s)| (*s).clone())
+            .collect()
+    }
+
+    fn leg_counters(&self, media_leg: u64) -> Option<LegCounters> {
+        let s = self.media.stats(crate::media::LegId(media_leg))?;
+        Some(LegCounters {
+            packets_in: s.packets_in,
+            bytes_in: s.bytes_in,
+            packets_out: s.packets_out,
+            bytes_out: s.bytes_out,
+            lost: s.lost,
+            jitter_ms: s.jitter_ms,
+            rtcp_in: s.rtcp_in,
+            rtcp_out: s.rtcp_out,
+        })
+    }
+}

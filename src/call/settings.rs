@@ -1,0 +1,110 @@
+//! Each profile's call settings, taken from the configuration once: media
+//! address and port pool, codecs, timers, auto-answer headers, outbound
+//! caller-ID and header rules, trunk peers with their resolved addresses.
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::{Config, HeaderRule};
+use crate::media::PortPool;
+use crate::net::TransportKind;
+use crate::sdp::Codec;
+
+#[derive(Debug)]
+pub struct PeerSettings {
+    pub name: String,
+    pub address: Option<SocketAddr>,
+    pub transport: TransportKind,
+    pub acl: Vec<ipnet::IpNet>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub realm: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct ProfileSettings {
+    pub name: String,
+    pub registrar: bool,
+    pub media_address: IpAddr,
+    pub ports: PortPool,
+    pub codecs: Vec<Codec>,
+    pub rtp_timeout: Option<Duration>,
+    pub ring_timeout: Duration,
+    pub session_expires: u32,
+    pub min_se: u32,
+    pub auto_answer_call_info: String,
+    pub auto_answer_alert_info: String,
+    pub case_data_headers: Vec<String>,
+    pub record: bool,
+    pub caller_id_number: Option<String>,
+    pub caller_id_name: Option<String>,
+    pub add_headers: Vec<HeaderRule>,
+    pub pass_headers: Vec<String>,
+    pub peers: Vec<PeerSettings>,
+}
+
+#[derive(Debug)]
+pub struct CallSettings {
+    pub profiles: Vec<ProfileSettings>,
+    pub recordings_dir: PathBuf,
+}
+
+impl CallSettings {
+    pub fn new(config: &Config) -> Self {
+        let profiles = config
+            .profiles
+            .iter()
+            .map(|np| {
+                let p = &np.profile;
+                let peers = p
+                    .peers
+                    .iter()
+                    .map(|peer| PeerSettings {
+                        name: peer.name.clone(),
+                        // Resolved once at start (A/AAAA); SRV/NAPTR (RFC 3263) are not used.
+                        address: peer
+                            .address
+                            .as_deref()
+                            .and_then(|a| a.to_socket_addrs().ok()?.next()),
+                        transport: peer.transport,
+                        acl: peer.acl.clone(),
+                        username: peer.username.clone(),
+                        password: peer.password.clone(),
+                        realm: peer.realm.clone(),
+                    })
+                    .collect();
+                ProfileSettings {
+                    name: np.name.clone(),
+                    registrar: p.registrar,
+                    media_address: p.media.address,
+                    ports: PortPool::new(p.media.rtp_port_min, p.media.rtp_port_max),
+                    codecs: p
+                        .media
+                        .codecs
+                        .iter()
+                        .filter_map(|c| c.parse().ok())
+                        .collect(),
+                    rtp_timeout: (p.media.rtp_timeout_secs > 0)
+                        .then(|| Duration::from_secs(p.media.rtp_timeout_secs)),
+                    ring_timeout: Duration::from_secs(p.calls.ring_timeout_secs.max(1)),
+                    session_expires: p.calls.session_expires_secs,
+                    min_se: p.calls.min_se_secs.max(90),
+                    auto_answer_call_info: p.calls.auto_answer_call_info.clone(),
+                    auto_answer_alert_info: p.calls.auto_answer_alert_info.clone(),
+                    case_data_headers: p.calls.case_data_headers.clone(),
+                    record: p.calls.record,
+                    caller_id_number: p.outbound.caller_id_number.clone(),
+                    caller_id_name: p.outbound.caller_id_name.clone(),
+                    add_headers: p.outbound.add_headers.clone(),
+                    pass_headers: p.outbound.pass_headers.clone(),
+                    peers,
+                }
+            })
+            .collect();
+        CallSettings {
+            profiles,
+            recordings_dir: config.general.recordings_dir.clone(),
+        }
+    }
+}

@@ -1,0 +1,431 @@
+//! Call transfer by REFER (RFC 3515) from a leg of a bridged call.
+//!
+//! Blind: `Refer-To: <sip:1003@...>`: the switch answers 202, NOTIFYs
+//! `100 Trying`, places the target as a new leg and, when it answers,
+//! bridges the far party (the transferee) to it, NOTIFYs `200 OK` and hangs
+//! up the transferor. A target that fails is NOTIFYed and the call stays as
+//! it was. Attended: `Refer-To: <...?Replaces=...>` (RFC 3891) names the
+//! transferor's other call through the switch; the two far parties are
+//! bridged at once and both transferor legs hung up. Either way the call
+//! keeps its id and reports `Transferred`, which the web-callback layer uses
+//! to park the parent interaction.
+
+use std::time::Instant;
+
+use crate::dialog::Body;
+use crate::media::{LegId, MediaCommand};
+use crate::net::ProfileId;
+use crate::sip::{self, MessageHeaders, Method, Request};
+use crate::transaction::ServerTransactionId;
+
+use super::command::{CallEvent, CallId, EndedBy, LegRole};
+use super::negotiate::{self, Forward};
+use super::outbound::Caller;
+use super::{user_of, CallLayer, Pending, SipOut};
+
+#[derive(Debug, Clone)]
+pub struct Transfer {
+    /// The leg that sent REFER.
+    pub by: LegId,
+    /// The far party, who stays.
+    pub transferee: LegId,
+    pub target: String,
+}
+
+/// The parts of a Refer-To value: the target URI text and a Replaces value.
+fn refer_to(value: &str) -> Option<(String, Option<String>)> {
+    let uri = sip::split_name_addr(value)
+        .map(|(u, _)| u)
+        .unwrap_or(value)
+        .trim();
+    let (uri, headers) = match uri.split_once('?') {
+        Some((u, h)) => (u, Some(h)),
+        None => (uri, None),
+    };
+    let replaces = headers.and_then(|h| {
+        h.split('&').find_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            k.eq_ignore_ascii_case("Replaces")
+                .then(|| percent_decode(v))
+        })
+    });
+    Some((uri.to_string(), replaces))
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `callid;to-tag=x;from-tag=y` (RFC 3891 §6.1).
+fn replaces(value: &str) -> Option<(String, String, String)> {
+    let mut parts = value.split(';');
+    let call_id = parts.next()?.trim().to_string();
+    let (mut to, mut from) = (None, None);
+    for p in parts {
+        let (k, v) = p.split_once('=')?;
+        match k.trim().to_ascii_lowercase().as_str() {
+            "to-tag" => to = Some(v.trim().to_string()),
+            "from-tag" => from = Some(v.trim().to_string()),
+            _ => {}
+        }
+    }
+    Some((call_id, to?, from?))
+}
+
+impl CallLayer {
+    pub(super) fn refer_received(
+        &mut self,
+        now: Instant,
+        out: &mut dyn SipOut,
+        leg: LegId,
+        profile: ProfileId,
+        tx: ServerTransactionId,
+        request: Request,
+    ) {
+        let refuse = |this: &mut Self, out: &mut dyn SipOut, code: u16, reason: &str| {
+            let r = sip::response_to(&request, code, Some(reason));
+            this.answer_in_dialog(now, out, leg, profile, tx, &request, r);
+        };
+        let Some((uri, replace)) = request.header_value("Refer-To").and_then(refer_to) else {
+            return refuse(self, out, 400, "Missing Refer-To");
+        };
+        let call = self.legs[&leg].call.clone();
+        if self.calls.get(&call).is_some_and(|c| c.transfer.is_some()) {
+            return refuse(self, out, 491, "Transfer In Progress");
+        }
+        let Some(transferee) = self
+            .partner(leg)
+            .filter(|p| self.legs.get(p).is_some_and(|l| l.is_answered()))
+        else {
+            return refuse(self, out, 403, "No Answered Call To Transfer");
+        };
+        let accepted = sip::response_to(&request, 202, None);
+        match replace {
+            Some(rep) => {
+                let Some(target) = self.replaced_partner(&rep) else {
+                    return refuse(self, out, 481, "Replaced Call Does Not Exist");
+                };
+                self.answer_in_dialog(now, out, leg, profile, tx, &request, accepted);
+                self.attended(now, out, &call, leg, transferee, target);
+            }
+            None => {
+                let number = user_of(&uri);
+                let entered = self.legs[&leg].profile;
+                let targets = self
+                    .dialplan
+                    .route(&number, Some(entered))
+                    .ok_or(404u16)
+                    .and_then(|r| self.targets(now, out, &r));
+                self.answer_in_dialog(now, out, leg, profile, tx, &request, accepted);
+                self.notify(now, out, leg, "SIP/2.0 100 Trying", false);
+                let targets = match targets {
+                    Ok(t) => t,
+                    Err(code) => {
+                        self.notify_final(now, out, leg, code);
+                        self.event(CallEvent::TransferFailed {
+                            call,
+                            by: self.legs[&leg].role,
+                            status: code,
+                        });
+                        return;
+                    }
+                };
+                if let Some(c) = self.calls.get_mut(&call) {
+                    c.transfer = Some(Transfer {
+                        by: leg,
+                        transferee,
+                        target: number.clone(),
+                    });
+                }
+                let forward = Forward {
+                    formats: negotiate::follow(&self.legs[&transferee].media.formats),
+                    direction: crate::sdp::Direction::SendRecv,
+                    ptime: None,
+                };
+                let caller = Caller {
+                    user: self.legs[&transferee].target.clone(),
+                    display: None,
+                };
+                let target = targets.into_iter().next().expect("never empty");
+                if self
+                    .place_leg(
+                        now,
+                        out,
+                        &call,
+                        LegRole::C,
+                        target,
+                        &forward,
+                        &caller,
+                        &[],
+                        false,
+                    )
+                    .is_none()
+                {
+                    self.transfer_target_failed(now, out, &call, 503);
+                }
+            }
+        }
+    }
+
+    /// The partner leg (in its own call) of the dialog a Replaces names.
+    fn replaced_partner(&self, value: &str) -> Option<LegId> {
+        let (call_id, to_tag, from_tag) = replaces(value)?;
+        // The transferor's view: our tag is its to-tag when it called us, its
+        // from-tag when we called it.
+        let leg = [to_tag, from_tag]
+            .into_iter()
+            .find_map(|tag| self.by_dialog.get(&(call_id.clone(), tag)).copied())?;
+        self.partner(leg)
+            .filter(|p| self.legs.get(p).is_some_and(|l| l.is_answered()))
+    }
+
+    fn attended(
+        &mut self,
+        now: Instant,
+        out: &mut dyn SipOut,
+        call: &CallId,
+        by: LegId,
+        transferee: LegId,
+        target: LegId,
+    ) {
+        let by_role = self.legs[&by].role;
+        let other_call = self.legs[&target].call.clone();
+        let transferor2 = self.partner(target);
+        // Move the target leg into this call as its C leg.
+        if let Some(oc) = self.calls.get_mut(&other_call) {
+            oc.b.retain(|&l| l != target);
+            if oc.c == Some(target) {
+                oc.c = None;
+            }
+            oc.bridged = None;
+            if oc.a == target {
+                // Keep the other call's `a` pointing at a leg it still owns.
+                oc.a = transferor2.unwrap_or(LegId(0));
+            }
+        }
+        let label = self.legs[&target].target.clone();
+        if let Some(t) = self.legs.get_mut(&target) {
+            t.call = call.clone();
+            t.role = LegRole::C;
+        }
+        if let Some(c) = self.calls.get_mut(call) {
+            c.c = Some(target);
+        }
+        self.media(MediaCommand::Bridge {
+            a: transferee,
+            b: target,
+        });
+        if let Some(c) = self.calls.get_mut(call) {
+            c.bridged = Some((transferee, target));
+        }
+        self.mark(call);
+        self.mark(&other_call);
+        self.notify_final(now, out, by, 200);
+        self.event(CallEvent::Transferred {
+            call: call.clone(),
+            by: by_role,
+            to: label,
+            attended: true,
+        });
+        // Both of the transferor's legs go.
+        self.hang_up_leg(now, out, by);
+        self.end_call(now, out, &other_call, EndedBy::Switch, "replaced", None);
+    }
+
+    /// The transfer target answered: re-bridge the transferee to it.
+    pub(super) fn transfer_target_answered(
+        &mut self,
+        now: Instant,
+        out: &mut dyn SipOut,
+        call: &CallId,
+        target: LegId,
+    ) {
+        let Some(t) = self.calls.get_mut(call).and_then(|c| c.transfer.take()) else {
+            return;
+        };
+        self.media(MediaCommand::Bridge {
+            a: t.transferee,
+            b: target,
+        });
+        if let Some(c) = self.calls.get_mut(call) {
+            c.bridged = Some((t.transferee, target));
+        }
+        self.mark(call);
+        let by_role = self.legs.get(&t.by).map(|l| l.role).unwrap_or(LegRole::A);
+        self.notify_final(now, out, t.by, 200);
+        self.event(CallEvent::Transferred {
+            call: call.clone(),
+            by: by_role,
+            to: t.target,
+            attended: false,
+        });
+        self.hang_up_leg(now, out, t.by);
+    }
+
+    pub(super) fn transfer_target_failed(
+        &mut self,
+        now: Instant,
+        out: &mut dyn SipOut,
+        call: &CallId,
+        code: u16,
+    ) {
+        let Some(t) = self.calls.get_mut(call).and_then(|c| c.transfer.take()) else {
+            return;
+        };
+        let by_role = self.legs.get(&t.by).map(|l| l.role).unwrap_or(LegRole::A);
+        self.notify_final(now, out, t.by, code);
+        self.event(CallEvent::TransferFailed {
+            call: call.clone(),
+            by: by_role,
+            status: code,
+        });
+        if self.legs.contains_key(&t.by) {
+            // Back to the call as it was (early media may have moved the bridge).
+            self.media(MediaCommand::Bridge {
+                a: t.by,
+                b: t.transferee,
+            });
+        } else {
+            // The transferor already left: nobody is left for the transferee.
+            self.end_call(
+                now,
+                out,
+                call,
+                EndedBy::Switch,
+                "transfer-failed",
+                Some(code),
+            );
+        }
+    }
+
+    /// Whether `leg` hanging up leaves the rest of the call up: it sent a
+    /// REFER still being carried out, or it is no longer in the bridge.
+    pub(super) fn transferor_leaves(
+        &mut self,
+        now: Instant,
+        out: &mut dyn SipOut,
+        call: &CallId,
+        leg: LegId,
+    ) -> bool {
+        let _ = (now, &out);
+        let Some(c) = self.calls.get(call) else {
+            return false;
+        };
+        let pending = c.transfer.as_ref().is_some_and(|t| t.by == leg);
+        let outside = c.bridged.is_some_and(|(x, y)| {
+            x != leg && y != leg && self.legs.contains_key(&x) && self.legs.contains_key(&y)
+        });
+        if pending || outside {
+            self.drop_leg(leg);
+            return true;
+        }
+        false
+    }
+
+    /// The leg staying in a transfer.
+    pub(super) fn transferee(&self, call: &CallId) -> Option<LegId> {
+        self.calls
+            .get(call)?
+            .transfer
+            .as_ref()
+            .map(|t| t.transferee)
+    }
+
+    /// BYE one leg without ending its call.
+    fn hang_up_leg(&mut self, now: Instant, out: &mut dyn SipOut, leg: LegId) {
+        let Some(l) = self.legs.get_mut(&leg) else {
+            return;
+        };
+        if !l.ending {
+            l.ending = true;
+            self.send_in_dialog(
+                now,
+                out,
+                leg,
+                Method::Bye,
+                None,
+                Vec::new(),
+                Pending::Bye(leg),
+            );
+        }
+        self.drop_leg(leg);
+    }
+
+    fn notify_final(&mut self, now: Instant, out: &mut dyn SipOut, leg: LegId, code: u16) {
+        let reason = crate::sip::StatusCode::from(code).to_string();
+        let line = format!("SIP/2.0 {reason}");
+        self.notify(now, out, leg, &line, true);
+    }
+
+    /// NOTIFY of the implicit refer subscription with a sipfrag status line.
+    fn notify(
+        &mut self,
+        now: Instant,
+        out: &mut dyn SipOut,
+        leg: LegId,
+        status_line: &str,
+        last: bool,
+    ) {
+        if self.legs.get(&leg).is_none_or(|l| l.ending) {
+            return;
+        }
+        let state = if last {
+            "terminated;reason=noresource".to_string()
+        } else {
+            "active;expires=60".to_string()
+        };
+        let body = Body {
+            content_type: "message/sipfrag;version=2.0".into(),
+            bytes: format!("{status_line}\r\n").into_bytes(),
+        };
+        self.send_in_dialog(
+            now,
+            out,
+            leg,
+            Method::Notify,
+            Some(body),
+            vec![
+                ("Event".into(), "refer".into()),
+                ("Subscription-State".into(), state),
+            ],
+            Pending::Notify { leg, last },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refer_to_with_and_without_replaces() {
+        assert_eq!(
+            refer_to("<sip:1003@127.0.0.1>"),
+            Some(("sip:1003@127.0.0.1".into(), None))
+        );
+        let (uri, rep) =
+            refer_to("<sip:1003@h?Replaces=abc%40h%3Bto-tag%3D11%3Bfrom-tag%3D22>").unwrap();
+        assert_eq!(uri, "sip:1003@h");
+        assert_eq!(rep.as_deref(), Some("abc@h;to-tag=11;from-tag=22"));
+        assert_eq!(
+            replaces("abc@h;to-tag=11;from-tag=22"),
+            Some(("abc@h".into(), "11".into(), "22".into()))
+        );
+        assert_eq!(replaces("abc@h;to-tag=11"), None);
+        assert_eq!(percent_decode("%4"), "%4");
+    }
+}

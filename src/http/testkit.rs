@@ -1,0 +1,279 @@
+//! Test fixtures: a fake endpoint task answering [`ControlRequest`]s, a fake
+//! [`CallDirectory`], a request helper over `oneshot`, and a minimal raw
+//! HTTP/1.1 client for tests against a bound listener.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tower::ServiceExt;
+
+use super::HttpState;
+use crate::call::summary::{CallState, LegState, LegSummary};
+use crate::call::{
+    CallCommand, CallDirectory, CallEvent, CallId, CallSummary, CommandError, ControlRequest,
+    LegCounters, LegRole,
+};
+
+/// How the fake endpoint treats one command.
+pub enum Answer {
+    Reply(Result<CallId, CommandError>),
+    /// Drop the reply slot: the endpoint died mid-command.
+    Drop,
+    /// Keep the reply slot and never answer.
+    Stall,
+}
+
+/// The call a command names, or the originate's chosen id (or "c-new").
+pub fn target(command: &CallCommand) -> CallId {
+    match command {
+        CallCommand::Originate(o) => o.call.clone().unwrap_or(CallId("c-new".into())),
+        CallCommand::Hangup { call }
+        | CallCommand::Hold { call, .. }
+        | CallCommand::Retrieve { call, .. }
+        | CallCommand::Mute { call, .. }
+        | CallCommand::Unmute { call, .. }
+        | CallCommand::SendDtmf { call, .. }
+        | CallCommand::StartRecording { call }
+        | CallCommand::PauseRecording { call }
+        | CallCommand::ResumeRecording { call }
+        | CallCommand::StopRecording { call } => call.clone(),
+    }
+}
+
+pub struct FakeDirectory {
+    calls: Vec<CallSummary>,
+    counters: HashMap<u64, LegCounters>,
+}
+
+impl CallDirectory for FakeDirectory {
+    fn call(&self, id: &CallId) -> Option<CallSummary> {
+        self.calls.iter().find(|c| &c.id == id).cloned()
+    }
+    fn calls(&self) -> Vec<CallSummary> {
+        self.calls.clone()
+    }
+    fn by_interaction(&self, interaction: &str) -> Vec<CallSummary> {
+        self.calls
+            .iter()
+            .filter(|c| c.interaction.as_deref() == Some(interaction))
+            .cloned()
+            .collect()
+    }
+    fn leg_counters(&self, media_leg: u64) -> Option<LegCounters> {
+        self.counters.get(&media_leg).copied()
+    }
+}
+
+fn leg(role: LegRole, media_leg: u64) -> LegSummary {
+    LegSummary {
+        role,
+        state: LegState::Answered,
+        target: format!("target-{role}"),
+        profile: "internal".into(),
+        sip_call_id: format!("sip-{media_leg}"),
+        local_tag: "lt".into(),
+        remote_tag: Some("rt".into()),
+        media_leg,
+        rtp_port: 20000 + media_leg as u16,
+        held_by_switch: false,
+        held_by_phone: false,
+        muted: false,
+    }
+}
+
+fn summary(id: &str, interaction: Option<&str>, legs: Vec<LegSummary>) -> CallSummary {
+    CallSummary {
+        id: CallId(id.into()),
+        interaction: interaction.map(Into::into),
+        state: CallState::Bridged,
+        from: "1001".into(),
+        to: "15551234567".into(),
+        legs,
+        recording: None,
+        recording_paused: false,
+        started_at_ms: 1_700_000_000_000,
+        answered_at_ms: Some(1_700_000_001_000),
+    }
+}
+
+/// Calls c1 (interaction i-42, legs a/b with media legs 7/8; only 7 has
+/// counters) and c2 (interaction i-7, no legs).
+pub fn directory() -> FakeDirectory {
+    let counters = LegCounters {
+        packets_in: 50,
+        bytes_in: 8600,
+        packets_out: 49,
+        bytes_out: 8428,
+        lost: 1,
+        jitter_ms: 2.5,
+        rtcp_in: 1,
+        rtcp_out: 1,
+    };
+    FakeDirectory {
+        calls: vec![
+            summary(
+                "c1",
+                Some("i-42"),
+                vec![leg(LegRole::A, 7), leg(LegRole::B, 8)],
+            ),
+            summary("c2", Some("i-7"), vec![]),
+        ],
+        counters: HashMap::from([(7, counters)]),
+    }
+}
+
+pub struct Harness {
+    pub state: HttpState,
+    pub app: Router,
+    /// Every command the fake endpoint received, in order.
+    pub seen: mpsc::UnboundedReceiver<CallCommand>,
+}
+
+/// A fake endpoint task answering each command by `answer`. Must run inside a runtime.
+pub fn harness(answer: impl Fn(&CallCommand) -> Answer + Send + 'static) -> Harness {
+    let (commands, mut queue) = mpsc::channel::<ControlRequest>(8);
+    let (seen_tx, seen) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut stalled: Vec<oneshot::Sender<_>> = Vec::new();
+        while let Some(ControlRequest { command, reply }) = queue.recv().await {
+            let answer = answer(&command);
+            let _ = seen_tx.send(command);
+            match answer {
+                Answer::Reply(r) => {
+                    let _ = reply.send(r);
+                }
+                Answer::Drop => drop(reply),
+                Answer::Stall => stalled.push(reply),
+            }
+        }
+    });
+    let (events, _) = broadcast::channel(16);
+    let state = HttpState {
+        commands,
+        directory: Arc::new(directory()),
+        events,
+    };
+    let app = super::router(state.clone());
+    Harness { state, app, seen }
+}
+
+/// A fake endpoint that accepts everything, answering with the command's call.
+pub fn accepting() -> Harness {
+    harness(|c| Answer::Reply(Ok(target(c))))
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub json: Value,
+}
+
+/// Sends one request through the router; a body is sent as JSON.
+pub async fn request(app: &Router, method: &str, uri: &str, body: Option<&str>) -> Reply {
+    let mut builder = Request::builder().method(method).uri(uri);
+    if body.is_some() {
+        builder = builder.header("content-type", "application/json");
+    }
+    let req = builder
+        .body(Body::from(body.unwrap_or("").to_owned()))
+        .unwrap();
+    send(app, req).await
+}
+
+pub async fn send(app: &Router, req: Request<Body>) -> Reply {
+    let response = app.clone().oneshot(req).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let json = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
+    };
+    Reply {
+        status,
+        headers,
+        json,
+    }
+}
+
+/// Asserts the error shape: status, and the field it names.
+#[track_caller]
+pub fn assert_error(reply: &Reply, status: u16, field: Option<&str>) {
+    assert_eq!(reply.status.as_u16(), status, "{}", reply.json);
+    assert!(reply.json["error"].is_string(), "{}", reply.json);
+    assert_eq!(reply.json["field"].as_str(), field, "{}", reply.json);
+}
+
+/// A raw HTTP/1.1 GET: writes the request, reads the status line and
+/// headers, and returns the status and the reader positioned at the body.
+pub async fn raw_get(addr: std::net::SocketAddr, path: &str) -> (u16, BufReader<TcpStream>) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n\r\n");
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).await.unwrap();
+    let status = line.split(' ').nth(1).unwrap().parse().unwrap();
+    loop {
+        line.clear();
+        reader.read_line(&mut line).await.unwrap();
+        if line == "\r\n" {
+            break;
+        }
+    }
+    (status, reader)
+}
+
+/// Reads one chunk of a chunked body; None at the last chunk or EOF.
+pub async fn read_chunk(reader: &mut BufReader<TcpStream>) -> Option<String> {
+    let mut size = String::new();
+    if reader.read_line(&mut size).await.unwrap() == 0 {
+        return None;
+    }
+    let size = usize::from_str_radix(size.trim(), 16).unwrap();
+    if size == 0 {
+        return None;
+    }
+    let mut data = vec![0; size + 2];
+    reader.read_exact(&mut data).await.unwrap();
+    data.truncate(size);
+    Some(String::from_utf8(data).unwrap())
+}
+
+/// Reads SSE messages (blank-line separated) until `n` are complete,
+/// skipping keep-alive comments.
+pub async fn read_sse(reader: &mut BufReader<TcpStream>, n: usize) -> Vec<String> {
+    let mut buf = String::new();
+    let mut out = Vec::new();
+    while out.len() < n {
+        let chunk = read_chunk(reader).await.expect("stream ended early");
+        buf.push_str(&chunk);
+        while let Some(end) = buf.find("\n\n") {
+            let message: String = buf.drain(..end + 2).collect();
+            if !message.starts_with(':') {
+                out.push(message.trim_end().to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// A `Started` event for `call`.
+pub fn started(call: &str) -> CallEvent {
+    CallEvent::Started {
+        call: CallId(call.into()),
+        interaction: Some("i-42".into()),
+        from: "1001".into(),
+        to: "15551234567".into(),
+    }
+}
