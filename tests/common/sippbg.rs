@@ -311,7 +311,7 @@ impl Drop for SippBg {
                 eprintln!(
                     "--- SIPp ({}) trace at the failure ---\n{}\n--- errors ---\n{}",
                     self.scenario,
-                    super::tail_pub(&self.messages(), 150),
+                    super::tail_pub(&self.messages(), 400),
                     self.read("errors.log")
                 );
             }
