@@ -11,6 +11,7 @@ pub mod config;
 pub mod dialog;
 pub mod driver;
 pub mod endpoint;
+pub mod media;
 pub mod net;
 pub mod registrar;
 pub mod transaction;

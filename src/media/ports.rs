@@ -1,0 +1,113 @@
+//! RTP port allocation (sans-IO): hands out even RTP ports in `[min, max]`
+//! whose RTCP companion (RTP + 1) is also in range.
+//!
+//! Allocation is round-robin from a moving cursor rather than lowest-free, so
+//! a port just released is not handed out again at once: late packets of the
+//! old call (or a phone still sending to it) must not leak into a new call.
+//! It does not bind anything; whoever binds reports failure and may release.
+
+/// Allocator of RTP ports in `[min, max]` (RTP even, RTCP = RTP + 1).
+#[derive(Debug, Clone)]
+pub struct PortPool {
+    /// First even port of the range.
+    first: u16,
+    /// `used[i]` is port `first + 2 * i`.
+    used: Vec<bool>,
+    /// Index tried first by the next allocation.
+    cursor: usize,
+    in_use: usize,
+}
+
+impl PortPool {
+    /// A pool over `[min, max]`. An empty or inverted range gives an empty pool.
+    pub fn new(min: u16, max: u16) -> Self {
+        let first = min.saturating_add(min % 2);
+        let mut slots = 0usize;
+        if max > first {
+            // Pairs (p, p + 1) with p even and p + 1 <= max.
+            slots = (usize::from(max) - usize::from(first) + 1) / 2;
+        }
+        PortPool {
+            first,
+            used: vec![false; slots],
+            cursor: 0,
+            in_use: 0,
+        }
+    }
+
+    /// The next free RTP port after the last one handed out, or None when full.
+    pub fn allocate(&mut self) -> Option<u16> {
+        let n = self.used.len();
+        for step in 0..n {
+            let i = (self.cursor + step) % n;
+            if !self.used[i] {
+                self.used[i] = true;
+                self.in_use += 1;
+                self.cursor = (i + 1) % n;
+                return Some(self.first + (i as u16) * 2);
+            }
+        }
+        None
+    }
+
+    /// Give `port` back. Ports outside the pool, odd ports and ports not in
+    /// use are ignored (a double release must not corrupt the count).
+    pub fn release(&mut self, port: u16) {
+        if port < self.first || (port - self.first) % 2 != 0 {
+            return;
+        }
+        let i = usize::from((port - self.first) / 2);
+        if let Some(slot) = self.used.get_mut(i) {
+            if *slot {
+                *slot = false;
+                self.in_use -= 1;
+            }
+        }
+    }
+
+    /// How many RTP ports are allocated.
+    pub fn in_use(&self) -> usize {
+        self.in_use
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn even_ports_round_robin_and_no_immediate_reuse() {
+        let mut pool = PortPool::new(10001, 10008);
+        // Even ports with RTCP in range: 10002, 10004, 10006 (10008 has no 10009).
+        assert_eq!(pool.allocate(), Some(10002));
+        assert_eq!(pool.allocate(), Some(10004));
+        pool.release(10002);
+        // The freed port is not the next one handed out.
+        assert_eq!(pool.allocate(), Some(10006));
+        assert_eq!(pool.allocate(), Some(10002));
+        assert_eq!(pool.allocate(), None);
+        assert_eq!(pool.in_use(), 3);
+    }
+
+    #[test]
+    fn release_ignores_strangers_and_doubles() {
+        let mut pool = PortPool::new(20000, 20003);
+        let p = pool.allocate().unwrap();
+        assert_eq!(p, 20000);
+        pool.release(20001);
+        pool.release(30000);
+        pool.release(19998);
+        assert_eq!(pool.in_use(), 1);
+        pool.release(p);
+        pool.release(p);
+        assert_eq!(pool.in_use(), 0);
+    }
+
+    #[test]
+    fn empty_and_tiny_ranges() {
+        assert_eq!(PortPool::new(5000, 4000).allocate(), None);
+        assert_eq!(PortPool::new(5000, 5000).allocate(), None);
+        assert_eq!(PortPool::new(5000, 5001).allocate(), Some(5000));
+        assert_eq!(PortPool::new(65534, 65535).allocate(), Some(65534));
+    }
+}
