@@ -240,20 +240,22 @@ impl Relay {
                 thread::sleep(Duration::from_millis(10));
                 continue;
             }
-            let mut woken = false;
+            // Commands first: a command sent before a packet must apply to it
+            // (bridge, then media). A stale token of a leg closed here finds an
+            // empty slot, or a new leg's socket with nothing to read.
+            if events.tokens().any(|t| t == WAKE_TOKEN) {
+                self.waker.drain();
+                if !self.drain_commands() {
+                    break;
+                }
+            }
             for token in events.tokens() {
                 if token == WAKE_TOKEN {
-                    woken = true;
+                    continue;
                 } else if token & 1 == 0 {
                     self.on_rtp((token >> 1) as usize, &mut buf);
                 } else {
                     self.on_rtcp((token >> 1) as usize, &mut buf);
-                }
-            }
-            if woken {
-                self.waker.drain();
-                if !self.drain_commands() {
-                    break;
                 }
             }
             let now = Instant::now();
