@@ -13,6 +13,7 @@ pub mod driver;
 pub mod endpoint;
 pub mod media;
 pub mod net;
+pub mod recording;
 pub mod registrar;
 pub mod transaction;
 pub mod transport;
