@@ -29,11 +29,17 @@ const PCMU: PayloadMap = PayloadMap {
 };
 
 fn env_f64(name: &str, default: f64) -> f64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn relayed(engine: &MediaEngine, legs: &[LegId]) -> u64 {
-    legs.iter().filter_map(|l| engine.stats(*l)).map(|s| s.packets_out).sum()
+    legs.iter()
+        .filter_map(|l| engine.stats(*l))
+        .map(|s| s.packets_out)
+        .sum()
 }
 
 /// Open every leg, retrying on another port when a bind fails.
@@ -92,7 +98,14 @@ fn main() {
 
     println!(
         "{:>6} {:>12} {:>10} {:>9} {:>14} {:>9} {:>11} {:>12}",
-        "calls", "relayed/s", "relay cpu", "cpu %", "pkts/s/core", "loss %", "seq loss %", "RSS/call"
+        "calls",
+        "relayed/s",
+        "relay cpu",
+        "cpu %",
+        "pkts/s/core",
+        "loss %",
+        "seq loss %",
+        "RSS/call"
     );
     for n in steps {
         let sock = UdpSocket::bind("127.0.0.1:0").expect("generator socket");
@@ -103,18 +116,35 @@ fn main() {
         next_leg += 2 * n as u64;
         let addrs = open_all(&engine, &mut events, &mut pool, &legs, gen_addr);
         for pair in legs.chunks(2) {
-            engine.command(MediaCommand::Bridge { a: pair[0], b: pair[1] });
+            engine.command(MediaCommand::Bridge {
+                a: pair[0],
+                b: pair[1],
+            });
         }
 
-        let g = Generator::start(Arc::new(sock), addrs.clone(), warmup + window + Duration::from_millis(200))
-            .expect("generator");
+        let g = Generator::start(
+            Arc::new(sock),
+            addrs.clone(),
+            warmup + window + Duration::from_millis(200),
+        )
+        .expect("generator");
         std::thread::sleep(warmup);
-        let (t0, cpu0, out0) = (Instant::now(), thread_cpu("sb-media"), relayed(&engine, &legs));
-        let (sent0, recv0) = (g.sent.load(Ordering::Relaxed), g.received.load(Ordering::Relaxed));
+        let (t0, cpu0, out0) = (
+            Instant::now(),
+            thread_cpu("sb-media"),
+            relayed(&engine, &legs),
+        );
+        let (sent0, recv0) = (
+            g.sent.load(Ordering::Relaxed),
+            g.received.load(Ordering::Relaxed),
+        );
         std::thread::sleep(window);
         let (cpu1, out1) = (thread_cpu("sb-media"), relayed(&engine, &legs));
         let wall = t0.elapsed().as_secs_f64();
-        let (sent1, recv1) = (g.sent.load(Ordering::Relaxed), g.received.load(Ordering::Relaxed));
+        let (sent1, recv1) = (
+            g.sent.load(Ordering::Relaxed),
+            g.received.load(Ordering::Relaxed),
+        );
         let rss1 = rss_bytes();
         let sent_total = g.sent.clone();
         let report = g.finish(Duration::from_millis(500)).expect("generator run");
@@ -124,8 +154,10 @@ fn main() {
         let frac = cpu / wall;
         // End-to-end loss over the whole run (every packet has drained).
         let sent_all = sent_total.load(Ordering::Relaxed);
-        let loss = 100.0 * sent_all.saturating_sub(report.received()) as f64 / sent_all.max(1) as f64;
-        let seq_loss = 100.0 * report.lost() as f64 / (report.received() + report.lost()).max(1) as f64;
+        let loss =
+            100.0 * sent_all.saturating_sub(report.received()) as f64 / sent_all.max(1) as f64;
+        let seq_loss =
+            100.0 * report.lost() as f64 / (report.received() + report.lost()).max(1) as f64;
         let rss_per_call = rss1.saturating_sub(rss0) as f64 / n as f64 / 1024.0;
         println!(
             "{:>6} {:>12.0} {:>9.2}s {:>8.1}% {:>14.0} {:>8.4}% {:>10.4}% {:>9.1} KiB",

@@ -47,7 +47,12 @@ fn main() -> std::io::Result<()> {
         .collect();
     let sock = UdpSocket::bind(args.bind)?;
     grow_buffers(&sock, 16 << 20);
-    println!("rtpgen: {} streams from {} for {} s", dests.len(), sock.local_addr()?, args.seconds);
+    println!(
+        "rtpgen: {} streams from {} for {} s",
+        dests.len(),
+        sock.local_addr()?,
+        args.seconds
+    );
     let g = Generator::start(Arc::new(sock), dests, Duration::from_secs_f64(args.seconds))?;
     let sent = g.sent.clone();
     let report = g.finish(Duration::from_millis(500))?;

@@ -64,7 +64,8 @@ fn send_batch(sock: &UdpSocket, dests: &[libc::sockaddr_in], pkts: &mut [[u8; PK
     for i in 0..n {
         iov[i].iov_base = pkts[i].as_mut_ptr().cast();
         iov[i].iov_len = PKT;
-        hdrs[i].msg_hdr.msg_name = (&dests[i] as *const libc::sockaddr_in as *mut libc::sockaddr_in).cast();
+        hdrs[i].msg_hdr.msg_name =
+            (&dests[i] as *const libc::sockaddr_in as *mut libc::sockaddr_in).cast();
         hdrs[i].msg_hdr.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
         hdrs[i].msg_hdr.msg_iov = &mut iov[i];
         hdrs[i].msg_hdr.msg_iovlen = 1;
@@ -72,7 +73,14 @@ fn send_batch(sock: &UdpSocket, dests: &[libc::sockaddr_in], pkts: &mut [[u8; PK
     let mut sent = 0;
     while sent < n {
         // SAFETY: `hdrs[sent..n]` are initialised above.
-        let r = unsafe { libc::sendmmsg(sock.as_raw_fd(), hdrs[sent..].as_mut_ptr(), (n - sent) as u32, 0) };
+        let r = unsafe {
+            libc::sendmmsg(
+                sock.as_raw_fd(),
+                hdrs[sent..].as_mut_ptr(),
+                (n - sent) as u32,
+                0,
+            )
+        };
         if r <= 0 {
             break;
         }
@@ -254,7 +262,11 @@ pub fn thread_cpu(name: &str) -> Duration {
             continue;
         }
         let sched = std::fs::read_to_string(p.join("schedstat")).unwrap_or_default();
-        total += sched.split_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or(0);
+        total += sched
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
     }
     Duration::from_nanos(total)
 }
@@ -281,7 +293,11 @@ pub struct Generator {
 
 impl Generator {
     /// Start sending to `dests` from `sock` for `duration`, and receiving.
-    pub fn start(sock: Arc<UdpSocket>, dests: Vec<SocketAddr>, duration: Duration) -> io::Result<Self> {
+    pub fn start(
+        sock: Arc<UdpSocket>,
+        dests: Vec<SocketAddr>,
+        duration: Duration,
+    ) -> io::Result<Self> {
         sock.set_read_timeout(Some(Duration::from_millis(50)))?;
         let sent = Arc::new(AtomicU64::new(0));
         let received = Arc::new(AtomicU64::new(0));
@@ -312,11 +328,16 @@ impl Generator {
     /// Wait for the sender to finish, give in-flight packets `drain` to
     /// arrive, then stop the receiver and return its report.
     pub fn finish(self, drain: Duration) -> io::Result<RxReport> {
-        let sent = self.tx.join().map_err(|_| io::Error::other("sender panicked"))?;
+        let sent = self
+            .tx
+            .join()
+            .map_err(|_| io::Error::other("sender panicked"))?;
         sent?;
         std::thread::sleep(drain);
         self.stop_rx.store(true, Ordering::Relaxed);
-        self.rx.join().map_err(|_| io::Error::other("receiver panicked"))
+        self.rx
+            .join()
+            .map_err(|_| io::Error::other("receiver panicked"))
     }
 
     /// Ask the sender to stop early.
@@ -345,7 +366,8 @@ mod tests {
         let a = Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
         let echo = UdpSocket::bind("127.0.0.1:0").unwrap();
         let b_addr = echo.local_addr().unwrap();
-        let g = Generator::start(a.clone(), vec![b_addr, b_addr], Duration::from_millis(100)).unwrap();
+        let g =
+            Generator::start(a.clone(), vec![b_addr, b_addr], Duration::from_millis(100)).unwrap();
         // Echo whatever arrives back to the generator, until it has 10.
         echo.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut buf = [0u8; 2048];
@@ -363,5 +385,5 @@ mod tests {
         let report = g.finish(Duration::ZERO).unwrap();
         assert_eq!(report.received(), 10);
         assert!(sent.load(Ordering::Relaxed) >= 10);
-}
+    }
 }

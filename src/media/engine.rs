@@ -9,7 +9,10 @@
 //! stack buffer, zero-copy validation with `rtp_types`, statistics, DTMF
 //! detection, then the 12-byte header is rewritten in place for the
 //! receiving leg (SSRC, sequence, timestamp, marker, payload type; G.711 law
-//! converted in place when the legs differ) and one `sendto`. No allocation,
+//! converted in place when the legs differ) and one `send`. Once a leg has
+//! latched, its RTP socket is `connect`ed to the latched source: the kernel
+//! drops other sources (RTP bleed) and sends skip the route lookup that
+//! `sendto` pays per packet. No allocation,
 //! no lock: legs live in a slab owned by this thread, and a socket's epoll
 //! token is its slot (times two, plus one for RTCP). Commands are applied
 //! between batches, so a token never outlives its leg within a batch.
@@ -293,9 +296,14 @@ impl Relay {
         let Some(leg) = self.legs.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
-        let (n, src) = match leg.rtp.recv_from(buf) {
-            Ok(r) => r,
-            Err(_) => return, // WouldBlock, or an ICMP error surfaced late
+        // A latched socket is connected: the kernel already filtered the
+        // source, and `recv` saves copying it out.
+        let got = match leg.latched {
+            Some(l) => leg.rtp.recv(buf).map(|n| (n, l)),
+            None => leg.rtp.recv_from(buf),
+        };
+        let Ok((n, src)) = got else {
+            return; // WouldBlock, or an ICMP error surfaced late
         };
         let now = Instant::now();
         leg.counters.rtp_in(n);
@@ -309,7 +317,7 @@ impl Relay {
             Some(l) if l == src => {}
             Some(_) => return,
             None => {
-                leg.latched = Some(src);
+                leg.latch(src);
                 if leg.sdp_remote != Some(src) {
                     let _ = self.events.send(MediaEvent::Latched {
                         leg: leg.id,
@@ -376,9 +384,9 @@ impl Relay {
         if peer.held || !peer.remote_receives || peer.sender.playing() {
             return;
         }
-        let Some(dest) = peer.rtp_dest() else {
+        if peer.rtp_dest().is_none() {
             return;
-        };
+        }
         let out_pt = match rtp::map_payload(kind, pt, peer.payloads.as_ref()) {
             Mapping::Drop => return,
             Mapping::Pass => pt,
@@ -398,7 +406,7 @@ impl Relay {
         if pkt.set_payload_type(out_pt).is_err() {
             return;
         }
-        if peer.rtp.send_to(&buf[..n], dest).is_ok() {
+        if peer.send_rtp(&buf[..n]) {
             peer.counters.rtp_out(n);
         }
     }
@@ -460,10 +468,8 @@ impl Relay {
                                 let mut pkt = [0u8; 16];
                                 header(&mut pkt, pt, r);
                                 pkt[12..].copy_from_slice(&payload);
-                                if let Some(dest) = leg.rtp_dest().filter(|_| leg.remote_receives) {
-                                    if leg.rtp.send_to(&pkt, dest).is_ok() {
-                                        leg.counters.rtp_out(pkt.len());
-                                    }
+                                if leg.remote_receives && leg.send_rtp(&pkt) {
+                                    leg.counters.rtp_out(pkt.len());
                                 }
                             }
                             DtmfAction::Sent { digits } => {
@@ -569,8 +575,7 @@ impl Relay {
                 l.sdp_rtcp = remote_rtcp;
                 l.payloads = payloads;
                 // A new offer/answer may move the phone: latch afresh.
-                l.latched = None;
-                l.latched_rtcp = None;
+                l.unlatch();
                 if remote_sends && !l.remote_sends {
                     l.last_rx = now;
                 }

@@ -7,6 +7,7 @@
 //! are shared with [`super::MediaEngine::stats`] through an `Arc` of atomics.
 
 use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -73,6 +74,33 @@ impl Leg {
             last_rx: now,
             timeout_reported: false,
             tap: None,
+        }
+    }
+
+    /// Latch RTP onto `src`: the socket is connected to it, so the kernel
+    /// drops strangers (RTP bleed) and sends skip the per-packet route lookup.
+    pub fn latch(&mut self, src: SocketAddr) {
+        self.latched = Some(src);
+        if let Err(e) = self.rtp.connect(src) {
+            tracing::debug!(leg = ?self.id, "connect to latched {src}: {e}");
+        }
+    }
+
+    /// Forget the latch (new SDP): receive from anyone again.
+    pub fn unlatch(&mut self) {
+        if self.latched.take().is_some() {
+            let _ = super::poller::disconnect(self.rtp.as_raw_fd());
+        }
+        self.latched_rtcp = None;
+    }
+
+    /// Send one RTP packet toward this leg; true when it left.
+    #[inline]
+    pub fn send_rtp(&self, pkt: &[u8]) -> bool {
+        match (self.latched, self.sdp_remote) {
+            (Some(_), _) => self.rtp.send(pkt).is_ok(),
+            (None, Some(dest)) => self.rtp.send_to(pkt, dest).is_ok(),
+            (None, None) => false,
         }
     }
 

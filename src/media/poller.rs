@@ -112,6 +112,17 @@ impl Poller {
     }
 }
 
+/// Dissolve a UDP socket's association made by `connect` (connect to
+/// `AF_UNSPEC`, which std does not offer), so it receives from anyone again.
+pub fn disconnect(fd: RawFd) -> io::Result<()> {
+    // SAFETY: sockaddr with family AF_UNSPEC, valid for its length.
+    let mut addr: libc::sockaddr = unsafe { std::mem::zeroed() };
+    addr.sa_family = libc::AF_UNSPEC as libc::sa_family_t;
+    let len = std::mem::size_of::<libc::sockaddr>() as libc::socklen_t;
+    check(unsafe { libc::connect(fd, &addr, len) })?;
+    Ok(())
+}
+
 /// Wakes the relay thread from another thread (an eventfd in its epoll set).
 #[derive(Debug)]
 pub struct Waker {

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::{MediaEvent, G711};
+use crate::recording::{Channel, G711Law, Recorder};
 
 /// Largest payload carried in one message; larger payloads are split (G.711
 /// is one byte per sample, so a split only shifts the timestamp).
@@ -118,9 +119,49 @@ pub fn send_audio(
     }
 }
 
-/// The writer `MediaEngine::start` uses: `crate::recording`'s stereo file.
+/// The writer `MediaEngine::start` uses: `crate::recording`'s stereo WAV.
 pub fn default_factory() -> SinkFactory {
-    Arc::new(|_path: &Path| Err("recording is not available in this build".to_string()))
+    Arc::new(|path: &Path| {
+        Recorder::create(path)
+            .map(|r| Box::new(r) as Box<dyn RecordSink>)
+            .map_err(|e| e.to_string())
+    })
+}
+
+impl RecordSink for Recorder {
+    fn write(
+        &mut self,
+        channel: u8,
+        arrival: Instant,
+        ssrc: u32,
+        rtp_ts: u32,
+        law: G711,
+        payload: &[u8],
+    ) -> Result<(), String> {
+        let channel = if channel == 0 {
+            Channel::Left
+        } else {
+            Channel::Right
+        };
+        let law = match law {
+            G711::Pcmu => G711Law::Mu,
+            G711::Pcma => G711Law::A,
+        };
+        Recorder::write(self, channel, arrival, ssrc, rtp_ts, law, payload)
+            .map_err(|e| e.to_string())
+    }
+    fn tick(&mut self, now: Instant) -> Result<(), String> {
+        Recorder::tick(self, now).map_err(|e| e.to_string())
+    }
+    fn pause(&mut self, now: Instant) {
+        Recorder::pause(self, now);
+    }
+    fn resume(&mut self, now: Instant) {
+        Recorder::resume(self, now);
+    }
+    fn finish(self: Box<Self>) -> Result<PathBuf, String> {
+        Recorder::finish(*self).map_err(|e| e.to_string())
+    }
 }
 
 struct Open {

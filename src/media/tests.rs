@@ -727,3 +727,52 @@ fn recording_taps_what_each_leg_sent_except_muted() {
     assert_eq!(seen.writes, vec![(0, 0x11), (1, 0x22), (1, 0x44)]);
     assert!(seen.finished);
 }
+
+#[test]
+fn records_a_stereo_wav_through_the_recorder() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("call.wav");
+    let mut h = Harness::new(None);
+    let (pa, la, pb, lb) = bridged(&mut h);
+    h.engine.command(MediaCommand::StartRecording {
+        call: "call-1".into(),
+        legs: [LegId(1), LegId(2)],
+        path: path.clone(),
+    });
+    assert_eq!(
+        h.event(),
+        MediaEvent::RecordingStarted {
+            call: "call-1".into(),
+            path: path.clone()
+        }
+    );
+    for i in 0..5u16 {
+        pa.send(la, &audio(0, i, u32::from(i) * 160, 1, 0x80));
+        pb.send(lb, &audio(8, i, u32::from(i) * 160, 2, 0x80));
+        pb.recv();
+        pa.recv();
+    }
+    h.engine.command(MediaCommand::PauseRecording {
+        call: "call-1".into(),
+    });
+    h.engine.command(MediaCommand::ResumeRecording {
+        call: "call-1".into(),
+    });
+    h.engine.command(MediaCommand::StopRecording {
+        call: "call-1".into(),
+    });
+    let MediaEvent::RecordingStopped { call, path: done } = h.event() else {
+        panic!("recording stopped");
+    };
+    assert_eq!(call, "call-1");
+    let wav = hound::WavReader::open(&done).unwrap();
+    assert_eq!(wav.spec().channels, 2);
+    assert!(wav.len() > 0);
+    // A second start on an unknown leg fails cleanly.
+    h.engine.command(MediaCommand::StartRecording {
+        call: "call-2".into(),
+        legs: [LegId(1), LegId(99)],
+        path: dir.path().join("x.wav"),
+    });
+    assert!(matches!(h.event(), MediaEvent::RecordingFailed { .. }));
+}
