@@ -212,6 +212,10 @@ pub fn classify(pt: u8, from: Option<&PayloadMap>) -> Kind {
     match from {
         Some(f) if pt == f.audio_pt => Kind::Audio(f.codec),
         Some(f) if Some(pt) == f.event_pt => Kind::Event,
+        // Several audio codecs may be negotiated and a party may send any of
+        // them: the static G.711 types are known without the map.
+        Some(_) if pt == 0 => Kind::Audio(G711::Pcmu),
+        Some(_) if pt == 8 => Kind::Audio(G711::Pcma),
         Some(_) => Kind::Unknown,
         // No SDP yet: only the static G.711 types can be told apart.
         None => match pt {
