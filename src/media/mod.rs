@@ -36,16 +36,37 @@
 //! only `unsafe` in media), [`bench`] (generator and helpers shared by the
 //! RTP generator binary and the relay benchmark).
 
+pub mod bench;
+pub mod dtmf;
+pub mod engine;
+pub mod g711;
+pub mod leg;
+pub mod poller;
+pub mod ports;
+pub mod record;
+pub mod rtp;
+pub mod stats;
+
+#[cfg(test)]
+mod tests;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
-pub mod ports;
 use std::time::Duration;
 
+pub use engine::MediaEngine;
 pub use ports::PortPool;
+pub use stats::LegStats;
 
 /// One call leg as the call layer names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LegId(pub u64);
+
+impl std::fmt::Display for LegId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "l{}", self.0)
+    }
+}
 
 /// The two G.711 laws the switch relays (and converts between).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,32 +205,4 @@ pub enum MediaEvent {
 #[derive(Clone, Debug, Default)]
 pub struct MediaSettings {
     pub rtp_timeout: Option<Duration>,
-}
-
-#[derive(Clone, Copy, Debug, Default)]
-pub struct LegStats {
-    pub packets_in: u64,
-    pub bytes_in: u64,
-    pub packets_out: u64,
-    pub bytes_out: u64,
-    pub lost: u64,
-    pub jitter_ms: f64,
-    pub rtcp_in: u64,
-    pub rtcp_out: u64,
-}
-#[derive(Clone)]
-pub struct MediaEngine;
-impl MediaEngine {
-    pub fn start(_s: MediaSettings, _e: tokio::sync::mpsc::UnboundedSender<MediaEvent>) -> Self {
-        MediaEngine
-    }
-    pub fn command(&self, _c: MediaCommand) {}
-    pub fn stats(&self, _l: LegId) -> Option<LegStats> {
-        None
-    }
-}
-impl std::fmt::Display for LegId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)
-    }
 }

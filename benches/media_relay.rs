@@ -1,0 +1,187 @@
+//! Media relay benchmark (a script that prints figures, not a timed test).
+//!
+//! For each step N: open N calls (two legs each) on loopback in one
+//! `MediaEngine`, bridge them, drive both directions of every call at
+//! 50 packets/s from the project's RTP generator (its own threads), and print
+//! packets/s relayed, CPU used by the relay thread (`sb-media`, from
+//! `/proc/self/task/*/schedstat`), packets per second per core, loss and
+//! resident memory per call.
+//!
+//! Environment: `BENCH_CALLS` (default `250,500,1000,2000,2500`),
+//! `BENCH_SECONDS` measured window per step (default 5), `BENCH_WARMUP`
+//! seconds before measuring (default 1). Run through `scripts/bench-media`.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use switchback::media::bench::{grow_buffers, rss_bytes, thread_cpu, Generator};
+use switchback::media::{
+    LegId, MediaCommand, MediaEngine, MediaEvent, MediaSettings, PayloadMap, PortPool, G711,
+};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+
+const PCMU: PayloadMap = PayloadMap {
+    audio_pt: 0,
+    codec: G711::Pcmu,
+    event_pt: Some(101),
+};
+
+fn env_f64(name: &str, default: f64) -> f64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn relayed(engine: &MediaEngine, legs: &[LegId]) -> u64 {
+    legs.iter()
+        .filter_map(|l| engine.stats(*l))
+        .map(|s| s.packets_out)
+        .sum()
+}
+
+/// Open every leg, retrying on another port when a bind fails.
+fn open_all(
+    engine: &MediaEngine,
+    events: &mut UnboundedReceiver<MediaEvent>,
+    pool: &mut PortPool,
+    legs: &[LegId],
+    remote: SocketAddr,
+) -> Vec<SocketAddr> {
+    let mut addrs = vec![remote; legs.len()];
+    let open = |leg: LegId, port: u16| {
+        let local: SocketAddr = ([127, 0, 0, 1], port).into();
+        engine.command(MediaCommand::Open {
+            leg,
+            call: format!("bench-{}", leg.0 / 2),
+            local,
+            remote: Some(remote),
+            remote_rtcp: None,
+            payloads: Some(PCMU),
+        });
+        local
+    };
+    for (i, leg) in legs.iter().enumerate() {
+        addrs[i] = open(*leg, pool.allocate().expect("ports left"));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        while let Ok(ev) = events.try_recv() {
+            if let MediaEvent::OpenFailed { leg, .. } = ev {
+                let i = legs.iter().position(|l| *l == leg).expect("our leg");
+                addrs[i] = open(leg, pool.allocate().expect("ports left"));
+            }
+        }
+        if legs.iter().all(|l| engine.stats(*l).is_some()) {
+            return addrs;
+        }
+        assert!(Instant::now() < deadline, "legs did not open");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn main() {
+    let steps: Vec<usize> = std::env::var("BENCH_CALLS")
+        .unwrap_or_else(|_| "250,500,1000,2000,2500".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let window = Duration::from_secs_f64(env_f64("BENCH_SECONDS", 5.0));
+    let warmup = Duration::from_secs_f64(env_f64("BENCH_WARMUP", 1.0));
+
+    let (tx, mut events) = unbounded_channel();
+    let engine = MediaEngine::start(MediaSettings { rtp_timeout: None }, tx);
+    let mut pool = PortPool::new(20000, 60999);
+    let mut next_leg = 0u64;
+
+    println!(
+        "{:>6} {:>12} {:>10} {:>9} {:>14} {:>9} {:>11} {:>12}",
+        "calls",
+        "relayed/s",
+        "relay cpu",
+        "cpu %",
+        "pkts/s/core",
+        "loss %",
+        "seq loss %",
+        "RSS/call"
+    );
+    for n in steps {
+        let sock = UdpSocket::bind("127.0.0.1:0").expect("generator socket");
+        grow_buffers(&sock, 64 << 20);
+        let gen_addr = sock.local_addr().unwrap();
+        let rss0 = rss_bytes();
+        let legs: Vec<LegId> = (0..2 * n as u64).map(|i| LegId(next_leg + i)).collect();
+        next_leg += 2 * n as u64;
+        let addrs = open_all(&engine, &mut events, &mut pool, &legs, gen_addr);
+        for pair in legs.chunks(2) {
+            engine.command(MediaCommand::Bridge {
+                a: pair[0],
+                b: pair[1],
+            });
+        }
+
+        let g = Generator::start(
+            Arc::new(sock),
+            addrs.clone(),
+            warmup + window + Duration::from_millis(200),
+        )
+        .expect("generator");
+        std::thread::sleep(warmup);
+        let (t0, cpu0, out0) = (
+            Instant::now(),
+            thread_cpu("sb-media"),
+            relayed(&engine, &legs),
+        );
+        let (sent0, recv0) = (
+            g.sent.load(Ordering::Relaxed),
+            g.received.load(Ordering::Relaxed),
+        );
+        std::thread::sleep(window);
+        let (cpu1, out1) = (thread_cpu("sb-media"), relayed(&engine, &legs));
+        let wall = t0.elapsed().as_secs_f64();
+        let (sent1, recv1) = (
+            g.sent.load(Ordering::Relaxed),
+            g.received.load(Ordering::Relaxed),
+        );
+        let rss1 = rss_bytes();
+        let sent_total = g.sent.clone();
+        let report = g.finish(Duration::from_millis(500)).expect("generator run");
+
+        let rate = (out1 - out0) as f64 / wall;
+        let cpu = (cpu1 - cpu0).as_secs_f64();
+        let frac = cpu / wall;
+        // End-to-end loss over the whole run (every packet has drained).
+        let sent_all = sent_total.load(Ordering::Relaxed);
+        let loss =
+            100.0 * sent_all.saturating_sub(report.received()) as f64 / sent_all.max(1) as f64;
+        let seq_loss =
+            100.0 * report.lost() as f64 / (report.received() + report.lost()).max(1) as f64;
+        let rss_per_call = rss1.saturating_sub(rss0) as f64 / n as f64 / 1024.0;
+        println!(
+            "{:>6} {:>12.0} {:>9.2}s {:>8.1}% {:>14.0} {:>8.4}% {:>10.4}% {:>9.1} KiB",
+            n,
+            rate,
+            cpu,
+            frac * 100.0,
+            rate / frac.max(1e-9),
+            loss,
+            seq_loss,
+            rss_per_call
+        );
+        let _ = (sent1 - sent0, recv1 - recv0);
+
+        for leg in &legs {
+            engine.command(MediaCommand::Close { leg: *leg });
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while legs.iter().any(|l| engine.stats(*l).is_some()) {
+            assert!(Instant::now() < deadline, "legs did not close");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for a in addrs {
+            pool.release(a.port());
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! One leg's media state as the relay thread owns it: its two sockets, where
+//! to send (SDP address, then the latched source), negotiated payload types,
+//! mute/hold/direction flags, its outgoing stream, receive statistics, DTMF
+//! detector and generator, and its recording tap.
+//!
+//! Only the relay thread touches a `Leg`, so nothing here locks; the counters
+//! are shared with [`super::MediaEngine::stats`] through an `Arc` of atomics.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::dtmf::{DtmfDetector, DtmfSender};
+use super::record::Tap;
+use super::rtp::OutStream;
+use super::stats::{LegCounters, ReceiveStats};
+use super::{LegId, PayloadMap};
+
+#[derive(Debug)]
+pub struct Leg {
+    pub id: LegId,
+    pub call: String,
+    pub rtp: UdpSocket,
+    pub rtcp: UdpSocket,
+    /// RTP address from the peer's SDP.
+    pub sdp_remote: Option<SocketAddr>,
+    /// Explicit RTCP address from the SDP (`a=rtcp`), if any.
+    pub sdp_rtcp: Option<SocketAddr>,
+    /// Source of the first RTP packet since Open/Update (symmetric RTP).
+    pub latched: Option<SocketAddr>,
+    /// Source of the first RTCP packet since Open/Update.
+    pub latched_rtcp: Option<SocketAddr>,
+    pub payloads: Option<PayloadMap>,
+    /// Slot of the bridged leg.
+    pub peer: Option<usize>,
+    pub muted: bool,
+    pub held: bool,
+    pub remote_sends: bool,
+    pub remote_receives: bool,
+    pub out: OutStream,
+    pub rx: ReceiveStats,
+    pub detector: DtmfDetector,
+    pub sender: DtmfSender,
+    pub counters: Arc<LegCounters>,
+    /// Last RTP arrival (or the moment silence started to matter).
+    pub last_rx: Instant,
+    pub timeout_reported: bool,
+    pub tap: Option<Tap>,
+}
+
+impl Leg {
+    pub fn new(id: LegId, call: String, rtp: UdpSocket, rtcp: UdpSocket, now: Instant) -> Self {
+        Leg {
+            id,
+            call,
+            rtp,
+            rtcp,
+            sdp_remote: None,
+            sdp_rtcp: None,
+            latched: None,
+            latched_rtcp: None,
+            payloads: None,
+            peer: None,
+            muted: false,
+            held: false,
+            remote_sends: true,
+            remote_receives: true,
+            out: OutStream::random(),
+            rx: ReceiveStats::default(),
+            detector: DtmfDetector::default(),
+            sender: DtmfSender::default(),
+            counters: Arc::new(LegCounters::default()),
+            last_rx: now,
+            timeout_reported: false,
+            tap: None,
+        }
+    }
+
+    /// Latch RTP onto `src`: the socket is connected to it, so the kernel
+    /// drops strangers (RTP bleed) and sends skip the per-packet route lookup.
+    pub fn latch(&mut self, src: SocketAddr) {
+        self.latched = Some(src);
+        if let Err(e) = self.rtp.connect(src) {
+            tracing::debug!(leg = ?self.id, "connect to latched {src}: {e}");
+        }
+    }
+
+    /// Forget the latch (new SDP): receive from anyone again.
+    pub fn unlatch(&mut self) {
+        if self.latched.take().is_some() {
+            let _ = super::poller::disconnect(self.rtp.as_raw_fd());
+        }
+        self.latched_rtcp = None;
+    }
+
+    /// Send one RTP packet toward this leg; true when it left.
+    #[inline]
+    pub fn send_rtp(&self, pkt: &[u8]) -> bool {
+        match (self.latched, self.sdp_remote) {
+            (Some(_), _) => self.rtp.send(pkt).is_ok(),
+            (None, Some(dest)) => self.rtp.send_to(pkt, dest).is_ok(),
+            (None, None) => false,
+        }
+    }
+
+    /// Where RTP for this leg goes: the latched source, else the SDP address.
+    #[inline]
+    pub fn rtp_dest(&self) -> Option<SocketAddr> {
+        self.latched.or(self.sdp_remote)
+    }
+
+    /// Where RTCP goes: the latched RTCP source, else `a=rtcp`, else the RTP
+    /// address (latched first, for NAT) with port + 1 (RFC 3550 §11).
+    pub fn rtcp_dest(&self) -> Option<SocketAddr> {
+        self.latched_rtcp.or(self.sdp_rtcp).or_else(|| {
+            let mut a = self.latched.or(self.sdp_remote)?;
+            a.set_port(a.port().checked_add(1)?);
+            Some(a)
+        })
+    }
+
+    /// Whether silence from this leg should count toward an RTP timeout.
+    pub fn expects_media(&self) -> bool {
+        self.remote_sends && !self.held && (self.sdp_remote.is_some() || self.latched.is_some())
+    }
+}
