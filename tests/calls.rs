@@ -242,16 +242,49 @@ fn hold_and_retrieve_from_switch() {
     callee.wait_received("a hold re-INVITE", EVENT, |m| {
         m.starts_with("INVITE ") && ["sendonly", "inactive"].contains(&common::sippbg::sdp_direction(m))
     });
+    // The hold transaction is over once the switch ACKs the phone's 200.
+    callee.wait_received("the ACK of the hold re-INVITE", EVENT, |m| {
+        m.starts_with("ACK ") && header(m, "CSeq").is_some_and(|c| c.starts_with("2 "))
+    });
     http::post_ok(api, &format!("/v1/calls/{call}/retrieve"), r#"{"leg":"b"}"#);
     lab.wait("call-retrieved", &[("call", &call), ("leg", "b"), ("by", "switch")]);
     callee.wait_received("a retrieve re-INVITE", EVENT, |m| {
-        m.starts_with("INVITE ") && header(m, "CSeq").is_some_and(|c| !c.starts_with("1 ")) && common::sippbg::sdp_direction(m) == "sendrecv"
+        m.starts_with("INVITE ") && header(m, "CSeq").is_some_and(|c| c.starts_with("3 ")) && common::sippbg::sdp_direction(m) == "sendrecv"
+    });
+    callee.wait_received("the ACK of the retrieve re-INVITE", EVENT, |m| {
+        m.starts_with("ACK ") && header(m, "CSeq").is_some_and(|c| c.starts_with("3 "))
     });
     let r = http::delete(api, &format!("/v1/calls/{call}"));
     assert!((200..300).contains(&r.status), "DELETE: {} {}", r.status, r.body);
     caller.finish(&mut lab.sw);
     callee.finish(&mut lab.sw);
     lab.wait("call-ended", &[("call", &call), ("by", "switch")]);
+}
+
+#[test]
+fn retrieve_right_after_hold_still_retrieves() {
+    // Retrieve is asked while the hold re-INVITE is still in progress: the switch took
+    // the command (2xx) and reports call-retrieved, so the phone must end up sendrecv.
+    let mut lab = Lab::start(CallConfig::default());
+    let callee = lab.phone("1002", "phone_answer", |s| s);
+    let caller = lab.caller("1001", "1002", "call").spawn();
+    let call = lab.call_started(&[("to", "1002")]);
+    lab.wait("call-bridged", &[("call", &call)]);
+    let api = lab.http();
+    http::post_ok(api, &format!("/v1/calls/{call}/hold"), r#"{"leg":"b"}"#);
+    http::post_ok(api, &format!("/v1/calls/{call}/retrieve"), r#"{"leg":"b"}"#);
+    lab.wait("call-retrieved", &[("call", &call), ("leg", "b"), ("by", "switch")]);
+    callee.wait_received("a re-INVITE back to sendrecv after the hold", EVENT, |m| {
+        m.starts_with("INVITE ") && header(m, "CSeq").is_some_and(|c| !c.starts_with("1 ") && !c.starts_with("2 "))
+            && common::sippbg::sdp_direction(m) == "sendrecv"
+    });
+    callee.wait_received("the ACK of that re-INVITE", EVENT, |m| {
+        m.starts_with("ACK ") && header(m, "CSeq").is_some_and(|c| !c.starts_with("1 ") && !c.starts_with("2 "))
+    });
+    let r = http::delete(api, &format!("/v1/calls/{call}"));
+    assert!((200..300).contains(&r.status), "DELETE: {} {}", r.status, r.body);
+    caller.finish(&mut lab.sw);
+    callee.finish(&mut lab.sw);
 }
 
 #[test]

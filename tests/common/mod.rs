@@ -363,7 +363,12 @@ impl Switch {
     pub fn stderr_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.stderr_path).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(60)..].join("\n")
+        // SWITCHBACK_TEST_STDERR_LINES widens the tail shown on a failure.
+        let n = std::env::var("SWITCHBACK_TEST_STDERR_LINES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(60);
+        lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
     pub fn report(&mut self) -> String {
