@@ -14,5 +14,6 @@ pub mod endpoint;
 pub mod net;
 pub mod recording;
 pub mod registrar;
+pub mod session;
 pub mod transaction;
 pub mod transport;
