@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use switchback::media::bench::{grow_buffers, rss_bytes, thread_cpu, Generator};
+use switchback::media::bench::{grow_buffers, rss_bytes, thread_cpu, udp_rcvbuf_errors, Generator};
 use switchback::media::{
     LegId, MediaCommand, MediaEngine, MediaEvent, MediaSettings, PayloadMap, PortPool, G711,
 };
@@ -112,6 +112,7 @@ fn main() {
         grow_buffers(&sock, 64 << 20);
         let gen_addr = sock.local_addr().unwrap();
         let rss0 = rss_bytes();
+        let drops0 = udp_rcvbuf_errors();
         let legs: Vec<LegId> = (0..2 * n as u64).map(|i| LegId(next_leg + i)).collect();
         next_leg += 2 * n as u64;
         let addrs = open_all(&engine, &mut events, &mut pool, &legs, gen_addr);
@@ -148,6 +149,13 @@ fn main() {
         let rss1 = rss_bytes();
         let sent_total = g.sent.clone();
         let report = g.finish(Duration::from_millis(500)).expect("generator run");
+        let drops = udp_rcvbuf_errors() - drops0;
+        let min_stream = report
+            .streams
+            .values()
+            .map(|s| s.received)
+            .min()
+            .unwrap_or(0);
 
         let rate = (out1 - out0) as f64 / wall;
         let cpu = (cpu1 - cpu0).as_secs_f64();
@@ -170,7 +178,15 @@ fn main() {
             seq_loss,
             rss_per_call
         );
-        let _ = (sent1 - sent0, recv1 - recv0);
+        println!(
+            "        sent {:.0}/s, received {:.0}/s in the window; {} sources of {}, fewest packets from one {}; kernel UDP buffer drops {}",
+            (sent1 - sent0) as f64 / wall,
+            (recv1 - recv0) as f64 / wall,
+            report.streams.len(),
+            2 * n,
+            min_stream,
+            drops
+        );
 
         for leg in &legs {
             engine.command(MediaCommand::Close { leg: *leg });
