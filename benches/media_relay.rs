@@ -35,6 +35,23 @@ fn env_f64(name: &str, default: f64) -> f64 {
         .unwrap_or(default)
 }
 
+/// (busy, total) jiffies of the whole machine from /proc/stat: how much CPU
+/// was left for the relay, which shares the machine with the generator.
+fn machine_cpu() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
 fn relayed(engine: &MediaEngine, legs: &[LegId]) -> u64 {
     legs.iter()
         .filter_map(|l| engine.stats(*l))
@@ -135,12 +152,16 @@ fn main() {
             thread_cpu("sb-media"),
             relayed(&engine, &legs),
         );
+        let gen0 = thread_cpu("rtpgen-tx") + thread_cpu("rtpgen-rx");
+        let load0 = machine_cpu();
         let (sent0, recv0) = (
             g.sent.load(Ordering::Relaxed),
             g.received.load(Ordering::Relaxed),
         );
         std::thread::sleep(window);
         let (cpu1, out1) = (thread_cpu("sb-media"), relayed(&engine, &legs));
+        let gen1 = thread_cpu("rtpgen-tx") + thread_cpu("rtpgen-rx");
+        let load1 = machine_cpu();
         let wall = t0.elapsed().as_secs_f64();
         let (sent1, recv1) = (
             g.sent.load(Ordering::Relaxed),
@@ -179,13 +200,16 @@ fn main() {
             rss_per_call
         );
         println!(
-            "        sent {:.0}/s, received {:.0}/s in the window; {} sources of {}, fewest packets from one {}; kernel UDP buffer drops {}",
+            "        sent {:.0}/s, received {:.0}/s in the window; {} sources of {}, fewest packets from one {}; kernel UDP buffer drops {}; generator CPU {:.0} %; machine busy {:.0} % of {} cores",
             (sent1 - sent0) as f64 / wall,
             (recv1 - recv0) as f64 / wall,
             report.streams.len(),
             2 * n,
             min_stream,
-            drops
+            drops,
+            100.0 * (gen1 - gen0).as_secs_f64() / wall,
+            100.0 * (load1.0 - load0.0) as f64 / (load1.1 - load0.1).max(1) as f64,
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
         );
 
         for leg in &legs {
