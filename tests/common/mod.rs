@@ -17,6 +17,13 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+pub mod calls;
+pub mod http;
+pub mod rtp;
+pub mod sippbg;
+pub mod ua;
+pub mod wav;
+
 pub const STARTUP: Duration = Duration::from_secs(20);
 pub const EVENT: Duration = Duration::from_secs(10);
 
@@ -305,6 +312,44 @@ impl Switch {
         Event::parse(&line).expect("matched an event")
     }
 
+    /// The HTTP API's address, from the `http <addr>` line printed before `ready`.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.seen.iter().find_map(|l| l.strip_prefix("http ")?.trim().parse().ok())
+    }
+
+    /// Like [`Switch::wait_event`], but also matches lines an earlier wait already
+    /// passed over: for events whose relative order the test does not care about.
+    pub fn await_event(&mut self, name: &str, fields: &[(&str, &str)], timeout: Duration) -> Event {
+        self.drain();
+        let hit = |l: &str| {
+            Event::parse(l)
+                .filter(|e| e.name == name && fields.iter().all(|(k, v)| e.get(k) == *v))
+        };
+        if let Some(e) = self.seen.iter().find_map(|l| hit(l)) {
+            return e;
+        }
+        self.cursor = self.seen.len();
+        self.wait_event(name, fields, timeout)
+    }
+
+    /// Whether an event matching `fields` has been printed (no waiting).
+    pub fn has_event(&mut self, name: &str, fields: &[(&str, &str)]) -> bool {
+        self.drain();
+        self.seen.iter().filter_map(|l| Event::parse(l)).any(|e| {
+            e.name == name && fields.iter().all(|(k, v)| e.get(k) == *v)
+        })
+    }
+
+    /// Every event line about this call so far, in order.
+    pub fn call_events(&mut self, call: &str) -> Vec<String> {
+        self.drain();
+        self.seen
+            .iter()
+            .filter(|l| Event::parse(l).is_some_and(|e| e.get("call") == call))
+            .cloned()
+            .collect()
+    }
+
     /// All events printed so far (drains first).
     pub fn events(&mut self, name: &str) -> Vec<Event> {
         self.drain();
@@ -318,7 +363,12 @@ impl Switch {
     pub fn stderr_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.stderr_path).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(60)..].join("\n")
+        // SWITCHBACK_TEST_STDERR_LINES widens the tail shown on a failure.
+        let n = std::env::var("SWITCHBACK_TEST_STDERR_LINES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(60);
+        lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
     pub fn report(&mut self) -> String {
@@ -437,7 +487,7 @@ pub struct SippRun {
     pub messages: String,
     pub errors: String,
     pub command: String,
-    _dir: TempDir,
+    pub(crate) _dir: TempDir,
 }
 
 impl SippRun {
@@ -465,6 +515,10 @@ impl SippRun {
             sw.report()
         );
     }
+}
+
+pub fn tail_pub(s: &str, n: usize) -> String {
+    tail(s, n)
 }
 
 fn tail(s: &str, n: usize) -> String {
