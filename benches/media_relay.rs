@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use switchback::media::bench::{grow_buffers, rss_bytes, thread_cpu, Generator};
+use switchback::media::bench::{grow_buffers, rss_bytes, thread_cpu, udp_rcvbuf_errors, Generator};
 use switchback::media::{
     LegId, MediaCommand, MediaEngine, MediaEvent, MediaSettings, PayloadMap, PortPool, G711,
 };
@@ -33,6 +33,23 @@ fn env_f64(name: &str, default: f64) -> f64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// (busy, total) jiffies of the whole machine from /proc/stat: how much CPU
+/// was left for the relay, which shares the machine with the generator.
+fn machine_cpu() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (total - idle, total)
 }
 
 fn relayed(engine: &MediaEngine, legs: &[LegId]) -> u64 {
@@ -112,6 +129,7 @@ fn main() {
         grow_buffers(&sock, 64 << 20);
         let gen_addr = sock.local_addr().unwrap();
         let rss0 = rss_bytes();
+        let drops0 = udp_rcvbuf_errors();
         let legs: Vec<LegId> = (0..2 * n as u64).map(|i| LegId(next_leg + i)).collect();
         next_leg += 2 * n as u64;
         let addrs = open_all(&engine, &mut events, &mut pool, &legs, gen_addr);
@@ -134,12 +152,16 @@ fn main() {
             thread_cpu("sb-media"),
             relayed(&engine, &legs),
         );
+        let gen0 = thread_cpu("rtpgen-tx") + thread_cpu("rtpgen-rx");
+        let load0 = machine_cpu();
         let (sent0, recv0) = (
             g.sent.load(Ordering::Relaxed),
             g.received.load(Ordering::Relaxed),
         );
         std::thread::sleep(window);
         let (cpu1, out1) = (thread_cpu("sb-media"), relayed(&engine, &legs));
+        let gen1 = thread_cpu("rtpgen-tx") + thread_cpu("rtpgen-rx");
+        let load1 = machine_cpu();
         let wall = t0.elapsed().as_secs_f64();
         let (sent1, recv1) = (
             g.sent.load(Ordering::Relaxed),
@@ -148,6 +170,13 @@ fn main() {
         let rss1 = rss_bytes();
         let sent_total = g.sent.clone();
         let report = g.finish(Duration::from_millis(500)).expect("generator run");
+        let drops = udp_rcvbuf_errors() - drops0;
+        let min_stream = report
+            .streams
+            .values()
+            .map(|s| s.received)
+            .min()
+            .unwrap_or(0);
 
         let rate = (out1 - out0) as f64 / wall;
         let cpu = (cpu1 - cpu0).as_secs_f64();
@@ -170,7 +199,18 @@ fn main() {
             seq_loss,
             rss_per_call
         );
-        let _ = (sent1 - sent0, recv1 - recv0);
+        println!(
+            "        sent {:.0}/s, received {:.0}/s in the window; {} sources of {}, fewest packets from one {}; kernel UDP buffer drops {}; generator CPU {:.0} %; machine busy {:.0} % of {} cores",
+            (sent1 - sent0) as f64 / wall,
+            (recv1 - recv0) as f64 / wall,
+            report.streams.len(),
+            2 * n,
+            min_stream,
+            drops,
+            100.0 * (gen1 - gen0).as_secs_f64() / wall,
+            100.0 * (load1.0 - load0.0) as f64 / (load1.1 - load0.1).max(1) as f64,
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+        );
 
         for leg in &legs {
             engine.command(MediaCommand::Close { leg: *leg });

@@ -217,18 +217,21 @@ pub fn receive(sock: &UdpSocket, stop: &AtomicBool, count: &AtomicU64) -> RxRepo
             hdrs[i].msg_hdr.msg_iov = &mut iov[i];
             hdrs[i].msg_hdr.msg_iovlen = 1;
         }
-        // SAFETY: every header points at live buffers above. MSG_WAITFORONE
-        // blocks (up to the socket's read timeout) for the first datagram only.
+        // SAFETY: every header points at live buffers above. Non-blocking:
+        // the receiver naps instead of sleeping in the kernel, so the relay's
+        // sends never pay for waking it (a cost a relay sending to a NIC does
+        // not have, and which would be charged to the relay thread).
         let n = unsafe {
             libc::recvmmsg(
                 sock.as_raw_fd(),
                 hdrs.as_mut_ptr(),
                 BATCH as u32,
-                libc::MSG_WAITFORONE,
+                libc::MSG_DONTWAIT,
                 std::ptr::null_mut(),
             )
         };
         if n <= 0 {
+            std::thread::sleep(Duration::from_millis(1));
             continue;
         }
         for i in 0..n as usize {
@@ -269,6 +272,22 @@ pub fn thread_cpu(name: &str) -> Duration {
             .unwrap_or(0);
     }
     Duration::from_nanos(total)
+}
+
+/// System-wide UDP receive-buffer drops (`RcvbufErrors` in /proc/net/snmp):
+/// where loopback loss happens when a receiver falls behind.
+pub fn udp_rcvbuf_errors() -> u64 {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == "RcvbufErrors")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Resident set size of this process, bytes.

@@ -25,7 +25,7 @@ impl PortPool {
         let mut slots = 0usize;
         if max > first {
             // Pairs (p, p + 1) with p even and p + 1 <= max.
-            slots = (usize::from(max) - usize::from(first) + 1) / 2;
+            slots = (usize::from(max) - usize::from(first)).div_ceil(2);
         }
         PortPool {
             first,

@@ -65,6 +65,8 @@ pub struct Chunk {
     pub data: [u8; CHUNK],
 }
 
+/// Audio is carried inline on purpose: boxing it would allocate per packet.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum RecMsg {
     Start {
