@@ -26,19 +26,37 @@ fn assert_switch_sdp(lab: &Lab, msg: &str, internal: bool, what: &str) {
         lab.assert_external_port(a.port(), what);
     }
     let pts = sdp_payload_types(msg);
-    assert!(!pts.is_empty() && pts.iter().all(|p| [0u8, 8, 101].contains(p)), "{what}: payload types {pts:?}");
-    assert!(pts.contains(&101), "{what}: telephone-event dropped: {pts:?}");
-    assert!(pts.contains(&0) || pts.contains(&8), "{what}: no audio codec: {pts:?}");
+    assert!(
+        !pts.is_empty() && pts.iter().all(|p| [0u8, 8, 101].contains(p)),
+        "{what}: payload types {pts:?}"
+    );
+    assert!(
+        pts.contains(&101),
+        "{what}: telephone-event dropped: {pts:?}"
+    );
+    assert!(
+        pts.contains(&0) || pts.contains(&8),
+        "{what}: no audio codec: {pts:?}"
+    );
 }
 
 #[test]
 fn phone_to_phone() {
     let mut lab = Lab::start(CallConfig::default());
     let callee = lab.phone("1002", "phone_answer", |s| s);
-    let caller = lab.caller("1001", "1002", "call").set("hangup_ms", 500).spawn();
+    let caller = lab
+        .caller("1001", "1002", "call")
+        .set("hangup_ms", 500)
+        .spawn();
     let call = lab.call_started(&[("from", "1001"), ("to", "1002")]);
-    lab.wait("call-leg", &[("call", &call), ("leg", "b"), ("progress", "ringing")]);
-    lab.wait("call-leg", &[("call", &call), ("leg", "b"), ("progress", "answered")]);
+    lab.wait(
+        "call-leg",
+        &[("call", &call), ("leg", "b"), ("progress", "ringing")],
+    );
+    lab.wait(
+        "call-leg",
+        &[("call", &call), ("leg", "b"), ("progress", "answered")],
+    );
     lab.wait("call-bridged", &[("call", &call)]);
     let a = caller.finish(&mut lab.sw);
     let b = callee.finish(&mut lab.sw);
@@ -47,13 +65,30 @@ fn phone_to_phone() {
     // Each leg is its own dialog, and the SDP each phone saw is the switch's.
     let invite_b = &b.received("INVITE ")[0];
     let invite_a = &a.sent("INVITE ")[0];
-    assert_ne!(header(invite_b, "Call-ID"), header(invite_a, "Call-ID"), "B leg must have its own Call-ID");
-    assert!(invite_b.starts_with("INVITE sip:1002@"), "Request-URI names the callee: {invite_b}");
-    assert!(header(invite_b, "From").unwrap_or("").contains("1001"), "caller id 1001 on the B leg: {invite_b}");
+    assert_ne!(
+        header(invite_b, "Call-ID"),
+        header(invite_a, "Call-ID"),
+        "B leg must have its own Call-ID"
+    );
+    assert!(
+        invite_b.starts_with("INVITE sip:1002@"),
+        "Request-URI names the callee: {invite_b}"
+    );
+    assert!(
+        header(invite_b, "From").unwrap_or("").contains("1001"),
+        "caller id 1001 on the B leg: {invite_b}"
+    );
     assert_switch_sdp(&lab, invite_b, true, "INVITE to 1002");
-    let ok_a = a.received("SIP/2.0 200").into_iter().find(|m| body(m).contains("m=audio")).expect("200 with SDP");
+    let ok_a = a
+        .received("SIP/2.0 200")
+        .into_iter()
+        .find(|m| body(m).contains("m=audio"))
+        .expect("200 with SDP");
     assert_switch_sdp(&lab, &ok_a, true, "200 to 1001");
-    assert!(!a.received("SIP/2.0 180").is_empty(), "180 relayed to the caller");
+    assert!(
+        !a.received("SIP/2.0 180").is_empty(),
+        "180 relayed to the caller"
+    );
     assert!(!a.received("SIP/2.0 100").is_empty(), "100 Trying at once");
     // The callee's BYE came from the switch when the caller hung up.
     assert_eq!(b.received("BYE ").len(), 1, "the callee got one BYE");
@@ -76,33 +111,52 @@ fn phone_to_trunk() {
     cfg.add_headers = vec![("X-Switchback".into(), "1".into())];
     let mut lab = Lab::start(cfg);
     let gw = lab.gateway("phone_answer", |s| s);
-    let caller = lab.caller("1001", "+15551234", "call").set("hangup_ms", 500).spawn();
+    let caller = lab
+        .caller("1001", "+15551234", "call")
+        .set("hangup_ms", 500)
+        .spawn();
     let call = lab.call_started(&[("from", "1001")]);
     lab.wait("call-bridged", &[("call", &call)]);
     caller.finish(&mut lab.sw);
     let g = gw.finish(&mut lab.sw);
     lab.wait("call-ended", &[("call", &call), ("by", "a")]);
     let inv = &g.received("INVITE ")[0];
-    assert!(inv.starts_with("INVITE sip:15551234@"), "number $1 (no +) sent to the gateway: {inv}");
+    assert!(
+        inv.starts_with("INVITE sip:15551234@"),
+        "number $1 (no +) sent to the gateway: {inv}"
+    );
     assert_switch_sdp(&lab, inv, false, "INVITE to the gateway");
-    assert_eq!(header(inv, "X-Switchback"), Some("1"), "outbound add_headers: {inv}");
+    assert_eq!(
+        header(inv, "X-Switchback"),
+        Some("1"),
+        "outbound add_headers: {inv}"
+    );
 }
 
 #[test]
 fn trunk_to_phone() {
     let mut lab = Lab::start(CallConfig::default());
     let callee = lab.phone("1002", "phone_answer", |s| s);
-    let caller = lab.trunk_caller("15550001", "1002", "call").set("hangup_ms", 500).spawn();
+    let caller = lab
+        .trunk_caller("15550001", "1002", "call")
+        .set("hangup_ms", 500)
+        .spawn();
     let call = lab.call_started(&[("to", "1002")]);
     lab.wait("call-bridged", &[("call", &call)]);
     let a = caller.finish(&mut lab.sw);
     let b = callee.finish(&mut lab.sw);
     lab.wait("call-ended", &[("call", &call)]);
     assert_switch_sdp(&lab, &b.received("INVITE ")[0], true, "INVITE to 1002");
-    let ok_a = a.received("SIP/2.0 200").into_iter().find(|m| body(m).contains("m=audio")).expect("200 with SDP");
+    let ok_a = a
+        .received("SIP/2.0 200")
+        .into_iter()
+        .find(|m| body(m).contains("m=audio"))
+        .expect("200 with SDP");
     assert_switch_sdp(&lab, &ok_a, false, "200 to the trunk");
     assert!(
-        header(&b.received("INVITE ")[0], "From").unwrap_or("").contains("15550001"),
+        header(&b.received("INVITE ")[0], "From")
+            .unwrap_or("")
+            .contains("15550001"),
         "the trunk's caller number reaches the phone"
     );
 }
@@ -113,14 +167,21 @@ fn parallel_forking_first_answer_wins() {
     // Two registrations for 1002: one answers (after ringing a little), one only rings.
     let answering = lab.phone("1002", "phone_answer", |s| s.set("answer_ms", 300));
     let ringing = lab.phone("1002", "phone_ring", |s| s);
-    let caller = lab.caller("1001", "1002", "call").set("hangup_ms", 500).spawn();
+    let caller = lab
+        .caller("1001", "1002", "call")
+        .set("hangup_ms", 500)
+        .spawn();
     let call = lab.call_started(&[("to", "1002")]);
     lab.wait("call-bridged", &[("call", &call)]);
     caller.finish(&mut lab.sw);
     answering.finish(&mut lab.sw);
     // The losing fork got CANCEL (and the scenario answered 200 + 487 and got its ACK).
     let r = ringing.finish(&mut lab.sw);
-    assert_eq!(r.received("CANCEL ").len(), 1, "the other contact is cancelled");
+    assert_eq!(
+        r.received("CANCEL ").len(),
+        1,
+        "the other contact is cancelled"
+    );
     lab.wait("call-ended", &[("call", &call)]);
 }
 
@@ -128,9 +189,15 @@ fn parallel_forking_first_answer_wins() {
 fn caller_cancels_while_ringing() {
     let mut lab = Lab::start(CallConfig::default());
     let callee = lab.phone("1002", "phone_ring", |s| s);
-    let caller = lab.caller("1001", "1002", "call_cancel").set("cancel_ms", 200).spawn();
+    let caller = lab
+        .caller("1001", "1002", "call_cancel")
+        .set("cancel_ms", 200)
+        .spawn();
     let call = lab.call_started(&[("to", "1002")]);
-    lab.wait("call-leg", &[("call", &call), ("leg", "b"), ("progress", "ringing")]);
+    lab.wait(
+        "call-leg",
+        &[("call", &call), ("leg", "b"), ("progress", "ringing")],
+    );
     caller.finish(&mut lab.sw); // 200 to CANCEL, 487, ACK
     let b = callee.finish(&mut lab.sw); // CANCEL -> 200, 487 -> ACK
     assert_eq!(b.received("CANCEL ").len(), 1);
@@ -146,8 +213,21 @@ fn busy_is_relayed() {
     let call = lab.call_started(&[("to", "1002")]);
     let a = caller.finish(&mut lab.sw);
     callee.finish(&mut lab.sw);
-    assert_eq!(a.final_status(), Some(486), "caller gets 486:\n{}", a.messages);
-    lab.wait("call-leg-failed", &[("call", &call), ("leg", "b"), ("status", "486"), ("failure", "busy")]);
+    assert_eq!(
+        a.final_status(),
+        Some(486),
+        "caller gets 486:\n{}",
+        a.messages
+    );
+    lab.wait(
+        "call-leg-failed",
+        &[
+            ("call", &call),
+            ("leg", "b"),
+            ("status", "486"),
+            ("failure", "busy"),
+        ],
+    );
     lab.wait("call-ended", &[("call", &call), ("status", "486")]);
 }
 
@@ -161,7 +241,12 @@ fn no_answer_ring_timeout() {
     let call = lab.call_started(&[("to", "1002")]);
     let a = caller.finish(&mut lab.sw);
     let b = callee.finish(&mut lab.sw);
-    assert_eq!(a.final_status(), Some(408), "caller gets 408 after the ring timeout:\n{}", a.messages);
+    assert_eq!(
+        a.final_status(),
+        Some(408),
+        "caller gets 408 after the ring timeout:\n{}",
+        a.messages
+    );
     assert_eq!(b.received("CANCEL ").len(), 1, "the callee is cancelled");
     lab.wait("call-ended", &[("call", &call), ("by", "switch")]);
 }
@@ -172,7 +257,12 @@ fn routing_failures() {
     // No rule matches 99 -> 404.
     let a = lab.caller("1001", "99", "call").run();
     a.assert_ok(&mut lab.sw);
-    assert_eq!(a.final_status(), Some(404), "no dial-plan match:\n{}", a.messages);
+    assert_eq!(
+        a.final_status(),
+        Some(404),
+        "no dial-plan match:\n{}",
+        a.messages
+    );
     // A user the switch does not know -> 404.
     let a = lab.caller("1001", "1009", "call").run();
     a.assert_ok(&mut lab.sw);
@@ -180,22 +270,46 @@ fn routing_failures() {
     // A known user with no registration -> 480.
     let a = lab.caller("1001", "1003", "call").run();
     a.assert_ok(&mut lab.sw);
-    assert_eq!(a.final_status(), Some(480), "user not registered:\n{}", a.messages);
+    assert_eq!(
+        a.final_status(),
+        Some(480),
+        "user not registered:\n{}",
+        a.messages
+    );
 }
 
 #[test]
 fn early_media_then_answer() {
     let mut lab = Lab::start(CallConfig::default());
-    let callee = lab.phone("1002", "phone_early", |s| s.set("play", 1).set("answer_ms", 1500));
+    let callee = lab.phone("1002", "phone_early", |s| {
+        s.set("play", 1).set("answer_ms", 1500)
+    });
     let ep = rtp::RtpEndpoint::bind();
-    let caller = lab.caller("1001", "1002", "call").rtp_port(ep.port).set("hangup_ms", 300).spawn();
+    let caller = lab
+        .caller("1001", "1002", "call")
+        .rtp_port(ep.port)
+        .set("hangup_ms", 300)
+        .spawn();
     let call = lab.call_started(&[("to", "1002")]);
-    lab.wait("call-leg", &[("call", &call), ("leg", "b"), ("progress", "early-media")]);
+    lab.wait(
+        "call-leg",
+        &[("call", &call), ("leg", "b"), ("progress", "early-media")],
+    );
     // Early media reaches the caller before the answer.
     let early = ep.recv_until(Duration::from_secs(1), |p| p.len() >= 10);
-    let answered_yet = lab.sw.has_event("call-leg", &[("call", &call), ("leg", "b"), ("progress", "answered")]);
-    assert!(early.len() >= 10, "only {} early RTP packets reached the caller", early.len());
-    assert!(!answered_yet, "the 10 packets should arrive before the answer (1.5 s after the 183)");
+    let answered_yet = lab.sw.has_event(
+        "call-leg",
+        &[("call", &call), ("leg", "b"), ("progress", "answered")],
+    );
+    assert!(
+        early.len() >= 10,
+        "only {} early RTP packets reached the caller",
+        early.len()
+    );
+    assert!(
+        !answered_yet,
+        "the 10 packets should arrive before the answer (1.5 s after the 183)"
+    );
     assert!(early.iter().all(|p| p.pt == 0), "PCMU relayed as is");
     let a = caller.finish(&mut lab.sw);
     callee.finish(&mut lab.sw);
@@ -216,14 +330,32 @@ fn hold_and_retrieve_from_phone() {
         .set("hangup_ms", 300)
         .spawn();
     let call = lab.call_started(&[("to", "1002")]);
-    lab.wait("call-held", &[("call", &call), ("leg", "a"), ("by", "phone")]);
-    lab.wait("call-retrieved", &[("call", &call), ("leg", "a"), ("by", "phone")]);
+    lab.wait(
+        "call-held",
+        &[("call", &call), ("leg", "a"), ("by", "phone")],
+    );
+    lab.wait(
+        "call-retrieved",
+        &[("call", &call), ("leg", "a"), ("by", "phone")],
+    );
     caller.finish(&mut lab.sw); // checks recvonly/inactive, then sendrecv, in the answers
     let b = callee.finish(&mut lab.sw);
     let reinvites: Vec<String> = b.received("INVITE ").into_iter().skip(1).collect();
-    assert!(reinvites.len() >= 2, "hold and retrieve relayed as re-INVITEs:\n{}", b.messages);
-    assert_eq!(common::sippbg::sdp_direction(&reinvites[0]), "sendonly", "{}", reinvites[0]);
-    assert_eq!(common::sippbg::sdp_direction(reinvites.last().unwrap()), "sendrecv");
+    assert!(
+        reinvites.len() >= 2,
+        "hold and retrieve relayed as re-INVITEs:\n{}",
+        b.messages
+    );
+    assert_eq!(
+        common::sippbg::sdp_direction(&reinvites[0]),
+        "sendonly",
+        "{}",
+        reinvites[0]
+    );
+    assert_eq!(
+        common::sippbg::sdp_direction(reinvites.last().unwrap()),
+        "sendrecv"
+    );
     lab.wait("call-ended", &[("call", &call)]);
 }
 
@@ -236,26 +368,40 @@ fn hold_and_retrieve_from_switch() {
     lab.wait("call-bridged", &[("call", &call)]);
     let api = lab.http();
     http::post_ok(api, &format!("/v1/calls/{call}/hold"), r#"{"leg":"b"}"#);
-    lab.wait("call-held", &[("call", &call), ("leg", "b"), ("by", "switch")]);
+    lab.wait(
+        "call-held",
+        &[("call", &call), ("leg", "b"), ("by", "switch")],
+    );
     let s = lab.summary(&call);
     assert_eq!(Lab::leg(&s, "b")["held_by_switch"], true, "{s}");
     callee.wait_received("a hold re-INVITE", EVENT, |m| {
-        m.starts_with("INVITE ") && ["sendonly", "inactive"].contains(&common::sippbg::sdp_direction(m))
+        m.starts_with("INVITE ")
+            && ["sendonly", "inactive"].contains(&common::sippbg::sdp_direction(m))
     });
     // The hold transaction is over once the switch ACKs the phone's 200.
     callee.wait_received("the ACK of the hold re-INVITE", EVENT, |m| {
         m.starts_with("ACK ") && header(m, "CSeq").is_some_and(|c| c.starts_with("2 "))
     });
     http::post_ok(api, &format!("/v1/calls/{call}/retrieve"), r#"{"leg":"b"}"#);
-    lab.wait("call-retrieved", &[("call", &call), ("leg", "b"), ("by", "switch")]);
+    lab.wait(
+        "call-retrieved",
+        &[("call", &call), ("leg", "b"), ("by", "switch")],
+    );
     callee.wait_received("a retrieve re-INVITE", EVENT, |m| {
-        m.starts_with("INVITE ") && header(m, "CSeq").is_some_and(|c| c.starts_with("3 ")) && common::sippbg::sdp_direction(m) == "sendrecv"
+        m.starts_with("INVITE ")
+            && header(m, "CSeq").is_some_and(|c| c.starts_with("3 "))
+            && common::sippbg::sdp_direction(m) == "sendrecv"
     });
     callee.wait_received("the ACK of the retrieve re-INVITE", EVENT, |m| {
         m.starts_with("ACK ") && header(m, "CSeq").is_some_and(|c| c.starts_with("3 "))
     });
     let r = http::delete(api, &format!("/v1/calls/{call}"));
-    assert!((200..300).contains(&r.status), "DELETE: {} {}", r.status, r.body);
+    assert!(
+        (200..300).contains(&r.status),
+        "DELETE: {} {}",
+        r.status,
+        r.body
+    );
     caller.finish(&mut lab.sw);
     callee.finish(&mut lab.sw);
     lab.wait("call-ended", &[("call", &call), ("by", "switch")]);
@@ -273,16 +419,26 @@ fn retrieve_right_after_hold_still_retrieves() {
     let api = lab.http();
     http::post_ok(api, &format!("/v1/calls/{call}/hold"), r#"{"leg":"b"}"#);
     http::post_ok(api, &format!("/v1/calls/{call}/retrieve"), r#"{"leg":"b"}"#);
-    lab.wait("call-retrieved", &[("call", &call), ("leg", "b"), ("by", "switch")]);
+    lab.wait(
+        "call-retrieved",
+        &[("call", &call), ("leg", "b"), ("by", "switch")],
+    );
     callee.wait_received("a re-INVITE back to sendrecv after the hold", EVENT, |m| {
-        m.starts_with("INVITE ") && header(m, "CSeq").is_some_and(|c| !c.starts_with("1 ") && !c.starts_with("2 "))
+        m.starts_with("INVITE ")
+            && header(m, "CSeq").is_some_and(|c| !c.starts_with("1 ") && !c.starts_with("2 "))
             && common::sippbg::sdp_direction(m) == "sendrecv"
     });
     callee.wait_received("the ACK of that re-INVITE", EVENT, |m| {
-        m.starts_with("ACK ") && header(m, "CSeq").is_some_and(|c| !c.starts_with("1 ") && !c.starts_with("2 "))
+        m.starts_with("ACK ")
+            && header(m, "CSeq").is_some_and(|c| !c.starts_with("1 ") && !c.starts_with("2 "))
     });
     let r = http::delete(api, &format!("/v1/calls/{call}"));
-    assert!((200..300).contains(&r.status), "DELETE: {} {}", r.status, r.body);
+    assert!(
+        (200..300).contains(&r.status),
+        "DELETE: {} {}",
+        r.status,
+        r.body
+    );
     caller.finish(&mut lab.sw);
     callee.finish(&mut lab.sw);
 }
@@ -302,7 +458,10 @@ fn originate_with_auto_answer_and_case_data() {
     assert_eq!(r.status, 201, "POST /v1/calls: {}", r.body);
     let call = r.json()["call"].as_str().expect("call id").to_string();
     lab.wait("call-started", &[("call", &call), ("interaction", "i-1")]);
-    lab.wait("call-leg", &[("call", &call), ("leg", "a"), ("progress", "answered")]);
+    lab.wait(
+        "call-leg",
+        &[("call", &call), ("leg", "a"), ("progress", "answered")],
+    );
     lab.wait("call-bridged", &[("call", &call)]);
     let s = lab.summary(&call);
     assert_eq!(s["interaction"], "i-1", "{s}");
@@ -310,13 +469,30 @@ fn originate_with_auto_answer_and_case_data() {
     let a = agent.finish(&mut lab.sw); // checked Call-Info, Alert-Info and X-Case-Id
     lab.wait("call-ended", &[("call", &call), ("by", "b")]);
     let inv_a = &a.received("INVITE ")[0];
-    assert!(header(inv_a, "Call-Info").unwrap_or("").contains("answer-after=0"), "{inv_a}");
-    assert!(header(inv_a, "Alert-Info").unwrap_or("").contains("autoanswer"), "{inv_a}");
+    assert!(
+        header(inv_a, "Call-Info")
+            .unwrap_or("")
+            .contains("answer-after=0"),
+        "{inv_a}"
+    );
+    assert!(
+        header(inv_a, "Alert-Info")
+            .unwrap_or("")
+            .contains("autoanswer"),
+        "{inv_a}"
+    );
     assert_eq!(header(inv_a, "X-Case-Id"), Some("42"), "{inv_a}");
     let inv_b = &g.received("INVITE ")[0];
     assert!(inv_b.starts_with("INVITE sip:15551234@"), "{inv_b}");
-    assert_eq!(header(inv_b, "X-Case-Id"), Some("42"), "case data on the B leg too: {inv_b}");
-    assert!(header(inv_b, "Call-Info").is_none_or(|v| !v.contains("answer-after")), "no auto-answer toward the contact: {inv_b}");
+    assert_eq!(
+        header(inv_b, "X-Case-Id"),
+        Some("42"),
+        "case data on the B leg too: {inv_b}"
+    );
+    assert!(
+        header(inv_b, "Call-Info").is_none_or(|v| !v.contains("answer-after")),
+        "no auto-answer toward the contact: {inv_b}"
+    );
 }
 
 #[test]
@@ -325,7 +501,10 @@ fn outbound_auth_407_on_trunk() {
     cfg.peer_auth = Some(("trunkuser".into(), "trunkpw".into()));
     let mut lab = Lab::start(cfg);
     let gw = lab.gateway("trunk_uas_auth407", |s| s);
-    let caller = lab.caller("1001", "15551234", "call").set("hangup_ms", 300).spawn();
+    let caller = lab
+        .caller("1001", "15551234", "call")
+        .set("hangup_ms", 300)
+        .spawn();
     let call = lab.call_started(&[("from", "1001")]);
     lab.wait("call-bridged", &[("call", &call)]);
     caller.finish(&mut lab.sw);
@@ -334,7 +513,11 @@ fn outbound_auth_407_on_trunk() {
     assert_eq!(invites.len(), 2, "INVITE, then INVITE with credentials");
     let auth = header(&invites[1], "Proxy-Authorization").expect("Proxy-Authorization");
     verify_digest(auth, "INVITE", "trunkuser", "trunkpw", "trunk.test");
-    assert_ne!(header(&invites[0], "CSeq"), header(&invites[1], "CSeq"), "a new CSeq for the authenticated INVITE");
+    assert_ne!(
+        header(&invites[0], "CSeq"),
+        header(&invites[1], "CSeq"),
+        "a new CSeq for the authenticated INVITE"
+    );
 }
 
 #[test]
@@ -343,8 +526,13 @@ fn outbound_auth_401_on_trunk() {
     cfg.peer_auth = Some(("trunkuser".into(), "trunkpw".into()));
     let mut lab = Lab::start(cfg);
     // SIPp's verifyauth checks the Authorization header against these credentials.
-    let gw = lab.gateway("trunk_uas_auth401", |s| s.key("auth_user", "trunkuser").key("auth_pass", "trunkpw"));
-    let caller = lab.caller("1001", "15551234", "call").set("hangup_ms", 300).spawn();
+    let gw = lab.gateway("trunk_uas_auth401", |s| {
+        s.key("auth_user", "trunkuser").key("auth_pass", "trunkpw")
+    });
+    let caller = lab
+        .caller("1001", "15551234", "call")
+        .set("hangup_ms", 300)
+        .spawn();
     let call = lab.call_started(&[("from", "1001")]);
     lab.wait("call-bridged", &[("call", &call)]);
     caller.finish(&mut lab.sw);
@@ -355,7 +543,9 @@ fn outbound_auth_401_on_trunk() {
 fn verify_digest(auth: &str, method: &str, user: &str, password: &str, realm: &str) {
     use md5::{Digest, Md5};
     let param = |k: &str| -> String {
-        let i = auth.find(&format!("{k}=")).unwrap_or_else(|| panic!("no {k} in {auth}"));
+        let i = auth
+            .find(&format!("{k}="))
+            .unwrap_or_else(|| panic!("no {k} in {auth}"));
         let v = &auth[i + k.len() + 1..];
         if let Some(q) = v.strip_prefix('"') {
             q[..q.find('"').unwrap()].to_string()
@@ -369,10 +559,15 @@ fn verify_digest(auth: &str, method: &str, user: &str, password: &str, realm: &s
     let ha1 = h(format!("{user}:{realm}:{password}"));
     let ha2 = h(format!("{method}:{}", param("uri")));
     let expect = if auth.contains("qop=") {
-        h(format!("{ha1}:{}:{}:{}:{}:{ha2}", param("nonce"), param("nc"), param("cnonce"), param("qop")))
+        h(format!(
+            "{ha1}:{}:{}:{}:{}:{ha2}",
+            param("nonce"),
+            param("nc"),
+            param("cnonce"),
+            param("qop")
+        ))
     } else {
         h(format!("{ha1}:{}:{ha2}", param("nonce")))
     };
     assert_eq!(param("response"), expect, "digest response wrong in {auth}");
 }
-

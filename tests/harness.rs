@@ -75,7 +75,10 @@ fn sipp_pair_media_reaches_a_test_endpoint() {
 fn sipp_dtmf_pcap_is_a_well_formed_digit() {
     let ep = RtpEndpoint::bind();
     // The caller's audio goes to the callee's SDP: point the callee's SDP at us.
-    let callee = Sipp::new("phone_answer", addr(9)).service("1002").rtp_port(ep.port).spawn();
+    let callee = Sipp::new("phone_answer", addr(9))
+        .service("1002")
+        .rtp_port(ep.port)
+        .spawn();
     callee.wait_bound();
     let caller = Sipp::new("call", addr(callee.port))
         .service("1002")
@@ -83,7 +86,9 @@ fn sipp_dtmf_pcap_is_a_well_formed_digit() {
         .set("dtmf", 1)
         .set("hangup_ms", 800)
         .spawn();
-    let got = ep.recv_until(Duration::from_secs(3), |p| p.iter().filter(|p| p.dtmf().is_some_and(|d| d.end)).count() >= 3);
+    let got = ep.recv_until(Duration::from_secs(3), |p| {
+        p.iter().filter(|p| p.dtmf().is_some_and(|d| d.end)).count() >= 3
+    });
     assert!(caller.wait(Duration::from_secs(20)).success());
     assert!(callee.wait(Duration::from_secs(10)).success());
     let d = dtmf_digits(&got, 101);
@@ -144,17 +149,31 @@ fn sipp_refer_scenario_against_stand_in() {
 fn wav_reader_measures_each_channel() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.wav");
-    let spec = hound::WavSpec { channels: 2, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
     let mut w = hound::WavWriter::create(&path, spec).unwrap();
     for n in 0..16000 {
         let t = n as f64 / 8000.0;
-        w.write_sample((12000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16).unwrap();
-        w.write_sample((12000.0 * (2.0 * std::f64::consts::PI * 1000.0 * t).sin()) as i16).unwrap();
+        w.write_sample((12000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16)
+            .unwrap();
+        w.write_sample((12000.0 * (2.0 * std::f64::consts::PI * 1000.0 * t).sin()) as i16)
+            .unwrap();
     }
     w.finalize().unwrap();
     let r = wav::read(&path);
-    let f: Vec<f64> = r.data.iter().map(|c| wav::dominant_frequency(c, 8000)).collect();
-    assert!((f[0] - 440.0).abs() <= 2.0 && (f[1] - 1000.0).abs() <= 2.0, "{f:?}");
+    let f: Vec<f64> = r
+        .data
+        .iter()
+        .map(|c| wav::dominant_frequency(c, 8000))
+        .collect();
+    assert!(
+        (f[0] - 440.0).abs() <= 2.0 && (f[1] - 1000.0).abs() <= 2.0,
+        "{f:?}"
+    );
 }
 
 #[test]

@@ -35,18 +35,34 @@ fn bridged(cfg: CallConfig) -> Bridged {
     let caller = lab.caller("1001", "1002", "call").rtp_port(a.port).spawn();
     let call = lab.call_started(&[("from", "1001"), ("to", "1002")]);
     lab.wait("call-bridged", &[("call", &call)]);
-    let ok = caller.wait_received("a 200 with SDP", EVENT, |m| m.starts_with("SIP/2.0 200") && body(m).contains("m=audio"));
+    let ok = caller.wait_received("a 200 with SDP", EVENT, |m| {
+        m.starts_with("SIP/2.0 200") && body(m).contains("m=audio")
+    });
     let inv = callee.wait_received("the INVITE", EVENT, |m| m.starts_with("INVITE "));
     let a_switch = sdp_audio(&ok).expect("SDP in the 200");
     let b_switch = sdp_audio(&inv).expect("SDP in the INVITE");
-    Bridged { lab, call, a, b, a_switch, b_switch, caller, callee }
+    Bridged {
+        lab,
+        call,
+        a,
+        b,
+        a_switch,
+        b_switch,
+        caller,
+        callee,
+    }
 }
 
 impl Bridged {
     /// Hangs up through the API; both phones get BYE.
     fn hangup(mut self) -> Lab {
         let r = http::delete(self.lab.http(), &format!("/v1/calls/{}", self.call));
-        assert!((200..300).contains(&r.status), "DELETE: {} {}", r.status, r.body);
+        assert!(
+            (200..300).contains(&r.status),
+            "DELETE: {} {}",
+            r.status,
+            r.body
+        );
         self.caller.finish(&mut self.lab.sw);
         self.callee.finish(&mut self.lab.sw);
         self.lab.wait("call-ended", &[("call", &self.call)]);
@@ -73,16 +89,29 @@ fn rtp_relayed_both_ways_with_counters() {
     let mut t = bridged(CallConfig::default());
     // a -> b
     t.a.send_tone(t.a_switch, 440.0, 50);
-    let got_b = t.b.recv_until(Duration::from_secs(2), |p| audio(p).len() >= 50);
+    let got_b =
+        t.b.recv_until(Duration::from_secs(2), |p| audio(p).len() >= 50);
     let got_b = audio(&got_b).len();
     assert!(got_b >= 45, "a -> b: {got_b} of 50 packets relayed");
     // b -> a, and the relay answers from the address it advertised (symmetric RTP).
     t.b.send_tone(t.b_switch, 1000.0, 50);
-    let pk = t.a.recv_until(Duration::from_secs(2), |p| audio(p).len() >= 50);
+    let pk =
+        t.a.recv_until(Duration::from_secs(2), |p| audio(p).len() >= 50);
     let got_a = audio(&pk);
-    assert!(got_a.len() >= 45, "b -> a: {} of 50 packets relayed", got_a.len());
-    assert!(got_a.iter().all(|p| p.from == t.a_switch), "leg a's media comes from {} (its SDP)", t.a_switch);
-    assert!(got_a.iter().all(|p| p.payload.len() == 160 && p.pt == 0), "PCMU 20 ms relayed untouched");
+    assert!(
+        got_a.len() >= 45,
+        "b -> a: {} of 50 packets relayed",
+        got_a.len()
+    );
+    assert!(
+        got_a.iter().all(|p| p.from == t.a_switch),
+        "leg a's media comes from {} (its SDP)",
+        t.a_switch
+    );
+    assert!(
+        got_a.iter().all(|p| p.payload.len() == 160 && p.pt == 0),
+        "PCMU 20 ms relayed untouched"
+    );
     // The relay's counters.
     let s = t.lab.summary(&t.call);
     let (la, lb) = (Lab::leg(&s, "a"), Lab::leg(&s, "b"));
@@ -91,10 +120,24 @@ fn rtp_relayed_both_ways_with_counters() {
     assert!(counter(&la, "packets_out") >= 45, "leg a packets_out: {la}");
     assert!(counter(&lb, "packets_out") >= 45, "leg b packets_out: {lb}");
     assert!(counter(&la, "bytes_in") >= 45 * 172, "leg a bytes_in: {la}");
-    assert_eq!(la["rtp_port"].as_u64(), Some(t.a_switch.port() as u64), "leg a rtp_port is the one in its SDP: {la}");
-    assert_eq!(lb["rtp_port"].as_u64(), Some(t.b_switch.port() as u64), "leg b rtp_port: {lb}");
-    assert!(la["sip_call_id"].as_str().is_some_and(|c| !c.is_empty()), "{la}");
-    assert_ne!(la["sip_call_id"], lb["sip_call_id"], "each leg its own dialog");
+    assert_eq!(
+        la["rtp_port"].as_u64(),
+        Some(t.a_switch.port() as u64),
+        "leg a rtp_port is the one in its SDP: {la}"
+    );
+    assert_eq!(
+        lb["rtp_port"].as_u64(),
+        Some(t.b_switch.port() as u64),
+        "leg b rtp_port: {lb}"
+    );
+    assert!(
+        la["sip_call_id"].as_str().is_some_and(|c| !c.is_empty()),
+        "{la}"
+    );
+    assert_ne!(
+        la["sip_call_id"], lb["sip_call_id"],
+        "each leg its own dialog"
+    );
     t.hangup();
 }
 
@@ -112,8 +155,13 @@ fn mute_stops_one_direction_only() {
     t.b.send_tone(t.b_switch, 1000.0, 50);
     let to_a = audio(&t.a.recv_until(Duration::from_secs(2), |p| audio(p).len() >= 50)).len();
     assert!(to_a >= 45, "b -> a while a is muted: {to_a} of 50");
-    http::post_ok(api, &format!("/v1/calls/{}/unmute", t.call), r#"{"leg":"a"}"#);
-    t.lab.wait("call-unmuted", &[("call", &t.call), ("leg", "a")]);
+    http::post_ok(
+        api,
+        &format!("/v1/calls/{}/unmute", t.call),
+        r#"{"leg":"a"}"#,
+    );
+    t.lab
+        .wait("call-unmuted", &[("call", &t.call), ("leg", "a")]);
     t.a.send_tone(t.a_switch, 440.0, 50);
     let to_b = audio(&t.b.recv_until(Duration::from_secs(2), |p| audio(p).len() >= 50)).len();
     assert!(to_b >= 45, "unmuted a -> b: {to_b} of 50");
@@ -126,14 +174,33 @@ fn rfc4733_dtmf_relayed_and_detected() {
     t.a.send_tone(t.a_switch, 440.0, 5); // media first, as a phone does
     t.b.flush();
     t.a.send_dtmf(t.a_switch, '5', 200, 101);
-    let ev = t.lab.wait("call-dtmf", &[("call", &t.call), ("leg", "a"), ("digit", "5")]);
+    let ev = t.lab.wait(
+        "call-dtmf",
+        &[("call", &t.call), ("leg", "a"), ("digit", "5")],
+    );
     assert_eq!(ev.get("via"), "rfc4733", "{}", ev.line);
     let ms: u32 = ev.get("duration_ms").parse().unwrap_or(0);
-    assert!((150..=300).contains(&ms), "duration_ms of a 200 ms digit: {}", ev.line);
-    let pk = t.b.recv_until(Duration::from_secs(2), |p| p.iter().filter(|p| p.pt == 101 && p.dtmf().is_some_and(|d| d.end)).count() >= 3);
+    assert!(
+        (150..=300).contains(&ms),
+        "duration_ms of a 200 ms digit: {}",
+        ev.line
+    );
+    let pk = t.b.recv_until(Duration::from_secs(2), |p| {
+        p.iter()
+            .filter(|p| p.pt == 101 && p.dtmf().is_some_and(|d| d.end))
+            .count()
+            >= 3
+    });
     let digits = dtmf_digits(&pk, 101);
-    assert_eq!(digits.iter().map(|d| d.0).collect::<String>(), "5", "telephone-event relayed to b: {pk:?}");
-    assert!(digits[0].1.iter().any(|p| p.dtmf().unwrap().end), "end packets relayed");
+    assert_eq!(
+        digits.iter().map(|d| d.0).collect::<String>(),
+        "5",
+        "telephone-event relayed to b: {pk:?}"
+    );
+    assert!(
+        digits[0].1.iter().any(|p| p.dtmf().unwrap().end),
+        "end packets relayed"
+    );
     t.hangup();
 }
 
@@ -143,13 +210,27 @@ fn dtmf_from_sipp_pcap_detected_and_relayed() {
     let b = RtpEndpoint::bind();
     let callee = lab.phone("1002", "phone_answer", |s| s.rtp_port(b.port));
     // SIPp plays the RFC 4733 digit 5 capture from the sip-tester package after the ACK.
-    let caller = lab.caller("1001", "1002", "call").set("dtmf", 1).set("hangup_ms", 1500).spawn();
+    let caller = lab
+        .caller("1001", "1002", "call")
+        .set("dtmf", 1)
+        .set("hangup_ms", 1500)
+        .spawn();
     let call = lab.call_started(&[("to", "1002")]);
-    let ev = lab.wait("call-dtmf", &[("call", &call), ("leg", "a"), ("digit", "5")]);
+    let ev = lab.wait(
+        "call-dtmf",
+        &[("call", &call), ("leg", "a"), ("digit", "5")],
+    );
     assert_eq!(ev.get("via"), "rfc4733", "{}", ev.line);
-    let pk = b.recv_until(Duration::from_secs(3), |p| p.iter().any(|p| p.pt == 101 && p.dtmf().is_some_and(|d| d.end)));
+    let pk = b.recv_until(Duration::from_secs(3), |p| {
+        p.iter()
+            .any(|p| p.pt == 101 && p.dtmf().is_some_and(|d| d.end))
+    });
     let digits = dtmf_digits(&pk, 101);
-    assert_eq!(digits.iter().map(|d| d.0).collect::<String>(), "5", "relayed to b: {pk:?}");
+    assert_eq!(
+        digits.iter().map(|d| d.0).collect::<String>(),
+        "5",
+        "relayed to b: {pk:?}"
+    );
     caller.finish(&mut lab.sw);
     callee.finish(&mut lab.sw);
     lab.wait("call-ended", &[("call", &call)]);
@@ -159,19 +240,39 @@ fn dtmf_from_sipp_pcap_detected_and_relayed() {
 fn dtmf_generated_by_api() {
     let mut t = bridged(CallConfig::default());
     t.b.flush();
-    http::post_ok(t.lab.http(), &format!("/v1/calls/{}/dtmf", t.call), r#"{"leg":"b","digits":"12"}"#);
-    t.lab.wait("call-dtmf-sent", &[("call", &t.call), ("leg", "b")]);
+    http::post_ok(
+        t.lab.http(),
+        &format!("/v1/calls/{}/dtmf", t.call),
+        r#"{"leg":"b","digits":"12"}"#,
+    );
+    t.lab
+        .wait("call-dtmf-sent", &[("call", &t.call), ("leg", "b")]);
     let pk = t.b.recv_until(Duration::from_secs(4), |p| {
-        p.iter().filter(|p| p.pt == 101 && p.dtmf().is_some_and(|d| d.end)).count() >= 6
+        p.iter()
+            .filter(|p| p.pt == 101 && p.dtmf().is_some_and(|d| d.end))
+            .count()
+            >= 6
     });
     let digits = dtmf_digits(&pk, 101);
-    assert_eq!(digits.iter().map(|d| d.0).collect::<String>(), "12", "digits at b: {pk:?}");
+    assert_eq!(
+        digits.iter().map(|d| d.0).collect::<String>(),
+        "12",
+        "digits at b: {pk:?}"
+    );
     for (d, ps) in &digits {
         check_dtmf_shape(ps).unwrap_or_else(|e| panic!("digit {d}: {e}: {ps:?}"));
-        assert!(ps.iter().all(|p| p.from == t.b_switch), "sent from leg b's relay port");
+        assert!(
+            ps.iter().all(|p| p.from == t.b_switch),
+            "sent from leg b's relay port"
+        );
     }
     // nothing went to a
-    assert!(t.a.recv_for(Duration::from_millis(100)).iter().all(|p| p.pt != 101), "no DTMF toward a");
+    assert!(
+        t.a.recv_for(Duration::from_millis(100))
+            .iter()
+            .all(|p| p.pt != 101),
+        "no DTMF toward a"
+    );
     t.hangup();
 }
 
@@ -188,14 +289,27 @@ fn sip_info_dtmf_converted_to_rfc4733() {
         .set("hangup_ms", 1500)
         .spawn();
     let call = lab.call_started(&[("to", "1002")]);
-    let e1 = lab.wait("call-dtmf", &[("call", &call), ("leg", "a"), ("digit", "1")]);
+    let e1 = lab.wait(
+        "call-dtmf",
+        &[("call", &call), ("leg", "a"), ("digit", "1")],
+    );
     assert_eq!(e1.get("via"), "info", "{}", e1.line);
-    lab.wait("call-dtmf", &[("call", &call), ("leg", "a"), ("digit", "#")]);
+    lab.wait(
+        "call-dtmf",
+        &[("call", &call), ("leg", "a"), ("digit", "#")],
+    );
     let pk = b.recv_until(Duration::from_secs(3), |p| {
-        p.iter().filter(|p| p.pt == 101 && p.dtmf().is_some_and(|d| d.end)).count() >= 6
+        p.iter()
+            .filter(|p| p.pt == 101 && p.dtmf().is_some_and(|d| d.end))
+            .count()
+            >= 6
     });
     let digits = dtmf_digits(&pk, 101);
-    assert_eq!(digits.iter().map(|d| d.0).collect::<String>(), "1#", "INFO turned into RFC 4733 toward b: {pk:?}");
+    assert_eq!(
+        digits.iter().map(|d| d.0).collect::<String>(),
+        "1#",
+        "INFO turned into RFC 4733 toward b: {pk:?}"
+    );
     for (d, ps) in &digits {
         check_dtmf_shape(ps).unwrap_or_else(|e| panic!("digit {d}: {e}"));
     }
@@ -206,7 +320,9 @@ fn sip_info_dtmf_converted_to_rfc4733() {
 #[test]
 fn recording_holds_each_party_on_its_channel() {
     let mut lab = Lab::start(CallConfig::default());
-    let callee = lab.phone("1002", "phone_answer", |s| s.set("play", 1).audio("fixtures/audio/tone_1000_pcmu.pcap"));
+    let callee = lab.phone("1002", "phone_answer", |s| {
+        s.set("play", 1).audio("fixtures/audio/tone_1000_pcmu.pcap")
+    });
     let caller = lab
         .caller("1001", "1002", "call")
         .set("play", 1)
@@ -215,7 +331,11 @@ fn recording_holds_each_party_on_its_channel() {
         .spawn();
     let call = lab.call_started(&[("to", "1002")]);
     lab.wait("call-bridged", &[("call", &call)]);
-    http::post_ok(lab.http(), &format!("/v1/calls/{call}/recording"), r#"{"action":"start"}"#);
+    http::post_ok(
+        lab.http(),
+        &format!("/v1/calls/{call}/recording"),
+        r#"{"action":"start"}"#,
+    );
     let started = lab.wait("recording-started", &[("call", &call)]);
     caller.finish(&mut lab.sw);
     callee.finish(&mut lab.sw);
@@ -225,12 +345,19 @@ fn recording_holds_each_party_on_its_channel() {
     assert_eq!(started.get("path"), stopped.get("path"));
     let w = wav::read(&path);
     assert_eq!(w.channels, 2, "one channel per party");
-    let f: Vec<f64> = w.data.iter().map(|c| wav::dominant_frequency(c, w.sample_rate)).collect();
+    let f: Vec<f64> = w
+        .data
+        .iter()
+        .map(|c| wav::dominant_frequency(c, w.sample_rate))
+        .collect();
     let secs = w.data[0].len() as f64 / w.sample_rate as f64;
     assert!(secs >= 1.5, "recording of {secs:.1} s");
     let near = |x: f64, y: f64| (x - y).abs() <= 15.0;
     // Channel 0 is leg a (the caller: 440 Hz), channel 1 leg b (the callee: 1000 Hz).
-    assert!(near(f[0], 440.0) && near(f[1], 1000.0), "dominant frequencies per channel {f:?} (want [440, 1000])");
+    assert!(
+        near(f[0], 440.0) && near(f[1], 1000.0),
+        "dominant frequencies per channel {f:?} (want [440, 1000])"
+    );
 }
 
 #[test]

@@ -116,8 +116,8 @@ impl CallLayer {
         self.legs.get_mut(&leg).expect("checked").held_by_switch = held;
         self.media(MediaCommand::SetHold { leg, held });
         if !self.send_hold_reinvite(now, out, leg, held) {
-            // An INVITE is in progress on the leg; the relay holds it regardless
-            // and the dialog's 491 back-off will carry the re-INVITE.
+            // An INVITE is in progress on the leg: the relay holds it at once
+            // and the re-INVITE goes out when that INVITE ends.
             tracing::info!(%leg, "hold re-INVITE deferred: INVITE in progress");
         }
         self.mark(&call);

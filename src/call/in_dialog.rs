@@ -368,6 +368,27 @@ impl CallLayer {
         if (200..300).contains(&code) {
             self.ack_leg(out, leg);
         }
+        self.reinvite_done(now, out, leg, purpose, code, answer);
+        // A hold or retrieve asked meanwhile goes out now that the INVITE is over.
+        if self
+            .legs
+            .get(&leg)
+            .is_some_and(|l| l.held_by_switch != l.hold_offered && l.is_answered() && !l.ending)
+        {
+            let held = self.legs[&leg].held_by_switch;
+            self.send_hold_reinvite(now, out, leg, held);
+        }
+    }
+
+    fn reinvite_done(
+        &mut self,
+        now: Instant,
+        out: &mut dyn SipOut,
+        leg: LegId,
+        purpose: ReInvite,
+        code: u16,
+        answer: Option<(sdp::Sdp, sdp::AudioStream)>,
+    ) {
         match purpose {
             ReInvite::Relay {
                 from,
@@ -480,8 +501,8 @@ impl CallLayer {
             None,
         )
         .to_bytes();
-        l.media.last_sent = Some(bytes.clone());
-        self.send_in_dialog(
+        let previous = l.media.last_sent.replace(bytes.clone());
+        let sent = self.send_in_dialog(
             now,
             out,
             leg,
@@ -495,7 +516,16 @@ impl CallLayer {
                 leg,
                 purpose: ReInvite::Hold(held),
             },
-        )
+        );
+        if let Some(l) = self.legs.get_mut(&leg) {
+            if sent {
+                l.hold_offered = held;
+            } else {
+                // Not sent (an INVITE is in progress): our last offer stands.
+                l.media.last_sent = previous;
+            }
+        }
+        sent
     }
 
     #[allow(dead_code)]

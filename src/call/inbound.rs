@@ -134,6 +134,7 @@ impl CallLayer {
             },
             held_by_phone: offer.stream.is_hold(),
             held_by_switch: false,
+            hold_offered: false,
             muted: false,
             early_answer: None,
             ring_deadline: None,

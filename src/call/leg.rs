@@ -85,6 +85,10 @@ pub struct Leg {
     pub media: LegMedia,
     pub held_by_phone: bool,
     pub held_by_switch: bool,
+    /// What the last SDP we offered this leg said about a switch hold; a
+    /// hold or retrieve asked while an INVITE was in progress is sent when
+    /// it ends.
+    pub hold_offered: bool,
     pub muted: bool,
     /// UAS: an SDP answer went out in a 1xx (the 2xx must repeat it).
     pub early_answer: Option<Vec<u8>>,

@@ -237,15 +237,17 @@ impl CallLayer {
             ClientEvent::Final(r) => {
                 let dialog = self.feed_dialogs_response(now, &r);
                 let code = r.status_code.code();
-                // An INVITE transaction passes every 2xx up (forks, RFC 6026):
-                // keep its purpose until the transaction terminates.
-                let keep = code < 300 && r.cseq().is_some_and(|(_, m)| m == Method::Invite);
-                let pending = if keep {
-                    self.pending.get(&(profile, id)).map(Pending::peek)
-                } else {
-                    self.pending.remove(&(profile, id))
-                };
+                let pending = self.pending.remove(&(profile, id));
                 if let Some(p) = pending {
+                    // An INVITE transaction passes every 2xx up (forks, RFC
+                    // 6026): later ones of an initial INVITE are other forks.
+                    if code < 300 {
+                        if let Pending::Invite(leg) = &p {
+                            self.pending.insert((profile, id), Pending::Invite(*leg));
+                        }
+                    } else if let Pending::Invite(leg) = &p {
+                        self.gone_uac.remove(leg);
+                    }
                     self.client_final(now, out, p, r, dialog);
                 }
             }
@@ -575,24 +577,6 @@ impl CallLayer {
         }
         if let Ok(bye) = self.dialogs.create_request(&id, Method::Bye, &via, None) {
             let _ = out.send_request(now, bye, destination);
-        }
-    }
-}
-
-impl Pending {
-    /// A copy of the purpose for a 2xx the transaction may pass up again.
-    fn peek(&self) -> Pending {
-        match self {
-            Pending::Invite(l) => Pending::Invite(*l),
-            Pending::ReInvite { leg, .. } => Pending::ReInvite {
-                leg: *leg,
-                purpose: ReInvite::Refresh,
-            },
-            Pending::Bye(l) => Pending::Bye(*l),
-            Pending::Notify { leg, last } => Pending::Notify {
-                leg: *leg,
-                last: *last,
-            },
         }
     }
 }

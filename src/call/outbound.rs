@@ -202,6 +202,7 @@ impl CallLayer {
                 },
                 held_by_phone: false,
                 held_by_switch: false,
+                hold_offered: false,
                 muted: false,
                 early_answer: None,
                 ring_deadline: Some(ring),
@@ -308,8 +309,7 @@ impl CallLayer {
                         if let Some(al) = self.legs.get_mut(&a) {
                             al.state = LegState::Ringing;
                         }
-                        let resp =
-                            sip::response_to(self.uas_invite(a), code.clamp(180, 182), None);
+                        let resp = sip::response_to(self.uas_invite(a), code.clamp(180, 182), None);
                         let resp = with_sdp(resp, None);
                         self.respond_uas(now, out, a, resp);
                     }
@@ -415,7 +415,9 @@ impl CallLayer {
         match pending {
             Pending::Invite(leg) => self.invite_final(now, out, leg, r, dialog),
             Pending::ReInvite { leg, purpose } => self.reinvite_final(now, out, leg, purpose, r),
-            Pending::Bye(_) => {}
+            Pending::Bye(leg) => {
+                tracing::debug!(%leg, status = r.status_code.code(), "BYE answered")
+            }
             Pending::Notify { leg, last } => {
                 let code = r.status_code.code();
                 if code >= 300 || last {
@@ -741,7 +743,16 @@ impl CallLayer {
         };
         let (call, role) = (l.call.clone(), l.role);
         self.drop_leg(leg);
-        self.account_failure(now, out, &call, role, leg, code, reason);
+        self.account_failure(
+            now,
+            out,
+            &call,
+            role,
+            leg,
+            code,
+            reason,
+            EndedBy::from(role),
+        );
     }
 
     /// Reports a failed leg and ends the call when nothing is left to try.
@@ -755,6 +766,7 @@ impl CallLayer {
         leg: LegId,
         code: u16,
         reason: Option<String>,
+        by: EndedBy,
     ) {
         let cancelled = self.calls.get(call).is_some_and(|c| c.cancelled);
         if !cancelled {
@@ -775,12 +787,12 @@ impl CallLayer {
                 if c.b.is_empty() {
                     let (status, _) = best_failure(&c.fork_failures);
                     let cause = Failure::from_status(status).to_string();
-                    self.end_call(now, out, call, EndedBy::B, &cause, Some(status));
+                    self.end_call(now, out, call, by, &cause, Some(status));
                 }
             }
             LegRole::A => {
                 let cause = Failure::from_status(code).to_string();
-                self.end_call(now, out, call, EndedBy::A, &cause, Some(code));
+                self.end_call(now, out, call, by, &cause, Some(code));
             }
             LegRole::C => {
                 c.c = None;

@@ -84,7 +84,17 @@ impl CallLayer {
             return;
         };
         let (call, role) = (l.call.clone(), l.role);
-        self.account_failure(now, out, &call, role, leg, code, None);
+        // The switch gave up on the leg: it ended the call, not the callee.
+        self.account_failure(
+            now,
+            out,
+            &call,
+            role,
+            leg,
+            code,
+            None,
+            super::EndedBy::Switch,
+        );
     }
 
     /// Session timer of a UAC leg, from its 2xx.

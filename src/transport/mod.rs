@@ -250,7 +250,9 @@ impl Transports {
                                     tracing::warn!(remote = %destination.remote, "connection queue full, message dropped");
                                 }
                             }
-                            None => tracing::warn!(remote = %destination.remote, "no tcp on this profile"),
+                            None => {
+                                tracing::warn!(remote = %destination.remote, "no tcp on this profile")
+                            }
                         }
                     }
                     None => {

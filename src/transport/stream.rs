@@ -45,7 +45,8 @@ pub async fn bind_stream(
             tokio::spawn(async move {
                 match tls {
                     None => {
-                        run_connection(tcp, TransportKind::Tcp, local, remote, settings, tx, None).await
+                        run_connection(tcp, TransportKind::Tcp, local, remote, settings, tx, None)
+                            .await
                     }
                     Some(acceptor) => match acceptor.accept(tcp).await {
                         Ok(stream) => {
@@ -117,8 +118,7 @@ async fn run_connection<S: AsyncRead + AsyncWrite + Unpin>(
     writer: Option<(mpsc::Sender<Bytes>, mpsc::Receiver<Bytes>)>,
 ) {
     let id = next_connection_id();
-    let (writer_tx, mut writer_rx) =
-        writer.unwrap_or_else(|| mpsc::channel::<Bytes>(WRITER_QUEUE));
+    let (writer_tx, mut writer_rx) = writer.unwrap_or_else(|| mpsc::channel::<Bytes>(WRITER_QUEUE));
     if tx
         .send(Inbound::ConnectionUp {
             id,

@@ -64,8 +64,7 @@ pub fn rtp_ranges() -> ((u16, u16), (u16, u16)) {
     for _ in 0..BLOCKS {
         let b = NEXT_BLOCK.fetch_add(1, Ordering::SeqCst) % BLOCKS;
         let start = 20000 + b * 80;
-        let free = (start..start + 80)
-            .all(|p| std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok());
+        let free = (start..start + 80).all(|p| std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok());
         if free {
             return ((start, start + 39), (start + 40, start + 79));
         }
@@ -135,9 +134,16 @@ impl CallConfig {
             general.push_str("http_listen = \"127.0.0.1:0\"\n");
         }
         if let Some(d) = &self.recordings_dir {
-            general.push_str(&format!("recordings_dir = {}\n", q(&d.display().to_string())));
+            general.push_str(&format!(
+                "recordings_dir = {}\n",
+                q(&d.display().to_string())
+            ));
         }
-        s = s.replacen("max_message_size = 65535\n", &format!("max_message_size = 65535\n{general}"), 1);
+        s = s.replacen(
+            "max_message_size = 65535\n",
+            &format!("max_message_size = 65535\n{general}"),
+            1,
+        );
         let calls = |p: &str| {
             format!(
                 r#"
@@ -209,7 +215,11 @@ t4_ms = 5000
             .collect();
         s.push_str(&format!("add_headers = [{}]\n", adds.join(", ")));
         for r in &self.dialplan {
-            s.push_str(&format!("\n[[dialplan]]\nmatch = {}\nto = {}\n", q(&r.pattern), q(r.to)));
+            s.push_str(&format!(
+                "\n[[dialplan]]\nmatch = {}\nto = {}\n",
+                q(&r.pattern),
+                q(r.to)
+            ));
             if let Some(g) = &r.gateway {
                 s.push_str(&format!("gateway = {}\n", q(g)));
             }
@@ -241,7 +251,11 @@ impl Lab {
             cfg.recordings_dir = Some(recordings.path().to_path_buf());
         }
         let sw = Switch::start_with_text(&cfg.to_toml());
-        Lab { sw, cfg, recordings }
+        Lab {
+            sw,
+            cfg,
+            recordings,
+        }
     }
 
     /// The `internal` profile's UDP address (phones).
@@ -303,7 +317,9 @@ impl Lab {
         let sw = &mut self.sw;
         let line = sw.wait_for(&format!("registered {user} at port {port}"), EVENT, |l| {
             super::Event::parse(l).is_some_and(|e| {
-                e.name == "registered" && e.get("user") == user && e.get("contact").contains(&port_s)
+                e.name == "registered"
+                    && e.get("user") == user
+                    && e.get("contact").contains(&port_s)
             })
         });
         let _ = line;
@@ -316,8 +332,18 @@ impl Lab {
         self.phone_at(user, port, scenario, tune)
     }
 
-    pub fn phone_at(&mut self, user: &str, port: u16, scenario: &str, tune: impl FnOnce(Sipp) -> Sipp) -> SippBg {
-        let s = tune(Sipp::new(scenario, self.internal()).port(port).service(user));
+    pub fn phone_at(
+        &mut self,
+        user: &str,
+        port: u16,
+        scenario: &str,
+        tune: impl FnOnce(Sipp) -> Sipp,
+    ) -> SippBg {
+        let s = tune(
+            Sipp::new(scenario, self.internal())
+                .port(port)
+                .service(user),
+        );
         let bg = s.spawn();
         bg.wait_bound();
         bg
@@ -325,7 +351,11 @@ impl Lab {
 
     /// The trunk's gateway (a SIPp UAS at `gateway_port`), ready when this returns.
     pub fn gateway(&mut self, scenario: &str, tune: impl FnOnce(Sipp) -> Sipp) -> SippBg {
-        let s = tune(Sipp::new(scenario, self.external()).port(self.cfg.gateway_port).service("gw"));
+        let s = tune(
+            Sipp::new(scenario, self.external())
+                .port(self.cfg.gateway_port)
+                .service("gw"),
+        );
         let bg = s.spawn();
         bg.wait_bound();
         bg
@@ -343,7 +373,9 @@ impl Lab {
 
     /// A trunk calling `number` through the external profile (ACL, no registration).
     pub fn trunk_caller(&self, from: &str, number: &str, scenario: &str) -> Sipp {
-        Sipp::new(scenario, self.external()).service(number).key("from_user", from)
+        Sipp::new(scenario, self.external())
+            .service(number)
+            .key("from_user", from)
     }
 
     /// Waits for `call-started` matching `fields` and returns the call id.
@@ -381,11 +413,17 @@ impl Lab {
     /// Asserts a port lies in one of the profile ranges.
     pub fn assert_internal_port(&self, port: u16, what: &str) {
         let (lo, hi) = self.cfg.internal_rtp;
-        assert!((lo..=hi).contains(&port), "{what}: port {port} outside internal range {lo}..{hi}");
+        assert!(
+            (lo..=hi).contains(&port),
+            "{what}: port {port} outside internal range {lo}..{hi}"
+        );
     }
 
     pub fn assert_external_port(&self, port: u16, what: &str) {
         let (lo, hi) = self.cfg.external_rtp;
-        assert!((lo..=hi).contains(&port), "{what}: port {port} outside external range {lo}..{hi}");
+        assert!(
+            (lo..=hi).contains(&port),
+            "{what}: port {port} outside external range {lo}..{hi}"
+        );
     }
 }

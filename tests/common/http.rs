@@ -52,10 +52,18 @@ pub fn request(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -
                     break;
                 }
             }
-            Err(e) => panic!("{method} {path}: read: {e} (got {:?})", String::from_utf8_lossy(&raw)),
+            Err(e) => panic!(
+                "{method} {path}: read: {e} (got {:?})",
+                String::from_utf8_lossy(&raw)
+            ),
         }
     }
-    parse(&raw).unwrap_or_else(|| panic!("{method} {path}: bad HTTP response {:?}", String::from_utf8_lossy(&raw)))
+    parse(&raw).unwrap_or_else(|| {
+        panic!(
+            "{method} {path}: bad HTTP response {:?}",
+            String::from_utf8_lossy(&raw)
+        )
+    })
 }
 
 fn head_end(raw: &[u8]) -> Option<usize> {
@@ -65,12 +73,16 @@ fn head_end(raw: &[u8]) -> Option<usize> {
 fn content_length(head: &str) -> Option<usize> {
     head.lines().find_map(|l| {
         let (n, v) = l.split_once(':')?;
-        n.trim().eq_ignore_ascii_case("content-length").then(|| v.trim().parse().ok())?
+        n.trim()
+            .eq_ignore_ascii_case("content-length")
+            .then(|| v.trim().parse().ok())?
     })
 }
 
 fn complete(raw: &[u8]) -> bool {
-    let Some(end) = head_end(raw) else { return false };
+    let Some(end) = head_end(raw) else {
+        return false;
+    };
     let head = String::from_utf8_lossy(&raw[..end]);
     match content_length(&head) {
         Some(n) => raw.len() >= end + 4 + n,
@@ -83,7 +95,10 @@ fn parse(raw: &[u8]) -> Option<Response> {
     let head = String::from_utf8_lossy(&raw[..end]).to_string();
     let status = head.split_whitespace().nth(1)?.parse().ok()?;
     let mut body = raw[end + 4..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         body = dechunk(&body);
     } else if let Some(n) = content_length(&head) {
         body.truncate(n);

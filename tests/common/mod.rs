@@ -314,7 +314,9 @@ impl Switch {
 
     /// The HTTP API's address, from the `http <addr>` line printed before `ready`.
     pub fn http_addr(&self) -> Option<SocketAddr> {
-        self.seen.iter().find_map(|l| l.strip_prefix("http ")?.trim().parse().ok())
+        self.seen
+            .iter()
+            .find_map(|l| l.strip_prefix("http ")?.trim().parse().ok())
     }
 
     /// Like [`Switch::wait_event`], but also matches lines an earlier wait already
@@ -322,8 +324,7 @@ impl Switch {
     pub fn await_event(&mut self, name: &str, fields: &[(&str, &str)], timeout: Duration) -> Event {
         self.drain();
         let hit = |l: &str| {
-            Event::parse(l)
-                .filter(|e| e.name == name && fields.iter().all(|(k, v)| e.get(k) == *v))
+            Event::parse(l).filter(|e| e.name == name && fields.iter().all(|(k, v)| e.get(k) == *v))
         };
         if let Some(e) = self.seen.iter().find_map(|l| hit(l)) {
             return e;
@@ -335,9 +336,10 @@ impl Switch {
     /// Whether an event matching `fields` has been printed (no waiting).
     pub fn has_event(&mut self, name: &str, fields: &[(&str, &str)]) -> bool {
         self.drain();
-        self.seen.iter().filter_map(|l| Event::parse(l)).any(|e| {
-            e.name == name && fields.iter().all(|(k, v)| e.get(k) == *v)
-        })
+        self.seen
+            .iter()
+            .filter_map(|l| Event::parse(l))
+            .any(|e| e.name == name && fields.iter().all(|(k, v)| e.get(k) == *v))
     }
 
     /// Every event line about this call so far, in order.

@@ -184,7 +184,8 @@ impl RtpEndpoint {
         let mut pkt = self.header(0, false, self.ts);
         for k in 0..160u64 {
             let n = self.phase + k;
-            let v = (16000.0 * (2.0 * std::f64::consts::PI * freq * n as f64 / 8000.0).sin()) as i16;
+            let v =
+                (16000.0 * (2.0 * std::f64::consts::PI * freq * n as f64 / 8000.0).sin()) as i16;
             pkt.push(ulaw(v));
         }
         self.phase += 160;
@@ -241,7 +242,9 @@ impl RtpEndpoint {
             if left.is_zero() {
                 return out;
             }
-            self.sock.set_read_timeout(Some(left.max(Duration::from_millis(1)))).unwrap();
+            self.sock
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .unwrap();
             match self.sock.recv_from(&mut buf) {
                 Ok((n, from)) => {
                     if let Some(p) = RtpPacket::parse(&buf[..n], from) {
@@ -254,7 +257,11 @@ impl RtpEndpoint {
     }
 
     /// Packets until `done(&packets)` holds or `timeout` passes; returns what arrived.
-    pub fn recv_until(&self, timeout: Duration, done: impl Fn(&[RtpPacket]) -> bool) -> Vec<RtpPacket> {
+    pub fn recv_until(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&[RtpPacket]) -> bool,
+    ) -> Vec<RtpPacket> {
         let deadline = Instant::now() + timeout;
         let mut out = Vec::new();
         let mut buf = [0u8; 2048];
@@ -263,7 +270,9 @@ impl RtpEndpoint {
             if left.is_zero() {
                 break;
             }
-            self.sock.set_read_timeout(Some(left.max(Duration::from_millis(1)))).unwrap();
+            self.sock
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .unwrap();
             match self.sock.recv_from(&mut buf) {
                 Ok((n, from)) => {
                     if let Some(p) = RtpPacket::parse(&buf[..n], from) {
@@ -304,7 +313,10 @@ impl ToneGuard {
             }
             ep
         });
-        ToneGuard { stop, handle: Some(handle) }
+        ToneGuard {
+            stop,
+            handle: Some(handle),
+        }
     }
 
     /// Stops sending and gives the endpoint back.
@@ -356,7 +368,10 @@ pub fn check_dtmf_shape(packets: &[RtpPacket]) -> Result<(), String> {
             return Err("timestamp changes within one event".into());
         }
     }
-    let ends = packets.iter().filter(|p| p.dtmf().is_some_and(|d| d.end)).count();
+    let ends = packets
+        .iter()
+        .filter(|p| p.dtmf().is_some_and(|d| d.end))
+        .count();
     if ends != 3 {
         return Err(format!("{ends} end packets, expected 3"));
     }
@@ -364,7 +379,10 @@ pub fn check_dtmf_shape(packets: &[RtpPacket]) -> Result<(), String> {
         return Err("end packets are not the last three".into());
     }
     if packets.len() < 4 {
-        return Err(format!("only {} packets: no growing duration", packets.len()));
+        return Err(format!(
+            "only {} packets: no growing duration",
+            packets.len()
+        ));
     }
     Ok(())
 }

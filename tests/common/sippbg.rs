@@ -111,7 +111,9 @@ impl Sipp {
         if let Some(p) = self.rtp_port {
             text = text.replace("m=audio [media_port]", &format!("m=audio {p}"));
         }
-        let sf = dir.path().join(format!("{}.xml", self.scenario.replace('/', "_")));
+        let sf = dir
+            .path()
+            .join(format!("{}.xml", self.scenario.replace('/', "_")));
         std::fs::write(&sf, text).expect("write scenario");
         std::fs::copy(&self.audio, dir.path().join("audio.pcap"))
             .unwrap_or_else(|e| panic!("copy {}: {e}", self.audio.display()));
@@ -160,7 +162,8 @@ impl Sipp {
 
     /// Runs to the end (bounded by SIPp's own `-timeout`).
     pub fn run(self) -> SippRun {
-        self.spawn().wait(Duration::from_secs(self_timeout_margin()))
+        self.spawn()
+            .wait(Duration::from_secs(self_timeout_margin()))
     }
 
     /// Starts SIPp and returns at once; for a scenario that waits for a request
@@ -228,7 +231,11 @@ impl SippBg {
                 self.port
             );
             if let Ok(st) = self.done.try_recv() {
-                panic!("SIPp ({}) exited before binding: {st:?}\n{}", self.scenario, self.read("stderr.log"));
+                panic!(
+                    "SIPp ({}) exited before binding: {st:?}\n{}",
+                    self.scenario,
+                    self.read("stderr.log")
+                );
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -249,7 +256,12 @@ impl SippBg {
     }
 
     /// Polls the trace (bounded) until a received message satisfies `pred`.
-    pub fn wait_received(&self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+    pub fn wait_received(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some((_, m)) = self.trace().into_iter().find(|(rx, m)| *rx && pred(m)) {
@@ -270,8 +282,14 @@ impl SippBg {
         let status = match self.done.recv_timeout(timeout) {
             Ok(st) => st.expect("wait sipp"),
             Err(_) => {
-                let _ = Command::new("kill").arg("-KILL").arg(self.pid.to_string()).status();
-                self.done.recv_timeout(Duration::from_secs(5)).expect("sipp killed").expect("wait")
+                let _ = Command::new("kill")
+                    .arg("-KILL")
+                    .arg(self.pid.to_string())
+                    .status();
+                self.done
+                    .recv_timeout(Duration::from_secs(5))
+                    .expect("sipp killed")
+                    .expect("wait")
             }
         };
         let dir = self.dir.take().unwrap();
@@ -280,7 +298,11 @@ impl SippBg {
         let stdout = std::fs::read(dir.path().join("stdout.log")).unwrap_or_default();
         let stderr = std::fs::read(dir.path().join("stderr.log")).unwrap_or_default();
         let run = SippRun {
-            output: std::process::Output { status, stdout, stderr },
+            output: std::process::Output {
+                status,
+                stdout,
+                stderr,
+            },
             local_port: self.port,
             messages,
             errors,
@@ -288,7 +310,11 @@ impl SippBg {
             _dir: dir,
         };
         if !run.success() {
-            eprintln!("SIPp ({}) exited non-zero:\n{}", self.scenario, run.describe());
+            eprintln!(
+                "SIPp ({}) exited non-zero:\n{}",
+                self.scenario,
+                run.describe()
+            );
         }
         run
     }
@@ -305,7 +331,10 @@ impl SippBg {
 impl Drop for SippBg {
     fn drop(&mut self) {
         if self.dir.is_some() {
-            let _ = Command::new("kill").arg("-KILL").arg(self.pid.to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(self.pid.to_string())
+                .status();
             let _ = self.done.recv_timeout(Duration::from_secs(5));
             if std::thread::panicking() {
                 eprintln!(
@@ -331,7 +360,11 @@ pub fn parse_trace(text: &str) -> Vec<(bool, String)> {
             continue;
         }
         let body: Vec<&str> = lines.collect();
-        let msg = body.join("\r\n").trim_start_matches("\r\n").trim().to_string();
+        let msg = body
+            .join("\r\n")
+            .trim_start_matches("\r\n")
+            .trim()
+            .to_string();
         if !msg.is_empty() {
             out.push((received, msg));
         }
@@ -361,7 +394,8 @@ impl SippRun {
     /// The final status a caller got for its first INVITE.
     pub fn final_status(&self) -> Option<u16> {
         self.trace().into_iter().find_map(|(rx, m)| {
-            if !rx || !m.starts_with("SIP/2.0 ") || !cseq_method(&m).eq_ignore_ascii_case("INVITE") {
+            if !rx || !m.starts_with("SIP/2.0 ") || !cseq_method(&m).eq_ignore_ascii_case("INVITE")
+            {
                 return None;
             }
             let code: u16 = m.get(8..11)?.parse().ok()?;
@@ -391,7 +425,10 @@ pub fn headers<'a>(msg: &'a str, name: &str) -> Vec<&'a str> {
 }
 
 pub fn cseq_method(msg: &str) -> String {
-    header(msg, "CSeq").and_then(|v| v.split_whitespace().nth(1)).unwrap_or("").to_string()
+    header(msg, "CSeq")
+        .and_then(|v| v.split_whitespace().nth(1))
+        .unwrap_or("")
+        .to_string()
 }
 
 pub fn body(msg: &str) -> &str {
@@ -401,7 +438,10 @@ pub fn body(msg: &str) -> &str {
 /// The audio address an SDP body offers (c= address, m=audio port).
 pub fn sdp_audio(msg: &str) -> Option<SocketAddr> {
     let b = body(msg);
-    let ip = b.lines().find_map(|l| l.trim().strip_prefix("c=IN IP4 "))?.trim();
+    let ip = b
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("c=IN IP4 "))?
+        .trim();
     let port = b
         .lines()
         .find_map(|l| l.trim().strip_prefix("m=audio "))?
@@ -415,7 +455,12 @@ pub fn sdp_payload_types(msg: &str) -> Vec<u8> {
     body(msg)
         .lines()
         .find_map(|l| l.trim().strip_prefix("m=audio "))
-        .map(|m| m.split_whitespace().skip(2).filter_map(|p| p.parse().ok()).collect())
+        .map(|m| {
+            m.split_whitespace()
+                .skip(2)
+                .filter_map(|p| p.parse().ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 

@@ -78,7 +78,9 @@ impl Ua {
     }
 
     fn send(&self, msg: &str) {
-        self.sock.send_to(msg.as_bytes(), self.server).expect("ua send");
+        self.sock
+            .send_to(msg.as_bytes(), self.server)
+            .expect("ua send");
     }
 
     fn recv_one(&mut self, deadline: Instant) -> Option<String> {
@@ -142,7 +144,14 @@ impl Ua {
 
     /// Sends a request and waits for its final response (retransmitting every 500 ms
     /// until a provisional or final one arrives; 10 s bound). 2xx to INVITE is ACKed.
-    fn transact(&mut self, method: &str, req_uri: &str, build: impl Fn(&str) -> String, cseq: u32, call_id: &str) -> String {
+    fn transact(
+        &mut self,
+        method: &str,
+        req_uri: &str,
+        build: impl Fn(&str) -> String,
+        cseq: u32,
+        call_id: &str,
+    ) -> String {
         let branch = self.branch();
         let msg = build(&branch);
         self.send(&msg);
@@ -150,7 +159,11 @@ impl Ua {
         let mut next_retrans = Instant::now() + Duration::from_millis(500);
         let mut provisional = false;
         loop {
-            let wake = if provisional { deadline } else { next_retrans.min(deadline) };
+            let wake = if provisional {
+                deadline
+            } else {
+                next_retrans.min(deadline)
+            };
             match self.recv_one(wake) {
                 Some(r) => {
                     let same = header(&r, "Call-ID") == Some(call_id)
@@ -178,7 +191,11 @@ impl Ua {
                     return r;
                 }
                 None => {
-                    assert!(Instant::now() < deadline, "UA: no final response to {method} in 10 s; log:\n{}", self.log.join("\n----\n"));
+                    assert!(
+                        Instant::now() < deadline,
+                        "UA: no final response to {method} in 10 s; log:\n{}",
+                        self.log.join("\n----\n")
+                    );
                     if !provisional {
                         self.send(&msg);
                         next_retrans = Instant::now() + Duration::from_millis(500);
@@ -191,7 +208,10 @@ impl Ua {
     /// A retransmitted 2xx to an INVITE we already ACKed: ACK again.
     fn reack(&mut self, r: &str) {
         if status(r).is_some_and(|c| (200..300).contains(&c)) && cseq_method(r) == "INVITE" {
-            let key = (header(r, "Call-ID").unwrap_or("").to_string(), header(r, "CSeq").unwrap_or("").to_string());
+            let key = (
+                header(r, "Call-ID").unwrap_or("").to_string(),
+                header(r, "CSeq").unwrap_or("").to_string(),
+            );
             if self.dialogs_acked.contains(&key) {
                 let d = self.dialog_from_answer(r, 0);
                 self.send_ack(&d, r);
@@ -212,7 +232,9 @@ impl Ua {
     }
 
     fn send_ack(&self, d: &Dialog, r: &str) {
-        let cseq_n = header(r, "CSeq").and_then(|c| c.split_whitespace().next()).unwrap_or("1");
+        let cseq_n = header(r, "CSeq")
+            .and_then(|c| c.split_whitespace().next())
+            .unwrap_or("1");
         let ack = format!(
             "ACK {t} SIP/2.0\r\nVia: SIP/2.0/UDP {l};branch=z9hG4bK-ack-{c}-{cseq_n};rport\r\nMax-Forwards: 70\r\nFrom: {f}\r\nTo: {to}\r\nCall-ID: {c}\r\nCSeq: {cseq_n} ACK\r\nContent-Length: 0\r\n\r\n",
             t = d.target,
@@ -245,12 +267,21 @@ impl Ua {
         assert_eq!(status(&r), Some(200), "INVITE {number} answered:\n{r}");
         let d = self.dialog_from_answer(&r, 1);
         self.send_ack(&d, &r);
-        self.dialogs_acked.push((d.call_id.clone(), header(&r, "CSeq").unwrap_or("").to_string()));
+        self.dialogs_acked.push((
+            d.call_id.clone(),
+            header(&r, "CSeq").unwrap_or("").to_string(),
+        ));
         d
     }
 
     /// An in-dialog request; returns the final response.
-    pub fn request(&mut self, d: &mut Dialog, method: &str, extra: &str, body: Option<(&str, &str)>) -> String {
+    pub fn request(
+        &mut self,
+        d: &mut Dialog,
+        method: &str,
+        extra: &str,
+        body: Option<(&str, &str)>,
+    ) -> String {
         d.cseq += 1;
         let (l, u) = (self.local, self.user.clone());
         let d2 = d.clone();
@@ -280,14 +311,23 @@ impl Ua {
     }
 
     /// Waits (bounded) for an incoming request (already answered 200) satisfying `pred`.
-    pub fn wait_request(&mut self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+    pub fn wait_request(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(i) = self.inbox.iter().position(|m| pred(m)) {
                 return self.inbox.remove(i);
             }
             if Instant::now() >= deadline {
-                panic!("UA {}: no {what} in {timeout:?}; log:\n{}", self.user, self.log.join("\n----\n"));
+                panic!(
+                    "UA {}: no {what} in {timeout:?}; log:\n{}",
+                    self.user,
+                    self.log.join("\n----\n")
+                );
             }
             if let Some(r) = self.recv_one(deadline) {
                 self.reack(&r);
@@ -306,6 +346,12 @@ fn sdp(local: SocketAddr, port: u16, dir: &str, version: &str) -> String {
 /// `Replaces` for a dialog as the transferor sees it (RFC 3891: call-id;to-tag;from-tag,
 /// the to-tag being the far end's), escaped for a Refer-To URI header.
 pub fn replaces_param(d: &Dialog) -> String {
-    let raw = format!("{};to-tag={};from-tag={}", d.call_id, d.remote_tag, d.local_tag);
-    raw.replace('%', "%25").replace('@', "%40").replace(';', "%3B").replace('=', "%3D")
+    let raw = format!(
+        "{};to-tag={};from-tag={}",
+        d.call_id, d.remote_tag, d.local_tag
+    );
+    raw.replace('%', "%25")
+        .replace('@', "%40")
+        .replace(';', "%3B")
+        .replace('=', "%3D")
 }
