@@ -107,8 +107,10 @@ fn callee_hangs_up() {
 
 #[test]
 fn phone_to_trunk() {
-    let mut cfg = CallConfig::default();
-    cfg.add_headers = vec![("X-Switchback".into(), "1".into())];
+    let cfg = CallConfig {
+        add_headers: vec![("X-Switchback".into(), "1".into())],
+        ..CallConfig::default()
+    };
     let mut lab = Lab::start(cfg);
     let gw = lab.gateway("phone_answer", |s| s);
     let caller = lab
@@ -233,8 +235,10 @@ fn busy_is_relayed() {
 
 #[test]
 fn no_answer_ring_timeout() {
-    let mut cfg = CallConfig::default();
-    cfg.ring_timeout_secs = 2;
+    let cfg = CallConfig {
+        ring_timeout_secs: 2,
+        ..CallConfig::default()
+    };
     let mut lab = Lab::start(cfg);
     let callee = lab.phone("1002", "phone_ring", |s| s);
     let caller = lab.caller("1001", "1002", "call").spawn();
@@ -445,8 +449,10 @@ fn retrieve_right_after_hold_still_retrieves() {
 
 #[test]
 fn originate_with_auto_answer_and_case_data() {
-    let mut cfg = CallConfig::default();
-    cfg.pass_headers = vec!["X-Case-Id".into()];
+    let cfg = CallConfig {
+        pass_headers: vec!["X-Case-Id".into()],
+        ..CallConfig::default()
+    };
     let mut lab = Lab::start(cfg);
     let agent = lab.phone("1001", "phone_autoanswer", |s| s);
     let gw = lab.gateway("phone_answer", |s| s.set("hangup_ms", 500));
@@ -497,8 +503,10 @@ fn originate_with_auto_answer_and_case_data() {
 
 #[test]
 fn outbound_auth_407_on_trunk() {
-    let mut cfg = CallConfig::default();
-    cfg.peer_auth = Some(("trunkuser".into(), "trunkpw".into()));
+    let cfg = CallConfig {
+        peer_auth: Some(("trunkuser".into(), "trunkpw".into())),
+        ..CallConfig::default()
+    };
     let mut lab = Lab::start(cfg);
     let gw = lab.gateway("trunk_uas_auth407", |s| s);
     let caller = lab
@@ -522,8 +530,10 @@ fn outbound_auth_407_on_trunk() {
 
 #[test]
 fn outbound_auth_401_on_trunk() {
-    let mut cfg = CallConfig::default();
-    cfg.peer_auth = Some(("trunkuser".into(), "trunkpw".into()));
+    let cfg = CallConfig {
+        peer_auth: Some(("trunkuser".into(), "trunkpw".into())),
+        ..CallConfig::default()
+    };
     let mut lab = Lab::start(cfg);
     // SIPp's verifyauth checks the Authorization header against these credentials.
     let gw = lab.gateway("trunk_uas_auth401", |s| {

@@ -20,10 +20,12 @@ fn addr(port: u16) -> SocketAddr {
 
 #[test]
 fn call_config_passes_check_config() {
-    let mut cfg = CallConfig::default();
-    cfg.peer_auth = Some(("u".into(), "p".into()));
-    cfg.add_headers = vec![("X-Switchback".into(), "1".into())];
-    cfg.caller_id_number = Some("+15550100".into());
+    let cfg = CallConfig {
+        peer_auth: Some(("u".into(), "p".into())),
+        add_headers: vec![("X-Switchback".into(), "1".into())],
+        caller_id_number: Some("+15550100".into()),
+        ..CallConfig::default()
+    };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("switchback.toml");
     std::fs::write(&path, cfg.to_toml()).unwrap();

@@ -362,8 +362,10 @@ fn recording_holds_each_party_on_its_channel() {
 
 #[test]
 fn silent_leg_is_lost_after_rtp_timeout() {
-    let mut cfg = CallConfig::default();
-    cfg.rtp_timeout_secs = 2;
+    let cfg = CallConfig {
+        rtp_timeout_secs: 2,
+        ..CallConfig::default()
+    };
     let mut lab = Lab::start(cfg);
     // The callee never sends RTP; the caller plays 8 s of tone and waits for BYE.
     let callee = lab.phone("1002", "phone_answer", |s| s);
