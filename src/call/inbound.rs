@@ -140,6 +140,7 @@ impl CallLayer {
             ring_deadline: None,
             session: None,
             ending: false,
+            timers: Vec::new(),
         };
         self.legs.insert(a, leg);
         let call = Call {

@@ -97,6 +97,8 @@ pub struct Leg {
     pub session: Option<SessionTimer>,
     /// A BYE went out or came in: the leg is going away.
     pub ending: bool,
+    /// Keys of this leg's armed timers (removed with the leg).
+    pub timers: Vec<(Instant, u64)>,
 }
 
 impl Leg {

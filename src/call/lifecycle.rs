@@ -128,7 +128,9 @@ impl CallLayer {
             }
             Side::Uac { .. } => {}
         }
-        self.timers.retain(|_, t| t.leg() != leg);
+        for key in &l.timers {
+            self.timers.remove(key);
+        }
         if let Some(c) = self.calls.get_mut(&l.call) {
             c.b.retain(|&b| b != leg);
             if c.c == Some(leg) {

@@ -370,7 +370,7 @@ impl CallLayer {
     }
 
     fn event(&mut self, e: CallEvent) {
-        tracing::info!(event = %e, "call event");
+        tracing::debug!(event = %e, "call event");
         self.events.push_back(e);
     }
 

@@ -208,6 +208,7 @@ impl CallLayer {
                 ring_deadline: Some(ring),
                 session: None,
                 ending: false,
+                timers: Vec::new(),
             },
         );
         self.schedule(ring, Timer::Ring(leg));

@@ -44,9 +44,15 @@ fn session_expires(value: &str) -> Option<(u32, Option<String>)> {
 }
 
 impl CallLayer {
+    /// Arms a timer of a leg; the leg keeps the key so that forgetting the
+    /// leg removes its timers without scanning them all.
     pub(super) fn schedule(&mut self, at: Instant, timer: Timer) {
         self.next_timer += 1;
-        self.timers.insert((at, self.next_timer), timer);
+        let key = (at, self.next_timer);
+        self.timers.insert(key, timer);
+        if let Some(l) = self.legs.get_mut(&timer.leg()) {
+            l.timers.push(key);
+        }
     }
 
     pub(super) fn fire_timers(&mut self, now: Instant, out: &mut dyn SipOut) {
