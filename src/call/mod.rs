@@ -317,12 +317,12 @@ impl CallLayer {
 
     pub fn poll_timeout(&self) -> Option<Instant> {
         let own = self.timers.keys().next().map(|(at, _)| *at);
-        let dialogs = self.dialogs.poll_timeout().map(|t| t.at);
+        let dialogs = self.dialogs.next_deadline();
         own.into_iter().chain(dialogs).min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant, out: &mut dyn SipOut) {
-        if self.dialogs.poll_timeout().is_some_and(|t| t.at <= now) {
+        if self.dialogs.next_deadline().is_some_and(|at| at <= now) {
             self.dialogs.handle_timeout(now);
         }
         self.fire_timers(now, out);

@@ -4,9 +4,12 @@
 //! statelessly (481, §12.2.2). Outputs of every dialog are gathered into one
 //! `poll_transmit` / `poll_event` / `poll_timeout` / `handle_timeout`.
 //!
-//! It is owned by whoever drives it: no locks, no clock, no I/O.
+//! It is owned by whoever drives it: no locks, no clock, no I/O. Timers are
+//! indexed (each dialog's next deadline in an ordered set, fork windows in
+//! the order they open), so finding the next one never scans every dialog:
+//! a busy switch holds tens of thousands of them.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Instant;
 
 use tracing::debug;
@@ -41,6 +44,11 @@ pub struct DialogTable {
     invites: HashMap<(String, String), PendingInvite>,
     events: VecDeque<DialogEvent>,
     transmits: VecDeque<Transmit>,
+    /// Each dialog's next deadline, ordered; `deadline_of` finds its entry.
+    deadlines: BTreeSet<(Instant, DialogId)>,
+    deadline_of: HashMap<DialogId, Instant>,
+    /// Fork windows in the order they open (all last 64*T1, so this is time order).
+    fork_windows: VecDeque<(Instant, (String, String))>,
 }
 
 impl DialogTable {
@@ -93,6 +101,7 @@ impl DialogTable {
     }
 
     pub fn remove(&mut self, id: &DialogId) -> Option<Dialog> {
+        self.unschedule(id);
         self.dialogs.remove(id)
     }
 
@@ -204,7 +213,11 @@ impl DialogTable {
     fn track_forks(&mut self, now: Instant, key: &(String, String), code: u16) {
         if (200..300).contains(&code) {
             if let Some(p) = self.invites.get_mut(key) {
-                p.forks_until.get_or_insert(now + 64 * self.config.t1);
+                if p.forks_until.is_none() {
+                    let at = now + 64 * self.config.t1;
+                    p.forks_until = Some(at);
+                    self.fork_windows.push_back((at, key.clone()));
+                }
             }
         } else if code >= 300 {
             self.end_invite(key);
@@ -272,46 +285,81 @@ impl DialogTable {
     pub fn poll_event(&mut self) -> Option<DialogEvent> {
         let event = self.events.pop_front()?;
         if let DialogEvent::Terminated { id, .. } = &event {
+            self.unschedule(id);
             self.dialogs.remove(id);
         }
         Some(event)
     }
 
-    /// The earliest timer over all dialogs and pending INVITEs. A linear scan:
-    /// fine for the thousands of dialogs one table holds.
+    /// The earliest timer over all dialogs and pending INVITEs (from the indexes).
     pub fn poll_timeout(&self) -> Option<Timeout> {
-        let dialogs = self.dialogs.values().filter_map(Dialog::poll_timeout);
-        let forks = self.invites.iter().filter_map(|((call_id, _), p)| {
-            p.forks_until.map(|at| Timeout {
-                at,
-                timer: DialogTimer::ForkWindow {
-                    call_id: call_id.clone(),
-                },
-            })
+        let dialog = self
+            .deadlines
+            .first()
+            .and_then(|(_, id)| self.dialogs.get(id))
+            .and_then(Dialog::poll_timeout);
+        let fork = self.fork_windows.front().map(|(at, (call_id, _))| Timeout {
+            at: *at,
+            timer: DialogTimer::ForkWindow {
+                call_id: call_id.clone(),
+            },
         });
-        dialogs.chain(forks).min_by_key(|t| t.at)
+        dialog.into_iter().chain(fork).min_by_key(|t| t.at)
+    }
+
+    /// The earliest deadline only, without building a [`Timeout`].
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let dialog = self.deadlines.first().map(|(at, _)| *at);
+        let fork = self.fork_windows.front().map(|(at, _)| *at);
+        dialog.into_iter().chain(fork).min()
+    }
+
+    /// Re-indexes a dialog's next deadline after it changed.
+    fn reschedule(&mut self, id: &DialogId) {
+        let next = self
+            .dialogs
+            .get(id)
+            .and_then(Dialog::poll_timeout)
+            .map(|t| t.at);
+        if self.deadline_of.get(id).copied() == next {
+            return;
+        }
+        self.unschedule(id);
+        if let Some(at) = next {
+            self.deadlines.insert((at, id.clone()));
+            self.deadline_of.insert(id.clone(), at);
+        }
+    }
+
+    fn unschedule(&mut self, id: &DialogId) {
+        if let Some(at) = self.deadline_of.remove(id) {
+            self.deadlines.remove(&(at, id.clone()));
+        }
     }
 
     /// Fires every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         let due: Vec<DialogId> = self
-            .dialogs
+            .deadlines
             .iter()
-            .filter(|(_, d)| d.poll_timeout().is_some_and(|t| t.at <= now))
-            .map(|(id, _)| id.clone())
+            .take_while(|(at, _)| *at <= now)
+            .map(|(_, id)| id.clone())
             .collect();
         for id in due {
             self.with_dialog(&id, |d| d.handle_timeout(now));
+            // A dialog that has nothing left due must not stay first in line.
+            self.reschedule(&id);
         }
-        let expired: Vec<(String, String)> = self
-            .invites
-            .iter()
-            .filter(|(_, p)| p.forks_until.is_some_and(|at| at <= now))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in expired {
-            debug!(call_id = %key.0, "fork window over");
-            self.end_invite(&key);
+        while let Some((at, key)) = self.fork_windows.front().cloned() {
+            if at > now {
+                break;
+            }
+            self.fork_windows.pop_front();
+            // Skip windows of INVITEs already ended some other way.
+            if self.invites.get(&key).is_some_and(|p| p.forks_until == Some(at)) {
+                debug!(call_id = %key.0, "fork window over");
+                self.end_invite(&key);
+            }
         }
     }
 
@@ -321,6 +369,7 @@ impl DialogTable {
             self.events.extend(d.events.drain(..));
             self.transmits.extend(d.transmits.drain(..));
         }
+        self.reschedule(id);
     }
 }
 
