@@ -356,7 +356,11 @@ impl DialogTable {
             }
             self.fork_windows.pop_front();
             // Skip windows of INVITEs already ended some other way.
-            if self.invites.get(&key).is_some_and(|p| p.forks_until == Some(at)) {
+            if self
+                .invites
+                .get(&key)
+                .is_some_and(|p| p.forks_until == Some(at))
+            {
                 debug!(call_id = %key.0, "fork window over");
                 self.end_invite(&key);
             }
