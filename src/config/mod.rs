@@ -331,4 +331,26 @@ mod tests {
         );
         assert!(got.contains(&(12, "profiles.a.users[0].username")), "{e}");
     }
+
+    #[test]
+    fn dial_plan_rules_are_checked() {
+        let e = load_text(
+            "[profiles.a]\nlisten = [{ transport = \"udp\", address = \"127.0.0.1:0\" }]\n[[profiles.a.peers]]\nname = \"gw\"\nacl = [\"10.0.0.0/8\"]\n[[dialplan]]\nmatch = \"(\"\nto = \"gateway\"\ngateway = \"nope\"\n[[dialplan]]\nmatch = \"1\"\nto = \"user\"\n[[dialplan]]\nmatch = \"2\"\nto = \"gateway\"\ngateway = \"gw\"\nfrom = [\"b\"]\n[profiles.a.media]\ncodecs = [\"G729\"]\n",
+        )
+        .unwrap_err();
+        let got: Vec<_> = e.0.iter().map(|e| (e.line, e.key.as_str())).collect();
+        assert!(got.contains(&(7, "dialplan[0].match")), "{e}");
+        assert!(got.contains(&(9, "dialplan[0].gateway")), "{e}");
+        assert!(got.contains(&(10, "dialplan[1].profile")), "{e}");
+        assert!(
+            got.contains(&(16, "dialplan[2].gateway")),
+            "peer without address: {e}"
+        );
+        assert!(got.iter().any(|(_, k)| *k == "dialplan[2].from[0]"), "{e}");
+        assert!(
+            got.iter()
+                .any(|(_, k)| k.starts_with("profiles.a.media.codecs")),
+            "{e}"
+        );
+    }
 }
