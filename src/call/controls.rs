@@ -14,7 +14,6 @@ use crate::sdp;
 use super::command::{CallCommand, CallEvent, CallId, CommandError, EndedBy, LegRole, Originate};
 use super::negotiate::Forward;
 use super::outbound::Caller;
-use super::summary::CallState;
 use super::{Call, CallLayer, SipOut};
 
 impl CallLayer {
@@ -272,29 +271,10 @@ impl CallLayer {
         }
         // A placeholder caller leg id until `place_leg` fills it in.
         let placeholder = LegId(0);
-        self.calls.insert(
-            call.clone(),
-            Call {
-                id: call.clone(),
-                interaction: o.interaction.clone(),
-                from: o.a.clone(),
-                to: o.b.clone(),
-                a: placeholder,
-                b: Vec::new(),
-                c: None,
-                bridged: None,
-                state: CallState::Setup,
-                originate: Some(o.clone()),
-                fork_failures: Vec::new(),
-                cancelled: false,
-                recording: None,
-                recording_paused: false,
-                started_at_ms: self.wall_ms(now),
-                answered_at_ms: None,
-                transfer: None,
-                ended: false,
-            },
-        );
+        let mut record = Call::new(call.clone(), &o.a, &o.b, placeholder, self.wall_ms(now));
+        record.interaction = o.interaction.clone();
+        record.originate = Some(o.clone());
+        self.calls.insert(call.clone(), record);
         self.event(CallEvent::Started {
             call: call.clone(),
             interaction: o.interaction.clone(),

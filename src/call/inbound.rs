@@ -20,7 +20,7 @@ use super::dialplan;
 use super::leg::{Leg, LegMedia, Side};
 use super::negotiate;
 use super::outbound::{Caller, Target};
-use super::summary::{CallState, LegState};
+use super::summary::LegState;
 use super::{sdp_body, user_of, Call, CallLayer, SipOut};
 
 impl CallLayer {
@@ -143,26 +143,7 @@ impl CallLayer {
             timers: Vec::new(),
         };
         self.legs.insert(a, leg);
-        let call = Call {
-            id: call_id.clone(),
-            interaction: None,
-            from: from_user.clone(),
-            to: number.clone(),
-            a,
-            b: Vec::new(),
-            c: None,
-            bridged: None,
-            state: CallState::Setup,
-            originate: None,
-            fork_failures: Vec::new(),
-            cancelled: false,
-            recording: None,
-            recording_paused: false,
-            started_at_ms: self.wall_ms(now),
-            answered_at_ms: None,
-            transfer: None,
-            ended: false,
-        };
+        let call = Call::new(call_id.clone(), &from_user, &number, a, self.wall_ms(now));
         self.calls.insert(call_id.clone(), call);
         self.mark(&call_id);
         self.event(CallEvent::Started {

@@ -90,22 +90,28 @@ impl CallLayer {
             Side::Uac { .. } if !l.is_answered() => {
                 self.cancel_leg(now, out, leg);
             }
-            _ => {
-                if let Some(l) = self.legs.get_mut(&leg) {
-                    l.ending = true;
-                }
-                self.send_in_dialog(
-                    now,
-                    out,
-                    leg,
-                    Method::Bye,
-                    None,
-                    Vec::new(),
-                    Pending::Bye(leg),
-                );
-                self.drop_leg(leg);
-            }
+            _ => self.hang_up_leg(now, out, leg),
         }
+    }
+
+    /// BYE one leg without ending its call.
+    pub(super) fn hang_up_leg(&mut self, now: Instant, out: &mut dyn SipOut, leg: LegId) {
+        let Some(l) = self.legs.get_mut(&leg) else {
+            return;
+        };
+        if !l.ending {
+            l.ending = true;
+            self.send_in_dialog(
+                now,
+                out,
+                leg,
+                Method::Bye,
+                None,
+                Vec::new(),
+                Pending::Bye(leg),
+            );
+        }
+        self.drop_leg(leg);
     }
 
     /// Forgets a leg: media closed, port returned, indexes dropped.

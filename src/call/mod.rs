@@ -581,6 +581,32 @@ impl CallLayer {
     }
 }
 
+impl Call {
+    /// A call about to get its legs.
+    fn new(id: CallId, from: &str, to: &str, a: LegId, started_at_ms: u64) -> Self {
+        Call {
+            id,
+            interaction: None,
+            from: from.to_string(),
+            to: to.to_string(),
+            a,
+            b: Vec::new(),
+            c: None,
+            bridged: None,
+            state: CallState::Setup,
+            originate: None,
+            fork_failures: Vec::new(),
+            cancelled: false,
+            recording: None,
+            recording_paused: false,
+            started_at_ms,
+            answered_at_ms: None,
+            transfer: None,
+            ended: false,
+        }
+    }
+}
+
 impl Leg {
     /// Responses go where §18.2.2 says; for a stream, the connection of the flow.
     fn destination_for_response(&self, via: &sip::ViaInfo) -> Destination {

@@ -345,26 +345,6 @@ impl CallLayer {
             .map(|t| t.transferee)
     }
 
-    /// BYE one leg without ending its call.
-    fn hang_up_leg(&mut self, now: Instant, out: &mut dyn SipOut, leg: LegId) {
-        let Some(l) = self.legs.get_mut(&leg) else {
-            return;
-        };
-        if !l.ending {
-            l.ending = true;
-            self.send_in_dialog(
-                now,
-                out,
-                leg,
-                Method::Bye,
-                None,
-                Vec::new(),
-                Pending::Bye(leg),
-            );
-        }
-        self.drop_leg(leg);
-    }
-
     fn notify_final(&mut self, now: Instant, out: &mut dyn SipOut, leg: LegId, code: u16) {
         let reason = crate::sip::StatusCode::from(code).to_string();
         let line = format!("SIP/2.0 {reason}");
