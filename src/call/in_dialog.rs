@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use crate::dialog::{Body, DialogId, RequestOutcome};
+use crate::dialog::{Body, RequestOutcome};
 use crate::media::{LegId, MediaCommand};
 use crate::net::{ProfileId, Source};
 use crate::sdp;
@@ -85,7 +85,7 @@ impl CallLayer {
         l.ending = true;
         let (call, role) = (l.call.clone(), l.role);
         // The transferor hanging up after a transfer ends only its own leg.
-        if self.transferor_leaves(now, out, &call, leg) {
+        if self.transferor_leaves(&call, leg) {
             return;
         }
         self.end_call(now, out, &call, EndedBy::from(role), "hangup", None);
@@ -397,11 +397,7 @@ impl CallLayer {
                 request,
             } => {
                 if !(200..300).contains(&code) {
-                    let r = crate::endpoint::answer(
-                        &request,
-                        if code == 487 { 500 } else { code },
-                        None,
-                    );
+                    let r = sip::response_to(&request, if code == 487 { 500 } else { code }, None);
                     return self.answer_in_dialog(now, out, from, profile, tx, &request, r);
                 }
                 let Some((_, stream)) = answer else {
@@ -526,11 +522,6 @@ impl CallLayer {
             }
         }
         sent
-    }
-
-    #[allow(dead_code)]
-    fn dialog_of(&self, leg: LegId) -> Option<DialogId> {
-        self.legs.get(&leg).and_then(|l| l.dialog.clone())
     }
 }
 

@@ -21,7 +21,7 @@ use super::leg::{Leg, LegMedia, Side};
 use super::negotiate;
 use super::outbound::{Caller, Target};
 use super::summary::LegState;
-use super::{sdp_body, user_of, Call, CallLayer, SipOut};
+use super::{sdp_body, Call, CallLayer, SipOut};
 
 impl CallLayer {
     /// A new INVITE (no To tag) on `source`'s profile, already answered 100 Trying.
@@ -45,7 +45,7 @@ impl CallLayer {
             out.respond(now, profile, tx, r);
         };
         let from_value = request.header_value("From").unwrap_or("").to_string();
-        let from_user = user_of(&from_value);
+        let from_user = crate::sip::user_part(&from_value).unwrap_or_default();
         if !self.caller_admitted(now, out, &source, &from_user) {
             tracing::info!(remote = %source.remote, user = %from_user, "INVITE from an unknown party refused");
             return reject(out, 403, Some("Not Registered From This Address"));
@@ -153,15 +153,22 @@ impl CallLayer {
             to: number.clone(),
         });
         let caller = Caller::from_request(&request);
-        let passed: Vec<(String, String)> = request
-            .headers
-            .iter()
-            .filter_map(|h| {
-                let text = h.to_string();
-                let (name, value) = text.split_once(':')?;
-                Some((name.trim().to_string(), value.trim().to_string()))
+        // Only the headers a target's profile may pass on are read (place_leg
+        // picks pass_headers for gateways, case_data_headers for phones).
+        let passed: Vec<(String, String)> = targets
+            .first()
+            .map(|t| {
+                let p = &self.settings.profiles[t.profile.0];
+                p.pass_headers
+                    .iter()
+                    .chain(&p.case_data_headers)
+                    .filter_map(|name| {
+                        let value = request.header_value(name)?;
+                        Some((name.clone(), value.to_string()))
+                    })
+                    .collect()
             })
-            .collect();
+            .unwrap_or_default();
         let mut placed = 0;
         for target in targets {
             if self

@@ -105,11 +105,4 @@ impl Leg {
     pub fn is_answered(&self) -> bool {
         self.state == LegState::Answered
     }
-
-    pub fn uac_invite(&self) -> Option<&Request> {
-        match &self.side {
-            Side::Uac { invite, .. } => Some(invite),
-            Side::Uas { .. } => None,
-        }
-    }
 }

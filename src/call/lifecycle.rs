@@ -125,6 +125,10 @@ impl CallLayer {
             .release(l.media.local.port());
         self.by_dialog
             .remove(&(l.sip_call_id.clone(), l.local_tag.clone()));
+        self.sessions.remove_dialog(&crate::session::DialogKey {
+            call_id: l.sip_call_id.clone(),
+            local_tag: l.local_tag.clone(),
+        });
         match &l.side {
             Side::Uas { tx, .. } => {
                 self.by_server_tx.remove(&(l.profile, *tx));

@@ -92,7 +92,7 @@ struct Call {
     answered_at_ms: Option<u64>,
     /// A REFER being carried out.
     transfer: Option<transfer::Transfer>,
-    /// Leg-failure events already reported when the call ends.
+    /// `Ended` was reported: the call is being taken down.
     ended: bool,
 }
 
@@ -194,10 +194,6 @@ impl CallLayer {
 
     pub fn set_wall_clock(&mut self, now: Instant, wall: SystemTime) {
         self.wall = Some((now, wall));
-    }
-
-    pub fn sessions(&self) -> &Sessions {
-        &self.sessions
     }
 
     pub fn call_count(&self) -> usize {
@@ -623,18 +619,6 @@ fn sdp_body(message: &impl MessageHeaders, body: &[u8]) -> Option<Vec<u8>> {
         .header_value("Content-Type")
         .is_some_and(|t| t.trim().to_ascii_lowercase().starts_with("application/sdp"));
     (is_sdp && !body.is_empty()).then(|| body.to_vec())
-}
-
-/// The user part of a URI text or name-addr, for display in events.
-fn user_of(value: &str) -> String {
-    let uri = sip::split_name_addr(value).map(|(u, _)| u).unwrap_or(value);
-    let rest = uri
-        .strip_prefix("sips:")
-        .or_else(|| uri.strip_prefix("sip:"))
-        .or_else(|| uri.strip_prefix("tel:"))
-        .unwrap_or(uri);
-    let user = rest.split('@').next().unwrap_or(rest);
-    user.split([';', '?']).next().unwrap_or(user).to_string()
 }
 
 /// Requests built by hand (out of dialog) get a fresh Via and Max-Forwards.

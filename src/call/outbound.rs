@@ -18,7 +18,7 @@ use super::leg::{Leg, LegMedia, Side};
 use super::negotiate::{self, Forward};
 use super::summary::{CallState, LegState};
 use super::timers::Timer;
-use super::{new_request, sdp_body, user_of, with_sdp, CallLayer, Pending, SipOut};
+use super::{new_request, sdp_body, with_sdp, CallLayer, Pending, SipOut};
 
 /// Where a leg is placed.
 #[derive(Debug, Clone)]
@@ -48,7 +48,7 @@ impl Caller {
             .map(|d| d.trim().trim_matches('"').to_string())
             .filter(|d| !d.is_empty() && from.contains('<'));
         Caller {
-            user: user_of(from),
+            user: crate::sip::user_part(from).unwrap_or_default(),
             display,
         }
     }
@@ -438,27 +438,20 @@ impl CallLayer {
     ) {
         match pending {
             Pending::Invite(leg) => self.leg_failed(now, out, leg, code, None),
-            Pending::ReInvite { leg, purpose } => {
-                let r = self.legs.get(&leg).and_then(|l| l.uac_invite().cloned());
-                match purpose {
-                    ReInviteKind::Refresh => self.leg_lost(now, out, leg, "session-refresh-failed"),
-                    ReInviteKind::Relay {
-                        profile,
-                        tx,
-                        request,
-                        ..
-                    } => {
-                        let _ = r;
-                        out.respond(
-                            now,
-                            profile,
-                            tx,
-                            crate::endpoint::answer(&request, 408, None),
-                        );
-                    }
-                    _ => {}
+            Pending::ReInvite { leg, purpose } => match purpose {
+                ReInviteKind::Refresh => self.leg_lost(now, out, leg, "session-refresh-failed"),
+                // The party whose re-INVITE we relayed gets the 408 within its dialog.
+                ReInviteKind::Relay {
+                    from,
+                    profile,
+                    tx,
+                    request,
+                } => {
+                    let r = sip::response_to(&request, 408, None);
+                    self.answer_in_dialog(now, out, from, profile, tx, &request, r);
                 }
-            }
+                ReInviteKind::Hold(_) => {}
+            },
             _ => {}
         }
     }

@@ -38,12 +38,9 @@ impl CallLayer {
                         })
                         .collect();
                     let interaction = summary.interaction.clone();
-                    if self.sessions.get(&id.0).is_some() {
-                        self.sessions.update(&id.0, Arc::new(summary));
-                    } else {
-                        self.sessions
-                            .insert(&id.0, Arc::new(summary), interaction.as_deref());
-                    }
+                    // Insert replaces a published call and keeps its dialog keys.
+                    self.sessions
+                        .insert(&id.0, Arc::new(summary), interaction.as_deref());
                     for k in keys {
                         self.sessions.add_dialog(&id.0, k);
                     }

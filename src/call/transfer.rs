@@ -21,7 +21,7 @@ use crate::transaction::ServerTransactionId;
 use super::command::{CallEvent, CallId, EndedBy, LegRole};
 use super::negotiate::{self, Forward};
 use super::outbound::Caller;
-use super::{user_of, CallLayer, Pending, SipOut};
+use super::{CallLayer, Pending, SipOut};
 
 #[derive(Debug, Clone)]
 pub struct Transfer {
@@ -123,7 +123,7 @@ impl CallLayer {
                 self.attended(now, out, &call, leg, transferee, target);
             }
             None => {
-                let number = user_of(&uri);
+                let number = crate::sip::user_part(&uri).unwrap_or_default();
                 let entered = self.legs[&leg].profile;
                 let targets = self
                     .dialplan
@@ -314,14 +314,7 @@ impl CallLayer {
 
     /// Whether `leg` hanging up leaves the rest of the call up: it sent a
     /// REFER still being carried out, or it is no longer in the bridge.
-    pub(super) fn transferor_leaves(
-        &mut self,
-        now: Instant,
-        out: &mut dyn SipOut,
-        call: &CallId,
-        leg: LegId,
-    ) -> bool {
-        let _ = (now, &out);
+    pub(super) fn transferor_leaves(&mut self, call: &CallId, leg: LegId) -> bool {
         let Some(c) = self.calls.get(call) else {
             return false;
         };

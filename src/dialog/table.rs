@@ -346,9 +346,8 @@ impl DialogTable {
             .map(|(_, id)| id.clone())
             .collect();
         for id in due {
+            // `with_dialog` re-indexes the dialog's next deadline.
             self.with_dialog(&id, |d| d.handle_timeout(now));
-            // A dialog that has nothing left due must not stay first in line.
-            self.reschedule(&id);
         }
         while let Some((at, key)) = self.fork_windows.front().cloned() {
             if at > now {

@@ -185,17 +185,6 @@ fn uri_key(uri: &Uri) -> String {
     format!("{scheme}:{user}@{host}:{port}{}", params.concat())
 }
 
-/// The user part of the To URI: the address-of-record key (§10.3 step 5).
-pub fn aor_user(to_value: &str) -> Option<String> {
-    let (uri_text, _) = split_name_addr(to_value)?;
-    let uri = parse_uri(uri_text).ok()?;
-    if !is_sip_scheme(&uri) {
-        return None;
-    }
-    let user = uri.auth.as_ref()?.user.trim().to_string();
-    (!user.is_empty()).then_some(user)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,15 +256,5 @@ mod tests {
             key("<sip:bob@example.com;transport=tcp>"),
             key("<sip:bob@example.com>")
         );
-    }
-
-    #[test]
-    fn aor_is_the_to_user() {
-        assert_eq!(
-            aor_user(r#""Alice" <sip:1001@pbx.example.com>;tag=x"#).as_deref(),
-            Some("1001")
-        );
-        assert_eq!(aor_user("sip:1002@pbx").as_deref(), Some("1002"));
-        assert_eq!(aor_user("<sip:pbx.example.com>"), None);
     }
 }

@@ -59,7 +59,7 @@ use crate::sip::{
 };
 use auth::{AuthRequest, Authenticator};
 use bindings::{Change, ContactUpdate, RegisterContext, Update};
-use contact::{aor_user, parse_contacts, Contacts};
+use contact::{parse_contacts, Contacts};
 
 /// Registrar configuration.
 #[derive(Debug, Clone)]
@@ -288,7 +288,8 @@ impl Registrar {
 
         // Steps 4 and 5: the AOR is the To user, and only its owner may
         // change its bindings.
-        let Some(aor) = request.header_value("To").and_then(aor_user) else {
+        // The user part of the To URI is the address-of-record key (§10.3 step 5).
+        let Some(aor) = request.header_value("To").and_then(crate::sip::user_part) else {
             return respond(self.response(request, 404, Some("No Address of Record")));
         };
         if aor != username {

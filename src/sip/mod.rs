@@ -19,7 +19,9 @@ pub use build::{
 };
 pub use ext::{MessageHeaders, ViaInfo};
 pub use framing::{Frame, FramingError, StreamFramer};
-pub use name_addr::{header_param, split_address, split_name_addr, split_params, Params};
+pub use name_addr::{
+    header_param, split_address, split_name_addr, split_params, user_part, Params,
+};
 pub use parse::{parse, Malformed};
 
 pub use rsipstack::sip::headers::auth::{AuthQop, Qop as DigestQop};

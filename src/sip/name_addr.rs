@@ -3,6 +3,25 @@
 //! inside quoted strings (GRUU's `pub-gruu="sip:...;gr=..."`), so header
 //! parameters are read here instead.
 
+/// The user part of a SIP or SIPS URI in a name-addr or addr-spec
+/// (`"Alice" <sip:1001@pbx>;tag=x` -> `1001`): the registrar's
+/// address-of-record key (§10.3 step 5), and the caller or number the call
+/// layer routes. `None` for other schemes or a URI without a user.
+pub fn user_part(value: &str) -> Option<String> {
+    let (uri_text, _) = split_name_addr(value)?;
+    let uri = super::parse_uri(uri_text).ok()?;
+    let sip = uri
+        .scheme
+        .as_ref()
+        .map(|s| s.to_string().to_ascii_lowercase())
+        .is_some_and(|s| s == "sip" || s == "sips");
+    if !sip {
+        return None;
+    }
+    let user = uri.auth.as_ref()?.user.trim().to_string();
+    (!user.is_empty()).then_some(user)
+}
+
 /// Splits a header value into its address (display name and `<uri>`, or a
 /// bare addr-spec) and the header-parameter text after it (starting at `;`).
 /// A bare addr-spec's parameters all belong to the header (§20.10).
@@ -118,5 +137,16 @@ mod tests {
         );
         assert_eq!(header_param(v, "TAG"), Some("t"));
         assert_eq!(header_param("<sip:a@b;tag=no>", "tag"), None);
+    }
+
+    #[test]
+    fn user_part_of_name_addr_and_addr_spec() {
+        assert_eq!(
+            user_part(r#""Alice" <sip:1001@pbx.example.com>;tag=x"#).as_deref(),
+            Some("1001")
+        );
+        assert_eq!(user_part("sip:1002@pbx").as_deref(), Some("1002"));
+        assert_eq!(user_part("<sip:pbx.example.com>"), None);
+        assert_eq!(user_part("<tel:+15551234>"), None);
     }
 }
