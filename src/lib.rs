@@ -8,6 +8,7 @@
 pub mod sip;
 
 pub mod call;
+pub mod callback;
 pub mod config;
 pub mod dialog;
 pub mod driver;

@@ -1,0 +1,211 @@
+//! What the API asks of the center, and what it answers. The HTTP layer
+//! turns requests into these and these into JSON; the center decides.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use super::model::{Agent, Callback, HistoryEntry, InteractionId, RoutingData, State};
+use super::settings::Privilege;
+
+/// A validated create request (numbers in E.164, time in UTC). Built by
+/// `request::validate` from the API body.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NewCallback {
+    pub queue_id: String,
+    pub callback_numbers: Vec<String>,
+    pub callback_user_name: Option<String>,
+    pub callback_scheduled_time: Option<Timestamp>,
+    pub time_zone: Option<String>,
+    pub country_code: Option<String>,
+    pub validate_callback_numbers: bool,
+    pub routing_data: RoutingData,
+    pub data: BTreeMap<String, String>,
+    pub caller_id: Option<String>,
+    pub caller_id_name: Option<String>,
+    pub script_id: Option<String>,
+}
+
+/// Who acts on a callback from outside an agent's desktop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Actor {
+    Contact,
+    Supervisor,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    Create {
+        callback: NewCallback,
+        idempotency_key: Option<String>,
+    },
+    Cancel {
+        id: InteractionId,
+        by: Actor,
+        reason: Option<String>,
+    },
+    /// By the contact or a supervisor (an agent uses `InteractionAction::Reschedule`).
+    Reschedule {
+        id: InteractionId,
+        by: Actor,
+        at: Timestamp,
+        number: Option<String>,
+    },
+    /// The contact-facing status.
+    Status { id: InteractionId },
+    Agent { agent: String, action: AgentAction },
+    AgentView { agent: String },
+    Interaction {
+        id: InteractionId,
+        agent: String,
+        action: InteractionAction,
+    },
+    /// Document 003's panel: a new callback for the contact of the agent's
+    /// current call (number defaults to the one dialled).
+    ScheduleForContact {
+        agent: String,
+        at: Option<Timestamp>,
+        number: Option<String>,
+        data: BTreeMap<String, String>,
+    },
+    /// Document 003's list: callbacks an agent (or a team) may dial.
+    Dialable {
+        agent: Option<String>,
+        team: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AgentAction {
+    Login,
+    Ready,
+    NotReady { reason: Option<String> },
+    Logout,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum InteractionAction {
+    Accept,
+    Reject,
+    /// "Call this contact".
+    Call,
+    Hold,
+    Retrieve,
+    Mute,
+    Unmute,
+    Dtmf { digits: String },
+    StartRecording,
+    StopRecording,
+    /// Blind transfer of the voice call to a user or number.
+    Transfer { to: String },
+    EndCall,
+    Done { disposition: Option<String> },
+    Reschedule {
+        at: Timestamp,
+        number: Option<String>,
+    },
+    Decline,
+    MarkDone,
+}
+
+impl InteractionAction {
+    pub fn name(&self) -> &'static str {
+        match self {
+            InteractionAction::Accept => "accept",
+            InteractionAction::Reject => "reject",
+            InteractionAction::Call => "call",
+            InteractionAction::Hold => "hold",
+            InteractionAction::Retrieve => "retrieve",
+            InteractionAction::Mute => "mute",
+            InteractionAction::Unmute => "unmute",
+            InteractionAction::Dtmf { .. } => "dtmf",
+            InteractionAction::StartRecording => "start-recording",
+            InteractionAction::StopRecording => "stop-recording",
+            InteractionAction::Transfer { .. } => "transfer",
+            InteractionAction::EndCall => "end-call",
+            InteractionAction::Done { .. } => "done",
+            InteractionAction::Reschedule { .. } => "reschedule",
+            InteractionAction::Decline => "decline",
+            InteractionAction::MarkDone => "mark-done",
+        }
+    }
+}
+
+/// The contact-facing status: recomputed on every read.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactStatus {
+    pub id: InteractionId,
+    pub state: State,
+    /// 1 is next; `None` once an agent has it or it is over.
+    pub position: Option<u32>,
+    /// Seconds until an agent is expected to call, from the queue's recent
+    /// handling times and Ready agents.
+    pub estimated_wait_secs: Option<u64>,
+    pub callback_scheduled_time: Option<Timestamp>,
+}
+
+/// An agent as the desktop sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentView {
+    #[serde(flatten)]
+    pub agent: Agent,
+    pub team: Option<String>,
+    pub skills: Vec<String>,
+    /// Interactions the agent owns now.
+    pub interactions: Vec<InteractionId>,
+    /// Whether a phone is registered for the agent.
+    pub registered: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// The created (or, for a retried or merged create, the existing) callback.
+    Created {
+        callback: Box<Callback>,
+        /// false when an `Idempotency-Key` replay or a merge returned an existing one.
+        new: bool,
+    },
+    Callback(Box<Callback>),
+    Status(ContactStatus),
+    Agent(Box<AgentView>),
+    Callbacks(Vec<Callback>),
+}
+
+/// Why the center refused a request. The HTTP layer maps each to a status.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ActionError {
+    /// 404
+    #[error("no callback {0}")]
+    NoCallback(InteractionId),
+    /// 404
+    #[error("no agent {0}")]
+    NoAgent(String),
+    /// 403, naming the privilege.
+    #[error("agent {agent} lacks privilege {}", privilege.as_str())]
+    Forbidden { agent: String, privilege: Privilege },
+    /// 403: the interaction belongs to another agent (or none).
+    #[error("callback {id} is not {agent}'s")]
+    NotOwner { id: InteractionId, agent: String },
+    /// 409: the action does not fit the interaction's or agent's state.
+    #[error("cannot {action} in state {state}")]
+    WrongState { action: String, state: String },
+    /// 422, naming the field.
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    /// 503: the call layer or the store could not take it.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// A history read (from the store): the record and its steps.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallbackWithHistory {
+    #[serde(flatten)]
+    pub callback: Callback,
+    pub history: Vec<HistoryEntry>,
+}

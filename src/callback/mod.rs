@@ -1,0 +1,15 @@
+//! The web-callback layer: durable callback requests, agents and queues,
+//! and the interaction lifecycle of documents 000 and 001, steering the
+//! B2BUA through its origination interface.
+//!
+//! Sans-IO like the protocol layers: the center takes API requests, call
+//! events and an explicit `now`, and returns the store writes to commit
+//! first and then the replies, call commands and desktop events to release.
+
+pub mod action;
+pub mod model;
+pub mod settings;
+
+pub use action::*;
+pub use model::*;
+pub use settings::*;

@@ -1,0 +1,353 @@
+//! The web-callback domain's records: what the store keeps and the API shows.
+//!
+//! A callback request becomes one [`Callback`] (the interaction) that lives
+//! until it is done, cancelled, declined, parked or not reached; its
+//! [`HistoryEntry`]s record every step. Agents are SIP users with a login
+//! ([`Agent`]). Every change the desktop sees is a numbered [`DesktopEvent`].
+//! Times are UTC [`Timestamp`]s; a contact's time zone is kept for display
+//! and business hours only.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// An interaction's id: `cb-` and 16 hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct InteractionId(pub String);
+
+impl InteractionId {
+    pub fn generate() -> Self {
+        InteractionId(format!("cb-{:016x}", rand::random::<u64>()))
+    }
+}
+
+impl fmt::Display for InteractionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where an interaction is in its life (documents 000 and 001).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    /// Waiting for its scheduled time (or a retry's back-off).
+    Scheduled,
+    /// Due, waiting for a Ready agent.
+    Queued,
+    /// Shown to one agent (preview), waiting for accept, reject or time-out.
+    Offered,
+    /// Accepted by its agent; no voice call up.
+    ReadyToCall,
+    /// The voice call is being placed (agent leg, then customer leg).
+    Establishing,
+    Connected,
+    OnHold,
+    /// Moved to the reschedule queue for a new time; due again later.
+    Rescheduled,
+    /// Its voice call was transferred; kept in the park queue.
+    Parked,
+    /// Processed, with a disposition (complete queue).
+    Done,
+    /// Cancelled by the contact or a supervisor.
+    Cancelled,
+    /// Attempts or time ran out before the contact was reached.
+    NotReached,
+    /// The agent declined it.
+    Declined,
+}
+
+impl State {
+    /// No further change: the interaction leaves the live set.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            State::Parked | State::Done | State::Cancelled | State::NotReached | State::Declined
+        )
+    }
+
+    /// Waiting in a queue for its time or an agent (what the contact's
+    /// status reports a position for).
+    pub fn is_waiting(self) -> bool {
+        matches!(self, State::Scheduled | State::Queued | State::Rescheduled)
+    }
+
+    /// An agent owns it (offered or accepted, with or without a call).
+    pub fn is_with_agent(self) -> bool {
+        matches!(
+            self,
+            State::Offered
+                | State::ReadyToCall
+                | State::Establishing
+                | State::Connected
+                | State::OnHold
+        )
+    }
+
+    /// The wire name (`ready-to-call`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Scheduled => "scheduled",
+            State::Queued => "queued",
+            State::Offered => "offered",
+            State::ReadyToCall => "ready-to-call",
+            State::Establishing => "establishing",
+            State::Connected => "connected",
+            State::OnHold => "on-hold",
+            State::Rescheduled => "rescheduled",
+            State::Parked => "parked",
+            State::Done => "done",
+            State::Cancelled => "cancelled",
+            State::NotReached => "not-reached",
+            State::Declined => "declined",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<State> {
+        ALL_STATES.iter().copied().find(|st| st.as_str() == s)
+    }
+}
+
+pub const ALL_STATES: [State; 13] = [
+    State::Scheduled,
+    State::Queued,
+    State::Offered,
+    State::ReadyToCall,
+    State::Establishing,
+    State::Connected,
+    State::OnHold,
+    State::Rescheduled,
+    State::Parked,
+    State::Done,
+    State::Cancelled,
+    State::NotReached,
+    State::Declined,
+];
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a callback is routed (the request's `routingData`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RoutingData {
+    /// Every skill listed is required of the agent.
+    pub skills: Vec<String>,
+    /// Agents tried first (when Ready), in this order.
+    pub preferred_agents: Vec<String>,
+    /// Higher is offered first; ties go to the earlier due time.
+    pub priority: i32,
+    /// `webcallback.*` option overrides, as a routing strategy would set
+    /// them (`"webcallback.auto-answer": true`).
+    pub options: BTreeMap<String, serde_json::Value>,
+}
+
+/// One web-callback interaction (the durable record).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Callback {
+    pub id: InteractionId,
+    /// The routing queue it was created for (`queueId`).
+    pub queue_id: String,
+    /// The interaction queue it sits in now (the routing queue, or the
+    /// complete, reschedule or park queue).
+    pub interaction_queue: String,
+    pub state: State,
+    /// E.164 numbers, tried in order across attempts.
+    pub callback_numbers: Vec<String>,
+    pub callback_user_name: Option<String>,
+    /// The time the contact (or a reschedule) asked for, UTC.
+    pub callback_scheduled_time: Option<Timestamp>,
+    /// The contact's IANA time zone, when given.
+    pub time_zone: Option<String>,
+    pub country_code: Option<String>,
+    pub validate_callback_numbers: bool,
+    pub routing_data: RoutingData,
+    /// Case data (the request's `data`).
+    pub data: BTreeMap<String, String>,
+    pub caller_id: Option<String>,
+    pub caller_id_name: Option<String>,
+    pub script_id: Option<String>,
+    /// When it may next be offered (scheduled time, retry back-off).
+    pub due_at: Timestamp,
+    /// After this it ends as not reached.
+    pub expires_at: Option<Timestamp>,
+    /// Customer-leg calls placed so far.
+    pub attempts: u32,
+    /// The agent that owns it (offered or accepted).
+    pub agent: Option<String>,
+    /// The voice call in progress, if any.
+    pub call_id: Option<String>,
+    /// The number the current or last attempt dialled.
+    pub dialled_number: Option<String>,
+    pub disposition: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// One step in an interaction's history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    pub at: Timestamp,
+    #[serde(flatten)]
+    pub kind: HistoryKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum HistoryKind {
+    /// Accepted through the API (`merged` when a later duplicate joined it).
+    Created { by: String },
+    /// A second request for the same number and queue was folded into this one.
+    Merged { request: serde_json::Value },
+    StateChanged {
+        from: State,
+        to: State,
+        reason: String,
+    },
+    Offered { agent: String },
+    Accepted { agent: String },
+    Rejected { agent: String },
+    OfferTimedOut { agent: String },
+    /// A voice call was placed for this interaction.
+    Attempt {
+        attempt: u32,
+        number: String,
+        call: String,
+        agent: String,
+    },
+    /// A leg of the voice call progressed or failed.
+    Leg {
+        call: String,
+        leg: String,
+        event: String,
+        status: Option<u16>,
+    },
+    CallEnded {
+        call: String,
+        by: String,
+        cause: String,
+        status: Option<u16>,
+    },
+    /// A call control the agent used (hold, mute, dtmf, recording, transfer).
+    Control {
+        call: String,
+        action: String,
+        detail: Option<String>,
+    },
+    Disposition { agent: String, code: String },
+    Rescheduled {
+        by: String,
+        at: Timestamp,
+        number: Option<String>,
+    },
+    Cancelled { by: String, reason: Option<String> },
+    /// The switch restarted while the interaction was in `from`.
+    Recovered { from: State },
+}
+
+/// An agent's state (document 004's list; Not Ready carries a reason).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AgentState {
+    LoggedOut,
+    Ready,
+    NotReady,
+    /// On a voice call.
+    Engaged,
+    /// After-call work.
+    Working,
+}
+
+impl AgentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentState::LoggedOut => "logged-out",
+            AgentState::Ready => "ready",
+            AgentState::NotReady => "not-ready",
+            AgentState::Engaged => "engaged",
+            AgentState::Working => "working",
+        }
+    }
+}
+
+impl fmt::Display for AgentState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An agent's durable record (configuration gives skills and privileges).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Agent {
+    /// The SIP user name on the internal profile.
+    pub id: String,
+    pub state: AgentState,
+    /// Not Ready's reason (On Break, Away, Lunch, Training or custom).
+    pub reason: Option<String>,
+    /// When the state was entered.
+    pub since: Timestamp,
+    /// When the agent last became free (longest idle first).
+    pub idle_since: Option<Timestamp>,
+}
+
+/// A numbered change the desktop stream carries; a desktop that reconnects
+/// with its last `seq` is sent everything after it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DesktopEvent {
+    pub seq: u64,
+    pub at: Timestamp,
+    #[serde(flatten)]
+    pub kind: DesktopEventKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum DesktopEventKind {
+    Interaction {
+        id: InteractionId,
+        state: State,
+        agent: Option<String>,
+        queue: String,
+        reason: String,
+    },
+    /// An interaction offered to `agent`, with its preview.
+    Offer {
+        id: InteractionId,
+        agent: String,
+        preview: BTreeMap<String, String>,
+        auto_answer_secs: Option<u64>,
+        can_reject: bool,
+    },
+    Agent {
+        agent: String,
+        state: AgentState,
+        reason: Option<String>,
+    },
+}
+
+/// What the center asks the store to commit, in one transaction, before
+/// anyone is answered or any call is placed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// Insert or replace the interaction's record.
+    Callback(Box<Callback>),
+    History(InteractionId, HistoryEntry),
+    Agent(Agent),
+    Desktop(DesktopEvent),
+    /// `Idempotency-Key` → the interaction it created (kept 24 h).
+    Idempotency {
+        key: String,
+        id: InteractionId,
+        at: Timestamp,
+    },
+}
