@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::model::{Agent, Callback, HistoryEntry, InteractionId, RoutingData, State};
+use super::model::{
+    Agent, Callback, DesktopEvent, HistoryEntry, InteractionId, RoutingData, State,
+};
 use super::settings::Privilege;
 
 /// A validated create request (numbers in E.164, time in UTC). Built by
@@ -54,9 +56,16 @@ pub enum Request {
         number: Option<String>,
     },
     /// The contact-facing status.
-    Status { id: InteractionId },
-    Agent { agent: String, action: AgentAction },
-    AgentView { agent: String },
+    Status {
+        id: InteractionId,
+    },
+    Agent {
+        agent: String,
+        action: AgentAction,
+    },
+    AgentView {
+        agent: String,
+    },
     Interaction {
         id: InteractionId,
         agent: String,
@@ -95,13 +104,19 @@ pub enum InteractionAction {
     Retrieve,
     Mute,
     Unmute,
-    Dtmf { digits: String },
+    Dtmf {
+        digits: String,
+    },
     StartRecording,
     StopRecording,
     /// Blind transfer of the voice call to a user or number.
-    Transfer { to: String },
+    Transfer {
+        to: String,
+    },
     EndCall,
-    Done { disposition: Option<String> },
+    Done {
+        disposition: Option<String>,
+    },
     Reschedule {
         at: Timestamp,
         number: Option<String>,
@@ -208,4 +223,42 @@ pub struct CallbackWithHistory {
     #[serde(flatten)]
     pub callback: Callback,
     pub history: Vec<HistoryEntry>,
+}
+
+/// A list query (`GET /v1/callbacks`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ListFilter {
+    /// Any of these states (empty: all).
+    pub states: Vec<State>,
+    /// Matches the routing queue or the interaction queue it sits in now.
+    pub queue: Option<String>,
+    pub agent: Option<String>,
+    /// `created_at` (or `due_at` when `by_due`) within [from, to).
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+    pub by_due: bool,
+    /// Page size (the store caps it at 500).
+    pub limit: usize,
+    /// The previous page's `next`.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Page {
+    pub items: Vec<Callback>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    pub next: Option<String>,
+}
+
+/// A boxed future, so the reads can sit behind a trait object.
+pub type ReadFuture<T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, String>> + Send + 'static>>;
+
+/// Reads the API serves straight from the store, without the center.
+pub trait CallbackReads: Send + Sync + 'static {
+    fn callback(&self, id: InteractionId) -> ReadFuture<Option<CallbackWithHistory>>;
+    fn list(&self, filter: ListFilter) -> ReadFuture<Page>;
+    /// Desktop events with `seq > after`, oldest first, at most `limit`.
+    fn desktop_events_after(&self, after: u64, limit: usize) -> ReadFuture<Vec<DesktopEvent>>;
 }

@@ -204,18 +204,30 @@ pub struct HistoryEntry {
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum HistoryKind {
     /// Accepted through the API (`merged` when a later duplicate joined it).
-    Created { by: String },
+    Created {
+        by: String,
+    },
     /// A second request for the same number and queue was folded into this one.
-    Merged { request: serde_json::Value },
+    Merged {
+        request: serde_json::Value,
+    },
     StateChanged {
         from: State,
         to: State,
         reason: String,
     },
-    Offered { agent: String },
-    Accepted { agent: String },
-    Rejected { agent: String },
-    OfferTimedOut { agent: String },
+    Offered {
+        agent: String,
+    },
+    Accepted {
+        agent: String,
+    },
+    Rejected {
+        agent: String,
+    },
+    OfferTimedOut {
+        agent: String,
+    },
     /// A voice call was placed for this interaction.
     Attempt {
         attempt: u32,
@@ -242,15 +254,23 @@ pub enum HistoryKind {
         action: String,
         detail: Option<String>,
     },
-    Disposition { agent: String, code: String },
+    Disposition {
+        agent: String,
+        code: String,
+    },
     Rescheduled {
         by: String,
         at: Timestamp,
         number: Option<String>,
     },
-    Cancelled { by: String, reason: Option<String> },
+    Cancelled {
+        by: String,
+        reason: Option<String>,
+    },
     /// The switch restarted while the interaction was in `from`.
-    Recovered { from: State },
+    Recovered {
+        from: State,
+    },
 }
 
 /// An agent's state (document 004's list; Not Ready carries a reason).
