@@ -262,3 +262,10 @@ pub trait CallbackReads: Send + Sync + 'static {
     /// Desktop events with `seq > after`, oldest first, at most `limit`.
     fn desktop_events_after(&self, after: u64, limit: usize) -> ReadFuture<Vec<DesktopEvent>>;
 }
+
+/// One request to the center's task, answered once its writes are committed.
+#[derive(Debug)]
+pub struct CenterRequest {
+    pub request: Request,
+    pub reply: tokio::sync::oneshot::Sender<Result<Reply, ActionError>>,
+}
