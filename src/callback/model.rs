@@ -344,7 +344,8 @@ pub enum DesktopEventKind {
     Offer {
         id: InteractionId,
         agent: String,
-        preview: BTreeMap<String, String>,
+        /// `webcallback.callback-information.content`'s fields, in its order.
+        preview: Vec<PreviewField>,
         auto_answer_secs: Option<u64>,
         can_reject: bool,
     },
@@ -353,6 +354,13 @@ pub enum DesktopEventKind {
         state: AgentState,
         reason: Option<String>,
     },
+}
+
+/// One line of an offer's preview.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreviewField {
+    pub name: String,
+    pub value: String,
 }
 
 /// What the center asks the store to commit, in one transaction, before
