@@ -7,6 +7,8 @@
 //! first and then the replies, call commands and desktop events to release.
 
 pub mod action;
+pub mod center;
+pub mod mapping;
 pub mod model;
 pub mod settings;
 
