@@ -8,6 +8,7 @@
 
 pub mod action;
 pub mod model;
+pub mod request;
 pub mod settings;
 
 pub use action::*;
