@@ -10,6 +10,7 @@ pub mod action;
 pub mod center;
 pub mod mapping;
 pub mod model;
+pub mod request;
 pub mod settings;
 
 pub use action::*;
