@@ -27,7 +27,12 @@ pub fn map(state: State, event: &CallEvent) -> Mapping {
     match (state, event) {
         // Placing the call: the agent's phone first, then the contact.
         (S::Establishing, E::Started { .. }) => Mapping::Record,
-        (S::Establishing, E::Leg { leg: LegRole::A, .. }) => Mapping::Record,
+        (
+            S::Establishing,
+            E::Leg {
+                leg: LegRole::A, ..
+            },
+        ) => Mapping::Record,
         (
             S::Establishing,
             E::Leg {
@@ -46,11 +51,18 @@ pub fn map(state: State, event: &CallEvent) -> Mapping {
         ) => Mapping::To(S::Connected, "contact answered"),
         (S::Establishing, E::Bridged { .. }) => Mapping::To(S::Connected, "bridged"),
         (S::Connected | S::OnHold, E::Bridged { .. }) => Mapping::Record,
-        (S::Establishing, E::LegFailed { leg: LegRole::A, .. }) => {
-            Mapping::To(S::ReadyToCall, "agent phone did not answer")
+        (
+            S::Establishing,
+            E::LegFailed {
+                leg: LegRole::A, ..
+            },
+        ) => Mapping::To(S::ReadyToCall, "agent phone did not answer"),
+        (S::Establishing, E::LegFailed { .. }) => {
+            Mapping::To(S::ReadyToCall, "contact not reached")
         }
-        (S::Establishing, E::LegFailed { .. }) => Mapping::To(S::ReadyToCall, "contact not reached"),
-        (S::Establishing, E::Ended { .. }) => Mapping::To(S::ReadyToCall, "call ended before answer"),
+        (S::Establishing, E::Ended { .. }) => {
+            Mapping::To(S::ReadyToCall, "call ended before answer")
+        }
         // Connected: hold and retrieve, from the switch or either phone.
         (S::Connected, E::Held { .. }) => Mapping::To(S::OnHold, "held"),
         (S::OnHold, E::Retrieved { .. }) => Mapping::To(S::Connected, "retrieved"),
@@ -152,14 +164,20 @@ mod tests {
     #[test]
     fn agent_leg_progress_is_recorded() {
         for p in [Progress::Trying, Progress::Ringing, Progress::Answered] {
-            assert_eq!(map(State::Establishing, &leg(LegRole::A, p)), Mapping::Record);
+            assert_eq!(
+                map(State::Establishing, &leg(LegRole::A, p)),
+                Mapping::Record
+            );
         }
     }
 
     #[test]
     fn contact_ringing_and_early_media_are_recorded() {
         for p in [Progress::Trying, Progress::Ringing, Progress::EarlyMedia] {
-            assert_eq!(map(State::Establishing, &leg(LegRole::B, p)), Mapping::Record);
+            assert_eq!(
+                map(State::Establishing, &leg(LegRole::B, p)),
+                Mapping::Record
+            );
         }
     }
 
@@ -178,7 +196,10 @@ mod tests {
             a: LegRole::A,
             b: LegRole::B,
         };
-        assert_eq!(map(State::Establishing, &e), Mapping::To(State::Connected, "bridged"));
+        assert_eq!(
+            map(State::Establishing, &e),
+            Mapping::To(State::Connected, "bridged")
+        );
         assert_eq!(map(State::Connected, &e), Mapping::Record);
         assert_eq!(map(State::OnHold, &e), Mapping::Record);
     }
@@ -212,8 +233,14 @@ mod tests {
 
     #[test]
     fn hold_and_retrieve() {
-        assert_eq!(map(State::Connected, &held()), Mapping::To(State::OnHold, "held"));
-        assert_eq!(map(State::OnHold, &retrieved()), Mapping::To(State::Connected, "retrieved"));
+        assert_eq!(
+            map(State::Connected, &held()),
+            Mapping::To(State::OnHold, "held")
+        );
+        assert_eq!(
+            map(State::OnHold, &retrieved()),
+            Mapping::To(State::Connected, "retrieved")
+        );
         assert_eq!(map(State::OnHold, &held()), Mapping::Record);
         assert_eq!(map(State::Connected, &retrieved()), Mapping::Record);
     }
@@ -221,8 +248,14 @@ mod tests {
     #[test]
     fn controls_are_recorded_while_connected_or_held() {
         let events = [
-            CallEvent::Muted { call: c(), leg: LegRole::A },
-            CallEvent::Unmuted { call: c(), leg: LegRole::A },
+            CallEvent::Muted {
+                call: c(),
+                leg: LegRole::A,
+            },
+            CallEvent::Unmuted {
+                call: c(),
+                leg: LegRole::A,
+            },
             CallEvent::Dtmf {
                 call: c(),
                 leg: LegRole::B,
@@ -282,14 +315,20 @@ mod tests {
     #[test]
     fn end_of_a_connected_call_returns_to_ready_to_call() {
         for s in [State::Connected, State::OnHold] {
-            assert_eq!(map(s, &ended()), Mapping::To(State::ReadyToCall, "call ended"));
+            assert_eq!(
+                map(s, &ended()),
+                Mapping::To(State::ReadyToCall, "call ended")
+            );
         }
     }
 
     #[test]
     fn the_end_after_a_failure_is_recorded() {
         assert_eq!(map(State::ReadyToCall, &ended()), Mapping::Record);
-        assert_eq!(map(State::ReadyToCall, &failed(LegRole::A, 487)), Mapping::Record);
+        assert_eq!(
+            map(State::ReadyToCall, &failed(LegRole::A, 487)),
+            Mapping::Record
+        );
         assert_eq!(map(State::Scheduled, &ended()), Mapping::Record);
         assert_eq!(map(State::Queued, &ended()), Mapping::Record);
         let stopped = CallEvent::RecordingStopped {
@@ -303,7 +342,10 @@ mod tests {
     fn events_that_do_not_fit_are_ignored() {
         assert_eq!(map(State::Queued, &held()), Mapping::Ignore);
         assert_eq!(map(State::Done, &ended()), Mapping::Ignore);
-        assert_eq!(map(State::ReadyToCall, &leg(LegRole::B, Progress::Answered)), Mapping::Ignore);
+        assert_eq!(
+            map(State::ReadyToCall, &leg(LegRole::B, Progress::Answered)),
+            Mapping::Ignore
+        );
         assert_eq!(map(State::Offered, &transferred()), Mapping::Ignore);
         assert_eq!(map(State::Establishing, &held()), Mapping::Ignore);
     }

@@ -59,7 +59,13 @@ impl Center {
                         state: "auto-answer without reject".into(),
                     });
                 }
-                self.history(id, now, HistoryKind::Rejected { agent: agent.into() });
+                self.history(
+                    id,
+                    now,
+                    HistoryKind::Rejected {
+                        agent: agent.into(),
+                    },
+                );
                 self.requeue_from_agent(id, now, "rejected");
             }
             InteractionAction::Call => {
@@ -102,7 +108,10 @@ impl Center {
             InteractionAction::EndCall => {
                 let call = self.get(id)?.cb.call_id.clone();
                 let Some(call) = call.filter(|_| {
-                    matches!(state, State::Establishing | State::Connected | State::OnHold)
+                    matches!(
+                        state,
+                        State::Establishing | State::Connected | State::OnHold
+                    )
                 }) else {
                     return Err(wrong());
                 };
@@ -115,7 +124,8 @@ impl Center {
                         detail: None,
                     },
                 );
-                self.commands.push_back(CallCommand::Hangup { call: CallId(call) });
+                self.commands
+                    .push_back(CallCommand::Hangup { call: CallId(call) });
             }
             InteractionAction::Done { disposition } => {
                 if state != State::ReadyToCall || has_call {
@@ -203,15 +213,23 @@ impl Center {
 
     /// "Call this contact": the agent's phone is rung (auto-answer asked),
     /// then the contact's number through the dial plan.
-    pub(super) fn place_call(&mut self, now: Timestamp, id: &InteractionId) -> Result<(), ActionError> {
+    pub(super) fn place_call(
+        &mut self,
+        now: Timestamp,
+        id: &InteractionId,
+    ) -> Result<(), ActionError> {
         let live = self
             .live
             .get_mut(id)
             .ok_or_else(|| ActionError::NoCallback(id.clone()))?;
-        let agent = live.cb.agent.clone().ok_or_else(|| ActionError::WrongState {
-            action: "call".into(),
-            state: "no agent".into(),
-        })?;
+        let agent = live
+            .cb
+            .agent
+            .clone()
+            .ok_or_else(|| ActionError::WrongState {
+                action: "call".into(),
+                state: "no agent".into(),
+            })?;
         let n = live.cb.callback_numbers.len().max(1);
         let number = live
             .cb
@@ -314,10 +332,34 @@ fn control_command(
     action: InteractionAction,
 ) -> Option<(CallCommand, Option<String>)> {
     Some(match action {
-        InteractionAction::Hold => (CallCommand::Hold { call, leg: CONTACT_LEG }, None),
-        InteractionAction::Retrieve => (CallCommand::Retrieve { call, leg: CONTACT_LEG }, None),
-        InteractionAction::Mute => (CallCommand::Mute { call, leg: AGENT_LEG }, None),
-        InteractionAction::Unmute => (CallCommand::Unmute { call, leg: AGENT_LEG }, None),
+        InteractionAction::Hold => (
+            CallCommand::Hold {
+                call,
+                leg: CONTACT_LEG,
+            },
+            None,
+        ),
+        InteractionAction::Retrieve => (
+            CallCommand::Retrieve {
+                call,
+                leg: CONTACT_LEG,
+            },
+            None,
+        ),
+        InteractionAction::Mute => (
+            CallCommand::Mute {
+                call,
+                leg: AGENT_LEG,
+            },
+            None,
+        ),
+        InteractionAction::Unmute => (
+            CallCommand::Unmute {
+                call,
+                leg: AGENT_LEG,
+            },
+            None,
+        ),
         InteractionAction::Dtmf { digits } => (
             CallCommand::SendDtmf {
                 call,

@@ -60,11 +60,10 @@ impl Center {
                             state: format!("{} interaction(s) open", owns.len()),
                         });
                     }
-                    if owns.iter().any(|id| {
-                        self.live
-                            .get(id)
-                            .is_some_and(|l| l.cb.call_id.is_some())
-                    }) {
+                    if owns
+                        .iter()
+                        .any(|id| self.live.get(id).is_some_and(|l| l.cb.call_id.is_some()))
+                    {
                         return Err(ActionError::WrongState {
                             action: "logout".into(),
                             state: "on a call".into(),

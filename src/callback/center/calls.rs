@@ -56,14 +56,21 @@ impl Center {
                 self.transition(id, now, to, reason);
             }
             (State::Parked, _) => self.finish(now, id, State::Parked, None, reason),
-            (State::ReadyToCall, CallEvent::LegFailed { leg: LegRole::A, .. }) => {
+            (
+                State::ReadyToCall,
+                CallEvent::LegFailed {
+                    leg: LegRole::A, ..
+                },
+            ) => {
                 // The contact was never called: the attempt does not count.
                 if let Some(l) = self.live.get_mut(id) {
                     l.cb.attempts = l.cb.attempts.saturating_sub(1);
                 }
                 self.transition(id, now, to, reason);
             }
-            (State::ReadyToCall, CallEvent::LegFailed { failure, .. }) if from == State::Establishing => {
+            (State::ReadyToCall, CallEvent::LegFailed { failure, .. })
+                if from == State::Establishing =>
+            {
                 let outcome = match failure {
                     Failure::Busy => Outcome::Busy,
                     Failure::NoAnswer | Failure::Cancelled => Outcome::NoAnswer,
@@ -78,7 +85,13 @@ impl Center {
     /// The contact was not reached. An interaction that dials by itself is
     /// retried by its queue's policy (or ends as not reached); otherwise it
     /// goes back to Ready to Call and the agent decides (document 001).
-    fn attempt_failed(&mut self, id: &InteractionId, now: Timestamp, outcome: Outcome, reason: &str) {
+    fn attempt_failed(
+        &mut self,
+        id: &InteractionId,
+        now: Timestamp,
+        outcome: Outcome,
+        reason: &str,
+    ) {
         let Some(live) = self.live.get(id) else {
             return;
         };
@@ -87,7 +100,9 @@ impl Center {
             return;
         }
         let decision = match self.queue(&live.cb.queue_id) {
-            Some(q) => schedule::after_attempt(q, outcome, live.cb.attempts, now, live.cb.expires_at),
+            Some(q) => {
+                schedule::after_attempt(q, outcome, live.cb.attempts, now, live.cb.expires_at)
+            }
             None => RetryDecision::GiveUp,
         };
         let agent = self.release_agent(id);
@@ -99,7 +114,9 @@ impl Center {
                 let why = format!("{reason}; retry");
                 self.wait_until(id, now, at, State::Scheduled, &why);
             }
-            RetryDecision::GiveUp => self.finish(now, id, State::NotReached, None, "attempts exhausted"),
+            RetryDecision::GiveUp => {
+                self.finish(now, id, State::NotReached, None, "attempts exhausted")
+            }
         }
         if let Some(agent) = agent {
             self.agent_freed(&agent, now);
@@ -118,7 +135,11 @@ impl Center {
         let agent = live.cb.agent.clone();
         self.save(id, now);
         if let Some(agent) = agent {
-            if self.agents.get(&agent).is_some_and(|a| a.record.state == AgentState::Engaged) {
+            if self
+                .agents
+                .get(&agent)
+                .is_some_and(|a| a.record.state == AgentState::Engaged)
+            {
                 self.set_agent_state(&agent, now, AgentState::Working, None);
             }
         }
@@ -161,7 +182,11 @@ impl Center {
             },
             other => {
                 let line = other.to_string();
-                let action = line.split_whitespace().next().unwrap_or("call-event").to_string();
+                let action = line
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("call-event")
+                    .to_string();
                 HistoryKind::Control {
                     call,
                     action,
@@ -172,7 +197,12 @@ impl Center {
         self.history(id, now, kind);
     }
 
-    pub(super) fn command_failed(&mut self, now: Timestamp, command: &CallCommand, error: &CommandError) {
+    pub(super) fn command_failed(
+        &mut self,
+        now: Timestamp,
+        command: &CallCommand,
+        error: &CommandError,
+    ) {
         let CallCommand::Originate(o) = command else {
             tracing::info!(%error, ?command, "call command refused");
             return;
@@ -213,7 +243,8 @@ impl Center {
         match timer {
             Timer::Due(id) => {
                 let Some(l) = self.live.get(&id) else { return };
-                if !matches!(l.cb.state, State::Scheduled | State::Rescheduled) || l.cb.due_at > now {
+                if !matches!(l.cb.state, State::Scheduled | State::Rescheduled) || l.cb.due_at > now
+                {
                     return;
                 }
                 let due = match self.queue(&l.cb.queue_id) {

@@ -6,7 +6,9 @@
 use jiff::{SignedDuration, Timestamp};
 
 use super::{Center, Timer};
-use crate::callback::model::{AgentState, DesktopEventKind, HistoryKind, InteractionId, PreviewField, State};
+use crate::callback::model::{
+    AgentState, DesktopEventKind, HistoryKind, InteractionId, PreviewField, State,
+};
 use crate::callback::{options, routing};
 
 impl Center {
@@ -65,14 +67,21 @@ impl Center {
         };
         live.offer_deadline = Some(deadline);
         live.auto_accept = auto_accept;
-        let preview: Vec<PreviewField> = options::preview(&opts.callback_information_content, &live.cb)
-            .into_iter()
-            .map(|(name, value)| PreviewField { name, value })
-            .collect();
+        let preview: Vec<PreviewField> =
+            options::preview(&opts.callback_information_content, &live.cb)
+                .into_iter()
+                .map(|(name, value)| PreviewField { name, value })
+                .collect();
         if let Some(a) = self.agents.get_mut(agent) {
             a.owns.push(id.clone());
         }
-        self.history(id, now, HistoryKind::Offered { agent: agent.to_string() });
+        self.history(
+            id,
+            now,
+            HistoryKind::Offered {
+                agent: agent.to_string(),
+            },
+        );
         self.transition(id, now, State::Offered, &format!("offered to {agent}"));
         self.emit(
             now,
@@ -97,10 +106,20 @@ impl Center {
         };
         let agent = live.cb.agent.clone().unwrap_or_default();
         let reason = live.options.not_ready_on_offer_timeout.clone();
-        self.history(id, now, HistoryKind::OfferTimedOut { agent: agent.clone() });
+        self.history(
+            id,
+            now,
+            HistoryKind::OfferTimedOut {
+                agent: agent.clone(),
+            },
+        );
         self.requeue_from_agent(id, now, "offer timed out");
         if let Some(reason) = reason {
-            if self.agents.get(&agent).is_some_and(|a| a.record.state == AgentState::Ready) {
+            if self
+                .agents
+                .get(&agent)
+                .is_some_and(|a| a.record.state == AgentState::Ready)
+            {
                 self.set_agent_state(&agent, now, AgentState::NotReady, Some(reason));
             }
         }

@@ -34,7 +34,9 @@ use super::model::{
     InteractionId, State, Write,
 };
 use super::options;
-use super::settings::{AgentSettings, CallbackSettings, Privilege, QueueSettings, WebcallbackOptions};
+use super::settings::{
+    AgentSettings, CallbackSettings, Privilege, QueueSettings, WebcallbackOptions,
+};
 use crate::call::{CallCommand, CallEvent, CommandError};
 
 pub use recovery::Recovered;
@@ -129,7 +131,11 @@ impl Center {
 
     /// Handles one API request. Its writes (if any) are queued; the caller
     /// commits them before releasing the reply.
-    pub fn handle_request(&mut self, now: Timestamp, request: Request) -> Result<Reply, ActionError> {
+    pub fn handle_request(
+        &mut self,
+        now: Timestamp,
+        request: Request,
+    ) -> Result<Reply, ActionError> {
         let reply = self.request(now, request);
         self.dispatch(now);
         reply
@@ -142,7 +148,12 @@ impl Center {
     }
 
     /// A command the center sent was refused by the call layer.
-    pub fn handle_command_failed(&mut self, now: Timestamp, command: &CallCommand, error: &CommandError) {
+    pub fn handle_command_failed(
+        &mut self,
+        now: Timestamp,
+        command: &CallCommand,
+        error: &CommandError,
+    ) {
         self.command_failed(now, command, error);
         self.dispatch(now);
     }
@@ -202,7 +213,9 @@ impl Center {
     }
 
     fn get(&self, id: &InteractionId) -> Result<&Live, ActionError> {
-        self.live.get(id).ok_or_else(|| ActionError::NoCallback(id.clone()))
+        self.live
+            .get(id)
+            .ok_or_else(|| ActionError::NoCallback(id.clone()))
     }
 
     fn agent_settings(&self, agent: &str) -> Result<&AgentLive, ActionError> {
@@ -212,7 +225,12 @@ impl Center {
     }
 
     fn require(&self, agent: &str, privilege: Privilege) -> Result<(), ActionError> {
-        if self.agent_settings(agent)?.settings.privileges.allows(privilege) {
+        if self
+            .agent_settings(agent)?
+            .settings
+            .privileges
+            .allows(privilege)
+        {
             Ok(())
         } else {
             Err(ActionError::Forbidden {
@@ -257,7 +275,11 @@ impl Center {
         live.cb.updated_at = now;
         let key = (
             live.cb.queue_id.clone(),
-            live.cb.callback_numbers.first().cloned().unwrap_or_default(),
+            live.cb
+                .callback_numbers
+                .first()
+                .cloned()
+                .unwrap_or_default(),
         );
         let (queue, agent) = (live.cb.interaction_queue.clone(), live.cb.agent.clone());
         if to == State::Queued {

@@ -95,7 +95,11 @@ impl Center {
         let live = Live::new(cb, options);
         let key = (
             live.cb.queue_id.clone(),
-            live.cb.callback_numbers.first().cloned().unwrap_or_default(),
+            live.cb
+                .callback_numbers
+                .first()
+                .cloned()
+                .unwrap_or_default(),
         );
         let (due, expires) = (live.cb.due_at, live.cb.expires_at);
         self.live.insert(id.clone(), live);

@@ -12,7 +12,11 @@ use crate::callback::model::{Callback, HistoryKind, InteractionId, State, Write}
 use crate::callback::{routing, schedule};
 
 impl Center {
-    pub(super) fn request(&mut self, now: Timestamp, request: Request) -> Result<Reply, ActionError> {
+    pub(super) fn request(
+        &mut self,
+        now: Timestamp,
+        request: Request,
+    ) -> Result<Reply, ActionError> {
         match request {
             Request::Create {
                 callback,
@@ -24,7 +28,9 @@ impl Center {
             }
             Request::Status { id } => self.status(now, &id).map(Reply::Status),
             Request::Agent { agent, action } => self.agent_action(now, &agent, action),
-            Request::AgentView { agent } => self.agent_view(&agent).map(|v| Reply::Agent(Box::new(v))),
+            Request::AgentView { agent } => {
+                self.agent_view(&agent).map(|v| Reply::Agent(Box::new(v)))
+            }
             Request::Interaction { id, agent, action } => {
                 self.interaction_action(now, &id, &agent, action)
             }
@@ -132,10 +138,7 @@ impl Center {
             updated_at: now,
         };
         let options = self.resolve_options(&cb);
-        self.live.insert(
-            id.clone(),
-            Live::new(cb, options),
-        );
+        self.live.insert(id.clone(), Live::new(cb, options));
         self.history(&id, now, HistoryKind::Created { by: by.to_string() });
         if let Some(key) = idempotency_key {
             self.remember_key(key, &id, now);
@@ -201,7 +204,10 @@ impl Center {
     ) -> Result<Reply, ActionError> {
         let live = self.get(id)?;
         let state = live.cb.state;
-        if !(state.is_waiting() || state == State::Offered || (state == State::ReadyToCall && by == Actor::Supervisor)) {
+        if !(state.is_waiting()
+            || state == State::Offered
+            || (state == State::ReadyToCall && by == Actor::Supervisor))
+        {
             return Err(ActionError::WrongState {
                 action: "cancel".into(),
                 state: state.to_string(),
@@ -221,7 +227,12 @@ impl Center {
         );
         let agent = self.release_agent(id);
         let cb = self.live[id].cb.clone();
-        self.transition(id, now, State::Cancelled, &format!("cancelled by {by_name}"));
+        self.transition(
+            id,
+            now,
+            State::Cancelled,
+            &format!("cancelled by {by_name}"),
+        );
         if let Some(agent) = agent {
             self.agent_freed(&agent, now);
         }
@@ -278,7 +289,10 @@ impl Center {
         let reschedule_queue = self.get(id)?.options.reschedule_queue.clone();
         if let Some(l) = self.live.get_mut(id) {
             // The old pending key goes; `transition` files the new one.
-            let key = (l.cb.queue_id.clone(), l.cb.callback_numbers.first().cloned().unwrap_or_default());
+            let key = (
+                l.cb.queue_id.clone(),
+                l.cb.callback_numbers.first().cloned().unwrap_or_default(),
+            );
             if self.pending_by_number.get(&key) == Some(id) {
                 self.pending_by_number.remove(&key);
             }

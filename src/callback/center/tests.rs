@@ -8,7 +8,9 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::{Center, Recovered};
-use crate::call::{CallCommand, CallEvent, CallId, CommandError, EndedBy, Failure, LegRole, Progress};
+use crate::call::{
+    CallCommand, CallEvent, CallId, CommandError, EndedBy, Failure, LegRole, Progress,
+};
 use crate::callback::action::*;
 use crate::callback::model::*;
 use crate::callback::settings::*;
@@ -151,7 +153,10 @@ impl Lab {
             },
         );
         match r {
-            Ok(Reply::Created { callback, new: true }) => callback.id,
+            Ok(Reply::Created {
+                callback,
+                new: true,
+            }) => callback.id,
             other => panic!("create: {other:?}"),
         }
     }
@@ -165,11 +170,18 @@ impl Lab {
             },
         )
         .unwrap();
-        self.center.handle_registration(now, agent, &format!("sip:{agent}@127.0.0.1"), true);
+        self.center
+            .handle_registration(now, agent, &format!("sip:{agent}@127.0.0.1"), true);
         self.drain();
     }
 
-    fn act(&mut self, now: Timestamp, id: &InteractionId, agent: &str, action: InteractionAction) -> Result<Reply, ActionError> {
+    fn act(
+        &mut self,
+        now: Timestamp,
+        id: &InteractionId,
+        agent: &str,
+        action: InteractionAction,
+    ) -> Result<Reply, ActionError> {
         self.req(
             now,
             Request::Interaction {
@@ -222,7 +234,13 @@ impl Lab {
         self.writes
             .iter()
             .filter_map(|w| match w {
-                Write::History(i, HistoryEntry { kind: HistoryKind::StateChanged { to, .. }, .. }) if i == id => Some(*to),
+                Write::History(
+                    i,
+                    HistoryEntry {
+                        kind: HistoryKind::StateChanged { to, .. },
+                        ..
+                    },
+                ) if i == id => Some(*to),
                 _ => None,
             })
             .collect()
@@ -278,7 +296,9 @@ fn failed(call: &CallId, status: u16) -> CallEvent {
 
 /// Offer, accept and place the call; returns the voice call's id.
 fn connect(lab: &mut Lab, id: &InteractionId, agent: &str, now: Timestamp) -> CallId {
-    lab.act(now, id, agent, InteractionAction::Accept).unwrap();
+    if lab.state(id) == State::Offered {
+        lab.act(now, id, agent, InteractionAction::Accept).unwrap();
+    }
     lab.act(now, id, agent, InteractionAction::Call).unwrap();
     let call = lab.last_originate().call.unwrap();
     lab.call(now, leg(&call, LegRole::A, Progress::Answered));
@@ -303,14 +323,25 @@ fn the_whole_lifecycle_with_its_history() {
             _ => None,
         })
         .unwrap();
-    assert_eq!(preview[0], PreviewField { name: "callbackUserName".into(), value: "Jane".into() });
+    assert_eq!(
+        preview[0],
+        PreviewField {
+            name: "callbackUserName".into(),
+            value: "Jane".into()
+        }
+    );
 
-    lab.act(at(2), &id, "1001", InteractionAction::Accept).unwrap();
+    lab.act(at(2), &id, "1001", InteractionAction::Accept)
+        .unwrap();
     assert_eq!(lab.state(&id), State::ReadyToCall);
-    lab.act(at(3), &id, "1001", InteractionAction::Call).unwrap();
+    lab.act(at(3), &id, "1001", InteractionAction::Call)
+        .unwrap();
     assert_eq!(lab.state(&id), State::Establishing);
     let o = lab.last_originate();
-    assert_eq!((o.a.as_str(), o.b.as_str(), o.auto_answer), ("1001", "+33612345678", true));
+    assert_eq!(
+        (o.a.as_str(), o.b.as_str(), o.auto_answer),
+        ("1001", "+33612345678", true)
+    );
     assert_eq!(o.interaction.as_deref(), Some(id.0.as_str()));
     assert_eq!(lab.agent_state("1001").0, AgentState::Engaged);
     let call = o.call.unwrap();
@@ -321,22 +352,55 @@ fn the_whole_lifecycle_with_its_history() {
     lab.call(at(6), leg(&call, LegRole::B, Progress::Answered));
     assert_eq!(lab.state(&id), State::Connected);
 
-    lab.act(at(7), &id, "1001", InteractionAction::Hold).unwrap();
-    assert!(matches!(lab.commands.last(), Some(CallCommand::Hold { leg: LegRole::B, .. })));
-    lab.call(at(7), CallEvent::Held { call: call.clone(), leg: LegRole::B, by_switch: true });
+    lab.act(at(7), &id, "1001", InteractionAction::Hold)
+        .unwrap();
+    assert!(matches!(
+        lab.commands.last(),
+        Some(CallCommand::Hold {
+            leg: LegRole::B,
+            ..
+        })
+    ));
+    lab.call(
+        at(7),
+        CallEvent::Held {
+            call: call.clone(),
+            leg: LegRole::B,
+            by_switch: true,
+        },
+    );
     assert_eq!(lab.state(&id), State::OnHold);
-    lab.act(at(8), &id, "1001", InteractionAction::Retrieve).unwrap();
-    lab.call(at(8), CallEvent::Retrieved { call: call.clone(), leg: LegRole::B, by_switch: true });
+    lab.act(at(8), &id, "1001", InteractionAction::Retrieve)
+        .unwrap();
+    lab.call(
+        at(8),
+        CallEvent::Retrieved {
+            call: call.clone(),
+            leg: LegRole::B,
+            by_switch: true,
+        },
+    );
     assert_eq!(lab.state(&id), State::Connected);
 
-    lab.act(at(9), &id, "1001", InteractionAction::EndCall).unwrap();
-    assert!(matches!(lab.commands.last(), Some(CallCommand::Hangup { .. })));
+    lab.act(at(9), &id, "1001", InteractionAction::EndCall)
+        .unwrap();
+    assert!(matches!(
+        lab.commands.last(),
+        Some(CallCommand::Hangup { .. })
+    ));
     lab.call(at(9), ended(&call));
     assert_eq!(lab.state(&id), State::ReadyToCall);
     assert_eq!(lab.agent_state("1001").0, AgentState::Working);
 
     let r = lab
-        .act(at(10), &id, "1001", InteractionAction::Done { disposition: Some("Sold".into()) })
+        .act(
+            at(10),
+            &id,
+            "1001",
+            InteractionAction::Done {
+                disposition: Some("Sold".into()),
+            },
+        )
         .unwrap();
     let Reply::Callback(cb) = r else { panic!() };
     assert_eq!(cb.state, State::Done);
@@ -379,15 +443,21 @@ fn reject_and_timeout_redirect_to_another_agent() {
     let id = lab.create(at(1), "+33612345678");
     assert_eq!(lab.offers(&id), vec!["1001"]);
     lab.login(at(2), "1002");
-    lab.act(at(3), &id, "1001", InteractionAction::Reject).unwrap();
+    lab.act(at(3), &id, "1001", InteractionAction::Reject)
+        .unwrap();
     assert_eq!(lab.offers(&id), vec!["1001", "1002"]);
     // 1002 lets it time out: back to the queue, and 1002 goes Not Ready (Away).
     lab.tick(at(3 + 30));
-    assert_eq!(lab.agent_state("1002"), (AgentState::NotReady, Some("Away".into())));
+    assert_eq!(
+        lab.agent_state("1002"),
+        (AgentState::NotReady, Some("Away".into()))
+    );
     assert_eq!(lab.state(&id), State::Queued);
     assert_eq!(lab.offers(&id), vec!["1001", "1002"], "both excluded now");
     // A third agent would get it; an excluded one does not.
-    assert!(lab.act(at(40), &id, "1001", InteractionAction::Accept).is_err());
+    assert!(lab
+        .act(at(40), &id, "1001", InteractionAction::Accept)
+        .is_err());
 }
 
 #[test]
@@ -396,7 +466,10 @@ fn busy_then_retry_when_the_interaction_dials_by_itself() {
     lab.login(at(0), "1001");
     let routing = RoutingData {
         options: BTreeMap::from([
-            ("webcallback.auto-answer".to_string(), serde_json::json!(true)),
+            (
+                "webcallback.auto-answer".to_string(),
+                serde_json::json!(true),
+            ),
             ("webcallback.auto-dial".to_string(), serde_json::json!(true)),
         ]),
         ..Default::default()
@@ -413,7 +486,11 @@ fn busy_then_retry_when_the_interaction_dials_by_itself() {
     assert_eq!(cb.due_at, at(3 + 60), "the busy back-off");
     assert_eq!(lab.agent_state("1001").0, AgentState::Ready);
     lab.tick(at(63));
-    assert_eq!(lab.state(&id), State::Establishing, "offered and dialled again");
+    assert_eq!(
+        lab.state(&id),
+        State::Establishing,
+        "offered and dialled again"
+    );
     let call2 = lab.last_originate().call.unwrap();
     assert_ne!(call, call2);
     lab.call(at(64), failed(&call2, 480));
@@ -426,43 +503,68 @@ fn busy_without_auto_dial_returns_to_ready_to_call() {
     let mut lab = Lab::new();
     lab.login(at(0), "1001");
     let id = lab.create(at(1), "+33612345678");
-    lab.act(at(2), &id, "1001", InteractionAction::Accept).unwrap();
-    lab.act(at(2), &id, "1001", InteractionAction::Call).unwrap();
+    lab.act(at(2), &id, "1001", InteractionAction::Accept)
+        .unwrap();
+    lab.act(at(2), &id, "1001", InteractionAction::Call)
+        .unwrap();
     let call = lab.last_originate().call.unwrap();
     lab.call(at(3), failed(&call, 486));
     lab.call(at(3), ended(&call));
     assert_eq!(lab.state(&id), State::ReadyToCall);
     assert_eq!(lab.record(&id).attempts, 1);
     // The agent calls again: the same number (only one).
-    lab.act(at(4), &id, "1001", InteractionAction::Call).unwrap();
+    lab.act(at(4), &id, "1001", InteractionAction::Call)
+        .unwrap();
     assert_eq!(lab.state(&id), State::Establishing);
 }
 
 #[test]
 fn reschedule_on_a_new_number_needs_its_privilege() {
     let mut s = settings();
-    s.agents.get_mut("1001").unwrap().privileges.reschedule_on_new_number = false;
+    s.agents
+        .get_mut("1001")
+        .unwrap()
+        .privileges
+        .reschedule_on_new_number = false;
     let mut lab = Lab::with(s);
     lab.login(at(0), "1001");
     let id = lab.create(at(1), "+33612345678");
-    lab.act(at(2), &id, "1001", InteractionAction::Accept).unwrap();
+    lab.act(at(2), &id, "1001", InteractionAction::Accept)
+        .unwrap();
     let err = lab
         .act(
             at(3),
             &id,
             "1001",
-            InteractionAction::Reschedule { at: at(3600), number: Some("+33698765432".into()) },
+            InteractionAction::Reschedule {
+                at: at(3600),
+                number: Some("+33698765432".into()),
+            },
         )
         .unwrap_err();
     assert_eq!(
         err,
-        ActionError::Forbidden { agent: "1001".into(), privilege: Privilege::RescheduleOnNewNumber }
+        ActionError::Forbidden {
+            agent: "1001".into(),
+            privilege: Privilege::RescheduleOnNewNumber
+        }
     );
     // The same number is allowed; it waits in the reschedule queue.
-    lab.act(at(3), &id, "1001", InteractionAction::Reschedule { at: at(3600), number: None })
-        .unwrap();
+    lab.act(
+        at(3),
+        &id,
+        "1001",
+        InteractionAction::Reschedule {
+            at: at(3600),
+            number: None,
+        },
+    )
+    .unwrap();
     let cb = lab.record(&id);
-    assert_eq!((cb.state, cb.interaction_queue.as_str()), (State::Rescheduled, "wcb-reschedule"));
+    assert_eq!(
+        (cb.state, cb.interaction_queue.as_str()),
+        (State::Rescheduled, "wcb-reschedule")
+    );
     lab.tick(at(3600));
     assert_eq!(lab.offers(&id), vec!["1001", "1001"]);
 }
@@ -470,20 +572,47 @@ fn reschedule_on_a_new_number_needs_its_privilege() {
 #[test]
 fn reschedule_before_the_call_needs_its_privilege() {
     let mut s = settings();
-    s.agents.get_mut("1001").unwrap().privileges.reschedule_before_call = false;
+    s.agents
+        .get_mut("1001")
+        .unwrap()
+        .privileges
+        .reschedule_before_call = false;
     let mut lab = Lab::with(s);
     lab.login(at(0), "1001");
     let id = lab.create(at(1), "+33612345678");
-    lab.act(at(2), &id, "1001", InteractionAction::Accept).unwrap();
+    lab.act(at(2), &id, "1001", InteractionAction::Accept)
+        .unwrap();
     let err = lab
-        .act(at(3), &id, "1001", InteractionAction::Reschedule { at: at(3600), number: None })
+        .act(
+            at(3),
+            &id,
+            "1001",
+            InteractionAction::Reschedule {
+                at: at(3600),
+                number: None,
+            },
+        )
         .unwrap_err();
-    assert!(matches!(err, ActionError::Forbidden { privilege: Privilege::RescheduleBeforeCall, .. }));
+    assert!(matches!(
+        err,
+        ActionError::Forbidden {
+            privilege: Privilege::RescheduleBeforeCall,
+            ..
+        }
+    ));
     // After connecting and disconnecting, plain reschedule is enough.
     let call = connect(&mut lab, &id, "1001", at(4));
     lab.call(at(5), ended(&call));
-    lab.act(at(6), &id, "1001", InteractionAction::Reschedule { at: at(3600), number: None })
-        .unwrap();
+    lab.act(
+        at(6),
+        &id,
+        "1001",
+        InteractionAction::Reschedule {
+            at: at(3600),
+            number: None,
+        },
+    )
+    .unwrap();
     assert_eq!(lab.state(&id), State::Rescheduled);
 }
 
@@ -494,9 +623,18 @@ fn decline_and_mark_done_follow_privileges() {
     let mut lab = Lab::with(s);
     lab.login(at(0), "1001");
     let id = lab.create(at(1), "+33612345678");
-    let err = lab.act(at(2), &id, "1001", InteractionAction::Decline).unwrap_err();
-    assert!(matches!(err, ActionError::Forbidden { privilege: Privilege::Decline, .. }));
-    lab.act(at(2), &id, "1001", InteractionAction::MarkDone).unwrap();
+    let err = lab
+        .act(at(2), &id, "1001", InteractionAction::Decline)
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        ActionError::Forbidden {
+            privilege: Privilege::Decline,
+            ..
+        }
+    ));
+    lab.act(at(2), &id, "1001", InteractionAction::MarkDone)
+        .unwrap();
     let cb = lab.record(&id);
     assert_eq!((cb.state, cb.disposition.clone()), (State::Done, None));
 }
@@ -507,14 +645,34 @@ fn a_transfer_parks_the_parent_interaction() {
     lab.login(at(0), "1001");
     let id = lab.create(at(1), "+33612345678");
     let call = connect(&mut lab, &id, "1001", at(2));
-    lab.act(at(3), &id, "1001", InteractionAction::Transfer { to: "1002".into() }).unwrap();
-    assert!(matches!(lab.commands.last(), Some(CallCommand::Transfer { leg: LegRole::A, .. })));
+    lab.act(
+        at(3),
+        &id,
+        "1001",
+        InteractionAction::Transfer { to: "1002".into() },
+    )
+    .unwrap();
+    assert!(matches!(
+        lab.commands.last(),
+        Some(CallCommand::Transfer {
+            leg: LegRole::A,
+            ..
+        })
+    ));
     lab.call(
         at(4),
-        CallEvent::Transferred { call: call.clone(), by: LegRole::A, to: "1002".into(), attended: false },
+        CallEvent::Transferred {
+            call: call.clone(),
+            by: LegRole::A,
+            to: "1002".into(),
+            attended: false,
+        },
     );
     let cb = lab.record(&id);
-    assert_eq!((cb.state, cb.interaction_queue.as_str()), (State::Parked, "wcb-park"));
+    assert_eq!(
+        (cb.state, cb.interaction_queue.as_str()),
+        (State::Parked, "wcb-park")
+    );
     assert_eq!(lab.agent_state("1001").0, AgentState::Ready);
     // The rest of the call no longer concerns the interaction.
     lab.call(at(60), ended(&call));
@@ -530,12 +688,33 @@ fn idempotency_key_and_duplicates_return_the_first() {
         ..Default::default()
     };
     let first = lab
-        .req(at(0), Request::Create { callback: new.clone(), idempotency_key: Some("k1".into()) })
+        .req(
+            at(0),
+            Request::Create {
+                callback: new.clone(),
+                idempotency_key: Some("k1".into()),
+            },
+        )
         .unwrap();
     let again = lab
-        .req(at(5), Request::Create { callback: new.clone(), idempotency_key: Some("k1".into()) })
+        .req(
+            at(5),
+            Request::Create {
+                callback: new.clone(),
+                idempotency_key: Some("k1".into()),
+            },
+        )
         .unwrap();
-    let (Reply::Created { callback: a, new: true }, Reply::Created { callback: b, new: false }) = (first, again)
+    let (
+        Reply::Created {
+            callback: a,
+            new: true,
+        },
+        Reply::Created {
+            callback: b,
+            new: false,
+        },
+    ) = (first, again)
     else {
         panic!("expected created then replayed");
     };
@@ -543,8 +722,22 @@ fn idempotency_key_and_duplicates_return_the_first() {
     // Same number and queue without a key: merged into the pending one.
     let mut dup = new;
     dup.data.insert("orderId".into(), "42".into());
-    let merged = lab.req(at(6), Request::Create { callback: dup, idempotency_key: None }).unwrap();
-    let Reply::Created { callback: m, new: false } = merged else { panic!() };
+    let merged = lab
+        .req(
+            at(6),
+            Request::Create {
+                callback: dup,
+                idempotency_key: None,
+            },
+        )
+        .unwrap();
+    let Reply::Created {
+        callback: m,
+        new: false,
+    } = merged
+    else {
+        panic!()
+    };
     assert_eq!(m.id, a.id);
     assert_eq!(m.data.get("orderId").map(String::as_str), Some("42"));
     assert_eq!(lab.center.live_count(), 1);
@@ -589,7 +782,10 @@ fn business_hours_delay_a_due_callback() {
     let id = lab.create(now, "+33612345678");
     let cb = lab.record(&id);
     assert_eq!(cb.state, State::Scheduled);
-    assert_eq!(cb.due_at, "2027-01-15T09:00:00Z".parse::<Timestamp>().unwrap());
+    assert_eq!(
+        cb.due_at,
+        "2027-01-15T09:00:00Z".parse::<Timestamp>().unwrap()
+    );
 }
 
 #[test]
@@ -597,13 +793,25 @@ fn contact_status_reports_position_and_a_recomputed_wait() {
     let mut lab = Lab::new();
     let a = lab.create(at(0), "+33611111111");
     let b = lab.create(at(1), "+33622222222");
-    let Reply::Status(s) = lab.req(at(2), Request::Status { id: b.clone() }).unwrap() else { panic!() };
+    let Reply::Status(s) = lab.req(at(2), Request::Status { id: b.clone() }).unwrap() else {
+        panic!()
+    };
     assert_eq!(s.position, Some(2));
     let first = s.estimated_wait_secs.unwrap();
     assert!(first > 0);
     // The first one leaves the queue: the second moves up and waits less.
-    lab.req(at(3), Request::Cancel { id: a, by: Actor::Contact, reason: None }).unwrap();
-    let Reply::Status(s) = lab.req(at(4), Request::Status { id: b }).unwrap() else { panic!() };
+    lab.req(
+        at(3),
+        Request::Cancel {
+            id: a,
+            by: Actor::Contact,
+            reason: None,
+        },
+    )
+    .unwrap();
+    let Reply::Status(s) = lab.req(at(4), Request::Status { id: b }).unwrap() else {
+        panic!()
+    };
     assert_eq!(s.position, Some(1));
     assert!(s.estimated_wait_secs.unwrap() < first);
 }
@@ -631,9 +839,12 @@ fn a_restart_mid_call_requeues_with_the_attempt_counted() {
         last_desktop_seq: lab.desktop.last().unwrap().seq,
         idempotency: vec![],
     };
-    let mut after = Lab::recovered(settings(), recovered, at(100));
+    let after = Lab::recovered(settings(), recovered, at(100));
     let cb = after.record(&id);
-    assert_eq!((cb.state, cb.attempts, cb.agent.clone(), cb.call_id.clone()), (State::Queued, 1, None, None));
+    assert_eq!(
+        (cb.state, cb.attempts, cb.agent.clone(), cb.call_id.clone()),
+        (State::Queued, 1, None, None)
+    );
     assert!(after.writes.iter().any(|w| matches!(w,
         Write::History(i, HistoryEntry { kind: HistoryKind::Recovered { from: State::Connected }, .. }) if *i == id)));
     assert_eq!(after.agent_state("1001").0, AgentState::Ready);
@@ -646,9 +857,13 @@ fn a_refused_originate_returns_to_ready_to_call() {
     let mut lab = Lab::new();
     lab.login(at(0), "1001");
     let id = lab.create(at(1), "+33612345678");
-    lab.act(at(2), &id, "1001", InteractionAction::Accept).unwrap();
-    lab.act(at(2), &id, "1001", InteractionAction::Call).unwrap();
-    let CallCommand::Originate(o) = lab.commands.last().unwrap().clone() else { panic!() };
+    lab.act(at(2), &id, "1001", InteractionAction::Accept)
+        .unwrap();
+    lab.act(at(2), &id, "1001", InteractionAction::Call)
+        .unwrap();
+    let CallCommand::Originate(o) = lab.commands.last().unwrap().clone() else {
+        panic!()
+    };
     lab.center.handle_command_failed(
         at(3),
         &CallCommand::Originate(o),
@@ -677,11 +892,22 @@ fn actions_outside_their_state_or_owner_are_refused() {
         Err(ActionError::WrongState { .. })
     ));
     assert!(matches!(
-        lab.act(at(2), &id, &owner, InteractionAction::Done { disposition: None }),
+        lab.act(
+            at(2),
+            &id,
+            &owner,
+            InteractionAction::Done { disposition: None }
+        ),
         Err(ActionError::WrongState { .. })
     ));
     assert!(matches!(
-        lab.req(at(2), Request::Agent { agent: "9999".into(), action: AgentAction::Login }),
+        lab.req(
+            at(2),
+            Request::Agent {
+                agent: "9999".into(),
+                action: AgentAction::Login
+            }
+        ),
         Err(ActionError::NoAgent(_))
     ));
 }
@@ -693,11 +919,24 @@ fn an_agent_with_an_open_call_cannot_log_out_and_logout_requeues_the_rest() {
     let id = lab.create(at(1), "+33612345678");
     let call = connect(&mut lab, &id, "1001", at(2));
     assert!(matches!(
-        lab.req(at(3), Request::Agent { agent: "1001".into(), action: AgentAction::Logout }),
+        lab.req(
+            at(3),
+            Request::Agent {
+                agent: "1001".into(),
+                action: AgentAction::Logout
+            }
+        ),
         Err(ActionError::WrongState { .. })
     ));
     lab.call(at(4), ended(&call));
-    lab.req(at(5), Request::Agent { agent: "1001".into(), action: AgentAction::Logout }).unwrap();
+    lab.req(
+        at(5),
+        Request::Agent {
+            agent: "1001".into(),
+            action: AgentAction::Logout,
+        },
+    )
+    .unwrap();
     assert_eq!(lab.state(&id), State::Queued);
     assert_eq!(lab.agent_state("1001").0, AgentState::LoggedOut);
 }
@@ -719,11 +958,20 @@ fn an_agent_on_a_call_schedules_a_new_callback_for_the_contact() {
             },
         )
         .unwrap();
-    let Reply::Created { callback, new: true } = r else { panic!() };
+    let Reply::Created {
+        callback,
+        new: true,
+    } = r
+    else {
+        panic!()
+    };
     assert_ne!(callback.id, id);
     assert_eq!(callback.callback_numbers, vec!["+33612345678".to_string()]);
     assert_eq!(callback.state, State::Scheduled);
-    assert_eq!(callback.data.get("topic").map(String::as_str), Some("renewal"));
+    assert_eq!(
+        callback.data.get("topic").map(String::as_str),
+        Some("renewal")
+    );
 }
 
 #[test]
@@ -731,11 +979,20 @@ fn a_call_event_that_does_not_fit_is_ignored() {
     let mut lab = Lab::new();
     lab.login(at(0), "1001");
     let id = lab.create(at(1), "+33612345678");
-    lab.act(at(2), &id, "1001", InteractionAction::Accept).unwrap();
-    lab.act(at(2), &id, "1001", InteractionAction::Call).unwrap();
+    lab.act(at(2), &id, "1001", InteractionAction::Accept)
+        .unwrap();
+    lab.act(at(2), &id, "1001", InteractionAction::Call)
+        .unwrap();
     let call = lab.last_originate().call.unwrap();
     // A hold before anyone answered does not fit Establishing.
-    lab.call(at(3), CallEvent::Held { call: call.clone(), leg: LegRole::B, by_switch: false });
+    lab.call(
+        at(3),
+        CallEvent::Held {
+            call: call.clone(),
+            leg: LegRole::B,
+            by_switch: false,
+        },
+    );
     assert_eq!(lab.state(&id), State::Establishing);
     // Events of unknown calls change nothing.
     lab.call(at(3), ended(&CallId("other".into())));
