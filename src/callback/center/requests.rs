@@ -70,6 +70,23 @@ impl Center {
                 message: format!("no queue {:?}", new.queue_id),
             });
         };
+        // Options a routing strategy overrides must make sense before the
+        // request is accepted, not fall back silently when it is offered.
+        let options =
+            crate::callback::options::resolve(&self.settings.options, &new.routing_data.options)
+                .map_err(|e| ActionError::Invalid {
+                    field: format!("routingData.options.{}", e.key),
+                    message: e.message,
+                })?;
+        if options.auto_answer_timer >= self.settings.offer_timeout {
+            return Err(ActionError::Invalid {
+                field: "routingData.options.webcallback.auto-answer.timer".into(),
+                message: format!(
+                    "must be below the offer timeout ({} s)",
+                    self.settings.offer_timeout.as_secs()
+                ),
+            });
+        }
         let Some(first) = new.callback_numbers.first().cloned() else {
             return Err(ActionError::Invalid {
                 field: "callbackNumbers".into(),

@@ -998,3 +998,46 @@ fn a_call_event_that_does_not_fit_is_ignored() {
     lab.call(at(3), ended(&CallId("other".into())));
     assert_eq!(lab.state(&id), State::Establishing);
 }
+
+#[test]
+fn routing_option_overrides_are_checked_at_creation() {
+    let mut lab = Lab::new();
+    for (key, value, field) in [
+        (
+            "webcallback.auto-dial",
+            serde_json::json!("maybe"),
+            "routingData.options.webcallback.auto-dial",
+        ),
+        (
+            "webcallback.no-such",
+            serde_json::json!(true),
+            "routingData.options.webcallback.no-such",
+        ),
+        (
+            "webcallback.auto-answer.timer",
+            serde_json::json!(30),
+            "routingData.options.webcallback.auto-answer.timer",
+        ),
+    ] {
+        let r = lab.req(
+            at(0),
+            Request::Create {
+                callback: NewCallback {
+                    queue_id: "support".into(),
+                    callback_numbers: vec!["+33612345678".into()],
+                    routing_data: RoutingData {
+                        options: BTreeMap::from([(key.to_string(), value)]),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+                idempotency_key: None,
+            },
+        );
+        match r {
+            Err(ActionError::Invalid { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("{key}: {other:?}"),
+        }
+    }
+    assert_eq!(lab.center.live_count(), 0);
+}
