@@ -3,7 +3,7 @@
 
 use super::tests::{callback, id, open, t};
 use super::*;
-use crate::callback::State;
+use crate::callback::{Callback, State};
 
 /// Pages through `filter` with `limit`, checking every page but the last
 /// is full.

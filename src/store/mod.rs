@@ -40,8 +40,8 @@ use tokio::sync::{mpsc, oneshot};
 pub use codec::Cursor;
 
 use crate::callback::{
-    Agent, Callback, CallbackReads, CallbackWithHistory, DesktopEvent, InteractionId, ListFilter,
-    Page, ReadFuture, Write,
+    CallbackReads, CallbackWithHistory, DesktopEvent, InteractionId, ListFilter, Page, ReadFuture,
+    Write,
 };
 use reads::ReadJob;
 use writer::{Counters, Job};
@@ -97,18 +97,8 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-/// What a restart resumes from.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Recovered {
-    /// Every callback whose state is not final, oldest first.
-    pub callbacks: Vec<Callback>,
-    pub agents: Vec<Agent>,
-    /// The highest desktop event seq stored (0 when none): the center
-    /// numbers on from here.
-    pub last_desktop_seq: u64,
-    /// `(key, interaction, when)`, oldest first.
-    pub idempotency: Vec<(String, InteractionId, Timestamp)>,
-}
+/// What the store hands back at start-up (the center's own type).
+pub use crate::callback::center::Recovered;
 
 /// What the writer has committed so far: `jobs / transactions` is the
 /// group commit's average group size.

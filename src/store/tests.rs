@@ -11,7 +11,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::*;
 use crate::callback::{
-    AgentState, DesktopEventKind, HistoryEntry, HistoryKind, RoutingData, State,
+    Agent, AgentState, Callback, DesktopEventKind, HistoryEntry, HistoryKind, RoutingData, State,
 };
 
 pub(super) fn t(secs: i64) -> Timestamp {

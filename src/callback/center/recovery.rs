@@ -13,7 +13,7 @@ use crate::callback::model::{Agent, AgentState, Callback, HistoryKind, Interacti
 use crate::callback::settings::CallbackSettings;
 
 /// What the store hands back at start-up.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Recovered {
     /// Every callback not in a final state.
     pub callbacks: Vec<Callback>,
