@@ -379,3 +379,46 @@ pub enum Write {
         at: Timestamp,
     },
 }
+
+/// The one-line rendering on the binary's stdout (`event offer id=...`).
+impl fmt::Display for DesktopEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            DesktopEventKind::Interaction {
+                id,
+                state,
+                agent,
+                queue,
+                reason,
+            } => write!(
+                f,
+                "interaction seq={} id={id} state={state} queue={queue} agent={} reason={:?}",
+                self.seq,
+                agent.as_deref().unwrap_or("-"),
+                reason
+            ),
+            DesktopEventKind::Offer {
+                id,
+                agent,
+                auto_answer_secs,
+                can_reject,
+                ..
+            } => write!(
+                f,
+                "offer seq={} id={id} agent={agent} auto_answer={} can_reject={can_reject}",
+                self.seq,
+                auto_answer_secs.map_or("-".to_string(), |s| s.to_string())
+            ),
+            DesktopEventKind::Agent {
+                agent,
+                state,
+                reason,
+            } => write!(
+                f,
+                "agent-state seq={} agent={agent} state={state} reason={:?}",
+                self.seq,
+                reason.as_deref().unwrap_or("")
+            ),
+        }
+    }
+}

@@ -73,7 +73,11 @@ impl CallbackTask {
                     break;
                 }
             }
-            if self.center.poll_timeout().is_some_and(|at| at <= Timestamp::now()) {
+            if self
+                .center
+                .poll_timeout()
+                .is_some_and(|at| at <= Timestamp::now())
+            {
                 self.center.handle_timeout(Timestamp::now());
             }
             self.commit_and_release(replies).await?;
@@ -136,7 +140,10 @@ impl CallbackTask {
     }
 }
 
-type Answer = (oneshot::Sender<Result<Reply, ActionError>>, Result<Reply, ActionError>);
+type Answer = (
+    oneshot::Sender<Result<Reply, ActionError>>,
+    Result<Reply, ActionError>,
+);
 
 /// A wall-clock deadline as a tokio instant.
 fn until(at: Timestamp) -> tokio::time::Instant {
