@@ -204,6 +204,9 @@ impl Switch {
         let stderr_path = dir.path().join("stderr.log");
         let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_switchback"))
+            // Its own working directory: the default database and recordings
+            // folder are relative, and no two switches may share them.
+            .current_dir(dir.path())
             .arg("run")
             .arg("--config")
             .arg(&config_path)
