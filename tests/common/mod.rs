@@ -74,6 +74,7 @@ impl TestConfig {
             r#"[general]
 log_sip_messages = {log}
 max_message_size = 65535
+http_api_keys = ["{key}"]
 
 [profiles.internal]
 realm = "switchback.local"
@@ -103,6 +104,7 @@ block_secs = {bs}
 max_transactions_per_source = {mt}
 "#,
             log = self.log_sip_messages,
+            key = http::TEST_API_KEY,
             min = self.min_expires,
             max = self.max_expires,
             def = self.default_expires,
