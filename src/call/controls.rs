@@ -301,7 +301,7 @@ impl CallLayer {
                 &call,
                 LegRole::A,
                 target,
-                &forward,
+                Some(&forward),
                 &caller,
                 &o.headers,
                 o.auto_answer,

@@ -17,6 +17,7 @@ use crate::transaction::ServerTransactionId;
 
 use super::command::{CallEvent, CallId, EndedBy, LegRole};
 use super::dialplan;
+use super::late_offer::LateOffer;
 use super::leg::{Leg, LegMedia, Side};
 use super::negotiate;
 use super::outbound::{Caller, Target};
@@ -59,18 +60,20 @@ impl CallLayer {
             Ok(t) => t,
             Err(code) => return reject(out, code, None),
         };
-        let Some(offer_bytes) = sdp_body(&request, &request.body) else {
-            // Late offer (no SDP in the INVITE) is not relayed yet.
-            return reject(out, 488, Some("SDP Offer Required"));
-        };
-        let offer =
-            match negotiate::read_offer(&offer_bytes, &self.settings.profiles[profile.0].codecs) {
-                Ok(o) => o,
-                Err(negotiate::OfferError::Unreadable) => {
-                    return reject(out, 400, Some("Malformed SDP"))
+        // No SDP: a late offer (RFC 3261 §13.2.1); the callee's 2xx will carry
+        // the offer and the caller's ACK the answer (see `late_offer`).
+        let offer = match sdp_body(&request, &request.body) {
+            None => None,
+            Some(bytes) => {
+                match negotiate::read_offer(&bytes, &self.settings.profiles[profile.0].codecs) {
+                    Ok(o) => Some(o),
+                    Err(negotiate::OfferError::Unreadable) => {
+                        return reject(out, 400, Some("Malformed SDP"))
+                    }
+                    Err(negotiate::OfferError::NoCommonCodec) => return reject(out, 488, None),
                 }
-                Err(negotiate::OfferError::NoCommonCodec) => return reject(out, 488, None),
-            };
+            }
+        };
         let Some(port) = self.settings.profiles[profile.0].ports.allocate() else {
             tracing::warn!(profile = %self.settings.profiles[profile.0].name, "RTP ports exhausted");
             return reject(out, 503, Some("No Media Ports"));
@@ -98,9 +101,11 @@ impl CallLayer {
             leg: a,
             call: call_id.0.clone(),
             local,
-            remote: offer.stream.rtp_addr(),
-            remote_rtcp: offer.stream.rtcp,
-            payloads: negotiate::payload_map(&offer.formats),
+            remote: offer.as_ref().and_then(|o| o.stream.rtp_addr()),
+            remote_rtcp: offer.as_ref().and_then(|o| o.stream.rtcp),
+            payloads: offer
+                .as_ref()
+                .and_then(|o| negotiate::payload_map(&o.formats)),
         });
         let destination = Destination {
             profile,
@@ -128,11 +133,14 @@ impl CallLayer {
             media: LegMedia {
                 local,
                 origin: sdp::Origin::new(local.ip()),
-                remote: Some(offer.stream.clone()),
-                formats: offer.formats.clone(),
+                remote: offer.as_ref().map(|o| o.stream.clone()),
+                formats: offer
+                    .as_ref()
+                    .map(|o| o.formats.clone())
+                    .unwrap_or_default(),
                 last_sent: None,
             },
-            held_by_phone: offer.stream.is_hold(),
+            held_by_phone: offer.as_ref().is_some_and(|o| o.stream.is_hold()),
             held_by_switch: false,
             hold_offered: false,
             muted: false,
@@ -143,7 +151,10 @@ impl CallLayer {
             timers: Vec::new(),
         };
         self.legs.insert(a, leg);
-        let call = Call::new(call_id.clone(), &from_user, &number, a, self.wall_ms(now));
+        let mut call = Call::new(call_id.clone(), &from_user, &number, a, self.wall_ms(now));
+        if offer.is_none() {
+            call.late_offer = Some(LateOffer::Awaiting);
+        }
         self.calls.insert(call_id.clone(), call);
         self.mark(&call_id);
         self.event(CallEvent::Started {
@@ -169,6 +180,7 @@ impl CallLayer {
                     .collect()
             })
             .unwrap_or_default();
+        let forward = offer.as_ref().map(|o| o.to_forward());
         let mut placed = 0;
         for target in targets {
             if self
@@ -178,7 +190,7 @@ impl CallLayer {
                     &call_id,
                     LegRole::B,
                     target,
-                    &offer.to_forward(),
+                    forward.as_ref(),
                     &caller,
                     &passed,
                     false,

@@ -168,7 +168,7 @@ impl CallLayer {
                         &call,
                         LegRole::C,
                         target,
-                        &forward,
+                        Some(&forward),
                         &caller,
                         &[],
                         false,
