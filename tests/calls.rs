@@ -12,7 +12,7 @@ mod common;
 use std::time::Duration;
 
 use common::calls::{CallConfig, Lab};
-use common::sippbg::{body, header, sdp_audio, sdp_payload_types};
+use common::sippbg::{body, header, sdp_audio, sdp_payload_types, Sipp};
 use common::*;
 
 /// A 200/INVITE/183 SDP the switch wrote: c= its media address, m= port in range,
@@ -135,6 +135,61 @@ fn late_offer_callee_offers_and_caller_answers_in_ack() {
     caller.finish(&mut lab.sw);
     callee.finish(&mut lab.sw);
     lab.wait("call-ended", &[("call", &call), ("by", "switch")]);
+}
+
+#[test]
+fn unregistered_phone_is_admitted_by_digest() {
+    let mut lab = Lab::start(CallConfig::default());
+    let callee = lab.phone("1002", "phone_answer", |s| s.set("hangup_ms", 500));
+    // 1001 never registered: its INVITE is challenged (407) and it answers
+    // with its credentials.
+    let caller = Sipp::new("call_digest", lab.internal())
+        .service("1002")
+        .key("from_user", "1001")
+        .arg("-au")
+        .arg("1001")
+        .arg("-ap")
+        .arg(&lab.password("1001"))
+        .spawn();
+    let call = lab.call_started(&[("from", "1001"), ("to", "1002")]);
+    lab.wait("call-bridged", &[("call", &call)]);
+    let a = caller.finish(&mut lab.sw);
+    callee.finish(&mut lab.sw);
+    lab.wait("call-ended", &[("call", &call), ("by", "b")]);
+    let challenge = &a.received("SIP/2.0 407")[0];
+    assert!(
+        header(challenge, "Proxy-Authenticate").is_some_and(|v| v.contains("switchback.local")),
+        "{challenge}"
+    );
+    let invites = a.sent("INVITE ");
+    assert!(
+        header(&invites[1], "Proxy-Authorization").is_some(),
+        "{}",
+        invites[1]
+    );
+
+    // Wrong credentials: 403, no call, and the registrar's guard counted the failure.
+    let bad = Sipp::new("call_digest", lab.internal())
+        .service("1002")
+        .key("from_user", "1001")
+        .arg("-au")
+        .arg("1001")
+        .arg("-ap")
+        .arg("not-the-password")
+        .run();
+    bad.assert_ok(&mut lab.sw);
+    assert_eq!(
+        bad.received("SIP/2.0 403").len(),
+        1,
+        "403 after the challenge:\n{}",
+        bad.messages
+    );
+    lab.wait("auth-failed", &[("user", "1001")]);
+    assert_eq!(
+        lab.sw.events("call-started").len(),
+        1,
+        "only the authenticated call started"
+    );
 }
 
 #[test]

@@ -2,8 +2,11 @@
 //! call goes (the dial plan), and the caller's leg (RFC 3261 §13.3 as UAS).
 //!
 //! A caller is admitted when it is a trunk peer (its source lies in the
-//! peer's `acl`) or a user of a registrar profile calling from the address
-//! it registered from. The callee side is placed by `outbound`; a CANCEL
+//! peer's `acl`), a user of a registrar profile calling from the address
+//! it registered from, or, on a registrar profile, anyone who answers a
+//! 407 digest challenge with a user's credentials (RFC 3261 §22.3, the
+//! registrar's own digest and brute-force guard). The callee side is placed
+//! by `outbound`; a CANCEL
 //! from the caller ends every leg (§9.2, the callee legs are CANCELled).
 
 use std::time::Instant;
@@ -11,6 +14,7 @@ use std::time::Instant;
 use crate::dialog::Dialog;
 use crate::media::MediaCommand;
 use crate::net::{Destination, ProfileId, Source};
+use crate::registrar::{RegisterOutcome, RequestAuth};
 use crate::sdp;
 use crate::sip::{self, make_header, MessageHeaders, Request, Response};
 use crate::transaction::ServerTransactionId;
@@ -45,12 +49,9 @@ impl CallLayer {
             }
             out.respond(now, profile, tx, r);
         };
-        let from_value = request.header_value("From").unwrap_or("").to_string();
-        let from_user = crate::sip::user_part(&from_value).unwrap_or_default();
-        if !self.caller_admitted(now, out, &source, &from_user) {
-            tracing::info!(remote = %source.remote, user = %from_user, "INVITE from an unknown party refused");
-            return reject(out, 403, Some("Not Registered From This Address"));
-        }
+        let Some(from_user) = self.admit(now, out, &source, tx, &request) else {
+            return;
+        };
         let number = request.uri.user().unwrap_or("").to_string();
         let Some(route) = self.dialplan.route(&number, Some(profile)) else {
             tracing::info!(%number, "no dial plan rule matches");
@@ -163,7 +164,10 @@ impl CallLayer {
             from: from_user.clone(),
             to: number.clone(),
         });
-        let caller = Caller::from_request(&request);
+        let caller = Caller {
+            user: from_user.clone(),
+            ..Caller::from_request(&request)
+        };
         // Only the headers a target's profile may pass on are read (place_leg
         // picks pass_headers for gateways, case_data_headers for phones).
         let passed: Vec<(String, String)> = targets
@@ -212,8 +216,49 @@ impl CallLayer {
         }
     }
 
+    /// Who is calling, or `None` once the INVITE has been answered. Trunk
+    /// peers (by ACL) and users calling from an address they registered
+    /// from are who their From says; anyone else on a registrar profile is
+    /// challenged (407, the registrar's digest) and is the user whose
+    /// credentials it then sends; elsewhere anyone else gets 403.
+    fn admit(
+        &mut self,
+        now: Instant,
+        out: &mut dyn SipOut,
+        source: &Source,
+        tx: ServerTransactionId,
+        request: &Request,
+    ) -> Option<String> {
+        let from = request.header_value("From").unwrap_or("");
+        let from_user = crate::sip::user_part(from).unwrap_or_default();
+        if self.known_source(now, out, source, &from_user) {
+            return Some(from_user);
+        }
+        let refusal = match out.authenticate(now, source, request) {
+            Some(RequestAuth::Authenticated { username }) => {
+                tracing::debug!(remote = %source.remote, user = %username, "INVITE authenticated by digest");
+                return Some(username);
+            }
+            Some(RequestAuth::Refused(RegisterOutcome::Respond { response, delay })) => {
+                match delay {
+                    Some(d) => out.respond_at(now + d, source.profile, tx, response),
+                    None => out.respond(now, source.profile, tx, response),
+                }
+                return None;
+            }
+            // The source is blocked from now on; this INVITE still gets its
+            // final answer (a server transaction must not be left without one).
+            Some(RequestAuth::Refused(RegisterOutcome::Drop)) => "Forbidden",
+            None => "Not Registered From This Address",
+        };
+        tracing::info!(remote = %source.remote, user = %from_user, "INVITE from an unknown party refused");
+        let r = crate::endpoint::answer(request, 403, Some(refusal));
+        out.respond(now, source.profile, tx, r);
+        None
+    }
+
     /// Trunk peers by ACL; registrar users from the address they registered from.
-    fn caller_admitted(&self, now: Instant, out: &dyn SipOut, source: &Source, user: &str) -> bool {
+    fn known_source(&self, now: Instant, out: &dyn SipOut, source: &Source, user: &str) -> bool {
         let p = &self.settings.profiles[source.profile.0];
         let ip = source.remote.ip();
         if p.peers

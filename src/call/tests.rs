@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 
 use crate::media::MediaCommand;
 use crate::net::{Destination, ProfileId, Source, TransportKind};
-use crate::registrar::Binding;
+use crate::registrar::{
+    Binding, Credentials, DigestAlgorithm, GuardSettings, Registrar, RegistrarEvent,
+    RegistrarSettings, RequestAuth, UserDirectory,
+};
 use crate::session::SessionTable;
 use crate::sip::{self, MessageHeaders, Method, Request, Response, SipMessage};
 use crate::transaction::{
@@ -50,6 +53,8 @@ struct Fake {
     stateless: Vec<SipMessage>,
     cancelled: Vec<ClientTransactionId>,
     bindings: HashMap<String, Vec<Binding>>,
+    /// The internal profile's registrar (digest of phones' INVITEs).
+    registrar: Registrar,
 }
 
 impl SipOut for Fake {
@@ -76,6 +81,10 @@ impl SipOut for Fake {
         let _ = self.layer.respond(now, tx, response.clone());
         self.answers.push((tx, response));
     }
+    fn respond_at(&mut self, at: Instant, p: ProfileId, tx: ServerTransactionId, r: Response) {
+        // Held-back answers go out at once in virtual time.
+        self.respond(at, p, tx, r);
+    }
     fn send_stateless(&mut self, _d: Destination, message: SipMessage) {
         self.stateless.push(message);
     }
@@ -87,6 +96,15 @@ impl SipOut for Fake {
         ["1001", "1002", "1003"]
             .contains(&user)
             .then(|| self.bindings.get(user).cloned().unwrap_or_default())
+    }
+    fn authenticate(
+        &mut self,
+        now: Instant,
+        source: &Source,
+        request: &Request,
+    ) -> Option<RequestAuth> {
+        (source.profile == INTERNAL)
+            .then(|| self.registrar.authenticate_request(now, request, source))
     }
     fn local_address(&self, p: ProfileId, _t: TransportKind) -> Option<SocketAddr> {
         Some(
@@ -120,6 +138,27 @@ fn source(port: u16) -> Source {
     }
 }
 
+/// Users 1001-1003 with password "x", MD5; blocked after three failures.
+fn registrar() -> Registrar {
+    let mut users = UserDirectory::new();
+    for u in ["1001", "1002", "1003"] {
+        users.insert(u, Credentials::password("x"));
+    }
+    Registrar::new(
+        RegistrarSettings {
+            realm: "switchback.test".into(),
+            algorithms: vec![DigestAlgorithm::Md5],
+            users,
+            guard: GuardSettings {
+                max_failures: 3,
+                ..GuardSettings::default()
+            },
+            ..RegistrarSettings::default()
+        },
+        [7; 32],
+    )
+}
+
 fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
     let main = dir.path().join("main.toml");
@@ -133,6 +172,7 @@ fn world() -> World {
         stateless: vec![],
         cancelled: vec![],
         bindings: HashMap::new(),
+        registrar: registrar(),
     };
     for (user, port) in [
         ("1001", 6001),
@@ -391,8 +431,15 @@ fn ring_timeout_cancels_and_answers_408() {
 #[test]
 fn strangers_unknown_numbers_and_unregistered_users() {
     let mut w = world();
-    // Not calling from a registered address, not a trunk peer.
+    // Not calling from a registered address, not a trunk peer: challenged.
     w.receive(invite("1002", 7777), source(7777));
+    assert_eq!(w.last_answer_code(), 407);
+    // On a profile that is no registrar: refused.
+    let trunk_side = Source {
+        profile: ProfileId(0),
+        ..source(7778)
+    };
+    w.receive(invite("1002", 7778), trunk_side);
     assert_eq!(w.last_answer_code(), 403);
     w.receive(invite("99", 6001), source(6001));
     assert_eq!(w.last_answer_code(), 404);
@@ -651,5 +698,62 @@ fn late_offer_callee_without_an_offer_fails_the_call_with_488() {
         .sent
         .iter()
         .any(|(_, r, d)| r.method == Method::Bye && d.remote.port() == 6003));
+    assert_eq!(w.calls.call_count(), 0);
+}
+
+/// The INVITE `first` again with credentials answering the last 407.
+fn with_credentials(w: &World, first: &Request, user: &str, password: &str) -> Request {
+    let challenge = &w.out.answers.last().unwrap().1;
+    assert_eq!(challenge.status_code.code(), 407);
+    super::digest::answer_challenge(first, challenge, user, password).unwrap()
+}
+
+#[test]
+fn unregistered_caller_is_admitted_by_digest_as_the_user_it_authenticates() {
+    let mut w = world();
+    let first = invite("1002", 7777);
+    w.receive(first.clone(), source(7777));
+    let challenge = w.out.answers.last().unwrap().1.clone();
+    assert_eq!(challenge.status_code.code(), 407);
+    let offered = challenge.header_value("Proxy-Authenticate").unwrap();
+    assert!(offered.contains("realm=\"switchback.test\""), "{offered}");
+    assert!(w.out.sent.is_empty(), "nobody rings before authentication");
+    // The caller's From says 1001, its credentials say 1003: it is 1003.
+    let again = with_credentials(&w, &first, "1003", "x");
+    w.receive(again, source(7777));
+    assert_eq!(w.out.sent.len(), 2, "both contacts of 1002 ring");
+    let ev = w.events();
+    assert!(
+        ev.iter()
+            .any(|e| e.contains("call-started") && e.contains("from=1003")),
+        "{ev:?}"
+    );
+    let from = w.out.sent[0].1.header_value("From").unwrap().to_string();
+    assert!(from.contains("sip:1003@"), "{from}");
+}
+
+#[test]
+fn wrong_credentials_get_403_and_count_toward_the_guard() {
+    let mut w = world();
+    for attempt in 0..3 {
+        let first = parse_req(
+            sip::SipMessage::Request(invite("1002", 7777))
+                .to_string()
+                // A fresh branch and Call-ID per attempt.
+                .replace("1002-7777", &format!("1002-7777-{attempt}")),
+        );
+        w.receive(first.clone(), source(7777));
+        let again = with_credentials(&w, &first, "1001", "guess");
+        w.receive(again, source(7777));
+        assert_eq!(w.last_answer_code(), 403, "attempt {attempt}");
+        assert!(matches!(
+            w.out.registrar.poll_event(),
+            Some(RegistrarEvent::AuthFailed { .. })
+        ));
+    }
+    // The third failure blocked the source, as on REGISTER.
+    let ip = source(7777).remote.ip();
+    assert!(w.out.registrar.is_blocked(w.now, ip));
+    assert!(w.out.sent.is_empty());
     assert_eq!(w.calls.call_count(), 0);
 }
