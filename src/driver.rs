@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use crate::call::{self, ControlRequest, Sessions};
 use crate::config::Config;
 use crate::endpoint::{Endpoint, EndpointEvent};
-use crate::media::{MediaEngine, MediaSettings};
+use crate::media::MediaEngine;
 use crate::net::{ProfileId, TransportKind};
 use crate::transport::{self, Inbound, ReaderSettings, Transports};
 
@@ -141,13 +141,7 @@ pub async fn run(
         }
     }
     let (media_tx, mut media_rx) = mpsc::unbounded_channel();
-    let rtp_timeout = config
-        .profiles
-        .iter()
-        .filter(|p| p.profile.media.rtp_timeout_secs > 0)
-        .map(|p| Duration::from_secs(p.profile.media.rtp_timeout_secs))
-        .min();
-    let media = MediaEngine::start(MediaSettings { rtp_timeout }, media_tx);
+    let media = MediaEngine::start(media_tx);
     let (control_tx, mut control_rx) = mpsc::channel::<ControlRequest>(1024);
     let (events_tx, _) = tokio::sync::broadcast::channel::<call::CallEvent>(4096);
     let mut http = None;

@@ -107,6 +107,7 @@ impl CallLayer {
             payloads: offer
                 .as_ref()
                 .and_then(|o| negotiate::payload_map(&o.formats)),
+            rtp_timeout: self.settings.profiles[profile.0].rtp_timeout,
         });
         let destination = Destination {
             profile,

@@ -185,6 +185,7 @@ impl CallLayer {
             remote: None,
             remote_rtcp: None,
             payloads: negotiate::payload_map(&formats),
+            rtp_timeout: self.settings.profiles[profile.0].rtp_timeout,
         });
         let ring = now + self.settings.profiles[profile.0].ring_timeout;
         self.legs.insert(

@@ -29,12 +29,17 @@ users = [{ username = "1001", password = "x" }, { username = "1002", password = 
 [profiles.internal.media]
 rtp_port_min = 20000
 rtp_port_max = 20099
+rtp_timeout_secs = 0
 [profiles.internal.calls]
 ring_timeout_secs = 30
 session_expires_secs = 0
 [profiles.external]
 listen = [{ transport = "udp", address = "127.0.0.1:5080" }]
 peers = [{ name = "trunk", address = "127.0.0.1:5090", acl = ["10.0.0.0/8"], username = "u", password = "p" }]
+[profiles.external.media]
+rtp_port_min = 20100
+rtp_port_max = 20199
+rtp_timeout_secs = 2
 [[dialplan]]
 match = "1[0-9]{3}"
 to = "user"
@@ -756,4 +761,26 @@ fn wrong_credentials_get_403_and_count_toward_the_guard() {
     assert!(w.out.registrar.is_blocked(w.now, ip));
     assert!(w.out.sent.is_empty());
     assert_eq!(w.calls.call_count(), 0);
+}
+
+#[test]
+fn each_leg_gets_its_own_profiles_rtp_timeout() {
+    let mut w = world();
+    w.receive(invite("5551234", 6001), source(6001));
+    let opened: Vec<_> = w
+        .media()
+        .into_iter()
+        .filter_map(|m| match m {
+            MediaCommand::Open {
+                local, rtp_timeout, ..
+            } => Some((local.port(), rtp_timeout)),
+            _ => None,
+        })
+        .collect();
+    // The phone's leg (internal, 0: never) and the trunk's (external, 2 s).
+    assert_eq!(opened.len(), 2, "{opened:?}");
+    assert_eq!(opened[0].1, None, "{opened:?}");
+    assert!((20000..20100).contains(&opened[0].0), "{opened:?}");
+    assert_eq!(opened[1].1, Some(Duration::from_secs(2)), "{opened:?}");
+    assert!((20100..20200).contains(&opened[1].0), "{opened:?}");
 }
