@@ -108,6 +108,15 @@ pub enum CallCommand {
     StopRecording {
         call: CallId,
     },
+    /// Blind transfer by the switch: `leg`'s far party (the leg bridged to
+    /// it) is taken to `to` (routed by the dial plan) as a new leg `c`, and
+    /// `leg` is hung up once `c` answers (`Transferred`); if `c` fails, the
+    /// call stays as it was (`TransferFailed`).
+    Transfer {
+        call: CallId,
+        leg: LegRole,
+        to: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
