@@ -223,7 +223,7 @@ impl CallLayer {
     /// challenged (407, the registrar's digest) and is the user whose
     /// credentials it then sends; elsewhere anyone else gets 403.
     fn admit(
-        &mut self,
+        &self,
         now: Instant,
         out: &mut dyn SipOut,
         source: &Source,

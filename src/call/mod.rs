@@ -7,8 +7,8 @@
 //! registered contacts, forked in parallel, or trunk gateways), places calls
 //! for the layer above ("call A; when A answers, call B; bridge"), relays
 //! progress, failures, CANCEL, BYE, re-INVITE (hold, RFC 6337), INFO DTMF and
-//! REFER transfers (RFC 3515, RFC 3891), keeps RFC 4028 session timers, and
-//! ends a call whose leg fell silent.
+//! REFER transfers (RFC 3515, RFC 3891), transfers on command, keeps RFC 4028
+//! session timers, and ends a call whose leg fell silent.
 //!
 //! It is sans-IO like the layers below it (ARCHITECTURE.md): time arrives as
 //! `now`, SIP leaves through the [`SipOut`] the endpoint lends it, media
@@ -23,7 +23,7 @@
 //! (legs placed and their responses), `late_offer` (INVITEs without SDP),
 //! `in_dialog` (BYE, re-INVITE, UPDATE, INFO, ACK), `negotiate` (SDP
 //! rewriting), `controls` (commands from the
-//! layer above), `transfer` (REFER), `timers` (ring, session, cleanup),
+//! layer above), `transfer` (REFER and the transfer command), `timers` (ring, session, cleanup),
 //! `digest` (answering 401/407), `publish` (the session table view).
 
 pub mod command;
