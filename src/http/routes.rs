@@ -14,7 +14,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use super::bodies::{DtmfBody, LegBody, ListQuery, OriginateBody, RecordingBody};
+use super::bodies::{DtmfBody, LegBody, ListQuery, OriginateBody, RecordingBody, TransferBody};
 use super::errors::ApiError;
 use super::extract::JsonBody;
 use super::{dispatch, events, Api};
@@ -35,6 +35,7 @@ pub fn table(api: Arc<Api>) -> Router {
         .route("/v1/calls/{id}/unmute", post(unmute))
         .route("/v1/calls/{id}/dtmf", post(dtmf))
         .route("/v1/calls/{id}/recording", post(recording))
+        .route("/v1/calls/{id}/transfer", post(transfer))
         .route("/v1/events", get(events::stream))
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
@@ -165,6 +166,15 @@ async fn recording(
     State(api): State<Arc<Api>>,
     id: Result<Path<String>, PathRejection>,
     JsonBody(body): JsonBody<RecordingBody>,
+) -> Reply {
+    let command = body.into_command(call_id(id)?)?;
+    accepted(&api, command).await
+}
+
+async fn transfer(
+    State(api): State<Arc<Api>>,
+    id: Result<Path<String>, PathRejection>,
+    JsonBody(body): JsonBody<TransferBody>,
 ) -> Reply {
     let command = body.into_command(call_id(id)?)?;
     accepted(&api, command).await
