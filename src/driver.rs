@@ -41,6 +41,8 @@ pub enum DriverError {
     },
     #[error("profile {profile}: tls: {message}")]
     Tls { profile: String, message: String },
+    #[error("http: tls: {message}")]
+    HttpTls { message: String },
     #[error("http: cannot bind {address}: {source}")]
     Http {
         address: SocketAddr,
@@ -159,9 +161,20 @@ pub async fn run(
                 media: media.clone(),
             }),
             events: events_tx.clone(),
+            api_keys: std::sync::Arc::new(config.general.http_api_keys.clone()),
+            callbacks: None,
+        };
+        let tls = match (&config.general.http_tls_cert, &config.general.http_tls_key) {
+            (Some(cert), Some(key)) => Some(
+                transport::load_tls_acceptor(&config_dir.join(cert), &config_dir.join(key))
+                    .map_err(|message| DriverError::HttpTls { message })?
+                    .config()
+                    .clone(),
+            ),
+            _ => None,
         };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let (bound, server) = crate::http::bind(addr, state, async move {
+        let (bound, server) = crate::http::bind(addr, state, tls, async move {
             let _ = stop_rx.await;
         })
         .await

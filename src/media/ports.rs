@@ -53,7 +53,7 @@ impl PortPool {
     /// Give `port` back. Ports outside the pool, odd ports and ports not in
     /// use are ignored (a double release must not corrupt the count).
     pub fn release(&mut self, port: u16) {
-        if port < self.first || (port - self.first) % 2 != 0 {
+        if port < self.first || !(port - self.first).is_multiple_of(2) {
             return;
         }
         let i = usize::from((port - self.first) / 2);

@@ -119,7 +119,10 @@ fn free_pair() -> SocketAddr {
     loop {
         let a = UdpSocket::bind("127.0.0.1:0").unwrap();
         let port = a.local_addr().unwrap().port();
-        if port % 2 == 0 && port < 65535 && UdpSocket::bind(("127.0.0.1", port + 1)).is_ok() {
+        if port.is_multiple_of(2)
+            && port < 65535
+            && UdpSocket::bind(("127.0.0.1", port + 1)).is_ok()
+        {
             return a.local_addr().unwrap();
         }
     }

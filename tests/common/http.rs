@@ -5,6 +5,9 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+/// The key the test configurations give the API (`http_api_keys`).
+pub const API_KEY: &str = "switchback-test-key";
+
 #[derive(Debug, Clone)]
 pub struct Response {
     pub status: u16,
@@ -28,7 +31,7 @@ pub fn request(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -
     s.set_write_timeout(Some(timeout)).unwrap();
     let body = body.unwrap_or("");
     let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: application/json\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: application/json\r\nX-API-Key: {API_KEY}\r\n"
     );
     if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
         req.push_str(&format!(

@@ -145,7 +145,7 @@ impl RtpEndpoint {
         for _ in 0..200 {
             let s = UdpSocket::bind("127.0.0.1:0").expect("bind rtp");
             let port = s.local_addr().unwrap().port();
-            if port % 2 == 0 {
+            if port.is_multiple_of(2) {
                 return RtpEndpoint::from_socket(s);
             }
         }
