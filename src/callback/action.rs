@@ -151,7 +151,7 @@ impl InteractionAction {
 }
 
 /// The contact-facing status: recomputed on every read.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ContactStatus {
     pub id: InteractionId,
@@ -161,11 +161,12 @@ pub struct ContactStatus {
     /// Seconds until an agent is expected to call, from the queue's recent
     /// handling times and Ready agents.
     pub estimated_wait_secs: Option<u64>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub callback_scheduled_time: Option<Timestamp>,
 }
 
 /// An agent as the desktop sees it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentView {
     #[serde(flatten)]
@@ -219,7 +220,7 @@ pub enum ActionError {
 }
 
 /// A history read (from the store): the record and its steps.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CallbackWithHistory {
     #[serde(flatten)]
@@ -245,7 +246,7 @@ pub struct ListFilter {
     pub cursor: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Page {
     pub items: Vec<Callback>,

@@ -14,8 +14,11 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// An interaction's id: `cb-` and 16 hex digits.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(transparent)]
+#[schema(value_type = String, example = "cb-00000000000000a1")]
 pub struct InteractionId(pub String);
 
 impl InteractionId {
@@ -31,7 +34,7 @@ impl fmt::Display for InteractionId {
 }
 
 /// Where an interaction is in its life (documents 000 and 001).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum State {
     /// Waiting for its scheduled time (or a retry's back-off).
@@ -134,7 +137,7 @@ impl fmt::Display for State {
 }
 
 /// How a callback is routed (the request's `routingData`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct RoutingData {
     /// Every skill listed is required of the agent.
@@ -149,7 +152,7 @@ pub struct RoutingData {
 }
 
 /// One web-callback interaction (the durable record).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Callback {
     pub id: InteractionId,
@@ -163,6 +166,7 @@ pub struct Callback {
     pub callback_numbers: Vec<String>,
     pub callback_user_name: Option<String>,
     /// The time the contact (or a reschedule) asked for, UTC.
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub callback_scheduled_time: Option<Timestamp>,
     /// The contact's IANA time zone, when given.
     pub time_zone: Option<String>,
@@ -175,8 +179,10 @@ pub struct Callback {
     pub caller_id_name: Option<String>,
     pub script_id: Option<String>,
     /// When it may next be offered (scheduled time, retry back-off).
+    #[schema(value_type = String, format = DateTime)]
     pub due_at: Timestamp,
     /// After this it ends as not reached.
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<Timestamp>,
     /// Customer-leg calls placed so far.
     pub attempts: u32,
@@ -187,20 +193,23 @@ pub struct Callback {
     /// The number the current or last attempt dialled.
     pub dialled_number: Option<String>,
     pub disposition: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
 /// One step in an interaction's history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryEntry {
+    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     #[serde(flatten)]
     pub kind: HistoryKind,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum HistoryKind {
     /// Accepted through the API (`merged` when a later duplicate joined it).
@@ -260,6 +269,7 @@ pub enum HistoryKind {
     },
     Rescheduled {
         by: String,
+        #[schema(value_type = String, format = DateTime)]
         at: Timestamp,
         number: Option<String>,
     },
@@ -274,7 +284,7 @@ pub enum HistoryKind {
 }
 
 /// An agent's state (document 004's list; Not Ready carries a reason).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum AgentState {
     LoggedOut,
@@ -305,7 +315,7 @@ impl fmt::Display for AgentState {
 }
 
 /// An agent's durable record (configuration gives skills and privileges).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Agent {
     /// The SIP user name on the internal profile.
@@ -314,23 +324,26 @@ pub struct Agent {
     /// Not Ready's reason (On Break, Away, Lunch, Training or custom).
     pub reason: Option<String>,
     /// When the state was entered.
+    #[schema(value_type = String, format = DateTime)]
     pub since: Timestamp,
     /// When the agent last became free (longest idle first).
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub idle_since: Option<Timestamp>,
 }
 
 /// A numbered change the desktop stream carries; a desktop that reconnects
 /// with its last `seq` is sent everything after it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DesktopEvent {
     pub seq: u64,
+    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     #[serde(flatten)]
     pub kind: DesktopEventKind,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum DesktopEventKind {
     Interaction {
@@ -357,7 +370,7 @@ pub enum DesktopEventKind {
 }
 
 /// One line of an offer's preview.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PreviewField {
     pub name: String,
     pub value: String,

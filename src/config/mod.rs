@@ -359,4 +359,19 @@ mod tests {
             "{e}"
         );
     }
+
+    #[test]
+    fn https_needs_both_files_and_a_listener() {
+        let profile =
+            "[profiles.a]\nlisten = [{ transport = \"udp\", address = \"127.0.0.1:0\" }]\n";
+        let e = load_text(&format!("[general]\nhttp_tls_cert = \"c.pem\"\n{profile}")).unwrap_err();
+        let got: Vec<_> = e.0.iter().map(|e| e.key.as_str()).collect();
+        assert!(got.contains(&"general.http_tls_key"), "{e}");
+        assert!(got.contains(&"general.http_listen"), "{e}");
+        let ok = load_text(&format!(
+            "[general]\nhttp_listen = \"127.0.0.1:0\"\nhttp_tls_cert = \"c.pem\"\nhttp_tls_key = \"k.pem\"\n{profile}"
+        ))
+        .unwrap();
+        assert_eq!(ok.general.http_tls_key.as_deref(), Some(Path::new("k.pem")));
+    }
 }

@@ -38,6 +38,10 @@ pub struct General {
     pub max_message_size: usize,
     /// Where the HTTP control API listens (`None`: no HTTP API).
     pub http_listen: Option<SocketAddr>,
+    /// PEM certificate chain and key for HTTPS on `http_listen`, relative
+    /// to the main file (both or neither; neither: plain HTTP).
+    pub http_tls_cert: Option<PathBuf>,
+    pub http_tls_key: Option<PathBuf>,
     /// Folder call recordings are written to (relative to the working directory).
     pub recordings_dir: PathBuf,
     /// Keys the HTTP API accepts; with none, it answers only `/v1/health`.
@@ -50,6 +54,8 @@ impl Default for General {
             log_sip_messages: false,
             max_message_size: 65_535,
             http_listen: None,
+            http_tls_cert: None,
+            http_tls_key: None,
             recordings_dir: PathBuf::from("recordings"),
             http_api_keys: Vec::new(),
         }

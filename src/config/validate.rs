@@ -32,6 +32,7 @@ pub fn validate(config: &Config, main: &Path, check_files: bool) -> Vec<Problem>
             ));
         }
     }
+    http_tls(config, main, check_files, &mut out);
     if config.profiles.is_empty() {
         out.push((
             main.to_path_buf(),
@@ -388,5 +389,51 @@ fn valid_host_port(s: &str) -> bool {
                     .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
         }
         None => false,
+    }
+}
+
+/// `http_tls_cert` and `http_tls_key` come together, with an HTTP listener,
+/// and (when files are checked) exist beside the main file.
+fn http_tls(config: &Config, main: &Path, check_files: bool, out: &mut Vec<Problem>) {
+    let g = &config.general;
+    let key = |name: &str| KeyPath::default().key("general").key(name);
+    match (&g.http_tls_cert, &g.http_tls_key) {
+        (None, None) => return,
+        (Some(_), None) => out.push((
+            main.to_path_buf(),
+            key("http_tls_key"),
+            "http_tls_cert needs http_tls_key".into(),
+        )),
+        (None, Some(_)) => out.push((
+            main.to_path_buf(),
+            key("http_tls_cert"),
+            "http_tls_key needs http_tls_cert".into(),
+        )),
+        (Some(_), Some(_)) => {}
+    }
+    if g.http_listen.is_none() {
+        out.push((
+            main.to_path_buf(),
+            key("http_listen"),
+            "HTTPS (http_tls_cert, http_tls_key) needs http_listen".into(),
+        ));
+    }
+    if check_files {
+        let dir = main.parent().unwrap_or(Path::new(""));
+        for (name, path) in [
+            ("http_tls_cert", &g.http_tls_cert),
+            ("http_tls_key", &g.http_tls_key),
+        ] {
+            if let Some(path) = path {
+                let full = dir.join(path);
+                if let Err(e) = std::fs::metadata(&full) {
+                    out.push((
+                        main.to_path_buf(),
+                        key(name),
+                        format!("{}: {e}", full.display()),
+                    ));
+                }
+            }
+        }
     }
 }

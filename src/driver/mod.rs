@@ -50,6 +50,8 @@ pub enum DriverError {
     Tls { profile: String, message: String },
     #[error("store {path}: {source}")]
     Store { path: String, source: StoreError },
+    #[error("http: tls: {message}")]
+    HttpTls { message: String },
     #[error("http: cannot bind {address}: {source}")]
     Http {
         address: SocketAddr,
@@ -193,9 +195,20 @@ pub async fn run(
                 media: media.clone(),
             }),
             events: events_tx.clone(),
+            api_keys: std::sync::Arc::new(config.general.http_api_keys.clone()),
+            callbacks: Some(callback_api(&config, &center_tx, &store, &desktop_tx)),
+        };
+        let tls = match (&config.general.http_tls_cert, &config.general.http_tls_key) {
+            (Some(cert), Some(key)) => Some(
+                transport::load_tls_acceptor(&config_dir.join(cert), &config_dir.join(key))
+                    .map_err(|message| DriverError::HttpTls { message })?
+                    .config()
+                    .clone(),
+            ),
+            _ => None,
         };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let (bound, server) = crate::http::bind(addr, state, async move {
+        let (bound, server) = crate::http::bind(addr, state, tls, async move {
             let _ = stop_rx.await;
         })
         .await
@@ -293,6 +306,32 @@ pub async fn run(
         _ => {}
     }
     Ok(())
+}
+
+/// The web-callback routes' view of the center, the store and the request
+/// checks of `callback::request`.
+fn callback_api(
+    config: &Config,
+    center: &mpsc::Sender<CenterRequest>,
+    store: &Store,
+    desktop: &tokio::sync::broadcast::Sender<DesktopEvent>,
+) -> crate::http::CallbackApi {
+    use crate::callback::request;
+    let queues: std::collections::BTreeSet<String> =
+        config.callback.queues.keys().cloned().collect();
+    crate::http::CallbackApi {
+        center: center.clone(),
+        reads: std::sync::Arc::new(store.clone()),
+        desktop: desktop.clone(),
+        validate_create: std::sync::Arc::new(move |bytes, now| {
+            let body = request::parse_body(bytes).map_err(|e| (e.field, e.message))?;
+            request::validate(body, now, &|q| queues.contains(q)).map_err(|e| (e.field, e.message))
+        }),
+        parse_time: std::sync::Arc::new(request::parse_time),
+        // A new number given later has no request's country code to lean
+        // on: it must be international (+E.164).
+        normalize_number: std::sync::Arc::new(|raw| request::normalize_number(raw, None, false)),
+    }
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::errors::ApiError;
 use crate::call::{CallCommand, CallId, LegRole, Originate};
@@ -24,7 +25,7 @@ const MAX_HEADER_VALUE: usize = 1024;
 const MAX_DIGITS: usize = 32;
 
 /// `POST /v1/calls`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, expecting = "a JSON object")]
 pub struct OriginateBody {
     pub a: Option<String>,
@@ -71,7 +72,7 @@ impl OriginateBody {
 }
 
 /// `POST /v1/calls/{id}/hold|retrieve|mute|unmute`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, expecting = "a JSON object")]
 pub struct LegBody {
     pub leg: Option<String>,
@@ -84,7 +85,7 @@ impl LegBody {
 }
 
 /// `POST /v1/calls/{id}/dtmf`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, expecting = "a JSON object")]
 pub struct DtmfBody {
     pub leg: Option<String>,
@@ -108,7 +109,7 @@ impl DtmfBody {
 }
 
 /// `POST /v1/calls/{id}/transfer`: `leg`'s far party goes to `to`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, expecting = "a JSON object")]
 pub struct TransferBody {
     pub leg: Option<String>,
@@ -125,7 +126,7 @@ impl TransferBody {
 }
 
 /// `POST /v1/calls/{id}/recording`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, expecting = "a JSON object")]
 pub struct RecordingBody {
     pub action: Option<String>,

@@ -20,20 +20,18 @@ use tokio_stream::wrappers::BroadcastStream;
 use super::Api;
 use crate::call::CallEvent;
 
+#[utoipa::path(get, path = "/v1/events", tag = "calls",
+    responses((status = 200, description = "Server-Sent Events: `event:` the call event's tag, `data:` its JSON",
+        content_type = "text/event-stream", body = String)))]
 pub async fn stream(
     State(api): State<Arc<Api>>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     // Subscribed before the response starts: every event sent after the
     // client sees the response headers reaches it.
     let events = BroadcastStream::new(api.events.subscribe());
-    let mut stop = api.shutdown.subscribe();
-    let stopped = async move {
-        // Err means the sender is gone, which is a shutdown too.
-        let _ = stop.wait_for(|stopping| *stopping).await;
-    };
     let stream = events
         .filter_map(|item| async move { message(item).map(Ok) })
-        .take_until(stopped);
+        .take_until(api.stopped());
     // Comments every 15 s keep proxies from closing a quiet stream.
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
@@ -76,9 +74,10 @@ mod tests {
         let shutdown = async move {
             let _ = stopped.await;
         };
-        let (addr, server) = super::super::bind("127.0.0.1:0".parse().unwrap(), state, shutdown)
-            .await
-            .unwrap();
+        let (addr, server) =
+            super::super::bind("127.0.0.1:0".parse().unwrap(), state, None, shutdown)
+                .await
+                .unwrap();
         tokio::spawn(server);
         (addr, stop)
     }

@@ -6,6 +6,9 @@
 //! without a CORS preflight, so this also keeps simple forms from driving
 //! calls), and turns serde's complaints into a message plus the top-level
 //! field they are about. It does no validation of values; that is `bodies`.
+//! [`OptionalJsonBody`] also takes an empty body (an action with no
+//! parameters); [`JsonBytes`] only checks the syntax and leaves the bytes to
+//! a validator that names fields its own way.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -27,27 +30,85 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let json_type = is_json(req.headers());
-        // The size limit is enforced here (DefaultBodyLimit): 413 for a body too large.
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|r| ApiError::new(r.status(), r.body_text(), Some("body")))?;
-        if bytes.is_empty() {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "the request needs a JSON object body",
-                Some("body"),
-            ));
-        }
-        if !json_type {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "the body must be sent as Content-Type: application/json",
-                Some("content-type"),
-            ));
-        }
+        let bytes = json_bytes(req, state).await?;
         parse(&bytes).map(JsonBody)
     }
+}
+
+/// Like [`JsonBody`], but an empty body stands for `T::default()`: for
+/// actions whose fields are all optional, so a client may send nothing.
+#[derive(Debug)]
+pub struct OptionalJsonBody<T>(pub T);
+
+impl<T, S> FromRequest<S> for OptionalJsonBody<T>
+where
+    T: DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let json_type = is_json(req.headers());
+        let bytes = limited_bytes(req, state).await?;
+        if bytes.is_empty() {
+            return Ok(OptionalJsonBody(T::default()));
+        }
+        if !json_type {
+            return Err(not_json());
+        }
+        parse(&bytes).map(OptionalJsonBody)
+    }
+}
+
+/// A body that is well-formed JSON, kept as bytes for a validator that
+/// deserializes it itself (and names fields its own way).
+#[derive(Debug)]
+pub struct JsonBytes(pub Bytes);
+
+impl<S> FromRequest<S> for JsonBytes
+where
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = json_bytes(req, state).await?;
+        // Syntax is the client's (400); shape and values are the validator's (422).
+        parse::<serde::de::IgnoredAny>(&bytes)?;
+        Ok(JsonBytes(bytes))
+    }
+}
+
+/// The body, non-empty and declared JSON.
+async fn json_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    let json_type = is_json(req.headers());
+    let bytes = limited_bytes(req, state).await?;
+    if bytes.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "the request needs a JSON object body",
+            Some("body"),
+        ));
+    }
+    if !json_type {
+        return Err(not_json());
+    }
+    Ok(bytes)
+}
+
+/// The size limit is enforced here (DefaultBodyLimit): 413 for a body too large.
+async fn limited_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state)
+        .await
+        .map_err(|r| ApiError::new(r.status(), r.body_text(), Some("body")))
+}
+
+fn not_json() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "the body must be sent as Content-Type: application/json",
+        Some("content-type"),
+    )
 }
 
 fn is_json(headers: &HeaderMap) -> bool {

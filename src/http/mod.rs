@@ -8,27 +8,57 @@
 //! answers that) and never caches a summary (the directory is the truth).
 //! Every refusal, axum's own included, has one JSON shape (`errors`).
 //!
-//! Files: `routes` (table and handlers), `bodies` (request bodies and their
-//! checks), `extract` (JSON extractor), `dispatch` (command round trip),
-//! `events` (SSE), `errors` (error shape and status mapping).
+//! The web-callback routes do the same for the callback center: requests
+//! become [`callback::Request`]s on the center's queue, history and lists
+//! are read from the store through [`CallbackReads`], and desktop events
+//! are streamed with replay from the store. Every route but `/v1/health`
+//! needs an API key; the server speaks HTTPS when given a TLS config.
+//!
+//! Files: `table` (the route table), `routes` (call handlers), `bodies` (call request bodies
+//! and their checks), `extract` (JSON extractors), `dispatch` (command round
+//! trip), `events` (call SSE), `errors` (error shape and status mapping),
+//! `auth` (API keys), `callback_api` (what the callback routes need),
+//! `center` (center round trip and store reads), `callbacks` (contact and
+//! supervisor routes), `callback_bodies` and `list_query` (their input),
+//! `agents` (the agent desktop's routes), `desktop` (desktop SSE with
+//! replay), `openapi` (the generated document), `tls` (HTTPS listener).
 //!
 //! [`CallCommand`]: crate::call::CallCommand
+//! [`callback::Request`]: crate::callback::Request
+//! [`CallbackReads`]: crate::callback::CallbackReads
 
+mod agents;
+mod auth;
 mod bodies;
+mod callback_api;
+mod callback_bodies;
+mod callbacks;
+mod center;
+mod desktop;
 mod dispatch;
 mod errors;
 mod events;
 mod extract;
+mod list_query;
+mod openapi;
 mod routes;
+mod table;
+mod tls;
 
 #[cfg(test)]
+mod callback_testkit;
+#[cfg(test)]
 mod testkit;
+
+pub use callback_api::{CallbackApi, NormalizeNumber, ParseTime, ValidateCreate};
+pub use table::ROUTES;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::Either;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -43,6 +73,11 @@ pub struct HttpState {
     pub directory: Arc<dyn CallDirectory>,
     /// The call layer's events; each `/v1/events` client subscribes.
     pub events: broadcast::Sender<CallEvent>,
+    /// Keys a client may present (`X-API-Key` or `Authorization: Bearer`);
+    /// with none, every route but `GET /v1/health` answers 401.
+    pub api_keys: Arc<Vec<String>>,
+    /// The web-callback layer; `None`: its routes answer 503.
+    pub callbacks: Option<CallbackApi>,
 }
 
 /// The handlers' shared state: [`HttpState`] plus what the server adds.
@@ -50,6 +85,8 @@ pub(crate) struct Api {
     commands: mpsc::Sender<ControlRequest>,
     directory: Arc<dyn CallDirectory>,
     events: broadcast::Sender<CallEvent>,
+    keys: auth::Keys,
+    callbacks: Option<CallbackApi>,
     reply_timeout: Duration,
     /// Flips to true when the server shuts down; event streams end on it.
     shutdown: watch::Sender<bool>,
@@ -61,47 +98,76 @@ impl Api {
             commands: state.commands,
             directory: state.directory,
             events: state.events,
+            keys: auth::Keys::new(&state.api_keys),
+            callbacks: state.callbacks,
             reply_timeout: dispatch::REPLY_TIMEOUT,
             shutdown: watch::Sender::new(false),
         })
+    }
+
+    /// A future that resolves when the server begins shutting down; event
+    /// streams end on it.
+    fn stopped(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut stop = self.shutdown.subscribe();
+        async move {
+            // Err means the sender is gone, which is a shutdown too.
+            let _ = stop.wait_for(|stopping| *stopping).await;
+        }
     }
 }
 
 /// The API's routes over `state`, without a listener (tests drive it with
 /// `tower::ServiceExt::oneshot`; an embedder may nest it).
 pub fn router(state: HttpState) -> axum::Router {
-    routes::table(Api::new(state))
+    table::table(Api::new(state))
 }
 
 /// Binds `addr` (port 0 picks one) and returns the bound address and the
-/// server future; the caller spawns it. When `shutdown` resolves the server
-/// stops accepting, ends every event stream, and finishes once in-flight
-/// requests are answered.
+/// server future; the caller spawns it. With `tls` every connection is
+/// HTTPS (a handshake that fails or stalls only costs that connection).
+/// When `shutdown` resolves the server stops accepting, ends every event
+/// stream, and finishes once in-flight requests are answered.
 pub async fn bind(
     addr: SocketAddr,
     state: HttpState,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<(SocketAddr, impl Future<Output = ()> + Send)> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let api = Api::new(state);
-    let app = routes::table(api.clone());
-    let server = async move {
-        let signal = async move {
-            shutdown.await;
-            // SSE streams never end by themselves; without this, graceful
-            // shutdown would wait on every connected desktop forever.
-            api.shutdown.send_replace(true);
-        };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(signal)
-            .await
-        {
-            tracing::error!(address = %local, error = %e, "http server failed");
+    let app = table::table(api.clone());
+    let signal = async move {
+        shutdown.await;
+        // SSE streams never end by themselves; without this, graceful
+        // shutdown would wait on every connected desktop forever.
+        api.shutdown.send_replace(true);
+    };
+    let server = match tls {
+        None => Either::Left(serve(listener, app, signal, local)),
+        Some(config) => {
+            let listener = tls::TlsListener::new(listener, config)?;
+            Either::Right(serve(listener, app, signal, local))
         }
-        tracing::info!(address = %local, "http server stopped");
     };
     Ok((local, server))
+}
+
+async fn serve<L>(
+    listener: L,
+    app: axum::Router,
+    signal: impl Future<Output = ()> + Send + 'static,
+    local: SocketAddr,
+) where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+{
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(signal)
+        .await
+    {
+        tracing::error!(address = %local, error = %e, "http server failed");
+    }
+    tracing::info!(address = %local, "http server stopped");
 }
 
 #[cfg(test)]
@@ -120,7 +186,7 @@ mod tests {
         let shutdown = async move {
             let _ = stopped.await;
         };
-        let (addr, server) = super::bind("127.0.0.1:0".parse().unwrap(), h.state, shutdown)
+        let (addr, server) = super::bind("127.0.0.1:0".parse().unwrap(), h.state, None, shutdown)
             .await
             .unwrap();
         assert_ne!(addr.port(), 0);

@@ -1,55 +1,43 @@
-//! The route table and its handlers: each handler parses the request,
-//! builds one [`CallCommand`] or reads the [`CallDirectory`], and shapes the
-//! answer. None of them decides anything about a call.
+//! The call handlers: each parses the request, builds one [`CallCommand`]
+//! or reads the [`CallDirectory`], and shapes the answer. None of them
+//! decides anything about a call. The table that routes to them is `table`.
 //!
 //! [`CallDirectory`]: crate::call::CallDirectory
 
 use std::sync::Arc;
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::{json, Value};
 
 use super::bodies::{DtmfBody, LegBody, ListQuery, OriginateBody, RecordingBody, TransferBody};
-use super::errors::ApiError;
+use super::errors::{ApiError, Body as ErrorBody};
 use super::extract::JsonBody;
-use super::{dispatch, events, Api};
+use super::openapi::{CallList, CallRef, Health};
+use super::{dispatch, Api};
 use crate::call::{CallCommand, CallId, LegRole};
-
-/// Largest request body: an originate with generous case data fits many times.
-pub const BODY_LIMIT: usize = 64 * 1024;
-
-pub fn table(api: Arc<Api>) -> Router {
-    Router::new()
-        .route("/v1/health", get(health))
-        .route("/v1/calls", get(list).post(originate))
-        .route("/v1/calls/{id}", get(show).delete(hangup))
-        .route("/v1/calls/{id}/hangup", post(hangup))
-        .route("/v1/calls/{id}/hold", post(hold))
-        .route("/v1/calls/{id}/retrieve", post(retrieve))
-        .route("/v1/calls/{id}/mute", post(mute))
-        .route("/v1/calls/{id}/unmute", post(unmute))
-        .route("/v1/calls/{id}/dtmf", post(dtmf))
-        .route("/v1/calls/{id}/recording", post(recording))
-        .route("/v1/calls/{id}/transfer", post(transfer))
-        .route("/v1/events", get(events::stream))
-        .fallback(no_route)
-        .method_not_allowed_fallback(no_method)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(api)
-}
 
 type Reply = Result<Response, ApiError>;
 
-async fn health() -> Json<Value> {
+#[utoipa::path(get, path = "/v1/health", tag = "meta", security(()),
+    responses((status = 200, description = "The API is up (needs no key)", body = Health)))]
+pub async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-async fn originate(State(api): State<Arc<Api>>, JsonBody(body): JsonBody<OriginateBody>) -> Reply {
+#[utoipa::path(post, path = "/v1/calls", tag = "calls", request_body = OriginateBody,
+    responses(
+        (status = 201, description = "The call was placed", body = CallRef, headers(("Location" = String))),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 503, body = ErrorBody), (status = 504, body = ErrorBody),
+    ))]
+pub async fn originate(
+    State(api): State<Arc<Api>>,
+    JsonBody(body): JsonBody<OriginateBody>,
+) -> Reply {
     let originate = body.into_command()?;
     // Kept to tell which side a NoRoute is about.
     let (a, b) = (originate.a.clone(), originate.b.clone());
@@ -68,7 +56,10 @@ async fn originate(State(api): State<Arc<Api>>, JsonBody(body): JsonBody<Origina
     Ok(response)
 }
 
-async fn list(
+#[utoipa::path(get, path = "/v1/calls", tag = "calls",
+    params(("interaction" = Option<String>, Query, description = "Only this interaction's calls")),
+    responses((status = 200, description = "Live calls", body = CallList), (status = 400, body = ErrorBody)))]
+pub async fn list(
     State(api): State<Arc<Api>>,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Reply {
@@ -83,7 +74,13 @@ async fn list(
 
 /// One call, with each leg's media counters under `media` (null when the
 /// relay has none for it, e.g. before media is set up).
-async fn show(State(api): State<Arc<Api>>, id: Result<Path<String>, PathRejection>) -> Reply {
+#[utoipa::path(get, path = "/v1/calls/{id}", tag = "calls",
+    params(("id" = String, Path, description = "The call id")),
+    responses(
+        (status = 200, description = "The call's summary, each leg with its media counters", body = serde_json::Value),
+        (status = 404, body = ErrorBody),
+    ))]
+pub async fn show(State(api): State<Arc<Api>>, id: Result<Path<String>, PathRejection>) -> Reply {
     let call = call_id(id)?;
     let summary = api.directory.call(&call).ok_or_else(|| {
         ApiError::new(
@@ -108,12 +105,25 @@ async fn show(State(api): State<Arc<Api>>, id: Result<Path<String>, PathRejectio
     Ok(Json(view).into_response())
 }
 
-async fn hangup(State(api): State<Arc<Api>>, id: Result<Path<String>, PathRejection>) -> Reply {
+#[utoipa::path(post, path = "/v1/calls/{id}/hangup", tag = "calls",
+    params(("id" = String, Path, description = "The call id")),
+    responses((status = 202, body = CallRef), (status = 404, body = ErrorBody)))]
+pub async fn hangup(State(api): State<Arc<Api>>, id: Result<Path<String>, PathRejection>) -> Reply {
     let call = call_id(id)?;
     accepted(&api, CallCommand::Hangup { call }).await
 }
 
-async fn hold(
+#[utoipa::path(delete, path = "/v1/calls/{id}", tag = "calls",
+    params(("id" = String, Path, description = "The call id")),
+    responses((status = 202, description = "Hung up (as POST /hangup)", body = CallRef), (status = 404, body = ErrorBody)))]
+pub async fn delete_call(state: State<Arc<Api>>, id: Result<Path<String>, PathRejection>) -> Reply {
+    hangup(state, id).await
+}
+
+#[utoipa::path(post, path = "/v1/calls/{id}/hold", tag = "calls", request_body = LegBody,
+    params(("id" = String, Path, description = "The call id")),
+    responses((status = 202, body = CallRef), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn hold(
     State(api): State<Arc<Api>>,
     id: Result<Path<String>, PathRejection>,
     JsonBody(body): JsonBody<LegBody>,
@@ -121,7 +131,10 @@ async fn hold(
     on_leg(&api, id, body, |call, leg| CallCommand::Hold { call, leg }).await
 }
 
-async fn retrieve(
+#[utoipa::path(post, path = "/v1/calls/{id}/retrieve", tag = "calls", request_body = LegBody,
+    params(("id" = String, Path, description = "The call id")),
+    responses((status = 202, body = CallRef), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn retrieve(
     State(api): State<Arc<Api>>,
     id: Result<Path<String>, PathRejection>,
     JsonBody(body): JsonBody<LegBody>,
@@ -133,7 +146,10 @@ async fn retrieve(
     .await
 }
 
-async fn mute(
+#[utoipa::path(post, path = "/v1/calls/{id}/mute", tag = "calls", request_body = LegBody,
+    params(("id" = String, Path, description = "The call id")),
+    responses((status = 202, body = CallRef), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn mute(
     State(api): State<Arc<Api>>,
     id: Result<Path<String>, PathRejection>,
     JsonBody(body): JsonBody<LegBody>,
@@ -141,7 +157,10 @@ async fn mute(
     on_leg(&api, id, body, |call, leg| CallCommand::Mute { call, leg }).await
 }
 
-async fn unmute(
+#[utoipa::path(post, path = "/v1/calls/{id}/unmute", tag = "calls", request_body = LegBody,
+    params(("id" = String, Path, description = "The call id")),
+    responses((status = 202, body = CallRef), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn unmute(
     State(api): State<Arc<Api>>,
     id: Result<Path<String>, PathRejection>,
     JsonBody(body): JsonBody<LegBody>,
@@ -153,7 +172,10 @@ async fn unmute(
     .await
 }
 
-async fn dtmf(
+#[utoipa::path(post, path = "/v1/calls/{id}/dtmf", tag = "calls", request_body = DtmfBody,
+    params(("id" = String, Path, description = "The call id")),
+    responses((status = 202, body = CallRef), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn dtmf(
     State(api): State<Arc<Api>>,
     id: Result<Path<String>, PathRejection>,
     JsonBody(body): JsonBody<DtmfBody>,
@@ -162,7 +184,10 @@ async fn dtmf(
     accepted(&api, command).await
 }
 
-async fn recording(
+#[utoipa::path(post, path = "/v1/calls/{id}/recording", tag = "calls", request_body = RecordingBody,
+    params(("id" = String, Path, description = "The call id")),
+    responses((status = 202, body = CallRef), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn recording(
     State(api): State<Arc<Api>>,
     id: Result<Path<String>, PathRejection>,
     JsonBody(body): JsonBody<RecordingBody>,
@@ -171,7 +196,10 @@ async fn recording(
     accepted(&api, command).await
 }
 
-async fn transfer(
+#[utoipa::path(post, path = "/v1/calls/{id}/transfer", tag = "calls", request_body = TransferBody,
+    params(("id" = String, Path, description = "The call id")),
+    responses((status = 202, body = CallRef), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn transfer(
     State(api): State<Arc<Api>>,
     id: Result<Path<String>, PathRejection>,
     JsonBody(body): JsonBody<TransferBody>,
@@ -204,22 +232,6 @@ async fn accepted(api: &Api, command: CallCommand) -> Reply {
 fn call_id(id: Result<Path<String>, PathRejection>) -> Result<CallId, ApiError> {
     id.map(|Path(id)| CallId(id))
         .map_err(|r| ApiError::new(r.status(), r.body_text(), Some("call")))
-}
-
-async fn no_route(method: Method, uri: Uri) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        format!("no route {method} {}", uri.path()),
-        None,
-    )
-}
-
-async fn no_method(method: Method, uri: Uri) -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        format!("{} does not take {method}", uri.path()),
-        None,
-    )
 }
 
 #[cfg(test)]
@@ -356,7 +368,7 @@ mod tests {
     #[tokio::test]
     async fn bodies_over_64_kib_are_refused() {
         let h = accepting();
-        let padding = "x".repeat(super::BODY_LIMIT);
+        let padding = "x".repeat(super::super::table::BODY_LIMIT);
         let body = format!(r#"{{"a": "1", "b": "2", "interaction": "{padding}"}}"#);
         let r = request(&h.app, "POST", "/v1/calls", Some(&body)).await;
         assert_error(&r, 413, Some("body"));
@@ -592,7 +604,8 @@ mod tests {
         assert_error(&hold("bad").await, 422, Some("leg"));
         let r = request(&h.app, "DELETE", "/v1/calls/no-call", None).await;
         assert_error(&r, 404, Some("call"));
-        assert_eq!(r.json["error"], "no call no-call");
+        assert_eq!(r.json["message"], "no call no-call");
+        assert_eq!(r.json["code"], "no_call");
     }
 
     #[tokio::test]
@@ -664,19 +677,20 @@ mod tests {
     #[tokio::test]
     async fn unknown_routes_and_methods_answer_json() {
         let h = accepting();
-        assert_error(
-            &request(&h.app, "GET", "/v1/nothing", None).await,
-            404,
-            None,
-        );
+        let r = request(&h.app, "GET", "/v1/nothing", None).await;
+        assert_error(&r, 404, None);
+        assert_eq!(r.json["code"], "unknown_route");
         assert_error(&request(&h.app, "GET", "/calls", None).await, 404, None);
         assert_error(
             &request(&h.app, "PUT", "/v1/calls/c1", None).await,
             405,
             None,
         );
+        let r = request(&h.app, "GET", "/v1/calls/c1/hold", None).await;
+        assert_error(&r, 405, None);
+        assert_eq!(r.json["code"], "method_not_allowed");
         assert_error(
-            &request(&h.app, "GET", "/v1/calls/c1/hold", None).await,
+            &request(&h.app, "POST", "/v1/health", None).await,
             405,
             None,
         );

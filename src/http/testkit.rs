@@ -131,6 +131,9 @@ pub fn directory() -> FakeDirectory {
     }
 }
 
+/// The key every harness accepts; `request` and `send` present it.
+pub const TEST_KEY: &str = "test-key-0123456789";
+
 pub struct Harness {
     pub state: HttpState,
     pub app: Router,
@@ -161,6 +164,8 @@ pub fn harness(answer: impl Fn(&CallCommand) -> Answer + Send + 'static) -> Harn
         commands,
         directory: Arc::new(directory()),
         events,
+        api_keys: Arc::new(vec![TEST_KEY.to_owned()]),
+        callbacks: None,
     };
     let app = super::router(state.clone());
     Harness { state, app, seen }
@@ -189,7 +194,17 @@ pub async fn request(app: &Router, method: &str, uri: &str, body: Option<&str>) 
     send(app, req).await
 }
 
-pub async fn send(app: &Router, req: Request<Body>) -> Reply {
+/// Sends `req`, adding the test key when it carries no credential of its own.
+pub async fn send(app: &Router, mut req: Request<Body>) -> Reply {
+    let headers = req.headers_mut();
+    if !headers.contains_key("x-api-key") && !headers.contains_key("authorization") {
+        headers.insert("x-api-key", TEST_KEY.parse().unwrap());
+    }
+    send_as_is(app, req).await
+}
+
+/// Sends `req` exactly as built (no key added).
+pub async fn send_as_is(app: &Router, req: Request<Body>) -> Reply {
     let response = app.clone().oneshot(req).await.unwrap();
     let status = response.status();
     let headers = response.headers().clone();
@@ -207,19 +222,44 @@ pub async fn send(app: &Router, req: Request<Body>) -> Reply {
     }
 }
 
-/// Asserts the error shape: status, and the field it names.
+/// Asserts the error shape: status, a machine code, a message, and the
+/// field it names.
 #[track_caller]
 pub fn assert_error(reply: &Reply, status: u16, field: Option<&str>) {
     assert_eq!(reply.status.as_u16(), status, "{}", reply.json);
-    assert!(reply.json["error"].is_string(), "{}", reply.json);
+    let code = reply.json["code"].as_str().unwrap_or("");
+    assert!(
+        !code.is_empty() && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+        "{}",
+        reply.json
+    );
+    assert!(reply.json["message"].is_string(), "{}", reply.json);
     assert_eq!(reply.json["field"].as_str(), field, "{}", reply.json);
+}
+
+/// Asserts the error shape and its machine code.
+#[track_caller]
+pub fn assert_code(reply: &Reply, status: u16, code: &str, field: Option<&str>) {
+    assert_error(reply, status, field);
+    assert_eq!(reply.json["code"], code, "{}", reply.json);
 }
 
 /// A raw HTTP/1.1 GET: writes the request, reads the status line and
 /// headers, and returns the status and the reader positioned at the body.
 pub async fn raw_get(addr: std::net::SocketAddr, path: &str) -> (u16, BufReader<TcpStream>) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n\r\n");
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\nX-API-Key: {TEST_KEY}\r\n\r\n"
+    );
+    raw_request(stream, &req).await
+}
+
+/// Writes `req` (a whole HTTP/1.1 request) on `stream`, reads the status
+/// line and headers, and returns the status and the reader at the body.
+pub async fn raw_request<S>(mut stream: S, req: &str) -> (u16, BufReader<S>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     stream.write_all(req.as_bytes()).await.unwrap();
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
@@ -236,7 +276,9 @@ pub async fn raw_get(addr: std::net::SocketAddr, path: &str) -> (u16, BufReader<
 }
 
 /// Reads one chunk of a chunked body; None at the last chunk or EOF.
-pub async fn read_chunk(reader: &mut BufReader<TcpStream>) -> Option<String> {
+pub async fn read_chunk<S: tokio::io::AsyncRead + Unpin>(
+    reader: &mut BufReader<S>,
+) -> Option<String> {
     let mut size = String::new();
     if reader.read_line(&mut size).await.unwrap() == 0 {
         return None;
@@ -253,7 +295,10 @@ pub async fn read_chunk(reader: &mut BufReader<TcpStream>) -> Option<String> {
 
 /// Reads SSE messages (blank-line separated) until `n` are complete,
 /// skipping keep-alive comments.
-pub async fn read_sse(reader: &mut BufReader<TcpStream>, n: usize) -> Vec<String> {
+pub async fn read_sse<S: tokio::io::AsyncRead + Unpin>(
+    reader: &mut BufReader<S>,
+    n: usize,
+) -> Vec<String> {
     let mut buf = String::new();
     let mut out = Vec::new();
     while out.len() < n {

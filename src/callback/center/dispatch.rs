@@ -89,7 +89,7 @@ impl Center {
                 id: id.clone(),
                 agent: agent.to_string(),
                 preview,
-                auto_answer_secs: opts.auto_answer.then(|| opts.auto_answer_timer.as_secs()),
+                auto_answer_secs: opts.auto_answer.then_some(opts.auto_answer_timer.as_secs()),
                 can_reject: !opts.auto_answer || opts.auto_answer_enable_reject,
             },
         );

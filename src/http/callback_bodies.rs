@@ -1,0 +1,503 @@
+//! The bodies of the callback routes other than create, and the checks that
+//! turn them into center requests.
+//!
+//! As in `bodies`, every field is optional at the serde level so that a
+//! missing one is reported here by name (422). Times and numbers go through
+//! the [`CallbackApi`]'s validators; only the shapes the HTTP layer owns
+//! (who acts, DTMF digits, text lengths) are checked here. Whether an
+//! action fits the interaction is the center's to say.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::callback_api::CallbackApi;
+use super::errors::ApiError;
+use crate::callback::{Actor, InteractionAction, InteractionId, Request};
+
+/// Longest reason, disposition, transfer target or case-data value.
+const MAX_TEXT: usize = 256;
+/// RFC 4733 events one request may generate (as on the call routes).
+const MAX_DIGITS: usize = 32;
+/// Case-data entries one scheduled callback may carry.
+const MAX_DATA: usize = 64;
+
+/// `POST /v1/callbacks/{id}/cancel`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a JSON object"
+)]
+pub struct CancelBody {
+    /// `contact` or `supervisor`.
+    #[schema(example = "contact")]
+    pub by: Option<String>,
+    pub reason: Option<String>,
+}
+
+impl CancelBody {
+    pub fn into_request(self, id: InteractionId) -> Result<Request, ApiError> {
+        let by = actor(self.by)?;
+        let reason = self.reason.map(|r| text("reason", r)).transpose()?;
+        Ok(Request::Cancel { id, by, reason })
+    }
+}
+
+/// `POST /v1/callbacks/{id}/reschedule`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a JSON object"
+)]
+pub struct RescheduleBody {
+    /// `contact` or `supervisor`.
+    pub by: Option<String>,
+    /// ISO 8601; without an offset it is read in `timeZone`.
+    #[schema(example = "2030-01-02T15:30:00+01:00")]
+    pub callback_scheduled_time: Option<String>,
+    /// A new number to call (any form; stored as E.164).
+    pub callback_number: Option<String>,
+    /// IANA zone for a time without an offset.
+    #[schema(example = "Europe/Paris")]
+    pub time_zone: Option<String>,
+}
+
+impl RescheduleBody {
+    pub fn into_request(self, id: InteractionId, cb: &CallbackApi) -> Result<Request, ApiError> {
+        let by = actor(self.by)?;
+        let at = scheduled_time(cb, self.callback_scheduled_time, self.time_zone)?;
+        let number = number(cb, self.callback_number)?;
+        Ok(Request::Reschedule { id, by, at, number })
+    }
+}
+
+/// The body of `POST /v1/agents/{agent}/callbacks/{id}/{action}`. Each
+/// field belongs to one action; sending it with another is refused by name
+/// rather than ignored.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a JSON object"
+)]
+pub struct ActionBody {
+    /// `dtmf`: 1 to 32 of 0-9 * # A-D.
+    #[schema(example = "12#")]
+    pub digits: Option<String>,
+    /// `transfer`: the user or number the voice call goes to.
+    pub to: Option<String>,
+    /// `done`: the disposition code.
+    pub disposition: Option<String>,
+    /// `reschedule`: the new time (ISO 8601).
+    pub callback_scheduled_time: Option<String>,
+    /// `reschedule`: a new number.
+    pub callback_number: Option<String>,
+    /// `reschedule`: IANA zone for a time without an offset.
+    pub time_zone: Option<String>,
+}
+
+/// Every action the desktop route takes, by its path name.
+pub const ACTIONS: [&str; 16] = [
+    "accept",
+    "reject",
+    "call",
+    "hold",
+    "retrieve",
+    "mute",
+    "unmute",
+    "dtmf",
+    "start-recording",
+    "stop-recording",
+    "transfer",
+    "end-call",
+    "done",
+    "reschedule",
+    "decline",
+    "mark-done",
+];
+
+impl ActionBody {
+    /// The action `name` with its parameters; `Ok(None)` when no action has
+    /// that name (the route answers 404).
+    pub fn into_action(
+        self,
+        name: &str,
+        cb: &CallbackApi,
+    ) -> Result<Option<InteractionAction>, ApiError> {
+        use InteractionAction as A;
+        let simple = match name {
+            "accept" => Some(A::Accept),
+            "reject" => Some(A::Reject),
+            "call" => Some(A::Call),
+            "hold" => Some(A::Hold),
+            "retrieve" => Some(A::Retrieve),
+            "mute" => Some(A::Mute),
+            "unmute" => Some(A::Unmute),
+            "start-recording" => Some(A::StartRecording),
+            "stop-recording" => Some(A::StopRecording),
+            "end-call" => Some(A::EndCall),
+            "decline" => Some(A::Decline),
+            "mark-done" => Some(A::MarkDone),
+            _ => None,
+        };
+        if let Some(action) = simple {
+            self.only(&[])?;
+            return Ok(Some(action));
+        }
+        Ok(Some(match name {
+            "dtmf" => {
+                self.only(&["digits"])?;
+                A::Dtmf {
+                    digits: digits(self.digits)?,
+                }
+            }
+            "transfer" => {
+                self.only(&["to"])?;
+                let to = required("to", self.to)?;
+                if to.chars().any(char::is_whitespace) {
+                    return Err(ApiError::invalid("to", "to must not contain spaces"));
+                }
+                A::Transfer {
+                    to: text("to", to)?,
+                }
+            }
+            "done" => {
+                self.only(&["disposition"])?;
+                A::Done {
+                    disposition: self
+                        .disposition
+                        .map(|d| text("disposition", d))
+                        .transpose()?,
+                }
+            }
+            "reschedule" => {
+                self.only(&["callbackScheduledTime", "callbackNumber", "timeZone"])?;
+                A::Reschedule {
+                    at: scheduled_time(cb, self.callback_scheduled_time, self.time_zone)?,
+                    number: number(cb, self.callback_number)?,
+                }
+            }
+            _ => return Ok(None),
+        }))
+    }
+
+    /// Refuses, by name, any field present that `allowed` does not list.
+    fn only(&self, allowed: &[&str]) -> Result<(), ApiError> {
+        let present = [
+            ("digits", self.digits.is_some()),
+            ("to", self.to.is_some()),
+            ("disposition", self.disposition.is_some()),
+            (
+                "callbackScheduledTime",
+                self.callback_scheduled_time.is_some(),
+            ),
+            ("callbackNumber", self.callback_number.is_some()),
+            ("timeZone", self.time_zone.is_some()),
+        ];
+        match present
+            .iter()
+            .find(|(name, is)| *is && !allowed.contains(name))
+        {
+            Some((name, _)) => Err(ApiError::invalid(
+                name,
+                format!("{name} does not apply to this action"),
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `POST /v1/agents/{agent}/not-ready`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a JSON object"
+)]
+pub struct NotReadyBody {
+    /// On Break, Away, Lunch, Training or a custom reason.
+    pub reason: Option<String>,
+}
+
+impl NotReadyBody {
+    pub fn reason(self) -> Result<Option<String>, ApiError> {
+        self.reason.map(|r| text("reason", r)).transpose()
+    }
+}
+
+/// `POST /v1/agents/{agent}/schedule` (document 003's panel): a callback for
+/// the contact of the agent's current call.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    expecting = "a JSON object"
+)]
+pub struct ScheduleBody {
+    /// ISO 8601; absent: as soon as an agent is free.
+    pub callback_scheduled_time: Option<String>,
+    /// Absent: the number of the current call.
+    pub callback_number: Option<String>,
+    /// IANA zone for a time without an offset.
+    pub time_zone: Option<String>,
+    /// Case data carried to the agent who calls back.
+    pub data: Option<BTreeMap<String, String>>,
+}
+
+impl ScheduleBody {
+    pub fn into_request(self, agent: String, cb: &CallbackApi) -> Result<Request, ApiError> {
+        let at = match self.callback_scheduled_time {
+            Some(raw) => Some(scheduled_time(cb, Some(raw), self.time_zone)?),
+            None if self.time_zone.is_some() => {
+                return Err(ApiError::invalid(
+                    "timeZone",
+                    "timeZone only applies with callbackScheduledTime",
+                ))
+            }
+            None => None,
+        };
+        let number = number(cb, self.callback_number)?;
+        let data = self.data.unwrap_or_default();
+        if data.len() > MAX_DATA {
+            return Err(ApiError::invalid(
+                "data",
+                format!("data holds at most {MAX_DATA} entries"),
+            ));
+        }
+        for (key, value) in &data {
+            if key.is_empty() || key.len() > MAX_TEXT || value.len() > MAX_TEXT {
+                return Err(ApiError::invalid(
+                    "data",
+                    format!(
+                        "data keys must be 1 to {MAX_TEXT} bytes and values at most {MAX_TEXT}"
+                    ),
+                ));
+            }
+        }
+        Ok(Request::ScheduleForContact {
+            agent,
+            at,
+            number,
+            data,
+        })
+    }
+}
+
+fn required(field: &str, value: Option<String>) -> Result<String, ApiError> {
+    value.ok_or_else(|| ApiError::invalid(field, format!("{field} is required")))
+}
+
+fn actor(value: Option<String>) -> Result<Actor, ApiError> {
+    match required("by", value)?.as_str() {
+        "contact" => Ok(Actor::Contact),
+        "supervisor" => Ok(Actor::Supervisor),
+        _ => Err(ApiError::invalid("by", "by must be contact or supervisor")),
+    }
+}
+
+fn text(field: &str, value: String) -> Result<String, ApiError> {
+    if value.is_empty() || value.chars().count() > MAX_TEXT {
+        return Err(ApiError::invalid(
+            field,
+            format!("{field} must be 1 to {MAX_TEXT} characters"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            field,
+            format!("{field} must not contain control characters"),
+        ));
+    }
+    Ok(value)
+}
+
+/// RFC 4733 events 0-15: the sixteen keys of a DTMF pad.
+fn digits(value: Option<String>) -> Result<String, ApiError> {
+    let digits = required("digits", value)?;
+    let key = |c: char| c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D');
+    if digits.is_empty() || digits.len() > MAX_DIGITS || !digits.chars().all(key) {
+        return Err(ApiError::invalid(
+            "digits",
+            format!("digits must be 1 to {MAX_DIGITS} of 0-9 * # A-D"),
+        ));
+    }
+    Ok(digits)
+}
+
+/// The zone is checked first so that a bad one is blamed on `timeZone`,
+/// not on the time read in it.
+fn scheduled_time(
+    cb: &CallbackApi,
+    raw: Option<String>,
+    zone: Option<String>,
+) -> Result<Timestamp, ApiError> {
+    let raw = required("callbackScheduledTime", raw)?;
+    if let Some(zone) = &zone {
+        if jiff::tz::TimeZone::get(zone).is_err() {
+            return Err(ApiError::invalid(
+                "timeZone",
+                format!("{zone:?} is not an IANA time zone"),
+            ));
+        }
+    }
+    (cb.parse_time)(&raw, zone.as_deref())
+        .map_err(|message| ApiError::invalid("callbackScheduledTime", message))
+}
+
+fn number(cb: &CallbackApi, raw: Option<String>) -> Result<Option<String>, ApiError> {
+    raw.map(|raw| {
+        (cb.normalize_number)(&raw).map_err(|message| ApiError::invalid("callbackNumber", message))
+    })
+    .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::callback_testkit::fake_api;
+    use super::*;
+
+    fn action(name: &str, json: &str) -> Result<Option<InteractionAction>, ApiError> {
+        let (cb, _) = fake_api();
+        let body: ActionBody = super::super::extract::parse(json.as_bytes())?;
+        body.into_action(name, &cb)
+    }
+
+    fn field(r: Result<Option<InteractionAction>, ApiError>) -> String {
+        let e = r.unwrap_err();
+        assert_eq!(e.status.as_u16(), 422, "{e:?}");
+        e.field.unwrap()
+    }
+
+    #[test]
+    fn every_action_name_parses_and_others_do_not() {
+        for name in ACTIONS {
+            let body = match name {
+                "dtmf" => r#"{"digits": "1"}"#,
+                "transfer" => r#"{"to": "1002"}"#,
+                "reschedule" => r#"{"callbackScheduledTime": "2030-01-01T10:00:00Z"}"#,
+                _ => "{}",
+            };
+            let parsed = action(name, body).unwrap().unwrap();
+            assert_eq!(parsed.name(), name);
+        }
+        assert_eq!(action("accepts", "{}").unwrap(), None);
+        assert_eq!(action("Accept", "{}").unwrap(), None);
+    }
+
+    #[test]
+    fn action_parameters_are_checked_and_named() {
+        assert_eq!(
+            action("dtmf", r#"{"digits": "0123456789*#ABCD"}"#).unwrap(),
+            Some(InteractionAction::Dtmf {
+                digits: "0123456789*#ABCD".into()
+            })
+        );
+        for bad in [r#""""#, r#""12e""#, r#""1 2""#, r#""a""#] {
+            assert_eq!(
+                field(action("dtmf", &format!(r#"{{"digits": {bad}}}"#))),
+                "digits"
+            );
+        }
+        let long = format!(r#"{{"digits": "{}"}}"#, "1".repeat(33));
+        assert_eq!(field(action("dtmf", &long)), "digits");
+        assert_eq!(field(action("dtmf", "{}")), "digits");
+        assert_eq!(field(action("transfer", "{}")), "to");
+        assert_eq!(field(action("transfer", r#"{"to": "a b"}"#)), "to");
+        // A parameter of another action is refused by name, not ignored.
+        assert_eq!(field(action("accept", r#"{"digits": "1"}"#)), "digits");
+        assert_eq!(field(action("dtmf", r#"{"digits": "1", "to": "x"}"#)), "to");
+        assert_eq!(
+            action("done", r#"{"disposition": "sold"}"#).unwrap(),
+            Some(InteractionAction::Done {
+                disposition: Some("sold".into())
+            })
+        );
+        assert_eq!(
+            action("done", "{}").unwrap(),
+            Some(InteractionAction::Done { disposition: None })
+        );
+        assert_eq!(
+            field(action("done", r#"{"disposition": ""}"#)),
+            "disposition"
+        );
+    }
+
+    #[test]
+    fn reschedule_times_zones_and_numbers_are_blamed_on_their_field() {
+        let at = "2030-01-01T10:00:00Z".parse::<Timestamp>().unwrap();
+        assert_eq!(
+            action(
+                "reschedule",
+                r#"{"callbackScheduledTime": "2030-01-01T10:00:00Z", "callbackNumber": "555 0100"}"#
+            )
+            .unwrap(),
+            Some(InteractionAction::Reschedule {
+                at,
+                number: Some("+15550100".into())
+            })
+        );
+        assert_eq!(field(action("reschedule", "{}")), "callbackScheduledTime");
+        assert_eq!(
+            field(action("reschedule", r#"{"callbackScheduledTime": "soon"}"#)),
+            "callbackScheduledTime"
+        );
+        assert_eq!(
+            field(action(
+                "reschedule",
+                r#"{"callbackScheduledTime": "2030-01-01T10:00", "timeZone": "Mars/Olympus"}"#
+            )),
+            "timeZone"
+        );
+        assert_eq!(
+            field(action(
+                "reschedule",
+                r#"{"callbackScheduledTime": "2030-01-01T10:00:00Z", "callbackNumber": "x"}"#
+            )),
+            "callbackNumber"
+        );
+    }
+
+    #[test]
+    fn cancel_and_reschedule_name_who_acts() {
+        let (cb, _) = fake_api();
+        let id = || InteractionId("cb-1".into());
+        let cancel = |json: &str| {
+            super::super::extract::parse::<CancelBody>(json.as_bytes())
+                .and_then(|b| b.into_request(id()))
+        };
+        assert_eq!(
+            cancel(r#"{"by": "supervisor", "reason": "duplicate"}"#).unwrap(),
+            Request::Cancel {
+                id: id(),
+                by: Actor::Supervisor,
+                reason: Some("duplicate".into())
+            }
+        );
+        for bad in [r#"{}"#, r#"{"by": "agent"}"#, r#"{"by": "Contact"}"#] {
+            assert_eq!(cancel(bad).unwrap_err().field.as_deref(), Some("by"));
+        }
+        let reschedule = |json: &str| {
+            super::super::extract::parse::<RescheduleBody>(json.as_bytes())
+                .and_then(|b| b.into_request(id(), &cb))
+        };
+        assert!(matches!(
+            reschedule(r#"{"by": "contact", "callbackScheduledTime": "2030-01-01T10:00:00Z"}"#),
+            Ok(Request::Reschedule {
+                by: Actor::Contact,
+                number: None,
+                ..
+            })
+        ));
+        assert_eq!(
+            reschedule(r#"{"by": "contact"}"#)
+                .unwrap_err()
+                .field
+                .as_deref(),
+            Some("callbackScheduledTime")
+        );
+    }
+}

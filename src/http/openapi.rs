@@ -1,0 +1,217 @@
+//! `GET /v1/openapi.json`: the API's OpenAPI 3.1 document, generated from
+//! the handlers' `#[utoipa::path]` attributes and the types' `ToSchema`, so
+//! it cannot drift from the code. A test checks that it lists every route
+//! the router serves ([`super::ROUTES`]).
+//!
+//! The few types here exist only to describe JSON the handlers build
+//! inline (`{"call": id}`) or bodies another module deserializes itself.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use super::{agents, callback_bodies, callbacks, desktop, errors, events, routes};
+use crate::callback::{self as cb};
+
+/// `POST /v1/callbacks`'s body (checked by `callback::request`).
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+#[allow(dead_code)] // Only read by the OpenAPI derive.
+pub struct CreateCallbackDoc {
+    /// The routing queue (must be configured).
+    #[schema(example = "sales")]
+    queue_id: String,
+    /// Numbers to call, tried in order across attempts (any form; stored as E.164).
+    #[schema(example = json!(["+1 555 0100"]))]
+    callback_numbers: Vec<String>,
+    callback_user_name: Option<String>,
+    /// ISO 8601; without an offset it is read in `timeZone`. Absent: as soon as possible.
+    #[schema(example = "2030-01-02T15:30:00")]
+    callback_scheduled_time: Option<String>,
+    /// The contact's IANA time zone.
+    #[schema(example = "Europe/Paris")]
+    time_zone: Option<String>,
+    /// Country for numbers without a `+` (ISO 3166 code or calling code).
+    country_code: Option<String>,
+    /// Refuse numbers that are not valid for their country.
+    validate_callback_numbers: Option<bool>,
+    routing_data: Option<cb::RoutingData>,
+    /// Case data shown to the agent.
+    data: Option<BTreeMap<String, String>>,
+    caller_id: Option<String>,
+    caller_id_name: Option<String>,
+    script_id: Option<String>,
+}
+
+/// `{"call": id}`: the call a command was taken for.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct CallRef {
+    call: String,
+}
+
+/// `GET /v1/calls`: live call summaries.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct CallList {
+    calls: Vec<serde_json::Value>,
+}
+
+/// `GET /v1/health`.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct Health {
+    #[schema(example = "ok")]
+    status: String,
+}
+
+/// The two ways to present an API key; every operation takes either.
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "apiKey",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Switchback",
+        description = "The control API of a SIP web-callback softswitch: live calls, callbacks, agents and the desktop's event stream. Errors are `{code, message, field}`."
+    ),
+    paths(
+        routes::health, routes::list, routes::originate, routes::show, routes::delete_call,
+        routes::hangup, routes::hold, routes::retrieve, routes::mute, routes::unmute,
+        routes::dtmf, routes::recording, routes::transfer, events::stream,
+        callbacks::create, callbacks::list, callbacks::show, callbacks::status,
+        callbacks::cancel, callbacks::reschedule,
+        agents::interaction_action, agents::login, agents::ready, agents::not_ready,
+        agents::logout, agents::view, agents::schedule, agents::agent_dialable,
+        agents::team_dialable,
+        desktop::stream, document,
+    ),
+    components(schemas(
+        errors::Body, cb::Callback, cb::CallbackWithHistory, cb::Page, cb::ContactStatus,
+        cb::AgentView, cb::DesktopEvent, callback_bodies::ActionBody,
+    )),
+    modifiers(&Security),
+    security(("apiKey" = []), ("bearer" = [])),
+    tags(
+        (name = "calls", description = "Live calls through the B2BUA"),
+        (name = "callbacks", description = "Web callbacks: the contact's and supervisor's side"),
+        (name = "desktop", description = "The agent desktop: agent state, interaction actions, events"),
+        (name = "meta", description = "Health and this document"),
+    )
+)]
+struct ApiDoc;
+
+static DOCUMENT: LazyLock<String> = LazyLock::new(|| match ApiDoc::openapi().to_json() {
+    Ok(json) => json,
+    Err(e) => {
+        tracing::error!(error = %e, "the OpenAPI document did not serialize");
+        String::from("{}")
+    }
+});
+
+#[utoipa::path(
+    get, path = "/v1/openapi.json", tag = "meta",
+    responses((status = 200, description = "This document (OpenAPI 3.1)", content_type = "application/json", body = serde_json::Value))
+)]
+pub async fn document() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        DOCUMENT.as_str(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::super::testkit::{accepting, request};
+    use super::super::ROUTES;
+
+    fn operations(doc: &Value) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in ["get", "post", "put", "delete", "patch"] {
+                if item.get(method).is_some() {
+                    out.push((method.to_uppercase(), path.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn the_document_lists_every_route_and_only_those() {
+        let h = accepting();
+        let r = request(&h.app, "GET", "/v1/openapi.json", None).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.headers["content-type"], "application/json");
+        let doc = r.json;
+        assert!(
+            doc["openapi"].as_str().unwrap().starts_with("3.1"),
+            "{}",
+            doc["openapi"]
+        );
+
+        let documented = operations(&doc);
+        for (method, path) in ROUTES {
+            assert!(
+                documented.contains(&(method.to_string(), path.to_string())),
+                "{method} {path} is served but not documented"
+            );
+        }
+        for (method, path) in &documented {
+            assert!(
+                ROUTES.contains(&(method.as_str(), path.as_str())),
+                "{method} {path} is documented but not in ROUTES"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn every_operation_needs_a_key_but_health_and_says_how() {
+        let h = accepting();
+        let doc = request(&h.app, "GET", "/v1/openapi.json", None).await.json;
+        let schemes = &doc["components"]["securitySchemes"];
+        assert_eq!(schemes["apiKey"]["type"], "apiKey");
+        assert_eq!(schemes["apiKey"]["in"], "header");
+        assert_eq!(schemes["apiKey"]["name"], "X-API-Key");
+        assert_eq!(schemes["bearer"]["scheme"], "bearer");
+        assert_eq!(doc["security"][0]["apiKey"], serde_json::json!([]));
+        // Health opts out with an empty requirement.
+        assert_eq!(
+            doc["paths"]["/v1/health"]["get"]["security"],
+            serde_json::json!([{}])
+        );
+        // Schemas the routes refer to are all there, times as date-time strings.
+        let callback = &doc["components"]["schemas"]["Callback"];
+        assert_eq!(callback["properties"]["createdAt"]["type"], "string");
+        assert_eq!(callback["properties"]["createdAt"]["format"], "date-time");
+        let text = doc.to_string();
+        for (at, _) in text.match_indices("\"$ref\":\"#/components/schemas/") {
+            let name: String = text[at + 29..].chars().take_while(|c| *c != '"').collect();
+            assert!(
+                doc["components"]["schemas"].get(&name).is_some(),
+                "missing schema {name}"
+            );
+        }
+    }
+}
