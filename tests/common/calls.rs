@@ -250,12 +250,17 @@ pub struct Lab {
 }
 
 impl Lab {
-    pub fn start(mut cfg: CallConfig) -> Lab {
+    pub fn start(cfg: CallConfig) -> Lab {
+        Lab::start_with(cfg, "")
+    }
+
+    /// `start` with more TOML appended to the main file (e.g. `[callback]`).
+    pub fn start_with(mut cfg: CallConfig, extra: &str) -> Lab {
         let recordings = tempfile::tempdir().expect("tempdir");
         if cfg.recordings_dir.is_none() {
             cfg.recordings_dir = Some(recordings.path().to_path_buf());
         }
-        let sw = Switch::start_with_text(&cfg.to_toml());
+        let sw = Switch::start_with_text(&format!("{}\n{extra}", cfg.to_toml()));
         Lab {
             sw,
             cfg,

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+pub mod callbacks;
 pub mod calls;
 pub mod http;
 pub mod rtp;
@@ -424,6 +425,16 @@ impl Switch {
         let _ = child.kill();
         let _ = child.wait();
         None
+    }
+}
+
+impl Switch {
+    /// `kill -9`: no chance to flush or say goodbye. Returns once reaped.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
