@@ -28,6 +28,9 @@ pub enum CenterInput {
     CommandFailed(CallCommand, CommandError),
 }
 
+/// How often idempotency keys past their window are forgotten.
+const KEY_SWEEP: Duration = Duration::from_secs(600);
+
 /// How many inputs one turn takes before it commits.
 const TURN: usize = 1024;
 
@@ -49,6 +52,7 @@ impl CallbackTask {
     pub async fn run(mut self) -> Result<(), StoreError> {
         // The recovery's own writes first.
         self.commit_and_release(Vec::new()).await?;
+        let mut sweep = tokio::time::interval(KEY_SWEEP);
         loop {
             let wake = self.center.poll_timeout().map(until);
             let mut replies = Vec::new();
@@ -63,6 +67,12 @@ impl CallbackTask {
                     None => break,
                 },
                 _ = sleep(wake) => self.center.handle_timeout(Timestamp::now()),
+                _ = sweep.tick() => {
+                    let before = self.center.forget_old_keys(Timestamp::now());
+                    if let Err(e) = self.store.forget_idempotency_before(before).await {
+                        tracing::warn!(error = %e, "old idempotency keys not forgotten");
+                    }
+                }
             }
             for _ in 0..TURN {
                 if let Ok(input) = self.inputs.try_recv() {

@@ -201,6 +201,16 @@ impl Center {
         self.desktop.pop_front()
     }
 
+    /// Forgets `Idempotency-Key`s older than the configured window; returns
+    /// the cut-off, for the store to forget the same ones.
+    pub fn forget_old_keys(&mut self, now: Timestamp) -> Timestamp {
+        let window = jiff::SignedDuration::try_from(self.settings.idempotency_window)
+            .unwrap_or(jiff::SignedDuration::MAX);
+        let before = now.checked_sub(window).unwrap_or(Timestamp::MIN);
+        self.idempotency.retain(|_, (_, at)| *at >= before);
+        before
+    }
+
     /// How many interactions are live (not final).
     pub fn live_count(&self) -> usize {
         self.live.len()

@@ -1041,3 +1041,23 @@ fn routing_option_overrides_are_checked_at_creation() {
     }
     assert_eq!(lab.center.live_count(), 0);
 }
+
+#[test]
+fn idempotency_keys_are_forgotten_after_their_window() {
+    let mut lab = Lab::new();
+    let new = NewCallback {
+        queue_id: "support".into(),
+        callback_numbers: vec!["+33612345678".into()],
+        ..Default::default()
+    };
+    lab.req(at(0), Request::Create { callback: new.clone(), idempotency_key: Some("k".into()) })
+        .unwrap();
+    let cutoff = lab.center.forget_old_keys(at(24 * 3600 + 1));
+    assert_eq!(cutoff, at(1));
+    // The key is gone: the same request with it is a merge now, not a replay.
+    let again = lab
+        .req(at(24 * 3600 + 2), Request::Create { callback: new, idempotency_key: Some("k".into()) })
+        .unwrap();
+    assert!(matches!(again, Reply::Created { new: false, .. }));
+    assert!(lab.writes.iter().any(|w| matches!(w, Write::History(_, HistoryEntry { kind: HistoryKind::Merged { .. }, .. }))));
+}
