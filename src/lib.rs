@@ -20,5 +20,6 @@ pub mod recording;
 pub mod registrar;
 pub mod sdp;
 pub mod session;
+pub mod store;
 pub mod transaction;
 pub mod transport;

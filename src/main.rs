@@ -100,6 +100,7 @@ fn run(path: Option<PathBuf>, trace_sip: bool) -> anyhow::Result<()> {
                 println!("ready");
             },
             |event| println!("event {event}"),
+            |desktop| println!("event {desktop}"),
         )
         .await
     })?;

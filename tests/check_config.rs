@@ -167,6 +167,42 @@ fn an_unknown_transport_names_its_line_and_key() {
 }
 
 #[test]
+fn callback_errors_name_their_line_and_key() {
+    let mut text = TestConfig::default().to_toml();
+    let base = text.lines().count();
+    text.push_str(
+        r#"[callback]
+agent_profile = "internal"
+[[callback.queues]]
+id = "support"
+time_zone = "Europe/Nowhere"
+business_hours = [{ days = ["mon"], from = "18:00", to = "09:00" }]
+[[callback.agents]]
+user = "1001"
+deny = ["webcallback.can-teleport"]
+[[callback.agents]]
+user = "9999"
+"#,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "callback.toml", &text);
+    let out = check(&p);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let errs: Vec<(usize, String)> = errors(&out, &p)
+        .into_iter()
+        .map(|(l, k, _)| (l - base, k))
+        .collect();
+    let want = [
+        (5, "callback.queues[0].time_zone"),
+        (6, "callback.queues[0].business_hours[0].to"),
+        (9, "callback.agents[0].deny[0]"),
+        (11, "callback.agents[1].user"),
+    ];
+    let want: Vec<(usize, String)> = want.iter().map(|(l, k)| (*l, k.to_string())).collect();
+    assert_eq!(errs, want, "{}", show(&out));
+}
+
+#[test]
 fn a_missing_file_fails() {
     let dir = tempfile::tempdir().unwrap();
     let out = check(&dir.path().join("nope.toml"));

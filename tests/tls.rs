@@ -21,6 +21,9 @@ impl Drop for Switch {
 /// Runs the switch on `config` and returns it with its stdout lines up to `ready`.
 fn start(config: &std::path::Path) -> (Switch, Vec<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchback"))
+        // The config's folder as working directory: the default callback
+        // database is relative, and must not land in the source tree.
+        .current_dir(config.parent().unwrap())
         .args(["run", "--config"])
         .arg(config)
         .stdout(Stdio::piped())
@@ -160,7 +163,7 @@ fn the_http_api_serves_https_when_given_a_certificate() {
     std::fs::write(
         &config,
         "[general]\nhttp_listen = \"127.0.0.1:0\"\nhttp_tls_cert = \"http-cert.pem\"\n\
-         http_tls_key = \"http-key.pem\"\nhttp_api_keys = [\"k-123\"]\n\
+         http_tls_key = \"http-key.pem\"\nhttp_api_keys = [\"k-0123456789abcdef\"]\n\
          [profiles.internal]\nlisten = [{ transport = \"udp\", address = \"127.0.0.1:0\" }]\n",
     )
     .unwrap();
@@ -177,7 +180,7 @@ fn the_http_api_serves_https_when_given_a_certificate() {
     let (status, body) = https_get(&cert, &addr, "/v1/calls", None);
     assert_eq!(status, "HTTP/1.1 401 Unauthorized", "{body}");
     assert!(body.contains("\"code\":\"unauthorized\""), "{body}");
-    let (status, body) = https_get(&cert, &addr, "/v1/calls", Some("k-123"));
+    let (status, body) = https_get(&cert, &addr, "/v1/calls", Some("k-0123456789abcdef"));
     assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
     assert!(body.contains("\"calls\":[]"), "{body}");
 }

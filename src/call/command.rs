@@ -108,6 +108,12 @@ pub enum CallCommand {
     StopRecording {
         call: CallId,
     },
+    /// Blind transfer by the switch: `leg`'s far party goes to `to`.
+    Transfer {
+        call: CallId,
+        leg: LegRole,
+        to: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

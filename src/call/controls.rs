@@ -57,6 +57,11 @@ impl CallLayer {
                 });
                 Ok(call)
             }
+            // TEMPORARY until the call layer's switch transfer merges.
+            CallCommand::Transfer { .. } => Err(CommandError::Invalid {
+                field: "command",
+                message: "transfer by the switch is not available".into(),
+            }),
             CallCommand::StartRecording { call } => self.start_recording(&call).map(|_| call),
             CallCommand::PauseRecording { call } => self.pause_recording(call, true),
             CallCommand::ResumeRecording { call } => self.pause_recording(call, false),

@@ -37,8 +37,7 @@ pub enum Actor {
     Supervisor,
 }
 
-// One per API call, moved once into the center's queue: boxing the
-// create would only add an allocation.
+// A request crosses one channel once; boxing the create would buy nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {

@@ -7,9 +7,16 @@
 //! first and then the replies, call commands and desktop events to release.
 
 pub mod action;
+pub mod center;
+pub mod mapping;
 pub mod model;
+pub mod options;
+pub mod request;
+pub mod routing;
+pub mod schedule;
 pub mod settings;
 
 pub use action::*;
 pub use model::*;
+pub use options::{OptionError, MAX_AUTO_ANSWER_TIMER_SECS};
 pub use settings::*;

@@ -357,7 +357,8 @@ pub enum DesktopEventKind {
     Offer {
         id: InteractionId,
         agent: String,
-        preview: BTreeMap<String, String>,
+        /// `webcallback.callback-information.content`'s fields, in its order.
+        preview: Vec<PreviewField>,
         auto_answer_secs: Option<u64>,
         can_reject: bool,
     },
@@ -366,6 +367,13 @@ pub enum DesktopEventKind {
         state: AgentState,
         reason: Option<String>,
     },
+}
+
+/// One line of an offer's preview.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PreviewField {
+    pub name: String,
+    pub value: String,
 }
 
 /// What the center asks the store to commit, in one transaction, before
@@ -383,4 +391,47 @@ pub enum Write {
         id: InteractionId,
         at: Timestamp,
     },
+}
+
+/// The one-line rendering on the binary's stdout (`event offer id=...`).
+impl fmt::Display for DesktopEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            DesktopEventKind::Interaction {
+                id,
+                state,
+                agent,
+                queue,
+                reason,
+            } => write!(
+                f,
+                "interaction seq={} id={id} state={state} queue={queue} agent={} reason={:?}",
+                self.seq,
+                agent.as_deref().unwrap_or("-"),
+                reason
+            ),
+            DesktopEventKind::Offer {
+                id,
+                agent,
+                auto_answer_secs,
+                can_reject,
+                ..
+            } => write!(
+                f,
+                "offer seq={} id={id} agent={agent} auto_answer={} can_reject={can_reject}",
+                self.seq,
+                auto_answer_secs.map_or("-".to_string(), |s| s.to_string())
+            ),
+            DesktopEventKind::Agent {
+                agent,
+                state,
+                reason,
+            } => write!(
+                f,
+                "agent-state seq={} agent={agent} state={state} reason={:?}",
+                self.seq,
+                reason.as_deref().unwrap_or("")
+            ),
+        }
+    }
 }

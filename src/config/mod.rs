@@ -6,6 +6,7 @@
 //! relative to its own folder. Errors are collected, not stopped at, and each
 //! names its file, line and key.
 
+mod callback;
 mod locate;
 pub mod schema;
 mod validate;
@@ -24,6 +25,8 @@ pub struct Config {
     pub profiles: Vec<NamedProfile>,
     /// The dial plan, in the order rules are tried.
     pub dialplan: Vec<Route>,
+    /// The web-callback layer (defaults when `[callback]` is absent).
+    pub callback: crate::callback::CallbackSettings,
 }
 
 impl Config {
@@ -139,14 +142,13 @@ fn load_with(
         }
         match read_file(&path, &read, &mut texts, &mut errors) {
             Some(f) => {
-                if f.general.is_some() || !f.include.is_empty() || !f.dialplan.is_empty() {
-                    let key = if f.general.is_some() {
-                        "general"
-                    } else if !f.include.is_empty() {
-                        "include"
-                    } else {
-                        "dialplan"
-                    };
+                let main_only = [
+                    ("general", f.general.is_some()),
+                    ("include", !f.include.is_empty()),
+                    ("dialplan", !f.dialplan.is_empty()),
+                    ("callback", f.callback.is_some()),
+                ];
+                if let Some((key, _)) = main_only.iter().find(|(_, set)| *set) {
                     push_error(
                         &mut errors,
                         &texts,
@@ -193,12 +195,16 @@ fn load_with(
             });
         }
     }
+    let (callback, callback_problems) =
+        callback::settings(&main_file.callback.unwrap_or_default(), &profiles, main);
     let config = Config {
         general: main_file.general.unwrap_or_default(),
         profiles,
         dialplan: main_file.dialplan,
+        callback,
     };
-    for (file, key, message) in validate::validate(&config, main, check_files) {
+    let problems = validate::validate(&config, main, check_files);
+    for (file, key, message) in problems.into_iter().chain(callback_problems) {
         push_error(&mut errors, &texts, &file, key, &message);
     }
     if errors.is_empty() {

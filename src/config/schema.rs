@@ -25,6 +25,8 @@ pub struct ConfigFile {
     /// Number patterns to destinations, tried in order (main file only).
     #[serde(default)]
     pub dialplan: Vec<Route>,
+    /// The web-callback layer (main file only); see `config::callback`.
+    pub callback: Option<CallbackTable>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -326,4 +328,169 @@ pub struct Peer {
 
 fn default_peer_transport() -> TransportKind {
     TransportKind::Udp
+}
+
+/// `[callback]`: the web-callback layer as written. `config::callback`
+/// checks it and turns it into [`crate::callback::CallbackSettings`]; names
+/// are kept as strings here so that each bad one is reported with its line.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallbackTable {
+    /// The SQLite file, relative to the working directory.
+    pub database: PathBuf,
+    pub offer_timeout_secs: u64,
+    /// The registrar profile agents register on (default: the first registrar profile).
+    pub agent_profile: Option<String>,
+    pub ready_after_done: bool,
+    pub idempotency_window_hours: u64,
+    pub options: OptionsTable,
+    pub login: LoginTable,
+    pub queues: Vec<QueueTable>,
+    pub agents: Vec<AgentTable>,
+}
+
+impl Default for CallbackTable {
+    fn default() -> Self {
+        Self {
+            database: PathBuf::from("data/switchback.db"),
+            offer_timeout_secs: 30,
+            agent_profile: None,
+            ready_after_done: true,
+            idempotency_window_hours: 24,
+            options: OptionsTable::default(),
+            login: LoginTable::default(),
+            queues: Vec::new(),
+            agents: Vec::new(),
+        }
+    }
+}
+
+/// `[callback.options]`: the `webcallback.*` defaults (document 000).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptionsTable {
+    pub auto_answer: bool,
+    pub auto_answer_timer_secs: u64,
+    pub auto_answer_enable_reject: bool,
+    pub auto_dial: bool,
+    pub callback_information_content: Vec<String>,
+    pub complete_queue: String,
+    pub park_queue: String,
+    pub reschedule_queue: String,
+    pub not_ready_on_offer_timeout: Option<String>,
+}
+
+impl Default for OptionsTable {
+    fn default() -> Self {
+        Self {
+            auto_answer: false,
+            auto_answer_timer_secs: 0,
+            auto_answer_enable_reject: true,
+            auto_dial: false,
+            callback_information_content: [
+                "callbackUserName",
+                "callbackNumber",
+                "callbackScheduledTime",
+                "queueId",
+            ]
+            .map(String::from)
+            .to_vec(),
+            complete_queue: "webcallback-complete".into(),
+            park_queue: "webcallback-park".into(),
+            reschedule_queue: "webcallback-reschedule".into(),
+            not_ready_on_offer_timeout: None,
+        }
+    }
+}
+
+/// `[callback.login]`: `login.webcallback.*` (document 000).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginTable {
+    pub is_auto_ready: bool,
+    pub auto_not_ready_reason: Option<String>,
+    pub can_unactivate_channel: bool,
+}
+
+impl Default for LoginTable {
+    fn default() -> Self {
+        Self {
+            is_auto_ready: true,
+            auto_not_ready_reason: None,
+            can_unactivate_channel: true,
+        }
+    }
+}
+
+/// `[[callback.queues]]`: one routing queue.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueTable {
+    pub id: String,
+    #[serde(default)]
+    pub skills: Vec<String>,
+    /// IANA name; UTC when absent.
+    pub time_zone: Option<String>,
+    /// Empty: always open.
+    #[serde(default)]
+    pub business_hours: Vec<HoursTable>,
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// Absent: a callback never expires.
+    pub expiry_hours: Option<u64>,
+    #[serde(default)]
+    pub retry: RetryTable,
+}
+
+fn default_max_attempts() -> u32 {
+    3
+}
+
+/// One business-hours window: `days` (mon..sun), `from` and `to` as HH:MM.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoursTable {
+    pub days: Vec<String>,
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryTable {
+    pub busy: BackoffTable,
+    pub no_answer: BackoffTable,
+    pub failed: BackoffTable,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackoffTable {
+    pub delay_secs: u64,
+    pub multiplier: f64,
+    pub max_delay_secs: u64,
+}
+
+impl Default for BackoffTable {
+    fn default() -> Self {
+        Self {
+            delay_secs: 300,
+            multiplier: 2.0,
+            max_delay_secs: 3600,
+        }
+    }
+}
+
+/// `[[callback.agents]]`: a user of the agent profile who takes callbacks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentTable {
+    pub user: String,
+    pub name: Option<String>,
+    pub team: Option<String>,
+    #[serde(default)]
+    pub skills: Vec<String>,
+    /// Privileges withheld (`Privilege::as_str` names); all others are granted.
+    #[serde(default)]
+    pub deny: Vec<String>,
 }

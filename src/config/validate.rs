@@ -20,6 +20,19 @@ pub fn validate(config: &Config, main: &Path, check_files: bool) -> Vec<Problem>
         ));
     }
     http_tls(config, main, check_files, &mut out);
+    for (i, k) in g.http_api_keys.iter().enumerate() {
+        // Keys travel in a header: printable ASCII, no spaces.
+        if k.len() < 16 || !k.bytes().all(|b| b.is_ascii_graphic()) {
+            out.push((
+                main.to_path_buf(),
+                KeyPath::default()
+                    .key("general")
+                    .key("http_api_keys")
+                    .index(i),
+                "must be at least 16 printable ASCII characters without spaces".into(),
+            ));
+        }
+    }
     if config.profiles.is_empty() {
         out.push((
             main.to_path_buf(),

@@ -44,7 +44,8 @@ pub fn target(command: &CallCommand) -> CallId {
         | CallCommand::StartRecording { call }
         | CallCommand::PauseRecording { call }
         | CallCommand::ResumeRecording { call }
-        | CallCommand::StopRecording { call } => call.clone(),
+        | CallCommand::StopRecording { call }
+        | CallCommand::Transfer { call, .. } => call.clone(),
     }
 }
 

@@ -132,7 +132,6 @@ impl CallConfig {
         let mut general = String::new();
         if self.http {
             general.push_str("http_listen = \"127.0.0.1:0\"\n");
-            general.push_str(&format!("http_api_keys = [{}]\n", q(super::http::API_KEY)));
         }
         if let Some(d) = &self.recordings_dir {
             general.push_str(&format!(

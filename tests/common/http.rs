@@ -5,25 +5,47 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-/// The key the test configurations give the API (`http_api_keys`).
-pub const API_KEY: &str = "switchback-test-key";
+/// The API key every test configuration grants (`http_api_keys`).
+pub const TEST_API_KEY: &str = "test-api-key-0123456789";
 
 #[derive(Debug, Clone)]
 pub struct Response {
     pub status: u16,
     pub body: String,
+    /// The response head (status line and headers).
+    pub head: String,
 }
 
 impl Response {
+    /// A header's value (first of that name).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body)
             .unwrap_or_else(|e| panic!("response is not JSON ({e}): {}", self.body))
     }
 }
 
-/// Sends `method path` with an optional JSON body; panics on a transport failure
-/// (the API is local: a failure to connect is a test failure).
+/// Sends `method path` with an optional JSON body and the test API key;
+/// panics on a transport failure (the API is local: a failure to connect is
+/// a test failure).
 pub fn request(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> Response {
+    request_with(addr, method, path, body, &[("X-API-Key", TEST_API_KEY)])
+}
+
+/// `request` with exactly these extra headers (no API key unless given).
+pub fn request_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Response {
     let timeout = Duration::from_secs(10);
     let mut s = TcpStream::connect_timeout(&addr, timeout)
         .unwrap_or_else(|e| panic!("connect to the HTTP API at {addr}: {e}"));
@@ -31,8 +53,11 @@ pub fn request(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -
     s.set_write_timeout(Some(timeout)).unwrap();
     let body = body.unwrap_or("");
     let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: application/json\r\nX-API-Key: {API_KEY}\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: application/json\r\n"
     );
+    for (n, v) in headers {
+        req.push_str(&format!("{n}: {v}\r\n"));
+    }
     if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
         req.push_str(&format!(
             "Content-Type: application/json\r\nContent-Length: {}\r\n",
@@ -109,6 +134,7 @@ fn parse(raw: &[u8]) -> Option<Response> {
     Some(Response {
         status,
         body: String::from_utf8_lossy(&body).into_owned(),
+        head,
     })
 }
 

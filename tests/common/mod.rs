@@ -74,6 +74,7 @@ impl TestConfig {
             r#"[general]
 log_sip_messages = {log}
 max_message_size = 65535
+http_api_keys = ["{key}"]
 
 [profiles.internal]
 realm = "switchback.local"
@@ -103,6 +104,7 @@ block_secs = {bs}
 max_transactions_per_source = {mt}
 "#,
             log = self.log_sip_messages,
+            key = http::TEST_API_KEY,
             min = self.min_expires,
             max = self.max_expires,
             def = self.default_expires,
@@ -204,6 +206,9 @@ impl Switch {
         let stderr_path = dir.path().join("stderr.log");
         let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_switchback"))
+            // Its own working directory: the default database and recordings
+            // folder are relative, and no two switches may share them.
+            .current_dir(dir.path())
             .arg("run")
             .arg("--config")
             .arg(&config_path)

@@ -12,11 +12,18 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+mod callbacks;
+
+pub use callbacks::{CallbackTask, CenterInput};
+
 use crate::call::{self, ControlRequest, Sessions};
+use crate::callback::center::Center;
+use crate::callback::{CenterRequest, DesktopEvent};
 use crate::config::Config;
 use crate::endpoint::{Endpoint, EndpointEvent};
 use crate::media::{MediaEngine, MediaSettings};
 use crate::net::{ProfileId, TransportKind};
+use crate::store::{Store, StoreError};
 use crate::transport::{self, Inbound, ReaderSettings, Transports};
 
 /// How many parsed messages may wait for the endpoint task.
@@ -43,6 +50,8 @@ pub enum DriverError {
     Tls { profile: String, message: String },
     #[error("http: tls: {message}")]
     HttpTls { message: String },
+    #[error("store {path}: {source}")]
+    Store { path: String, source: StoreError },
     #[error("http: cannot bind {address}: {source}")]
     Http {
         address: SocketAddr,
@@ -57,6 +66,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     on_ready: impl FnOnce(&[Listener], Option<SocketAddr>),
     mut on_event: impl FnMut(&EndpointEvent),
+    mut on_desktop: impl FnMut(&DesktopEvent),
 ) -> Result<(), DriverError> {
     let (tx, mut rx) = mpsc::channel::<Inbound>(INBOUND_QUEUE);
     let mut transports = Transports::new(config.general.log_sip_messages);
@@ -151,6 +161,36 @@ pub async fn run(
         .min();
     let media = MediaEngine::start(MediaSettings { rtp_timeout }, media_tx);
     let (control_tx, mut control_rx) = mpsc::channel::<ControlRequest>(1024);
+    // The web-callback layer: its store is opened (and recovered) before
+    // anything is served, so nothing accepted before a crash is missed.
+    let database = &config.callback.database;
+    let (store, recovered) = Store::open(database).map_err(|source| DriverError::Store {
+        path: database.display().to_string(),
+        source,
+    })?;
+    let (center_tx, center_rx) = mpsc::channel::<CenterRequest>(4096);
+    let (input_tx, input_rx) = mpsc::unbounded_channel::<CenterInput>();
+    let (desktop_tx, mut desktop_rx) = tokio::sync::broadcast::channel::<DesktopEvent>(8192);
+    let agent_profile = config
+        .profile_index(&config.callback.agent_profile)
+        .map(ProfileId);
+    let center = Center::new(
+        std::sync::Arc::new(config.callback.clone()),
+        recovered,
+        jiff::Timestamp::now(),
+    );
+    let callback_task = tokio::spawn(
+        CallbackTask {
+            center,
+            store: store.clone(),
+            requests: center_rx,
+            inputs: input_rx,
+            feedback: input_tx.clone(),
+            commands: control_tx.clone(),
+            desktop: desktop_tx.clone(),
+        }
+        .run(),
+    );
     let (events_tx, _) = tokio::sync::broadcast::channel::<call::CallEvent>(4096);
     let mut http = None;
     if let Some(addr) = config.general.http_listen {
@@ -162,7 +202,12 @@ pub async fn run(
             }),
             events: events_tx.clone(),
             api_keys: std::sync::Arc::new(config.general.http_api_keys.clone()),
-            callbacks: None,
+            callbacks: Some(callback_api(
+                &config,
+                center_tx.clone(),
+                store.clone(),
+                desktop_tx.clone(),
+            )),
         };
         let tls = match (&config.general.http_tls_cert, &config.general.http_tls_key) {
             (Some(cert), Some(key)) => Some(
@@ -205,6 +250,13 @@ pub async fn run(
                 }
             }
             Some(event) = media_rx.recv() => endpoint.handle_media_event(std::time::Instant::now(), event),
+            desktop = desktop_rx.recv() => match desktop {
+                Ok(d) => on_desktop(&d),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(skipped = n, "desktop event log fell behind");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            },
             Some(request) = control_rx.recv() => {
                 let result = endpoint.handle_command(std::time::Instant::now(), request.command);
                 let _ = request.reply.send(result);
@@ -222,8 +274,29 @@ pub async fn run(
         }
         while let Some(event) = endpoint.poll_event() {
             on_event(&event);
-            if let EndpointEvent::Call(e) = &event {
-                let _ = events_tx.send(e.clone());
+            match &event {
+                EndpointEvent::Call(e) => {
+                    let _ = input_tx.send(CenterInput::Call(e.clone()));
+                    let _ = events_tx.send(e.clone());
+                }
+                EndpointEvent::Registrar { profile, event: r }
+                    if Some(*profile) == agent_profile =>
+                {
+                    use crate::registrar::RegistrarEvent as R;
+                    let (user, contact, up) = match r {
+                        R::Registered { aor, contact, .. } => (aor, contact, true),
+                        R::Unregistered { aor, contact } | R::Expired { aor, contact } => {
+                            (aor, contact, false)
+                        }
+                        _ => continue,
+                    };
+                    let _ = input_tx.send(CenterInput::Registration {
+                        user: user.clone(),
+                        contact: contact.clone(),
+                        up,
+                    });
+                }
+                _ => {}
             }
         }
     }
@@ -232,7 +305,48 @@ pub async fn run(
         let _ = stop.send(());
         let _ = task.await;
     }
+    // The web-callback task ends when its inputs close; its last turn's
+    // writes are committed before it does.
+    drop(input_tx);
+    drop(center_tx);
+    match tokio::time::timeout(Duration::from_secs(5), callback_task).await {
+        Ok(Ok(Err(e))) => {
+            tracing::error!(error = %e, "web-callback layer stopped on a store error")
+        }
+        Err(_) => tracing::warn!("web-callback layer did not stop in time"),
+        _ => {}
+    }
     Ok(())
+}
+
+/// The callback routes' view of the web-callback layer: the center's queue,
+/// the store's reads, the desktop broadcast, and `callback::request`'s
+/// checks behind the HTTP layer's function seam.
+fn callback_api(
+    config: &Config,
+    center: mpsc::Sender<CenterRequest>,
+    store: Store,
+    desktop: tokio::sync::broadcast::Sender<DesktopEvent>,
+) -> crate::http::CallbackApi {
+    use crate::callback::request;
+    use std::sync::Arc;
+    let queues: std::collections::BTreeSet<String> =
+        config.callback.queues.keys().cloned().collect();
+    crate::http::CallbackApi {
+        center,
+        reads: Arc::new(store),
+        desktop,
+        validate_create: Arc::new(move |bytes, now| {
+            let known = |queue: &str| queues.contains(queue);
+            request::parse_body(bytes)
+                .and_then(|body| request::validate(body, now, &known))
+                .map_err(|e| (e.field, e.message))
+        }),
+        parse_time: Arc::new(request::parse_time),
+        // A reschedule's new number carries no country: it must be
+        // written with its `+` country code.
+        normalize_number: Arc::new(|raw| request::normalize_number(raw, None, false)),
+    }
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

@@ -1,0 +1,383 @@
+//! The desktop's actions on an interaction (documents 000 and 001): accept,
+//! reject, "Call this contact", the call controls, and the ways out (done
+//! with a disposition, reschedule, decline, mark done). Each is checked
+//! against the agent's privileges and the interaction's state; the voice
+//! call's own progress comes back as call events (`calls`).
+
+use jiff::Timestamp;
+
+use super::Center;
+use crate::call::{CallCommand, CallId, LegRole, Originate};
+use crate::callback::action::{ActionError, InteractionAction, Reply};
+use crate::callback::model::{AgentState, HistoryKind, InteractionId, State, Write};
+use crate::callback::settings::Privilege;
+
+/// The agent's phone is leg A of the voice call, the contact leg B.
+const AGENT_LEG: LegRole = LegRole::A;
+const CONTACT_LEG: LegRole = LegRole::B;
+
+impl Center {
+    pub(super) fn interaction_action(
+        &mut self,
+        now: Timestamp,
+        id: &InteractionId,
+        agent: &str,
+        action: InteractionAction,
+    ) -> Result<Reply, ActionError> {
+        self.require(agent, Privilege::UseChannel)?;
+        let live = self.get(id)?;
+        if live.cb.agent.as_deref() != Some(agent) {
+            return Err(ActionError::NotOwner {
+                id: id.clone(),
+                agent: agent.to_string(),
+            });
+        }
+        let state = live.cb.state;
+        let has_call = live.cb.call_id.is_some();
+        let reached = live.reached;
+        let name = action.name();
+        let wrong = || ActionError::WrongState {
+            action: name.to_string(),
+            state: state.to_string(),
+        };
+        let before_call = matches!(state, State::Offered | State::ReadyToCall) && !has_call;
+        match action {
+            InteractionAction::Accept => {
+                if state != State::Offered {
+                    return Err(wrong());
+                }
+                self.accept(now, id);
+            }
+            InteractionAction::Reject => {
+                if state != State::Offered {
+                    return Err(wrong());
+                }
+                let live = self.get(id)?;
+                if live.auto_accept && !live.options.auto_answer_enable_reject {
+                    return Err(ActionError::WrongState {
+                        action: name.into(),
+                        state: "auto-answer without reject".into(),
+                    });
+                }
+                self.history(
+                    id,
+                    now,
+                    HistoryKind::Rejected {
+                        agent: agent.into(),
+                    },
+                );
+                self.requeue_from_agent(id, now, "rejected");
+            }
+            InteractionAction::Call => {
+                if state != State::ReadyToCall || has_call {
+                    return Err(wrong());
+                }
+                self.place_call(now, id)?;
+            }
+            InteractionAction::Hold
+            | InteractionAction::Retrieve
+            | InteractionAction::Mute
+            | InteractionAction::Unmute
+            | InteractionAction::Dtmf { .. }
+            | InteractionAction::StartRecording
+            | InteractionAction::StopRecording
+            | InteractionAction::Transfer { .. } => {
+                let fits = match &action {
+                    InteractionAction::Hold => state == State::Connected,
+                    InteractionAction::Retrieve => state == State::OnHold,
+                    _ => matches!(state, State::Connected | State::OnHold),
+                };
+                let Some(call) = self.get(id)?.cb.call_id.clone().filter(|_| fits) else {
+                    return Err(wrong());
+                };
+                let call = CallId(call);
+                let Some((command, detail)) = control_command(call.clone(), action) else {
+                    return Err(wrong());
+                };
+                self.history(
+                    id,
+                    now,
+                    HistoryKind::Control {
+                        call: call.0,
+                        action: name.into(),
+                        detail,
+                    },
+                );
+                self.commands.push_back(command);
+            }
+            InteractionAction::EndCall => {
+                let call = self.get(id)?.cb.call_id.clone();
+                let Some(call) = call.filter(|_| {
+                    matches!(
+                        state,
+                        State::Establishing | State::Connected | State::OnHold
+                    )
+                }) else {
+                    return Err(wrong());
+                };
+                self.history(
+                    id,
+                    now,
+                    HistoryKind::Control {
+                        call: call.clone(),
+                        action: name.into(),
+                        detail: None,
+                    },
+                );
+                self.commands
+                    .push_back(CallCommand::Hangup { call: CallId(call) });
+            }
+            InteractionAction::Done { disposition } => {
+                if state != State::ReadyToCall || has_call {
+                    return Err(wrong());
+                }
+                if disposition.is_some() {
+                    self.require(agent, Privilege::SetDisposition)?;
+                }
+                if let Some(code) = &disposition {
+                    self.history(
+                        id,
+                        now,
+                        HistoryKind::Disposition {
+                            agent: agent.into(),
+                            code: code.clone(),
+                        },
+                    );
+                }
+                self.finish(now, id, State::Done, disposition, "done");
+            }
+            InteractionAction::MarkDone => {
+                if !before_call {
+                    return Err(wrong());
+                }
+                self.require(agent, Privilege::MarkDone)?;
+                self.finish(now, id, State::Done, None, "marked done");
+            }
+            InteractionAction::Decline => {
+                if !before_call {
+                    return Err(wrong());
+                }
+                self.require(agent, Privilege::Decline)?;
+                self.finish(now, id, State::Declined, None, "declined");
+            }
+            InteractionAction::Reschedule { at, number } => {
+                if !before_call {
+                    return Err(wrong());
+                }
+                self.require(agent, Privilege::Reschedule)?;
+                if !reached {
+                    self.require(agent, Privilege::RescheduleBeforeCall)?;
+                }
+                let current = self.get(id)?.cb.callback_numbers.first().cloned();
+                if number.is_some() && number != current {
+                    self.require(agent, Privilege::RescheduleOnNewNumber)?;
+                }
+                self.release_agent(id);
+                self.reschedule_to(id, now, at, number, &format!("agent {agent}"))?;
+                self.agent_freed(agent, now);
+            }
+        }
+        // A finished interaction is no longer live; answer with its last record.
+        match self.live.get(id) {
+            Some(l) => Ok(Reply::Callback(Box::new(l.cb.clone()))),
+            None => self
+                .writes
+                .iter()
+                .rev()
+                .find_map(|w| match w {
+                    Write::Callback(cb) if cb.id == *id => Some(cb.clone()),
+                    _ => None,
+                })
+                .map(Reply::Callback)
+                .ok_or_else(|| ActionError::NoCallback(id.clone())),
+        }
+    }
+
+    pub(super) fn accept(&mut self, now: Timestamp, id: &InteractionId) {
+        let Some(live) = self.live.get_mut(id) else {
+            return;
+        };
+        live.offer_deadline = None;
+        live.auto_accept = false;
+        live.accepted_at = Some(now);
+        let auto_dial = live.options.auto_dial;
+        let agent = live.cb.agent.clone().unwrap_or_default();
+        self.history(id, now, HistoryKind::Accepted { agent });
+        self.transition(id, now, State::ReadyToCall, "accepted");
+        if auto_dial {
+            if let Err(e) = self.place_call(now, id) {
+                tracing::warn!(interaction = %id, error = %e, "auto-dial failed");
+            }
+        }
+    }
+
+    /// "Call this contact": the agent's phone is rung (auto-answer asked),
+    /// then the contact's number through the dial plan.
+    pub(super) fn place_call(
+        &mut self,
+        now: Timestamp,
+        id: &InteractionId,
+    ) -> Result<(), ActionError> {
+        let live = self
+            .live
+            .get_mut(id)
+            .ok_or_else(|| ActionError::NoCallback(id.clone()))?;
+        let agent = live
+            .cb
+            .agent
+            .clone()
+            .ok_or_else(|| ActionError::WrongState {
+                action: "call".into(),
+                state: "no agent".into(),
+            })?;
+        let n = live.cb.callback_numbers.len().max(1);
+        let number = live
+            .cb
+            .callback_numbers
+            .get(live.cb.attempts as usize % n)
+            .cloned()
+            .ok_or_else(|| ActionError::Invalid {
+                field: "callbackNumbers".into(),
+                message: "no number to call".into(),
+            })?;
+        live.cb.attempts += 1;
+        let attempt = live.cb.attempts;
+        let call = CallId(format!("wcb-{:016x}", rand::random::<u64>()));
+        live.cb.call_id = Some(call.0.clone());
+        live.cb.dialled_number = Some(number.clone());
+        live.answered_at = None;
+        let caller_id = live.cb.caller_id.clone();
+        self.by_call.insert(call.0.clone(), id.clone());
+        self.history(
+            id,
+            now,
+            HistoryKind::Attempt {
+                attempt,
+                number: number.clone(),
+                call: call.0.clone(),
+                agent: agent.clone(),
+            },
+        );
+        self.commands.push_back(CallCommand::Originate(Originate {
+            call: Some(call),
+            a: agent.clone(),
+            b: number,
+            interaction: Some(id.0.clone()),
+            auto_answer: true,
+            headers: Vec::new(),
+            caller_id,
+        }));
+        self.transition(id, now, State::Establishing, "call this contact");
+        self.set_agent_state(&agent, now, AgentState::Engaged, None);
+        Ok(())
+    }
+
+    /// Takes an offered or accepted interaction from its agent and puts it
+    /// back in its queue for someone else.
+    pub(super) fn requeue_from_agent(&mut self, id: &InteractionId, now: Timestamp, reason: &str) {
+        if let Some(agent) = self.release_agent(id) {
+            if let Some(l) = self.live.get_mut(id) {
+                l.excluded.push(agent.clone());
+                l.offer_deadline = None;
+                l.auto_accept = false;
+            }
+            self.transition(id, now, State::Queued, reason);
+            self.agent_freed(&agent, now);
+        } else {
+            self.transition(id, now, State::Queued, reason);
+        }
+    }
+
+    /// Ends an interaction for good (done, declined, not reached, parked).
+    pub(super) fn finish(
+        &mut self,
+        now: Timestamp,
+        id: &InteractionId,
+        to: State,
+        disposition: Option<String>,
+        reason: &str,
+    ) {
+        let Some(live) = self.live.get_mut(id) else {
+            return;
+        };
+        let queue = match to {
+            State::Done => Some(live.options.complete_queue.clone()),
+            State::Parked => Some(live.options.park_queue.clone()),
+            _ => None,
+        };
+        if let Some(q) = queue {
+            live.cb.interaction_queue = q;
+        }
+        if disposition.is_some() {
+            live.cb.disposition = disposition;
+        }
+        let handled = live
+            .accepted_at
+            .map(|at| now.duration_since(at).as_secs().max(0) as u64);
+        let queue_id = live.cb.queue_id.clone();
+        if let Some(secs) = handled {
+            self.record_handle_time(&queue_id, secs);
+        }
+        let agent = self.release_agent(id);
+        self.transition(id, now, to, reason);
+        if let Some(agent) = agent {
+            self.agent_freed(&agent, now);
+        }
+    }
+}
+
+/// The call command behind a control, and the detail its history keeps.
+fn control_command(
+    call: CallId,
+    action: InteractionAction,
+) -> Option<(CallCommand, Option<String>)> {
+    Some(match action {
+        InteractionAction::Hold => (
+            CallCommand::Hold {
+                call,
+                leg: CONTACT_LEG,
+            },
+            None,
+        ),
+        InteractionAction::Retrieve => (
+            CallCommand::Retrieve {
+                call,
+                leg: CONTACT_LEG,
+            },
+            None,
+        ),
+        InteractionAction::Mute => (
+            CallCommand::Mute {
+                call,
+                leg: AGENT_LEG,
+            },
+            None,
+        ),
+        InteractionAction::Unmute => (
+            CallCommand::Unmute {
+                call,
+                leg: AGENT_LEG,
+            },
+            None,
+        ),
+        InteractionAction::Dtmf { digits } => (
+            CallCommand::SendDtmf {
+                call,
+                leg: CONTACT_LEG,
+                digits: digits.clone(),
+            },
+            Some(digits),
+        ),
+        InteractionAction::StartRecording => (CallCommand::StartRecording { call }, None),
+        InteractionAction::StopRecording => (CallCommand::StopRecording { call }, None),
+        InteractionAction::Transfer { to } => (
+            CallCommand::Transfer {
+                call,
+                leg: AGENT_LEG,
+                to: to.clone(),
+            },
+            Some(to),
+        ),
+        _ => return None,
+    })
+}

@@ -1,0 +1,286 @@
+//! Call events applied to interactions through the mapping table, and what
+//! a move means beyond the state: the contact answered (reached), a failed
+//! attempt retried by the queue's policy when the interaction dials by
+//! itself, the call's end putting the agent in after-call work, a transfer
+//! parking the parent interaction.
+
+use jiff::Timestamp;
+
+use super::{Center, Timer};
+use crate::call::{CallCommand, CallEvent, CommandError, Failure, LegRole};
+use crate::callback::mapping::{self, Mapping};
+use crate::callback::model::{AgentState, HistoryKind, InteractionId, State};
+use crate::callback::schedule::{self, Outcome, RetryDecision};
+
+impl Center {
+    pub(super) fn call_event(&mut self, now: Timestamp, event: &CallEvent) {
+        let call = event.call().0.clone();
+        let Some(id) = self.by_call.get(&call).cloned() else {
+            return;
+        };
+        if matches!(event, CallEvent::Ended { .. }) {
+            self.by_call.remove(&call);
+        }
+        let Some(state) = self.live.get(&id).map(|l| l.cb.state) else {
+            return;
+        };
+        self.record_call_event(&id, now, event);
+        let mapping = mapping::map(state, event);
+        if let CallEvent::Ended { .. } = event {
+            self.call_over(&id, now, &call);
+        }
+        match mapping {
+            Mapping::Ignore => {
+                tracing::info!(interaction = %id, %state, event = %event, "call event does not fit the interaction's state; ignored");
+            }
+            Mapping::Record => {}
+            Mapping::To(to, reason) => self.apply(&id, now, state, to, reason, event),
+        }
+    }
+
+    fn apply(
+        &mut self,
+        id: &InteractionId,
+        now: Timestamp,
+        from: State,
+        to: State,
+        reason: &str,
+        event: &CallEvent,
+    ) {
+        match (to, event) {
+            (State::Connected, _) => {
+                if let Some(l) = self.live.get_mut(id) {
+                    l.reached = true;
+                    l.answered_at.get_or_insert(now);
+                }
+                self.transition(id, now, to, reason);
+            }
+            (State::Parked, _) => self.finish(now, id, State::Parked, None, reason),
+            (
+                State::ReadyToCall,
+                CallEvent::LegFailed {
+                    leg: LegRole::A, ..
+                },
+            ) => {
+                // The contact was never called: the attempt does not count.
+                if let Some(l) = self.live.get_mut(id) {
+                    l.cb.attempts = l.cb.attempts.saturating_sub(1);
+                }
+                self.transition(id, now, to, reason);
+            }
+            (State::ReadyToCall, CallEvent::LegFailed { failure, .. })
+                if from == State::Establishing =>
+            {
+                let outcome = match failure {
+                    Failure::Busy => Outcome::Busy,
+                    Failure::NoAnswer | Failure::Cancelled => Outcome::NoAnswer,
+                    _ => Outcome::Failed,
+                };
+                self.attempt_failed(id, now, outcome, reason);
+            }
+            _ => self.transition(id, now, to, reason),
+        }
+    }
+
+    /// The contact was not reached. An interaction that dials by itself is
+    /// retried by its queue's policy (or ends as not reached); otherwise it
+    /// goes back to Ready to Call and the agent decides (document 001).
+    fn attempt_failed(
+        &mut self,
+        id: &InteractionId,
+        now: Timestamp,
+        outcome: Outcome,
+        reason: &str,
+    ) {
+        let Some(live) = self.live.get(id) else {
+            return;
+        };
+        if !live.options.auto_dial {
+            self.transition(id, now, State::ReadyToCall, reason);
+            return;
+        }
+        let decision = match self.queue(&live.cb.queue_id) {
+            Some(q) => {
+                schedule::after_attempt(q, outcome, live.cb.attempts, now, live.cb.expires_at)
+            }
+            None => RetryDecision::GiveUp,
+        };
+        let agent = self.release_agent(id);
+        if let Some(l) = self.live.get_mut(id) {
+            l.cb.call_id = None;
+        }
+        match decision {
+            RetryDecision::RetryAt(at) => {
+                let why = format!("{reason}; retry");
+                self.wait_until(id, now, at, State::Scheduled, &why);
+            }
+            RetryDecision::GiveUp => {
+                self.finish(now, id, State::NotReached, None, "attempts exhausted")
+            }
+        }
+        if let Some(agent) = agent {
+            self.agent_freed(&agent, now);
+        }
+    }
+
+    /// The voice call is over: the interaction has no call, and its agent
+    /// (if it still owns it) is in after-call work.
+    fn call_over(&mut self, id: &InteractionId, now: Timestamp, call: &str) {
+        let Some(live) = self.live.get_mut(id) else {
+            return;
+        };
+        if live.cb.call_id.as_deref() == Some(call) {
+            live.cb.call_id = None;
+        }
+        let agent = live.cb.agent.clone();
+        self.save(id, now);
+        if let Some(agent) = agent {
+            if self
+                .agents
+                .get(&agent)
+                .is_some_and(|a| a.record.state == AgentState::Engaged)
+            {
+                self.set_agent_state(&agent, now, AgentState::Working, None);
+            }
+        }
+    }
+
+    fn record_call_event(&mut self, id: &InteractionId, now: Timestamp, event: &CallEvent) {
+        let call = event.call().0.clone();
+        let kind = match event {
+            CallEvent::Started { .. } => return,
+            CallEvent::Leg { leg, progress, .. } => HistoryKind::Leg {
+                call,
+                leg: leg.to_string(),
+                event: progress.to_string(),
+                status: None,
+            },
+            CallEvent::LegFailed {
+                leg,
+                status,
+                failure,
+                ..
+            } => HistoryKind::Leg {
+                call,
+                leg: leg.to_string(),
+                event: failure.to_string(),
+                status: Some(*status),
+            },
+            CallEvent::LegLost { leg, reason, .. } => HistoryKind::Leg {
+                call,
+                leg: leg.to_string(),
+                event: format!("lost ({reason})"),
+                status: None,
+            },
+            CallEvent::Ended {
+                by, cause, status, ..
+            } => HistoryKind::CallEnded {
+                call,
+                by: by.to_string(),
+                cause: cause.clone(),
+                status: *status,
+            },
+            other => {
+                let line = other.to_string();
+                let action = line
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("call-event")
+                    .to_string();
+                HistoryKind::Control {
+                    call,
+                    action,
+                    detail: Some(line),
+                }
+            }
+        };
+        self.history(id, now, kind);
+    }
+
+    pub(super) fn command_failed(
+        &mut self,
+        now: Timestamp,
+        command: &CallCommand,
+        error: &CommandError,
+    ) {
+        let CallCommand::Originate(o) = command else {
+            tracing::info!(%error, ?command, "call command refused");
+            return;
+        };
+        let Some(call) = &o.call else {
+            return;
+        };
+        let Some(id) = self.by_call.remove(&call.0) else {
+            return;
+        };
+        self.history(
+            &id,
+            now,
+            HistoryKind::Leg {
+                call: call.0.clone(),
+                leg: "a".into(),
+                event: format!("refused: {error}"),
+                status: None,
+            },
+        );
+        let agent = match self.live.get_mut(&id) {
+            Some(l) if l.cb.state == State::Establishing => {
+                l.cb.call_id = None;
+                l.cb.attempts = l.cb.attempts.saturating_sub(1);
+                l.cb.agent.clone()
+            }
+            _ => return,
+        };
+        self.transition(&id, now, State::ReadyToCall, "call could not be placed");
+        if let Some(agent) = agent {
+            self.set_agent_state(&agent, now, AgentState::Ready, None);
+        }
+    }
+
+    /// A timer came due; it still applies only if the interaction is where
+    /// the timer expected it (timers are not cancelled, they lapse).
+    pub(super) fn fire(&mut self, now: Timestamp, timer: Timer) {
+        match timer {
+            Timer::Due(id) => {
+                let Some(l) = self.live.get(&id) else { return };
+                if !matches!(l.cb.state, State::Scheduled | State::Rescheduled) || l.cb.due_at > now
+                {
+                    return;
+                }
+                let due = match self.queue(&l.cb.queue_id) {
+                    Some(q) => schedule::next_open(q, now),
+                    None => now,
+                };
+                if due > now {
+                    // Outside business hours: wait for the next opening.
+                    let state = l.cb.state;
+                    self.wait_until(&id, now, due, state, "outside business hours");
+                    return;
+                }
+                let queue_id = l.cb.queue_id.clone();
+                if let Some(l) = self.live.get_mut(&id) {
+                    l.cb.interaction_queue = queue_id;
+                }
+                self.transition(&id, now, State::Queued, "due");
+            }
+            Timer::Expire(id) => {
+                let Some(l) = self.live.get(&id) else { return };
+                if !l.cb.state.is_waiting() || l.cb.expires_at.is_none_or(|at| at > now) {
+                    return;
+                }
+                self.finish(now, &id, State::NotReached, None, "expired");
+            }
+            Timer::Offer(id) => {
+                let Some(l) = self.live.get(&id) else { return };
+                if l.cb.state != State::Offered || l.offer_deadline.is_none_or(|at| at > now) {
+                    return;
+                }
+                if l.auto_accept {
+                    self.accept(now, &id);
+                } else {
+                    self.offer_timed_out(&id, now);
+                }
+            }
+        }
+    }
+}

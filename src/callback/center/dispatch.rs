@@ -1,0 +1,135 @@
+//! Offers: due callbacks go to Ready agents (routing decides who), one at
+//! a time, so no interaction is ever offered to two agents at once. An
+//! offer ends by accept, reject, its timeout (redirected, the agent
+//! optionally set Not Ready) or auto-answer when its preview timer runs out.
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::{Center, Timer};
+use crate::callback::model::{
+    AgentState, DesktopEventKind, HistoryKind, InteractionId, PreviewField, State,
+};
+use crate::callback::{options, routing};
+
+impl Center {
+    /// Offers queued callbacks to free agents, best callback first.
+    pub(super) fn dispatch(&mut self, now: Timestamp) {
+        if self.queued.is_empty() || !self.agents.values().any(is_free) {
+            return;
+        }
+        let mut order: Vec<&crate::callback::model::Callback> = self
+            .queued
+            .iter()
+            .filter_map(|id| self.live.get(id).map(|l| &l.cb))
+            .collect();
+        routing::order_queue(&mut order);
+        let order: Vec<InteractionId> = order.into_iter().map(|c| c.id.clone()).collect();
+        for id in order {
+            if !self.agents.values().any(is_free) {
+                break;
+            }
+            let Some(live) = self.live.get(&id) else {
+                continue;
+            };
+            let Some(queue) = self.queue(&live.cb.queue_id) else {
+                continue;
+            };
+            let candidates: Vec<routing::Candidate<'_>> = self
+                .agents
+                .values()
+                .map(|a| routing::Candidate {
+                    settings: &a.settings,
+                    state: a.record.state,
+                    idle_since: a.record.idle_since,
+                    registered: !a.contacts.is_empty(),
+                    busy: !a.owns.is_empty(),
+                })
+                .collect();
+            let picked = routing::pick_agent(&live.cb, queue, &candidates, &live.excluded)
+                .map(str::to_string);
+            if let Some(agent) = picked {
+                self.offer(&id, &agent, now);
+            }
+        }
+    }
+
+    fn offer(&mut self, id: &InteractionId, agent: &str, now: Timestamp) {
+        let offer_timeout = self.settings.offer_timeout;
+        let Some(live) = self.live.get_mut(id) else {
+            return;
+        };
+        live.cb.agent = Some(agent.to_string());
+        let opts = live.options.clone();
+        let (deadline, auto_accept) = if opts.auto_answer {
+            (now + span(opts.auto_answer_timer), true)
+        } else {
+            (now + span(offer_timeout), false)
+        };
+        live.offer_deadline = Some(deadline);
+        live.auto_accept = auto_accept;
+        let preview: Vec<PreviewField> =
+            options::preview(&opts.callback_information_content, &live.cb)
+                .into_iter()
+                .map(|(name, value)| PreviewField { name, value })
+                .collect();
+        if let Some(a) = self.agents.get_mut(agent) {
+            a.owns.push(id.clone());
+        }
+        self.history(
+            id,
+            now,
+            HistoryKind::Offered {
+                agent: agent.to_string(),
+            },
+        );
+        self.transition(id, now, State::Offered, &format!("offered to {agent}"));
+        self.emit(
+            now,
+            DesktopEventKind::Offer {
+                id: id.clone(),
+                agent: agent.to_string(),
+                preview,
+                auto_answer_secs: opts.auto_answer.then_some(opts.auto_answer_timer.as_secs()),
+                can_reject: !opts.auto_answer || opts.auto_answer_enable_reject,
+            },
+        );
+        if auto_accept && deadline <= now {
+            self.accept(now, id);
+        } else {
+            self.timers.insert((deadline, Timer::Offer(id.clone())));
+        }
+    }
+
+    pub(super) fn offer_timed_out(&mut self, id: &InteractionId, now: Timestamp) {
+        let Some(live) = self.live.get(id) else {
+            return;
+        };
+        let agent = live.cb.agent.clone().unwrap_or_default();
+        let reason = live.options.not_ready_on_offer_timeout.clone();
+        self.history(
+            id,
+            now,
+            HistoryKind::OfferTimedOut {
+                agent: agent.clone(),
+            },
+        );
+        self.requeue_from_agent(id, now, "offer timed out");
+        if let Some(reason) = reason {
+            if self
+                .agents
+                .get(&agent)
+                .is_some_and(|a| a.record.state == AgentState::Ready)
+            {
+                self.set_agent_state(&agent, now, AgentState::NotReady, Some(reason));
+            }
+        }
+    }
+}
+
+fn is_free(a: &super::AgentLive) -> bool {
+    a.record.state == AgentState::Ready && !a.contacts.is_empty() && a.owns.is_empty()
+}
+
+fn span(d: std::time::Duration) -> SignedDuration {
+    SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)
+}

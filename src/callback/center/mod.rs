@@ -1,0 +1,383 @@
+//! The center: every live interaction and agent, in one sans-IO state
+//! machine. It takes API requests, call events, registrations and an
+//! explicit `now`, and leaves behind three queues the driver drains in
+//! order: the store writes (committed first, in one transaction), then the
+//! call commands and the desktop events. Nothing leaves before its writes
+//! are durable, which is what lets a `kill -9` lose nothing.
+//!
+//! One task owns the center, so an interaction can never be offered to two
+//! agents at once: offers are decided here, one after another.
+//!
+//! Files: `requests` (create, cancel, reschedule, status, lists), `agents`
+//! (login and states), `actions` (the desktop's actions on an interaction),
+//! `calls` (call events through the mapping table), `dispatch` (timers,
+//! due callbacks and offers), `recovery` (start-up after a stop or crash).
+
+mod actions;
+mod agents;
+mod calls;
+mod dispatch;
+mod recovery;
+mod requests;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use jiff::Timestamp;
+
+use super::action::{ActionError, Reply, Request};
+use super::model::{
+    Agent, AgentState, Callback, DesktopEvent, DesktopEventKind, HistoryEntry, HistoryKind,
+    InteractionId, State, Write,
+};
+use super::options;
+use super::settings::{
+    AgentSettings, CallbackSettings, Privilege, QueueSettings, WebcallbackOptions,
+};
+use crate::call::{CallCommand, CallEvent, CommandError};
+
+pub use recovery::Recovered;
+
+/// Something the center must do at a time.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    /// A waiting callback falls due.
+    Due(InteractionId),
+    /// A waiting callback's life ends.
+    Expire(InteractionId),
+    /// An offer times out, or its auto-answer preview runs out.
+    Offer(InteractionId),
+}
+
+/// A live interaction: the record plus what only matters while it lives.
+#[derive(Debug, Clone)]
+struct Live {
+    cb: Callback,
+    /// The options in force (defaults with the routing data's overrides).
+    options: WebcallbackOptions,
+    /// Agents that rejected it or let its offer time out.
+    excluded: Vec<String>,
+    /// When the current offer ends (timeout, or auto-answer).
+    offer_deadline: Option<Timestamp>,
+    /// The current offer is accepted when its deadline comes.
+    auto_accept: bool,
+    /// The customer was reached at least once since it was accepted (for
+    /// the "reschedule before call" privilege).
+    reached: bool,
+    /// When the customer answered the current call.
+    answered_at: Option<Timestamp>,
+    /// When its agent accepted it (for the handling time).
+    accepted_at: Option<Timestamp>,
+}
+
+impl Live {
+    fn new(cb: Callback, options: WebcallbackOptions) -> Live {
+        Live {
+            cb,
+            options,
+            excluded: Vec::new(),
+            offer_deadline: None,
+            auto_accept: false,
+            reached: false,
+            answered_at: None,
+            accepted_at: None,
+        }
+    }
+}
+
+/// A configured agent and its live state.
+#[derive(Debug, Clone)]
+struct AgentLive {
+    settings: AgentSettings,
+    record: Agent,
+    /// Registered contacts of its phone.
+    contacts: HashSet<String>,
+    /// The interactions it owns (offered or accepted).
+    owns: Vec<InteractionId>,
+}
+
+pub struct Center {
+    settings: Arc<CallbackSettings>,
+    live: HashMap<InteractionId, Live>,
+    agents: HashMap<String, AgentLive>,
+    /// Waiting callbacks by (queue, first number), to merge duplicates.
+    pending_by_number: HashMap<(String, String), InteractionId>,
+    /// The interaction each voice call belongs to.
+    by_call: HashMap<String, InteractionId>,
+    idempotency: HashMap<String, (InteractionId, Timestamp)>,
+    timers: BTreeSet<(Timestamp, Timer)>,
+    /// Queued callbacks waiting for an agent.
+    queued: HashSet<InteractionId>,
+    /// Recent handling times per queue (seconds), for the estimated wait.
+    handle_times: HashMap<String, VecDeque<u64>>,
+    desktop_seq: u64,
+    writes: Vec<Write>,
+    commands: VecDeque<CallCommand>,
+    desktop: VecDeque<DesktopEvent>,
+}
+
+/// How many handling times the estimate averages.
+const HANDLE_TIME_SAMPLES: usize = 50;
+/// The handling time assumed before any was measured.
+const DEFAULT_HANDLE_SECS: u64 = 180;
+
+impl Center {
+    pub fn settings(&self) -> &CallbackSettings {
+        &self.settings
+    }
+
+    /// Handles one API request. Its writes (if any) are queued; the caller
+    /// commits them before releasing the reply.
+    pub fn handle_request(
+        &mut self,
+        now: Timestamp,
+        request: Request,
+    ) -> Result<Reply, ActionError> {
+        let reply = self.request(now, request);
+        self.dispatch(now);
+        reply
+    }
+
+    /// One event of the call layer.
+    pub fn handle_call_event(&mut self, now: Timestamp, event: &CallEvent) {
+        self.call_event(now, event);
+        self.dispatch(now);
+    }
+
+    /// A command the center sent was refused by the call layer.
+    pub fn handle_command_failed(
+        &mut self,
+        now: Timestamp,
+        command: &CallCommand,
+        error: &CommandError,
+    ) {
+        self.command_failed(now, command, error);
+        self.dispatch(now);
+    }
+
+    /// A phone registered (`up`) or lost a contact.
+    pub fn handle_registration(&mut self, now: Timestamp, user: &str, contact: &str, up: bool) {
+        let Some(agent) = self.agents.get_mut(user) else {
+            return;
+        };
+        if up {
+            agent.contacts.insert(contact.to_string());
+        } else {
+            agent.contacts.remove(contact);
+        }
+        self.dispatch(now);
+    }
+
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        while let Some((at, _)) = self.timers.first() {
+            if *at > now {
+                break;
+            }
+            let Some((_, timer)) = self.timers.pop_first() else {
+                break;
+            };
+            self.fire(now, timer);
+        }
+        self.dispatch(now);
+    }
+
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        self.timers.first().map(|(at, _)| *at)
+    }
+
+    /// The writes to commit before anything else leaves.
+    pub fn take_writes(&mut self) -> Vec<Write> {
+        std::mem::take(&mut self.writes)
+    }
+
+    pub fn poll_command(&mut self) -> Option<CallCommand> {
+        self.commands.pop_front()
+    }
+
+    pub fn poll_desktop(&mut self) -> Option<DesktopEvent> {
+        self.desktop.pop_front()
+    }
+
+    /// How many interactions are live (not final).
+    pub fn live_count(&self) -> usize {
+        self.live.len()
+    }
+
+    // ---- shared helpers for the submodules ----
+
+    fn queue(&self, id: &str) -> Option<&QueueSettings> {
+        self.settings.queues.get(id)
+    }
+
+    fn get(&self, id: &InteractionId) -> Result<&Live, ActionError> {
+        self.live
+            .get(id)
+            .ok_or_else(|| ActionError::NoCallback(id.clone()))
+    }
+
+    fn agent_settings(&self, agent: &str) -> Result<&AgentLive, ActionError> {
+        self.agents
+            .get(agent)
+            .ok_or_else(|| ActionError::NoAgent(agent.to_string()))
+    }
+
+    fn require(&self, agent: &str, privilege: Privilege) -> Result<(), ActionError> {
+        if self
+            .agent_settings(agent)?
+            .settings
+            .privileges
+            .allows(privilege)
+        {
+            Ok(())
+        } else {
+            Err(ActionError::Forbidden {
+                agent: agent.to_string(),
+                privilege,
+            })
+        }
+    }
+
+    fn history(&mut self, id: &InteractionId, now: Timestamp, kind: HistoryKind) {
+        self.writes
+            .push(Write::History(id.clone(), HistoryEntry { at: now, kind }));
+    }
+
+    fn emit(&mut self, now: Timestamp, kind: DesktopEventKind) {
+        self.desktop_seq += 1;
+        let event = DesktopEvent {
+            seq: self.desktop_seq,
+            at: now,
+            kind,
+        };
+        self.writes.push(Write::Desktop(event.clone()));
+        self.desktop.push_back(event);
+    }
+
+    /// Writes the interaction's record as it is now.
+    fn save(&mut self, id: &InteractionId, now: Timestamp) {
+        if let Some(live) = self.live.get_mut(id) {
+            live.cb.updated_at = now;
+            self.writes.push(Write::Callback(Box::new(live.cb.clone())));
+        }
+    }
+
+    /// Moves an interaction to `to`, recording why, telling the desktop and
+    /// keeping the indexes (queued set, duplicates, live set) true.
+    fn transition(&mut self, id: &InteractionId, now: Timestamp, to: State, reason: &str) {
+        let Some(live) = self.live.get_mut(id) else {
+            return;
+        };
+        let from = live.cb.state;
+        live.cb.state = to;
+        live.cb.updated_at = now;
+        let key = (
+            live.cb.queue_id.clone(),
+            live.cb
+                .callback_numbers
+                .first()
+                .cloned()
+                .unwrap_or_default(),
+        );
+        let (queue, agent) = (live.cb.interaction_queue.clone(), live.cb.agent.clone());
+        if to == State::Queued {
+            self.queued.insert(id.clone());
+        } else {
+            self.queued.remove(id);
+        }
+        if to.is_waiting() {
+            self.pending_by_number.insert(key, id.clone());
+        } else if self.pending_by_number.get(&key) == Some(id) {
+            self.pending_by_number.remove(&key);
+        }
+        if from != to {
+            self.history(
+                id,
+                now,
+                HistoryKind::StateChanged {
+                    from,
+                    to,
+                    reason: reason.to_string(),
+                },
+            );
+        }
+        self.emit(
+            now,
+            DesktopEventKind::Interaction {
+                id: id.clone(),
+                state: to,
+                agent,
+                queue,
+                reason: reason.to_string(),
+            },
+        );
+        self.save(id, now);
+        if to.is_final() {
+            self.live.remove(id);
+        }
+    }
+
+    /// Frees the interaction from its agent (offer withdrawn, requeued,
+    /// rescheduled, finished).
+    fn release_agent(&mut self, id: &InteractionId) -> Option<String> {
+        let agent = self.live.get_mut(id).and_then(|l| l.cb.agent.take())?;
+        if let Some(a) = self.agents.get_mut(&agent) {
+            a.owns.retain(|o| o != id);
+        }
+        Some(agent)
+    }
+
+    fn set_agent_state(
+        &mut self,
+        agent: &str,
+        now: Timestamp,
+        state: AgentState,
+        reason: Option<String>,
+    ) {
+        let Some(a) = self.agents.get_mut(agent) else {
+            return;
+        };
+        if a.record.state == state && a.record.reason == reason {
+            return;
+        }
+        let was_free = a.record.state == AgentState::Ready;
+        a.record.state = state;
+        a.record.reason = reason.clone();
+        a.record.since = now;
+        if state == AgentState::Ready && !was_free {
+            a.record.idle_since = Some(now);
+        }
+        let record = a.record.clone();
+        self.writes.push(Write::Agent(record));
+        self.emit(
+            now,
+            DesktopEventKind::Agent {
+                agent: agent.to_string(),
+                state,
+                reason,
+            },
+        );
+    }
+
+    fn resolve_options(&self, cb: &Callback) -> WebcallbackOptions {
+        options::resolve(&self.settings.options, &cb.routing_data.options)
+            .unwrap_or_else(|_| self.settings.options.clone())
+    }
+
+    fn record_handle_time(&mut self, queue: &str, secs: u64) {
+        let samples = self.handle_times.entry(queue.to_string()).or_default();
+        if samples.len() == HANDLE_TIME_SAMPLES {
+            samples.pop_front();
+        }
+        samples.push_back(secs);
+    }
+
+    fn average_handle_secs(&self, queue: &str) -> u64 {
+        match self.handle_times.get(queue) {
+            Some(s) if !s.is_empty() => s.iter().sum::<u64>() / s.len() as u64,
+            _ => DEFAULT_HANDLE_SECS,
+        }
+    }
+}

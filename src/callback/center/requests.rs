@@ -1,0 +1,485 @@
+//! Requests from outside an agent's desktop: create (with idempotency and
+//! duplicate merging), cancel, reschedule, the contact's status, and the
+//! lists of document 003.
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::{Center, Live, Timer};
+use crate::callback::action::{
+    ActionError, Actor, AgentView, ContactStatus, NewCallback, Reply, Request,
+};
+use crate::callback::model::{Callback, HistoryKind, InteractionId, State, Write};
+use crate::callback::{routing, schedule};
+
+impl Center {
+    pub(super) fn request(
+        &mut self,
+        now: Timestamp,
+        request: Request,
+    ) -> Result<Reply, ActionError> {
+        match request {
+            Request::Create {
+                callback,
+                idempotency_key,
+            } => self.create(now, callback, idempotency_key, "api"),
+            Request::Cancel { id, by, reason } => self.cancel(now, &id, by, reason),
+            Request::Reschedule { id, by, at, number } => {
+                self.reschedule_waiting(now, &id, by, at, number)
+            }
+            Request::Status { id } => self.status(now, &id).map(Reply::Status),
+            Request::Agent { agent, action } => self.agent_action(now, &agent, action),
+            Request::AgentView { agent } => {
+                self.agent_view(&agent).map(|v| Reply::Agent(Box::new(v)))
+            }
+            Request::Interaction { id, agent, action } => {
+                self.interaction_action(now, &id, &agent, action)
+            }
+            Request::ScheduleForContact {
+                agent,
+                at,
+                number,
+                data,
+            } => self.schedule_for_contact(now, &agent, at, number, data),
+            Request::Dialable { agent, team } => self.dialable(agent.as_deref(), team.as_deref()),
+        }
+    }
+
+    pub(super) fn create(
+        &mut self,
+        now: Timestamp,
+        new: NewCallback,
+        idempotency_key: Option<String>,
+        by: &str,
+    ) -> Result<Reply, ActionError> {
+        if let Some(key) = &idempotency_key {
+            if let Some((id, at)) = self.idempotency.get(key) {
+                let window = SignedDuration::try_from(self.settings.idempotency_window)
+                    .unwrap_or(SignedDuration::MAX);
+                if now.duration_since(*at) < window {
+                    let id = id.clone();
+                    return self.existing(&id).map(|cb| Reply::Created {
+                        callback: Box::new(cb),
+                        new: false,
+                    });
+                }
+            }
+        }
+        let Some(queue) = self.queue(&new.queue_id).cloned() else {
+            return Err(ActionError::Invalid {
+                field: "queueId".into(),
+                message: format!("no queue {:?}", new.queue_id),
+            });
+        };
+        // Options a routing strategy overrides must make sense before the
+        // request is accepted, not fall back silently when it is offered.
+        let options =
+            crate::callback::options::resolve(&self.settings.options, &new.routing_data.options)
+                .map_err(|e| ActionError::Invalid {
+                    field: format!("routingData.options.{}", e.key),
+                    message: e.message,
+                })?;
+        if options.auto_answer_timer >= self.settings.offer_timeout {
+            return Err(ActionError::Invalid {
+                field: "routingData.options.webcallback.auto-answer.timer".into(),
+                message: format!(
+                    "must be below the offer timeout ({} s)",
+                    self.settings.offer_timeout.as_secs()
+                ),
+            });
+        }
+        let Some(first) = new.callback_numbers.first().cloned() else {
+            return Err(ActionError::Invalid {
+                field: "callbackNumbers".into(),
+                message: "at least one number is required".into(),
+            });
+        };
+        // A second pending request for the same number and queue joins the first.
+        if let Some(id) = self
+            .pending_by_number
+            .get(&(new.queue_id.clone(), first.clone()))
+            .cloned()
+        {
+            if let Some(live) = self.live.get_mut(&id) {
+                for (k, v) in &new.data {
+                    live.cb.data.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+                for n in &new.callback_numbers {
+                    if !live.cb.callback_numbers.contains(n) {
+                        live.cb.callback_numbers.push(n.clone());
+                    }
+                }
+                let request = serde_json::json!({
+                    "callbackNumbers": new.callback_numbers,
+                    "callbackScheduledTime": new.callback_scheduled_time,
+                    "data": new.data,
+                });
+                self.history(&id, now, HistoryKind::Merged { request });
+                self.save(&id, now);
+                if let Some(key) = idempotency_key {
+                    self.remember_key(key, &id, now);
+                }
+                let cb = self.live[&id].cb.clone();
+                return Ok(Reply::Created {
+                    callback: Box::new(cb),
+                    new: false,
+                });
+            }
+        }
+        let id = InteractionId::generate();
+        let wanted = new.callback_scheduled_time.unwrap_or(now).max(now);
+        let due = schedule::next_open(&queue, wanted);
+        let cb = Callback {
+            id: id.clone(),
+            queue_id: new.queue_id.clone(),
+            interaction_queue: new.queue_id,
+            state: State::Scheduled,
+            callback_numbers: new.callback_numbers,
+            callback_user_name: new.callback_user_name,
+            callback_scheduled_time: new.callback_scheduled_time,
+            time_zone: new.time_zone,
+            country_code: new.country_code,
+            validate_callback_numbers: new.validate_callback_numbers,
+            routing_data: new.routing_data,
+            data: new.data,
+            caller_id: new.caller_id,
+            caller_id_name: new.caller_id_name,
+            script_id: new.script_id,
+            due_at: due,
+            expires_at: schedule::expiry(&queue, due),
+            attempts: 0,
+            agent: None,
+            call_id: None,
+            dialled_number: None,
+            disposition: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let options = self.resolve_options(&cb);
+        self.live.insert(id.clone(), Live::new(cb, options));
+        self.history(&id, now, HistoryKind::Created { by: by.to_string() });
+        if let Some(key) = idempotency_key {
+            self.remember_key(key, &id, now);
+        }
+        self.wait_until(&id, now, due, State::Scheduled, "created");
+        if let Some(at) = self.live.get(&id).and_then(|l| l.cb.expires_at) {
+            self.timers.insert((at, Timer::Expire(id.clone())));
+        }
+        let cb = self
+            .live
+            .get(&id)
+            .map(|l| l.cb.clone())
+            .ok_or_else(|| ActionError::NoCallback(id.clone()))?;
+        Ok(Reply::Created {
+            callback: Box::new(cb),
+            new: true,
+        })
+    }
+
+    fn remember_key(&mut self, key: String, id: &InteractionId, now: Timestamp) {
+        self.idempotency.insert(key.clone(), (id.clone(), now));
+        self.writes.push(Write::Idempotency {
+            key,
+            id: id.clone(),
+            at: now,
+        });
+    }
+
+    /// A live callback, or (for a replayed key) the last record the center
+    /// knew of a finished one: it answers with what is live only.
+    fn existing(&self, id: &InteractionId) -> Result<Callback, ActionError> {
+        self.get(id).map(|l| l.cb.clone())
+    }
+
+    /// Puts a callback in a waiting state until `due`: queued at once when
+    /// due now, otherwise `waiting` with a timer.
+    pub(super) fn wait_until(
+        &mut self,
+        id: &InteractionId,
+        now: Timestamp,
+        due: Timestamp,
+        waiting: State,
+        reason: &str,
+    ) {
+        if let Some(l) = self.live.get_mut(id) {
+            l.cb.due_at = due;
+            l.offer_deadline = None;
+        }
+        if due <= now {
+            self.transition(id, now, State::Queued, reason);
+        } else {
+            self.transition(id, now, waiting, reason);
+            self.timers.insert((due, Timer::Due(id.clone())));
+        }
+    }
+
+    fn cancel(
+        &mut self,
+        now: Timestamp,
+        id: &InteractionId,
+        by: Actor,
+        reason: Option<String>,
+    ) -> Result<Reply, ActionError> {
+        let live = self.get(id)?;
+        let state = live.cb.state;
+        if !(state.is_waiting()
+            || state == State::Offered
+            || (state == State::ReadyToCall && by == Actor::Supervisor))
+        {
+            return Err(ActionError::WrongState {
+                action: "cancel".into(),
+                state: state.to_string(),
+            });
+        }
+        let by_name = match by {
+            Actor::Contact => "contact",
+            Actor::Supervisor => "supervisor",
+        };
+        self.history(
+            id,
+            now,
+            HistoryKind::Cancelled {
+                by: by_name.to_string(),
+                reason,
+            },
+        );
+        let agent = self.release_agent(id);
+        let cb = self.live[id].cb.clone();
+        self.transition(
+            id,
+            now,
+            State::Cancelled,
+            &format!("cancelled by {by_name}"),
+        );
+        if let Some(agent) = agent {
+            self.agent_freed(&agent, now);
+        }
+        Ok(Reply::Callback(Box::new(Callback {
+            state: State::Cancelled,
+            updated_at: now,
+            ..cb
+        })))
+    }
+
+    fn reschedule_waiting(
+        &mut self,
+        now: Timestamp,
+        id: &InteractionId,
+        by: Actor,
+        at: Timestamp,
+        number: Option<String>,
+    ) -> Result<Reply, ActionError> {
+        let state = self.get(id)?.cb.state;
+        if !(state.is_waiting() || (state == State::Offered && by == Actor::Supervisor)) {
+            return Err(ActionError::WrongState {
+                action: "reschedule".into(),
+                state: state.to_string(),
+            });
+        }
+        let by_name = match by {
+            Actor::Contact => "contact",
+            Actor::Supervisor => "supervisor",
+        };
+        if let Some(agent) = self.release_agent(id) {
+            self.agent_freed(&agent, now);
+        }
+        self.reschedule_to(id, now, at, number, by_name)?;
+        Ok(Reply::Callback(Box::new(self.get(id)?.cb.clone())))
+    }
+
+    /// Moves a callback to the reschedule queue with a new time (and number).
+    pub(super) fn reschedule_to(
+        &mut self,
+        id: &InteractionId,
+        now: Timestamp,
+        at: Timestamp,
+        number: Option<String>,
+        by: &str,
+    ) -> Result<(), ActionError> {
+        let queue = {
+            let live = self.get(id)?;
+            self.queue(&live.cb.queue_id).cloned()
+        };
+        let due = match &queue {
+            Some(q) => schedule::next_open(q, at.max(now)),
+            None => at.max(now),
+        };
+        let reschedule_queue = self.get(id)?.options.reschedule_queue.clone();
+        if let Some(l) = self.live.get_mut(id) {
+            // The old pending key goes; `transition` files the new one.
+            let key = (
+                l.cb.queue_id.clone(),
+                l.cb.callback_numbers.first().cloned().unwrap_or_default(),
+            );
+            if self.pending_by_number.get(&key) == Some(id) {
+                self.pending_by_number.remove(&key);
+            }
+            if let Some(n) = &number {
+                l.cb.callback_numbers.retain(|x| x != n);
+                l.cb.callback_numbers.insert(0, n.clone());
+            }
+            l.cb.callback_scheduled_time = Some(at);
+            l.cb.interaction_queue = reschedule_queue;
+            l.excluded.clear();
+            if let Some(q) = &queue {
+                l.cb.expires_at = schedule::expiry(q, due);
+            }
+        }
+        self.history(
+            id,
+            now,
+            HistoryKind::Rescheduled {
+                by: by.to_string(),
+                at,
+                number,
+            },
+        );
+        if let Some(at) = self.live.get(id).and_then(|l| l.cb.expires_at) {
+            self.timers.insert((at, Timer::Expire(id.clone())));
+        }
+        // Rescheduled shows until it falls due, even when that is now.
+        if let Some(l) = self.live.get_mut(id) {
+            l.cb.due_at = due;
+            l.offer_deadline = None;
+        }
+        self.transition(id, now, State::Rescheduled, &format!("rescheduled by {by}"));
+        self.timers.insert((due, Timer::Due(id.clone())));
+        Ok(())
+    }
+
+    fn status(&self, now: Timestamp, id: &InteractionId) -> Result<ContactStatus, ActionError> {
+        let live = self.get(id)?;
+        let cb = &live.cb;
+        let mut status = ContactStatus {
+            id: id.clone(),
+            state: cb.state,
+            position: None,
+            estimated_wait_secs: None,
+            callback_scheduled_time: cb.callback_scheduled_time,
+        };
+        if !cb.state.is_waiting() {
+            return Ok(status);
+        }
+        let mut same: Vec<&Callback> = self
+            .live
+            .values()
+            .map(|l| &l.cb)
+            .filter(|c| c.queue_id == cb.queue_id && c.state.is_waiting())
+            .collect();
+        routing::order_queue(&mut same);
+        let position = same.iter().position(|c| c.id == *id).unwrap_or(0) as u64 + 1;
+        // Agents who could take this queue's callbacks and are logged in.
+        let staffed = self
+            .agents
+            .values()
+            .filter(|a| {
+                matches!(
+                    a.record.state,
+                    crate::callback::model::AgentState::Ready
+                        | crate::callback::model::AgentState::Engaged
+                        | crate::callback::model::AgentState::Working
+                )
+            })
+            .count()
+            .max(1) as u64;
+        let handle = self.average_handle_secs(&cb.queue_id);
+        let until_due = cb.due_at.duration_since(now).as_secs().max(0) as u64;
+        let behind = (position - 1) * handle / staffed;
+        status.position = Some(position as u32);
+        status.estimated_wait_secs = Some(until_due.max(behind));
+        Ok(status)
+    }
+
+    fn agent_view(&self, agent: &str) -> Result<AgentView, ActionError> {
+        let a = self.agent_settings(agent)?;
+        Ok(AgentView {
+            agent: a.record.clone(),
+            team: a.settings.team.clone(),
+            skills: a.settings.skills.clone(),
+            interactions: a.owns.clone(),
+            registered: !a.contacts.is_empty(),
+        })
+    }
+
+    /// Document 003's list: waiting callbacks the agent (or any member of
+    /// the team) has the skills for, in the order they will be offered.
+    fn dialable(&self, agent: Option<&str>, team: Option<&str>) -> Result<Reply, ActionError> {
+        let members: Vec<&super::AgentLive> = match (agent, team) {
+            (Some(a), _) => vec![self.agent_settings(a)?],
+            (None, Some(t)) => self
+                .agents
+                .values()
+                .filter(|a| a.settings.team.as_deref() == Some(t))
+                .collect(),
+            (None, None) => self.agents.values().collect(),
+        };
+        let mut list: Vec<&Callback> = self
+            .live
+            .values()
+            .map(|l| &l.cb)
+            .filter(|c| c.state.is_waiting())
+            .filter(|c| {
+                members.iter().any(|m| {
+                    let queue_skills = self
+                        .queue(&c.queue_id)
+                        .map(|q| q.skills.as_slice())
+                        .unwrap_or(&[]);
+                    queue_skills
+                        .iter()
+                        .chain(c.routing_data.skills.iter())
+                        .all(|s| m.settings.skills.contains(s))
+                })
+            })
+            .collect();
+        routing::order_queue(&mut list);
+        Ok(Reply::Callbacks(list.into_iter().cloned().collect()))
+    }
+
+    fn schedule_for_contact(
+        &mut self,
+        now: Timestamp,
+        agent: &str,
+        at: Option<Timestamp>,
+        number: Option<String>,
+        data: std::collections::BTreeMap<String, String>,
+    ) -> Result<Reply, ActionError> {
+        self.require(agent, crate::callback::settings::Privilege::UseChannel)?;
+        let a = self.agent_settings(agent)?;
+        // The interaction of the agent's current call (or the last it owns).
+        let current = a
+            .owns
+            .iter()
+            .rev()
+            .filter_map(|id| self.live.get(id))
+            .find(|l| l.cb.call_id.is_some())
+            .or_else(|| a.owns.iter().rev().find_map(|id| self.live.get(id)))
+            .ok_or_else(|| ActionError::WrongState {
+                action: "schedule".into(),
+                state: "no current contact".into(),
+            })?;
+        let cb = &current.cb;
+        let number = number
+            .or_else(|| cb.dialled_number.clone())
+            .or_else(|| cb.callback_numbers.first().cloned())
+            .ok_or_else(|| ActionError::Invalid {
+                field: "callbackNumber".into(),
+                message: "the current contact has no number".into(),
+            })?;
+        let mut merged = cb.data.clone();
+        merged.extend(data);
+        let new = NewCallback {
+            queue_id: cb.queue_id.clone(),
+            callback_numbers: vec![number],
+            callback_user_name: cb.callback_user_name.clone(),
+            callback_scheduled_time: at,
+            time_zone: cb.time_zone.clone(),
+            country_code: cb.country_code.clone(),
+            validate_callback_numbers: false,
+            routing_data: cb.routing_data.clone(),
+            data: merged,
+            caller_id: cb.caller_id.clone(),
+            caller_id_name: cb.caller_id_name.clone(),
+            script_id: cb.script_id.clone(),
+        };
+        self.create(now, new, None, &format!("agent {agent}"))
+    }
+}

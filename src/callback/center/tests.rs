@@ -1,0 +1,1043 @@
+//! The center in virtual time: the lifecycle of documents 000 and 001,
+//! driven by requests, call events and timers with an explicit `now`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use super::{Center, Recovered};
+use crate::call::{
+    CallCommand, CallEvent, CallId, CommandError, EndedBy, Failure, LegRole, Progress,
+};
+use crate::callback::action::*;
+use crate::callback::model::*;
+use crate::callback::settings::*;
+
+const T0: i64 = 1_800_000_000;
+
+fn at(secs: i64) -> Timestamp {
+    Timestamp::from_second(T0 + secs).unwrap()
+}
+
+fn backoff(secs: u64) -> Backoff {
+    Backoff {
+        delay: Duration::from_secs(secs),
+        multiplier: 2.0,
+        max_delay: Duration::from_secs(3600),
+    }
+}
+
+fn agent(id: &str, skills: &[&str]) -> AgentSettings {
+    AgentSettings {
+        id: id.into(),
+        name: None,
+        team: Some("tier1".into()),
+        skills: skills.iter().map(|s| s.to_string()).collect(),
+        privileges: Privileges::default(),
+    }
+}
+
+fn settings() -> CallbackSettings {
+    let queue = QueueSettings {
+        id: "support".into(),
+        skills: vec![],
+        time_zone: None,
+        business_hours: vec![],
+        max_attempts: 2,
+        retry: RetryPolicy {
+            busy: backoff(60),
+            no_answer: backoff(120),
+            failed: backoff(300),
+        },
+        expiry: Some(Duration::from_secs(24 * 3600)),
+    };
+    CallbackSettings {
+        database: "unused.db".into(),
+        offer_timeout: Duration::from_secs(30),
+        agent_profile: "internal".into(),
+        ready_after_done: true,
+        idempotency_window: Duration::from_secs(24 * 3600),
+        options: WebcallbackOptions {
+            auto_answer: false,
+            auto_answer_timer: Duration::ZERO,
+            auto_answer_enable_reject: true,
+            auto_dial: false,
+            callback_information_content: vec!["callbackUserName".into(), "callbackNumber".into()],
+            complete_queue: "wcb-complete".into(),
+            park_queue: "wcb-park".into(),
+            reschedule_queue: "wcb-reschedule".into(),
+            not_ready_on_offer_timeout: Some("Away".into()),
+        },
+        login: LoginOptions {
+            is_auto_ready: true,
+            auto_not_ready_reason: None,
+            can_unactivate_channel: true,
+        },
+        queues: BTreeMap::from([("support".to_string(), queue)]),
+        agents: BTreeMap::from([
+            ("1001".to_string(), agent("1001", &[])),
+            ("1002".to_string(), agent("1002", &[])),
+        ]),
+    }
+}
+
+struct Lab {
+    center: Center,
+    /// Every write so far, as the store would have them.
+    writes: Vec<Write>,
+    commands: Vec<CallCommand>,
+    desktop: Vec<DesktopEvent>,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        Lab::with(settings())
+    }
+
+    fn with(s: CallbackSettings) -> Lab {
+        Lab::recovered(s, Recovered::default(), at(0))
+    }
+
+    fn recovered(s: CallbackSettings, r: Recovered, now: Timestamp) -> Lab {
+        let mut lab = Lab {
+            center: Center::new(Arc::new(s), r, now),
+            writes: vec![],
+            commands: vec![],
+            desktop: vec![],
+        };
+        lab.drain();
+        lab
+    }
+
+    fn drain(&mut self) {
+        self.writes.extend(self.center.take_writes());
+        while let Some(c) = self.center.poll_command() {
+            self.commands.push(c);
+        }
+        while let Some(d) = self.center.poll_desktop() {
+            self.desktop.push(d);
+        }
+    }
+
+    fn req(&mut self, now: Timestamp, r: Request) -> Result<Reply, ActionError> {
+        let out = self.center.handle_request(now, r);
+        self.drain();
+        out
+    }
+
+    fn create(&mut self, now: Timestamp, number: &str) -> InteractionId {
+        self.create_with(now, number, None, RoutingData::default())
+    }
+
+    fn create_with(
+        &mut self,
+        now: Timestamp,
+        number: &str,
+        when: Option<Timestamp>,
+        routing: RoutingData,
+    ) -> InteractionId {
+        let r = self.req(
+            now,
+            Request::Create {
+                callback: NewCallback {
+                    queue_id: "support".into(),
+                    callback_numbers: vec![number.into()],
+                    callback_user_name: Some("Jane".into()),
+                    callback_scheduled_time: when,
+                    routing_data: routing,
+                    ..Default::default()
+                },
+                idempotency_key: None,
+            },
+        );
+        match r {
+            Ok(Reply::Created {
+                callback,
+                new: true,
+            }) => callback.id,
+            other => panic!("create: {other:?}"),
+        }
+    }
+
+    fn login(&mut self, now: Timestamp, agent: &str) {
+        self.req(
+            now,
+            Request::Agent {
+                agent: agent.into(),
+                action: AgentAction::Login,
+            },
+        )
+        .unwrap();
+        self.center
+            .handle_registration(now, agent, &format!("sip:{agent}@127.0.0.1"), true);
+        self.drain();
+    }
+
+    fn act(
+        &mut self,
+        now: Timestamp,
+        id: &InteractionId,
+        agent: &str,
+        action: InteractionAction,
+    ) -> Result<Reply, ActionError> {
+        self.req(
+            now,
+            Request::Interaction {
+                id: id.clone(),
+                agent: agent.into(),
+                action,
+            },
+        )
+    }
+
+    fn call(&mut self, now: Timestamp, e: CallEvent) {
+        self.center.handle_call_event(now, &e);
+        self.drain();
+    }
+
+    fn tick(&mut self, now: Timestamp) {
+        self.center.handle_timeout(now);
+        self.drain();
+    }
+
+    /// The interaction's state as the store last got it.
+    fn state(&self, id: &InteractionId) -> State {
+        self.record(id).state
+    }
+
+    fn record(&self, id: &InteractionId) -> Callback {
+        self.writes
+            .iter()
+            .rev()
+            .find_map(|w| match w {
+                Write::Callback(cb) if cb.id == *id => Some((**cb).clone()),
+                _ => None,
+            })
+            .expect("no record written")
+    }
+
+    fn agent_state(&self, agent: &str) -> (AgentState, Option<String>) {
+        self.writes
+            .iter()
+            .rev()
+            .find_map(|w| match w {
+                Write::Agent(a) if a.id == agent => Some((a.state, a.reason.clone())),
+                _ => None,
+            })
+            .expect("no agent record")
+    }
+
+    /// The states the interaction went through, from its history writes.
+    fn path(&self, id: &InteractionId) -> Vec<State> {
+        self.writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::History(
+                    i,
+                    HistoryEntry {
+                        kind: HistoryKind::StateChanged { to, .. },
+                        ..
+                    },
+                ) if i == id => Some(*to),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn offers(&self, id: &InteractionId) -> Vec<String> {
+        self.desktop
+            .iter()
+            .filter_map(|d| match &d.kind {
+                DesktopEventKind::Offer { id: i, agent, .. } if i == id => Some(agent.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn last_originate(&self) -> crate::call::Originate {
+        self.commands
+            .iter()
+            .rev()
+            .find_map(|c| match c {
+                CallCommand::Originate(o) => Some(o.clone()),
+                _ => None,
+            })
+            .expect("no originate")
+    }
+}
+
+fn leg(call: &CallId, leg: LegRole, progress: Progress) -> CallEvent {
+    CallEvent::Leg {
+        call: call.clone(),
+        leg,
+        progress,
+    }
+}
+
+fn ended(call: &CallId) -> CallEvent {
+    CallEvent::Ended {
+        call: call.clone(),
+        by: EndedBy::B,
+        cause: "bye".into(),
+        status: None,
+    }
+}
+
+fn failed(call: &CallId, status: u16) -> CallEvent {
+    CallEvent::LegFailed {
+        call: call.clone(),
+        leg: LegRole::B,
+        status,
+        failure: Failure::from_status(status),
+    }
+}
+
+/// Offer, accept and place the call; returns the voice call's id.
+fn connect(lab: &mut Lab, id: &InteractionId, agent: &str, now: Timestamp) -> CallId {
+    if lab.state(id) == State::Offered {
+        lab.act(now, id, agent, InteractionAction::Accept).unwrap();
+    }
+    lab.act(now, id, agent, InteractionAction::Call).unwrap();
+    let call = lab.last_originate().call.unwrap();
+    lab.call(now, leg(&call, LegRole::A, Progress::Answered));
+    lab.call(now, leg(&call, LegRole::B, Progress::Ringing));
+    lab.call(now, leg(&call, LegRole::B, Progress::Answered));
+    call
+}
+
+#[test]
+fn the_whole_lifecycle_with_its_history() {
+    let mut lab = Lab::new();
+    let id = lab.create(at(0), "+33612345678");
+    assert_eq!(lab.state(&id), State::Queued);
+    lab.login(at(1), "1001");
+    assert_eq!(lab.state(&id), State::Offered);
+    assert_eq!(lab.offers(&id), vec!["1001"]);
+    let preview = lab
+        .desktop
+        .iter()
+        .find_map(|d| match &d.kind {
+            DesktopEventKind::Offer { preview, .. } => Some(preview.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        preview[0],
+        PreviewField {
+            name: "callbackUserName".into(),
+            value: "Jane".into()
+        }
+    );
+
+    lab.act(at(2), &id, "1001", InteractionAction::Accept)
+        .unwrap();
+    assert_eq!(lab.state(&id), State::ReadyToCall);
+    lab.act(at(3), &id, "1001", InteractionAction::Call)
+        .unwrap();
+    assert_eq!(lab.state(&id), State::Establishing);
+    let o = lab.last_originate();
+    assert_eq!(
+        (o.a.as_str(), o.b.as_str(), o.auto_answer),
+        ("1001", "+33612345678", true)
+    );
+    assert_eq!(o.interaction.as_deref(), Some(id.0.as_str()));
+    assert_eq!(lab.agent_state("1001").0, AgentState::Engaged);
+    let call = o.call.unwrap();
+
+    lab.call(at(4), leg(&call, LegRole::A, Progress::Answered));
+    lab.call(at(5), leg(&call, LegRole::B, Progress::Ringing));
+    assert_eq!(lab.state(&id), State::Establishing);
+    lab.call(at(6), leg(&call, LegRole::B, Progress::Answered));
+    assert_eq!(lab.state(&id), State::Connected);
+
+    lab.act(at(7), &id, "1001", InteractionAction::Hold)
+        .unwrap();
+    assert!(matches!(
+        lab.commands.last(),
+        Some(CallCommand::Hold {
+            leg: LegRole::B,
+            ..
+        })
+    ));
+    lab.call(
+        at(7),
+        CallEvent::Held {
+            call: call.clone(),
+            leg: LegRole::B,
+            by_switch: true,
+        },
+    );
+    assert_eq!(lab.state(&id), State::OnHold);
+    lab.act(at(8), &id, "1001", InteractionAction::Retrieve)
+        .unwrap();
+    lab.call(
+        at(8),
+        CallEvent::Retrieved {
+            call: call.clone(),
+            leg: LegRole::B,
+            by_switch: true,
+        },
+    );
+    assert_eq!(lab.state(&id), State::Connected);
+
+    lab.act(at(9), &id, "1001", InteractionAction::EndCall)
+        .unwrap();
+    assert!(matches!(
+        lab.commands.last(),
+        Some(CallCommand::Hangup { .. })
+    ));
+    lab.call(at(9), ended(&call));
+    assert_eq!(lab.state(&id), State::ReadyToCall);
+    assert_eq!(lab.agent_state("1001").0, AgentState::Working);
+
+    let r = lab
+        .act(
+            at(10),
+            &id,
+            "1001",
+            InteractionAction::Done {
+                disposition: Some("Sold".into()),
+            },
+        )
+        .unwrap();
+    let Reply::Callback(cb) = r else { panic!() };
+    assert_eq!(cb.state, State::Done);
+    assert_eq!(cb.disposition.as_deref(), Some("Sold"));
+    assert_eq!(cb.interaction_queue, "wcb-complete");
+    assert_eq!(lab.agent_state("1001").0, AgentState::Ready);
+    assert_eq!(
+        lab.path(&id),
+        vec![
+            State::Queued,
+            State::Offered,
+            State::ReadyToCall,
+            State::Establishing,
+            State::Connected,
+            State::OnHold,
+            State::Connected,
+            State::ReadyToCall,
+            State::Done
+        ]
+    );
+    assert_eq!(lab.center.live_count(), 0);
+    // Desktop events are numbered without gaps.
+    let seqs: Vec<u64> = lab.desktop.iter().map(|d| d.seq).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+}
+
+#[test]
+fn one_interaction_is_offered_to_one_agent_only() {
+    let mut lab = Lab::new();
+    lab.login(at(0), "1001");
+    lab.login(at(0), "1002");
+    let id = lab.create(at(1), "+33612345678");
+    assert_eq!(lab.offers(&id).len(), 1);
+}
+
+#[test]
+fn reject_and_timeout_redirect_to_another_agent() {
+    let mut lab = Lab::new();
+    lab.login(at(0), "1001");
+    let id = lab.create(at(1), "+33612345678");
+    assert_eq!(lab.offers(&id), vec!["1001"]);
+    lab.login(at(2), "1002");
+    lab.act(at(3), &id, "1001", InteractionAction::Reject)
+        .unwrap();
+    assert_eq!(lab.offers(&id), vec!["1001", "1002"]);
+    // 1002 lets it time out: back to the queue, and 1002 goes Not Ready (Away).
+    lab.tick(at(3 + 30));
+    assert_eq!(
+        lab.agent_state("1002"),
+        (AgentState::NotReady, Some("Away".into()))
+    );
+    assert_eq!(lab.state(&id), State::Queued);
+    assert_eq!(lab.offers(&id), vec!["1001", "1002"], "both excluded now");
+    // A third agent would get it; an excluded one does not.
+    assert!(lab
+        .act(at(40), &id, "1001", InteractionAction::Accept)
+        .is_err());
+}
+
+#[test]
+fn busy_then_retry_when_the_interaction_dials_by_itself() {
+    let mut lab = Lab::new();
+    lab.login(at(0), "1001");
+    let routing = RoutingData {
+        options: BTreeMap::from([
+            (
+                "webcallback.auto-answer".to_string(),
+                serde_json::json!(true),
+            ),
+            ("webcallback.auto-dial".to_string(), serde_json::json!(true)),
+        ]),
+        ..Default::default()
+    };
+    let id = lab.create_with(at(1), "+33612345678", None, routing);
+    // Auto-answer with no timer and auto-dial: straight to the call.
+    assert_eq!(lab.state(&id), State::Establishing);
+    let call = lab.last_originate().call.unwrap();
+    lab.call(at(2), leg(&call, LegRole::A, Progress::Answered));
+    lab.call(at(3), failed(&call, 486));
+    lab.call(at(3), ended(&call));
+    let cb = lab.record(&id);
+    assert_eq!(cb.state, State::Scheduled);
+    assert_eq!(cb.due_at, at(3 + 60), "the busy back-off");
+    assert_eq!(lab.agent_state("1001").0, AgentState::Ready);
+    lab.tick(at(63));
+    assert_eq!(
+        lab.state(&id),
+        State::Establishing,
+        "offered and dialled again"
+    );
+    let call2 = lab.last_originate().call.unwrap();
+    assert_ne!(call, call2);
+    lab.call(at(64), failed(&call2, 480));
+    // max_attempts = 2: not reached.
+    assert_eq!(lab.state(&id), State::NotReached);
+}
+
+#[test]
+fn busy_without_auto_dial_returns_to_ready_to_call() {
+    let mut lab = Lab::new();
+    lab.login(at(0), "1001");
+    let id = lab.create(at(1), "+33612345678");
+    lab.act(at(2), &id, "1001", InteractionAction::Accept)
+        .unwrap();
+    lab.act(at(2), &id, "1001", InteractionAction::Call)
+        .unwrap();
+    let call = lab.last_originate().call.unwrap();
+    lab.call(at(3), failed(&call, 486));
+    lab.call(at(3), ended(&call));
+    assert_eq!(lab.state(&id), State::ReadyToCall);
+    assert_eq!(lab.record(&id).attempts, 1);
+    // The agent calls again: the same number (only one).
+    lab.act(at(4), &id, "1001", InteractionAction::Call)
+        .unwrap();
+    assert_eq!(lab.state(&id), State::Establishing);
+}
+
+#[test]
+fn reschedule_on_a_new_number_needs_its_privilege() {
+    let mut s = settings();
+    s.agents
+        .get_mut("1001")
+        .unwrap()
+        .privileges
+        .reschedule_on_new_number = false;
+    let mut lab = Lab::with(s);
+    lab.login(at(0), "1001");
+    let id = lab.create(at(1), "+33612345678");
+    lab.act(at(2), &id, "1001", InteractionAction::Accept)
+        .unwrap();
+    let err = lab
+        .act(
+            at(3),
+            &id,
+            "1001",
+            InteractionAction::Reschedule {
+                at: at(3600),
+                number: Some("+33698765432".into()),
+            },
+        )
+        .unwrap_err();
+    assert_eq!(
+        err,
+        ActionError::Forbidden {
+            agent: "1001".into(),
+            privilege: Privilege::RescheduleOnNewNumber
+        }
+    );
+    // The same number is allowed; it waits in the reschedule queue.
+    lab.act(
+        at(3),
+        &id,
+        "1001",
+        InteractionAction::Reschedule {
+            at: at(3600),
+            number: None,
+        },
+    )
+    .unwrap();
+    let cb = lab.record(&id);
+    assert_eq!(
+        (cb.state, cb.interaction_queue.as_str()),
+        (State::Rescheduled, "wcb-reschedule")
+    );
+    lab.tick(at(3600));
+    assert_eq!(lab.offers(&id), vec!["1001", "1001"]);
+}
+
+#[test]
+fn reschedule_before_the_call_needs_its_privilege() {
+    let mut s = settings();
+    s.agents
+        .get_mut("1001")
+        .unwrap()
+        .privileges
+        .reschedule_before_call = false;
+    let mut lab = Lab::with(s);
+    lab.login(at(0), "1001");
+    let id = lab.create(at(1), "+33612345678");
+    lab.act(at(2), &id, "1001", InteractionAction::Accept)
+        .unwrap();
+    let err = lab
+        .act(
+            at(3),
+            &id,
+            "1001",
+            InteractionAction::Reschedule {
+                at: at(3600),
+                number: None,
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        ActionError::Forbidden {
+            privilege: Privilege::RescheduleBeforeCall,
+            ..
+        }
+    ));
+    // After connecting and disconnecting, plain reschedule is enough.
+    let call = connect(&mut lab, &id, "1001", at(4));
+    lab.call(at(5), ended(&call));
+    lab.act(
+        at(6),
+        &id,
+        "1001",
+        InteractionAction::Reschedule {
+            at: at(3600),
+            number: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(lab.state(&id), State::Rescheduled);
+}
+
+#[test]
+fn decline_and_mark_done_follow_privileges() {
+    let mut s = settings();
+    s.agents.get_mut("1001").unwrap().privileges.decline = false;
+    let mut lab = Lab::with(s);
+    lab.login(at(0), "1001");
+    let id = lab.create(at(1), "+33612345678");
+    let err = lab
+        .act(at(2), &id, "1001", InteractionAction::Decline)
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        ActionError::Forbidden {
+            privilege: Privilege::Decline,
+            ..
+        }
+    ));
+    lab.act(at(2), &id, "1001", InteractionAction::MarkDone)
+        .unwrap();
+    let cb = lab.record(&id);
+    assert_eq!((cb.state, cb.disposition.clone()), (State::Done, None));
+}
+
+#[test]
+fn a_transfer_parks_the_parent_interaction() {
+    let mut lab = Lab::new();
+    lab.login(at(0), "1001");
+    let id = lab.create(at(1), "+33612345678");
+    let call = connect(&mut lab, &id, "1001", at(2));
+    lab.act(
+        at(3),
+        &id,
+        "1001",
+        InteractionAction::Transfer { to: "1002".into() },
+    )
+    .unwrap();
+    assert!(matches!(
+        lab.commands.last(),
+        Some(CallCommand::Transfer {
+            leg: LegRole::A,
+            ..
+        })
+    ));
+    lab.call(
+        at(4),
+        CallEvent::Transferred {
+            call: call.clone(),
+            by: LegRole::A,
+            to: "1002".into(),
+            attended: false,
+        },
+    );
+    let cb = lab.record(&id);
+    assert_eq!(
+        (cb.state, cb.interaction_queue.as_str()),
+        (State::Parked, "wcb-park")
+    );
+    assert_eq!(lab.agent_state("1001").0, AgentState::Ready);
+    // The rest of the call no longer concerns the interaction.
+    lab.call(at(60), ended(&call));
+    assert_eq!(lab.state(&id), State::Parked);
+}
+
+#[test]
+fn idempotency_key_and_duplicates_return_the_first() {
+    let mut lab = Lab::new();
+    let new = NewCallback {
+        queue_id: "support".into(),
+        callback_numbers: vec!["+33612345678".into()],
+        ..Default::default()
+    };
+    let first = lab
+        .req(
+            at(0),
+            Request::Create {
+                callback: new.clone(),
+                idempotency_key: Some("k1".into()),
+            },
+        )
+        .unwrap();
+    let again = lab
+        .req(
+            at(5),
+            Request::Create {
+                callback: new.clone(),
+                idempotency_key: Some("k1".into()),
+            },
+        )
+        .unwrap();
+    let (
+        Reply::Created {
+            callback: a,
+            new: true,
+        },
+        Reply::Created {
+            callback: b,
+            new: false,
+        },
+    ) = (first, again)
+    else {
+        panic!("expected created then replayed");
+    };
+    assert_eq!(a.id, b.id);
+    // Same number and queue without a key: merged into the pending one.
+    let mut dup = new;
+    dup.data.insert("orderId".into(), "42".into());
+    let merged = lab
+        .req(
+            at(6),
+            Request::Create {
+                callback: dup,
+                idempotency_key: None,
+            },
+        )
+        .unwrap();
+    let Reply::Created {
+        callback: m,
+        new: false,
+    } = merged
+    else {
+        panic!()
+    };
+    assert_eq!(m.id, a.id);
+    assert_eq!(m.data.get("orderId").map(String::as_str), Some("42"));
+    assert_eq!(lab.center.live_count(), 1);
+}
+
+#[test]
+fn a_scheduled_callback_fires_when_due_and_expires_unreached() {
+    let mut lab = Lab::new();
+    let id = lab.create_with(at(0), "+33612345678", Some(at(600)), RoutingData::default());
+    assert_eq!(lab.state(&id), State::Scheduled);
+    assert_eq!(lab.center.poll_timeout(), Some(at(600)));
+    lab.tick(at(599));
+    assert_eq!(lab.state(&id), State::Scheduled);
+    lab.tick(at(600));
+    assert_eq!(lab.state(&id), State::Queued);
+    // Nobody logs in for a day: it ends as not reached.
+    lab.tick(at(600 + 24 * 3600));
+    assert_eq!(lab.state(&id), State::NotReached);
+}
+
+#[test]
+fn business_hours_delay_a_due_callback() {
+    let mut s = settings();
+    let q = s.queues.get_mut("support").unwrap();
+    q.time_zone = Some("UTC".into());
+    // Open 09:00-17:00 every day, UTC; T0 is 2027-01-15T08:00:00Z.
+    q.business_hours = vec![HoursWindow {
+        days: vec![
+            jiff::civil::Weekday::Monday,
+            jiff::civil::Weekday::Tuesday,
+            jiff::civil::Weekday::Wednesday,
+            jiff::civil::Weekday::Thursday,
+            jiff::civil::Weekday::Friday,
+            jiff::civil::Weekday::Saturday,
+            jiff::civil::Weekday::Sunday,
+        ],
+        start: jiff::civil::time(9, 0, 0, 0),
+        end: jiff::civil::time(17, 0, 0, 0),
+    }];
+    let mut lab = Lab::with(s);
+    let now: Timestamp = "2027-01-15T08:00:00Z".parse().unwrap();
+    let id = lab.create(now, "+33612345678");
+    let cb = lab.record(&id);
+    assert_eq!(cb.state, State::Scheduled);
+    assert_eq!(
+        cb.due_at,
+        "2027-01-15T09:00:00Z".parse::<Timestamp>().unwrap()
+    );
+}
+
+#[test]
+fn contact_status_reports_position_and_a_recomputed_wait() {
+    let mut lab = Lab::new();
+    let a = lab.create(at(0), "+33611111111");
+    let b = lab.create(at(1), "+33622222222");
+    let Reply::Status(s) = lab.req(at(2), Request::Status { id: b.clone() }).unwrap() else {
+        panic!()
+    };
+    assert_eq!(s.position, Some(2));
+    let first = s.estimated_wait_secs.unwrap();
+    assert!(first > 0);
+    // The first one leaves the queue: the second moves up and waits less.
+    lab.req(
+        at(3),
+        Request::Cancel {
+            id: a,
+            by: Actor::Contact,
+            reason: None,
+        },
+    )
+    .unwrap();
+    let Reply::Status(s) = lab.req(at(4), Request::Status { id: b }).unwrap() else {
+        panic!()
+    };
+    assert_eq!(s.position, Some(1));
+    assert!(s.estimated_wait_secs.unwrap() < first);
+}
+
+#[test]
+fn a_restart_mid_call_requeues_with_the_attempt_counted() {
+    let mut lab = Lab::new();
+    lab.login(at(0), "1001");
+    let id = lab.create(at(1), "+33612345678");
+    connect(&mut lab, &id, "1001", at(2));
+    let before = lab.record(&id);
+    assert_eq!((before.state, before.attempts), (State::Connected, 1));
+    let agent = lab
+        .writes
+        .iter()
+        .rev()
+        .find_map(|w| match w {
+            Write::Agent(a) if a.id == "1001" => Some(a.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let recovered = Recovered {
+        callbacks: vec![before],
+        agents: vec![agent],
+        last_desktop_seq: lab.desktop.last().unwrap().seq,
+        idempotency: vec![],
+    };
+    let after = Lab::recovered(settings(), recovered, at(100));
+    let cb = after.record(&id);
+    assert_eq!(
+        (cb.state, cb.attempts, cb.agent.clone(), cb.call_id.clone()),
+        (State::Queued, 1, None, None)
+    );
+    assert!(after.writes.iter().any(|w| matches!(w,
+        Write::History(i, HistoryEntry { kind: HistoryKind::Recovered { from: State::Connected }, .. }) if *i == id)));
+    assert_eq!(after.agent_state("1001").0, AgentState::Ready);
+    // Desktop numbering continues where it stopped.
+    assert!(after.desktop[0].seq > lab.desktop.last().unwrap().seq);
+}
+
+#[test]
+fn a_refused_originate_returns_to_ready_to_call() {
+    let mut lab = Lab::new();
+    lab.login(at(0), "1001");
+    let id = lab.create(at(1), "+33612345678");
+    lab.act(at(2), &id, "1001", InteractionAction::Accept)
+        .unwrap();
+    lab.act(at(2), &id, "1001", InteractionAction::Call)
+        .unwrap();
+    let CallCommand::Originate(o) = lab.commands.last().unwrap().clone() else {
+        panic!()
+    };
+    lab.center.handle_command_failed(
+        at(3),
+        &CallCommand::Originate(o),
+        &CommandError::NoRoute("+33612345678".into()),
+    );
+    lab.drain();
+    let cb = lab.record(&id);
+    assert_eq!((cb.state, cb.attempts), (State::ReadyToCall, 0));
+    assert_eq!(lab.agent_state("1001").0, AgentState::Ready);
+}
+
+#[test]
+fn actions_outside_their_state_or_owner_are_refused() {
+    let mut lab = Lab::new();
+    lab.login(at(0), "1001");
+    lab.login(at(0), "1002");
+    let id = lab.create(at(1), "+33612345678");
+    let owner = lab.offers(&id)[0].clone();
+    let other = if owner == "1001" { "1002" } else { "1001" };
+    assert!(matches!(
+        lab.act(at(2), &id, other, InteractionAction::Accept),
+        Err(ActionError::NotOwner { .. })
+    ));
+    assert!(matches!(
+        lab.act(at(2), &id, &owner, InteractionAction::Hold),
+        Err(ActionError::WrongState { .. })
+    ));
+    assert!(matches!(
+        lab.act(
+            at(2),
+            &id,
+            &owner,
+            InteractionAction::Done { disposition: None }
+        ),
+        Err(ActionError::WrongState { .. })
+    ));
+    assert!(matches!(
+        lab.req(
+            at(2),
+            Request::Agent {
+                agent: "9999".into(),
+                action: AgentAction::Login
+            }
+        ),
+        Err(ActionError::NoAgent(_))
+    ));
+}
+
+#[test]
+fn an_agent_with_an_open_call_cannot_log_out_and_logout_requeues_the_rest() {
+    let mut lab = Lab::new();
+    lab.login(at(0), "1001");
+    let id = lab.create(at(1), "+33612345678");
+    let call = connect(&mut lab, &id, "1001", at(2));
+    assert!(matches!(
+        lab.req(
+            at(3),
+            Request::Agent {
+                agent: "1001".into(),
+                action: AgentAction::Logout
+            }
+        ),
+        Err(ActionError::WrongState { .. })
+    ));
+    lab.call(at(4), ended(&call));
+    lab.req(
+        at(5),
+        Request::Agent {
+            agent: "1001".into(),
+            action: AgentAction::Logout,
+        },
+    )
+    .unwrap();
+    assert_eq!(lab.state(&id), State::Queued);
+    assert_eq!(lab.agent_state("1001").0, AgentState::LoggedOut);
+}
+
+#[test]
+fn an_agent_on_a_call_schedules_a_new_callback_for_the_contact() {
+    let mut lab = Lab::new();
+    lab.login(at(0), "1001");
+    let id = lab.create(at(1), "+33612345678");
+    connect(&mut lab, &id, "1001", at(2));
+    let r = lab
+        .req(
+            at(3),
+            Request::ScheduleForContact {
+                agent: "1001".into(),
+                at: Some(at(7200)),
+                number: None,
+                data: BTreeMap::from([("topic".to_string(), "renewal".to_string())]),
+            },
+        )
+        .unwrap();
+    let Reply::Created {
+        callback,
+        new: true,
+    } = r
+    else {
+        panic!()
+    };
+    assert_ne!(callback.id, id);
+    assert_eq!(callback.callback_numbers, vec!["+33612345678".to_string()]);
+    assert_eq!(callback.state, State::Scheduled);
+    assert_eq!(
+        callback.data.get("topic").map(String::as_str),
+        Some("renewal")
+    );
+}
+
+#[test]
+fn a_call_event_that_does_not_fit_is_ignored() {
+    let mut lab = Lab::new();
+    lab.login(at(0), "1001");
+    let id = lab.create(at(1), "+33612345678");
+    lab.act(at(2), &id, "1001", InteractionAction::Accept)
+        .unwrap();
+    lab.act(at(2), &id, "1001", InteractionAction::Call)
+        .unwrap();
+    let call = lab.last_originate().call.unwrap();
+    // A hold before anyone answered does not fit Establishing.
+    lab.call(
+        at(3),
+        CallEvent::Held {
+            call: call.clone(),
+            leg: LegRole::B,
+            by_switch: false,
+        },
+    );
+    assert_eq!(lab.state(&id), State::Establishing);
+    // Events of unknown calls change nothing.
+    lab.call(at(3), ended(&CallId("other".into())));
+    assert_eq!(lab.state(&id), State::Establishing);
+}
+
+#[test]
+fn routing_option_overrides_are_checked_at_creation() {
+    let mut lab = Lab::new();
+    for (key, value, field) in [
+        (
+            "webcallback.auto-dial",
+            serde_json::json!("maybe"),
+            "routingData.options.webcallback.auto-dial",
+        ),
+        (
+            "webcallback.no-such",
+            serde_json::json!(true),
+            "routingData.options.webcallback.no-such",
+        ),
+        (
+            "webcallback.auto-answer.timer",
+            serde_json::json!(30),
+            "routingData.options.webcallback.auto-answer.timer",
+        ),
+    ] {
+        let r = lab.req(
+            at(0),
+            Request::Create {
+                callback: NewCallback {
+                    queue_id: "support".into(),
+                    callback_numbers: vec!["+33612345678".into()],
+                    routing_data: RoutingData {
+                        options: BTreeMap::from([(key.to_string(), value)]),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+                idempotency_key: None,
+            },
+        );
+        match r {
+            Err(ActionError::Invalid { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("{key}: {other:?}"),
+        }
+    }
+    assert_eq!(lab.center.live_count(), 0);
+}
