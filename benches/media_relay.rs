@@ -17,9 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use switchback::media::bench::{grow_buffers, rss_bytes, thread_cpu, udp_rcvbuf_errors, Generator};
-use switchback::media::{
-    LegId, MediaCommand, MediaEngine, MediaEvent, MediaSettings, PayloadMap, PortPool, G711,
-};
+use switchback::media::{LegId, MediaCommand, MediaEngine, MediaEvent, PayloadMap, PortPool, G711};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 const PCMU: PayloadMap = PayloadMap {
@@ -77,6 +75,7 @@ fn open_all(
             remote: Some(remote),
             remote_rtcp: None,
             payloads: Some(PCMU),
+            rtp_timeout: None,
         });
         local
     };
@@ -109,7 +108,7 @@ fn main() {
     let warmup = Duration::from_secs_f64(env_f64("BENCH_WARMUP", 1.0));
 
     let (tx, mut events) = unbounded_channel();
-    let engine = MediaEngine::start(MediaSettings { rtp_timeout: None }, tx);
+    let engine = MediaEngine::start(tx);
     let mut pool = PortPool::new(20000, 60999);
     let mut next_leg = 0u64;
 

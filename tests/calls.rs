@@ -12,7 +12,7 @@ mod common;
 use std::time::Duration;
 
 use common::calls::{CallConfig, Lab};
-use common::sippbg::{body, header, sdp_audio, sdp_payload_types};
+use common::sippbg::{body, header, sdp_audio, sdp_payload_types, Sipp};
 use common::*;
 
 /// A 200/INVITE/183 SDP the switch wrote: c= its media address, m= port in range,
@@ -92,6 +92,104 @@ fn phone_to_phone() {
     assert!(!a.received("SIP/2.0 100").is_empty(), "100 Trying at once");
     // The callee's BYE came from the switch when the caller hung up.
     assert_eq!(b.received("BYE ").len(), 1, "the callee got one BYE");
+}
+
+#[test]
+fn late_offer_callee_offers_and_caller_answers_in_ack() {
+    let mut lab = Lab::start(CallConfig::default());
+    let b_rtp = rtp::RtpEndpoint::bind();
+    let callee = lab.phone("1002", "phone_offer", |s| s.rtp_port(b_rtp.port));
+    let mut a_rtp = rtp::RtpEndpoint::bind();
+    let caller = lab
+        .caller("1001", "1002", "call_late_offer")
+        .rtp_port(a_rtp.port)
+        .spawn();
+    let call = lab.call_started(&[("from", "1001"), ("to", "1002")]);
+    lab.wait("call-bridged", &[("call", &call)]);
+    // The callee was invited without SDP; its offer reached the caller rewritten.
+    let inv_b = callee.wait_received("the INVITE", EVENT, |m| m.starts_with("INVITE "));
+    assert!(!body(&inv_b).contains("m=audio"), "no SDP to 1002: {inv_b}");
+    let ok_a = caller.wait_received("the 200 with the offer", EVENT, |m| {
+        m.starts_with("SIP/2.0 200") && body(m).contains("m=audio")
+    });
+    assert_switch_sdp(&lab, &ok_a, true, "200 to 1001");
+    assert_eq!(sdp_payload_types(&ok_a), [8, 0, 101], "the callee's order");
+    // The caller's answer (PCMU) reached the callee in the switch's ACK.
+    let ack_b = callee.wait_received("the ACK with the answer", EVENT, |m| {
+        m.starts_with("ACK ") && body(m).contains("m=audio")
+    });
+    assert_switch_sdp(&lab, &ack_b, true, "ACK to 1002");
+    assert_eq!(sdp_payload_types(&ack_b), [0, 101], "the caller's choice");
+    // Media flows through the relay both ways.
+    let a_switch = sdp_audio(&ok_a).expect("SDP in the 200");
+    let b_switch = sdp_audio(&ack_b).expect("SDP in the ACK");
+    a_rtp.send_tone(a_switch, 440.0, 5);
+    let got = b_rtp.recv_until(Duration::from_secs(2), |p| p.len() >= 3);
+    assert!(got.len() >= 3, "1001 -> 1002: {} packets", got.len());
+    let mut b_rtp = b_rtp;
+    b_rtp.send_tone(b_switch, 440.0, 5);
+    let got = a_rtp.recv_until(Duration::from_secs(2), |p| p.len() >= 3);
+    assert!(got.len() >= 3, "1002 -> 1001: {} packets", got.len());
+    let r = http::delete(lab.http(), &format!("/v1/calls/{call}"));
+    assert!((200..300).contains(&r.status), "DELETE: {}", r.status);
+    caller.finish(&mut lab.sw);
+    callee.finish(&mut lab.sw);
+    lab.wait("call-ended", &[("call", &call), ("by", "switch")]);
+}
+
+#[test]
+fn unregistered_phone_is_admitted_by_digest() {
+    let mut lab = Lab::start(CallConfig::default());
+    let callee = lab.phone("1002", "phone_answer", |s| s.set("hangup_ms", 500));
+    // 1001 never registered: its INVITE is challenged (407) and it answers
+    // with its credentials.
+    let caller = Sipp::new("call_digest", lab.internal())
+        .service("1002")
+        .key("from_user", "1001")
+        .arg("-au")
+        .arg("1001")
+        .arg("-ap")
+        .arg(&lab.password("1001"))
+        .spawn();
+    let call = lab.call_started(&[("from", "1001"), ("to", "1002")]);
+    lab.wait("call-bridged", &[("call", &call)]);
+    let a = caller.finish(&mut lab.sw);
+    callee.finish(&mut lab.sw);
+    lab.wait("call-ended", &[("call", &call), ("by", "b")]);
+    let challenge = &a.received("SIP/2.0 407")[0];
+    assert!(
+        header(challenge, "Proxy-Authenticate").is_some_and(|v| v.contains("switchback.local")),
+        "{challenge}"
+    );
+    let invites = a.sent("INVITE ");
+    assert!(
+        header(&invites[1], "Proxy-Authorization").is_some(),
+        "{}",
+        invites[1]
+    );
+
+    // Wrong credentials: 403, no call, and the registrar's guard counted the failure.
+    let bad = Sipp::new("call_digest", lab.internal())
+        .service("1002")
+        .key("from_user", "1001")
+        .arg("-au")
+        .arg("1001")
+        .arg("-ap")
+        .arg("not-the-password")
+        .run();
+    bad.assert_ok(&mut lab.sw);
+    assert_eq!(
+        bad.received("SIP/2.0 403").len(),
+        1,
+        "403 after the challenge:\n{}",
+        bad.messages
+    );
+    lab.wait("auth-failed", &[("user", "1001")]);
+    assert_eq!(
+        lab.sw.events("call-started").len(),
+        1,
+        "only the authenticated call started"
+    );
 }
 
 #[test]

@@ -383,3 +383,30 @@ fn silent_leg_is_lost_after_rtp_timeout() {
     caller.finish(&mut lab.sw); // BYE from the switch
     callee.finish(&mut lab.sw);
 }
+
+#[test]
+fn rtp_timeout_is_per_profile_and_zero_is_never() {
+    // Phones (internal) time out after 1 s of silence; the trunk (external) never.
+    let cfg = CallConfig {
+        rtp_timeout_secs: 1,
+        external_rtp_timeout_secs: Some(0),
+        ..CallConfig::default()
+    };
+    let mut lab = Lab::start(cfg);
+    // The gateway never sends RTP; the caller plays 3 s of tone, then falls silent.
+    let gw = lab.gateway("phone_answer", |s| s);
+    let caller = lab
+        .caller("1001", "15551234", "call")
+        .set("play", 1)
+        .spawn();
+    let call = lab.call_started(&[("from", "1001")]);
+    lab.wait("call-bridged", &[("call", &call)]);
+    // The trunk's leg, silent from the start, outlives the caller's, which is lost
+    // 1 s after its tone ends (with one relay-wide timeout the trunk's went first).
+    let lost = lab.wait_for("call-leg-lost", &[("call", &call)], Duration::from_secs(10));
+    assert_eq!(lost.get("leg"), "a", "{}", lost.line);
+    assert_eq!(lost.get("reason"), "rtp-timeout", "{}", lost.line);
+    lab.wait("call-ended", &[("call", &call), ("by", "switch")]);
+    caller.finish(&mut lab.sw); // BYE from the switch
+    gw.finish(&mut lab.sw);
+}

@@ -108,7 +108,10 @@ pub enum CallCommand {
     StopRecording {
         call: CallId,
     },
-    /// Blind transfer by the switch: `leg`'s far party goes to `to`.
+    /// Blind transfer by the switch: `leg`'s far party (the leg bridged to
+    /// it) is taken to `to` (routed by the dial plan) as a new leg `c`, and
+    /// `leg` is hung up once `c` answers (`Transferred`); if `c` fails, the
+    /// call stays as it was (`TransferFailed`).
     Transfer {
         call: CallId,
         leg: LegRole,

@@ -57,12 +57,10 @@ impl CallLayer {
                 });
                 Ok(call)
             }
-            // TEMPORARY until the call layer's switch transfer merges.
-            CallCommand::Transfer { .. } => Err(CommandError::Invalid {
-                field: "command",
-                message: "transfer by the switch is not available".into(),
-            }),
             CallCommand::StartRecording { call } => self.start_recording(&call).map(|_| call),
+            CallCommand::Transfer { call, leg, to } => {
+                self.transfer_command(now, out, call, leg, to)
+            }
             CallCommand::PauseRecording { call } => self.pause_recording(call, true),
             CallCommand::ResumeRecording { call } => self.pause_recording(call, false),
             CallCommand::StopRecording { call } => {
@@ -87,7 +85,7 @@ impl CallLayer {
     }
 
     /// The leg of `call` in `role`, answered and not going away.
-    fn answered_leg(&self, call: &CallId, role: LegRole) -> Result<LegId, CommandError> {
+    pub(super) fn answered_leg(&self, call: &CallId, role: LegRole) -> Result<LegId, CommandError> {
         let c = self
             .calls
             .get(call)
@@ -229,19 +227,8 @@ impl CallLayer {
         out: &mut dyn SipOut,
         o: Originate,
     ) -> Result<CallId, CommandError> {
-        for (field, v) in [("a", &o.a), ("b", &o.b)] {
-            if v.is_empty()
-                || v.len() > 64
-                || !v
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "+*#._-".contains(c))
-            {
-                return Err(CommandError::Invalid {
-                    field,
-                    message: format!("{v:?} is not a number or user name"),
-                });
-            }
-        }
+        check_party("a", &o.a)?;
+        check_party("b", &o.b)?;
         let call = o.call.clone().unwrap_or_else(CallId::generate);
         if self.calls.contains_key(&call) {
             return Err(CommandError::CallExists(call));
@@ -306,7 +293,7 @@ impl CallLayer {
                 &call,
                 LegRole::A,
                 target,
-                &forward,
+                Some(&forward),
                 &caller,
                 &o.headers,
                 o.auto_answer,
@@ -385,4 +372,20 @@ impl CallLayer {
             }
         }
     }
+}
+
+/// A number or user name the dial plan can route (`field` names it in the error).
+pub(super) fn check_party(field: &'static str, v: &str) -> Result<(), CommandError> {
+    if v.is_empty()
+        || v.len() > 64
+        || !v
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+*#._-".contains(c))
+    {
+        return Err(CommandError::Invalid {
+            field,
+            message: format!("{v:?} is not a number or user name"),
+        });
+    }
+    Ok(())
 }

@@ -62,9 +62,12 @@ impl CallLayer {
 
     /// The ACK for a 2xx of ours (RFC 6026: passed up by the transaction layer).
     pub fn handle_ack(&mut self, now: Instant, out: &mut dyn SipOut, ack: Request) {
-        if self.leg_of_request(&ack).is_some() {
+        if let Some(leg) = self.leg_of_request(&ack) {
             let _ = self.dialogs.handle_request(now, &ack);
+            // A late-offer caller's ACK carries its answer.
+            self.late_answer(now, out, leg, &ack);
             self.drain_dialogs(now, out);
+            self.publish_dirty();
         }
     }
 

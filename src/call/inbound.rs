@@ -2,8 +2,11 @@
 //! call goes (the dial plan), and the caller's leg (RFC 3261 §13.3 as UAS).
 //!
 //! A caller is admitted when it is a trunk peer (its source lies in the
-//! peer's `acl`) or a user of a registrar profile calling from the address
-//! it registered from. The callee side is placed by `outbound`; a CANCEL
+//! peer's `acl`), a user of a registrar profile calling from the address
+//! it registered from, or, on a registrar profile, anyone who answers a
+//! 407 digest challenge with a user's credentials (RFC 3261 §22.3, the
+//! registrar's own digest and brute-force guard). The callee side is placed
+//! by `outbound`; a CANCEL
 //! from the caller ends every leg (§9.2, the callee legs are CANCELled).
 
 use std::time::Instant;
@@ -11,12 +14,14 @@ use std::time::Instant;
 use crate::dialog::Dialog;
 use crate::media::MediaCommand;
 use crate::net::{Destination, ProfileId, Source};
+use crate::registrar::{RegisterOutcome, RequestAuth};
 use crate::sdp;
 use crate::sip::{self, make_header, MessageHeaders, Request, Response};
 use crate::transaction::ServerTransactionId;
 
 use super::command::{CallEvent, CallId, EndedBy, LegRole};
 use super::dialplan;
+use super::late_offer::LateOffer;
 use super::leg::{Leg, LegMedia, Side};
 use super::negotiate;
 use super::outbound::{Caller, Target};
@@ -44,12 +49,9 @@ impl CallLayer {
             }
             out.respond(now, profile, tx, r);
         };
-        let from_value = request.header_value("From").unwrap_or("").to_string();
-        let from_user = crate::sip::user_part(&from_value).unwrap_or_default();
-        if !self.caller_admitted(now, out, &source, &from_user) {
-            tracing::info!(remote = %source.remote, user = %from_user, "INVITE from an unknown party refused");
-            return reject(out, 403, Some("Not Registered From This Address"));
-        }
+        let Some(from_user) = self.admit(now, out, &source, tx, &request) else {
+            return;
+        };
         let number = request.uri.user().unwrap_or("").to_string();
         let Some(route) = self.dialplan.route(&number, Some(profile)) else {
             tracing::info!(%number, "no dial plan rule matches");
@@ -59,18 +61,20 @@ impl CallLayer {
             Ok(t) => t,
             Err(code) => return reject(out, code, None),
         };
-        let Some(offer_bytes) = sdp_body(&request, &request.body) else {
-            // Late offer (no SDP in the INVITE) is not relayed yet.
-            return reject(out, 488, Some("SDP Offer Required"));
-        };
-        let offer =
-            match negotiate::read_offer(&offer_bytes, &self.settings.profiles[profile.0].codecs) {
-                Ok(o) => o,
-                Err(negotiate::OfferError::Unreadable) => {
-                    return reject(out, 400, Some("Malformed SDP"))
+        // No SDP: a late offer (RFC 3261 §13.2.1); the callee's 2xx will carry
+        // the offer and the caller's ACK the answer (see `late_offer`).
+        let offer = match sdp_body(&request, &request.body) {
+            None => None,
+            Some(bytes) => {
+                match negotiate::read_offer(&bytes, &self.settings.profiles[profile.0].codecs) {
+                    Ok(o) => Some(o),
+                    Err(negotiate::OfferError::Unreadable) => {
+                        return reject(out, 400, Some("Malformed SDP"))
+                    }
+                    Err(negotiate::OfferError::NoCommonCodec) => return reject(out, 488, None),
                 }
-                Err(negotiate::OfferError::NoCommonCodec) => return reject(out, 488, None),
-            };
+            }
+        };
         let Some(port) = self.settings.profiles[profile.0].ports.allocate() else {
             tracing::warn!(profile = %self.settings.profiles[profile.0].name, "RTP ports exhausted");
             return reject(out, 503, Some("No Media Ports"));
@@ -98,9 +102,12 @@ impl CallLayer {
             leg: a,
             call: call_id.0.clone(),
             local,
-            remote: offer.stream.rtp_addr(),
-            remote_rtcp: offer.stream.rtcp,
-            payloads: negotiate::payload_map(&offer.formats),
+            remote: offer.as_ref().and_then(|o| o.stream.rtp_addr()),
+            remote_rtcp: offer.as_ref().and_then(|o| o.stream.rtcp),
+            payloads: offer
+                .as_ref()
+                .and_then(|o| negotiate::payload_map(&o.formats)),
+            rtp_timeout: self.settings.profiles[profile.0].rtp_timeout,
         });
         let destination = Destination {
             profile,
@@ -128,11 +135,14 @@ impl CallLayer {
             media: LegMedia {
                 local,
                 origin: sdp::Origin::new(local.ip()),
-                remote: Some(offer.stream.clone()),
-                formats: offer.formats.clone(),
+                remote: offer.as_ref().map(|o| o.stream.clone()),
+                formats: offer
+                    .as_ref()
+                    .map(|o| o.formats.clone())
+                    .unwrap_or_default(),
                 last_sent: None,
             },
-            held_by_phone: offer.stream.is_hold(),
+            held_by_phone: offer.as_ref().is_some_and(|o| o.stream.is_hold()),
             held_by_switch: false,
             hold_offered: false,
             muted: false,
@@ -143,7 +153,10 @@ impl CallLayer {
             timers: Vec::new(),
         };
         self.legs.insert(a, leg);
-        let call = Call::new(call_id.clone(), &from_user, &number, a, self.wall_ms(now));
+        let mut call = Call::new(call_id.clone(), &from_user, &number, a, self.wall_ms(now));
+        if offer.is_none() {
+            call.late_offer = Some(LateOffer::Awaiting);
+        }
         self.calls.insert(call_id.clone(), call);
         self.mark(&call_id);
         self.event(CallEvent::Started {
@@ -152,7 +165,10 @@ impl CallLayer {
             from: from_user.clone(),
             to: number.clone(),
         });
-        let caller = Caller::from_request(&request);
+        let caller = Caller {
+            user: from_user.clone(),
+            ..Caller::from_request(&request)
+        };
         // Only the headers a target's profile may pass on are read (place_leg
         // picks pass_headers for gateways, case_data_headers for phones).
         let passed: Vec<(String, String)> = targets
@@ -169,6 +185,7 @@ impl CallLayer {
                     .collect()
             })
             .unwrap_or_default();
+        let forward = offer.as_ref().map(|o| o.to_forward());
         let mut placed = 0;
         for target in targets {
             if self
@@ -178,7 +195,7 @@ impl CallLayer {
                     &call_id,
                     LegRole::B,
                     target,
-                    &offer.to_forward(),
+                    forward.as_ref(),
                     &caller,
                     &passed,
                     false,
@@ -200,8 +217,49 @@ impl CallLayer {
         }
     }
 
+    /// Who is calling, or `None` once the INVITE has been answered. Trunk
+    /// peers (by ACL) and users calling from an address they registered
+    /// from are who their From says; anyone else on a registrar profile is
+    /// challenged (407, the registrar's digest) and is the user whose
+    /// credentials it then sends; elsewhere anyone else gets 403.
+    fn admit(
+        &self,
+        now: Instant,
+        out: &mut dyn SipOut,
+        source: &Source,
+        tx: ServerTransactionId,
+        request: &Request,
+    ) -> Option<String> {
+        let from = request.header_value("From").unwrap_or("");
+        let from_user = crate::sip::user_part(from).unwrap_or_default();
+        if self.known_source(now, out, source, &from_user) {
+            return Some(from_user);
+        }
+        let refusal = match out.authenticate(now, source, request) {
+            Some(RequestAuth::Authenticated { username }) => {
+                tracing::debug!(remote = %source.remote, user = %username, "INVITE authenticated by digest");
+                return Some(username);
+            }
+            Some(RequestAuth::Refused(RegisterOutcome::Respond { response, delay })) => {
+                match delay {
+                    Some(d) => out.respond_at(now + d, source.profile, tx, response),
+                    None => out.respond(now, source.profile, tx, response),
+                }
+                return None;
+            }
+            // The source is blocked from now on; this INVITE still gets its
+            // final answer (a server transaction must not be left without one).
+            Some(RequestAuth::Refused(RegisterOutcome::Drop)) => "Forbidden",
+            None => "Not Registered From This Address",
+        };
+        tracing::info!(remote = %source.remote, user = %from_user, "INVITE from an unknown party refused");
+        let r = crate::endpoint::answer(request, 403, Some(refusal));
+        out.respond(now, source.profile, tx, r);
+        None
+    }
+
     /// Trunk peers by ACL; registrar users from the address they registered from.
-    fn caller_admitted(&self, now: Instant, out: &dyn SipOut, source: &Source, user: &str) -> bool {
+    fn known_source(&self, now: Instant, out: &dyn SipOut, source: &Source, user: &str) -> bool {
         let p = &self.settings.profiles[source.profile.0];
         let ip = source.remote.ip();
         if p.peers

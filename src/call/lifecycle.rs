@@ -23,12 +23,14 @@ impl CallLayer {
         cause: &str,
         status: Option<u16>,
     ) {
+        if self.calls.get(call).is_none_or(|c| c.ended) {
+            return;
+        }
+        // A callee's 2xx still waiting for our ACK gets it before its BYE.
+        self.settle_late_offer(out, call);
         let Some(c) = self.calls.get_mut(call) else {
             return;
         };
-        if c.ended {
-            return;
-        }
         c.ended = true;
         let legs: Vec<LegId> = std::iter::once(c.a)
             .chain(c.b.iter().copied())

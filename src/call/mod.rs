@@ -7,8 +7,8 @@
 //! registered contacts, forked in parallel, or trunk gateways), places calls
 //! for the layer above ("call A; when A answers, call B; bridge"), relays
 //! progress, failures, CANCEL, BYE, re-INVITE (hold, RFC 6337), INFO DTMF and
-//! REFER transfers (RFC 3515, RFC 3891), keeps RFC 4028 session timers, and
-//! ends a call whose leg fell silent.
+//! REFER transfers (RFC 3515, RFC 3891), transfers on command, keeps RFC 4028
+//! session timers, and ends a call whose leg fell silent.
 //!
 //! It is sans-IO like the layers below it (ARCHITECTURE.md): time arrives as
 //! `now`, SIP leaves through the [`SipOut`] the endpoint lends it, media
@@ -20,9 +20,10 @@
 //! Files, one job each: `settings` (per-profile configuration), `dialplan`
 //! (number patterns), `leg` (one dialog and its media), `call_state` (a call
 //! and its legs' bookkeeping), `inbound` (INVITEs received), `outbound`
-//! (legs placed and their responses), `in_dialog` (BYE, re-INVITE, UPDATE,
-//! INFO, ACK), `negotiate` (SDP rewriting), `controls` (commands from the
-//! layer above), `transfer` (REFER), `timers` (ring, session, cleanup),
+//! (legs placed and their responses), `late_offer` (INVITEs without SDP),
+//! `in_dialog` (BYE, re-INVITE, UPDATE, INFO, ACK), `negotiate` (SDP
+//! rewriting), `controls` (commands from the
+//! layer above), `transfer` (REFER and the transfer command), `timers` (ring, session, cleanup),
 //! `digest` (answering 401/407), `publish` (the session table view).
 
 pub mod command;
@@ -32,6 +33,7 @@ pub mod dialplan;
 mod digest;
 mod in_dialog;
 mod inbound;
+mod late_offer;
 mod leg;
 mod lifecycle;
 mod negotiate;
@@ -92,6 +94,8 @@ struct Call {
     answered_at_ms: Option<u64>,
     /// A REFER being carried out.
     transfer: Option<transfer::Transfer>,
+    /// The caller's INVITE had no SDP: where the late offer stands.
+    late_offer: Option<late_offer::LateOffer>,
     /// `Ended` was reported: the call is being taken down.
     ended: bool,
 }
@@ -598,6 +602,7 @@ impl Call {
             started_at_ms,
             answered_at_ms: None,
             transfer: None,
+            late_offer: None,
             ended: false,
         }
     }

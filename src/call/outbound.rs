@@ -55,10 +55,12 @@ impl Caller {
 }
 
 impl CallLayer {
-    /// Sends an INVITE for a new leg of `call`. `passed` are the inbound
-    /// leg's headers (copied when the profile's `pass_headers` names them)
-    /// or the case data of an origination; `auto_answer` asks a phone to
-    /// answer by itself.
+    /// Sends an INVITE for a new leg of `call`. `offer` is what to offer the
+    /// party; `None` sends the INVITE without SDP (a late-offer caller: the
+    /// party's 2xx then carries the offer). `passed` are the inbound leg's
+    /// headers (copied when the profile's `pass_headers` names them) or the
+    /// case data of an origination; `auto_answer` asks a phone to answer by
+    /// itself.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn place_leg(
         &mut self,
@@ -67,15 +69,18 @@ impl CallLayer {
         call: &CallId,
         role: LegRole,
         target: Target,
-        offer: &Forward,
+        offer: Option<&Forward>,
         caller: &Caller,
         passed: &[(String, String)],
         auto_answer: bool,
     ) -> Option<LegId> {
         let profile = target.profile;
         let settings = &mut self.settings.profiles[profile.0];
-        let formats = negotiate::restrict(&offer.formats, &settings.codecs);
-        if !negotiate::has_audio(&formats) {
+        let formats = match offer {
+            Some(offer) => negotiate::restrict(&offer.formats, &settings.codecs),
+            None => Vec::new(),
+        };
+        if offer.is_some() && !negotiate::has_audio(&formats) {
             tracing::info!(%call, "no codec in common with the target profile");
             return None;
         }
@@ -85,8 +90,9 @@ impl CallLayer {
         };
         let local = SocketAddr::new(settings.media_address, port);
         let mut origin = sdp::Origin::new(local.ip());
-        let body =
-            sdp::build_offer(&mut origin, local, &formats, offer.direction, offer.ptime).to_bytes();
+        let body = offer.map(|offer| {
+            sdp::build_offer(&mut origin, local, &formats, offer.direction, offer.ptime).to_bytes()
+        });
         let transport = target.destination.transport;
         let sent_by = self.sent_by(out, profile, transport);
         let host = sent_by.clone();
@@ -153,8 +159,15 @@ impl CallLayer {
             ));
             headers.push(("Alert-Info".into(), settings.auto_answer_alert_info.clone()));
         }
-        headers.push(("Content-Type".into(), "application/sdp".into()));
-        let request = new_request(Method::Invite, target.uri.clone(), headers, body.clone());
+        if body.is_some() {
+            headers.push(("Content-Type".into(), "application/sdp".into()));
+        }
+        let request = new_request(
+            Method::Invite,
+            target.uri.clone(),
+            headers,
+            body.clone().unwrap_or_default(),
+        );
         self.dialogs.invite_sent(request.clone(), transport);
         let Some(tx) = out.send_request(now, request.clone(), target.destination) else {
             self.settings.profiles[profile.0].ports.release(port);
@@ -172,6 +185,7 @@ impl CallLayer {
             remote: None,
             remote_rtcp: None,
             payloads: negotiate::payload_map(&formats),
+            rtp_timeout: self.settings.profiles[profile.0].rtp_timeout,
         });
         let ring = now + self.settings.profiles[profile.0].ring_timeout;
         self.legs.insert(
@@ -198,7 +212,7 @@ impl CallLayer {
                     origin,
                     remote: None,
                     formats,
-                    last_sent: Some(body),
+                    last_sent: body,
                 },
                 held_by_phone: false,
                 held_by_switch: false,
@@ -251,7 +265,13 @@ impl CallLayer {
         }
         let call = l.call.clone();
         let role = l.role;
-        let sdp = sdp_body(&r, &r.body);
+        // Without 100rel an SDP in a 1xx to an offerless INVITE is no offer
+        // we could answer: a late-offer callee only rings until its 2xx.
+        let late = self
+            .calls
+            .get(&call)
+            .is_some_and(|c| c.late_offer.is_some());
+        let sdp = sdp_body(&r, &r.body).filter(|_| !late);
         let early = sdp.as_deref().and_then(negotiate::read_answer);
         let progress = if early.is_some() {
             Progress::EarlyMedia
@@ -310,7 +330,13 @@ impl CallLayer {
                         if let Some(al) = self.legs.get_mut(&a) {
                             al.state = LegState::Ringing;
                         }
-                        let resp = sip::response_to(self.uas_invite(a), code.clamp(180, 182), None);
+                        // 183 without media for the caller is ringing to it.
+                        let code = if code == 183 {
+                            180
+                        } else {
+                            code.clamp(180, 182)
+                        };
+                        let resp = sip::response_to(self.uas_invite(a), code, None);
                         let resp = with_sdp(resp, None);
                         self.respond_uas(now, out, a, resp);
                     }
@@ -562,15 +588,21 @@ impl CallLayer {
         id: DialogId,
         r: Response,
     ) {
+        // A late offer's 2xx carries the offer: its ACK waits for the caller's answer.
+        let late = self.awaits_late_offer(leg);
         let destination = self.legs[&leg].destination;
         let via = self.sent_by(out, destination.profile, destination.transport);
-        if let Ok(ack) = self.dialogs.create_ack(&id, &via, None) {
-            out.send_stateless(destination, ack.into());
+        if !late {
+            if let Ok(ack) = self.dialogs.create_ack(&id, &via, None) {
+                out.send_stateless(destination, ack.into());
+            }
         }
-        let answer = sdp_body(&r, &r.body).and_then(|b| negotiate::read_answer(&b));
+        let answer = sdp_body(&r, &r.body)
+            .filter(|_| !late)
+            .and_then(|b| negotiate::read_answer(&b));
         {
             let l = self.legs.get_mut(&leg).expect("checked by the caller");
-            l.dialog = Some(id);
+            l.dialog = Some(id.clone());
             l.state = LegState::Answered;
             l.ring_deadline = None;
         }
@@ -602,6 +634,9 @@ impl CallLayer {
                 }
                 if let Some(c) = self.calls.get_mut(&call) {
                     c.b = vec![leg];
+                }
+                if late {
+                    return self.late_offer_received(now, out, &call, leg, id, &r);
                 }
                 let early = self.legs.get(&a).and_then(|l| l.early_answer.clone());
                 let answer = match (&answer, early) {
@@ -708,7 +743,7 @@ impl CallLayer {
                     call,
                     LegRole::B,
                     t,
-                    &forward,
+                    Some(&forward),
                     &caller,
                     &o.headers,
                     false,

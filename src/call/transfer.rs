@@ -1,10 +1,15 @@
-//! Call transfer by REFER (RFC 3515) from a leg of a bridged call.
+//! Call transfer by REFER (RFC 3515) from a leg of a bridged call, or by
+//! the switch on command.
 //!
 //! Blind: `Refer-To: <sip:1003@...>`: the switch answers 202, NOTIFYs
 //! `100 Trying`, places the target as a new leg and, when it answers,
-//! bridges the far party (the transferee) to it, NOTIFYs `200 OK` and hangs
-//! up the transferor. A target that fails is NOTIFYed and the call stays as
-//! it was. Attended: `Refer-To: <...?Replaces=...>` (RFC 3891) names the
+//! re-points the relay so that the far party (the transferee) talks to it
+//! (the transferee keeps its relay endpoint: no re-INVITE), NOTIFYs
+//! `200 OK` and hangs up the transferor. A target that fails is NOTIFYed and
+//! the call stays as it was. `CallCommand::Transfer` does the same for a leg
+//! the layer above names, without the REFER's NOTIFYs; it takes one transfer
+//! target per call (a call whose leg `c` exists is not transferred again).
+//! Attended: `Refer-To: <...?Replaces=...>` (RFC 3891) names the
 //! transferor's other call through the switch; the two far parties are
 //! bridged at once and both transferor legs hung up. Either way the call
 //! keeps its id and reports `Transferred`, which the web-callback layer uses
@@ -18,18 +23,20 @@ use crate::net::ProfileId;
 use crate::sip::{self, MessageHeaders, Method, Request};
 use crate::transaction::ServerTransactionId;
 
-use super::command::{CallEvent, CallId, EndedBy, LegRole};
+use super::command::{CallEvent, CallId, CommandError, EndedBy, LegRole};
 use super::negotiate::{self, Forward};
-use super::outbound::Caller;
+use super::outbound::{Caller, Target};
 use super::{CallLayer, Pending, SipOut};
 
 #[derive(Debug, Clone)]
 pub struct Transfer {
-    /// The leg that sent REFER.
+    /// The leg that sent REFER (or that the command named): it goes.
     pub by: LegId,
     /// The far party, who stays.
     pub transferee: LegId,
     pub target: String,
+    /// Asked by REFER: `by` is told the outcome by NOTIFY.
+    pub refer: bool,
 }
 
 /// The parts of a Refer-To value: the target URI text and a Replaces value.
@@ -144,40 +151,113 @@ impl CallLayer {
                         return;
                     }
                 };
-                if let Some(c) = self.calls.get_mut(&call) {
-                    c.transfer = Some(Transfer {
-                        by: leg,
-                        transferee,
-                        target: number.clone(),
-                    });
-                }
-                let forward = Forward {
-                    formats: negotiate::follow(&self.legs[&transferee].media.formats),
-                    direction: crate::sdp::Direction::SendRecv,
-                    ptime: None,
-                };
-                let caller = Caller {
-                    user: self.legs[&transferee].target.clone(),
-                    display: None,
-                };
                 let target = targets.into_iter().next().expect("never empty");
-                if self
-                    .place_leg(
-                        now,
-                        out,
-                        &call,
-                        LegRole::C,
-                        target,
-                        &forward,
-                        &caller,
-                        &[],
-                        false,
-                    )
-                    .is_none()
-                {
-                    self.transfer_target_failed(now, out, &call, 503);
-                }
+                let transfer = Transfer {
+                    by: leg,
+                    transferee,
+                    target: number,
+                    refer: true,
+                };
+                self.start_blind(now, out, &call, transfer, target);
             }
+        }
+    }
+
+    /// `CallCommand::Transfer`: the switch takes `role`'s far party to `to`.
+    pub(super) fn transfer_command(
+        &mut self,
+        now: Instant,
+        out: &mut dyn SipOut,
+        call: CallId,
+        role: LegRole,
+        to: String,
+    ) -> Result<CallId, CommandError> {
+        super::controls::check_party("to", &to)?;
+        let by = self.answered_leg(&call, role)?;
+        let c = &self.calls[&call];
+        if c.transfer.is_some() {
+            return Err(CommandError::Busy(format!(
+                "call {call} is being transferred"
+            )));
+        }
+        if c.c.is_some() {
+            return Err(CommandError::Invalid {
+                field: "leg",
+                message: format!("call {call} has a transfer target already (leg c)"),
+            });
+        }
+        let transferee = self
+            .partner(by)
+            .filter(|p| {
+                self.legs
+                    .get(p)
+                    .is_some_and(|l| l.is_answered() && !l.ending)
+            })
+            .ok_or_else(|| CommandError::Invalid {
+                field: "leg",
+                message: format!("leg {role} of call {call} has no answered far party"),
+            })?;
+        let route = self
+            .dialplan
+            .route(&to, None)
+            .ok_or_else(|| CommandError::NoRoute(to.clone()))?;
+        let target = self
+            .targets(now, out, &route)
+            .map_err(|code| match code {
+                480 => CommandError::Busy(format!("{to} is not registered")),
+                _ => CommandError::NoRoute(to.clone()),
+            })?
+            .into_iter()
+            .next()
+            .ok_or_else(|| CommandError::NoRoute(to.clone()))?;
+        let transfer = Transfer {
+            by,
+            transferee,
+            target: to,
+            refer: false,
+        };
+        self.start_blind(now, out, &call, transfer, target);
+        Ok(call)
+    }
+
+    /// Places a blind transfer's target as leg `c`, offered only the codec
+    /// the transferee uses (its relay endpoint stays as it is).
+    fn start_blind(
+        &mut self,
+        now: Instant,
+        out: &mut dyn SipOut,
+        call: &CallId,
+        transfer: Transfer,
+        target: Target,
+    ) {
+        let transferee = transfer.transferee;
+        if let Some(c) = self.calls.get_mut(call) {
+            c.transfer = Some(transfer);
+        }
+        let forward = Forward {
+            formats: negotiate::follow(&self.legs[&transferee].media.formats),
+            direction: crate::sdp::Direction::SendRecv,
+            ptime: None,
+        };
+        let caller = Caller {
+            user: self.legs[&transferee].target.clone(),
+            display: None,
+        };
+        if self
+            .place_leg(
+                now,
+                out,
+                call,
+                LegRole::C,
+                target,
+                Some(&forward),
+                &caller,
+                &[],
+                false,
+            )
+            .is_none()
+        {
+            self.transfer_target_failed(now, out, call, 503);
         }
     }
 
@@ -266,7 +346,9 @@ impl CallLayer {
         }
         self.mark(call);
         let by_role = self.legs.get(&t.by).map(|l| l.role).unwrap_or(LegRole::A);
-        self.notify_final(now, out, t.by, 200);
+        if t.refer {
+            self.notify_final(now, out, t.by, 200);
+        }
         self.event(CallEvent::Transferred {
             call: call.clone(),
             by: by_role,
@@ -287,7 +369,9 @@ impl CallLayer {
             return;
         };
         let by_role = self.legs.get(&t.by).map(|l| l.role).unwrap_or(LegRole::A);
-        self.notify_final(now, out, t.by, code);
+        if t.refer {
+            self.notify_final(now, out, t.by, code);
+        }
         self.event(CallEvent::TransferFailed {
             call: call.clone(),
             by: by_role,

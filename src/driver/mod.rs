@@ -21,7 +21,7 @@ use crate::callback::center::Center;
 use crate::callback::{CenterRequest, DesktopEvent};
 use crate::config::Config;
 use crate::endpoint::{Endpoint, EndpointEvent};
-use crate::media::{MediaEngine, MediaSettings};
+use crate::media::MediaEngine;
 use crate::net::{ProfileId, TransportKind};
 use crate::store::{Store, StoreError};
 use crate::transport::{self, Inbound, ReaderSettings, Transports};
@@ -153,13 +153,7 @@ pub async fn run(
         }
     }
     let (media_tx, mut media_rx) = mpsc::unbounded_channel();
-    let rtp_timeout = config
-        .profiles
-        .iter()
-        .filter(|p| p.profile.media.rtp_timeout_secs > 0)
-        .map(|p| Duration::from_secs(p.profile.media.rtp_timeout_secs))
-        .min();
-    let media = MediaEngine::start(MediaSettings { rtp_timeout }, media_tx);
+    let media = MediaEngine::start(media_tx);
     let (control_tx, mut control_rx) = mpsc::channel::<ControlRequest>(1024);
     // The web-callback layer: its store is opened (and recovered) before
     // anything is served, so nothing accepted before a crash is missed.

@@ -23,7 +23,7 @@ use crate::call::{CallCommand, CallId, CallLayer, CommandError, Sessions, SipOut
 use crate::config::Config;
 use crate::media::{MediaCommand, MediaEvent};
 use crate::net::{Destination, ProfileId, Source, TransportKind};
-use crate::registrar::{Binding, RegisterOutcome, Registrar};
+use crate::registrar::{Binding, RegisterOutcome, Registrar, RequestAuth};
 use crate::sip::{self, MessageHeaders, Method, Request, Response, SipMessage};
 use crate::transaction::{
     ClientTransactionId, RequestDisposition, ResponseDisposition, ServerTransactionId,
@@ -52,14 +52,39 @@ struct Delayed {
     response: Response,
 }
 
+/// Held-back answers by due time; the counter keeps equal times apart.
+#[derive(Default)]
+struct HeldAnswers {
+    due: BTreeMap<(Instant, u64), Delayed>,
+    next: u64,
+}
+
+impl HeldAnswers {
+    fn push(
+        &mut self,
+        at: Instant,
+        profile: ProfileId,
+        id: ServerTransactionId,
+        response: Response,
+    ) {
+        self.next += 1;
+        self.due.insert(
+            (at, self.next),
+            Delayed {
+                profile,
+                id,
+                response,
+            },
+        );
+    }
+}
+
 pub struct Endpoint {
     profiles: Vec<ProfileState>,
     /// Stateless sends (malformed-request answers, overload 503s).
     transmits: VecDeque<Transmit>,
     events: VecDeque<EndpointEvent>,
-    /// Held-back answers by due time; the counter keeps equal times apart.
-    delayed: BTreeMap<(Instant, u64), Delayed>,
-    next_delayed: u64,
+    delayed: HeldAnswers,
     /// The To tag of statelessly answered malformed requests (they create no dialog).
     reject_tag: String,
     /// The B2BUA.
@@ -72,6 +97,7 @@ pub struct Endpoint {
 struct Context<'a> {
     profiles: &'a mut [ProfileState],
     transmits: &'a mut VecDeque<Transmit>,
+    delayed: &'a mut HeldAnswers,
     locals: &'a HashMap<(ProfileId, TransportKind), SocketAddr>,
 }
 
@@ -106,6 +132,16 @@ impl SipOut for Context<'_> {
         }
     }
 
+    fn respond_at(
+        &mut self,
+        at: Instant,
+        profile: ProfileId,
+        tx: ServerTransactionId,
+        response: Response,
+    ) {
+        self.delayed.push(at, profile, tx, response);
+    }
+
     fn send_stateless(&mut self, destination: Destination, message: SipMessage) {
         self.transmits.push_back(Transmit {
             destination,
@@ -127,6 +163,20 @@ impl SipOut for Context<'_> {
         Some(r.lookup_at(user, now))
     }
 
+    fn authenticate(
+        &mut self,
+        now: Instant,
+        source: &Source,
+        request: &Request,
+    ) -> Option<RequestAuth> {
+        let r = self
+            .profiles
+            .get_mut(source.profile.0)?
+            .registrar
+            .as_mut()?;
+        Some(r.authenticate_request(now, request, source))
+    }
+
     fn local_address(&self, profile: ProfileId, transport: TransportKind) -> Option<SocketAddr> {
         self.locals.get(&(profile, transport)).copied()
     }
@@ -140,6 +190,7 @@ macro_rules! calls_and_context {
             Context {
                 profiles: &mut $self.profiles,
                 transmits: &mut $self.transmits,
+                delayed: &mut $self.delayed,
                 locals: &$self.locals,
             },
         )
@@ -172,8 +223,7 @@ impl Endpoint {
             profiles,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
-            delayed: BTreeMap::new(),
-            next_delayed: 0,
+            delayed: HeldAnswers::default(),
             reject_tag: sip::generate_tag(),
             calls: CallLayer::new(config, sessions),
             locals: HashMap::new(),
@@ -357,7 +407,7 @@ impl Endpoint {
                         response,
                         delay: Some(delay),
                     } => {
-                        self.delay(now + delay, source.profile, id, response);
+                        self.delayed.push(now + delay, source.profile, id, response);
                         return;
                     }
                     // A blocked source: no answer at all; Timer J cleans up.
@@ -388,26 +438,8 @@ impl Endpoint {
             .respond(now, id, response);
     }
 
-    fn delay(
-        &mut self,
-        at: Instant,
-        profile: ProfileId,
-        id: ServerTransactionId,
-        response: Response,
-    ) {
-        self.next_delayed += 1;
-        self.delayed.insert(
-            (at, self.next_delayed),
-            Delayed {
-                profile,
-                id,
-                response,
-            },
-        );
-    }
-
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(entry) = self.delayed.first_entry() {
+        while let Some(entry) = self.delayed.due.first_entry() {
             if entry.key().0 > now {
                 break;
             }
@@ -449,7 +481,7 @@ impl Endpoint {
     }
 
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        let delayed = self.delayed.keys().next().map(|(at, _)| *at);
+        let delayed = self.delayed.due.keys().next().map(|(at, _)| *at);
         self.profiles
             .iter_mut()
             .flat_map(|p| {

@@ -108,6 +108,23 @@ impl DtmfBody {
     }
 }
 
+/// `POST /v1/calls/{id}/transfer`: `leg`'s far party goes to `to`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
+pub struct TransferBody {
+    pub leg: Option<String>,
+    pub to: Option<String>,
+}
+
+impl TransferBody {
+    pub fn into_command(self, call: CallId) -> Result<CallCommand, ApiError> {
+        let leg = leg(self.leg)?;
+        let to = required("to", self.to)?;
+        check_party("to", &to)?;
+        Ok(CallCommand::Transfer { call, leg, to })
+    }
+}
+
 /// `POST /v1/calls/{id}/recording`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, expecting = "a JSON object")]
@@ -312,5 +329,33 @@ mod tests {
             CallCommand::PauseRecording { call: call() }
         );
         assert_eq!(rec("Stop").unwrap_err().field.as_deref(), Some("action"));
+    }
+
+    #[test]
+    fn transfer_names_a_leg_and_a_target() {
+        let call = || CallId("c1".into());
+        let transfer = |leg: Option<&str>, to: Option<&str>| {
+            TransferBody {
+                leg: leg.map(Into::into),
+                to: to.map(Into::into),
+            }
+            .into_command(call())
+        };
+        assert_eq!(
+            transfer(Some("a"), Some("1003")).unwrap(),
+            CallCommand::Transfer {
+                call: call(),
+                leg: LegRole::A,
+                to: "1003".into()
+            }
+        );
+        let field = |r: Result<CallCommand, ApiError>| r.unwrap_err().field;
+        assert_eq!(field(transfer(None, Some("1003"))).as_deref(), Some("leg"));
+        assert_eq!(field(transfer(Some("b"), None)).as_deref(), Some("to"));
+        assert_eq!(field(transfer(Some("b"), Some(""))).as_deref(), Some("to"));
+        assert_eq!(
+            field(transfer(Some("b"), Some("10 03"))).as_deref(),
+            Some("to")
+        );
     }
 }

@@ -96,7 +96,7 @@ impl Modify for Security {
     paths(
         routes::health, routes::list, routes::originate, routes::show, routes::delete_call,
         routes::hangup, routes::hold, routes::retrieve, routes::mute, routes::unmute,
-        routes::dtmf, routes::recording, events::stream,
+        routes::dtmf, routes::recording, routes::transfer, events::stream,
         callbacks::create, callbacks::list, callbacks::show, callbacks::status,
         callbacks::cancel, callbacks::reschedule,
         agents::interaction_action, agents::login, agents::ready, agents::not_ready,

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::bodies::{DtmfBody, LegBody, ListQuery, OriginateBody, RecordingBody};
+use super::bodies::{DtmfBody, LegBody, ListQuery, OriginateBody, RecordingBody, TransferBody};
 use super::errors::{ApiError, Body as ErrorBody};
 use super::extract::JsonBody;
 use super::openapi::{CallList, CallRef, Health};
@@ -191,6 +191,21 @@ pub async fn recording(
     State(api): State<Arc<Api>>,
     id: Result<Path<String>, PathRejection>,
     JsonBody(body): JsonBody<RecordingBody>,
+) -> Reply {
+    let command = body.into_command(call_id(id)?)?;
+    accepted(&api, command).await
+}
+
+#[utoipa::path(post, path = "/v1/calls/{id}/transfer", tag = "calls", request_body = TransferBody,
+    params(("id" = String, Path, description = "The call id")),
+    responses(
+        (status = 202, description = "Taken; `call-transferred` or `call-transfer-failed` follows", body = CallRef),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
+    ))]
+pub async fn transfer(
+    State(api): State<Arc<Api>>,
+    id: Result<Path<String>, PathRejection>,
+    JsonBody(body): JsonBody<TransferBody>,
 ) -> Reply {
     let command = body.into_command(call_id(id)?)?;
     accepted(&api, command).await

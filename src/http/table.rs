@@ -33,6 +33,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/calls/{id}/unmute"),
     ("POST", "/v1/calls/{id}/dtmf"),
     ("POST", "/v1/calls/{id}/recording"),
+    ("POST", "/v1/calls/{id}/transfer"),
     ("GET", "/v1/events"),
     ("GET", "/v1/callbacks"),
     ("POST", "/v1/callbacks"),
@@ -70,6 +71,7 @@ pub fn table(api: Arc<Api>) -> Router {
         .route("/v1/calls/{id}/unmute", post(routes::unmute))
         .route("/v1/calls/{id}/dtmf", post(routes::dtmf))
         .route("/v1/calls/{id}/recording", post(routes::recording))
+        .route("/v1/calls/{id}/transfer", post(routes::transfer))
         .route("/v1/events", get(events::stream))
         .route(
             "/v1/callbacks",

@@ -41,7 +41,7 @@ use super::poller::{Events, Poller, Waker};
 use super::record::{self, RecMsg, SinkFactory, Tap};
 use super::rtp::{self, Kind, Mapping, CLOCK_HZ};
 use super::stats::{LegCounters, LegStats};
-use super::{LegId, MediaCommand, MediaEvent, MediaSettings};
+use super::{LegId, MediaCommand, MediaEvent};
 
 /// epoll token of the command waker (slots never get this high).
 const WAKE_TOKEN: u64 = u64::MAX;
@@ -91,16 +91,12 @@ impl MediaEngine {
     /// (it runs its own threads), but is safe to call inside one; events go
     /// to the tokio channel `events`. Recordings are written by
     /// `crate::recording`.
-    pub fn start(settings: MediaSettings, events: UnboundedSender<MediaEvent>) -> Self {
-        Self::start_with_sink(settings, events, super::record::default_factory())
+    pub fn start(events: UnboundedSender<MediaEvent>) -> Self {
+        Self::start_with_sink(events, super::record::default_factory())
     }
 
     /// As [`Self::start`] with another recording writer (tests, other formats).
-    pub fn start_with_sink(
-        settings: MediaSettings,
-        events: UnboundedSender<MediaEvent>,
-        sink: SinkFactory,
-    ) -> Self {
+    pub fn start_with_sink(events: UnboundedSender<MediaEvent>, sink: SinkFactory) -> Self {
         let (tx, rx) = mpsc::channel();
         let stats: StatsMap = Arc::default();
         let setup = Poller::new().and_then(|p| Ok((p, Waker::new()?)));
@@ -137,7 +133,6 @@ impl MediaEngine {
             waker: waker.clone(),
             rx,
             events,
-            settings,
             legs: Vec::new(),
             free: Vec::new(),
             by_id: HashMap::new(),
@@ -206,7 +201,6 @@ struct Relay {
     waker: Arc<Waker>,
     rx: Receiver<Msg>,
     events: UnboundedSender<MediaEvent>,
-    settings: MediaSettings,
     legs: Vec<Option<Leg>>,
     free: Vec<usize>,
     by_id: HashMap<LegId, usize>,
@@ -494,7 +488,6 @@ impl Relay {
     // ---- housekeeping -------------------------------------------------
 
     fn housekeeping(&mut self, now: Instant) {
-        let timeout = self.settings.rtp_timeout;
         for leg in self.legs.iter_mut().flatten() {
             if let Some(d) = leg.detector.on_timeout(now) {
                 let _ = self.events.send(MediaEvent::Dtmf {
@@ -503,7 +496,7 @@ impl Relay {
                     duration_ms: d.duration_ms,
                 });
             }
-            if let Some(t) = timeout {
+            if let Some(t) = leg.rtp_timeout {
                 if !leg.timeout_reported
                     && leg.expects_media()
                     && now.saturating_duration_since(leg.last_rx) >= t
@@ -547,14 +540,18 @@ impl Relay {
                 remote,
                 remote_rtcp,
                 payloads,
-            } => {
-                if let Err(e) = self.open(leg, call, local, remote, remote_rtcp, payloads, now) {
-                    self.emit(MediaEvent::OpenFailed {
-                        leg,
-                        reason: e.to_string(),
-                    });
+                rtp_timeout,
+            } => match self.open(leg, call, local, remote, remote_rtcp, payloads, now) {
+                Ok(()) => {
+                    if let Some(l) = self.leg_mut(leg) {
+                        l.rtp_timeout = rtp_timeout;
+                    }
                 }
-            }
+                Err(e) => self.emit(MediaEvent::OpenFailed {
+                    leg,
+                    reason: e.to_string(),
+                }),
+            },
             MediaCommand::Update {
                 leg,
                 remote,

@@ -9,7 +9,7 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::dtmf::{DtmfDetector, DtmfSender};
 use super::record::Tap;
@@ -45,6 +45,8 @@ pub struct Leg {
     pub counters: Arc<LegCounters>,
     /// Last RTP arrival (or the moment silence started to matter).
     pub last_rx: Instant,
+    /// Silence this long is reported once; `None`: never (the leg's profile says).
+    pub rtp_timeout: Option<Duration>,
     pub timeout_reported: bool,
     pub tap: Option<Tap>,
 }
@@ -72,6 +74,7 @@ impl Leg {
             sender: DtmfSender::default(),
             counters: Arc::new(LegCounters::default()),
             last_rx: now,
+            rtp_timeout: None,
             timeout_reported: false,
             tap: None,
         }

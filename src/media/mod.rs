@@ -88,7 +88,9 @@ pub struct PayloadMap {
 pub enum MediaCommand {
     /// Bind local (RTP) and local.port()+1 (RTCP). `remote` = RTP address from
     /// the peer's SDP (None until known); RTCP to remote port+1 unless
-    /// `remote_rtcp`.
+    /// `remote_rtcp`. `rtp_timeout`: silence from the leg this long is
+    /// reported ([`MediaEvent::RtpTimeout`]); `None`: never (each leg has its
+    /// profile's value).
     Open {
         leg: LegId,
         call: String,
@@ -96,6 +98,7 @@ pub enum MediaCommand {
         remote: Option<SocketAddr>,
         remote_rtcp: Option<SocketAddr>,
         payloads: Option<PayloadMap>,
+        rtp_timeout: Option<Duration>,
     },
     /// New SDP from this leg: where it wants media, its payload types, whether
     /// it will send to us and whether we may send to it.
@@ -178,8 +181,8 @@ pub enum MediaEvent {
         leg: LegId,
         reason: String,
     },
-    /// Nothing received for `rtp_timeout` while the remote sends (and not
-    /// switch-held); once per silence.
+    /// Nothing received for the leg's `rtp_timeout` while the remote sends
+    /// (and not switch-held); once per silence.
     RtpTimeout {
         leg: LegId,
     },
@@ -199,10 +202,4 @@ pub enum MediaEvent {
         leg: LegId,
         reason: String,
     },
-}
-
-/// Engine-wide settings.
-#[derive(Clone, Debug, Default)]
-pub struct MediaSettings {
-    pub rtp_timeout: Option<Duration>,
 }

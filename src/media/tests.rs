@@ -29,6 +29,8 @@ struct Harness {
     engine: MediaEngine,
     rx: UnboundedReceiver<MediaEvent>,
     rt: tokio::runtime::Runtime,
+    /// The RTP timeout `open` gives each leg.
+    rtp_timeout: Option<Duration>,
 }
 
 impl Harness {
@@ -38,12 +40,17 @@ impl Harness {
 
     fn with_sink(rtp_timeout: Option<Duration>, sink: SinkFactory) -> Self {
         let (tx, rx) = unbounded_channel();
-        let engine = MediaEngine::start_with_sink(MediaSettings { rtp_timeout }, tx, sink);
+        let engine = MediaEngine::start_with_sink(tx, sink);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
             .unwrap();
-        Harness { engine, rx, rt }
+        Harness {
+            engine,
+            rx,
+            rt,
+            rtp_timeout,
+        }
     }
 
     fn event(&mut self) -> MediaEvent {
@@ -66,6 +73,17 @@ impl Harness {
         remote: Option<SocketAddr>,
         payloads: Option<PayloadMap>,
     ) -> SocketAddr {
+        self.open_with_timeout(leg, remote, payloads, self.rtp_timeout)
+    }
+
+    /// [`Self::open`] with this leg's own RTP timeout.
+    fn open_with_timeout(
+        &mut self,
+        leg: LegId,
+        remote: Option<SocketAddr>,
+        payloads: Option<PayloadMap>,
+        rtp_timeout: Option<Duration>,
+    ) -> SocketAddr {
         let local = free_pair();
         self.engine.command(MediaCommand::Open {
             leg,
@@ -74,6 +92,7 @@ impl Harness {
             remote,
             remote_rtcp: None,
             payloads,
+            rtp_timeout,
         });
         wait_until(|| self.engine.stats(leg).is_some());
         local
@@ -597,6 +616,33 @@ fn rtp_timeout_once_per_silence() {
 }
 
 #[test]
+fn rtp_timeout_is_each_legs_own() {
+    let mut h = Harness::new(None);
+    // Three silent legs that all expect media: one that never times out, two
+    // with their own timeouts, opened after it.
+    let (pa, pb, pc) = (Phone::new(), Phone::new(), Phone::new());
+    h.open_with_timeout(LegId(1), Some(pa.addr()), Some(PCMU), None);
+    h.open_with_timeout(
+        LegId(2),
+        Some(pb.addr()),
+        Some(PCMU),
+        Some(Duration::from_millis(400)),
+    );
+    h.open_with_timeout(
+        LegId(3),
+        Some(pc.addr()),
+        Some(PCMU),
+        Some(Duration::from_millis(100)),
+    );
+    // The shortest goes first although it was opened last; leg 1, silent
+    // longest, reports nothing (with any timeout up to leg 2's it would
+    // have come before leg 2's).
+    assert_eq!(h.event(), MediaEvent::RtpTimeout { leg: LegId(3) });
+    assert_eq!(h.event(), MediaEvent::RtpTimeout { leg: LegId(2) });
+    h.no_event();
+}
+
+#[test]
 fn loss_and_jitter_reach_the_stats() {
     let mut h = Harness::new(None);
     let (pa, la, pb, _lb) = bridged(&mut h);
@@ -659,6 +705,7 @@ fn open_failures_and_close() {
         remote: None,
         remote_rtcp: None,
         payloads: None,
+        rtp_timeout: None,
     });
     assert!(matches!(
         h.event(),
@@ -672,6 +719,7 @@ fn open_failures_and_close() {
         remote: None,
         remote_rtcp: None,
         payloads: None,
+        rtp_timeout: None,
     });
     assert!(matches!(
         h.event(),

@@ -244,7 +244,10 @@ impl Authenticator {
 
 /// Whether the digest `uri` names the Request-URI: equal as text ignoring
 /// case, or equal after parsing (clients differ in escaping and parameter
-/// order; the host and user must agree).
+/// order; the host must agree, and the user unless the digest `uri` has
+/// none: SIPp and some phones put only the server's address there on an
+/// INVITE to `user@server`. The nonce-count still binds the credentials to
+/// one request).
 fn same_uri(digest_uri: &str, request_uri: &str) -> bool {
     let (a, b) = (digest_uri.trim(), request_uri.trim());
     if a.eq_ignore_ascii_case(b) {
@@ -256,7 +259,7 @@ fn same_uri(digest_uri: &str, request_uri: &str) -> bool {
             x.host_with_port
                 .to_string()
                 .eq_ignore_ascii_case(&y.host_with_port.to_string())
-                && user(&x) == user(&y)
+                && (user(&x).is_none() || user(&x) == user(&y))
         }
         _ => false,
     }
@@ -286,6 +289,10 @@ mod tests {
         assert!(same_uri("sip:example.com;transport=tcp", "sip:example.com"));
         assert!(!same_uri("sip:other.com", "sip:example.com"));
         assert!(!same_uri("sip:example.com:5070", "sip:example.com"));
+        // The server's address for an INVITE to one of its users (SIPp).
+        assert!(same_uri("sip:example.com", "sip:1002@example.com"));
+        assert!(!same_uri("sip:1003@example.com", "sip:1002@example.com"));
+        assert!(!same_uri("sip:1002@example.com", "sip:example.com"));
     }
 
     #[test]

@@ -18,7 +18,8 @@
 //!
 //! Files: `digest.rs` (hash arithmetic, header parsing), `nonce.rs`
 //! (stateless nonces, nc replay table), `auth.rs` (the authentication
-//! decision and challenges), `users.rs` (credentials), `contact.rs`
+//! decision and challenges), `proxy_auth.rs` (the same for other requests,
+//! by 407: phones' INVITEs), `users.rs` (credentials), `contact.rs`
 //! (Contact/To parsing), `bindings.rs` (the location service), `guard.rs`
 //! (failure rate limiting), `events.rs`, `date.rs`.
 
@@ -30,6 +31,7 @@ mod digest;
 mod events;
 mod guard;
 mod nonce;
+mod proxy_auth;
 mod users;
 
 #[cfg(test)]
@@ -50,6 +52,7 @@ pub use digest::{
 };
 pub use events::RegistrarEvent;
 pub use guard::{AuthGuard, FailureOutcome, GuardSettings, Verdict};
+pub use proxy_auth::RequestAuth;
 pub use users::{Credentials, UserDirectory};
 
 use crate::net::Source;
@@ -105,7 +108,7 @@ impl Default for RegistrarSettings {
     }
 }
 
-/// What to do with a REGISTER.
+/// What to do with a REGISTER (or another request the registrar authenticated).
 #[derive(Debug, Clone)]
 pub enum RegisterOutcome {
     /// Send `response`, after `delay` if given (slowed failure answers).

@@ -28,6 +28,8 @@ pub struct CallConfig {
     pub internal_rtp: (u16, u16),
     pub external_rtp: (u16, u16),
     pub rtp_timeout_secs: u64,
+    /// The `external` profile's, when it differs from `rtp_timeout_secs`.
+    pub external_rtp_timeout_secs: Option<u64>,
     pub ring_timeout_secs: u64,
     pub session_expires_secs: u32,
     pub min_se_secs: u32,
@@ -80,6 +82,7 @@ impl Default for CallConfig {
             internal_rtp,
             external_rtp,
             rtp_timeout_secs: 10,
+            external_rtp_timeout_secs: None,
             ring_timeout_secs: 10,
             session_expires_secs: 0,
             min_se_secs: 90,
@@ -165,7 +168,7 @@ record = {rec}
                 rec = self.record,
             )
         };
-        let media = |p: &str, (lo, hi): (u16, u16)| {
+        let media = |p: &str, (lo, hi): (u16, u16), t: u64| {
             format!(
                 r#"
 [profiles.{p}.media]
@@ -174,11 +177,10 @@ rtp_port_min = {lo}
 rtp_port_max = {hi}
 codecs = ["PCMU", "PCMA", "telephone-event"]
 rtp_timeout_secs = {t}
-"#,
-                t = self.rtp_timeout_secs
+"#
             )
         };
-        s.push_str(&media("internal", self.internal_rtp));
+        s.push_str(&media("internal", self.internal_rtp, self.rtp_timeout_secs));
         s.push_str(&calls("internal"));
         s.push_str(
             r#"
@@ -198,7 +200,10 @@ t4_ms = 5000
         if let Some((u, p)) = &self.peer_auth {
             s.push_str(&format!("username = {}\npassword = {}\n", q(u), q(p)));
         }
-        s.push_str(&media("external", self.external_rtp));
+        let external_timeout = self
+            .external_rtp_timeout_secs
+            .unwrap_or(self.rtp_timeout_secs);
+        s.push_str(&media("external", self.external_rtp, external_timeout));
         s.push_str(&calls("external"));
         s.push_str("\n[profiles.external.outbound]\n");
         if let Some(n) = &self.caller_id_number {

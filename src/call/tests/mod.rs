@@ -1,5 +1,8 @@
 //! Call-layer scenarios in virtual time: real transaction layer underneath,
 //! a recording `SipOut` around it, no sockets and no sleeping.
+//!
+//! This file holds the world (the fake endpoint, the clock) and the basic
+//! flows; `late_offer`, `digest` and `transfer` hold those flows' scenarios.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -8,7 +11,10 @@ use std::time::{Duration, Instant};
 
 use crate::media::MediaCommand;
 use crate::net::{Destination, ProfileId, Source, TransportKind};
-use crate::registrar::Binding;
+use crate::registrar::{
+    Binding, Credentials, DigestAlgorithm, GuardSettings, Registrar, RegistrarEvent,
+    RegistrarSettings, RequestAuth, UserDirectory,
+};
 use crate::session::SessionTable;
 use crate::sip::{self, MessageHeaders, Method, Request, Response, SipMessage};
 use crate::transaction::{
@@ -18,6 +24,10 @@ use crate::transaction::{
 
 use super::{CallCommand, CallEvent, CallLayer, EndedBy, LegRole, Originate, SipOut};
 
+mod digest;
+mod late_offer;
+mod transfer;
+
 const CONFIG: &str = r#"
 [profiles.internal]
 registrar = true
@@ -26,12 +36,17 @@ users = [{ username = "1001", password = "x" }, { username = "1002", password = 
 [profiles.internal.media]
 rtp_port_min = 20000
 rtp_port_max = 20099
+rtp_timeout_secs = 0
 [profiles.internal.calls]
 ring_timeout_secs = 30
 session_expires_secs = 0
 [profiles.external]
 listen = [{ transport = "udp", address = "127.0.0.1:5080" }]
 peers = [{ name = "trunk", address = "127.0.0.1:5090", acl = ["10.0.0.0/8"], username = "u", password = "p" }]
+[profiles.external.media]
+rtp_port_min = 20100
+rtp_port_max = 20199
+rtp_timeout_secs = 2
 [[dialplan]]
 match = "1[0-9]{3}"
 to = "user"
@@ -50,6 +65,8 @@ struct Fake {
     stateless: Vec<SipMessage>,
     cancelled: Vec<ClientTransactionId>,
     bindings: HashMap<String, Vec<Binding>>,
+    /// The internal profile's registrar (digest of phones' INVITEs).
+    registrar: Registrar,
 }
 
 impl SipOut for Fake {
@@ -76,6 +93,10 @@ impl SipOut for Fake {
         let _ = self.layer.respond(now, tx, response.clone());
         self.answers.push((tx, response));
     }
+    fn respond_at(&mut self, at: Instant, p: ProfileId, tx: ServerTransactionId, r: Response) {
+        // Held-back answers go out at once in virtual time.
+        self.respond(at, p, tx, r);
+    }
     fn send_stateless(&mut self, _d: Destination, message: SipMessage) {
         self.stateless.push(message);
     }
@@ -87,6 +108,15 @@ impl SipOut for Fake {
         ["1001", "1002", "1003"]
             .contains(&user)
             .then(|| self.bindings.get(user).cloned().unwrap_or_default())
+    }
+    fn authenticate(
+        &mut self,
+        now: Instant,
+        source: &Source,
+        request: &Request,
+    ) -> Option<RequestAuth> {
+        (source.profile == INTERNAL)
+            .then(|| self.registrar.authenticate_request(now, request, source))
     }
     fn local_address(&self, p: ProfileId, _t: TransportKind) -> Option<SocketAddr> {
         Some(
@@ -120,6 +150,27 @@ fn source(port: u16) -> Source {
     }
 }
 
+/// Users 1001-1003 with password "x", MD5; blocked after three failures.
+fn registrar() -> Registrar {
+    let mut users = UserDirectory::new();
+    for u in ["1001", "1002", "1003"] {
+        users.insert(u, Credentials::password("x"));
+    }
+    Registrar::new(
+        RegistrarSettings {
+            realm: "switchback.test".into(),
+            algorithms: vec![DigestAlgorithm::Md5],
+            users,
+            guard: GuardSettings {
+                max_failures: 3,
+                ..GuardSettings::default()
+            },
+            ..RegistrarSettings::default()
+        },
+        [7; 32],
+    )
+}
+
 fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
     let main = dir.path().join("main.toml");
@@ -133,6 +184,7 @@ fn world() -> World {
         stateless: vec![],
         cancelled: vec![],
         bindings: HashMap::new(),
+        registrar: registrar(),
     };
     for (user, port) in [
         ("1001", 6001),
@@ -209,6 +261,7 @@ impl World {
                 self.calls
                     .handle_cancel(self.now, &mut self.out, from.profile, invite_id.unwrap());
             }
+            RequestDisposition::Ack2xx(ack) => self.calls.handle_ack(self.now, &mut self.out, ack),
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -368,8 +421,15 @@ fn ring_timeout_cancels_and_answers_408() {
 #[test]
 fn strangers_unknown_numbers_and_unregistered_users() {
     let mut w = world();
-    // Not calling from a registered address, not a trunk peer.
+    // Not calling from a registered address, not a trunk peer: challenged.
     w.receive(invite("1002", 7777), source(7777));
+    assert_eq!(w.last_answer_code(), 407);
+    // On a profile that is no registrar: refused.
+    let trunk_side = Source {
+        profile: ProfileId(0),
+        ..source(7778)
+    };
+    w.receive(invite("1002", 7778), trunk_side);
     assert_eq!(w.last_answer_code(), 403);
     w.receive(invite("99", 6001), source(6001));
     assert_eq!(w.last_answer_code(), 404);
@@ -494,4 +554,25 @@ fn origination_calls_a_then_b_and_bridges() {
     );
     let _ = EndedBy::Switch;
     let _: Option<CallEvent> = None;
+}
+#[test]
+fn each_leg_gets_its_own_profiles_rtp_timeout() {
+    let mut w = world();
+    w.receive(invite("5551234", 6001), source(6001));
+    let opened: Vec<_> = w
+        .media()
+        .into_iter()
+        .filter_map(|m| match m {
+            MediaCommand::Open {
+                local, rtp_timeout, ..
+            } => Some((local.port(), rtp_timeout)),
+            _ => None,
+        })
+        .collect();
+    // The phone's leg (internal, 0: never) and the trunk's (external, 2 s).
+    assert_eq!(opened.len(), 2, "{opened:?}");
+    assert_eq!(opened[0].1, None, "{opened:?}");
+    assert!((20000..20100).contains(&opened[0].0), "{opened:?}");
+    assert_eq!(opened[1].1, Some(Duration::from_secs(2)), "{opened:?}");
+    assert!((20100..20200).contains(&opened[1].0), "{opened:?}");
 }
