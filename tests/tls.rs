@@ -163,7 +163,7 @@ fn the_http_api_serves_https_when_given_a_certificate() {
     std::fs::write(
         &config,
         "[general]\nhttp_listen = \"127.0.0.1:0\"\nhttp_tls_cert = \"http-cert.pem\"\n\
-         http_tls_key = \"http-key.pem\"\nhttp_api_keys = [\"k-0123456789abcdef\"]\n\
+         http_tls_key = \"http-key.pem\"\nhttp_api_keys = [\"k-123-0123456789abcdef\"]\n\
          [profiles.internal]\nlisten = [{ transport = \"udp\", address = \"127.0.0.1:0\" }]\n",
     )
     .unwrap();
@@ -180,7 +180,7 @@ fn the_http_api_serves_https_when_given_a_certificate() {
     let (status, body) = https_get(&cert, &addr, "/v1/calls", None);
     assert_eq!(status, "HTTP/1.1 401 Unauthorized", "{body}");
     assert!(body.contains("\"code\":\"unauthorized\""), "{body}");
-    let (status, body) = https_get(&cert, &addr, "/v1/calls", Some("k-0123456789abcdef"));
+    let (status, body) = https_get(&cert, &addr, "/v1/calls", Some("k-123-0123456789abcdef"));
     assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
     assert!(body.contains("\"calls\":[]"), "{body}");
 }

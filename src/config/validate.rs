@@ -19,7 +19,6 @@ pub fn validate(config: &Config, main: &Path, check_files: bool) -> Vec<Problem>
             "must be between 1024 and 1048576 bytes".into(),
         ));
     }
-    http_tls(config, main, check_files, &mut out);
     for (i, k) in g.http_api_keys.iter().enumerate() {
         // Keys travel in a header: printable ASCII, no spaces.
         if k.len() < 16 || !k.bytes().all(|b| b.is_ascii_graphic()) {
@@ -33,6 +32,7 @@ pub fn validate(config: &Config, main: &Path, check_files: bool) -> Vec<Problem>
             ));
         }
     }
+    http_tls(config, main, check_files, &mut out);
     if config.profiles.is_empty() {
         out.push((
             main.to_path_buf(),

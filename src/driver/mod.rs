@@ -48,10 +48,10 @@ pub enum DriverError {
     },
     #[error("profile {profile}: tls: {message}")]
     Tls { profile: String, message: String },
-    #[error("http: tls: {message}")]
-    HttpTls { message: String },
     #[error("store {path}: {source}")]
     Store { path: String, source: StoreError },
+    #[error("http: tls: {message}")]
+    HttpTls { message: String },
     #[error("http: cannot bind {address}: {source}")]
     Http {
         address: SocketAddr,
@@ -196,12 +196,7 @@ pub async fn run(
             }),
             events: events_tx.clone(),
             api_keys: std::sync::Arc::new(config.general.http_api_keys.clone()),
-            callbacks: Some(callback_api(
-                &config,
-                center_tx.clone(),
-                store.clone(),
-                desktop_tx.clone(),
-            )),
+            callbacks: Some(callback_api(&config, &center_tx, &store, &desktop_tx)),
         };
         let tls = match (&config.general.http_tls_cert, &config.general.http_tls_key) {
             (Some(cert), Some(key)) => Some(
@@ -313,33 +308,29 @@ pub async fn run(
     Ok(())
 }
 
-/// The callback routes' view of the web-callback layer: the center's queue,
-/// the store's reads, the desktop broadcast, and `callback::request`'s
-/// checks behind the HTTP layer's function seam.
+/// The web-callback routes' view of the center, the store and the request
+/// checks of `callback::request`.
 fn callback_api(
     config: &Config,
-    center: mpsc::Sender<CenterRequest>,
-    store: Store,
-    desktop: tokio::sync::broadcast::Sender<DesktopEvent>,
+    center: &mpsc::Sender<CenterRequest>,
+    store: &Store,
+    desktop: &tokio::sync::broadcast::Sender<DesktopEvent>,
 ) -> crate::http::CallbackApi {
     use crate::callback::request;
-    use std::sync::Arc;
     let queues: std::collections::BTreeSet<String> =
         config.callback.queues.keys().cloned().collect();
     crate::http::CallbackApi {
-        center,
-        reads: Arc::new(store),
-        desktop,
-        validate_create: Arc::new(move |bytes, now| {
-            let known = |queue: &str| queues.contains(queue);
-            request::parse_body(bytes)
-                .and_then(|body| request::validate(body, now, &known))
-                .map_err(|e| (e.field, e.message))
+        center: center.clone(),
+        reads: std::sync::Arc::new(store.clone()),
+        desktop: desktop.clone(),
+        validate_create: std::sync::Arc::new(move |bytes, now| {
+            let body = request::parse_body(bytes).map_err(|e| (e.field, e.message))?;
+            request::validate(body, now, &|q| queues.contains(q)).map_err(|e| (e.field, e.message))
         }),
-        parse_time: Arc::new(request::parse_time),
-        // A reschedule's new number carries no country: it must be
-        // written with its `+` country code.
-        normalize_number: Arc::new(|raw| request::normalize_number(raw, None, false)),
+        parse_time: std::sync::Arc::new(request::parse_time),
+        // A new number given later has no request's country code to lean
+        // on: it must be international (+E.164).
+        normalize_number: std::sync::Arc::new(|raw| request::normalize_number(raw, None, false)),
     }
 }
 

@@ -198,10 +198,7 @@ pub async fn recording(
 
 #[utoipa::path(post, path = "/v1/calls/{id}/transfer", tag = "calls", request_body = TransferBody,
     params(("id" = String, Path, description = "The call id")),
-    responses(
-        (status = 202, description = "Taken; `call-transferred` or `call-transfer-failed` follows", body = CallRef),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
-    ))]
+    responses((status = 202, body = CallRef), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn transfer(
     State(api): State<Arc<Api>>,
     id: Result<Path<String>, PathRejection>,
