@@ -21,6 +21,9 @@ impl Drop for Switch {
 /// Runs the switch on `config` and returns it with its stdout lines up to `ready`.
 fn start(config: &std::path::Path) -> (Switch, Vec<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchback"))
+        // The config's folder as working directory: the default callback
+        // database is relative, and must not land in the source tree.
+        .current_dir(config.parent().unwrap())
         .args(["run", "--config"])
         .arg(config)
         .stdout(Stdio::piped())
