@@ -269,6 +269,9 @@ pub enum HistoryKind {
     },
     Rescheduled {
         by: String,
+        /// The new time. Not `at` on the wire: the entry's own `at` (the
+        /// flattened [`HistoryEntry`]) already has that name.
+        #[serde(rename = "callbackScheduledTime")]
         #[schema(value_type = String, format = DateTime)]
         at: Timestamp,
         number: Option<String>,
@@ -433,5 +436,33 @@ impl fmt::Display for DesktopEvent {
                 reason.as_deref().unwrap_or("")
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every field of an entry has its own JSON name, so what the store
+    /// writes reads back (a `rescheduled` entry once wrote `at` twice).
+    #[test]
+    fn a_rescheduled_entry_reads_back() {
+        let entry = HistoryEntry {
+            at: Timestamp::from_second(1_700_000_000).unwrap(),
+            kind: HistoryKind::Rescheduled {
+                by: "agent 1001".into(),
+                at: Timestamp::from_second(1_700_000_600).unwrap(),
+                number: Some("+33698765432".into()),
+            },
+        };
+        let json = serde_json::to_value(&entry).unwrap();
+        assert_eq!(json["at"], "2023-11-14T22:13:20Z", "{json}");
+        assert_eq!(
+            json["callbackScheduledTime"], "2023-11-14T22:23:20Z",
+            "{json}"
+        );
+        let text = serde_json::to_string(&entry).unwrap();
+        let back: HistoryEntry = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, entry);
     }
 }
