@@ -269,6 +269,9 @@ pub enum HistoryKind {
     },
     Rescheduled {
         by: String,
+        /// The new time. Not `at` on the wire: the entry's own `at` is
+        /// flattened beside it, and a duplicate key could not be read back.
+        #[serde(rename = "callbackScheduledTime")]
         #[schema(value_type = String, format = DateTime)]
         at: Timestamp,
         number: Option<String>,
@@ -433,5 +436,36 @@ impl fmt::Display for DesktopEvent {
                 reason.as_deref().unwrap_or("")
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rescheduled_entry_reads_back_what_was_written() {
+        let entry = HistoryEntry {
+            at: "2030-01-01T09:00:00Z".parse().unwrap(),
+            kind: HistoryKind::Rescheduled {
+                by: "contact".into(),
+                at: "2030-01-02T10:00:00Z".parse().unwrap(),
+                number: Some("+33612345678".into()),
+            },
+        };
+        let json = serde_json::to_value(&entry).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "at": "2030-01-01T09:00:00Z",
+                "type": "rescheduled",
+                "by": "contact",
+                "callbackScheduledTime": "2030-01-02T10:00:00Z",
+                "number": "+33612345678",
+            })
+        );
+        let text = serde_json::to_string(&entry).unwrap();
+        let back: HistoryEntry = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, entry);
     }
 }
