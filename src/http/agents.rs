@@ -38,7 +38,7 @@ pub struct NoBody {}
         (status = 200, description = "The interaction after the action", body = Callback),
         (status = 403, description = "The agent lacks the privilege (`privilege`) or does not own the interaction", body = ErrorBody),
         (status = 404, description = "No such action, callback or agent", body = ErrorBody),
-        (status = 409, description = "The action does not fit the interaction's state", body = ErrorBody),
+        (status = 409, description = "The action does not fit the interaction's state, or it is over", body = ErrorBody),
         (status = 422, body = ErrorBody),
     )
 )]

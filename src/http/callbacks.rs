@@ -17,9 +17,14 @@ use super::errors::{ApiError, Body as ErrorBody};
 use super::extract::{JsonBody, JsonBytes};
 use super::openapi::CreateCallbackDoc;
 use super::{center, list_query, Api};
-use crate::callback::{Callback, CallbackWithHistory, ContactStatus, InteractionId, Page, Request};
+use crate::callback::{
+    ActionError, Callback, CallbackWithHistory, ContactStatus, InteractionId, Page, Request,
+};
 
 pub type Reply = Result<Response, ApiError>;
+
+/// The code of [`ActionError::NoCallback`]'s answer.
+const NO_CALLBACK: &str = "no_callback";
 
 /// Longest `Idempotency-Key` kept.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
@@ -110,14 +115,27 @@ pub async fn show(State(api): State<Arc<Api>>, id: Result<Path<String>, PathReje
     get, path = "/v1/callbacks/{id}/status", tag = "callbacks",
     params(("id" = String, Path, description = "The interaction id")),
     responses(
-        (status = 200, description = "What the contact is told: state, position, expected wait", body = ContactStatus),
+        (status = 200, description = "What the contact is told: state, position, expected wait (none once it is over)", body = ContactStatus),
         (status = 404, body = ErrorBody),
     )
 )]
 pub async fn status(State(api): State<Arc<Api>>, id: Result<Path<String>, PathRejection>) -> Reply {
     let id = interaction(id)?;
-    let reply = center::ask(&api, Request::Status { id }).await?;
-    Ok(Json(center::status(reply)?).into_response())
+    match center::ask(&api, Request::Status { id: id.clone() }).await {
+        // Over: the contact is still told so, with no place in line.
+        Err(e) if e.code == NO_CALLBACK => {
+            let over = finished(&api, &id).await?.ok_or(e)?;
+            let status = ContactStatus {
+                id,
+                state: over.state,
+                position: None,
+                estimated_wait_secs: None,
+                callback_scheduled_time: over.callback_scheduled_time,
+            };
+            Ok(Json(status).into_response())
+        }
+        reply => Ok(Json(center::status(reply?)?).into_response()),
+    }
 }
 
 #[utoipa::path(
@@ -147,7 +165,7 @@ pub async fn cancel(
     responses(
         (status = 200, description = "Rescheduled", body = Callback),
         (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody),
+        (status = 409, description = "Not waiting, or already over", body = ErrorBody),
         (status = 422, body = ErrorBody),
     )
 )]
@@ -161,10 +179,37 @@ pub async fn reschedule(
     answer_callback(&api, request).await
 }
 
-/// Sends `request` and answers 200 with the callback it returns.
+/// Sends `request` and answers 200 with the callback it returns. A change
+/// to a callback that is over is a wrong state (409), not an unknown id.
 pub async fn answer_callback(api: &Api, request: Request) -> Reply {
-    let reply = center::ask(api, request).await?;
-    Ok(Json(center::callback(reply)?).into_response())
+    let about = match &request {
+        Request::Cancel { id, .. } => Some((id.clone(), "cancel")),
+        Request::Reschedule { id, .. } => Some((id.clone(), "reschedule")),
+        Request::Interaction { id, action, .. } => Some((id.clone(), action.name())),
+        _ => None,
+    };
+    match center::ask(api, request).await {
+        Err(e) if e.code == NO_CALLBACK => {
+            let Some((id, action)) = about else {
+                return Err(e);
+            };
+            let over = finished(api, &id).await?.ok_or(e)?;
+            Err(ApiError::from_action(ActionError::WrongState {
+                action: action.into(),
+                state: over.state.to_string(),
+            }))
+        }
+        reply => Ok(Json(center::callback(reply?)?).into_response()),
+    }
+}
+
+/// The center holds live callbacks only: one it does not know is either
+/// over (stored in a final state) or was never made (`None`).
+async fn finished(api: &Api, id: &InteractionId) -> Result<Option<Callback>, ApiError> {
+    let found = center::read(api, api.callbacks()?.reads.callback(id.clone())).await?;
+    Ok(found
+        .map(|record| record.callback)
+        .filter(|cb| cb.state.is_final()))
 }
 
 /// `status` with the callback as the body and its URL in `Location`.

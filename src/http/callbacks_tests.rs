@@ -267,6 +267,80 @@ async fn status_cancel_and_reschedule_go_to_the_center() {
     assert!(h.seen.try_recv().is_err());
 }
 
+/// The center knows live callbacks only. One that is over is read from the
+/// store: its status still answers, and changing it is a wrong state.
+#[tokio::test]
+async fn a_callback_that_is_over_is_a_wrong_state_not_an_unknown_id() {
+    use crate::callback::ActionError;
+    let h = callback_harness(|request| {
+        let id = match request {
+            Request::Status { id }
+            | Request::Cancel { id, .. }
+            | Request::Reschedule { id, .. }
+            | Request::Interaction { id, .. } => id.clone(),
+            other => return plausible(other),
+        };
+        CenterAnswer::Reply(Err(ActionError::NoCallback(id)))
+    });
+    let mut over = with_history("cb-0000000000000009");
+    over.callback.state = State::Cancelled;
+    over.callback.callback_scheduled_time = Some(t0());
+    h.store.callbacks.lock().unwrap().push(over);
+    // Stored but not final: the center and the store disagree; not "over".
+    h.store
+        .callbacks
+        .lock()
+        .unwrap()
+        .push(with_history("cb-000000000000000a"));
+
+    let r = request(
+        &h.app,
+        "GET",
+        "/v1/callbacks/cb-0000000000000009/status",
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(
+        r.json,
+        json!({"id": "cb-0000000000000009", "state": "cancelled", "position": null,
+               "estimatedWaitSecs": null, "callbackScheduledTime": t0().to_string()})
+    );
+    let reschedule = r#"{"by": "contact", "callbackScheduledTime": "2030-01-01T10:00:00Z"}"#;
+    for (uri, body) in [
+        (
+            "/v1/callbacks/cb-0000000000000009/cancel",
+            r#"{"by": "contact"}"#,
+        ),
+        ("/v1/callbacks/cb-0000000000000009/reschedule", reschedule),
+        ("/v1/agents/1001/callbacks/cb-0000000000000009/accept", "{}"),
+    ] {
+        let r = request(&h.app, "POST", uri, Some(body)).await;
+        assert_code(&r, 409, "wrong_state", None);
+        assert!(
+            r.json["message"].as_str().unwrap().contains("cancelled"),
+            "{uri}: {}",
+            r.json
+        );
+    }
+    for id in ["cb-0000000000000008", "cb-000000000000000a"] {
+        let r = request(&h.app, "GET", &format!("/v1/callbacks/{id}/status"), None).await;
+        assert_code(&r, 404, "no_callback", Some("id"));
+        let uri = format!("/v1/callbacks/{id}/cancel");
+        let r = request(&h.app, "POST", &uri, Some(r#"{"by": "contact"}"#)).await;
+        assert_code(&r, 404, "no_callback", Some("id"));
+    }
+    h.store.failing.store(true, Ordering::SeqCst);
+    let r = request(
+        &h.app,
+        "GET",
+        "/v1/callbacks/cb-0000000000000009/status",
+        None,
+    )
+    .await;
+    assert_code(&r, 503, "unavailable", None);
+}
+
 #[tokio::test]
 async fn center_trouble_is_503_or_504() {
     let h = callback_harness(|_| CenterAnswer::Drop);
