@@ -1050,14 +1050,35 @@ fn idempotency_keys_are_forgotten_after_their_window() {
         callback_numbers: vec!["+33612345678".into()],
         ..Default::default()
     };
-    lab.req(at(0), Request::Create { callback: new.clone(), idempotency_key: Some("k".into()) })
-        .unwrap();
+    lab.req(
+        at(0),
+        Request::Create {
+            callback: new.clone(),
+            idempotency_key: Some("k".into()),
+        },
+    )
+    .unwrap();
     let cutoff = lab.center.forget_old_keys(at(24 * 3600 + 1));
     assert_eq!(cutoff, at(1));
     // The key is gone: the same request with it is a merge now, not a replay.
     let again = lab
-        .req(at(24 * 3600 + 2), Request::Create { callback: new, idempotency_key: Some("k".into()) })
+        .req(
+            at(24 * 3600 + 2),
+            Request::Create {
+                callback: new,
+                idempotency_key: Some("k".into()),
+            },
+        )
         .unwrap();
     assert!(matches!(again, Reply::Created { new: false, .. }));
-    assert!(lab.writes.iter().any(|w| matches!(w, Write::History(_, HistoryEntry { kind: HistoryKind::Merged { .. }, .. }))));
+    assert!(lab.writes.iter().any(|w| matches!(
+        w,
+        Write::History(
+            _,
+            HistoryEntry {
+                kind: HistoryKind::Merged { .. },
+                ..
+            }
+        )
+    )));
 }
