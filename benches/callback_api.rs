@@ -340,7 +340,7 @@ async fn dispatch(
     );
 
     // Subscribed before the first creation: every event is seen.
-    let (tx, mut fired) = mpsc::unbounded_channel();
+    let (tx, mut fired) = mpsc::unbounded_channel::<Fired>();
     let reconnects = Arc::new(AtomicU64::new(0));
     let stream = EventStream::open(addr, API_KEY, "/v1/desktop/events", None)
         .await
@@ -372,7 +372,6 @@ async fn dispatch(
         let Ok(Some(f)) = tokio::time::timeout_at(deadline, fired.recv()).await else {
             break;
         };
-        let f: Fired = f;
         if !ids.contains(&f.id) {
             continue;
         }
