@@ -4,24 +4,24 @@
 //! The handle pushes commands onto a channel and wakes the relay through an
 //! eventfd; it never waits for the relay. Errors come back as events.
 //!
-//! The relay thread (`sb-media`) runs one level-triggered epoll loop over all
-//! RTP/RTCP sockets ([`super::poller`]). Per packet: one `recvfrom` into a
-//! stack buffer, zero-copy validation with `rtp_types`, statistics, DTMF
-//! detection, then the 12-byte header is rewritten in place for the
-//! receiving leg (SSRC, sequence, timestamp, marker, payload type; G.711 law
-//! converted in place when the legs differ) and one `send`. Once a leg has
-//! latched, its RTP socket is `connect`ed to the latched source: the kernel
-//! drops other sources (RTP bleed) and sends skip the route lookup that
-//! `sendto` pays per packet. No allocation,
-//! no lock: legs live in a slab owned by this thread, and a socket's epoll
-//! token is its slot (times two, plus one for RTCP). Commands are applied
-//! between batches, so a token never outlives its leg within a batch.
+//! The relay thread (`sb-media`) runs one edge-triggered epoll loop over all
+//! RTP/RTCP sockets ([`super::poller`]). A readable socket is drained with
+//! `recvmmsg` into preallocated buffers ([`super::mmsg`]), at most
+//! `DRAIN_ROUNDS` batches before it goes back in line; each datagram gets
+//! zero-copy validation with `rtp_types`, statistics, DTMF detection, then
+//! its 12-byte header is rewritten in place for the receiving leg (SSRC,
+//! sequence, timestamp, marker, payload type; G.711 law converted in place
+//! when the legs differ), and the batch leaves with one `sendmmsg` on the
+//! peer's socket. Once a leg has latched, its RTP socket is `connect`ed to
+//! the latched source: the kernel drops other sources (RTP bleed) and sends
+//! skip the per-packet route lookup. No allocation, no lock: legs live in a
+//! slab owned by this thread, and a socket's epoll token is its slot (times
+//! two, plus one for RTCP). Commands are applied between batches, so a token
+//! never outlives its leg within a batch.
 //!
-//! RTCP is relayed opaquely between the legs' RTCP ports after checking the
-//! version and the minimum length (8 bytes). Its SSRCs are not rewritten: the
-//! far end's reports name SSRCs it never received from us. Endpoints treat
-//! such reports as informational; rewriting them properly needs per-stream
-//! SR/RR translation, left for later.
+//! RTCP is relayed between the legs' RTCP ports after an RFC 3550 A.2
+//! validity check, with its SSRCs translated like the RTP it describes
+//! ([`super::rtcp`]).
 
 use std::collections::HashMap;
 use std::io;
@@ -37,8 +37,10 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::dtmf::{DtmfAction, DtmfError};
 use super::leg::Leg;
-use super::poller::{Events, Poller, Waker};
+use super::mmsg::{Batch, Datagram, Target, BATCH};
+use super::poller::{Events, Poller, Trigger, Waker};
 use super::record::{self, RecMsg, SinkFactory, Tap};
+use super::rtcp::{self, ReportMap, SenderMap, Translation};
 use super::rtp::{self, Kind, Mapping, CLOCK_HZ};
 use super::stats::{LegCounters, LegStats};
 use super::{LegId, MediaCommand, MediaEvent};
@@ -47,11 +49,47 @@ use super::{LegId, MediaCommand, MediaEvent};
 const WAKE_TOKEN: u64 = u64::MAX;
 /// How often RTP timeouts and lost DTMF ends are checked.
 const HOUSEKEEPING: Duration = Duration::from_millis(20);
-/// Datagrams larger than this are truncated by the kernel and dropped as
-/// malformed (G.711 at 20 ms is 172 bytes; 1500 covers any sane ptime).
-const BUF_LEN: usize = 2048;
 /// Readiness reports taken per `epoll_wait`.
-const BATCH: usize = 1024;
+const EPOLL_EVENTS: usize = 1024;
+/// How socket readiness is reported (see [`Relay::on_readable`]).
+const SOCKET_TRIGGER: Trigger = Trigger::Edge;
+/// Batches read from one socket per readiness before it is put back in line.
+const DRAIN_ROUNDS: usize = 4;
+
+/// What one read of a socket left behind.
+enum Read {
+    /// The kernel had no more (fewer than a full batch came).
+    Drained,
+    /// A full batch came: more may wait.
+    Full,
+    /// The read failed with an error other than `WouldBlock`.
+    Failed,
+}
+
+/// How `from`'s RTCP must be rewritten for `to` (see [`rtcp`]): `from`'s own
+/// SSRC becomes the one `to` receives its RTP under, and reports on the
+/// stream `from` receives name the source feeding it.
+fn rtcp_translation(from: &Leg, to: &Leg) -> Translation {
+    Translation {
+        sender: to
+            .out
+            .source()
+            .filter(|s| s.leg == from.id)
+            .map(|s| SenderMap {
+                from: s.ssrc,
+                to: to.out.ssrc(),
+                ts_offset: s.ts_offset,
+            }),
+        reported: from
+            .out
+            .source()
+            .filter(|s| s.leg == to.id)
+            .map(|s| ReportMap {
+                from: from.out.ssrc(),
+                to: s.ssrc,
+            }),
+    }
+}
 
 type StatsMap = Arc<RwLock<HashMap<LegId, Arc<LegCounters>>>>;
 
@@ -120,7 +158,7 @@ impl MediaEngine {
         };
         let waker = Arc::new(waker);
         poller
-            .add(waker.raw_fd(), WAKE_TOKEN)
+            .add(waker.raw_fd(), WAKE_TOKEN, Trigger::Level)
             .expect("register waker with a fresh epoll");
         let (rec_tx, rec_rx) = mpsc::channel();
         let rec_events = events.clone();
@@ -226,12 +264,19 @@ fn header(buf: &mut [u8], pt: u8, r: rtp::Rewrite) {
 
 impl Relay {
     fn run(mut self) {
-        let mut events = Events::with_capacity(BATCH);
-        let mut buf = [0u8; BUF_LEN];
+        let mut events = Events::with_capacity(EPOLL_EVENTS);
+        let mut batch = Batch::new();
+        // Sockets a capped drain left readable: edge-triggered epoll will
+        // not report them again, so they are read on the next turn.
+        let mut backlog: Vec<u64> = Vec::with_capacity(EPOLL_EVENTS);
+        let mut carried: Vec<u64> = Vec::with_capacity(EPOLL_EVENTS);
         loop {
-            let timeout = self
-                .next_deadline()
-                .saturating_duration_since(Instant::now());
+            let timeout = if backlog.is_empty() {
+                self.next_deadline()
+                    .saturating_duration_since(Instant::now())
+            } else {
+                Duration::ZERO
+            };
             if let Err(e) = self.poller.wait(&mut events, Some(timeout)) {
                 tracing::error!("media epoll_wait: {e}");
                 thread::sleep(Duration::from_millis(10));
@@ -239,20 +284,18 @@ impl Relay {
             }
             // Commands first: a command sent before a packet must apply to it
             // (bridge, then media). A stale token of a leg closed here finds an
-            // empty slot, or a new leg's socket with nothing to read.
+            // empty slot, or a new leg's socket with nothing (or its own
+            // datagrams) to read.
             if events.tokens().any(|t| t == WAKE_TOKEN) {
                 self.waker.drain();
                 if !self.drain_commands() {
                     break;
                 }
             }
-            for token in events.tokens() {
-                if token == WAKE_TOKEN {
-                    continue;
-                } else if token & 1 == 0 {
-                    self.on_rtp((token >> 1) as usize, &mut buf);
-                } else {
-                    self.on_rtcp((token >> 1) as usize, &mut buf);
+            std::mem::swap(&mut backlog, &mut carried);
+            for token in events.tokens().chain(carried.drain(..)) {
+                if token != WAKE_TOKEN && self.on_readable(token, &mut batch) {
+                    backlog.push(token);
                 }
             }
             let now = Instant::now();
@@ -286,30 +329,88 @@ impl Relay {
 
     // ---- packet path -------------------------------------------------
 
-    fn on_rtp(&mut self, slot: usize, buf: &mut [u8; BUF_LEN]) {
-        let Some(leg) = self.legs.get_mut(slot).and_then(Option::as_mut) else {
-            return;
+    /// Drain the socket behind `token` (edge-triggered: until the kernel
+    /// has no more), at most [`DRAIN_ROUNDS`] batches so a flooded port
+    /// cannot starve the others; true when it was left readable.
+    fn on_readable(&mut self, token: u64, batch: &mut Batch) -> bool {
+        let slot = (token >> 1) as usize;
+        for _ in 0..DRAIN_ROUNDS {
+            let read = if token & 1 == 0 {
+                self.on_rtp(slot, batch)
+            } else {
+                self.on_rtcp(slot, batch)
+            };
+            match read {
+                Read::Drained => return false,
+                // A failed read consumed a socket error (a late ICMP
+                // unreachable); datagrams may still wait behind it.
+                Read::Full | Read::Failed => {}
+            }
+        }
+        true
+    }
+
+    /// One `recvmmsg` on `slot`'s RTP socket, each datagram validated and
+    /// rewritten in place, the forwarded ones sent with one `sendmmsg`.
+    fn on_rtp(&mut self, slot: usize, batch: &mut Batch) -> Read {
+        let Some(leg) = self.legs.get(slot).and_then(Option::as_ref) else {
+            return Read::Drained;
         };
-        // A latched socket is connected: the kernel already filtered the
-        // source, and `recv` saves copying it out.
-        let got = match leg.latched {
-            Some(l) => leg.rtp.recv(buf).map(|n| (n, l)),
-            None => leg.rtp.recv_from(buf),
+        let n = match batch.recv(leg.rtp.as_raw_fd()) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Read::Drained,
+            Err(_) => return Read::Failed,
         };
-        let Ok((n, src)) = got else {
-            return; // WouldBlock, or an ICMP error surfaced late
-        };
+        // One clock read per batch: its datagrams were all queued before it.
         let now = Instant::now();
-        leg.counters.rtp_in(n);
-        let Ok(mut pkt) = RtpPacketMut::parse(&mut buf[..n]) else {
+        for i in 0..n {
+            if let Some(d) = batch.get(i) {
+                if self.rtp_packet(slot, d, now) {
+                    batch.queue(i);
+                }
+            }
+        }
+        let peer = self.legs[slot]
+            .as_ref()
+            .and_then(|l| l.peer)
+            .and_then(|p| self.legs.get(p))
+            .and_then(Option::as_ref);
+        if let Some((peer, target)) = peer.and_then(|p| Some((p, p.rtp_target()?))) {
+            let sent = batch.flush(peer.rtp.as_raw_fd(), target);
+            peer.counters.rtp_out_many(sent.packets, sent.bytes);
+        }
+        if n == BATCH {
+            Read::Full
+        } else {
+            Read::Drained
+        }
+    }
+
+    /// One RTP datagram received on `slot`: statistics, latching, DTMF,
+    /// recording, then the header rewritten for the peer. True when it is
+    /// to be forwarded (to the peer's RTP target, which is then known).
+    fn rtp_packet(&mut self, slot: usize, d: Datagram<'_>, now: Instant) -> bool {
+        let Some(leg) = self.legs.get_mut(slot).and_then(Option::as_mut) else {
+            return false;
+        };
+        leg.counters.rtp_in(d.bytes.len());
+        let Some(src) = d.from else {
+            return false;
+        };
+        if d.truncated {
             leg.counters.malformed();
-            return;
+            return false;
+        }
+        let Ok(mut pkt) = RtpPacketMut::parse(d.bytes) else {
+            leg.counters.malformed();
+            return false;
         };
         // Symmetric RTP: the first source since Open/Update becomes the
-        // destination; later strangers are dropped (RTP bleed).
+        // destination; later strangers are dropped (RTP bleed). Once latched
+        // the socket is connected, so the kernel drops them first.
         match leg.latched {
             Some(l) if l == src => {}
-            Some(_) => return,
+            Some(_) => return false,
             None => {
                 leg.latch(src);
                 if leg.sdp_remote != Some(src) {
@@ -367,22 +468,22 @@ impl Relay {
             }
         }
         if !forward_ok {
-            return;
+            return false;
         }
         let Some(peer) = peer_slot
             .and_then(|p| self.legs.get_mut(p))
             .and_then(Option::as_mut)
         else {
-            return;
+            return false;
         };
         if peer.held || !peer.remote_receives || peer.sender.playing() {
-            return;
+            return false;
         }
-        if peer.rtp_dest().is_none() {
-            return;
+        if peer.rtp_target().is_none() {
+            return false;
         }
         let out_pt = match rtp::map_payload(kind, pt, peer.payloads.as_ref()) {
-            Mapping::Drop => return,
+            Mapping::Drop => return false,
             Mapping::Pass => pt,
             Mapping::Event { pt } => pt,
             Mapping::Audio { pt, convert } => {
@@ -397,48 +498,66 @@ impl Relay {
         pkt.set_sequence_number(r.seq);
         pkt.set_timestamp(r.ts);
         pkt.set_marker_bit(r.marker);
-        if pkt.set_payload_type(out_pt).is_err() {
-            return;
+        pkt.set_payload_type(out_pt).is_ok()
+    }
+
+    /// As [`Self::on_rtp`] for `slot`'s RTCP socket.
+    fn on_rtcp(&mut self, slot: usize, batch: &mut Batch) -> Read {
+        let Some(leg) = self.legs.get(slot).and_then(Option::as_ref) else {
+            return Read::Drained;
+        };
+        let n = match batch.recv(leg.rtcp.as_raw_fd()) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Read::Drained,
+            Err(_) => return Read::Failed,
+        };
+        for i in 0..n {
+            if let Some(d) = batch.get(i) {
+                if self.rtcp_packet(slot, d) {
+                    batch.queue(i);
+                }
+            }
         }
-        if peer.send_rtp(&buf[..n]) {
-            peer.counters.rtp_out(n);
+        let peer = self.legs[slot]
+            .as_ref()
+            .and_then(|l| l.peer)
+            .and_then(|p| self.legs.get(p))
+            .and_then(Option::as_ref);
+        if let Some((peer, dest)) = peer.and_then(|p| Some((p, p.rtcp_dest()?))) {
+            let sent = batch.flush(peer.rtcp.as_raw_fd(), Target::To(dest));
+            peer.counters.rtcp_out(sent.packets);
+        }
+        if n == BATCH {
+            Read::Full
+        } else {
+            Read::Drained
         }
     }
 
-    fn on_rtcp(&mut self, slot: usize, buf: &mut [u8; BUF_LEN]) {
-        let Some(leg) = self.legs.get_mut(slot).and_then(Option::as_mut) else {
-            return;
+    /// One RTCP datagram received on `slot`: validated, its SSRCs translated
+    /// like the RTP it describes ([`rtcp`]); true when it is to be forwarded.
+    fn rtcp_packet(&mut self, slot: usize, d: Datagram<'_>) -> bool {
+        let Some(leg) = self.legs.get(slot).and_then(Option::as_ref) else {
+            return false;
         };
-        let Ok((n, src)) = leg.rtcp.recv_from(buf) else {
-            return;
-        };
-        // RFC 3550 §6.4: version 2, and at least a header and an SSRC.
-        if n < 8 || buf[0] >> 6 != 2 {
-            leg.counters.malformed();
-            return;
-        }
-        leg.counters.rtcp_in();
-        if leg.latched_rtcp.is_none() {
-            leg.latched_rtcp = Some(src);
-        }
-        if leg.held {
-            return;
-        }
-        let Some(peer) = leg
+        let peer = leg
             .peer
             .and_then(|p| self.legs.get(p))
-            .and_then(Option::as_ref)
-        else {
-            return;
-        };
-        if peer.held || !peer.remote_receives {
-            return;
+            .and_then(Option::as_ref);
+        let map = peer.map_or_else(Translation::default, |p| rtcp_translation(leg, p));
+        if d.truncated || rtcp::translate(d.bytes, &map).is_err() {
+            leg.counters.malformed();
+            return false;
         }
-        if let Some(dest) = peer.rtcp_dest() {
-            if peer.rtcp.send_to(&buf[..n], dest).is_ok() {
-                peer.counters.rtcp_out();
+        leg.counters.rtcp_in();
+        let forward = !leg.held
+            && peer.is_some_and(|p| !p.held && p.remote_receives && p.rtcp_dest().is_some());
+        if leg.latched_rtcp.is_none() {
+            if let Some(l) = self.legs.get_mut(slot).and_then(Option::as_mut) {
+                l.latched_rtcp = d.from;
             }
         }
+        forward
     }
 
     // ---- DTMF generation ----------------------------------------------
@@ -669,8 +788,8 @@ impl Relay {
         let token = (slot as u64) << 1;
         if let Err(e) = self
             .poller
-            .add(rtp.as_raw_fd(), token)
-            .and_then(|_| self.poller.add(rtcp.as_raw_fd(), token | 1))
+            .add(rtp.as_raw_fd(), token, SOCKET_TRIGGER)
+            .and_then(|_| self.poller.add(rtcp.as_raw_fd(), token | 1, SOCKET_TRIGGER))
         {
             let _ = self.poller.delete(rtp.as_raw_fd());
             self.free.push(slot);
