@@ -50,6 +50,8 @@ pub struct Leg {
     pub rtp_timeout: Option<Duration>,
     pub timeout_reported: bool,
     pub tap: Option<Tap>,
+    /// The relay round that last read the RTP socket (batching heuristic).
+    pub rtp_round: u64,
 }
 
 impl Leg {
@@ -78,6 +80,7 @@ impl Leg {
             rtp_timeout: None,
             timeout_reported: false,
             tap: None,
+            rtp_round: 0,
         }
     }
 

@@ -1,15 +1,15 @@
-//! Batched datagram I/O for the relay thread: [`Batch::recv`] drains up to
-//! [`BATCH`] datagrams from one socket with a single `recvmmsg` into buffers
-//! allocated once, the relay rewrites them in place and marks the ones to
-//! forward ([`Batch::queue`]), and [`Batch::flush`] sends those with a single
-//! `sendmmsg` on the peer's socket. With [`super::poller`] the only `unsafe`
-//! in the relay.
+//! Datagram I/O for the relay thread over buffers allocated once:
+//! [`Batch::recv`] takes up to [`BATCH`] datagrams from one socket with a
+//! single `recvmmsg`, [`Batch::recv_one`] one with `recvfrom`; the relay
+//! rewrites them in place and marks the ones to forward ([`Batch::queue`]),
+//! and [`Batch::flush`] sends those through the peer's socket, with one
+//! `sendmmsg`, or a plain `send`/`sendto` for a single datagram. With
+//! [`super::poller`] the only `unsafe` in the relay.
 //!
 //! One batch serves one source socket at a time: a leg forwards to exactly
-//! one peer, so the datagrams of one `recvmmsg` all leave through one socket
-//! and need no regrouping. Batches are deep only when a socket has queued
-//! several datagrams, that is when the relay is behind; then the syscalls per
-//! packet fall just when the packets pile up.
+//! one peer, so the datagrams of one read all leave through one socket and
+//! need no regrouping. When to read one and when a batch is the engine's
+//! choice (see [`super::engine`]).
 
 use std::io;
 use std::mem::size_of;
@@ -117,6 +117,38 @@ impl Batch {
         Ok(self.len)
     }
 
+    /// Receive one datagram with a plain `recvfrom`: when the socket holds
+    /// one, cheaper than `recvmmsg`, whose `msghdr` path costs more per
+    /// datagram and which tries again to find the queue empty.
+    pub fn recv_one(&mut self, fd: RawFd) -> io::Result<usize> {
+        self.len = 0;
+        self.n_queued = 0;
+        let mut namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        // SAFETY: the buffer and the address storage belong to `self` and
+        // live across the call; the kernel writes at most their lengths.
+        // With MSG_TRUNC a longer datagram reports its real length.
+        let n = unsafe {
+            libc::recvfrom(
+                fd,
+                self.bufs[0].as_mut_ptr().cast(),
+                BUF_LEN,
+                libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+                (&mut self.names[0] as *mut libc::sockaddr_storage).cast(),
+                &mut namelen,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let real = n as usize;
+        let h = &mut self.hdrs[0];
+        h.msg_len = real.min(BUF_LEN) as libc::c_uint;
+        h.msg_hdr.msg_flags = if real > BUF_LEN { libc::MSG_TRUNC } else { 0 };
+        h.msg_hdr.msg_namelen = namelen;
+        self.len = 1;
+        Ok(1)
+    }
+
     /// Datagram `i` of the last `recv`.
     pub fn get(&mut self, i: usize) -> Option<Datagram<'_>> {
         if i >= self.len {
@@ -150,12 +182,37 @@ impl Batch {
             return Sent::default();
         }
         let (name, namelen) = match target {
-            Target::Connected => (std::ptr::null_mut(), 0),
+            Target::Connected => (std::ptr::null_mut::<libc::c_void>(), 0),
             Target::To(addr) => {
                 let len = encode(addr, &mut self.dest);
                 ((&mut self.dest as *mut libc::sockaddr_storage).cast(), len)
             }
         };
+        if n == 1 {
+            // One datagram: `sendto` (a plain `send` when connected) skips
+            // the msghdr copy `sendmmsg` pays.
+            let i = usize::from(self.queued[0]);
+            let len = (self.hdrs[i].msg_len as usize).min(BUF_LEN);
+            // SAFETY: buffer and address belong to `self`; the kernel only
+            // reads `len` and `namelen` bytes of them.
+            let r = unsafe {
+                libc::sendto(
+                    fd,
+                    self.bufs[i].as_ptr().cast(),
+                    len,
+                    libc::MSG_DONTWAIT,
+                    name.cast(),
+                    namelen,
+                )
+            };
+            return match r {
+                r if r < 0 => Sent::default(),
+                r => Sent {
+                    packets: 1,
+                    bytes: r as u64,
+                },
+            };
+        }
         for k in 0..n {
             let i = usize::from(self.queued[k]);
             self.send_iov[k] = libc::iovec {
@@ -384,5 +441,45 @@ mod tests {
         let mut b = Batch::new();
         // recv_all asserts each batch is at most BATCH and the total exact.
         recv_all(&mut b, relay.as_raw_fd(), BATCH + 3, |_, _| {});
+    }
+
+    #[test]
+    fn recv_one_takes_a_single_datagram_and_flags_oversize() {
+        let relay = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let phone = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sink.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let to = relay.local_addr().unwrap();
+        phone.send_to(&[1u8; 20], to).unwrap();
+        phone.send_to(&[2u8; BUF_LEN + 1], to).unwrap();
+        let mut b = Batch::new();
+        let fd = relay.as_raw_fd();
+        let mut seen = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while seen.len() < 2 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "datagrams within the wait"
+            );
+            match b.recv_one(fd) {
+                Ok(n) => {
+                    assert_eq!(n, 1);
+                    assert!(b.get(1).is_none());
+                    let d = b.get(0).unwrap();
+                    assert_eq!(d.from, Some(phone.local_addr().unwrap()));
+                    seen.push((d.bytes[0], d.bytes.len(), d.truncated));
+                    // A single queued datagram leaves through `sendto`.
+                    b.queue(0);
+                    let sent = b.flush(fd, Target::To(sink.local_addr().unwrap()));
+                    assert_eq!(sent.packets, 1);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
+                Err(e) => panic!("recvfrom: {e}"),
+            }
+        }
+        assert_eq!(seen, vec![(1, 20, false), (2, BUF_LEN, true)]);
+        let mut buf = [0u8; 64];
+        assert_eq!(sink.recv(&mut buf).unwrap(), 20);
     }
 }

@@ -23,10 +23,11 @@
 //! # Threads
 //!
 //! One dedicated OS thread (`sb-media`) owns every leg and runs a
-//! edge-triggered epoll loop over all RTP/RTCP sockets ([`poller`]): each
-//! readable socket is drained with `recvmmsg` and what it forwards leaves with
-//! one `sendmmsg` ([`mmsg`]); no allocation, no lock on the per-packet path
-//! (counters are atomics read by [`MediaEngine::stats`]).
+//! level-triggered epoll loop over all RTP/RTCP sockets ([`poller`]): one
+//! `recvfrom` and at most one `send` per packet, or one `recvmmsg` and one
+//! `sendmmsg` for a socket that has queued several ([`mmsg`], see
+//! [`engine`]); no allocation, no lock on the per-packet path (counters are
+//! atomics read by [`MediaEngine::stats`]).
 //! Recording files are written by a second thread (`sb-media-rec`, [`record`])
 //! fed by a channel, so disk latency never stalls the relay.
 //!
@@ -36,7 +37,7 @@
 //! generate), [`leg`] (one leg's sockets and state), [`engine`] (handle and
 //! relay loop), [`rtcp`] (RTCP validation and SSRC translation), [`record`]
 //! (recorder thread), [`poller`] and [`mmsg`] (epoll wrapper, batched
-//! datagram I/O: with the generator the only `unsafe` in media), [`bench`]
+//! datagram I/O: with the generator the only `unsafe` in media), [`bench`](mod@bench)
 //! (generator and helpers shared by the
 //! RTP generator binary and the relay benchmark).
 

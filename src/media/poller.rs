@@ -1,27 +1,20 @@
-//! A minimal epoll loop and an eventfd waker for the relay thread; with
-//! [`super::mmsg`] the only `unsafe` code in the relay.
+//! A minimal level-triggered epoll loop and an eventfd waker for the relay
+//! thread; with [`super::mmsg`] the only `unsafe` code in the relay.
 //!
-//! Why not tokio (or mio) for the relay: a task wake-up per readiness, and
-//! no say in how a socket is read. Here the relay registers its sockets
-//! edge-triggered and drains each with `recvmmsg`, which finds the queue
-//! empty inside the kernel (no extra `recv` returning `WouldBlock`), so a
-//! reported socket is not polled again by the next `epoll_wait`.
+//! Why not tokio (or mio) for the relay: both register sockets edge-triggered,
+//! so after every datagram a task must call `recv` again until it returns
+//! `WouldBlock` before it may wait; at 50 packets/s per socket nearly every
+//! readiness carries one packet, so that is a wasted syscall per packet, plus
+//! a task wake-up. Level-triggered epoll lets the loop read exactly one
+//! datagram per reported socket: one `epoll_wait` for a whole batch of
+//! sockets, then one `recvfrom` and one `send` per packet, or a batch
+//! when the socket has queued several (see [`super::engine`]).
 //!
 //! Linux only, like the rest of the switch's deployment targets.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
-
-/// How readiness of a descriptor is reported.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Trigger {
-    /// While it is readable, by every `wait`.
-    Level,
-    /// When it becomes readable (new data arrives); the owner must read
-    /// until the kernel has no more, or remember that it did not.
-    Edge,
-}
 
 /// An epoll instance.
 #[derive(Debug)]
@@ -41,6 +34,21 @@ impl Events {
             buf: vec![libc::epoll_event { events: 0, u64: 0 }; n.max(1)],
             len: 0,
         }
+    }
+
+    /// How many descriptors the last `wait` reported.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the last `wait` reported nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// How many reports one `wait` can take.
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
     }
 
     /// The tokens of the ready file descriptors.
@@ -68,14 +76,10 @@ impl Poller {
         })
     }
 
-    /// Watch `fd` for readability, reporting `token`.
-    pub fn add(&self, fd: RawFd, token: u64, trigger: Trigger) -> io::Result<()> {
-        let events = match trigger {
-            Trigger::Level => libc::EPOLLIN,
-            Trigger::Edge => libc::EPOLLIN | libc::EPOLLET,
-        };
+    /// Watch `fd` for readability (level-triggered), reporting `token`.
+    pub fn add(&self, fd: RawFd, token: u64) -> io::Result<()> {
         let mut ev = libc::epoll_event {
-            events: events as u32,
+            events: libc::EPOLLIN as u32,
             u64: token,
         };
         // SAFETY: `ev` outlives the call; the kernel copies it.
@@ -181,10 +185,10 @@ mod tests {
     fn reports_readable_socket_and_waker() {
         let p = Poller::new().unwrap();
         let w = Waker::new().unwrap();
-        p.add(w.raw_fd(), 1, Trigger::Level).unwrap();
+        p.add(w.raw_fd(), 1).unwrap();
         let a = UdpSocket::bind("127.0.0.1:0").unwrap();
         let b = UdpSocket::bind("127.0.0.1:0").unwrap();
-        p.add(a.as_raw_fd(), 2, Trigger::Level).unwrap();
+        p.add(a.as_raw_fd(), 2).unwrap();
         let mut ev = Events::with_capacity(8);
         assert_eq!(p.wait(&mut ev, Some(Duration::ZERO)).unwrap(), 0);
         b.send_to(b"x", a.local_addr().unwrap()).unwrap();
