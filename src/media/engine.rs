@@ -25,12 +25,13 @@
 //! per receive and 240 ns per send, of about 5 us per relayed packet). When
 //! the relay falls behind, sockets queue several datagrams; a socket reported
 //! by two consecutive waits (level-triggered: it still held some), or every
-//! socket while a wait comes back full, is then drained with one `recvmmsg`
-//! of up to 32 and answered with one `sendmmsg`. Reading a leg's backlog in
-//! one go keeps its kernel socket and relay state in cache for the whole
-//! batch, which lifts the sustainable rate where it matters: at 2,000 calls
-//! one `recvfrom`/`send` per packet falls behind (5-28 % of packets still
-//! queued at the end), batching keeps up with no loss (README, benchmarks).
+//! socket while a wait comes back full, is then read with one `recvmmsg` of
+//! up to 32 and answered with one `sendmmsg`. That lifts the sustainable
+//! rate where it matters, most likely because a leg's kernel socket and
+//! relay state stay in cache for its whole backlog (a hot-cache loop over
+//! one socket shows no gain): at 2,000 calls one `recvfrom`/`send` per
+//! packet falls behind (9-10 % of packets still queued at the end), this
+//! keeps up with no loss (README, benchmarks).
 //!
 //! RTCP is relayed between the legs' RTCP ports after an RFC 3550 A.2
 //! validity check, with its SSRCs translated like the RTP it describes

@@ -348,6 +348,12 @@ mod tests {
         p.extend(&padded);
         translate(&mut p, &MAP).unwrap();
         assert_eq!(be32(&p, 4), Some(0xB2));
+        // A padding count of zero, or more than the packet's body.
+        for count in [0u8, 9] {
+            let last = p.len() - 1;
+            p[last] = count;
+            assert_eq!(translate(&mut p, &MAP), Err(RtcpError::Padding));
+        }
     }
 
     #[test]
