@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::dtmf::{DtmfDetector, DtmfSender};
+use super::mmsg::Target;
 use super::record::Tap;
 use super::rtp::OutStream;
 use super::stats::{LegCounters, ReceiveStats};
@@ -49,6 +50,8 @@ pub struct Leg {
     pub rtp_timeout: Option<Duration>,
     pub timeout_reported: bool,
     pub tap: Option<Tap>,
+    /// The relay round that last read the RTP socket (batching heuristic).
+    pub rtp_round: u64,
 }
 
 impl Leg {
@@ -77,6 +80,7 @@ impl Leg {
             rtp_timeout: None,
             timeout_reported: false,
             tap: None,
+            rtp_round: 0,
         }
     }
 
@@ -97,20 +101,24 @@ impl Leg {
         self.latched_rtcp = None;
     }
 
-    /// Send one RTP packet toward this leg; true when it left.
+    /// How RTP reaches this leg: through the connected socket once latched,
+    /// else to the SDP address; `None` while neither is known.
     #[inline]
-    pub fn send_rtp(&self, pkt: &[u8]) -> bool {
+    pub fn rtp_target(&self) -> Option<Target> {
         match (self.latched, self.sdp_remote) {
-            (Some(_), _) => self.rtp.send(pkt).is_ok(),
-            (None, Some(dest)) => self.rtp.send_to(pkt, dest).is_ok(),
-            (None, None) => false,
+            (Some(_), _) => Some(Target::Connected),
+            (None, Some(dest)) => Some(Target::To(dest)),
+            (None, None) => None,
         }
     }
 
-    /// Where RTP for this leg goes: the latched source, else the SDP address.
-    #[inline]
-    pub fn rtp_dest(&self) -> Option<SocketAddr> {
-        self.latched.or(self.sdp_remote)
+    /// Send one RTP packet toward this leg (generated DTMF); true when it left.
+    pub fn send_rtp(&self, pkt: &[u8]) -> bool {
+        match self.rtp_target() {
+            Some(Target::Connected) => self.rtp.send(pkt).is_ok(),
+            Some(Target::To(dest)) => self.rtp.send_to(pkt, dest).is_ok(),
+            None => false,
+        }
     }
 
     /// Where RTCP goes: the latched RTCP source, else `a=rtcp`, else the RTP

@@ -1,5 +1,5 @@
 //! A minimal level-triggered epoll loop and an eventfd waker for the relay
-//! thread; the only `unsafe` code in `media/`.
+//! thread; with [`super::mmsg`] the only `unsafe` code in the relay.
 //!
 //! Why not tokio (or mio) for the relay: both register sockets edge-triggered,
 //! so after every datagram a task must call `recv` again until it returns
@@ -7,7 +7,8 @@
 //! readiness carries one packet, so that is a wasted syscall per packet, plus
 //! a task wake-up. Level-triggered epoll lets the loop read exactly one
 //! datagram per reported socket: one `epoll_wait` for a whole batch of
-//! sockets, then one `recvfrom` and one `sendto` per packet.
+//! sockets, then one `recvfrom` and one `send` per packet, or a batch
+//! when the socket has queued several (see [`super::engine`]).
 //!
 //! Linux only, like the rest of the switch's deployment targets.
 
@@ -33,6 +34,21 @@ impl Events {
             buf: vec![libc::epoll_event { events: 0, u64: 0 }; n.max(1)],
             len: 0,
         }
+    }
+
+    /// How many descriptors the last `wait` reported.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the last `wait` reported nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// How many reports one `wait` can take.
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
     }
 
     /// The tokens of the ready file descriptors.

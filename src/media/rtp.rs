@@ -56,6 +56,16 @@ pub struct Rewrite {
     pub marker: bool,
 }
 
+/// The leg feeding an outgoing stream now, and how its packets' sequence
+/// numbers and timestamps are shifted (RTCP is translated with the same).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Source {
+    pub leg: LegId,
+    pub ssrc: u32,
+    pub seq_offset: u16,
+    pub ts_offset: u32,
+}
+
 /// One leg's outgoing stream.
 #[derive(Debug, Clone)]
 pub struct OutStream {
@@ -85,6 +95,27 @@ impl OutStream {
 
     pub fn ssrc(&self) -> u32 {
         self.ssrc
+    }
+
+    /// The leg whose packets this stream forwards now; `None` before the
+    /// first packet and while a generated event is the feeder.
+    pub fn source(&self) -> Option<Source> {
+        match self.current? {
+            Current {
+                feeder: Feeder::Leg { leg, ssrc },
+                seq_offset,
+                ts_offset,
+            } => Some(Source {
+                leg,
+                ssrc,
+                seq_offset,
+                ts_offset,
+            }),
+            Current {
+                feeder: Feeder::Generator,
+                ..
+            } => None,
+        }
     }
 
     /// Where the stream continues after a source change at `now`.
@@ -318,6 +349,27 @@ mod tests {
         assert_eq!((next.seq, next.ts, next.marker), (12, 1160, false));
         let audio = s.forward(A, 7, 20, 3040, false, t0 + Duration::from_millis(120));
         assert_eq!((audio.seq, audio.ts, audio.marker), (13, 1160 + 800, true));
+    }
+
+    #[test]
+    fn source_names_the_feeding_leg_and_its_offsets() {
+        let t0 = Instant::now();
+        let mut s = OutStream::new(1, 10, 1000);
+        assert_eq!(s.source(), None);
+        s.forward(A, 7, 3, 40, false, t0);
+        assert_eq!(
+            s.source(),
+            Some(Source {
+                leg: A,
+                ssrc: 7,
+                seq_offset: 7,
+                ts_offset: 960
+            })
+        );
+        s.begin_event(t0 + Duration::from_millis(20));
+        assert_eq!(s.source(), None);
+        s.forward(B, 9, 0, 0, false, t0 + Duration::from_millis(40));
+        assert_eq!(s.source().map(|x| (x.leg, x.ssrc)), Some((B, 9)));
     }
 
     #[test]

@@ -60,13 +60,19 @@ impl LegCounters {
         bump(&self.packets_out, 1);
         bump(&self.bytes_out, bytes as u64);
     }
+    /// `packets` RTP packets of `bytes` in all left toward this leg.
+    #[inline]
+    pub fn rtp_out_many(&self, packets: u64, bytes: u64) {
+        bump(&self.packets_out, packets);
+        bump(&self.bytes_out, bytes);
+    }
     #[inline]
     pub fn rtcp_in(&self) {
         bump(&self.rtcp_in, 1);
     }
     #[inline]
-    pub fn rtcp_out(&self) {
-        bump(&self.rtcp_out, 1);
+    pub fn rtcp_out(&self, packets: u64) {
+        bump(&self.rtcp_out, packets);
     }
     #[inline]
     pub fn malformed(&self) {

@@ -395,6 +395,26 @@ fn outgoing_stream_stays_continuous_across_a_rebridge() {
 }
 
 #[test]
+fn a_burst_is_relayed_whole_and_in_order() {
+    // More datagrams than one batch, queued before the relay reads them:
+    // the socket is read singly first, then in batches, and all leave in
+    // order with consecutive rewritten sequence numbers.
+    let mut h = Harness::new(None);
+    let (pa, la, pb, _lb) = bridged(&mut h);
+    for i in 0..70u16 {
+        pa.send(la, &audio(0, 1000 + i, u32::from(i) * 160, 5, i as u8));
+    }
+    let first = pb.recv();
+    for i in 1..70u16 {
+        let p = pb.recv();
+        assert_eq!(p.seq(), first.seq().wrapping_add(i));
+        assert_eq!(p.payload()[0], g711::ULAW_TO_ALAW[usize::from(i as u8)]);
+    }
+    wait_until(|| h.stats(LegId(2)).packets_out == 70);
+    assert_eq!(h.stats(LegId(1)).packets_in, 70);
+}
+
+#[test]
 fn mute_is_one_way_and_still_reports_dtmf() {
     let mut h = Harness::new(None);
     let (pa, la, pb, lb) = bridged(&mut h);
@@ -692,6 +712,94 @@ fn rtcp_is_relayed_between_rtcp_ports() {
     assert_eq!(h.stats(LegId(1)).rtcp_in, 1);
     assert_eq!(h.stats(LegId(1)).malformed, 1);
     wait_until(|| h.stats(LegId(2)).rtcp_out == 1);
+}
+
+/// An RTCP SR (`rtp_ts` in its sender info) or, without it, an RR, with
+/// one report block about `about` if given.
+fn rtcp_report(sender: u32, rtp_ts: Option<u32>, about: Option<u32>) -> Vec<u8> {
+    let mut body = sender.to_be_bytes().to_vec();
+    if let Some(ts) = rtp_ts {
+        body.extend_from_slice(&[0x22; 8]);
+        body.extend_from_slice(&ts.to_be_bytes());
+        body.extend_from_slice(&[0x33; 8]);
+    }
+    if let Some(a) = about {
+        body.extend_from_slice(&a.to_be_bytes());
+        body.extend_from_slice(&[0x44; 20]);
+    }
+    let words = (body.len() / 4) as u16;
+    let mut v = vec![
+        0x80 | u8::from(about.is_some()),
+        if rtp_ts.is_some() { 200 } else { 201 },
+    ];
+    v.extend_from_slice(&words.to_be_bytes());
+    v.extend(body);
+    v
+}
+
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+fn rtcp_of(rtp: SocketAddr) -> SocketAddr {
+    SocketAddr::new(rtp.ip(), rtp.port() + 1)
+}
+
+#[test]
+fn rtcp_ssrcs_follow_the_rtp_rewriting_across_a_rebridge() {
+    let mut h = Harness::new(None);
+    let (pa, la, pb, lb) = bridged(&mut h);
+    // RTP both ways: each phone learns the relay's SSRC for the other.
+    pa.send(la, &audio(0, 100, 8000, 0xA1, 0));
+    let at_b = pb.recv();
+    pb.send(lb, &audio(8, 200, 50_000, 0xB1, 0));
+    let at_a = pa.recv();
+    assert_ne!(at_b.ssrc(), 0xA1);
+
+    // A's SR: its own SSRC and RTP time as B sees its stream, and its report
+    // on what it receives names B's real SSRC.
+    let sr = rtcp_report(0xA1, Some(8160), Some(at_a.ssrc()));
+    pa.rtcp.send_to(&sr, rtcp_of(la)).unwrap();
+    let mut buf = [0u8; 128];
+    let (n, _) = pb.rtcp.recv_from(&mut buf).unwrap();
+    assert_eq!(n, sr.len());
+    assert_eq!(be32(&buf, 4), at_b.ssrc());
+    assert_eq!(be32(&buf, 16), at_b.ts().wrapping_add(160));
+    assert_eq!(be32(&buf, 28), 0xB1);
+    assert_eq!(&buf[32..n], &sr[32..], "report figures pass unchanged");
+
+    // B's RR back, the other way round.
+    let rr = rtcp_report(0xB1, None, Some(at_b.ssrc()));
+    pb.rtcp.send_to(&rr, rtcp_of(lb)).unwrap();
+    let (n, _) = pa.rtcp.recv_from(&mut buf).unwrap();
+    assert_eq!(n, rr.len());
+    assert_eq!((be32(&buf, 4), be32(&buf, 8)), (at_a.ssrc(), 0xA1));
+
+    // Transfer: C replaces A. B keeps hearing one stream, and C's reports
+    // arrive under that stream's SSRC too.
+    let pc = Phone::new();
+    let lc = h.open(LegId(3), Some(pc.addr()), Some(PCMU));
+    h.engine.command(MediaCommand::Bridge {
+        a: LegId(3),
+        b: LegId(2),
+    });
+    pc.send(lc, &audio(0, 9, 777, 0xC1, 0));
+    assert_eq!(pb.recv().ssrc(), at_b.ssrc());
+    pc.rtcp
+        .send_to(&rtcp_report(0xC1, None, None), rtcp_of(lc))
+        .unwrap();
+    let (n, _) = pb.rtcp.recv_from(&mut buf).unwrap();
+    assert_eq!((n, be32(&buf, 4)), (8, at_b.ssrc()));
+    // A stranger's SSRC is left alone, and a broken compound is dropped.
+    let mut broken = rtcp_report(0x5555, None, None);
+    broken[3] = 7; // length beyond the datagram
+    pc.rtcp.send_to(&broken, rtcp_of(lc)).unwrap();
+    pc.rtcp
+        .send_to(&rtcp_report(0x5555, None, None), rtcp_of(lc))
+        .unwrap();
+    let (n, _) = pb.rtcp.recv_from(&mut buf).unwrap();
+    assert_eq!((n, be32(&buf, 4)), (8, 0x5555));
+    assert_eq!(h.stats(LegId(3)).malformed, 1);
 }
 
 #[test]
