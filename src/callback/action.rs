@@ -187,6 +187,9 @@ pub enum Reply {
         /// false when an `Idempotency-Key` replay or a merge returned an existing one.
         new: bool,
     },
+    /// An `Idempotency-Key` replay of a callback that is over: the center
+    /// no longer holds it, the store does.
+    Replayed(InteractionId),
     Callback(Box<Callback>),
     Status(ContactStatus),
     Agent(Box<AgentView>),

@@ -61,6 +61,13 @@ pub async fn create(
         },
     )
     .await?;
+    // A replay of a callback that is over: the first result is in the store.
+    if let crate::callback::Reply::Replayed(id) = &reply {
+        let record = center::read(&api, callbacks.reads.callback(id.clone()))
+            .await?
+            .ok_or_else(|| ApiError::internal(format!("replayed callback {id} is not stored")))?;
+        return Ok(located(StatusCode::OK, &record.callback));
+    }
     let (callback, new) = center::created(reply)?;
     let status = if new {
         StatusCode::CREATED

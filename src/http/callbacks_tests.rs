@@ -70,6 +70,28 @@ async fn create_validates_through_the_seam_and_answers_201_with_location() {
 }
 
 #[tokio::test]
+async fn a_replay_of_a_callback_that_is_over_is_read_from_the_store() {
+    let replayed = |r: &Request| match r {
+        Request::Create { .. } => CenterAnswer::Reply(Ok(crate::callback::Reply::Replayed(
+            InteractionId("cb-00000000000000d1".into()),
+        ))),
+        other => plausible(other),
+    };
+    let h = callback_harness(replayed);
+    let mut over = with_history("cb-00000000000000d1");
+    over.callback.state = State::Done;
+    h.store.callbacks.lock().unwrap().push(over);
+    let r = send(
+        &h.app,
+        post_with("/v1/callbacks", CREATE, &[("idempotency-key", "k-1")]),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(r.headers["location"], "/v1/callbacks/cb-00000000000000d1");
+    assert_eq!(r.json["state"], "done");
+}
+
+#[tokio::test]
 async fn create_refusals_name_the_field_and_reach_no_center() {
     let mut h = callback_harness(plausible);
     let post = |body: &'static str| request(&h.app, "POST", "/v1/callbacks", Some(body));

@@ -56,10 +56,12 @@ impl Center {
                 let window = SignedDuration::try_from(self.settings.idempotency_window)
                     .unwrap_or(SignedDuration::MAX);
                 if now.duration_since(*at) < window {
-                    let id = id.clone();
-                    return self.existing(&id).map(|cb| Reply::Created {
-                        callback: Box::new(cb),
-                        new: false,
+                    return Ok(match self.live.get(id) {
+                        Some(l) => Reply::Created {
+                            callback: Box::new(l.cb.clone()),
+                            new: false,
+                        },
+                        None => Reply::Replayed(id.clone()),
                     });
                 }
             }
@@ -182,12 +184,6 @@ impl Center {
             id: id.clone(),
             at: now,
         });
-    }
-
-    /// A live callback, or (for a replayed key) the last record the center
-    /// knew of a finished one: it answers with what is live only.
-    fn existing(&self, id: &InteractionId) -> Result<Callback, ActionError> {
-        self.get(id).map(|l| l.cb.clone())
     }
 
     /// Puts a callback in a waiting state until `due`: queued at once when

@@ -1082,3 +1082,39 @@ fn idempotency_keys_are_forgotten_after_their_window() {
         )
     )));
 }
+
+#[test]
+fn a_replayed_key_of_a_finished_callback_names_it() {
+    let mut lab = Lab::new();
+    lab.login(at(0), "1001");
+    let new = NewCallback {
+        queue_id: "support".into(),
+        callback_numbers: vec!["+33612345678".into()],
+        ..Default::default()
+    };
+    let first = lab.req(
+        at(1),
+        Request::Create {
+            callback: new.clone(),
+            idempotency_key: Some("k".into()),
+        },
+    );
+    let Ok(Reply::Created {
+        callback,
+        new: true,
+    }) = first
+    else {
+        panic!("{first:?}")
+    };
+    lab.act(at(2), &callback.id, "1001", InteractionAction::MarkDone)
+        .unwrap();
+    let again = lab.req(
+        at(3),
+        Request::Create {
+            callback: new,
+            idempotency_key: Some("k".into()),
+        },
+    );
+    assert_eq!(again, Ok(Reply::Replayed(callback.id)));
+    assert_eq!(lab.center.live_count(), 0);
+}

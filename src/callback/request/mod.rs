@@ -11,7 +11,6 @@
 //! is sans-IO: the clock and the queue directory are arguments.
 
 mod case_data;
-mod change;
 mod number;
 mod routing;
 mod text;
@@ -23,9 +22,8 @@ use utoipa::ToSchema;
 
 use jiff::Timestamp;
 
-use super::action::{ActionError, NewCallback};
+use super::action::NewCallback;
 
-pub use change::{CancelBody, RescheduleBody};
 pub use number::normalize_number;
 pub use time::{parse_time, MAX_AHEAD, PAST_TOLERANCE};
 
@@ -62,15 +60,6 @@ impl FieldError {
         FieldError {
             field: field.into(),
             message: message.into(),
-        }
-    }
-}
-
-impl From<FieldError> for ActionError {
-    fn from(e: FieldError) -> Self {
-        ActionError::Invalid {
-            field: e.field,
-            message: e.message,
         }
     }
 }
