@@ -30,8 +30,7 @@ fn the_whole_lifecycle_end_to_end() {
         r#"{"queueId":"support","callbackNumbers":["+33612345678"],"callbackUserName":"Jane","data":{"orderId":"42"}}"#,
     );
     assert_eq!(cb.wait_offer(&id), "1001");
-    cb.act_ok("1001", &id, "accept", None);
-    cb.wait_state(&id, "ready-to-call");
+    cb.accept("1001", &id);
     cb.act_ok("1001", &id, "call", None);
     cb.wait_state(&id, "establishing");
     cb.wait_state(&id, "connected");
@@ -137,17 +136,6 @@ fn wait_agent_after(cb: &mut CallbackLab, agent: &str, state: &str, after: u64) 
     )
 }
 
-/// The stored history entries of one `type` (`attempt`, `leg`...).
-fn history_of(cb: &CallbackLab, id: &str, kind: &str) -> Vec<serde_json::Value> {
-    cb.get(id)["history"]
-        .as_array()
-        .expect("history")
-        .iter()
-        .filter(|h| h["type"] == kind)
-        .cloned()
-        .collect()
-}
-
 /// The whole call placed without clicks (auto-answer, auto-dial).
 const AUTO: &str = r#"{"webcallback.auto-answer": true, "webcallback.auto-dial": true}"#;
 
@@ -240,12 +228,12 @@ fn busy_then_retry() {
             "done"
         ]
     );
-    let attempts = history_of(&cb, &id, "attempt");
+    let attempts = cb.history(&id, "attempt");
     assert_eq!(attempts.len(), 2, "{attempts:?}");
     assert_eq!(attempts[0]["attempt"], 1, "{attempts:?}");
     assert_eq!(attempts[1]["attempt"], 2, "{attempts:?}");
     assert_ne!(attempts[0]["call"], attempts[1]["call"], "{attempts:?}");
-    let legs = history_of(&cb, &id, "leg");
+    let legs = cb.history(&id, "leg");
     assert!(
         legs.iter().any(|l| l["leg"] == "b" && l["status"] == 486),
         "{legs:?}"
@@ -305,8 +293,9 @@ fn busy_until_the_attempts_run_out_is_not_reached() {
             "not-reached"
         ]
     );
-    assert_eq!(history_of(&cb, &id, "attempt").len(), 2);
-    let busy_legs = history_of(&cb, &id, "leg")
+    assert_eq!(cb.history(&id, "attempt").len(), 2);
+    let busy_legs = cb
+        .history(&id, "leg")
         .into_iter()
         .filter(|l| l["leg"] == "b" && l["status"] == 486)
         .count();
@@ -326,8 +315,7 @@ fn busy_without_auto_dial_returns_to_ready_to_call() {
     cb.login("1001");
     let id = cb.create(r#"{"queueId":"support","callbackNumbers":["+33612345678"]}"#);
     assert_eq!(cb.wait_offer(&id), "1001");
-    cb.act_ok("1001", &id, "accept", None);
-    cb.wait_state(&id, "ready-to-call");
+    cb.accept("1001", &id);
     cb.act_ok("1001", &id, "call", None);
     let establishing = cb.wait_state(&id, "establishing");
     let engaged = wait_agent_after(&mut cb, "1001", "engaged", 0);
@@ -374,8 +362,8 @@ fn busy_without_auto_dial_returns_to_ready_to_call() {
             "done"
         ]
     );
-    assert_eq!(history_of(&cb, &id, "attempt").len(), 2);
-    let legs = history_of(&cb, &id, "leg");
+    assert_eq!(cb.history(&id, "attempt").len(), 2);
+    let legs = cb.history(&id, "leg");
     assert!(
         legs.iter().any(|l| l["leg"] == "b" && l["status"] == 486),
         "{legs:?}"
@@ -445,7 +433,7 @@ fn reschedule_on_a_new_number() {
     let got = cb.get(&id);
     assert_eq!(got["callbackNumbers"][0], "+33698765432", "{got}");
     assert_eq!(got["attempts"], 1, "{got}");
-    let r = &history_of(&cb, &id, "rescheduled")[0];
+    let r = &cb.history(&id, "rescheduled")[0];
     assert_eq!(r["number"], "+33698765432", "{r}");
     assert_eq!(r["by"], "agent 1001", "{r}");
     let when: jiff::Timestamp = r["callbackScheduledTime"]
@@ -453,7 +441,7 @@ fn reschedule_on_a_new_number() {
         .and_then(|t| t.parse().ok())
         .unwrap_or_else(|| panic!("the new time in {r}"));
     assert_eq!(when.as_second(), at.as_second(), "{r}");
-    let attempt = &history_of(&cb, &id, "attempt")[0];
+    let attempt = &cb.history(&id, "attempt")[0];
     assert_eq!(attempt["number"], "+33698765432", "{attempt}");
     let inv = &contact.finish(&mut cb.lab.sw).received("INVITE ")[0];
     assert!(inv.starts_with("INVITE sip:33698765432@"), "{inv}");
@@ -471,8 +459,7 @@ fn park_on_transfer() {
     cb.login("1001");
     let id = cb.create(r#"{"queueId":"support","callbackNumbers":["+33612345678"]}"#);
     assert_eq!(cb.wait_offer(&id), "1001");
-    cb.act_ok("1001", &id, "accept", None);
-    cb.wait_state(&id, "ready-to-call");
+    cb.accept("1001", &id);
     cb.act_ok("1001", &id, "call", None);
     let connected = cb.wait_state(&id, "connected");
     let engaged = cb.wait_agent("1001", "engaged");
@@ -521,7 +508,7 @@ fn park_on_transfer() {
             "parked"
         ]
     );
-    let controls = history_of(&cb, &id, "control");
+    let controls = cb.history(&id, "control");
     assert!(
         controls
             .iter()
@@ -543,8 +530,7 @@ fn agent_phone_that_does_not_answer() {
     cb.login("1001");
     let id = cb.create(r#"{"queueId":"support","callbackNumbers":["+33612345678"]}"#);
     assert_eq!(cb.wait_offer(&id), "1001");
-    cb.act_ok("1001", &id, "accept", None);
-    cb.wait_state(&id, "ready-to-call");
+    cb.accept("1001", &id);
     cb.act_ok("1001", &id, "call", None);
     let establishing = cb.wait_state(&id, "establishing");
     let engaged = wait_agent_after(&mut cb, "1001", "engaged", 0);
@@ -561,13 +547,13 @@ fn agent_phone_that_does_not_answer() {
     assert_eq!(got["attempts"], 0, "{got}");
     assert_eq!(got["agent"], "1001", "{got}");
     assert!(got["callId"].is_null(), "{got}");
-    let legs = history_of(&cb, &id, "leg");
+    let legs = cb.history(&id, "leg");
     assert!(
         legs.iter().any(|l| l["leg"] == "a" && l["status"] == 486),
         "{legs:?}"
     );
     assert!(legs.iter().all(|l| l["leg"] != "b"), "{legs:?}");
-    assert_eq!(history_of(&cb, &id, "attempt").len(), 1);
+    assert_eq!(cb.history(&id, "attempt").len(), 1);
     cb.act_ok("1001", &id, "done", None);
     assert_eq!(
         cb.history_states(&id),

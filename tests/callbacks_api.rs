@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::callbacks::{AgentConfig, CallbackConfig, CallbackLab, WAIT};
+use common::callbacks::{history_of, AgentConfig, CallbackConfig, CallbackLab, WAIT};
 use common::http::{self, Response, TEST_API_KEY};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
@@ -75,17 +75,6 @@ fn agent_view(cb: &CallbackLab, agent: &str) -> Value {
     let r = cb.api("GET", &format!("/v1/agents/{agent}"), None);
     assert_eq!(r.status, 200, "agent {agent}: {}", r.body);
     r.json()
-}
-
-/// The history entries of one type.
-fn history_of(got: &Value, kind: &str) -> Vec<Value> {
-    got["history"]
-        .as_array()
-        .expect("history")
-        .iter()
-        .filter(|h| h["type"] == kind)
-        .cloned()
-        .collect()
 }
 
 /// The seq of every desktop event the switch printed, in order.

@@ -66,7 +66,7 @@ impl CallbackTask {
                     Some(r) => self.request(r, &mut replies),
                     None => break,
                 },
-                _ = sleep(wake) => self.center.handle_timeout(Timestamp::now()),
+                _ = super::sleep_until(wake) => self.center.handle_timeout(Timestamp::now()),
                 _ = sweep.tick() => {
                     let before = self.center.forget_old_keys(Timestamp::now());
                     if let Err(e) = self.store.forget_idempotency_before(before).await {
@@ -160,11 +160,4 @@ fn until(at: Timestamp) -> tokio::time::Instant {
     let wait = at.duration_since(Timestamp::now());
     let wait = Duration::try_from(wait).unwrap_or(Duration::ZERO);
     tokio::time::Instant::now() + wait.min(Duration::from_secs(3600))
-}
-
-async fn sleep(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
 }

@@ -194,14 +194,33 @@ impl CallbackLab {
 
     /// The states the history records, in order.
     pub fn history_states(&self, id: &str) -> Vec<String> {
-        self.get(id)["history"]
-            .as_array()
-            .expect("history")
+        self.history(id, "state-changed")
             .iter()
-            .filter(|h| h["type"] == "state-changed")
             .map(|h| h["to"].as_str().unwrap_or("").to_string())
             .collect()
     }
+
+    /// The stored history entries of one `type` (`attempt`, `leg`...).
+    pub fn history(&self, id: &str, kind: &str) -> Vec<serde_json::Value> {
+        history_of(&self.get(id), kind)
+    }
+
+    /// `agent` accepts its offer; returns once the interaction is Ready to Call.
+    pub fn accept(&mut self, agent: &str, id: &str) {
+        self.act_ok(agent, id, "accept", None);
+        self.wait_state(id, "ready-to-call");
+    }
+}
+
+/// A stored record's history entries of one `type`.
+pub fn history_of(got: &serde_json::Value, kind: &str) -> Vec<serde_json::Value> {
+    got["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .filter(|h| h["type"] == kind)
+        .cloned()
+        .collect()
 }
 
 /// The default bound on a wait for a web-callback event.

@@ -245,7 +245,6 @@ impl Center {
         let call = CallId(format!("wcb-{:016x}", rand::random::<u64>()));
         live.cb.call_id = Some(call.0.clone());
         live.cb.dialled_number = Some(number.clone());
-        live.answered_at = None;
         let caller_id = live.cb.caller_id.clone();
         self.by_call.insert(call.0.clone(), id.clone());
         self.history(

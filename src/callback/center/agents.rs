@@ -81,18 +81,7 @@ impl Center {
                 self.set_agent_state(agent, now, AgentState::LoggedOut, None);
             }
         }
-        Ok(Reply::Agent(Box::new(self.agent_view_unchecked(agent))))
-    }
-
-    fn agent_view_unchecked(&self, agent: &str) -> crate::callback::action::AgentView {
-        let a = &self.agents[agent];
-        crate::callback::action::AgentView {
-            agent: a.record.clone(),
-            team: a.settings.team.clone(),
-            skills: a.settings.skills.clone(),
-            interactions: a.owns.clone(),
-            registered: !a.contacts.is_empty(),
-        }
+        self.agent_view(agent).map(|v| Reply::Agent(Box::new(v)))
     }
 
     /// An interaction left `agent`. With nothing left to handle, an agent

@@ -6,7 +6,7 @@
 
 use jiff::Timestamp;
 
-use super::{Center, Timer};
+use super::Center;
 use crate::call::{CallCommand, CallEvent, CommandError, Failure, LegRole};
 use crate::callback::mapping::{self, Mapping};
 use crate::callback::model::{AgentState, HistoryKind, InteractionId, State};
@@ -51,7 +51,6 @@ impl Center {
             (State::Connected, _) => {
                 if let Some(l) = self.live.get_mut(id) {
                     l.reached = true;
-                    l.answered_at.get_or_insert(now);
                 }
                 self.transition(id, now, to, reason);
             }
@@ -234,53 +233,6 @@ impl Center {
         self.transition(&id, now, State::ReadyToCall, "call could not be placed");
         if let Some(agent) = agent {
             self.set_agent_state(&agent, now, AgentState::Ready, None);
-        }
-    }
-
-    /// A timer came due; it still applies only if the interaction is where
-    /// the timer expected it (timers are not cancelled, they lapse).
-    pub(super) fn fire(&mut self, now: Timestamp, timer: Timer) {
-        match timer {
-            Timer::Due(id) => {
-                let Some(l) = self.live.get(&id) else { return };
-                if !matches!(l.cb.state, State::Scheduled | State::Rescheduled) || l.cb.due_at > now
-                {
-                    return;
-                }
-                let due = match self.queue(&l.cb.queue_id) {
-                    Some(q) => schedule::next_open(q, now),
-                    None => now,
-                };
-                if due > now {
-                    // Outside business hours: wait for the next opening.
-                    let state = l.cb.state;
-                    self.wait_until(&id, now, due, state, "outside business hours");
-                    return;
-                }
-                let queue_id = l.cb.queue_id.clone();
-                if let Some(l) = self.live.get_mut(&id) {
-                    l.cb.interaction_queue = queue_id;
-                }
-                self.transition(&id, now, State::Queued, "due");
-            }
-            Timer::Expire(id) => {
-                let Some(l) = self.live.get(&id) else { return };
-                if !l.cb.state.is_waiting() || l.cb.expires_at.is_none_or(|at| at > now) {
-                    return;
-                }
-                self.finish(now, &id, State::NotReached, None, "expired");
-            }
-            Timer::Offer(id) => {
-                let Some(l) = self.live.get(&id) else { return };
-                if l.cb.state != State::Offered || l.offer_deadline.is_none_or(|at| at > now) {
-                    return;
-                }
-                if l.auto_accept {
-                    self.accept(now, &id);
-                } else {
-                    self.offer_timed_out(&id, now);
-                }
-            }
         }
     }
 }

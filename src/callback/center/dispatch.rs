@@ -1,7 +1,9 @@
-//! Offers: due callbacks go to Ready agents (routing decides who), one at
-//! a time, so no interaction is ever offered to two agents at once. An
-//! offer ends by accept, reject, its timeout (redirected, the agent
-//! optionally set Not Ready) or auto-answer when its preview timer runs out.
+//! Timers and offers: a waiting callback falls due (inside its queue's
+//! business hours) or expires; due callbacks go to Ready agents (routing
+//! decides who), one at a time, so no interaction is ever offered to two
+//! agents at once. An offer ends by accept, reject, its timeout
+//! (redirected, the agent optionally set Not Ready) or auto-answer when its
+//! preview timer runs out.
 
 use jiff::{SignedDuration, Timestamp};
 
@@ -9,12 +11,15 @@ use super::{Center, Timer};
 use crate::callback::model::{
     AgentState, DesktopEventKind, HistoryKind, InteractionId, PreviewField, State,
 };
-use crate::callback::{options, routing};
+use crate::callback::{options, routing, schedule};
 
 impl Center {
     /// Offers queued callbacks to free agents, best callback first.
     pub(super) fn dispatch(&mut self, now: Timestamp) {
-        if self.queued.is_empty() || !self.agents.values().any(is_free) {
+        if !std::mem::take(&mut self.offerable)
+            || self.queued.is_empty()
+            || !self.agents.values().any(is_free)
+        {
             return;
         }
         let mut order: Vec<&crate::callback::model::Callback> = self
@@ -121,6 +126,53 @@ impl Center {
                 .is_some_and(|a| a.record.state == AgentState::Ready)
             {
                 self.set_agent_state(&agent, now, AgentState::NotReady, Some(reason));
+            }
+        }
+    }
+
+    /// A timer came due; it still applies only if the interaction is where
+    /// the timer expected it (timers are not cancelled, they lapse).
+    pub(super) fn fire(&mut self, now: Timestamp, timer: Timer) {
+        match timer {
+            Timer::Due(id) => {
+                let Some(l) = self.live.get(&id) else { return };
+                if !matches!(l.cb.state, State::Scheduled | State::Rescheduled) || l.cb.due_at > now
+                {
+                    return;
+                }
+                let due = match self.queue(&l.cb.queue_id) {
+                    Some(q) => schedule::next_open(q, now),
+                    None => now,
+                };
+                if due > now {
+                    // Outside business hours: wait for the next opening.
+                    let state = l.cb.state;
+                    self.wait_until(&id, now, due, state, "outside business hours");
+                    return;
+                }
+                let queue_id = l.cb.queue_id.clone();
+                if let Some(l) = self.live.get_mut(&id) {
+                    l.cb.interaction_queue = queue_id;
+                }
+                self.transition(&id, now, State::Queued, "due");
+            }
+            Timer::Expire(id) => {
+                let Some(l) = self.live.get(&id) else { return };
+                if !l.cb.state.is_waiting() || l.cb.expires_at.is_none_or(|at| at > now) {
+                    return;
+                }
+                self.finish(now, &id, State::NotReached, None, "expired");
+            }
+            Timer::Offer(id) => {
+                let Some(l) = self.live.get(&id) else { return };
+                if l.cb.state != State::Offered || l.offer_deadline.is_none_or(|at| at > now) {
+                    return;
+                }
+                if l.auto_accept {
+                    self.accept(now, &id);
+                } else {
+                    self.offer_timed_out(&id, now);
+                }
             }
         }
     }

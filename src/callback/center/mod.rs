@@ -67,8 +67,6 @@ struct Live {
     /// The customer was reached at least once since it was accepted (for
     /// the "reschedule before call" privilege).
     reached: bool,
-    /// When the customer answered the current call.
-    answered_at: Option<Timestamp>,
     /// When its agent accepted it (for the handling time).
     accepted_at: Option<Timestamp>,
 }
@@ -82,7 +80,6 @@ impl Live {
             offer_deadline: None,
             auto_accept: false,
             reached: false,
-            answered_at: None,
             accepted_at: None,
         }
     }
@@ -111,6 +108,10 @@ pub struct Center {
     timers: BTreeSet<(Timestamp, Timer)>,
     /// Queued callbacks waiting for an agent.
     queued: HashSet<InteractionId>,
+    /// Something changed that could make an offer possible (a callback
+    /// queued, an agent freed, Ready or registered): only then does
+    /// `dispatch` look at the queue, not after every request.
+    offerable: bool,
     /// Recent handling times per queue (seconds), for the estimated wait.
     handle_times: HashMap<String, VecDeque<u64>>,
     desktop_seq: u64,
@@ -119,16 +120,20 @@ pub struct Center {
     desktop: VecDeque<DesktopEvent>,
 }
 
+/// The key duplicates are merged by: the routing queue and the first number.
+fn pending_key(cb: &Callback) -> (String, String) {
+    (
+        cb.queue_id.clone(),
+        cb.callback_numbers.first().cloned().unwrap_or_default(),
+    )
+}
+
 /// How many handling times the estimate averages.
 const HANDLE_TIME_SAMPLES: usize = 50;
 /// The handling time assumed before any was measured.
 const DEFAULT_HANDLE_SECS: u64 = 180;
 
 impl Center {
-    pub fn settings(&self) -> &CallbackSettings {
-        &self.settings
-    }
-
     /// Handles one API request. Its writes (if any) are queued; the caller
     /// commits them before releasing the reply.
     pub fn handle_request(
@@ -165,6 +170,7 @@ impl Center {
         };
         if up {
             agent.contacts.insert(contact.to_string());
+            self.offerable = true;
         } else {
             agent.contacts.remove(contact);
         }
@@ -283,17 +289,11 @@ impl Center {
         let from = live.cb.state;
         live.cb.state = to;
         live.cb.updated_at = now;
-        let key = (
-            live.cb.queue_id.clone(),
-            live.cb
-                .callback_numbers
-                .first()
-                .cloned()
-                .unwrap_or_default(),
-        );
+        let key = pending_key(&live.cb);
         let (queue, agent) = (live.cb.interaction_queue.clone(), live.cb.agent.clone());
         if to == State::Queued {
             self.queued.insert(id.clone());
+            self.offerable = true;
         } else {
             self.queued.remove(id);
         }
@@ -335,6 +335,7 @@ impl Center {
         let agent = self.live.get_mut(id).and_then(|l| l.cb.agent.take())?;
         if let Some(a) = self.agents.get_mut(&agent) {
             a.owns.retain(|o| o != id);
+            self.offerable |= a.owns.is_empty();
         }
         Some(agent)
     }
@@ -358,6 +359,7 @@ impl Center {
         a.record.since = now;
         if state == AgentState::Ready && !was_free {
             a.record.idle_since = Some(now);
+            self.offerable = true;
         }
         let record = a.record.clone();
         self.writes.push(Write::Agent(record));

@@ -66,6 +66,8 @@ impl Center {
                 .collect(),
             timers: Default::default(),
             queued: Default::default(),
+            // Recovered queued callbacks are filed without a transition.
+            offerable: true,
             handle_times: HashMap::new(),
             desktop_seq: recovered.last_desktop_seq,
             writes: Vec::new(),
@@ -93,14 +95,7 @@ impl Center {
         let state = cb.state;
         let options = self.resolve_options(&cb);
         let live = Live::new(cb, options);
-        let key = (
-            live.cb.queue_id.clone(),
-            live.cb
-                .callback_numbers
-                .first()
-                .cloned()
-                .unwrap_or_default(),
-        );
+        let key = super::pending_key(&live.cb);
         let (due, expires) = (live.cb.due_at, live.cb.expires_at);
         self.live.insert(id.clone(), live);
         match state {

@@ -8,7 +8,7 @@ use super::{Center, Live, Timer};
 use crate::callback::action::{
     ActionError, Actor, AgentView, ContactStatus, NewCallback, Reply, Request,
 };
-use crate::callback::model::{Callback, HistoryKind, InteractionId, State, Write};
+use crate::callback::model::{AgentState, Callback, HistoryKind, InteractionId, State, Write};
 use crate::callback::{routing, schedule};
 
 impl Center {
@@ -302,10 +302,7 @@ impl Center {
         let reschedule_queue = self.get(id)?.options.reschedule_queue.clone();
         if let Some(l) = self.live.get_mut(id) {
             // The old pending key goes; `transition` files the new one.
-            let key = (
-                l.cb.queue_id.clone(),
-                l.cb.callback_numbers.first().cloned().unwrap_or_default(),
-            );
+            let key = super::pending_key(&l.cb);
             if self.pending_by_number.get(&key) == Some(id) {
                 self.pending_by_number.remove(&key);
             }
@@ -370,9 +367,7 @@ impl Center {
             .filter(|a| {
                 matches!(
                     a.record.state,
-                    crate::callback::model::AgentState::Ready
-                        | crate::callback::model::AgentState::Engaged
-                        | crate::callback::model::AgentState::Working
+                    AgentState::Ready | AgentState::Engaged | AgentState::Working
                 )
             })
             .count()
@@ -385,7 +380,7 @@ impl Center {
         Ok(status)
     }
 
-    fn agent_view(&self, agent: &str) -> Result<AgentView, ActionError> {
+    pub(super) fn agent_view(&self, agent: &str) -> Result<AgentView, ActionError> {
         let a = self.agent_settings(agent)?;
         Ok(AgentView {
             agent: a.record.clone(),

@@ -518,19 +518,23 @@ fn busy_without_auto_dial_returns_to_ready_to_call() {
     assert_eq!(lab.state(&id), State::Establishing);
 }
 
-#[test]
-fn reschedule_on_a_new_number_needs_its_privilege() {
+/// Agent 1001, with a privilege withheld, has accepted an offer.
+fn accepted_without(deny: impl FnOnce(&mut Privileges)) -> (Lab, InteractionId) {
     let mut s = settings();
-    s.agents
-        .get_mut("1001")
-        .unwrap()
-        .privileges
-        .reschedule_on_new_number = false;
+    if let Some(a) = s.agents.get_mut("1001") {
+        deny(&mut a.privileges);
+    }
     let mut lab = Lab::with(s);
     lab.login(at(0), "1001");
     let id = lab.create(at(1), "+33612345678");
     lab.act(at(2), &id, "1001", InteractionAction::Accept)
         .unwrap();
+    (lab, id)
+}
+
+#[test]
+fn reschedule_on_a_new_number_needs_its_privilege() {
+    let (mut lab, id) = accepted_without(|p| p.reschedule_on_new_number = false);
     let err = lab
         .act(
             at(3),
@@ -571,17 +575,7 @@ fn reschedule_on_a_new_number_needs_its_privilege() {
 
 #[test]
 fn reschedule_before_the_call_needs_its_privilege() {
-    let mut s = settings();
-    s.agents
-        .get_mut("1001")
-        .unwrap()
-        .privileges
-        .reschedule_before_call = false;
-    let mut lab = Lab::with(s);
-    lab.login(at(0), "1001");
-    let id = lab.create(at(1), "+33612345678");
-    lab.act(at(2), &id, "1001", InteractionAction::Accept)
-        .unwrap();
+    let (mut lab, id) = accepted_without(|p| p.reschedule_before_call = false);
     let err = lab
         .act(
             at(3),

@@ -72,11 +72,7 @@ impl Relay {
                 }
             }
         }
-        let peer = self.legs[slot]
-            .as_ref()
-            .and_then(|l| l.peer)
-            .and_then(|p| self.legs.get(p))
-            .and_then(Option::as_ref);
+        let peer = self.peer_of(slot);
         if let Some((peer, target)) = peer.and_then(|p| Some((p, p.rtp_target()?))) {
             let sent = batch.flush(peer.rtp.as_raw_fd(), target);
             peer.counters.rtp_out_many(sent.packets, sent.bytes);
@@ -214,11 +210,7 @@ impl Relay {
                 }
             }
         }
-        let peer = self.legs[slot]
-            .as_ref()
-            .and_then(|l| l.peer)
-            .and_then(|p| self.legs.get(p))
-            .and_then(Option::as_ref);
+        let peer = self.peer_of(slot);
         if let Some((peer, dest)) = peer.and_then(|p| Some((p, p.rtcp_dest()?))) {
             let sent = batch.flush(peer.rtcp.as_raw_fd(), Target::To(dest));
             peer.counters.rtcp_out(sent.packets);
@@ -227,6 +219,15 @@ impl Relay {
 
     /// One RTCP datagram received on `slot`: validated, its SSRCs translated
     /// like the RTP it describes ([`rtcp`]); true when it is to be forwarded.
+    /// The leg `slot` forwards to, if it is bridged.
+    fn peer_of(&self, slot: usize) -> Option<&Leg> {
+        self.legs[slot]
+            .as_ref()
+            .and_then(|l| l.peer)
+            .and_then(|p| self.legs.get(p))
+            .and_then(Option::as_ref)
+    }
+
     fn rtcp_packet(&mut self, slot: usize, d: Datagram<'_>) -> bool {
         let Some(leg) = self.legs.get(slot).and_then(Option::as_ref) else {
             return false;
