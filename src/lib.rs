@@ -14,6 +14,7 @@ pub mod dialog;
 pub mod driver;
 pub mod endpoint;
 pub mod http;
+pub mod integrations;
 pub mod media;
 pub mod net;
 pub mod recording;

@@ -398,6 +398,8 @@ pub enum Write {
         id: InteractionId,
         at: Timestamp,
     },
+    /// A notification outbox row (committed with the change it reports).
+    Outbox(crate::integrations::notify::OutboxWrite),
 }
 
 /// The one-line rendering on the binary's stdout (`event offer id=...`).

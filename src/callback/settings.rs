@@ -27,6 +27,9 @@ pub struct CallbackSettings {
     pub queues: BTreeMap<String, QueueSettings>,
     /// By SIP user name.
     pub agents: BTreeMap<String, AgentSettings>,
+    /// Workforce-management endpoints: the center commits an outbox row
+    /// for each endpoint that wants an event it causes.
+    pub notify: crate::integrations::notify::NotifySettings,
 }
 
 /// `webcallback.*` (document 000), resolved per interaction.

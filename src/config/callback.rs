@@ -110,6 +110,8 @@ pub(super) fn settings(
         login,
         queues,
         agents,
+        // `[notify]` is its own table, filled in by the caller.
+        notify: Default::default(),
     };
     (settings, p.out)
 }

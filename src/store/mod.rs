@@ -18,6 +18,7 @@
 //! Does not own: any decision about what to write (the center's).
 
 mod codec;
+mod outbox;
 mod reads;
 mod schema;
 mod writer;

@@ -3,8 +3,8 @@
 //! ones in order, each in its own transaction. Migrations only ever go
 //! forward; a file written by a newer build is refused, not guessed at.
 //!
-//! Version 2 is reserved for issue 5's webhook outbox (a table of pending
-//! deliveries written in the same transaction as the change they report).
+//! Version 2 adds the notification outbox: one row per event and endpoint,
+//! written in the same transaction as the change it reports.
 
 use std::path::Path;
 use std::time::Duration;
@@ -68,10 +68,36 @@ CREATE TABLE idempotency (
 CREATE INDEX idempotency_by_at ON idempotency (at);
 ";
 
-pub(super) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: V1,
-}];
+/// `seq` is commit order (AUTOINCREMENT: never reused, so a lane's order
+/// survives deletions); a row with `dead_at` is parked until replayed.
+const V2: &str = "
+CREATE TABLE outbox (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    endpoint   TEXT NOT NULL,
+    event_id   TEXT NOT NULL,
+    lane       TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    next_at    INTEGER NOT NULL,
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    dead_at    INTEGER,
+    body       TEXT NOT NULL,
+    UNIQUE (endpoint, event_id)
+);
+CREATE INDEX outbox_dead ON outbox (endpoint, dead_at) WHERE dead_at IS NOT NULL;
+";
+
+pub(super) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: V1,
+    },
+    Migration {
+        version: 2,
+        sql: V2,
+    },
+];
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -183,15 +209,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.db");
         let mut conn = open_writer(&path).unwrap();
-        assert_eq!(migrate(&mut conn).unwrap(), 1);
-        assert_eq!(migrate(&mut conn).unwrap(), 1, "second run is a no-op");
-        assert_eq!(version(&conn), vec![1]);
+        assert_eq!(migrate(&mut conn).unwrap(), 2);
+        assert_eq!(migrate(&mut conn).unwrap(), 2, "second run is a no-op");
+        assert_eq!(version(&conn), vec![1, 2]);
         for table in [
             "callbacks",
             "history",
             "agents",
             "desktop_events",
             "idempotency",
+            "outbox",
         ] {
             let n: i64 = conn
                 .query_row(
@@ -220,17 +247,21 @@ mod tests {
             },
             Migration {
                 version: 2,
-                sql: "CREATE TABLE t2 (x INTEGER)",
+                sql: V2,
             },
             Migration {
                 version: 3,
-                sql: "ALTER TABLE t2 ADD COLUMN y TEXT",
+                sql: "CREATE TABLE t3 (x INTEGER)",
+            },
+            Migration {
+                version: 4,
+                sql: "ALTER TABLE t3 ADD COLUMN y TEXT",
             },
         ];
-        assert_eq!(migrate_with(&mut conn, &more).unwrap(), 3);
-        assert_eq!(migrate_with(&mut conn, &more).unwrap(), 3);
-        assert_eq!(version(&conn), vec![1, 2, 3]);
-        conn.execute("INSERT INTO t2 (x, y) VALUES (1, 'a')", [])
+        assert_eq!(migrate_with(&mut conn, &more).unwrap(), 4);
+        assert_eq!(migrate_with(&mut conn, &more).unwrap(), 4);
+        assert_eq!(version(&conn), vec![1, 2, 3, 4]);
+        conn.execute("INSERT INTO t3 (x, y) VALUES (1, 'a')", [])
             .unwrap();
     }
 
@@ -273,7 +304,7 @@ mod tests {
             .unwrap();
         let err = migrate(&mut conn).unwrap_err();
         assert!(
-            matches!(err, StoreError::NewerSchema { found: 9, known: 1 }),
+            matches!(err, StoreError::NewerSchema { found: 9, known: 2 }),
             "{err}"
         );
     }

@@ -495,12 +495,12 @@ fn a_newer_schema_is_refused_on_open() {
     let path = dir.path().join("n.db");
     drop(Store::open(&path).unwrap());
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute("INSERT INTO schema_version (version) VALUES (2)", [])
+    conn.execute("INSERT INTO schema_version (version) VALUES (3)", [])
         .unwrap();
     drop(conn);
     assert!(matches!(
         Store::open(&path),
-        Err(StoreError::NewerSchema { found: 2, known: 1 })
+        Err(StoreError::NewerSchema { found: 3, known: 2 })
     ));
 }
 

@@ -17,6 +17,7 @@ use rusqlite::{params, Connection};
 use tokio::sync::{mpsc, oneshot};
 
 use super::codec::{micros, to_i64, to_json};
+use super::outbox;
 use super::StoreError;
 use crate::callback::Write;
 
@@ -270,6 +271,7 @@ fn apply(conn: &Connection, write: &Write) -> Result<(), StoreError> {
             conn.prepare_cached(UPSERT_IDEMPOTENCY)?
                 .execute(params![key, id.0, micros(*at)])?;
         }
+        Write::Outbox(w) => outbox::apply(conn, w)?,
     }
     Ok(())
 }

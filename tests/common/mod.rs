@@ -20,6 +20,7 @@ use tempfile::TempDir;
 pub mod callbacks;
 pub mod calls;
 pub mod http;
+pub mod receiver;
 pub mod rtp;
 pub mod sippbg;
 pub mod ua;

@@ -80,6 +80,7 @@ fn settings() -> CallbackSettings {
             ("1001".to_string(), agent("1001", &[])),
             ("1002".to_string(), agent("1002", &[])),
         ]),
+        notify: Default::default(),
     }
 }
 
