@@ -21,6 +21,10 @@ mod recovery;
 mod requests;
 
 #[cfg(test)]
+mod notice_tests;
+#[cfg(test)]
+mod testlab;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
@@ -38,6 +42,9 @@ use super::settings::{
     AgentSettings, CallbackSettings, Privilege, QueueSettings, WebcallbackOptions,
 };
 use crate::call::{CallCommand, CallEvent, CommandError};
+use crate::integrations::notify::{
+    self, notice, AgentChangeNotice, Notice, NoticeKind, OutboxWrite,
+};
 
 pub use recovery::Recovered;
 
@@ -354,15 +361,18 @@ impl Center {
             return;
         }
         let was_free = a.record.state == AgentState::Ready;
+        let previous = (a.record.state, a.record.reason.take(), a.record.since);
         a.record.state = state;
         a.record.reason = reason.clone();
         a.record.since = now;
+        let notice = agent_change_notice(&a.settings, previous, state, reason.as_deref(), now);
         if state == AgentState::Ready && !was_free {
             a.record.idle_since = Some(now);
             self.offerable = true;
         }
         let record = a.record.clone();
         self.writes.push(Write::Agent(record));
+        self.notify(now, notice);
         self.emit(
             now,
             DesktopEventKind::Agent {
@@ -371,6 +381,14 @@ impl Center {
                 reason,
             },
         );
+    }
+
+    /// Commits an outbox row for every endpoint that wants this event.
+    fn notify(&mut self, now: Timestamp, kind: NoticeKind) {
+        let notice = Notice::new(now, kind);
+        for d in notify::deliveries(&self.settings.notify, &notice) {
+            self.writes.push(Write::Outbox(OutboxWrite::Enqueue(d)));
+        }
     }
 
     fn resolve_options(&self, cb: &Callback) -> WebcallbackOptions {
@@ -391,5 +409,31 @@ impl Center {
             Some(s) if !s.is_empty() => s.iter().sum::<u64>() / s.len() as u64,
             _ => DEFAULT_HANDLE_SECS,
         }
+    }
+}
+
+/// Workforce management's view of an agent's change: a login (from logged
+/// out), a logout (to logged out), or any other state change.
+fn agent_change_notice(
+    agent: &AgentSettings,
+    (was, was_reason, was_since): (AgentState, Option<String>, Timestamp),
+    state: AgentState,
+    reason: Option<&str>,
+    now: Timestamp,
+) -> NoticeKind {
+    let change = AgentChangeNotice {
+        agent_id: agent.id.clone(),
+        agent_name: agent.name.clone(),
+        state: state.as_str().to_string(),
+        state_name: notice::state_name(state, reason),
+        reason: reason.map(str::to_string),
+        previous_state: Some(was.as_str().to_string()),
+        previous_state_name: Some(notice::state_name(was, was_reason.as_deref())),
+        previous_state_seconds: now.duration_since(was_since).as_secs().try_into().ok(),
+    };
+    match (was, state) {
+        (AgentState::LoggedOut, _) => NoticeKind::AgentLogin(change),
+        (_, AgentState::LoggedOut) => NoticeKind::AgentLogout(change),
+        _ => NoticeKind::AgentState(change),
     }
 }

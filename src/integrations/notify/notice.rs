@@ -21,6 +21,19 @@ pub struct Notice {
     pub kind: NoticeKind,
 }
 
+impl Notice {
+    /// A new event at `at`: its id is time-ordered with 32 random bits, so
+    /// ids from before a restart are never reused.
+    pub fn new(at: Timestamp, kind: NoticeKind) -> Notice {
+        let us = at.as_microsecond().max(0);
+        Notice {
+            event_id: format!("ev-{us:014x}{:08x}", rand::random::<u32>()),
+            timestamp: at,
+            kind,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "eventType", rename_all = "kebab-case")]
 pub enum NoticeKind {
