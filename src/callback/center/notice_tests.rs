@@ -29,7 +29,7 @@ pub(super) fn outbox(lab: &Lab) -> Vec<Delivery> {
     lab.writes
         .iter()
         .filter_map(|w| match w {
-            Write::Outbox(OutboxWrite::Enqueue(d)) => Some(d.clone()),
+            Write::Outbox(OutboxWrite::Enqueue(d)) => Some(d.as_ref().clone()),
             _ => None,
         })
         .collect()

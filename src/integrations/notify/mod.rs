@@ -31,7 +31,7 @@ pub struct Delivery {
 #[derive(Debug, Clone, PartialEq)]
 pub enum OutboxWrite {
     /// A new pending row (committed with the change that caused it).
-    Enqueue(Delivery),
+    Enqueue(Box<Delivery>),
     /// The endpoint answered 2xx: the row is removed.
     Delivered { endpoint: String, event_id: String },
     /// A failed attempt; the next one is due at `next_at`.
