@@ -40,6 +40,11 @@ pub struct CallbackConfig {
     /// Every retry back-off (busy, no answer, failed), in seconds.
     pub retry_secs: u64,
     pub agents: Vec<AgentConfig>,
+    /// More lines of the `support` queue's table (e.g. `enrichment = {...}`).
+    pub queue_lines: Vec<String>,
+    /// TOML appended after the `[callback]` tables (e.g. `[notify]`,
+    /// `[callback.enrichment]`).
+    pub extra_toml: String,
 }
 
 impl Default for CallbackConfig {
@@ -55,6 +60,8 @@ impl Default for CallbackConfig {
             max_attempts: 3,
             retry_secs: 2,
             agents: ["1001", "1002", "1003"].map(AgentConfig::new).to_vec(),
+            queue_lines: vec![],
+            extra_toml: String::new(),
         }
     }
 }
@@ -75,12 +82,13 @@ impl CallbackConfig {
         }
         let r = self.retry_secs;
         s.push_str(&format!(
-            "\n[[callback.queues]]\nid = \"support\"\nmax_attempts = {}\n\
+            "\n[[callback.queues]]\nid = \"support\"\nmax_attempts = {}\n{}\
              [callback.queues.retry]\n\
              busy = {{ delay_secs = {r}, multiplier = 1.0, max_delay_secs = {r} }}\n\
              no_answer = {{ delay_secs = {r}, multiplier = 1.0, max_delay_secs = {r} }}\n\
              failed = {{ delay_secs = {r}, multiplier = 1.0, max_delay_secs = {r} }}\n",
-            self.max_attempts
+            self.max_attempts,
+            self.queue_lines.iter().map(|l| format!("{l}\n")).collect::<String>()
         ));
         for a in &self.agents {
             s.push_str(&format!(
@@ -91,6 +99,8 @@ impl CallbackConfig {
                 list(&a.deny)
             ));
         }
+        s.push('\n');
+        s.push_str(&self.extra_toml);
         s
     }
 }
