@@ -20,6 +20,9 @@ pub struct CallbackSettings {
     pub ready_after_done: bool,
     /// How long an `Idempotency-Key` is remembered.
     pub idempotency_window: Duration,
+    /// How long an agent that rejected an interaction (or let its offer
+    /// time out) is skipped for it.
+    pub exclusion: Duration,
     /// Defaults of the `webcallback.*` options; routing data may override them.
     pub options: WebcallbackOptions,
     pub login: LoginOptions,

@@ -49,6 +49,12 @@ pub(super) fn settings(
         1..=MAX_WINDOW_HOURS,
         24,
     );
+    let exclusion_secs = p.bounded(
+        base.clone().key("exclusion_secs"),
+        t.exclusion_secs,
+        1..=MAX_DELAY_SECS,
+        600,
+    );
     let options = options(&t.options, offer_timeout_secs, &base, &mut p);
     let login = LoginOptions {
         is_auto_ready: t.login.is_auto_ready,
@@ -106,6 +112,7 @@ pub(super) fn settings(
         agent_profile,
         ready_after_done: t.ready_after_done,
         idempotency_window: Duration::from_secs(window_hours * HOUR),
+        exclusion: Duration::from_secs(exclusion_secs),
         options,
         login,
         queues,

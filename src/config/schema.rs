@@ -343,6 +343,9 @@ pub struct CallbackTable {
     pub agent_profile: Option<String>,
     pub ready_after_done: bool,
     pub idempotency_window_hours: u64,
+    /// How long an agent that rejected a callback (or let its offer time
+    /// out) is skipped for it.
+    pub exclusion_secs: u64,
     pub options: OptionsTable,
     pub login: LoginTable,
     pub queues: Vec<QueueTable>,
@@ -357,6 +360,7 @@ impl Default for CallbackTable {
             agent_profile: None,
             ready_after_done: true,
             idempotency_window_hours: 24,
+            exclusion_secs: 600,
             options: OptionsTable::default(),
             login: LoginTable::default(),
             queues: Vec::new(),

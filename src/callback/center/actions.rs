@@ -276,10 +276,10 @@ impl Center {
     pub(super) fn requeue_from_agent(&mut self, id: &InteractionId, now: Timestamp, reason: &str) {
         if let Some(agent) = self.release_agent(id) {
             if let Some(l) = self.live.get_mut(id) {
-                l.excluded.push(agent.clone());
                 l.offer_deadline = None;
                 l.auto_accept = false;
             }
+            self.exclude(id, &agent, now);
             self.transition(id, now, State::Queued, reason);
             self.agent_freed(&agent, now);
         } else {

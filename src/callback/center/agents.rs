@@ -72,9 +72,7 @@ impl Center {
                     // Open interactions go back to their queue for someone else.
                     for id in owns {
                         self.release_agent(&id);
-                        if let Some(l) = self.live.get_mut(&id) {
-                            l.excluded.push(agent.to_string());
-                        }
+                        self.exclude(&id, agent, now);
                         self.transition(&id, now, State::Queued, "agent logged out");
                     }
                 }

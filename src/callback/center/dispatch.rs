@@ -50,12 +50,32 @@ impl Center {
                     busy: !a.owns.is_empty(),
                 })
                 .collect();
-            let picked = routing::pick_agent(&live.cb, queue, &candidates, &live.excluded)
-                .map(str::to_string);
+            let excluded: Vec<String> = live
+                .excluded
+                .iter()
+                .filter(|(_, until)| *until > now)
+                .map(|(agent, _)| agent.clone())
+                .collect();
+            let picked =
+                routing::pick_agent(&live.cb, queue, &candidates, &excluded).map(str::to_string);
             if let Some(agent) = picked {
                 self.offer(&id, &agent, now);
             }
         }
+    }
+
+    /// Skips `agent` for this interaction for the configured time; when it
+    /// lapses the queue is looked at again.
+    pub(super) fn exclude(&mut self, id: &InteractionId, agent: &str, now: Timestamp) {
+        let until = now
+            .checked_add(span(self.settings.exclusion))
+            .unwrap_or(Timestamp::MAX);
+        let Some(l) = self.live.get_mut(id) else {
+            return;
+        };
+        l.excluded.retain(|(a, _)| a != agent);
+        l.excluded.push((agent.to_string(), until));
+        self.timers.insert((until, Timer::Exclusion(id.clone())));
     }
 
     fn offer(&mut self, id: &InteractionId, agent: &str, now: Timestamp) {
@@ -162,6 +182,12 @@ impl Center {
                     return;
                 }
                 self.finish(now, &id, State::NotReached, None, "expired");
+            }
+            Timer::Exclusion(id) => {
+                if let Some(l) = self.live.get_mut(&id) {
+                    l.excluded.retain(|(_, until)| *until > now);
+                    self.offerable |= l.cb.state == State::Queued;
+                }
             }
             Timer::Offer(id) => {
                 let Some(l) = self.live.get(&id) else { return };

@@ -57,6 +57,9 @@ enum Timer {
     Expire(InteractionId),
     /// An offer times out, or its auto-answer preview runs out.
     Offer(InteractionId),
+    /// An agent's exclusion from a queued callback ends: it may be offered
+    /// to that agent again.
+    Exclusion(InteractionId),
 }
 
 /// A live interaction: the record plus what only matters while it lives.
@@ -65,8 +68,10 @@ struct Live {
     cb: Callback,
     /// The options in force (defaults with the routing data's overrides).
     options: WebcallbackOptions,
-    /// Agents that rejected it or let its offer time out.
-    excluded: Vec<String>,
+    /// Agents that rejected it or let its offer time out, skipped for it
+    /// until the time beside them (`CallbackSettings::exclusion`): another
+    /// agent gets it first, yet a team of one is not refused it for ever.
+    excluded: Vec<(String, Timestamp)>,
     /// When the current offer ends (timeout, or auto-answer).
     offer_deadline: Option<Timestamp>,
     /// The current offer is accepted when its deadline comes.
@@ -387,7 +392,8 @@ impl Center {
     fn notify(&mut self, now: Timestamp, kind: NoticeKind) {
         let notice = Notice::new(now, kind);
         for d in notify::deliveries(&self.settings.notify, &notice) {
-            self.writes.push(Write::Outbox(OutboxWrite::Enqueue(Box::new(d))));
+            self.writes
+                .push(Write::Outbox(OutboxWrite::Enqueue(Box::new(d))));
         }
     }
 

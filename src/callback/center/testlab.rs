@@ -57,6 +57,7 @@ pub(super) fn settings() -> CallbackSettings {
         agent_profile: "internal".into(),
         ready_after_done: true,
         idempotency_window: Duration::from_secs(24 * 3600),
+        exclusion: Duration::from_secs(600),
         options: WebcallbackOptions {
             auto_answer: false,
             auto_answer_timer: Duration::ZERO,

@@ -162,6 +162,12 @@ fn reject_and_timeout_redirect_to_another_agent() {
     assert!(lab
         .act(at(40), &id, "1001", InteractionAction::Accept)
         .is_err());
+    // The exclusion lapses (600 s after 1001's reject): with nobody else
+    // Ready, 1001 is offered it again rather than it waiting for ever.
+    lab.tick(at(3 + 599));
+    assert_eq!(lab.offers(&id).len(), 2);
+    lab.tick(at(3 + 600));
+    assert_eq!(lab.offers(&id), vec!["1001", "1002", "1001"]);
 }
 
 #[test]
