@@ -57,7 +57,7 @@ async fn every_interaction_action_reaches_the_center_and_returns_the_callback() 
             ),
             A::Reschedule {
                 at: "2030-01-01T10:00:00Z".parse().unwrap(),
-                number: Some("+15550199".into()),
+                number: Some("5550199".into()),
             },
         ),
         ("decline", None, A::Decline),
@@ -251,7 +251,7 @@ async fn schedule_for_the_contact_on_the_call_is_201() {
         Request::ScheduleForContact {
             agent: "1001".into(),
             at: Some("2030-05-01T18:00:00Z".parse().unwrap()),
-            number: Some("+15550123".into()),
+            number: Some("555-0123".into()),
             data: [("case".to_string(), "42".to_string())].into(),
         }
     );

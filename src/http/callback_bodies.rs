@@ -348,9 +348,25 @@ fn scheduled_time(
         .map_err(|message| ApiError::invalid("callbackScheduledTime", message))
 }
 
+/// A number written with `+` is normalised here; a national one goes to the
+/// center as written, which reads it in the callback's own country.
 fn number(cb: &CallbackApi, raw: Option<String>) -> Result<Option<String>, ApiError> {
     raw.map(|raw| {
-        (cb.normalize_number)(&raw).map_err(|message| ApiError::invalid("callbackNumber", message))
+        if raw.trim_start().starts_with('+') {
+            (cb.normalize_number)(&raw)
+                .map_err(|message| ApiError::invalid("callbackNumber", message))
+        } else if !raw.chars().any(|c| c.is_ascii_digit())
+            || !raw
+                .chars()
+                .all(|c| c.is_ascii_digit() || " -.()/".contains(c))
+        {
+            Err(ApiError::invalid(
+                "callbackNumber",
+                format!("{raw:?} is not a phone number"),
+            ))
+        } else {
+            Ok(raw.trim().to_string())
+        }
     })
     .transpose()
 }
@@ -437,7 +453,8 @@ mod tests {
             .unwrap(),
             Some(InteractionAction::Reschedule {
                 at,
-                number: Some("+15550100".into())
+                // National: read by the center in the callback's country.
+                number: Some("555 0100".into())
             })
         );
         assert_eq!(field(action("reschedule", "{}")), "callbackScheduledTime");

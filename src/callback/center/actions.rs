@@ -168,6 +168,7 @@ impl Center {
                 if !reached {
                     self.require(agent, Privilege::RescheduleBeforeCall)?;
                 }
+                let number = self.new_number(id, number)?;
                 let current = self.get(id)?.cb.callback_numbers.first().cloned();
                 if number.is_some() && number != current {
                     self.require(agent, Privilege::RescheduleOnNewNumber)?;

@@ -9,7 +9,7 @@ use crate::callback::action::{
     ActionError, Actor, AgentView, ContactStatus, NewCallback, Reply, Request,
 };
 use crate::callback::model::{AgentState, Callback, HistoryKind, InteractionId, State, Write};
-use crate::callback::{routing, schedule};
+use crate::callback::{request, routing, schedule};
 
 impl Center {
     pub(super) fn request(
@@ -265,6 +265,7 @@ impl Center {
         number: Option<String>,
     ) -> Result<Reply, ActionError> {
         let state = self.get(id)?.cb.state;
+        let number = self.new_number(id, number)?;
         if !(state.is_waiting() || (state == State::Offered && by == Actor::Supervisor)) {
             return Err(ActionError::WrongState {
                 action: "reschedule".into(),
@@ -280,6 +281,31 @@ impl Center {
         }
         self.reschedule_to(id, now, at, number, by_name)?;
         Ok(Reply::Callback(Box::new(self.get(id)?.cb.clone())))
+    }
+
+    /// A reschedule's new number in E.164. The API normalises numbers
+    /// written with `+`; a national one is read here, in the callback's own
+    /// country (and checked as strictly as its numbers were at creation).
+    pub(super) fn new_number(
+        &self,
+        id: &InteractionId,
+        number: Option<String>,
+    ) -> Result<Option<String>, ActionError> {
+        let Some(raw) = number else { return Ok(None) };
+        if raw.trim_start().starts_with('+') {
+            return Ok(Some(raw));
+        }
+        let cb = &self.get(id)?.cb;
+        request::normalize_number(
+            &raw,
+            cb.country_code.as_deref(),
+            cb.validate_callback_numbers,
+        )
+        .map(Some)
+        .map_err(|message| ActionError::Invalid {
+            field: "callbackNumber".into(),
+            message,
+        })
     }
 
     /// Moves a callback to the reschedule queue with a new time (and number).
@@ -448,7 +474,8 @@ impl Center {
                 state: "no current contact".into(),
             })?;
         let cb = &current.cb;
-        let number = number
+        let number = self
+            .new_number(&cb.id, number)?
             .or_else(|| cb.dialled_number.clone())
             .or_else(|| cb.callback_numbers.first().cloned())
             .ok_or_else(|| ActionError::Invalid {

@@ -284,6 +284,49 @@ fn reschedule_on_a_new_number_needs_its_privilege() {
 }
 
 #[test]
+fn a_national_new_number_is_read_in_the_callbacks_country() {
+    let (mut lab, id) = accepted_without(|_| {});
+    // Created as +E.164 without a country code: a national number is refused.
+    let national = |n: &str| InteractionAction::Reschedule {
+        at: at(3600),
+        number: Some(n.into()),
+    };
+    let err = lab.act(at(3), &id, "1001", national("06 98 76 54 32"));
+    assert!(
+        matches!(&err, Err(ActionError::Invalid { field, .. }) if field == "callbackNumber"),
+        "{err:?}"
+    );
+    // With the callback's country (FR) it becomes E.164.
+    let mut s = settings();
+    s.agents.retain(|id, _| id == "1001");
+    let mut lab = Lab::with(s);
+    lab.login(at(0), "1001");
+    let r = lab.req(
+        at(1),
+        Request::Create {
+            callback: NewCallback {
+                queue_id: "support".into(),
+                callback_numbers: vec!["+33612345678".into()],
+                country_code: Some("FR".into()),
+                ..Default::default()
+            },
+            idempotency_key: None,
+        },
+    );
+    let Ok(Reply::Created { callback, .. }) = r else {
+        panic!("{r:?}")
+    };
+    lab.act(at(2), &callback.id, "1001", InteractionAction::Accept)
+        .unwrap();
+    lab.act(at(3), &callback.id, "1001", national("06 98 76 54 32"))
+        .unwrap();
+    assert_eq!(
+        lab.record(&callback.id).callback_numbers,
+        ["+33698765432", "+33612345678"]
+    );
+}
+
+#[test]
 fn reschedule_before_the_call_needs_its_privilege() {
     let (mut lab, id) = accepted_without(|p| p.reschedule_before_call = false);
     let err = lab
