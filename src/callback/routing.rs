@@ -123,6 +123,7 @@ mod tests {
             skills: skills.iter().map(|s| s.to_string()).collect(),
             time_zone: None,
             business_hours: vec![],
+            closed_dates: vec![],
             max_attempts: 3,
             retry: RetryPolicy {
                 busy: b.clone(),

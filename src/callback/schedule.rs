@@ -47,17 +47,18 @@ pub fn is_open(queue: &QueueSettings, t: Timestamp) -> bool {
 }
 
 /// `t` when the queue is open then (or has no business hours), otherwise
-/// the start of the next window. Windows that never open are ignored; if
-/// none opens within a week, `t`.
+/// the start of the next window, skipping closed dates. Windows that never
+/// open are ignored; if none opens within a week (plus the closed dates), `t`.
 pub fn next_open(queue: &QueueSettings, t: Timestamp) -> Timestamp {
     if is_open(queue, t) {
         return t;
     }
     let tz = zone(queue);
     let today = t.to_zoned(tz.clone()).date();
-    // Eight dates: today's later windows, then a full week after it.
+    // Eight dates (today's later windows, then a full week after it), and
+    // one more for each closed date that may fall among them.
     let mut date = today;
-    for _ in 0..8 {
+    for _ in 0..8 + queue.closed_dates.len().min(366) {
         let next = windows_on(queue, &tz, date)
             .map(|(start, _)| start)
             .filter(|start| *start > t)
@@ -134,10 +135,11 @@ fn windows_on<'a>(
     tz: &'a TimeZone,
     date: Date,
 ) -> impl Iterator<Item = (Timestamp, Timestamp)> + 'a {
+    let closed = queue.closed_dates.binary_search(&date).is_ok();
     queue
         .business_hours
         .iter()
-        .filter(move |w| w.days.contains(&date.weekday()))
+        .filter(move |w| !closed && w.days.contains(&date.weekday()))
         .filter_map(move |w| window(w, tz, date))
 }
 
@@ -181,6 +183,7 @@ mod tests {
             skills: vec![],
             time_zone: zone.map(String::from),
             business_hours: hours,
+            closed_dates: vec![],
             max_attempts: 3,
             retry: RetryPolicy {
                 busy: backoff(60, 2.0, 600),
@@ -189,6 +192,10 @@ mod tests {
             },
             expiry: Some(Duration::from_secs(72 * 3600)),
         }
+    }
+
+    fn date(s: &str) -> jiff::civil::Date {
+        s.parse().unwrap()
     }
 
     fn weekdays_9_to_18() -> Vec<HoursWindow> {
@@ -243,6 +250,31 @@ mod tests {
         assert_eq!(
             next_open(&q, ts("2025-01-11T12:00:00Z")),
             ts("2025-01-13T08:00:00Z")
+        );
+    }
+
+    #[test]
+    fn closed_dates_are_skipped_in_the_queue_zone() {
+        let mut q = paris();
+        // Christmas 2025 is a Thursday, and the Friday after is closed too.
+        q.closed_dates = vec![date("2025-12-25"), date("2025-12-26")];
+        assert!(!is_open(&q, ts("2025-12-25T10:00:00Z")));
+        assert_eq!(
+            next_open(&q, ts("2025-12-24T18:00:00Z")),
+            ts("2025-12-29T08:00:00Z"),
+            "Wednesday evening waits for Monday"
+        );
+        // A fortnight closed: further than the usual week's look-ahead.
+        q.closed_dates = (0..14)
+            .map(|d| {
+                date("2026-08-03")
+                    .checked_add(jiff::Span::new().days(d))
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(
+            next_open(&q, ts("2026-07-31T18:00:00Z")),
+            ts("2026-08-17T07:00:00Z")
         );
     }
 

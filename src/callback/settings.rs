@@ -80,6 +80,8 @@ pub struct QueueSettings {
     pub time_zone: Option<String>,
     /// When callbacks may be placed; empty means always.
     pub business_hours: Vec<HoursWindow>,
+    /// Whole days closed (holidays), in the queue's zone, sorted.
+    pub closed_dates: Vec<jiff::civil::Date>,
     /// Customer-leg attempts before the callback ends as not reached.
     pub max_attempts: u32,
     pub retry: RetryPolicy,

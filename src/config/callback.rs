@@ -286,6 +286,24 @@ fn queue(q: &QueueTable, key: &KeyPath, p: &mut Problems) -> QueueSettings {
             }
         }
     }
+    let mut closed_dates = Vec::new();
+    for (j, d) in q.closed_dates.iter().enumerate() {
+        match d.parse::<jiff::civil::Date>() {
+            Ok(date) => closed_dates.push(date),
+            Err(_) => p.push(
+                key.clone().key("closed_dates").index(j),
+                format!("{d:?} is not a date (YYYY-MM-DD)"),
+            ),
+        }
+    }
+    if !closed_dates.is_empty() && business_hours.is_empty() {
+        p.push(
+            key.clone().key("closed_dates"),
+            "closed dates need business_hours (a queue without them is always open)".into(),
+        );
+    }
+    closed_dates.sort();
+    closed_dates.dedup();
     let mut max_attempts = q.max_attempts;
     if max_attempts == 0 {
         p.push(key.clone().key("max_attempts"), "must be above 0".into());
@@ -306,6 +324,7 @@ fn queue(q: &QueueTable, key: &KeyPath, p: &mut Problems) -> QueueSettings {
         skills: q.skills.clone(),
         time_zone,
         business_hours,
+        closed_dates,
         max_attempts,
         retry,
         expiry,

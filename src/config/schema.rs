@@ -438,6 +438,10 @@ pub struct QueueTable {
     /// Empty: always open.
     #[serde(default)]
     pub business_hours: Vec<HoursTable>,
+    /// Dates (YYYY-MM-DD, in the queue's zone) it stays closed all day:
+    /// public holidays, closures.
+    #[serde(default)]
+    pub closed_dates: Vec<String>,
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
     /// Absent: a callback never expires.

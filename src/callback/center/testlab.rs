@@ -43,6 +43,7 @@ pub(super) fn settings() -> CallbackSettings {
         skills: vec![],
         time_zone: None,
         business_hours: vec![],
+        closed_dates: vec![],
         max_attempts: 2,
         retry: RetryPolicy {
             busy: backoff(60),

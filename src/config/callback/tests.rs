@@ -165,9 +165,14 @@ retry = { busy = { multiplier = 0.0 }, failed = { multiplier = -2.0 }, no_answer
 [[callback.queues]]
 id = "q"
 expiry_hours = 0
+closed_dates = ["2026-12-25"]
 [[callback.queues]]
 id = "webcallback-park"
 skills = [""]
+[[callback.queues]]
+id = "holidays"
+business_hours = [{ days = ["mon"], from = "09:00", to = "17:00" }]
+closed_dates = ["2026-12-25", "25/12/2026"]
 "#,
     );
     let want = [
@@ -183,8 +188,10 @@ skills = [""]
         (10, "callback.queues[0].retry.no_answer.max_delay_secs"),
         (12, "callback.queues[1].id"),
         (13, "callback.queues[1].expiry_hours"),
-        (15, "callback.queues[2].id"),
-        (16, "callback.queues[2].skills[0]"),
+        (14, "callback.queues[1].closed_dates"),
+        (16, "callback.queues[2].id"),
+        (17, "callback.queues[2].skills[0]"),
+        (21, "callback.queues[3].closed_dates[1]"),
     ];
     for (line, key) in want {
         assert!(has(&errs, line, key), "{line}: {key} not in {errs:?}");
