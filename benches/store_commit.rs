@@ -70,6 +70,7 @@ fn creation(seq: u64) -> Vec<Write> {
         disposition: None,
         created_at: now,
         updated_at: now,
+        calls: Vec::new(),
     };
     vec![
         Write::Callback(Box::new(callback)),

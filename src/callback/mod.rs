@@ -7,6 +7,7 @@
 //! first and then the replies, call commands and desktop events to release.
 
 pub mod action;
+pub mod call_record;
 pub mod center;
 pub mod mapping;
 pub mod model;

@@ -13,6 +13,8 @@ use std::fmt;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+pub use super::call_record::CallRecord;
+
 /// An interaction's id: `cb-`, the creation time in milliseconds (12 hex
 /// digits) and 32 random bits (8 hex digits). Ids that grow with time keep
 /// the store's index inserts at its end instead of scattered over it, which
@@ -201,6 +203,11 @@ pub struct Callback {
     pub created_at: Timestamp,
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
+    /// Its voice calls, oldest first, each with its figures and whether
+    /// its end-call event was committed yet (records stored before this
+    /// field existed read as none).
+    #[serde(default)]
+    pub calls: Vec<CallRecord>,
 }
 
 /// One step in an interaction's history.

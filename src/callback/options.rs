@@ -297,6 +297,7 @@ mod tests {
             disposition: None,
             created_at: t,
             updated_at: t,
+            calls: Vec::new(),
         }
     }
 

@@ -197,6 +197,7 @@ pub async fn run(
             events: events_tx.clone(),
             api_keys: std::sync::Arc::new(config.general.http_api_keys.clone()),
             callbacks: Some(callback_api(&config, &center_tx, &store, &desktop_tx)),
+            recordings_dir: config.general.recordings_dir.clone(),
         };
         let tls = match (&config.general.http_tls_cert, &config.general.http_tls_key) {
             (Some(cert), Some(key)) => Some(

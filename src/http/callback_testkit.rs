@@ -51,6 +51,7 @@ pub fn sample(id: &str, state: State) -> Callback {
         disposition: None,
         created_at: t0(),
         updated_at: t0(),
+        calls: Vec::new(),
     }
 }
 

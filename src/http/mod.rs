@@ -11,8 +11,10 @@
 //! The web-callback routes do the same for the callback center: requests
 //! become [`callback::Request`]s on the center's queue, history and lists
 //! are read from the store through [`CallbackReads`], and desktop events
-//! are streamed with replay from the store. Every route but `/v1/health`
-//! needs an API key; the server speaks HTTPS when given a TLS config.
+//! are streamed with replay from the store. Call recordings are served
+//! from their folder for the links end-call events carry. Every route but
+//! `/v1/health` needs an API key; the server speaks HTTPS when given a TLS
+//! config.
 //!
 //! Files: `table` (the route table), `routes` (call handlers), `bodies` (call request bodies
 //! and their checks), `extract` (JSON extractors), `dispatch` (command round
@@ -21,7 +23,8 @@
 //! `center` (center round trip and store reads), `callbacks` (contact and
 //! supervisor routes), `callback_bodies` and `list_query` (their input),
 //! `agents` (the agent desktop's routes), `desktop` (desktop SSE with
-//! replay), `openapi` (the generated document), `tls` (HTTPS listener).
+//! replay), `recordings` (recording downloads with ranges), `openapi` (the
+//! generated document), `tls` (HTTPS listener).
 //!
 //! [`CallCommand`]: crate::call::CallCommand
 //! [`callback::Request`]: crate::callback::Request
@@ -41,12 +44,15 @@ mod events;
 mod extract;
 mod list_query;
 mod openapi;
+mod recordings;
 mod routes;
 mod table;
 mod tls;
 
 #[cfg(test)]
 mod callback_testkit;
+#[cfg(test)]
+mod recordings_tests;
 #[cfg(test)]
 mod testkit;
 
@@ -55,6 +61,7 @@ pub use table::ROUTES;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,6 +85,9 @@ pub struct HttpState {
     pub api_keys: Arc<Vec<String>>,
     /// The web-callback layer; `None`: its routes answer 503.
     pub callbacks: Option<CallbackApi>,
+    /// The folder call recordings are written to (`recordings_dir`);
+    /// `GET /v1/recordings/{name}` serves its `.wav` files.
+    pub recordings_dir: PathBuf,
 }
 
 /// The handlers' shared state: [`HttpState`] plus what the server adds.
@@ -87,6 +97,7 @@ pub(crate) struct Api {
     events: broadcast::Sender<CallEvent>,
     keys: auth::Keys,
     callbacks: Option<CallbackApi>,
+    recordings: PathBuf,
     reply_timeout: Duration,
     /// Flips to true when the server shuts down; event streams end on it.
     shutdown: watch::Sender<bool>,
@@ -100,6 +111,7 @@ impl Api {
             events: state.events,
             keys: auth::Keys::new(&state.api_keys),
             callbacks: state.callbacks,
+            recordings: state.recordings_dir,
             reply_timeout: dispatch::REPLY_TIMEOUT,
             shutdown: watch::Sender::new(false),
         })

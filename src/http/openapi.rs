@@ -15,7 +15,7 @@ use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{agents, callback_bodies, callbacks, desktop, errors, events, routes};
+use super::{agents, callback_bodies, callbacks, desktop, errors, events, recordings, routes};
 use crate::callback::{self as cb};
 
 /// `POST /v1/callbacks`'s body (checked by `callback::request`).
@@ -96,7 +96,7 @@ impl Modify for Security {
     paths(
         routes::health, routes::list, routes::originate, routes::show, routes::delete_call,
         routes::hangup, routes::hold, routes::retrieve, routes::mute, routes::unmute,
-        routes::dtmf, routes::recording, routes::transfer, events::stream,
+        routes::dtmf, routes::recording, routes::transfer, events::stream, recordings::download,
         callbacks::create, callbacks::list, callbacks::show, callbacks::status,
         callbacks::cancel, callbacks::reschedule,
         agents::interaction_action, agents::login, agents::ready, agents::not_ready,

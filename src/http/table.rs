@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use super::errors::ApiError;
-use super::{agents, auth, callbacks, desktop, events, openapi, routes, Api};
+use super::{agents, auth, callbacks, desktop, events, openapi, recordings, routes, Api};
 
 /// Largest request body: an originate with generous case data fits many times.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -51,6 +51,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/agents/{agent}/callbacks/{id}/{action}"),
     ("GET", "/v1/teams/{team}/dialable"),
     ("GET", "/v1/desktop/events"),
+    ("GET", "/v1/recordings/{name}"),
 ];
 
 pub fn table(api: Arc<Api>) -> Router {
@@ -94,6 +95,8 @@ pub fn table(api: Arc<Api>) -> Router {
         )
         .route("/v1/teams/{team}/dialable", get(agents::team_dialable))
         .route("/v1/desktop/events", get(desktop::stream))
+        // `get` answers HEAD too (axum drops the body).
+        .route("/v1/recordings/{name}", get(recordings::download))
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
         // After the fallbacks, so an anonymous client learns nothing about
@@ -141,7 +144,8 @@ mod tests {
                 .replace("{id}", "x")
                 .replace("{agent}", "x")
                 .replace("{team}", "x")
-                .replace("{action}", "accept");
+                .replace("{action}", "accept")
+                .replace("{name}", "x.wav");
             let req = Request::builder()
                 .method(*method)
                 .uri(&uri)

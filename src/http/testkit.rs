@@ -166,6 +166,7 @@ pub fn harness(answer: impl Fn(&CallCommand) -> Answer + Send + 'static) -> Harn
         events,
         api_keys: Arc::new(vec![TEST_KEY.to_owned()]),
         callbacks: None,
+        recordings_dir: std::env::temp_dir().join("switchback-no-recordings"),
     };
     let app = super::router(state.clone());
     Harness { state, app, seen }

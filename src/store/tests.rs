@@ -49,6 +49,7 @@ pub(super) fn callback(id: &str, state: State, queue: &str, created: i64) -> Cal
         disposition: None,
         created_at: t(created),
         updated_at: t(created),
+        calls: Vec::new(),
     }
 }
 

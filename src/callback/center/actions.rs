@@ -9,6 +9,7 @@ use jiff::Timestamp;
 use super::Center;
 use crate::call::{CallCommand, CallId, LegRole, Originate};
 use crate::callback::action::{ActionError, InteractionAction, Reply};
+use crate::callback::call_record::CallRecord;
 use crate::callback::model::{AgentState, HistoryKind, InteractionId, State, Write};
 use crate::callback::settings::Privilege;
 
@@ -124,6 +125,7 @@ impl Center {
                         detail: None,
                     },
                 );
+                self.hangup_asked(id, now, &call);
                 self.commands
                     .push_back(CallCommand::Hangup { call: CallId(call) });
             }
@@ -173,7 +175,7 @@ impl Center {
                 if number.is_some() && number != current {
                     self.require(agent, Privilege::RescheduleOnNewNumber)?;
                 }
-                self.release_agent(id);
+                self.release_agent(id, now);
                 self.reschedule_to(id, now, at, number, &format!("agent {agent}"))?;
                 self.agent_freed(agent, now);
             }
@@ -248,6 +250,7 @@ impl Center {
         live.cb.dialled_number = Some(number.clone());
         let caller_id = live.cb.caller_id.clone();
         self.by_call.insert(call.0.clone(), id.clone());
+        self.call_placed(id, CallRecord::placed(&call.0, &agent, &number, now));
         self.history(
             id,
             now,
@@ -275,7 +278,7 @@ impl Center {
     /// Takes an offered or accepted interaction from its agent and puts it
     /// back in its queue for someone else.
     pub(super) fn requeue_from_agent(&mut self, id: &InteractionId, now: Timestamp, reason: &str) {
-        if let Some(agent) = self.release_agent(id) {
+        if let Some(agent) = self.release_agent(id, now) {
             if let Some(l) = self.live.get_mut(id) {
                 l.offer_deadline = None;
                 l.auto_accept = false;
@@ -318,7 +321,7 @@ impl Center {
         if let Some(secs) = handled {
             self.record_handle_time(&queue_id, secs);
         }
-        let agent = self.release_agent(id);
+        let agent = self.release_agent(id, now);
         self.transition(id, now, to, reason);
         if let Some(agent) = agent {
             self.agent_freed(&agent, now);

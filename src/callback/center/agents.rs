@@ -71,7 +71,7 @@ impl Center {
                     }
                     // Open interactions go back to their queue for someone else.
                     for id in owns {
-                        self.release_agent(&id);
+                        self.release_agent(&id, now);
                         self.exclude(&id, agent, now);
                         self.transition(&id, now, State::Queued, "agent logged out");
                     }

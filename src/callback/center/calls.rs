@@ -2,7 +2,8 @@
 //! a move means beyond the state: the contact answered (reached), a failed
 //! attempt retried by the queue's policy when the interaction dials by
 //! itself, the call's end putting the agent in after-call work, a transfer
-//! parking the parent interaction.
+//! parking the parent interaction. Each event also updates the call's own
+//! record (`endcall`).
 
 use jiff::Timestamp;
 
@@ -25,9 +26,15 @@ impl Center {
             return;
         };
         self.record_call_event(&id, now, event);
+        let tracked = self.track_call(&id, now, event);
         let mapping = mapping::map(state, event);
-        if let CallEvent::Ended { .. } = event {
+        let ended = matches!(event, CallEvent::Ended { .. });
+        if ended {
             self.call_over(&id, now, &call);
+        } else if tracked && !matches!(mapping, Mapping::To(..)) {
+            // No move will store the record: store the call's new figures
+            // (a recording, a hold of a held call) for a crash to find.
+            self.save(&id, now);
         }
         match mapping {
             Mapping::Ignore => {
@@ -104,7 +111,7 @@ impl Center {
             }
             None => RetryDecision::GiveUp,
         };
-        let agent = self.release_agent(id);
+        let agent = self.release_agent(id, now);
         if let Some(l) = self.live.get_mut(id) {
             l.cb.call_id = None;
         }
@@ -212,6 +219,7 @@ impl Center {
         let Some(id) = self.by_call.remove(&call.0) else {
             return;
         };
+        self.call_refused(&id, &call.0);
         self.history(
             &id,
             now,
@@ -228,7 +236,10 @@ impl Center {
                 l.cb.attempts = l.cb.attempts.saturating_sub(1);
                 l.cb.agent.clone()
             }
-            _ => return,
+            _ => {
+                self.save(&id, now);
+                return;
+            }
         };
         self.transition(&id, now, State::ReadyToCall, "call could not be placed");
         if let Some(agent) = agent {

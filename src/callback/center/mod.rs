@@ -10,16 +10,20 @@
 //!
 //! Files: `requests` (create, cancel, reschedule, status, lists), `agents`
 //! (login and states), `actions` (the desktop's actions on an interaction),
-//! `calls` (call events through the mapping table), `dispatch` (timers,
-//! due callbacks and offers), `recovery` (start-up after a stop or crash).
+//! `calls` (call events through the mapping table), `endcall` (each call's
+//! figures and its end-call event), `dispatch` (timers, due callbacks and
+//! offers), `recovery` (start-up after a stop or crash).
 
 mod actions;
 mod agents;
 mod calls;
 mod dispatch;
+mod endcall;
 mod recovery;
 mod requests;
 
+#[cfg(test)]
+mod endcall_tests;
 #[cfg(test)]
 mod notice_tests;
 #[cfg(test)]
@@ -342,8 +346,10 @@ impl Center {
     }
 
     /// Frees the interaction from its agent (offer withdrawn, requeued,
-    /// rescheduled, finished).
-    fn release_agent(&mut self, id: &InteractionId) -> Option<String> {
+    /// rescheduled, finished). That wraps its calls up: their end-call
+    /// events are committed now, with the disposition if one was given.
+    fn release_agent(&mut self, id: &InteractionId, now: Timestamp) -> Option<String> {
+        self.report_calls(id, now, "interaction-closed");
         let agent = self.live.get_mut(id).and_then(|l| l.cb.agent.take())?;
         if let Some(a) = self.agents.get_mut(&agent) {
             a.owns.retain(|o| o != id);

@@ -1,7 +1,8 @@
 //! Start-up: the center rebuilt from the store after a clean stop or a
 //! crash. No voice call survives a restart, so every interaction that was
 //! with an agent goes back to its queue in a defined state, with the
-//! attempt it was on counted, and a `recovered` step in its history.
+//! attempt it was on counted, and a `recovered` step in its history; its
+//! calls not yet reported get their end-call events.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -98,6 +99,12 @@ impl Center {
         let key = super::pending_key(&live.cb);
         let (due, expires) = (live.cb.due_at, live.cb.expires_at);
         self.live.insert(id.clone(), live);
+        // Calls the crash left unreported (ended but not wrapped up, or up
+        // when it struck) are reported now: the interaction has left its
+        // agent. A call that was up ends here, as far as anyone can tell.
+        if self.report_calls(&id, now, "switch-restarted") {
+            self.save(&id, now);
+        }
         match state {
             State::Scheduled | State::Rescheduled => {
                 self.pending_by_number.insert(key, id.clone());

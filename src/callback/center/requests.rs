@@ -155,6 +155,7 @@ impl Center {
             disposition: None,
             created_at: now,
             updated_at: now,
+            calls: Vec::new(),
         };
         let options = self.resolve_options(&cb);
         self.live.insert(id.clone(), Live::new(cb, options));
@@ -238,7 +239,7 @@ impl Center {
                 reason,
             },
         );
-        let agent = self.release_agent(id);
+        let agent = self.release_agent(id, now);
         let cb = self.live[id].cb.clone();
         self.transition(
             id,
@@ -276,7 +277,7 @@ impl Center {
             Actor::Contact => "contact",
             Actor::Supervisor => "supervisor",
         };
-        if let Some(agent) = self.release_agent(id) {
+        if let Some(agent) = self.release_agent(id, now) {
             self.agent_freed(&agent, now);
         }
         self.reschedule_to(id, now, at, number, by_name)?;
