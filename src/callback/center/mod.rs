@@ -21,6 +21,8 @@ mod recovery;
 mod requests;
 
 #[cfg(test)]
+mod enrichment_tests;
+#[cfg(test)]
 mod notice_tests;
 #[cfg(test)]
 mod testlab;
@@ -387,7 +389,8 @@ impl Center {
     fn notify(&mut self, now: Timestamp, kind: NoticeKind) {
         let notice = Notice::new(now, kind);
         for d in notify::deliveries(&self.settings.notify, &notice) {
-            self.writes.push(Write::Outbox(OutboxWrite::Enqueue(Box::new(d))));
+            self.writes
+                .push(Write::Outbox(OutboxWrite::Enqueue(Box::new(d))));
         }
     }
 
