@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::model::{
-    Agent, Callback, DesktopEvent, HistoryEntry, InteractionId, RoutingData, State,
+    Agent, Callback, DesktopEvent, EnrichmentNote, HistoryEntry, InteractionId, RoutingData, State,
 };
 use super::settings::Privilege;
 
@@ -27,6 +27,9 @@ pub struct NewCallback {
     pub caller_id: Option<String>,
     pub caller_id_name: Option<String>,
     pub script_id: Option<String>,
+    /// Set by the API when the enrichment webhook was consulted; the center
+    /// records it in the new (or merged-into) interaction's history.
+    pub enrichment: Option<EnrichmentNote>,
 }
 
 /// Who acts on a callback from outside an agent's desktop.

@@ -295,6 +295,44 @@ pub enum HistoryKind {
     Recovered {
         from: State,
     },
+    /// The enrichment webhook was consulted before the request was
+    /// accepted: what it changed, or why the request went on as sent.
+    Enrichment {
+        outcome: EnrichmentOutcome,
+        detail: String,
+        /// Fields the answer changed (`queueId`, `data.tier`, `routingData.skills`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        changed: Vec<String>,
+    },
+}
+
+/// How a consultation of the enrichment webhook ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum EnrichmentOutcome {
+    /// The endpoint answered; its fields were merged.
+    Enriched,
+    /// Timeout, connection error, non-2xx or invalid body: created as requested.
+    Failed,
+}
+
+/// What a create carries to its history about enrichment (see
+/// [`HistoryKind::Enrichment`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrichmentNote {
+    pub outcome: EnrichmentOutcome,
+    pub detail: String,
+    pub changed: Vec<String>,
+}
+
+impl From<EnrichmentNote> for HistoryKind {
+    fn from(n: EnrichmentNote) -> Self {
+        HistoryKind::Enrichment {
+            outcome: n.outcome,
+            detail: n.detail,
+            changed: n.changed,
+        }
+    }
 }
 
 /// An agent's state (document 004's list; Not Ready carries a reason).
@@ -476,6 +514,25 @@ mod tests {
         );
         let text = serde_json::to_string(&entry).unwrap();
         let back: HistoryEntry = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, entry);
+    }
+
+    #[test]
+    fn an_enrichment_entry_reads_back() {
+        let note = EnrichmentNote {
+            outcome: EnrichmentOutcome::Enriched,
+            detail: "changed queueId".into(),
+            changed: vec!["queueId".into()],
+        };
+        let entry = HistoryEntry {
+            at: Timestamp::from_second(1_700_000_000).unwrap(),
+            kind: note.into(),
+        };
+        let json = serde_json::to_value(&entry).unwrap();
+        assert_eq!(json["type"], "enrichment", "{json}");
+        assert_eq!(json["outcome"], "enriched", "{json}");
+        assert_eq!(json["changed"], serde_json::json!(["queueId"]), "{json}");
+        let back: HistoryEntry = serde_json::from_value(json).unwrap();
         assert_eq!(back, entry);
     }
 }

@@ -33,6 +33,9 @@ pub struct CallbackSettings {
     /// Workforce-management endpoints: the center commits an outbox row
     /// for each endpoint that wants an event it causes.
     pub notify: crate::integrations::notify::NotifySettings,
+    /// The enrichment webhooks consulted before a create is accepted (the
+    /// API's business; the center never reads it).
+    pub enrichment: crate::integrations::enrich::EnrichSettings,
 }
 
 /// `webcallback.*` (document 000), resolved per interaction.

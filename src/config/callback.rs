@@ -3,6 +3,8 @@
 //! line) and checking goes on; a bad value is replaced by its default so that
 //! the settings are always whole.
 
+mod enrichment;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
@@ -24,11 +26,13 @@ const MAX_WINDOW_HOURS: u64 = 24 * 366;
 const MAX_DELAY_SECS: u64 = 7 * 24 * HOUR;
 
 /// The settings `table` describes, and what is wrong with it. `profiles`
-/// is the whole configuration's, for `agent_profile` and agents' users.
+/// is the whole configuration's, for `agent_profile` and agents' users;
+/// `check_files`: files named (CA files) must be readable.
 pub(super) fn settings(
     table: &CallbackTable,
     profiles: &[NamedProfile],
     main: &Path,
+    check_files: bool,
 ) -> (CallbackSettings, Vec<Problem>) {
     let mut p = Problems {
         file: main,
@@ -106,6 +110,8 @@ pub(super) fn settings(
         }
     }
 
+    let enrichment = enrichment::settings(t, &base, check_files, &mut p);
+
     let settings = CallbackSettings {
         database: t.database.clone(),
         offer_timeout: Duration::from_secs(offer_timeout_secs),
@@ -119,6 +125,7 @@ pub(super) fn settings(
         agents,
         // `[notify]` is its own table, filled in by the caller.
         notify: Default::default(),
+        enrichment,
     };
     (settings, p.out)
 }

@@ -195,8 +195,12 @@ fn load_with(
             });
         }
     }
-    let (callback, callback_problems) =
-        callback::settings(&main_file.callback.unwrap_or_default(), &profiles, main);
+    let (callback, callback_problems) = callback::settings(
+        &main_file.callback.unwrap_or_default(),
+        &profiles,
+        main,
+        check_files,
+    );
     let config = Config {
         general: main_file.general.unwrap_or_default(),
         profiles,

@@ -350,6 +350,8 @@ pub struct CallbackTable {
     pub login: LoginTable,
     pub queues: Vec<QueueTable>,
     pub agents: Vec<AgentTable>,
+    /// `[callback.enrichment]`: the webhook every queue without its own consults.
+    pub enrichment: Option<EnrichmentTable>,
 }
 
 impl Default for CallbackTable {
@@ -365,6 +367,7 @@ impl Default for CallbackTable {
             login: LoginTable::default(),
             queues: Vec::new(),
             agents: Vec::new(),
+            enrichment: None,
         }
     }
 }
@@ -448,6 +451,35 @@ pub struct QueueTable {
     pub expiry_hours: Option<u64>,
     #[serde(default)]
     pub retry: RetryTable,
+    /// This queue's own enrichment webhook, replacing the global one
+    /// (`enabled = false`: none for this queue).
+    pub enrichment: Option<EnrichmentTable>,
+}
+
+/// `[callback.enrichment]` or a queue's `enrichment`: the webhook of
+/// document 002. Every key is optional here so that a queue's table may be
+/// just `enabled = false`; `config::callback` requires `url` otherwise and
+/// fills in the defaults (see the README).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrichmentTable {
+    /// Default true.
+    pub enabled: Option<bool>,
+    pub url: Option<String>,
+    /// Default false: the URL must be HTTPS.
+    pub allow_http: Option<bool>,
+    /// Default `X-API-Key`.
+    pub api_key_header: Option<String>,
+    pub api_key: Option<String>,
+    /// Default 3000, 1 to 60000.
+    pub timeout_ms: Option<u64>,
+    /// Default `accept`.
+    pub on_failure: Option<crate::integrations::enrich::OnFailure>,
+    /// `data` keys never overwritten (`visitorId` or `data.visitorId`);
+    /// default `["visitorId", "te_channel"]`.
+    pub protected_keys: Option<Vec<String>>,
+    /// Extra CA certificates (PEM), relative to the main file.
+    pub ca_file: Option<PathBuf>,
 }
 
 fn default_max_attempts() -> u32 {

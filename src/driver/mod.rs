@@ -57,6 +57,8 @@ pub enum DriverError {
         address: SocketAddr,
         source: std::io::Error,
     },
+    #[error("enrichment webhook: {0}")]
+    Enrichment(#[from] crate::integrations::client::ClientError),
 }
 
 /// Runs the switch until `shutdown` resolves.
@@ -196,7 +198,7 @@ pub async fn run(
             }),
             events: events_tx.clone(),
             api_keys: std::sync::Arc::new(config.general.http_api_keys.clone()),
-            callbacks: Some(callback_api(&config, &center_tx, &store, &desktop_tx)),
+            callbacks: Some(callback_api(&config, &center_tx, &store, &desktop_tx)?),
             recordings_dir: config.general.recordings_dir.clone(),
         };
         let tls = match (&config.general.http_tls_cert, &config.general.http_tls_key) {
@@ -316,11 +318,12 @@ fn callback_api(
     center: &mpsc::Sender<CenterRequest>,
     store: &Store,
     desktop: &tokio::sync::broadcast::Sender<DesktopEvent>,
-) -> crate::http::CallbackApi {
+) -> Result<crate::http::CallbackApi, DriverError> {
     use crate::callback::request;
     let queues: std::collections::BTreeSet<String> =
         config.callback.queues.keys().cloned().collect();
-    crate::http::CallbackApi {
+    let enricher = crate::integrations::enrich::Enricher::new(&config.callback.enrichment)?;
+    Ok(crate::http::CallbackApi {
         center: center.clone(),
         reads: std::sync::Arc::new(store.clone()),
         desktop: desktop.clone(),
@@ -332,7 +335,8 @@ fn callback_api(
         // A new number given later has no request's country code to lean
         // on: it must be international (+E.164).
         normalize_number: std::sync::Arc::new(|raw| request::normalize_number(raw, None, false)),
-    }
+        enricher: enricher.map(std::sync::Arc::new),
+    })
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

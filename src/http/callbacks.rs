@@ -2,6 +2,8 @@
 //! cancel and reschedule a callback. Each handler checks the request's
 //! shape, hands one [`Request`] to the center (or reads the store) and
 //! shapes the answer; whether the change is allowed is the center's call.
+//! A create first consults its queue's enrichment webhook, when one is
+//! configured (`integrations::enrich`), and validates the merged body.
 
 use std::sync::Arc;
 
@@ -20,11 +22,15 @@ use super::{center, list_query, Api};
 use crate::callback::{
     ActionError, Callback, CallbackWithHistory, ContactStatus, InteractionId, Page, Request,
 };
+use crate::integrations::enrich::{Enrichment, Refused};
 
 pub type Reply = Result<Response, ApiError>;
 
 /// The code of [`ActionError::NoCallback`]'s answer.
 const NO_CALLBACK: &str = "no_callback";
+
+/// The code of a create refused because its enrichment webhook failed.
+pub const ENRICHMENT_FAILED: &str = "enrichment_failed";
 
 /// Longest `Idempotency-Key` kept.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
@@ -40,7 +46,8 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
         (status = 200, description = "An idempotent replay, or merged into an open callback for the same number and queue", body = Callback,
             headers(("Location" = String))),
         (status = 400, description = "Not JSON", body = ErrorBody),
-        (status = 422, description = "A field is not acceptable", body = ErrorBody),
+        (status = 422, description = "A field is not acceptable (the message says when the value came from the enrichment answer)", body = ErrorBody),
+        (status = 502, description = "`enrichment_failed`: the queue's enrichment webhook failed and its policy refuses the request; nothing is stored", body = ErrorBody),
         (status = 503, body = ErrorBody),
     )
 )]
@@ -51,8 +58,18 @@ pub async fn create(
 ) -> Reply {
     let callbacks = api.callbacks()?;
     let idempotency_key = idempotency_key(&headers)?;
-    let callback = (callbacks.validate_create)(&body, Timestamp::now())
-        .map_err(|(field, message)| ApiError::invalid(&field, message))?;
+    // The webhook sees the request as sent; the merged body is validated.
+    let enrichment = match &callbacks.enricher {
+        Some(enricher) => enricher.enrich(&body).await.map_err(enrichment_failed)?,
+        None => Enrichment::Skipped,
+    };
+    let body = match &enrichment {
+        Enrichment::Enriched { body, .. } => body.as_slice(),
+        Enrichment::Skipped | Enrichment::Unenriched { .. } => &body[..],
+    };
+    let mut callback = (callbacks.validate_create)(body, Timestamp::now())
+        .map_err(|(field, message)| ApiError::invalid(&field, enrichment.blame(&field, message)))?;
+    callback.enrichment = enrichment.note().cloned();
     let reply = center::ask(
         &api,
         Request::Create {
@@ -217,6 +234,11 @@ async fn finished(api: &Api, id: &InteractionId) -> Result<Option<Callback>, Api
     Ok(found
         .map(|record| record.callback)
         .filter(|cb| cb.state.is_final()))
+}
+
+/// 502: the queue's enrichment webhook failed and its policy is `refuse`.
+fn enrichment_failed(refused: Refused) -> ApiError {
+    ApiError::new(StatusCode::BAD_GATEWAY, refused.to_string(), None).with_code(ENRICHMENT_FAILED)
 }
 
 /// `status` with the callback as the body and its URL in `Location`.

@@ -46,6 +46,10 @@ pub struct CreateCallbackDoc {
     caller_id: Option<String>,
     caller_id_name: Option<String>,
     script_id: Option<String>,
+    /// Not stored: passed to the queue's enrichment webhook.
+    schedule_group_id: Option<String>,
+    /// Not stored: passed to the queue's enrichment webhook.
+    widget_id: Option<String>,
 }
 
 /// `{"call": id}`: the call a command was taken for.

@@ -9,4 +9,5 @@
 //! the store (it commits what it is given).
 
 pub mod client;
+pub mod enrich;
 pub mod notify;

@@ -25,6 +25,8 @@ mod requests;
 #[cfg(test)]
 mod endcall_tests;
 #[cfg(test)]
+mod enrichment_tests;
+#[cfg(test)]
 mod notice_tests;
 #[cfg(test)]
 mod testlab;

@@ -116,6 +116,9 @@ impl Center {
                     "data": new.data,
                 });
                 self.history(&id, now, HistoryKind::Merged { request });
+                if let Some(note) = new.enrichment {
+                    self.history(&id, now, note.into());
+                }
                 self.save(&id, now);
                 if let Some(key) = idempotency_key {
                     self.remember_key(key, &id, now);
@@ -128,6 +131,7 @@ impl Center {
             }
         }
         let id = InteractionId::generate();
+        let enrichment = new.enrichment;
         let wanted = new.callback_scheduled_time.unwrap_or(now).max(now);
         let due = schedule::next_open(&queue, wanted);
         let cb = Callback {
@@ -160,6 +164,9 @@ impl Center {
         let options = self.resolve_options(&cb);
         self.live.insert(id.clone(), Live::new(cb, options));
         self.history(&id, now, HistoryKind::Created { by: by.to_string() });
+        if let Some(note) = enrichment {
+            self.history(&id, now, note.into());
+        }
         if let Some(key) = idempotency_key {
             self.remember_key(key, &id, now);
         }
@@ -498,6 +505,7 @@ impl Center {
             caller_id: cb.caller_id.clone(),
             caller_id_name: cb.caller_id_name.clone(),
             script_id: cb.script_id.clone(),
+            enrichment: None,
         };
         self.create(now, new, None, &format!("agent {agent}"))
     }

@@ -81,6 +81,7 @@ pub(super) fn settings() -> CallbackSettings {
             ("1002".to_string(), agent("1002", &[])),
         ]),
         notify: Default::default(),
+        enrichment: Default::default(),
     }
 }
 

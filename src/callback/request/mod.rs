@@ -126,12 +126,13 @@ pub struct CreateCallbackBody {
     /// without offset, and is kept for display and business hours.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
-    /// Accepted and ignored: document 002's widget webhook carries it, and
-    /// an integrator echoing that payload back must not be refused for it.
+    /// Not stored: passed to the enrichment webhook (document 002's
+    /// payload carries it), and accepted so that an integrator echoing
+    /// that payload back is not refused for it.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub schedule_group_id: Option<serde_json::Value>,
-    /// Accepted and ignored, like `scheduleGroupId`.
+    /// Not stored: passed to the enrichment webhook, like `scheduleGroupId`.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub widget_id: Option<serde_json::Value>,
@@ -238,7 +239,8 @@ pub fn validate(
     let callback_user_name =
         optional_text("callbackUserName", body.callback_user_name, MAX_USER_NAME)?;
     let script_id = optional_text("scriptId", body.script_id, MAX_SCRIPT_ID)?;
-    // scheduleGroupId and widgetId are deliberately dropped (see the body).
+    // scheduleGroupId and widgetId are deliberately dropped (see the body);
+    // the enrichment webhook is sent them before validation.
 
     Ok(NewCallback {
         queue_id: queue_id.to_owned(),
@@ -253,6 +255,8 @@ pub fn validate(
         caller_id,
         caller_id_name,
         script_id,
+        // The API adds it when the enrichment webhook was consulted.
+        enrichment: None,
     })
 }
 
