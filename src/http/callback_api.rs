@@ -1,6 +1,6 @@
 //! What the callback routes need from the web-callback layer: the center's
-//! request queue, the store's reads, the desktop broadcast, and three
-//! validation functions.
+//! request queue, the store's reads, the desktop broadcast, three
+//! validation functions, and the notification outbox's controls.
 //!
 //! The validators are function values rather than direct calls so that the
 //! HTTP layer does not depend on how request bodies are checked (that is
@@ -14,6 +14,7 @@ use jiff::Timestamp;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::callback::{CallbackReads, CenterRequest, DesktopEvent, NewCallback};
+use crate::integrations::notify::NotifyControl;
 
 /// Checks a raw `POST /v1/callbacks` body (already known to be JSON) at `now`
 /// and turns it into a [`NewCallback`], or names the field at fault:
@@ -40,6 +41,9 @@ pub struct CallbackApi {
     pub validate_create: ValidateCreate,
     pub parse_time: ParseTime,
     pub normalize_number: NormalizeNumber,
+    /// The notification outbox (dead letters, replays); `None`: its routes
+    /// answer 503.
+    pub notifications: Option<Arc<dyn NotifyControl>>,
 }
 
 impl fmt::Debug for CallbackApi {

@@ -271,6 +271,7 @@ pub fn fake_api() -> (CallbackApi, Fakes) {
         validate_create: Arc::new(validate_create),
         parse_time: Arc::new(parse_time),
         normalize_number: Arc::new(normalize_number),
+        notifications: None,
     };
     (
         api,

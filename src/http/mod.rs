@@ -21,7 +21,8 @@
 //! `center` (center round trip and store reads), `callbacks` (contact and
 //! supervisor routes), `callback_bodies` and `list_query` (their input),
 //! `agents` (the agent desktop's routes), `desktop` (desktop SSE with
-//! replay), `openapi` (the generated document), `tls` (HTTPS listener).
+//! replay), `notifications` (the outbox's dead events and replays),
+//! `openapi` (the generated document), `tls` (HTTPS listener).
 //!
 //! [`CallCommand`]: crate::call::CallCommand
 //! [`callback::Request`]: crate::callback::Request
@@ -40,6 +41,7 @@ mod errors;
 mod events;
 mod extract;
 mod list_query;
+mod notifications;
 mod openapi;
 mod routes;
 mod table;

@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use super::errors::ApiError;
-use super::{agents, auth, callbacks, desktop, events, openapi, routes, Api};
+use super::{agents, auth, callbacks, desktop, events, notifications, openapi, routes, Api};
 
 /// Largest request body: an originate with generous case data fits many times.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -51,6 +51,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/agents/{agent}/callbacks/{id}/{action}"),
     ("GET", "/v1/teams/{team}/dialable"),
     ("GET", "/v1/desktop/events"),
+    ("GET", "/v1/notifications/dead"),
+    ("POST", "/v1/notifications/dead/replay"),
+    ("POST", "/v1/notifications/dead/{endpoint}/{eventId}/replay"),
+    ("GET", "/v1/notifications/stats"),
 ];
 
 pub fn table(api: Arc<Api>) -> Router {
@@ -94,6 +98,16 @@ pub fn table(api: Arc<Api>) -> Router {
         )
         .route("/v1/teams/{team}/dialable", get(agents::team_dialable))
         .route("/v1/desktop/events", get(desktop::stream))
+        .route("/v1/notifications/dead", get(notifications::dead))
+        .route(
+            "/v1/notifications/dead/replay",
+            post(notifications::replay_all),
+        )
+        .route(
+            "/v1/notifications/dead/{endpoint}/{eventId}/replay",
+            post(notifications::replay),
+        )
+        .route("/v1/notifications/stats", get(notifications::stats))
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
         // After the fallbacks, so an anonymous client learns nothing about
@@ -141,7 +155,9 @@ mod tests {
                 .replace("{id}", "x")
                 .replace("{agent}", "x")
                 .replace("{team}", "x")
-                .replace("{action}", "accept");
+                .replace("{action}", "accept")
+                .replace("{endpoint}", "x")
+                .replace("{eventId}", "x");
             let req = Request::builder()
                 .method(*method)
                 .uri(&uri)

@@ -88,7 +88,10 @@ impl CallbackConfig {
              no_answer = {{ delay_secs = {r}, multiplier = 1.0, max_delay_secs = {r} }}\n\
              failed = {{ delay_secs = {r}, multiplier = 1.0, max_delay_secs = {r} }}\n",
             self.max_attempts,
-            self.queue_lines.iter().map(|l| format!("{l}\n")).collect::<String>()
+            self.queue_lines
+                .iter()
+                .map(|l| format!("{l}\n"))
+                .collect::<String>()
         ));
         for a in &self.agents {
             s.push_str(&format!(

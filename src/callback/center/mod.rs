@@ -387,7 +387,8 @@ impl Center {
     fn notify(&mut self, now: Timestamp, kind: NoticeKind) {
         let notice = Notice::new(now, kind);
         for d in notify::deliveries(&self.settings.notify, &notice) {
-            self.writes.push(Write::Outbox(OutboxWrite::Enqueue(Box::new(d))));
+            self.writes
+                .push(Write::Outbox(OutboxWrite::Enqueue(Box::new(d))));
         }
     }
 
