@@ -224,6 +224,9 @@ pub async fn run(
         // the configuration).
         let tls = config.general.http_tls_cert.is_some();
         callback_settings.notify.public_url = Some(crate::config::derived_public_url(*bound, tls));
+        if bound.ip().is_unspecified() && !callback_settings.notify.endpoints.is_empty() {
+            tracing::warn!(address = %bound, "recording links use the HTTP API's unspecified address; set [notify] public_url");
+        }
     }
     let center = Center::new(
         std::sync::Arc::new(callback_settings),
