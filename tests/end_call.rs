@@ -2,15 +2,15 @@
 //! and as the trunk's far end (the contact), a call recorded through the
 //! desktop API, held, retrieved, ended and wrapped up with a disposition.
 //! The interaction's stored call list keeps the call's figures; the
-//! recording is served with range requests; and with a `[notify]` endpoint
-//! for end-call events, the event is committed to the outbox (read straight
-//! from the SQLite file) with the figures, the disposition and a recording
-//! link whose path serves the WAV.
+//! recording is served with range requests; and a `[notify]` endpoint for
+//! end-call events (a real HTTP receiver) is sent the event with the
+//! figures, the disposition and a recording link whose path serves the WAV.
 
 mod common;
 
 use common::callbacks::{history_of, CallbackConfig, CallbackLab, WAIT};
 use common::http;
+use common::receiver::{Receiver, Reply};
 use common::sippbg::{cseq_method, header, SippBg};
 use common::Event;
 use jiff::Timestamp;
@@ -21,10 +21,10 @@ use serde_json::Value;
 /// the API listens.
 const PUBLIC_URL: &str = "http://switchback.test:8080";
 
-fn notify_toml() -> String {
+fn notify_toml(url: &str) -> String {
     format!(
         "[notify]\npublic_url = \"{PUBLIC_URL}\"\n\n[[notify.endpoints]]\nname = \"wfm\"\n\
-         url = \"http://127.0.0.1:9/x\"\nallow_http = true\nformat = \"json\"\n\
+         url = \"{url}\"\nallow_http = true\nformat = \"json\"\n\
          events = [\"end-call\"]\n"
     )
 }
@@ -202,26 +202,21 @@ fn a_wrapped_up_call_keeps_its_figures_and_its_recording_is_served() {
 }
 
 #[test]
-#[ignore = "needs [notify] config (wt-outbox)"]
-fn the_end_call_event_is_committed_with_the_wrap_up() {
-    let d = recorded_call_done(notify_toml());
-    let db = rusqlite::Connection::open_with_flags(
-        d.cb.data.path().join("switchback.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .expect("open the store read-only");
-    let mut rows = db
-        .prepare("SELECT endpoint, lane, body FROM outbox WHERE event_type = 'end-call'")
-        .unwrap();
-    let rows: Vec<(String, String, String)> = rows
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert_eq!(rows.len(), 1, "{rows:?}");
-    let (endpoint, lane, body) = &rows[0];
-    assert_eq!((endpoint.as_str(), lane.as_str()), ("wfm", "1001"));
-    let e: Value = serde_json::from_str(body).expect("the notice's JSON");
+fn the_end_call_event_reaches_the_wfm_endpoint_after_the_wrap_up() {
+    let wfm = Receiver::start(Reply::status(204));
+    let d = recorded_call_done(notify_toml(&wfm.url("/wfm/calls")));
+    let got = wfm.next(WAIT);
+    assert_eq!(
+        (got.method.as_str(), got.uri.as_str()),
+        ("POST", "/wfm/calls")
+    );
+    assert_eq!(got.header("x-switchback-event-type"), Some("end-call"));
+    let e: Value = got.json();
+    assert_eq!(
+        got.header("x-switchback-event-id"),
+        e["eventId"].as_str(),
+        "{e}"
+    );
     assert_eq!(e["eventType"], "end-call", "{e}");
     assert!(e["eventId"].as_str().is_some_and(|s| !s.is_empty()), "{e}");
     assert_eq!(e["agentId"], "1001", "{e}");

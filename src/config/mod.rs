@@ -8,6 +8,7 @@
 
 mod callback;
 mod locate;
+mod notify;
 pub mod schema;
 mod validate;
 
@@ -16,6 +17,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use locate::KeyPath;
+pub use notify::derived_public_url;
 pub use schema::*;
 
 /// The configuration in force: general settings and the profiles in order.
@@ -147,6 +149,7 @@ fn load_with(
                     ("include", !f.include.is_empty()),
                     ("dialplan", !f.dialplan.is_empty()),
                     ("callback", f.callback.is_some()),
+                    ("notify", f.notify.is_some()),
                 ];
                 if let Some((key, _)) = main_only.iter().find(|(_, set)| *set) {
                     push_error(
@@ -195,20 +198,32 @@ fn load_with(
             });
         }
     }
-    let (callback, callback_problems) = callback::settings(
+    let (mut callback, callback_problems) = callback::settings(
         &main_file.callback.unwrap_or_default(),
         &profiles,
         main,
         check_files,
     );
+    let general = main_file.general.unwrap_or_default();
+    let (notify, notify_problems) = notify::settings(
+        &main_file.notify.unwrap_or_default(),
+        &general,
+        main,
+        check_files,
+    );
+    callback.notify = notify;
     let config = Config {
-        general: main_file.general.unwrap_or_default(),
+        general,
         profiles,
         dialplan: main_file.dialplan,
         callback,
     };
     let problems = validate::validate(&config, main, check_files);
-    for (file, key, message) in problems.into_iter().chain(callback_problems) {
+    let all = problems
+        .into_iter()
+        .chain(callback_problems)
+        .chain(notify_problems);
+    for (file, key, message) in all {
         push_error(&mut errors, &texts, &file, key, &message);
     }
     if errors.is_empty() {

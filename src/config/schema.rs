@@ -27,6 +27,8 @@ pub struct ConfigFile {
     pub dialplan: Vec<Route>,
     /// The web-callback layer (main file only); see `config::callback`.
     pub callback: Option<CallbackTable>,
+    /// Workforce-management notifications (main file only); see `config::notify`.
+    pub notify: Option<NotifyTable>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -533,4 +535,67 @@ pub struct AgentTable {
     /// Privileges withheld (`Privilege::as_str` names); all others are granted.
     #[serde(default)]
     pub deny: Vec<String>,
+}
+
+/// `[notify]`: workforce-management notifications as written (document
+/// 004). `config::notify` checks it and turns it into
+/// [`crate::integrations::notify::NotifySettings`].
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyTable {
+    /// The base of recording links (default: the HTTP API's address).
+    pub public_url: Option<String>,
+    pub endpoints: Vec<NotifyEndpointTable>,
+}
+
+/// `[[notify.endpoints]]`: one receiver of events.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyEndpointTable {
+    pub name: String,
+    pub url: String,
+    /// `json` or `form` (URL-encoded, document 004's default).
+    #[serde(default = "default_notify_format")]
+    pub format: String,
+    /// `agent-states`, `agent-login`, `agent-logout`, `end-call`.
+    #[serde(default)]
+    pub events: Vec<String>,
+    /// Sent with every request, e.g. `{ Authorization = "Basic ..." }`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub signing_secret: Option<String>,
+    pub signature_header: Option<String>,
+    #[serde(default = "default_notify_timeout_ms")]
+    pub timeout_ms: u64,
+    #[serde(default = "default_notify_max_attempts")]
+    pub max_attempts: u32,
+    #[serde(default = "default_notify_backoff_initial_ms")]
+    pub backoff_initial_ms: u64,
+    #[serde(default = "default_notify_backoff_max_ms")]
+    pub backoff_max_ms: u64,
+    /// Plain `http://` allowed (testing only).
+    #[serde(default)]
+    pub allow_http: bool,
+    /// Extra trusted CA certificates (PEM), relative to the main file.
+    pub ca_file: Option<PathBuf>,
+}
+
+fn default_notify_format() -> String {
+    "form".into()
+}
+
+fn default_notify_timeout_ms() -> u64 {
+    5_000
+}
+
+fn default_notify_max_attempts() -> u32 {
+    10
+}
+
+fn default_notify_backoff_initial_ms() -> u64 {
+    500
+}
+
+fn default_notify_backoff_max_ms() -> u64 {
+    300_000
 }

@@ -2,9 +2,10 @@
 //! the endpoint loop owns the endpoint. Each turn takes every input that is
 //! ready (API requests, call events, registrations, refused commands,
 //! timers), commits all the center's writes in one transaction, and only
-//! then releases the replies, the call commands and the desktop events. A
-//! burst of requests therefore shares one fsync (group commit), and
-//! nothing anyone was told can be lost by a crash.
+//! then releases the replies, the call commands, the desktop events and
+//! the new notification outbox rows (to the delivery task). A burst of
+//! requests therefore shares one fsync (group commit), and nothing anyone
+//! was told can be lost by a crash.
 
 use std::time::Duration;
 
@@ -13,7 +14,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::call::{CallCommand, CallEvent, CommandError, ControlRequest};
 use crate::callback::center::Center;
-use crate::callback::{ActionError, CenterRequest, DesktopEvent, Reply};
+use crate::callback::{ActionError, CenterRequest, DesktopEvent, Reply, Write};
+use crate::integrations::notify::{Delivery, OutboxWrite};
 use crate::store::{Store, StoreError};
 
 /// What reaches the center besides API requests.
@@ -43,6 +45,8 @@ pub struct CallbackTask {
     pub feedback: mpsc::UnboundedSender<CenterInput>,
     pub commands: mpsc::Sender<ControlRequest>,
     pub desktop: broadcast::Sender<DesktopEvent>,
+    /// The notification delivery task: outbox rows once they are committed.
+    pub outbox: Option<mpsc::UnboundedSender<Vec<Delivery>>>,
 }
 
 impl CallbackTask {
@@ -113,6 +117,17 @@ impl CallbackTask {
 
     async fn commit_and_release(&mut self, replies: Vec<Answer>) -> Result<(), StoreError> {
         let writes = self.center.take_writes();
+        // Kept aside: delivered only if the commit holds.
+        let deliveries: Vec<Delivery> = match &self.outbox {
+            Some(_) => writes
+                .iter()
+                .filter_map(|w| match w {
+                    Write::Outbox(OutboxWrite::Enqueue(d)) => Some(d.as_ref().clone()),
+                    _ => None,
+                })
+                .collect(),
+            None => Vec::new(),
+        };
         if !writes.is_empty() {
             if let Err(e) = self.store.commit(writes).await {
                 tracing::error!(error = %e, "store commit failed; stopping the web-callback layer");
@@ -121,6 +136,12 @@ impl CallbackTask {
                 }
                 return Err(e);
             }
+        }
+        // Handed over before the replies: once a client is answered, the
+        // delivery task has the event queued.
+        if let (Some(outbox), false) = (&self.outbox, deliveries.is_empty()) {
+            // A stopped delivery task finds these in the store at restart.
+            let _ = outbox.send(deliveries);
         }
         for (reply, result) in replies {
             let _ = reply.send(result);
@@ -156,7 +177,7 @@ type Answer = (
 );
 
 /// A wall-clock deadline as a tokio instant.
-fn until(at: Timestamp) -> tokio::time::Instant {
+pub(super) fn until(at: Timestamp) -> tokio::time::Instant {
     let wait = at.duration_since(Timestamp::now());
     let wait = Duration::try_from(wait).unwrap_or(Duration::ZERO);
     tokio::time::Instant::now() + wait.min(Duration::from_secs(3600))

@@ -13,8 +13,10 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 mod callbacks;
+mod outbox;
 
 pub use callbacks::{CallbackTask, CenterInput};
+pub use outbox::{OutboxError, OutboxHandle, OutboxTask};
 
 use crate::call::{self, ControlRequest, Sessions};
 use crate::callback::center::Center;
@@ -59,6 +61,8 @@ pub enum DriverError {
     },
     #[error("enrichment webhook: {0}")]
     Enrichment(#[from] crate::integrations::client::ClientError),
+    #[error("{0}")]
+    Notify(#[from] OutboxError),
 }
 
 /// Runs the switch until `shutdown` resolves.
@@ -160,33 +164,23 @@ pub async fn run(
     // The web-callback layer: its store is opened (and recovered) before
     // anything is served, so nothing accepted before a crash is missed.
     let database = &config.callback.database;
-    let (store, recovered) = Store::open(database).map_err(|source| DriverError::Store {
+    let store_err = |source| DriverError::Store {
         path: database.display().to_string(),
         source,
-    })?;
+    };
+    let (store, recovered) = Store::open(database).map_err(store_err)?;
+    // Read before the web-callback task commits anything: every later row
+    // reaches the delivery task through `outbox_tx`, none through both.
+    let pending = store.outbox_pending().await.map_err(store_err)?;
+    let (outbox_tx, outbox_rx) = mpsc::unbounded_channel();
+    let (outbox_task, outbox_handle) =
+        OutboxTask::new(&config.callback.notify, store.clone(), pending, outbox_rx)?;
     let (center_tx, center_rx) = mpsc::channel::<CenterRequest>(4096);
     let (input_tx, input_rx) = mpsc::unbounded_channel::<CenterInput>();
     let (desktop_tx, mut desktop_rx) = tokio::sync::broadcast::channel::<DesktopEvent>(8192);
     let agent_profile = config
         .profile_index(&config.callback.agent_profile)
         .map(ProfileId);
-    let center = Center::new(
-        std::sync::Arc::new(config.callback.clone()),
-        recovered,
-        jiff::Timestamp::now(),
-    );
-    let callback_task = tokio::spawn(
-        CallbackTask {
-            center,
-            store: store.clone(),
-            requests: center_rx,
-            inputs: input_rx,
-            feedback: input_tx.clone(),
-            commands: control_tx.clone(),
-            desktop: desktop_tx.clone(),
-        }
-        .run(),
-    );
     let (events_tx, _) = tokio::sync::broadcast::channel::<call::CallEvent>(4096);
     let mut http = None;
     if let Some(addr) = config.general.http_listen {
@@ -198,7 +192,13 @@ pub async fn run(
             }),
             events: events_tx.clone(),
             api_keys: std::sync::Arc::new(config.general.http_api_keys.clone()),
-            callbacks: Some(callback_api(&config, &center_tx, &store, &desktop_tx)?),
+            callbacks: Some(callback_api(
+                &config,
+                &center_tx,
+                &store,
+                &desktop_tx,
+                &outbox_handle,
+            )?),
             recordings_dir: config.general.recordings_dir.clone(),
         };
         let tls = match (&config.general.http_tls_cert, &config.general.http_tls_key) {
@@ -219,9 +219,38 @@ pub async fn run(
             address: addr,
             source,
         })?;
-        let task = tokio::spawn(server);
-        http = Some((bound, stop_tx, task));
+        http = Some((bound, stop_tx, server));
     }
+    let mut callback_settings = config.callback.clone();
+    if let (None, Some((bound, _, _))) = (&callback_settings.notify.public_url, &http) {
+        // Recording links point at the API as bound (its port may be 0 in
+        // the configuration).
+        let tls = config.general.http_tls_cert.is_some();
+        callback_settings.notify.public_url = Some(crate::config::derived_public_url(*bound, tls));
+        if bound.ip().is_unspecified() && !callback_settings.notify.endpoints.is_empty() {
+            tracing::warn!(address = %bound, "recording links use the HTTP API's unspecified address; set [notify] public_url");
+        }
+    }
+    let center = Center::new(
+        std::sync::Arc::new(callback_settings),
+        recovered,
+        jiff::Timestamp::now(),
+    );
+    let callback_task = tokio::spawn(
+        CallbackTask {
+            center,
+            store: store.clone(),
+            requests: center_rx,
+            inputs: input_rx,
+            feedback: input_tx.clone(),
+            commands: control_tx.clone(),
+            desktop: desktop_tx.clone(),
+            outbox: Some(outbox_tx),
+        }
+        .run(),
+    );
+    let outbox_task = tokio::spawn(outbox_task.run());
+    let http = http.map(|(bound, stop, server)| (bound, stop, tokio::spawn(server)));
     drop(control_tx);
     on_ready(&listeners, http.as_ref().map(|(a, _, _)| *a));
 
@@ -308,6 +337,15 @@ pub async fn run(
         Err(_) => tracing::warn!("web-callback layer did not stop in time"),
         _ => {}
     }
+    // It stops once the web-callback task (its only source of rows) has;
+    // attempts still out are left pending in the store.
+    match tokio::time::timeout(Duration::from_secs(5), outbox_task).await {
+        Ok(Ok(Err(e))) => {
+            tracing::error!(error = %e, "notification delivery stopped on a store error")
+        }
+        Err(_) => tracing::warn!("notification delivery did not stop in time"),
+        _ => {}
+    }
     Ok(())
 }
 
@@ -318,6 +356,7 @@ fn callback_api(
     center: &mpsc::Sender<CenterRequest>,
     store: &Store,
     desktop: &tokio::sync::broadcast::Sender<DesktopEvent>,
+    notifications: &OutboxHandle,
 ) -> Result<crate::http::CallbackApi, DriverError> {
     use crate::callback::request;
     let queues: std::collections::BTreeSet<String> =
@@ -336,6 +375,7 @@ fn callback_api(
         // on: it must be international (+E.164).
         normalize_number: std::sync::Arc::new(|raw| request::normalize_number(raw, None, false)),
         enricher: enricher.map(std::sync::Arc::new),
+        notifications: Some(std::sync::Arc::new(notifications.clone())),
     })
 }
 

@@ -1,6 +1,7 @@
 //! What the callback routes need from the web-callback layer: the center's
 //! request queue, the store's reads, the desktop broadcast, three
-//! validation functions, and the enrichment webhooks.
+//! validation functions, the enrichment webhooks and the notification
+//! outbox's controls.
 //!
 //! The validators are function values rather than direct calls so that the
 //! HTTP layer does not depend on how request bodies are checked (that is
@@ -15,6 +16,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::callback::{CallbackReads, CenterRequest, DesktopEvent, NewCallback};
 use crate::integrations::enrich::Enricher;
+use crate::integrations::notify::NotifyControl;
 
 /// Checks a raw `POST /v1/callbacks` body (already known to be JSON) at `now`
 /// and turns it into a [`NewCallback`], or names the field at fault:
@@ -44,6 +46,9 @@ pub struct CallbackApi {
     /// The enrichment webhooks a create consults before validation; `None`
     /// when none is configured (a create then never waits on one).
     pub enricher: Option<Arc<Enricher>>,
+    /// The notification outbox (dead letters, replays); `None`: its routes
+    /// answer 503.
+    pub notifications: Option<Arc<dyn NotifyControl>>,
 }
 
 impl fmt::Debug for CallbackApi {

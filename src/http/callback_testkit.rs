@@ -273,6 +273,7 @@ pub fn fake_api() -> (CallbackApi, Fakes) {
         parse_time: Arc::new(parse_time),
         normalize_number: Arc::new(normalize_number),
         enricher: None,
+        notifications: None,
     };
     (
         api,

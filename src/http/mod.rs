@@ -23,8 +23,9 @@
 //! `center` (center round trip and store reads), `callbacks` (contact and
 //! supervisor routes), `callback_bodies` and `list_query` (their input),
 //! `agents` (the agent desktop's routes), `desktop` (desktop SSE with
-//! replay), `recordings` (recording downloads with ranges), `openapi` (the
-//! generated document), `tls` (HTTPS listener).
+//! replay), `recordings` (recording downloads with ranges), `notifications`
+//! (the outbox's dead events and replays), `openapi` (the generated
+//! document), `tls` (HTTPS listener).
 //!
 //! [`CallCommand`]: crate::call::CallCommand
 //! [`callback::Request`]: crate::callback::Request
@@ -43,6 +44,7 @@ mod errors;
 mod events;
 mod extract;
 mod list_query;
+mod notifications;
 mod openapi;
 mod recordings;
 mod routes;

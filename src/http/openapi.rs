@@ -15,7 +15,9 @@ use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{agents, callback_bodies, callbacks, desktop, errors, events, recordings, routes};
+use super::{
+    agents, callback_bodies, callbacks, desktop, errors, events, notifications, recordings, routes,
+};
 use crate::callback::{self as cb};
 
 /// `POST /v1/callbacks`'s body (checked by `callback::request`).
@@ -95,7 +97,7 @@ impl Modify for Security {
 #[openapi(
     info(
         title = "Switchback",
-        description = "The control API of a SIP web-callback softswitch: live calls, callbacks, agents and the desktop's event stream. Errors are `{code, message, field}`."
+        description = "The control API of a SIP web-callback softswitch: live calls, callbacks, agents, the desktop's event stream and workforce-management notifications. Errors are `{code, message, field}`."
     ),
     paths(
         routes::health, routes::list, routes::originate, routes::show, routes::delete_call,
@@ -107,10 +109,16 @@ impl Modify for Security {
         agents::logout, agents::view, agents::schedule, agents::agent_dialable,
         agents::team_dialable,
         desktop::stream, document,
+        notifications::dead, notifications::replay, notifications::replay_all,
+        notifications::stats,
     ),
     components(schemas(
         errors::Body, cb::Callback, cb::CallbackWithHistory, cb::Page, cb::ContactStatus,
         cb::AgentView, cb::DesktopEvent, callback_bodies::ActionBody,
+        notifications::DeadList, notifications::DeadItem, notifications::Replayed,
+        notifications::NotificationStats, notifications::EndpointFigures,
+        crate::integrations::notify::Notice, crate::integrations::notify::NoticeKind,
+        crate::integrations::notify::AgentChangeNotice, crate::integrations::notify::EndCallNotice,
     )),
     modifiers(&Security),
     security(("apiKey" = []), ("bearer" = [])),
@@ -118,6 +126,7 @@ impl Modify for Security {
         (name = "calls", description = "Live calls through the B2BUA"),
         (name = "callbacks", description = "Web callbacks: the contact's and supervisor's side"),
         (name = "desktop", description = "The agent desktop: agent state, interaction actions, events"),
+        (name = "notifications", description = "Workforce-management notifications: dead events and their replay"),
         (name = "meta", description = "Health and this document"),
     )
 )]

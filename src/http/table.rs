@@ -11,7 +11,9 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use super::errors::ApiError;
-use super::{agents, auth, callbacks, desktop, events, openapi, recordings, routes, Api};
+use super::{
+    agents, auth, callbacks, desktop, events, notifications, openapi, recordings, routes, Api,
+};
 
 /// Largest request body: an originate with generous case data fits many times.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -52,6 +54,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/teams/{team}/dialable"),
     ("GET", "/v1/desktop/events"),
     ("GET", "/v1/recordings/{name}"),
+    ("GET", "/v1/notifications/dead"),
+    ("POST", "/v1/notifications/dead/replay"),
+    ("POST", "/v1/notifications/dead/{endpoint}/{eventId}/replay"),
+    ("GET", "/v1/notifications/stats"),
 ];
 
 pub fn table(api: Arc<Api>) -> Router {
@@ -97,6 +103,16 @@ pub fn table(api: Arc<Api>) -> Router {
         .route("/v1/desktop/events", get(desktop::stream))
         // `get` answers HEAD too (axum drops the body).
         .route("/v1/recordings/{name}", get(recordings::download))
+        .route("/v1/notifications/dead", get(notifications::dead))
+        .route(
+            "/v1/notifications/dead/replay",
+            post(notifications::replay_all),
+        )
+        .route(
+            "/v1/notifications/dead/{endpoint}/{eventId}/replay",
+            post(notifications::replay),
+        )
+        .route("/v1/notifications/stats", get(notifications::stats))
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
         // After the fallbacks, so an anonymous client learns nothing about
@@ -145,7 +161,9 @@ mod tests {
                 .replace("{agent}", "x")
                 .replace("{team}", "x")
                 .replace("{action}", "accept")
-                .replace("{name}", "x.wav");
+                .replace("{name}", "x.wav")
+                .replace("{endpoint}", "x")
+                .replace("{eventId}", "x");
             let req = Request::builder()
                 .method(*method)
                 .uri(&uri)

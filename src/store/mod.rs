@@ -28,6 +28,8 @@ mod crash_tests;
 #[cfg(test)]
 mod list_tests;
 #[cfg(test)]
+mod outbox_tests;
+#[cfg(test)]
 mod tests;
 
 use std::path::{Path, PathBuf};
@@ -44,6 +46,7 @@ use crate::callback::{
     CallbackReads, CallbackWithHistory, DesktopEvent, InteractionId, ListFilter, Page, ReadFuture,
     Write,
 };
+use crate::integrations::notify::OutboxRow;
 use reads::ReadJob;
 use writer::{Counters, Job};
 
@@ -201,6 +204,39 @@ impl Store {
     ) -> Result<Vec<DesktopEvent>, StoreError> {
         self.read(move |conn| reads::desktop_events_after(conn, after, limit))
             .await
+    }
+
+    /// Every outbox row still to deliver, in commit order (start-up).
+    pub async fn outbox_pending(&self) -> Result<Vec<OutboxRow>, StoreError> {
+        self.read(|conn| outbox::pending(conn)).await
+    }
+
+    /// Dead outbox rows with `seq > after` (of one endpoint or all), in
+    /// commit order, at most `limit`.
+    pub async fn outbox_dead(
+        &self,
+        endpoint: Option<String>,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        self.read(move |conn| outbox::dead(conn, endpoint.as_deref(), after, limit))
+            .await
+    }
+
+    /// One outbox row, pending or dead.
+    pub async fn outbox_row(
+        &self,
+        endpoint: &str,
+        event_id: &str,
+    ) -> Result<Option<OutboxRow>, StoreError> {
+        let (endpoint, event_id) = (endpoint.to_string(), event_id.to_string());
+        self.read(move |conn| outbox::row(conn, &endpoint, &event_id))
+            .await
+    }
+
+    /// Dead rows per endpoint (endpoints with none are left out).
+    pub async fn outbox_dead_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.read(|conn| outbox::dead_counts(conn)).await
     }
 
     /// Drops idempotency keys recorded before `before`; returns how many.

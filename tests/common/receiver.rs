@@ -71,6 +71,10 @@ pub struct Recorded {
     /// Lower-case names, in arrival order.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// When it arrived.
+    pub at: std::time::Instant,
+    /// The status it is answered with.
+    pub status: u16,
 }
 
 impl Recorded {
@@ -224,7 +228,13 @@ async fn answer(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let reply = {
+        let next = shared.script.lock().expect("script").pop_front();
+        next.unwrap_or_else(|| shared.default.lock().expect("default").clone())
+    };
     let recorded = Recorded {
+        at: std::time::Instant::now(),
+        status: reply.status,
         method: method.to_string(),
         uri: uri.to_string(),
         headers: headers
@@ -237,10 +247,6 @@ async fn answer(
             })
             .collect(),
         body: body.to_vec(),
-    };
-    let reply = {
-        let next = shared.script.lock().expect("script").pop_front();
-        next.unwrap_or_else(|| shared.default.lock().expect("default").clone())
     };
     let _ = shared.seen.send(recorded);
     if !reply.delay.is_zero() {

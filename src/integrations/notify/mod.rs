@@ -3,12 +3,18 @@
 //! caused them, then delivered at least once to the configured endpoints.
 //!
 //! Files: `notice` (the events), `settings` (endpoints and their filters),
-//! `route` (which endpoints get an event: the outbox rows to commit).
+//! `route` (which endpoints get an event: the outbox rows to commit),
+//! `outbox` (the delivery scheduler), `body` (bodies and signatures),
+//! `control` (what the dead-letter API asks of the delivery task).
 
+pub mod body;
+pub mod control;
 pub mod notice;
+pub mod outbox;
 pub mod route;
 pub mod settings;
 
+pub use control::{ControlError, DeadPage, EndpointStats, NotifyControl};
 pub use notice::{AgentChangeNotice, EndCallNotice, Notice, NoticeKind};
 pub use route::deliveries;
 pub use settings::{
@@ -56,4 +62,22 @@ pub enum OutboxWrite {
         event_id: String,
         at: Timestamp,
     },
+}
+
+/// An outbox row as stored: pending (`dead_at` is `None`) or dead.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxRow {
+    /// Commit order; a lane is delivered in it.
+    pub seq: u64,
+    pub endpoint: String,
+    pub event_id: String,
+    /// The agent.
+    pub lane: String,
+    pub event_type: String,
+    /// Failed attempts.
+    pub attempts: u32,
+    pub next_at: Timestamp,
+    pub last_error: Option<String>,
+    pub dead_at: Option<Timestamp>,
+    pub notice: Notice,
 }
