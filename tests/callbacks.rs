@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::callbacks::{CallbackConfig, CallbackLab, WAIT};
+use common::callbacks::{seq, CallbackConfig, CallbackLab, WAIT};
 use common::sippbg::{cseq_method, header, Sipp, SippBg};
 use common::{http, Event};
 
@@ -90,28 +90,6 @@ fn the_whole_lifecycle_end_to_end() {
 
 // ---- retries, failures, reschedule and transfer (real SIP calls) ----
 
-/// A desktop event's sequence number (`seq=N`).
-fn seq(e: &Event) -> u64 {
-    e.get("seq").parse().unwrap_or(0)
-}
-
-/// Waits for the first desktop event `name` matching `fields` whose `seq`
-/// is above `after`. States and agent states repeat in these tests, so
-/// `CallbackLab::wait_state` (which finds the first ever) is not enough.
-fn wait_after(cb: &mut CallbackLab, name: &str, fields: &[(&str, &str)], after: u64) -> Event {
-    let fits =
-        |e: &Event| e.name == name && seq(e) > after && fields.iter().all(|(k, v)| e.get(k) == *v);
-    if let Some(e) = cb.lab.sw.events(name).into_iter().find(|e| fits(e)) {
-        return e;
-    }
-    let what = format!("event {name} {fields:?} after seq {after}");
-    let line = cb
-        .lab
-        .sw
-        .wait_for(&what, WAIT, |l| Event::parse(l).is_some_and(|e| fits(&e)));
-    Event::parse(&line).expect("a matched event")
-}
-
 /// Waits for the interaction to pass through `states` in this order (each
 /// after the previous, the first after `after`); returns their events.
 fn wait_states(cb: &mut CallbackLab, id: &str, after: u64, states: &[&str]) -> Vec<Event> {
@@ -119,7 +97,7 @@ fn wait_states(cb: &mut CallbackLab, id: &str, after: u64, states: &[&str]) -> V
     states
         .iter()
         .map(|state| {
-            let e = wait_after(cb, "interaction", &[("id", id), ("state", state)], at);
+            let e = cb.wait_after("interaction", &[("id", id), ("state", state)], at);
             at = seq(&e);
             e
         })
@@ -128,12 +106,7 @@ fn wait_states(cb: &mut CallbackLab, id: &str, after: u64, states: &[&str]) -> V
 
 /// The agent's next state change to `state` after desktop event `after`.
 fn wait_agent_after(cb: &mut CallbackLab, agent: &str, state: &str, after: u64) -> Event {
-    wait_after(
-        cb,
-        "agent-state",
-        &[("agent", agent), ("state", state)],
-        after,
-    )
+    cb.wait_after("agent-state", &[("agent", agent), ("state", state)], after)
 }
 
 /// The whole call placed without clicks (auto-answer, auto-dial).

@@ -8,11 +8,10 @@
 
 mod common;
 
-use common::callbacks::{history_of, CallbackConfig, CallbackLab, WAIT};
+use common::callbacks::{history_of, seq, CallbackConfig, CallbackLab, WAIT};
 use common::http;
 use common::receiver::{Receiver, Reply};
 use common::sippbg::{cseq_method, header, SippBg};
-use common::Event;
 use jiff::Timestamp;
 use serde_json::Value;
 
@@ -66,31 +65,6 @@ impl Done {
     }
 }
 
-/// Waits for the interaction to enter `state` after desktop event `after`
-/// (states repeat: `wait_state` finds the first ever).
-fn wait_state_after(cb: &mut CallbackLab, id: &str, state: &str, after: &Event) -> Event {
-    let seq = |e: &Event| e.get("seq").parse::<u64>().unwrap_or(0);
-    let floor = seq(after);
-    let fits = |e: &Event| {
-        e.name == "interaction" && e.get("id") == id && e.get("state") == state && seq(e) > floor
-    };
-    if let Some(e) = cb
-        .lab
-        .sw
-        .events("interaction")
-        .into_iter()
-        .find(|e| fits(e))
-    {
-        return e;
-    }
-    let what = format!("interaction {id} {state} after seq {floor}");
-    let line = cb
-        .lab
-        .sw
-        .wait_for(&what, WAIT, |l| Event::parse(l).is_some_and(|e| fits(&e)));
-    Event::parse(&line).expect("a matched event")
-}
-
 fn time(v: &Value) -> Timestamp {
     v.as_str()
         .and_then(|s| s.parse().ok())
@@ -126,10 +100,18 @@ fn recorded_call_done(extra_toml: String) -> Done {
     let held = cb.wait_state(&id, "on-hold");
     acked(&contact, 2);
     cb.act_ok("1001", &id, "retrieve", None);
-    wait_state_after(&mut cb, &id, "connected", &held);
+    cb.wait_after(
+        "interaction",
+        &[("id", &id), ("state", "connected")],
+        seq(&held),
+    );
     acked(&contact, 3);
     cb.act_ok("1001", &id, "end-call", None);
-    wait_state_after(&mut cb, &id, "ready-to-call", &held);
+    cb.wait_after(
+        "interaction",
+        &[("id", &id), ("state", "ready-to-call")],
+        seq(&held),
+    );
     cb.lab.wait("call-ended", &[("call", &call)]);
     cb.wait_agent("1001", "working");
     let done = cb.act_ok("1001", &id, "done", Some(r#"{"disposition":"Sold"}"#));

@@ -9,7 +9,7 @@ use super::super::callback_testkit::fake_api;
 use super::super::testkit::{accepting, assert_code, request};
 use super::super::HttpState;
 use super::*;
-use crate::integrations::notify::{AgentChangeNotice, NoticeKind};
+use crate::integrations::notify::{testkit, NoticeKind};
 
 /// Answers from a script and records what it was asked.
 #[derive(Default)]
@@ -41,20 +41,7 @@ fn row(seq: u64) -> OutboxRow {
         next_at: at,
         last_error: Some("HTTP 500".into()),
         dead_at: Some(at),
-        notice: Notice {
-            event_id: format!("ev-{seq}"),
-            timestamp: at,
-            kind: NoticeKind::AgentLogin(AgentChangeNotice {
-                agent_id: "1001".into(),
-                agent_name: None,
-                state: "ready".into(),
-                state_name: "Available".into(),
-                reason: None,
-                previous_state: None,
-                previous_state_name: None,
-                previous_state_seconds: None,
-            }),
-        },
+        notice: testkit::agent_notice(&format!("ev-{seq}"), at, "1001", NoticeKind::AgentLogin),
     }
 }
 

@@ -6,23 +6,10 @@ use jiff::Timestamp;
 
 use super::tests::t;
 use super::*;
-use crate::integrations::notify::{AgentChangeNotice, Delivery, Notice, NoticeKind, OutboxWrite};
+use crate::integrations::notify::{testkit, Delivery, Notice, NoticeKind, OutboxWrite};
 
 fn notice(id: &str, agent: &str) -> Notice {
-    Notice {
-        event_id: id.into(),
-        timestamp: t(1),
-        kind: NoticeKind::AgentState(AgentChangeNotice {
-            agent_id: agent.into(),
-            agent_name: None,
-            state: "ready".into(),
-            state_name: "Available".into(),
-            reason: None,
-            previous_state: Some("not-ready".into()),
-            previous_state_name: Some("Lunch".into()),
-            previous_state_seconds: Some(3),
-        }),
-    }
+    testkit::agent_notice(id, t(1), agent, NoticeKind::AgentState)
 }
 
 fn enqueue(endpoint: &str, id: &str, agent: &str) -> Write {

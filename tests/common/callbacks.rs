@@ -193,6 +193,25 @@ impl CallbackLab {
             .to_string()
     }
 
+    /// Waits for the first desktop event `name` matching `fields` whose
+    /// `seq` is above `after`. States and agent states repeat, so
+    /// [`CallbackLab::wait_state`] (which finds the first ever) is not
+    /// always enough.
+    pub fn wait_after(&mut self, name: &str, fields: &[(&str, &str)], after: u64) -> Event {
+        let fits = |e: &Event| {
+            e.name == name && seq(e) > after && fields.iter().all(|(k, v)| e.get(k) == *v)
+        };
+        if let Some(e) = self.lab.sw.events(name).into_iter().find(|e| fits(e)) {
+            return e;
+        }
+        let what = format!("event {name} {fields:?} after seq {after}");
+        let line = self
+            .lab
+            .sw
+            .wait_for(&what, WAIT, |l| Event::parse(l).is_some_and(|e| fits(&e)));
+        Event::parse(&line).expect("a matched event")
+    }
+
     pub fn wait_agent(&mut self, agent: &str, state: &str) -> Event {
         self.lab
             .wait("agent-state", &[("agent", agent), ("state", state)])
@@ -238,3 +257,8 @@ pub fn history_of(got: &serde_json::Value, kind: &str) -> Vec<serde_json::Value>
 
 /// The default bound on a wait for a web-callback event.
 pub const WAIT: Duration = EVENT;
+
+/// A desktop event's sequence number (`seq=N`).
+pub fn seq(e: &Event) -> u64 {
+    e.get("seq").parse().unwrap_or(0)
+}

@@ -1,29 +1,11 @@
 //! Workforce-management events in virtual time: what the center commits to
 //! the outbox for agent changes (end-call events have their own tests).
 
-use std::time::Duration;
-
 use super::testlab::*;
 use crate::callback::action::AgentAction;
 use crate::callback::model::Write;
-use crate::integrations::notify::{
-    BodyFormat, Delivery, DeliveryRetry, EndpointSettings, EventFilter, NoticeKind, OutboxWrite,
-};
-
-pub(super) fn endpoint(name: &str, events: EventFilter) -> EndpointSettings {
-    EndpointSettings {
-        name: name.into(),
-        url: "https://wfm.example/events".into(),
-        format: BodyFormat::Json,
-        events,
-        headers: vec![],
-        signing: None,
-        timeout: Duration::from_secs(5),
-        retry: DeliveryRetry::default(),
-        allow_http: false,
-        ca_file: None,
-    }
-}
+pub(super) use crate::integrations::notify::testkit::endpoint;
+use crate::integrations::notify::{Delivery, EventFilter, NoticeKind, OutboxWrite};
 
 pub(super) fn outbox(lab: &Lab) -> Vec<Delivery> {
     lab.writes

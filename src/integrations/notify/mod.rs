@@ -13,6 +13,8 @@ pub mod notice;
 pub mod outbox;
 pub mod route;
 pub mod settings;
+#[cfg(test)]
+pub mod testkit;
 
 pub use control::{ControlError, DeadPage, EndpointStats, NotifyControl};
 pub use notice::{AgentChangeNotice, EndCallNotice, Notice, NoticeKind};

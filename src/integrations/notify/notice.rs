@@ -148,20 +148,12 @@ mod tests {
 
     #[test]
     fn the_event_type_is_a_flat_field() {
-        let n = Notice {
-            event_id: "ev-1".into(),
-            timestamp: "2026-01-02T03:04:05Z".parse().unwrap(),
-            kind: NoticeKind::AgentLogin(AgentChangeNotice {
-                agent_id: "1001".into(),
-                agent_name: None,
-                state: "ready".into(),
-                state_name: "Available".into(),
-                reason: None,
-                previous_state: Some("logged-out".into()),
-                previous_state_name: Some("Logged Out".into()),
-                previous_state_seconds: Some(5),
-            }),
-        };
+        let n = super::super::testkit::agent_notice(
+            "ev-1",
+            "2026-01-02T03:04:05Z".parse().unwrap(),
+            "1001",
+            NoticeKind::AgentLogin,
+        );
         let v = serde_json::to_value(&n).unwrap();
         assert_eq!(v["eventType"], "agent-login");
         assert_eq!(v["agentId"], "1001");

@@ -6,27 +6,16 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 
 use super::*;
-use crate::integrations::notify::{BodyFormat, EventFilter};
+use crate::integrations::notify::testkit;
 
 fn endpoint(name: &str, max_attempts: u32) -> EndpointSettings {
     EndpointSettings {
-        name: name.into(),
-        url: "https://wfm.example/e".into(),
-        format: BodyFormat::Json,
-        events: EventFilter {
-            all_agent_states: true,
-            ..Default::default()
-        },
-        headers: vec![],
-        signing: None,
-        timeout: Duration::from_secs(5),
         retry: DeliveryRetry {
             max_attempts,
             initial: Duration::from_millis(500),
             max: Duration::from_secs(60),
         },
-        allow_http: false,
-        ca_file: None,
+        ..testkit::endpoint(name, testkit::all_agent_states())
     }
 }
 

@@ -20,43 +20,12 @@ pub fn deliveries(settings: &NotifySettings, notice: &Notice) -> Vec<Delivery> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-    use crate::integrations::notify::{
-        AgentChangeNotice, BodyFormat, DeliveryRetry, EndpointSettings, EventFilter, NoticeKind,
-    };
-
-    fn endpoint(name: &str, events: EventFilter) -> EndpointSettings {
-        EndpointSettings {
-            name: name.into(),
-            url: "https://wfm.example/e".into(),
-            format: BodyFormat::Json,
-            events,
-            headers: vec![],
-            signing: None,
-            timeout: Duration::from_secs(5),
-            retry: DeliveryRetry::default(),
-            allow_http: false,
-            ca_file: None,
-        }
-    }
+    use crate::integrations::notify::testkit::{self, endpoint};
+    use crate::integrations::notify::{AgentChangeNotice, EventFilter, NoticeKind};
 
     fn agent_notice(kind: fn(AgentChangeNotice) -> NoticeKind) -> Notice {
-        Notice {
-            event_id: "ev-1".into(),
-            timestamp: jiff::Timestamp::UNIX_EPOCH,
-            kind: kind(AgentChangeNotice {
-                agent_id: "1001".into(),
-                agent_name: None,
-                state: "ready".into(),
-                state_name: "Available".into(),
-                reason: None,
-                previous_state: None,
-                previous_state_name: None,
-                previous_state_seconds: None,
-            }),
-        }
+        testkit::agent_notice("ev-1", jiff::Timestamp::UNIX_EPOCH, "1001", kind)
     }
 
     #[test]
