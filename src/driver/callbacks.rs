@@ -1,11 +1,14 @@
 //! The web-callback task: owns the [`Center`] and the [`Store`], the way
 //! the endpoint loop owns the endpoint. Each turn takes every input that is
 //! ready (API requests, call events, registrations, refused commands,
-//! timers), commits all the center's writes in one transaction, and only
-//! then releases the replies, the call commands, the desktop events and
-//! the new notification outbox rows (to the delivery task). A burst of
-//! requests therefore shares one fsync (group commit), and nothing anyone
-//! was told can be lost by a crash.
+//! timers) and queues all the center's writes as one commit; a releaser
+//! task awaits each commit in turn and only then releases what that turn
+//! decided: the new notification outbox rows (to the delivery task), the
+//! replies, the call commands and the desktop events. Turns are pipelined:
+//! the center goes on deciding while a commit is out, and the writer
+//! gathers every commit queued meanwhile into its next transaction (one
+//! fsync for many turns). Commits are applied and released in order, and
+//! nothing anyone was told can be lost by a crash.
 
 use std::time::Duration;
 
@@ -16,7 +19,7 @@ use crate::call::{CallCommand, CallEvent, CommandError, ControlRequest};
 use crate::callback::center::Center;
 use crate::callback::{ActionError, CenterRequest, DesktopEvent, Reply, Write};
 use crate::integrations::notify::{Delivery, OutboxWrite};
-use crate::store::{Store, StoreError};
+use crate::store::{PendingCommit, Store, StoreError};
 
 /// What reaches the center besides API requests.
 #[derive(Debug)]
@@ -54,14 +57,24 @@ impl CallbackTask {
     /// cannot commit ends the task: the center's memory would be ahead of
     /// what survives a restart, so the switch stops rather than lie.
     pub async fn run(mut self) -> Result<(), StoreError> {
+        let (turns, queued) = mpsc::channel(TURNS_IN_FLIGHT);
+        let releaser = Releaser {
+            commands: self.commands.clone(),
+            feedback: self.feedback.clone(),
+            desktop: self.desktop.clone(),
+            outbox: self.outbox.take(),
+        };
+        let mut released = tokio::spawn(releaser.run(queued));
         // The recovery's own writes first.
-        self.commit_and_release(Vec::new()).await?;
+        let mut open = self.queue_turn(&turns, Vec::new()).await;
         let mut sweep = tokio::time::interval(KEY_SWEEP);
-        loop {
+        while open {
             let wake = self.center.poll_timeout().map(until);
             let mut replies = Vec::new();
             tokio::select! {
                 biased;
+                // The releaser stops only when a commit failed.
+                outcome = &mut released => return joined(outcome),
                 input = self.inputs.recv() => match input {
                     Some(input) => self.input(input),
                     None => break,
@@ -94,9 +107,10 @@ impl CallbackTask {
             {
                 self.center.handle_timeout(Timestamp::now());
             }
-            self.commit_and_release(replies).await?;
+            open = self.queue_turn(&turns, replies).await;
         }
-        Ok(())
+        drop(turns);
+        joined(released.await)
     }
 
     fn input(&mut self, input: CenterInput) {
@@ -115,38 +129,90 @@ impl CallbackTask {
         replies.push((r.reply, result));
     }
 
-    async fn commit_and_release(&mut self, replies: Vec<Answer>) -> Result<(), StoreError> {
+    /// Queues this turn's commit with the writer and its release with the
+    /// releaser; `false` once either is gone (the releaser's outcome says
+    /// why).
+    async fn queue_turn(&mut self, turns: &mpsc::Sender<Turn>, replies: Vec<Answer>) -> bool {
         let writes = self.center.take_writes();
-        // Kept aside: delivered only if the commit holds.
-        let deliveries: Vec<Delivery> = match &self.outbox {
-            Some(_) => writes
-                .iter()
-                .filter_map(|w| match w {
-                    Write::Outbox(OutboxWrite::Enqueue(d)) => Some(d.as_ref().clone()),
-                    _ => None,
-                })
-                .collect(),
-            None => Vec::new(),
+        // Kept aside: handed over only if the commit holds.
+        let deliveries: Vec<Delivery> = writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::Outbox(OutboxWrite::Enqueue(d)) => Some(d.as_ref().clone()),
+                _ => None,
+            })
+            .collect();
+        let commit = match self.store.queue_commit(writes).await {
+            Ok(commit) => commit,
+            Err(e) => {
+                tracing::error!(error = %e, "store gone; stopping the web-callback layer");
+                unavailable(replies, &e);
+                return false;
+            }
         };
-        if !writes.is_empty() {
-            if let Err(e) = self.store.commit(writes).await {
+        let turn = Turn {
+            commit,
+            deliveries,
+            replies,
+            commands: std::iter::from_fn(|| self.center.poll_command()).collect(),
+            desktop: std::iter::from_fn(|| self.center.poll_desktop()).collect(),
+        };
+        turns.send(turn).await.is_ok()
+    }
+}
+
+/// At most this many turns wait for their commits; the center pauses
+/// behind them (the writer is the bottleneck, not the center).
+const TURNS_IN_FLIGHT: usize = 256;
+
+/// What one turn decided, held until its commit is durable.
+struct Turn {
+    commit: PendingCommit,
+    deliveries: Vec<Delivery>,
+    replies: Vec<Answer>,
+    commands: Vec<CallCommand>,
+    desktop: Vec<DesktopEvent>,
+}
+
+/// Releases turns in the order they were queued, each once durable.
+struct Releaser {
+    commands: mpsc::Sender<ControlRequest>,
+    feedback: mpsc::UnboundedSender<CenterInput>,
+    desktop: broadcast::Sender<DesktopEvent>,
+    outbox: Option<mpsc::UnboundedSender<Vec<Delivery>>>,
+}
+
+impl Releaser {
+    /// Ends when the turns stop coming, or at the first failed commit:
+    /// what was decided after it is not released (its replies say the
+    /// store is unavailable).
+    async fn run(self, mut turns: mpsc::Receiver<Turn>) -> Result<(), StoreError> {
+        while let Some(mut turn) = turns.recv().await {
+            if let Err(e) = turn.commit.durable().await {
                 tracing::error!(error = %e, "store commit failed; stopping the web-callback layer");
-                for (reply, _) in replies {
-                    let _ = reply.send(Err(ActionError::Unavailable(format!("store: {e}"))));
+                unavailable(turn.replies, &e);
+                turns.close();
+                while let Some(later) = turns.recv().await {
+                    unavailable(later.replies, &e);
                 }
                 return Err(e);
             }
+            self.release(turn).await;
         }
+        Ok(())
+    }
+
+    async fn release(&self, turn: Turn) {
         // Handed over before the replies: once a client is answered, the
         // delivery task has the event queued.
-        if let (Some(outbox), false) = (&self.outbox, deliveries.is_empty()) {
+        if let (Some(outbox), false) = (&self.outbox, turn.deliveries.is_empty()) {
             // A stopped delivery task finds these in the store at restart.
-            let _ = outbox.send(deliveries);
+            let _ = outbox.send(turn.deliveries);
         }
-        for (reply, result) in replies {
+        for (reply, result) in turn.replies {
             let _ = reply.send(result);
         }
-        while let Some(command) = self.center.poll_command() {
+        for command in turn.commands {
             let (reply, answer) = oneshot::channel();
             let feedback = self.feedback.clone();
             let sent = command.clone();
@@ -164,11 +230,25 @@ impl CallbackTask {
                 }
             });
         }
-        while let Some(event) = self.center.poll_desktop() {
+        for event in turn.desktop {
             let _ = self.desktop.send(event);
         }
-        Ok(())
     }
+}
+
+fn unavailable(replies: Vec<Answer>, e: &StoreError) {
+    for (reply, _) in replies {
+        let _ = reply.send(Err(ActionError::Unavailable(format!("store: {e}"))));
+    }
+}
+
+fn joined(
+    outcome: Result<Result<(), StoreError>, tokio::task::JoinError>,
+) -> Result<(), StoreError> {
+    outcome.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the web-callback releaser panicked");
+        Err(StoreError::Closed("web-callback releaser"))
+    })
 }
 
 type Answer = (

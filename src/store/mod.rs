@@ -17,6 +17,7 @@
 //! Owns: the schema and its migrations, row encoding, the list cursor.
 //! Does not own: any decision about what to write (the center's).
 
+mod checkpoint;
 mod codec;
 mod outbox;
 mod reads;
@@ -114,6 +115,19 @@ pub struct StoreStats {
     pub jobs: u64,
 }
 
+/// A commit queued by [`Store::queue_commit`]: resolves once it is durable
+/// (or failed).
+pub struct PendingCommit(oneshot::Receiver<Result<(), StoreError>>);
+
+impl PendingCommit {
+    /// Awaited once; a second await reports the writer as closed.
+    pub async fn durable(&mut self) -> Result<(), StoreError> {
+        (&mut self.0)
+            .await
+            .map_err(|_| StoreError::Closed("writer"))?
+    }
+}
+
 /// A handle on the open store; clones share it. The threads stop when the
 /// last clone is dropped.
 #[derive(Clone)]
@@ -122,6 +136,8 @@ pub struct Store {
 }
 
 struct Shared {
+    /// Dropped with the last handle: stops the checkpointer.
+    _checkpointer: std::sync::mpsc::Sender<()>,
     writer: mpsc::Sender<Job>,
     reader: mpsc::Sender<ReadJob>,
     counters: Arc<Counters>,
@@ -156,8 +172,11 @@ impl Store {
         writer::spawn(writer_conn, writer_rx, Arc::clone(&counters), gate)
             .map_err(StoreError::Spawn)?;
         reads::spawn(reader_conn, reader_rx).map_err(StoreError::Spawn)?;
+        let (checkpointer, stop) = std::sync::mpsc::channel();
+        checkpoint::spawn(path, stop)?;
         let store = Store {
             shared: Arc::new(Shared {
+                _checkpointer: checkpointer,
                 writer: writer_tx,
                 reader: reader_tx,
                 counters,
@@ -171,12 +190,21 @@ impl Store {
     /// next transaction (one fsync for many callers); each caller is
     /// answered after that COMMIT, with its own batch's outcome.
     pub async fn commit(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        if writes.is_empty() {
-            return Ok(());
-        }
+        self.queue_commit(writes).await?.durable().await
+    }
+
+    /// Queues `writes` for the writer and returns the answer to await,
+    /// without awaiting it: a caller that must keep deciding while its
+    /// commit is out (pipelining) queues the next one behind it. Commits
+    /// are applied, and answered, in the order they were queued.
+    pub async fn queue_commit(&self, writes: Vec<Write>) -> Result<PendingCommit, StoreError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Job::Commit { writes, reply }).await?;
-        answer.await.map_err(|_| StoreError::Closed("writer"))?
+        if writes.is_empty() {
+            let _ = reply.send(Ok(()));
+        } else {
+            self.send(Job::Commit { writes, reply }).await?;
+        }
+        Ok(PendingCommit(answer))
     }
 
     pub async fn callback(

@@ -126,6 +126,26 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     // per-batch savepoints otherwise copy pages to a temporary file.
     conn.pragma_update(None, "temp_store", "MEMORY")
         .map_err(open_err)?;
+    // The checkpointer thread copies the WAL back; this is its safety net.
+    conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)
+        .map_err(open_err)?;
+    Ok(conn)
+}
+
+/// Pages of WAL after which the writer checkpoints by itself (64 MiB of
+/// 4 KiB pages): reached only when the checkpointer thread falls behind.
+const WRITER_AUTOCHECKPOINT_PAGES: i64 = 16_384;
+
+/// The checkpointer's connection: same file, copies the WAL back.
+pub(super) fn open_checkpointer(path: &Path) -> Result<Connection, StoreError> {
+    let open_err = |source| StoreError::Open {
+        path: path.to_owned(),
+        source,
+    };
+    let conn = Connection::open(path).map_err(open_err)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(open_err)?;
     Ok(conn)
 }
 

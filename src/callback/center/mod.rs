@@ -212,9 +212,21 @@ impl Center {
         self.timers.first().map(|(at, _)| *at)
     }
 
-    /// The writes to commit before anything else leaves.
+    /// The writes to commit before anything else leaves. A record saved
+    /// several times since the last take (created, then queued) is written
+    /// once, as it is now: every save is the whole record.
     pub fn take_writes(&mut self) -> Vec<Write> {
-        std::mem::take(&mut self.writes)
+        let mut writes = std::mem::take(&mut self.writes);
+        let mut saved = HashSet::new();
+        let mut keep = vec![true; writes.len()];
+        for (i, w) in writes.iter().enumerate().rev() {
+            if let Write::Callback(cb) = w {
+                keep[i] = saved.insert(&cb.id);
+            }
+        }
+        let mut keep = keep.into_iter();
+        writes.retain(|_| keep.next().unwrap_or(true));
+        writes
     }
 
     pub fn poll_command(&mut self) -> Option<CallCommand> {

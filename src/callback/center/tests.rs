@@ -865,3 +865,21 @@ fn a_replayed_key_of_a_finished_callback_names_it() {
     assert_eq!(again, Ok(Reply::Replayed(callback.id)));
     assert_eq!(lab.center.live_count(), 0);
 }
+
+#[test]
+fn a_record_saved_twice_in_one_turn_is_written_once_as_it_ends() {
+    let mut lab = Lab::new();
+    lab.writes.clear();
+    let id = lab.create(at(1), "+33612345678");
+    let saves: Vec<State> = lab
+        .writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::Callback(cb) if cb.id == id => Some(cb.state),
+            _ => None,
+        })
+        .collect();
+    // Created (scheduled) and due at once (queued): one write, the last.
+    assert_eq!(saves, [State::Queued]);
+    assert_eq!(lab.path(&id), [State::Queued], "the history keeps the move");
+}
