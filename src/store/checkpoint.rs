@@ -34,11 +34,8 @@ pub(super) fn spawn(path: &Path, stop: Receiver<()>) -> Result<(), StoreError> {
 }
 
 fn run(conn: &Connection, stop: &Receiver<()>) {
-    loop {
-        match stop.recv_timeout(EVERY) {
-            Err(RecvTimeoutError::Timeout) => {}
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
-        }
+    // Nothing is ever sent: the sender's drop ends the wait early.
+    while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(EVERY) {
         if let Err(e) = checkpoint(conn) {
             tracing::warn!(error = %e, "store: checkpoint failed; retried next round");
         }
@@ -52,4 +49,33 @@ pub(super) fn checkpoint(conn: &Connection) -> Result<(i64, i64), rusqlite::Erro
     conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
         Ok((row.get(1)?, row.get(2)?))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::callback;
+    use super::*;
+    use crate::callback::Write;
+    use crate::store::Store;
+
+    #[tokio::test]
+    async fn committed_frames_are_copied_back_without_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.db");
+        let (store, _) = Store::open(&path).unwrap();
+        for i in 0..20 {
+            let cb = callback(&format!("cb-{i}"), crate::callback::State::Queued, "q", i);
+            store
+                .commit(vec![Write::Callback(Box::new(cb))])
+                .await
+                .unwrap();
+        }
+        // Whether the thread's round came first or not, a PASSIVE round
+        // finds every frame of the WAL copied into the database file.
+        let conn = schema::open_checkpointer(&path).unwrap();
+        let (frames, copied) = checkpoint(&conn).unwrap();
+        assert!(frames > 0, "the commits went to the WAL");
+        assert_eq!(copied, frames);
+        drop(store);
+    }
 }
