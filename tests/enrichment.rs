@@ -427,3 +427,39 @@ fn with_refuse_a_failure_is_a_502_and_nothing_is_stored() {
     );
     assert_eq!(record["callbackUserName"], "Zoë");
 }
+
+#[test]
+fn a_retried_create_answers_its_first_result_without_calling_the_webhook_again() {
+    let endpoint = Receiver::start(Reply::json(200, json!({"callbackUserName": "Zoë"})));
+    let cb = failing_lab(&endpoint);
+    let body = json!({"queueId": "strict", "callbackNumbers": ["+33612345640"]}).to_string();
+    let create_with_key = || {
+        common::http::request_with(
+            cb.lab.http(),
+            "POST",
+            "/v1/callbacks",
+            Some(&body),
+            &[
+                ("X-API-Key", common::http::TEST_API_KEY),
+                ("Idempotency-Key", "order-7731"),
+            ],
+        )
+    };
+    let first = create_with_key();
+    assert_eq!(first.status, 201, "{}", first.body);
+    called(&endpoint);
+    // The webhook now fails, and `strict` refuses on failure: a retry that
+    // asked it again would be refused although the first one was accepted.
+    endpoint.set_default(Reply::status(500));
+    let again = create_with_key();
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.json()["id"], first.json()["id"]);
+    assert_eq!(again.json()["callbackUserName"], "Zoë");
+    // The switch answers only after its webhook call came back, and the
+    // receiver records a request before answering it: none was made.
+    assert!(
+        endpoint.try_next(Duration::ZERO).is_none(),
+        "the webhook was asked again"
+    );
+    assert_eq!(stored_in(&cb, "strict"), 1);
+}

@@ -48,6 +48,12 @@ pub enum Request {
         callback: NewCallback,
         idempotency_key: Option<String>,
     },
+    /// What a create with this `Idempotency-Key` would return without
+    /// creating anything: the first result, or [`Reply::NoReplay`]. Asked
+    /// before work a replay must not repeat (the enrichment webhook).
+    Replay {
+        idempotency_key: String,
+    },
     Cancel {
         id: InteractionId,
         by: Actor,
@@ -193,6 +199,8 @@ pub enum Reply {
     /// An `Idempotency-Key` replay of a callback that is over: the center
     /// no longer holds it, the store does.
     Replayed(InteractionId),
+    /// The key of a [`Request::Replay`] is not known (or past its window).
+    NoReplay,
     Callback(Box<Callback>),
     Status(ContactStatus),
     Agent(Box<AgentView>),

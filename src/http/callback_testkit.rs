@@ -310,6 +310,11 @@ pub fn plausible(request: &Request) -> CenterAnswer {
             // The fake remembers one key: "seen-before".
             new: idempotency_key.as_deref() != Some("seen-before"),
         },
+        Request::Replay { idempotency_key } if idempotency_key == "seen-before" => Reply::Created {
+            callback: Box::new(sample("cb-0000000000000001", State::Queued)),
+            new: false,
+        },
+        Request::Replay { .. } => Reply::NoReplay,
         Request::Cancel { id, .. } => Reply::Callback(cb(id, State::Cancelled)),
         Request::Reschedule { id, at, .. } => Reply::Callback(Box::new(Callback {
             callback_scheduled_time: Some(*at),

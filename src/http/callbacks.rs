@@ -18,7 +18,7 @@ use super::callback_bodies::{CancelBody, RescheduleBody};
 use super::errors::{ApiError, Body as ErrorBody};
 use super::extract::{JsonBody, JsonBytes};
 use super::openapi::CreateCallbackDoc;
-use super::{center, list_query, Api};
+use super::{center, list_query, Api, CallbackApi};
 use crate::callback::{
     ActionError, Callback, CallbackWithHistory, ContactStatus, InteractionId, Page, Request,
 };
@@ -60,8 +60,21 @@ pub async fn create(
     let idempotency_key = idempotency_key(&headers)?;
     // The webhook sees the request as sent; the merged body is validated.
     let enrichment = match &callbacks.enricher {
-        Some(enricher) => enricher.enrich(&body).await.map_err(enrichment_failed)?,
         None => Enrichment::Skipped,
+        Some(enricher) => {
+            // A retried create answers its first result without asking
+            // the webhook again (which could now refuse or change it).
+            if let Some(key) = &idempotency_key {
+                let replay = Request::Replay {
+                    idempotency_key: key.clone(),
+                };
+                match center::ask(&api, replay).await? {
+                    crate::callback::Reply::NoReplay => {}
+                    first => return created_answer(&api, callbacks, first).await,
+                }
+            }
+            enricher.enrich(&body).await.map_err(enrichment_failed)?
+        }
     };
     let body = match &enrichment {
         Enrichment::Enriched { body, .. } => body.as_slice(),
@@ -78,9 +91,19 @@ pub async fn create(
         },
     )
     .await?;
+    created_answer(&api, callbacks, reply).await
+}
+
+/// A create's answer: 201 with a new callback, 200 with the first result
+/// of a replay or a merge.
+async fn created_answer(
+    api: &Api,
+    callbacks: &CallbackApi,
+    reply: crate::callback::Reply,
+) -> Reply {
     // A replay of a callback that is over: the first result is in the store.
     if let crate::callback::Reply::Replayed(id) = &reply {
-        let record = center::read(&api, callbacks.reads.callback(id.clone()))
+        let record = center::read(api, callbacks.reads.callback(id.clone()))
             .await?
             .ok_or_else(|| ApiError::internal(format!("replayed callback {id} is not stored")))?;
         return Ok(located(StatusCode::OK, &record.callback));

@@ -22,6 +22,9 @@ impl Center {
                 callback,
                 idempotency_key,
             } => self.create(now, callback, idempotency_key, "api"),
+            Request::Replay { idempotency_key } => Ok(self
+                .replay(now, &idempotency_key)
+                .unwrap_or(Reply::NoReplay)),
             Request::Cancel { id, by, reason } => self.cancel(now, &id, by, reason),
             Request::Reschedule { id, by, at, number } => {
                 self.reschedule_waiting(now, &id, by, at, number)
@@ -44,6 +47,24 @@ impl Center {
         }
     }
 
+    /// The first result of a create with this key, while the key is
+    /// remembered: the live callback, or a pointer to the stored one.
+    fn replay(&self, now: Timestamp, key: &str) -> Option<Reply> {
+        let (id, at) = self.idempotency.get(key)?;
+        let window = SignedDuration::try_from(self.settings.idempotency_window)
+            .unwrap_or(SignedDuration::MAX);
+        if now.duration_since(*at) >= window {
+            return None;
+        }
+        Some(match self.live.get(id) {
+            Some(l) => Reply::Created {
+                callback: Box::new(l.cb.clone()),
+                new: false,
+            },
+            None => Reply::Replayed(id.clone()),
+        })
+    }
+
     pub(super) fn create(
         &mut self,
         now: Timestamp,
@@ -51,20 +72,8 @@ impl Center {
         idempotency_key: Option<String>,
         by: &str,
     ) -> Result<Reply, ActionError> {
-        if let Some(key) = &idempotency_key {
-            if let Some((id, at)) = self.idempotency.get(key) {
-                let window = SignedDuration::try_from(self.settings.idempotency_window)
-                    .unwrap_or(SignedDuration::MAX);
-                if now.duration_since(*at) < window {
-                    return Ok(match self.live.get(id) {
-                        Some(l) => Reply::Created {
-                            callback: Box::new(l.cb.clone()),
-                            new: false,
-                        },
-                        None => Reply::Replayed(id.clone()),
-                    });
-                }
-            }
+        if let Some(replay) = idempotency_key.as_ref().and_then(|k| self.replay(now, k)) {
+            return Ok(replay);
         }
         let Some(queue) = self.queue(&new.queue_id).cloned() else {
             return Err(ActionError::Invalid {

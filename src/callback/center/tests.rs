@@ -883,3 +883,46 @@ fn a_record_saved_twice_in_one_turn_is_written_once_as_it_ends() {
     assert_eq!(saves, [State::Queued]);
     assert_eq!(lab.path(&id), [State::Queued], "the history keeps the move");
 }
+
+#[test]
+fn a_replay_lookup_answers_the_first_result_and_creates_nothing() {
+    let mut lab = Lab::new();
+    let replay = |lab: &mut Lab, secs| {
+        lab.req(
+            at(secs),
+            Request::Replay {
+                idempotency_key: "k-1".into(),
+            },
+        )
+    };
+    assert_eq!(replay(&mut lab, 0), Ok(Reply::NoReplay));
+    let r = lab.req(
+        at(1),
+        Request::Create {
+            callback: NewCallback {
+                queue_id: "support".into(),
+                callback_numbers: vec!["+33612345678".into()],
+                ..Default::default()
+            },
+            idempotency_key: Some("k-1".into()),
+        },
+    );
+    let Ok(Reply::Created {
+        callback,
+        new: true,
+    }) = r
+    else {
+        panic!("{r:?}")
+    };
+    lab.writes.clear();
+    match replay(&mut lab, 2) {
+        Ok(Reply::Created {
+            callback: first,
+            new: false,
+        }) => assert_eq!(first.id, callback.id),
+        other => panic!("{other:?}"),
+    }
+    assert!(lab.writes.is_empty(), "a lookup writes nothing");
+    // Past the window (24 h) the key is forgotten.
+    assert_eq!(replay(&mut lab, 1 + 24 * 3600), Ok(Reply::NoReplay));
+}
