@@ -66,7 +66,7 @@ impl CallbackTask {
         };
         let mut released = tokio::spawn(releaser.run(queued));
         // The recovery's own writes first.
-        let mut open = self.queue_turn(&turns, Vec::new()).await;
+        let mut open = self.queue_turn(&turns, Vec::new()).await?;
         let mut sweep = tokio::time::interval(KEY_SWEEP);
         while open {
             let wake = self.center.poll_timeout().map(until);
@@ -107,7 +107,7 @@ impl CallbackTask {
             {
                 self.center.handle_timeout(Timestamp::now());
             }
-            open = self.queue_turn(&turns, replies).await;
+            open = self.queue_turn(&turns, replies).await?;
         }
         drop(turns);
         joined(released.await)
@@ -130,9 +130,13 @@ impl CallbackTask {
     }
 
     /// Queues this turn's commit with the writer and its release with the
-    /// releaser; `false` once either is gone (the releaser's outcome says
-    /// why).
-    async fn queue_turn(&mut self, turns: &mpsc::Sender<Turn>, replies: Vec<Answer>) -> bool {
+    /// releaser; `Ok(false)` once the releaser is gone (its outcome says
+    /// why), an error when the writer is.
+    async fn queue_turn(
+        &mut self,
+        turns: &mpsc::Sender<Turn>,
+        replies: Vec<Answer>,
+    ) -> Result<bool, StoreError> {
         let writes = self.center.take_writes();
         // Kept aside: handed over only if the commit holds.
         let deliveries: Vec<Delivery> = writes
@@ -147,7 +151,7 @@ impl CallbackTask {
             Err(e) => {
                 tracing::error!(error = %e, "store gone; stopping the web-callback layer");
                 unavailable(replies, &e);
-                return false;
+                return Err(e);
             }
         };
         let turn = Turn {
@@ -157,7 +161,7 @@ impl CallbackTask {
             commands: std::iter::from_fn(|| self.center.poll_command()).collect(),
             desktop: std::iter::from_fn(|| self.center.poll_desktop()).collect(),
         };
-        turns.send(turn).await.is_ok()
+        Ok(turns.send(turn).await.is_ok())
     }
 }
 
