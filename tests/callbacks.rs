@@ -286,9 +286,10 @@ fn busy_without_auto_dial_returns_to_ready_to_call() {
     let agent = cb.lab.phone("1001", "agent_autoanswer", calls(2));
     let busy = cb.lab.gateway("phone_busy", |s| s);
     cb.login("1001");
-    let id = cb.create(r#"{"queueId":"support","callbackNumbers":["+33612345678"]}"#);
-    assert_eq!(cb.wait_offer(&id), "1001");
-    cb.accept("1001", &id);
+    let id = cb.create_accepted(
+        "1001",
+        r#"{"queueId":"support","callbackNumbers":["+33612345678"]}"#,
+    );
     cb.act_ok("1001", &id, "call", None);
     let establishing = cb.wait_state(&id, "establishing");
     let engaged = wait_agent_after(&mut cb, "1001", "engaged", 0);
@@ -430,9 +431,10 @@ fn park_on_transfer() {
     let target = cb.lab.phone("1002", "phone_answer", |s| s);
     let contact = cb.lab.gateway("phone_answer", |s| s);
     cb.login("1001");
-    let id = cb.create(r#"{"queueId":"support","callbackNumbers":["+33612345678"]}"#);
-    assert_eq!(cb.wait_offer(&id), "1001");
-    cb.accept("1001", &id);
+    let id = cb.create_accepted(
+        "1001",
+        r#"{"queueId":"support","callbackNumbers":["+33612345678"]}"#,
+    );
     cb.act_ok("1001", &id, "call", None);
     let connected = cb.wait_state(&id, "connected");
     let engaged = cb.wait_agent("1001", "engaged");
@@ -501,9 +503,10 @@ fn agent_phone_that_does_not_answer() {
     let agent = cb.lab.phone("1001", "phone_busy", |s| s);
     let contact = cb.lab.gateway("phone_answer", |s| s);
     cb.login("1001");
-    let id = cb.create(r#"{"queueId":"support","callbackNumbers":["+33612345678"]}"#);
-    assert_eq!(cb.wait_offer(&id), "1001");
-    cb.accept("1001", &id);
+    let id = cb.create_accepted(
+        "1001",
+        r#"{"queueId":"support","callbackNumbers":["+33612345678"]}"#,
+    );
     cb.act_ok("1001", &id, "call", None);
     let establishing = cb.wait_state(&id, "establishing");
     let engaged = wait_agent_after(&mut cb, "1001", "engaged", 0);

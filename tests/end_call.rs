@@ -80,9 +80,10 @@ fn recorded_call_done(extra_toml: String) -> Done {
     let agent = cb.lab.phone("1001", "agent_autoanswer", |s| s);
     let contact = cb.lab.gateway("phone_answer", |s| s);
     cb.login("1001");
-    let id = cb.create(r#"{"queueId":"support","callbackNumbers":["+33612345678"]}"#);
-    assert_eq!(cb.wait_offer(&id), "1001");
-    cb.accept("1001", &id);
+    let id = cb.create_accepted(
+        "1001",
+        r#"{"queueId":"support","callbackNumbers":["+33612345678"]}"#,
+    );
     cb.act_ok("1001", &id, "call", None);
     cb.wait_state(&id, "connected");
     let call = cb.get(&id)["callId"].as_str().expect("call id").to_string();

@@ -197,14 +197,18 @@ fn check_text(field: &str, value: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Only RFC 3986's unreserved characters (A-Z a-z 0-9 - _ . ~): a name
+/// made of them needs no escaping in a URL, a header or a log line.
+pub(super) fn is_unreserved(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
+}
+
 /// A client-chosen call id ends up in `Location`, URLs and log lines, so it
 /// is held to characters that need no escaping anywhere.
 fn check_call_id(value: &str) -> Result<(), ApiError> {
-    let ok = !value.is_empty()
-        && value.len() <= MAX_CALL_ID
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'));
+    let ok = !value.is_empty() && value.len() <= MAX_CALL_ID && is_unreserved(value);
     if ok {
         Ok(())
     } else {

@@ -18,6 +18,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tower_http::services::ServeFile;
 
+use super::bodies::is_unreserved;
 use super::errors::{ApiError, Body as ErrorBody};
 use super::Api;
 
@@ -89,9 +90,7 @@ fn check_name(name: &str) -> Result<(), ApiError> {
         && name.len() <= MAX_NAME
         && name.ends_with(".wav")
         && !name.contains("..")
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'));
+        && is_unreserved(name);
     if ok {
         Ok(())
     } else {

@@ -174,6 +174,15 @@ impl CallbackLab {
         r.json()
     }
 
+    /// Creates a callback, insists that it is offered to `agent` (the only
+    /// one Ready), and has `agent` accept it; returns its id.
+    pub fn create_accepted(&mut self, agent: &str, body: &str) -> String {
+        let id = self.create(body);
+        assert_eq!(self.wait_offer(&id), agent, "offered to");
+        self.accept(agent, &id);
+        id
+    }
+
     /// Waits for the interaction to enter `state` (`event interaction ...`).
     pub fn wait_state(&mut self, id: &str, state: &str) -> Event {
         self.lab
