@@ -205,6 +205,12 @@ impl Switch {
         let dir = tempfile::tempdir().expect("tempdir");
         let config_path = dir.path().join("switchback.toml");
         std::fs::write(&config_path, config_text).expect("write config");
+        Switch::start_in(dir, config_path)
+    }
+
+    /// Starts `switchback run --config config_path` with `dir` as its working
+    /// directory (kept, with the stderr log, for as long as the switch lives).
+    pub fn start_in(dir: TempDir, config_path: PathBuf) -> Switch {
         let stderr_path = dir.path().join("stderr.log");
         let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_switchback"))
