@@ -44,7 +44,11 @@ fn main() -> ExitCode {
         .init();
     match Cli::parse().command {
         Command::CheckConfig { file } => match config::load(&file) {
-            Ok(_) => {
+            Ok(cfg) => {
+                // Warnings on stderr, like errors; the file is still usable.
+                for w in &cfg.warnings {
+                    eprintln!("{w}");
+                }
                 println!("{}: ok", file.display());
                 ExitCode::SUCCESS
             }
@@ -72,6 +76,9 @@ fn run(path: Option<PathBuf>, trace_sip: bool) -> anyhow::Result<()> {
         None => (config::embedded_default(), PathBuf::from(".")),
     };
     cfg.general.log_sip_messages |= trace_sip;
+    for w in &cfg.warnings {
+        tracing::warn!(file = %w.file, line = w.line, key = %w.key, "{}", w.message);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

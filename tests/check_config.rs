@@ -68,6 +68,86 @@ fn the_shipped_profiles_pass() {
     }
     let out = check(&p);
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        out.stderr.is_empty(),
+        "the shipped profiles draw no warning\n{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn more_than_one_digest_algorithm_is_warned_about_but_accepted() {
+    let text = r#"[profiles.internal]
+registrar = true
+listen = [{ transport = "udp", address = "127.0.0.1:0" }]
+[profiles.internal.registration]
+algorithms = ["SHA-256", "MD5"]
+[[profiles.internal.registration.user_agent_algorithms]]
+user_agent = "^PJSIP"
+algorithms = ["SHA-256"]
+[[profiles.internal.registration.user_agent_algorithms]]
+user_agent = "^Yealink"
+algorithms = ["SHA-256", "MD5"]
+[[profiles.internal.users]]
+username = "1001"
+password = "pw"
+algorithms = ["MD5", "SHA-256"]
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "two.toml", text);
+    let out = check(&p);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let warned: Vec<(usize, String)> = errors(&out, &p)
+        .into_iter()
+        .filter(|(_, _, m)| m.starts_with("warning:") && m.contains("baresip"))
+        .map(|(l, k, _)| (l, k))
+        .collect();
+    assert_eq!(
+        warned,
+        [
+            (5, "profiles.internal.registration.algorithms".to_string()),
+            (
+                11,
+                "profiles.internal.registration.user_agent_algorithms[1].algorithms".to_string()
+            ),
+            (15, "profiles.internal.users[0].algorithms".to_string()),
+        ],
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn a_bad_user_agent_pattern_is_an_error() {
+    let text = r#"[profiles.internal]
+registrar = true
+listen = [{ transport = "udp", address = "127.0.0.1:0" }]
+[[profiles.internal.registration.user_agent_algorithms]]
+user_agent = "^(PJSIP"
+algorithms = ["SHA-256"]
+[[profiles.internal.users]]
+username = "1001"
+ha1_md5 = "0123456789abcdef0123456789abcdef"
+algorithms = ["SHA-256"]
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "bad-ua.toml", text);
+    let out = check(&p);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let errs = errors(&out, &p);
+    let keys: Vec<&str> = errs.iter().map(|(_, k, _)| k.as_str()).collect();
+    assert!(
+        keys.contains(&"profiles.internal.registration.user_agent_algorithms[0].user_agent"),
+        "{}",
+        show(&out)
+    );
+    // Its only secret is an MD5 HA1 while it is offered SHA-256 alone.
+    assert!(
+        errs.iter()
+            .any(|(l, k, _)| *l == 8 && k == "profiles.internal.users[0].username"),
+        "{}",
+        show(&out)
+    );
 }
 
 #[test]

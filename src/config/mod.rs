@@ -29,6 +29,9 @@ pub struct Config {
     pub dialplan: Vec<Route>,
     /// The web-callback layer (defaults when `[callback]` is absent).
     pub callback: crate::callback::CallbackSettings,
+    /// What is valid but likely to hurt (printed by `check-config`, logged
+    /// at start), located like errors.
+    pub warnings: Vec<ConfigError>,
 }
 
 impl Config {
@@ -212,12 +215,18 @@ fn load_with(
         check_files,
     );
     callback.notify = notify;
-    let config = Config {
+    let mut config = Config {
         general,
         profiles,
         dialplan: main_file.dialplan,
         callback,
+        warnings: Vec::new(),
     };
+    let mut warnings = Vec::new();
+    for (file, key, message) in validate::warnings(&config) {
+        push_error(&mut warnings, &texts, &file, key, &message);
+    }
+    config.warnings = warnings;
     let problems = validate::validate(&config, main, check_files);
     let all = problems
         .into_iter()

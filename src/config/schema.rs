@@ -248,7 +248,10 @@ pub struct Registration {
     pub default_expires: u32,
     pub nonce_lifetime_secs: u64,
     /// Digest algorithms offered, in order of preference (RFC 8760 §2.4).
+    /// MD5 alone by default: some phones fail on a 401 with two challenges.
     pub algorithms: Vec<Algorithm>,
+    /// Other lists for phones whose `User-Agent` matches, first match wins.
+    pub user_agent_algorithms: Vec<UserAgentAlgorithms>,
 }
 
 impl Default for Registration {
@@ -258,9 +261,19 @@ impl Default for Registration {
             max_expires: 3600,
             default_expires: 600,
             nonce_lifetime_secs: 300,
-            algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
+            algorithms: vec![Algorithm::Md5],
+            user_agent_algorithms: Vec::new(),
         }
     }
+}
+
+/// Digest algorithms for the phones whose `User-Agent` matches a pattern.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserAgentAlgorithms {
+    /// A regular expression searched for in the `User-Agent` header.
+    pub user_agent: String,
+    pub algorithms: Vec<Algorithm>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -301,6 +314,9 @@ pub struct User {
     pub password: Option<String>,
     pub ha1_md5: Option<String>,
     pub ha1_sha256: Option<String>,
+    /// This user's digest algorithms, whatever its phone (default: the
+    /// profile's, or its phone's `user_agent_algorithms`).
+    pub algorithms: Option<Vec<Algorithm>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

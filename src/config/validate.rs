@@ -122,6 +122,51 @@ fn dialplan(config: &Config, main: &Path, out: &mut Vec<Problem>) {
     }
 }
 
+/// What is valid but likely to hurt: `(file, key, message)` each.
+pub fn warnings(config: &Config) -> Vec<Problem> {
+    let mut out = Vec::new();
+    for np in &config.profiles {
+        let p = &np.profile;
+        if !p.registrar {
+            continue;
+        }
+        let rk = KeyPath::default()
+            .key("profiles")
+            .key(&np.name)
+            .key("registration");
+        let mut lists = vec![(rk.clone().key("algorithms"), &p.registration.algorithms)];
+        for (i, rule) in p.registration.user_agent_algorithms.iter().enumerate() {
+            let key = rk.clone().key("user_agent_algorithms").index(i);
+            lists.push((key.key("algorithms"), &rule.algorithms));
+        }
+        for (i, u) in p.users.iter().enumerate() {
+            if let Some(a) = &u.algorithms {
+                let key = KeyPath::default()
+                    .key("profiles")
+                    .key(&np.name)
+                    .key("users")
+                    .index(i);
+                lists.push((key.key("algorithms"), a));
+            }
+        }
+        for (key, list) in lists {
+            if list.len() > 1 {
+                out.push((
+                    np.file.clone(),
+                    key,
+                    format!(
+                        "warning: {} digest challenges in one 401/407; some phones (baresip 1.0) \
+                         answer none when offered more than one: offer one, and give the \
+                         others per user or per user_agent_algorithms",
+                        list.len()
+                    ),
+                ));
+            }
+        }
+    }
+    out
+}
+
 fn profile(
     np: &NamedProfile,
     check_files: bool,
@@ -199,9 +244,24 @@ fn profile(
     }
     if r.algorithms.is_empty() {
         err(
-            rk.key("algorithms"),
+            rk.clone().key("algorithms"),
             "at least one digest algorithm is needed".into(),
         );
+    }
+    for (i, rule) in r.user_agent_algorithms.iter().enumerate() {
+        let key = rk.clone().key("user_agent_algorithms").index(i);
+        if let Err(e) = regex::Regex::new(&rule.user_agent) {
+            err(
+                key.clone().key("user_agent"),
+                format!("not a regular expression: {e}"),
+            );
+        }
+        if rule.algorithms.is_empty() {
+            err(
+                key.key("algorithms"),
+                "at least one digest algorithm is needed".into(),
+            );
+        }
     }
     let g = &p.auth_guard;
     let gk = base.clone().key("auth_guard");
@@ -245,9 +305,26 @@ fn profile(
                 }
             }
         }
+        if u.algorithms.as_ref().is_some_and(|a| a.is_empty()) {
+            err(
+                key.clone().key("algorithms"),
+                "at least one digest algorithm is needed".into(),
+            );
+        }
+        // Every algorithm this user may be offered (its own list, or the
+        // profile's and any phone rule's) needs a secret to check it with.
+        let offered: Vec<Algorithm> = match &u.algorithms {
+            Some(a) => a.clone(),
+            None => r
+                .algorithms
+                .iter()
+                .chain(r.user_agent_algorithms.iter().flat_map(|x| &x.algorithms))
+                .copied()
+                .collect(),
+        };
         let usable = u.password.is_some()
-            || p.registration.algorithms.contains(&Algorithm::Md5) && u.ha1_md5.is_some()
-            || p.registration.algorithms.contains(&Algorithm::Sha256) && u.ha1_sha256.is_some();
+            || offered.contains(&Algorithm::Md5) && u.ha1_md5.is_some()
+            || offered.contains(&Algorithm::Sha256) && u.ha1_sha256.is_some();
         if !usable {
             err(
                 key.key("username"),

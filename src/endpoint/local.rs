@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::config::{Algorithm, NamedProfile, Profile};
 use crate::registrar::{
-    Credentials, DigestAlgorithm, GuardSettings, RegistrarSettings, UserDirectory,
+    AlgorithmPolicy, Credentials, DigestAlgorithm, GuardSettings, RegistrarSettings, UserDirectory,
 };
 use crate::sip::{self, make_header, Request, Response};
 use crate::transaction::TimerSettings;
@@ -61,6 +61,33 @@ pub fn timer_settings(profile: &Profile) -> TimerSettings {
     }
 }
 
+fn digest_algorithms(list: &[Algorithm]) -> Vec<DigestAlgorithm> {
+    list.iter()
+        .map(|a| match a {
+            Algorithm::Md5 => DigestAlgorithm::Md5,
+            Algorithm::Sha256 => DigestAlgorithm::Sha256,
+        })
+        .collect()
+}
+
+/// The profile's algorithms, its `User-Agent` rules and its users' own lists.
+fn algorithm_policy(np: &NamedProfile) -> AlgorithmPolicy {
+    let r = &np.profile.registration;
+    let mut policy = AlgorithmPolicy::new(digest_algorithms(&r.algorithms));
+    for rule in &r.user_agent_algorithms {
+        // Validated when the configuration was loaded.
+        if let Ok(re) = regex::Regex::new(&rule.user_agent) {
+            policy = policy.with_user_agent(re, digest_algorithms(&rule.algorithms));
+        }
+    }
+    for u in &np.profile.users {
+        if let Some(a) = &u.algorithms {
+            policy = policy.with_user(u.username.clone(), digest_algorithms(a));
+        }
+    }
+    policy
+}
+
 pub fn registrar_settings(np: &NamedProfile) -> RegistrarSettings {
     let p = &np.profile;
     let mut users = UserDirectory::default();
@@ -85,14 +112,7 @@ pub fn registrar_settings(np: &NamedProfile) -> RegistrarSettings {
         max_expires: r.max_expires,
         default_expires: r.default_expires,
         nonce_lifetime: Duration::from_secs(r.nonce_lifetime_secs),
-        algorithms: r
-            .algorithms
-            .iter()
-            .map(|a| match a {
-                Algorithm::Md5 => DigestAlgorithm::Md5,
-                Algorithm::Sha256 => DigestAlgorithm::Sha256,
-            })
-            .collect(),
+        algorithms: algorithm_policy(np),
         users,
         guard: GuardSettings {
             max_failures: g.max_failures,

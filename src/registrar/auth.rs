@@ -3,9 +3,16 @@
 //! Owns the decision "who sent this request, if anyone": it picks the
 //! `Authorization` header for our realm, checks the nonce (ours? fresh?),
 //! the algorithm and qop, the request-digest and the nonce-count, and builds
-//! the `WWW-Authenticate` challenges (one per configured algorithm, in order
-//! of preference, RFC 8760 §2.4). It does not decide what the failure costs
-//! the sender (that is `guard.rs`) nor what the response looks like.
+//! the `WWW-Authenticate` challenges (one per algorithm offered to that
+//! request, in order of preference, RFC 8760 §2.4; `algorithms.rs` says
+//! which). It does not decide what the failure costs the sender (that is
+//! `guard.rs`) nor what the response looks like.
+//!
+//! A response to a nonce we cannot verify (minted by an earlier run, or
+//! garbled) is answered like a stale one: a fresh challenge with
+//! `stale=true` and no blame, so that a phone that kept a nonce across our
+//! restart registers again by itself instead of asking its user for the
+//! password (RFC 7616 §3.3 leaves the server this choice).
 //!
 //! An unknown user is checked against a dummy HA1 derived from the secret,
 //! so that it costs the same work and ends in the same answer as a wrong
@@ -14,6 +21,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use super::algorithms::AlgorithmPolicy;
 use super::digest::{
     digests_match, request_digest, DigestAlgorithm, DigestCredentials, DigestInput, QopAuth,
 };
@@ -25,11 +33,12 @@ use super::users::UserDirectory;
 pub enum AuthResult {
     /// Authenticated as this user.
     Authenticated { username: String },
-    /// No usable credentials (none, another realm, a nonce we did not mint,
-    /// an algorithm or qop we do not offer): challenge, no blame.
+    /// No usable credentials (none, another realm, an algorithm or qop we
+    /// do not offer this request): challenge, no blame.
     Challenge,
-    /// Correct credentials on an expired or forgotten nonce: challenge with
-    /// `stale=true`, no blame (RFC 7616 §3.3).
+    /// Correct credentials on an expired or forgotten nonce, or any answer
+    /// to a nonce we cannot verify: challenge with `stale=true`, no blame
+    /// (RFC 7616 §3.3).
     Stale,
     /// Wrong credentials, unknown user or a replayed nonce-count.
     Failed { username: String },
@@ -45,6 +54,8 @@ pub struct AuthRequest<'a> {
     pub request_uri: &'a str,
     /// Every `Authorization` value.
     pub authorization: &'a [&'a str],
+    /// The `User-Agent`, which may choose the algorithms offered.
+    pub user_agent: Option<&'a str>,
     /// Milliseconds since the registrar's epoch.
     pub now_ms: u64,
 }
@@ -52,7 +63,7 @@ pub struct AuthRequest<'a> {
 /// Digest state: realm, algorithms, nonce minting and replay table.
 pub struct Authenticator {
     realm: String,
-    algorithms: Vec<DigestAlgorithm>,
+    algorithms: AlgorithmPolicy,
     allow_no_qop: bool,
     lifetime_ms: u64,
     minter: NonceMinter,
@@ -78,7 +89,7 @@ impl std::fmt::Debug for Authenticator {
 impl Authenticator {
     pub fn new(
         realm: String,
-        algorithms: Vec<DigestAlgorithm>,
+        algorithms: AlgorithmPolicy,
         allow_no_qop: bool,
         lifetime_ms: u64,
         max_tracked_nonces: usize,
@@ -87,11 +98,6 @@ impl Authenticator {
         let mut mac = Hmac::<Sha256>::new_from_slice(&secret).expect("any key length");
         mac.update(b"switchback dummy password");
         let dummy_password = hex::encode(mac.finalize().into_bytes());
-        let algorithms = if algorithms.is_empty() {
-            vec![DigestAlgorithm::Sha256, DigestAlgorithm::Md5]
-        } else {
-            algorithms
-        };
         Authenticator {
             realm,
             algorithms,
@@ -103,12 +109,20 @@ impl Authenticator {
         }
     }
 
-    /// `WWW-Authenticate` values for a fresh challenge: one nonce, one value
-    /// per algorithm in preference order.
-    pub fn challenges(&mut self, now_ms: u64, stale: bool) -> Vec<String> {
+    /// `WWW-Authenticate` values for a fresh challenge to a request from
+    /// `user` sent by `user_agent`: one nonce, one value per algorithm
+    /// offered to it, in preference order.
+    pub fn challenges(
+        &mut self,
+        now_ms: u64,
+        stale: bool,
+        user: Option<&str>,
+        user_agent: Option<&str>,
+    ) -> Vec<String> {
         let nonce = self.minter.mint(now_ms, &self.realm);
         let realm = quote(&self.realm);
         self.algorithms
+            .offered(user, user_agent)
             .iter()
             .map(|alg| {
                 let mut v = format!(
@@ -157,7 +171,11 @@ impl Authenticator {
                 None => return AuthResult::Challenge,
             },
         };
-        if !self.algorithms.contains(&algorithm) {
+        if !self
+            .algorithms
+            .offered(Some(&creds.username), req.user_agent)
+            .contains(&algorithm)
+        {
             return AuthResult::Challenge;
         }
         let qop = match creds.qop.as_deref() {
@@ -183,11 +201,13 @@ impl Authenticator {
             };
         }
         let Some(nonce_id) = self.minter.verify(&creds.nonce, &self.realm) else {
-            return AuthResult::Challenge;
+            // Not a nonce of this run: a fresh one, and the phone may retry
+            // without bothering its user.
+            return AuthResult::Stale;
         };
         if nonce_id.issued_ms > req.now_ms {
             // Minted by an earlier run with the same secret: not ours now.
-            return AuthResult::Challenge;
+            return AuthResult::Stale;
         }
 
         // The same work whether or not the user exists.
@@ -299,13 +319,13 @@ mod tests {
     fn challenges_share_one_nonce_in_preference_order() {
         let mut a = Authenticator::new(
             "r\"x".into(),
-            vec![DigestAlgorithm::Sha256, DigestAlgorithm::Md5],
+            AlgorithmPolicy::new(vec![DigestAlgorithm::Sha256, DigestAlgorithm::Md5]),
             true,
             1000,
             16,
             [1; 32],
         );
-        let c = a.challenges(0, true);
+        let c = a.challenges(0, true, None, None);
         assert_eq!(c.len(), 2);
         assert!(
             c[0].starts_with(r#"Digest realm="r\"x", nonce=""#),

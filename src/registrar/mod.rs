@@ -23,6 +23,7 @@
 //! (Contact/To parsing), `bindings.rs` (the location service), `guard.rs`
 //! (failure rate limiting), `events.rs`, `date.rs`.
 
+mod algorithms;
 mod auth;
 mod bindings;
 mod contact;
@@ -42,6 +43,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{debug, info, warn};
 
+pub use algorithms::AlgorithmPolicy;
 pub use auth::AuthResult;
 pub use bindings::{Binding, LocationService};
 pub use contact::QValue;
@@ -77,9 +79,9 @@ pub struct RegistrarSettings {
     pub default_expires: u32,
     /// How long a nonce authenticates before it is answered `stale=true`.
     pub nonce_lifetime: Duration,
-    /// Offered algorithms, most preferred first (RFC 8760 §2.4: SHA-256
-    /// before MD5); one WWW-Authenticate per entry, in this order.
-    pub algorithms: Vec<DigestAlgorithm>,
+    /// Offered algorithms, most preferred first, per user and `User-Agent`
+    /// (RFC 8760 §2.4); one WWW-Authenticate per entry, in this order.
+    pub algorithms: AlgorithmPolicy,
     /// Accept MD5 credentials without qop (RFC 2069 form, §22.4).
     pub allow_no_qop: bool,
     pub users: UserDirectory,
@@ -98,7 +100,7 @@ impl Default for RegistrarSettings {
             max_expires: 3600,
             default_expires: 3600,
             nonce_lifetime: Duration::from_secs(300),
-            algorithms: vec![DigestAlgorithm::Sha256, DigestAlgorithm::Md5],
+            algorithms: AlgorithmPolicy::new(vec![DigestAlgorithm::Md5]),
             allow_no_qop: true,
             users: UserDirectory::new(),
             guard: GuardSettings::default(),
@@ -269,6 +271,7 @@ impl Registrar {
                 method: "REGISTER",
                 request_uri: &uri,
                 authorization: &authorization,
+                user_agent: request.header_value("User-Agent"),
                 now_ms,
             },
             &self.settings.users,
@@ -427,10 +430,12 @@ impl Registrar {
         }
     }
 
-    /// 401 with fresh challenges.
+    /// 401 with fresh challenges for the AOR's user and phone.
     fn challenge(&mut self, request: &Request, now_ms: u64, stale: bool) -> Response {
         let mut r = self.response(request, 401, None);
-        for value in self.auth.challenges(now_ms, stale) {
+        let user = request.header_value("To").and_then(crate::sip::user_part);
+        let agent = request.header_value("User-Agent");
+        for value in self.auth.challenges(now_ms, stale, user.as_deref(), agent) {
             r.headers.push(make_header("WWW-Authenticate", value));
         }
         r

@@ -15,7 +15,7 @@
 use std::time::Instant;
 
 use crate::net::Source;
-use crate::sip::{make_header, Request, Response};
+use crate::sip::{make_header, MessageHeaders, Request, Response};
 
 use super::auth::{AuthRequest, AuthResult};
 use super::guard::Verdict;
@@ -53,6 +53,7 @@ impl Registrar {
                 method: &method,
                 request_uri: &uri,
                 authorization: &authorization,
+                user_agent: request.header_value("User-Agent"),
                 now_ms,
             },
             &self.settings.users,
@@ -76,7 +77,9 @@ impl Registrar {
     /// 407 with fresh challenges (one per algorithm, one nonce).
     fn proxy_challenge(&mut self, request: &Request, now_ms: u64, stale: bool) -> Response {
         let mut r = self.response(request, 407, None);
-        for value in self.auth.challenges(now_ms, stale) {
+        let user = request.header_value("From").and_then(crate::sip::user_part);
+        let agent = request.header_value("User-Agent");
+        for value in self.auth.challenges(now_ms, stale, user.as_deref(), agent) {
             r.headers.push(make_header("Proxy-Authenticate", value));
         }
         r

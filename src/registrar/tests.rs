@@ -26,6 +26,9 @@ fn settings() -> RegistrarSettings {
         max_expires: 3600,
         default_expires: 600,
         nonce_lifetime: Duration::from_secs(30),
+        // Both, SHA-256 first, so that these scenarios cover both hashes
+        // and the order (the shipped profile offers MD5 alone).
+        algorithms: AlgorithmPolicy::new(vec![DigestAlgorithm::Sha256, DigestAlgorithm::Md5]),
         users,
         guard: GuardSettings {
             max_failures: 6,
@@ -481,7 +484,74 @@ fn expired_nonce_with_right_password_is_stale() {
 }
 
 #[test]
-fn forged_nonce_and_foreign_realm_get_a_plain_challenge() {
+fn user_agent_and_user_choose_the_challenge() {
+    use DigestAlgorithm::{Md5, Sha256};
+    let t0 = Instant::now();
+    let mut s = settings();
+    s.algorithms = AlgorithmPolicy::new(vec![Md5])
+        .with_user_agent(regex::Regex::new("^PJSIP").unwrap(), vec![Sha256])
+        .with_user("1002", vec![Sha256]);
+    let mut reg = Registrar::new(s, SECRET);
+    let src = source([192, 0, 2, 7]);
+    let algs = |r: &Response| {
+        challenges(r)
+            .iter()
+            .map(|c| param(c, "algorithm").unwrap())
+            .collect::<Vec<_>>()
+    };
+    // The profile's default: one MD5 challenge.
+    let ua = |v: &str| format!("User-Agent: {v}");
+    let (r, _) = respond_of(reg.handle_register(
+        t0,
+        &register("1001", "u1", 1, &[ua("baresip v1.0.0")]),
+        &src,
+    ));
+    assert_eq!(algs(&r), ["MD5"]);
+    // A phone model given SHA-256.
+    let (r, _) = respond_of(reg.handle_register(
+        t0,
+        &register("1001", "u2", 1, &[ua("PJSIP 2.15.1")]),
+        &src,
+    ));
+    assert_eq!(algs(&r), ["SHA-256"]);
+    let pj = challenges(&r)[0].clone();
+    // MD5 from that phone is not offered to it: a fresh challenge, no blame.
+    let md5 = authorization(&pj, "1001", "secret1001", Some(1), Some(Md5));
+    let req = register(
+        "1001",
+        "u2",
+        2,
+        &[ua("PJSIP 2.15.1"), contact("sip:1001@192.0.2.7", ""), md5],
+    );
+    let (r, _) = respond_of(reg.handle_register(t0, &req, &src));
+    assert_eq!(code(&r), 401);
+    assert_eq!(algs(&r), ["SHA-256"]);
+    assert!(
+        events(&mut reg).is_empty(),
+        "an algorithm not offered is no failure"
+    );
+    // A user given SHA-256 gets it whatever its phone, and registers with it.
+    let (r, _) = respond_of(reg.handle_register(
+        t0,
+        &register("1002", "u3", 1, &[ua("baresip v1.0.0")]),
+        &src,
+    ));
+    assert_eq!(algs(&r), ["SHA-256"]);
+    let ok = authorization(&challenges(&r)[0], "1002", "secret1002", Some(1), None);
+    let req = register(
+        "1002",
+        "u3",
+        2,
+        &[ua("baresip v1.0.0"), contact("sip:1002@192.0.2.7", ""), ok],
+    );
+    assert_eq!(
+        code(&respond_of(reg.handle_register(t0, &req, &src)).0),
+        200
+    );
+}
+
+#[test]
+fn forged_nonce_gets_a_stale_challenge_and_foreign_realm_a_plain_one() {
     let t0 = Instant::now();
     let mut reg = Registrar::new(settings(), SECRET);
     let src = source([192, 0, 2, 7]);
@@ -496,11 +566,26 @@ fn forged_nonce_and_foreign_realm_get_a_plain_challenge() {
     );
     let (r, _) = respond_of(reg.handle_register(t0, &req, &src));
     assert_eq!(code(&r), 401);
-    let realm = foreign.replace(REALM, "elsewhere");
+    // A nonce this run did not mint (another secret: a restart) is answered
+    // stale, so the phone retries by itself with the fresh one.
+    let fresh = challenges(&r);
+    assert!(fresh.iter().all(|c| c.contains("stale=true")), "{fresh:?}");
+    assert_ne!(param(&fresh[0], "nonce"), param(&foreign, "nonce"));
+    let garbled = foreign.replace(&param(&foreign, "nonce").unwrap(), "bm90LWEtbm9uY2U");
     let req = register(
         "1001",
         "f",
         3,
+        &[authorization(&garbled, "1001", "secret1001", Some(1), None)],
+    );
+    let (r, _) = respond_of(reg.handle_register(t0, &req, &src));
+    assert_eq!(code(&r), 401);
+    assert!(challenges(&r).iter().all(|c| c.contains("stale=true")));
+    let realm = foreign.replace(REALM, "elsewhere");
+    let req = register(
+        "1001",
+        "f",
+        4,
         &[authorization(&realm, "1001", "secret1001", Some(1), None)],
     );
     assert_eq!(
@@ -770,6 +855,65 @@ fn missing_to_user_and_require_and_malformed_authorization() {
     );
     let (r, _) = respond_of(reg.handle_register(t0, &req, &src));
     assert_eq!(code(&r), 400);
+}
+
+#[test]
+fn odd_authorization_headers_get_400_or_a_fresh_401() {
+    let t0 = Instant::now();
+    let mut reg = Registrar::new(settings(), SECRET);
+    let src = source([192, 0, 2, 7]);
+    let (r, _) = respond_of(reg.handle_register(t0, &register("1001", "o", 1, &[]), &src));
+    let ch = challenges(&r)[0].clone();
+    let nonce = param(&ch, "nonce").unwrap();
+    let good = authorization(&ch, "1001", "secret1001", Some(1), None);
+    let cases: Vec<(String, &[u16])> = vec![
+        // An algorithm nobody offered: a fresh challenge.
+        (
+            good.replace("algorithm=SHA-256", "algorithm=SHA-512-256"),
+            &[401],
+        ),
+        (
+            good.replace("algorithm=SHA-256", "algorithm=\"\""),
+            &[401, 400],
+        ),
+        // Another scheme.
+        ("Authorization: Basic MTAwMTpzZWNyZXQ=".into(), &[401]),
+        // Unterminated quotes, missing response, junk parameters.
+        (
+            format!(r#"Authorization: Digest username="1001, realm="{REALM}", nonce="{nonce}"#),
+            &[400, 401],
+        ),
+        (
+            format!(
+                r#"Authorization: Digest username="1001", realm="{REALM}", nonce="{nonce}", uri="sip:{REALM}""#
+            ),
+            &[400],
+        ),
+        ("Authorization: Digest ,,,=,=\"".into(), &[400, 401]),
+        ("Authorization: Digest".into(), &[400, 401]),
+        (good.replace("qop=auth", "qop=auth-int"), &[401]),
+        (good.replace("nc=00000001", "nc=zz"), &[400, 401]),
+    ];
+    for (i, (header, allowed)) in cases.into_iter().enumerate() {
+        let req = register(
+            "1001",
+            "o",
+            2 + i as u32,
+            &[contact("sip:1001@192.0.2.7", ""), header.clone()],
+        );
+        let (r, _) = respond_of(reg.handle_register(t0, &req, &src));
+        assert!(allowed.contains(&code(&r)), "{header}: got {}", code(&r));
+        if code(&r) == 401 {
+            assert!(
+                !challenges(&r).is_empty(),
+                "{header}: 401 without a challenge"
+            );
+        }
+    }
+    assert!(
+        reg.lookup("1001").is_empty(),
+        "nothing registered by odd headers"
+    );
 }
 
 #[test]

@@ -159,7 +159,7 @@ fn registrar() -> Registrar {
     Registrar::new(
         RegistrarSettings {
             realm: "switchback.test".into(),
-            algorithms: vec![DigestAlgorithm::Md5],
+            algorithms: crate::registrar::AlgorithmPolicy::new(vec![DigestAlgorithm::Md5]),
             users,
             guard: GuardSettings {
                 max_failures: 3,
