@@ -208,12 +208,16 @@ fn options_tcp() {
     options(Transport::Tcp);
 }
 
-/// Repeated wrong passwords from one source end in `source-blocked`, after
-/// which that source gets no answer at all while another source still does.
+/// Repeated wrong passwords for one user end in `user-blocked`: that user
+/// gets no answer from that address any more, while another user behind the
+/// same address (an office NAT) still registers. Failures for a second user
+/// from the address then block the whole source (`source-blocked`): it gets
+/// no answer at all, while another source still does.
 #[test]
-fn brute_force_blocks_the_source_udp() {
+fn brute_force_blocks_the_user_then_the_source_udp() {
     let cfg = TestConfig {
         max_failures: 3,
+        max_users_per_source: 2,
         ..TestConfig::default()
     };
     let mut sw = Switch::start(&cfg);
@@ -224,14 +228,12 @@ fn brute_force_blocks_the_source_udp() {
     args.extend(["-m", "6", "-l", "1", "-recv_timeout", "1500"].map(String::from));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let run = sipp_from_port("wrong_password", Transport::Udp, target, port, &args);
-    let blocked = sw.wait_event("source-blocked", &[], EVENT);
-    let source = blocked
-        .fields
-        .get("source")
-        .or(blocked.fields.get("ip"))
-        .cloned()
-        .unwrap_or_default();
-    assert!(source.starts_with("127.0.0.1"), "{}", blocked.line);
+    let blocked = sw.wait_event("user-blocked", &[("user", USER)], EVENT);
+    assert!(
+        blocked.get("source").starts_with("127.0.0.1"),
+        "{}",
+        blocked.line
+    );
     let failures = sw.events("auth-failed").len();
     assert!(
         failures >= 3,
@@ -244,6 +246,41 @@ fn brute_force_blocks_the_source_udp() {
         "once blocked, the last attempts must get no answer:\n{}",
         run.describe()
     );
+    assert!(!sw.has_event("source-blocked", &[]), "{}", sw.report());
+
+    // Another user on the same address, with the right password: registered.
+    let other_user = "1002";
+    let run = sipp_user(
+        "register",
+        Transport::Udp,
+        &sw,
+        other_user,
+        &password(&cfg, other_user),
+        &[],
+    );
+    assert!(run.success(), "{}\n{}", run.describe(), sw.report());
+    sw.await_event("registered", &[("user", other_user)], EVENT);
+
+    // A second user failing from this address: guessing, the source goes.
+    let run = sipp_user(
+        "wrong_password",
+        Transport::Udp,
+        &sw,
+        "1003",
+        "guess",
+        &["-m", "1"],
+    );
+    let blocked = sw.wait_event("source-blocked", &[], EVENT);
+    assert!(
+        blocked.get("source").starts_with("127.0.0.1"),
+        "{}",
+        blocked.line
+    );
+    assert!(
+        !run.success(),
+        "the blocking attempt is dropped:\n{}",
+        run.describe()
+    );
 
     // The blocked source (the exact address SIPp used) gets no answer: not to a
     // REGISTER, and not to anything else (a block drops the source's traffic).
@@ -253,8 +290,8 @@ fn brute_force_blocks_the_source_udp() {
     let register = String::from_utf8(options_request(local, Transport::Udp, "blocked-register"))
         .unwrap()
         .replace("OPTIONS", "REGISTER")
-        .replace("<sip:switch@", "<sip:1001@")
-        .replace("<sip:probe@", "<sip:1001@");
+        .replace("<sip:switch@", "<sip:1004@")
+        .replace("<sip:probe@", "<sip:1004@");
     sock.send(register.as_bytes()).unwrap();
     let (answer, _) = udp_await_response(&sock, "blocked-register", Duration::from_secs(2));
     assert_eq!(
@@ -290,12 +327,14 @@ fn brute_force_blocks_the_source_udp() {
         "another source must still be answered:\n{}",
         sw.report()
     );
-    // Contract: `event source-blocked source=...` (checked last so the behaviour is tested first).
-    assert!(
-        blocked.fields.contains_key("source"),
-        "source-blocked must name the peer in source=: {}",
-        blocked.line
-    );
+}
+
+fn password(cfg: &TestConfig, user: &str) -> String {
+    cfg.users
+        .iter()
+        .find(|(u, _)| u == user)
+        .map(|(_, p)| p.clone())
+        .unwrap_or_else(|| panic!("no user {user} in the test configuration"))
 }
 
 /// SIGTERM stops the switch cleanly.

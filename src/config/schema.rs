@@ -288,7 +288,10 @@ pub enum Algorithm {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthGuard {
+    /// Failures of one user from one source address before that pair is blocked.
     pub max_failures: u32,
+    /// Different users failing from one source before the whole source is blocked.
+    pub max_users_per_source: u32,
     pub window_secs: u64,
     pub block_secs: u64,
     pub max_transactions_per_source: usize,
@@ -298,6 +301,7 @@ impl Default for AuthGuard {
     fn default() -> Self {
         Self {
             max_failures: 10,
+            max_users_per_source: 4,
             window_secs: 60,
             block_secs: 300,
             max_transactions_per_source: 200,

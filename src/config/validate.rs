@@ -268,6 +268,12 @@ fn profile(
     if g.max_failures == 0 {
         err(gk.clone().key("max_failures"), "must be above 0".into());
     }
+    if g.max_users_per_source == 0 {
+        err(
+            gk.clone().key("max_users_per_source"),
+            "must be above 0".into(),
+        );
+    }
     if g.max_transactions_per_source == 0 {
         err(
             gk.key("max_transactions_per_source"),

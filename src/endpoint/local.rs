@@ -81,8 +81,24 @@ fn algorithm_policy(np: &NamedProfile) -> AlgorithmPolicy {
         }
     }
     for u in &np.profile.users {
-        if let Some(a) = &u.algorithms {
-            policy = policy.with_user(u.username.clone(), digest_algorithms(a));
+        // A user known only by stored HA1s can answer only those hashes:
+        // offering it another would turn its phone's right answer into a
+        // failure against the guard.
+        let stored: Vec<Algorithm> = [
+            (Algorithm::Md5, u.ha1_md5.is_some()),
+            (Algorithm::Sha256, u.ha1_sha256.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(a, has)| has.then_some(a))
+        .collect();
+        let own = match (&u.algorithms, u.password.is_some()) {
+            (Some(a), true) => Some(a.clone()),
+            (Some(a), false) => Some(a.iter().copied().filter(|x| stored.contains(x)).collect()),
+            (None, false) if stored.len() == 1 => Some(stored),
+            (None, _) => None,
+        };
+        if let Some(a) = own {
+            policy = policy.with_user(u.username.clone(), digest_algorithms(&a));
         }
     }
     policy
@@ -116,6 +132,7 @@ pub fn registrar_settings(np: &NamedProfile) -> RegistrarSettings {
         users,
         guard: GuardSettings {
             max_failures: g.max_failures,
+            max_users: g.max_users_per_source,
             window: Duration::from_secs(g.window_secs),
             block: Duration::from_secs(g.block_secs),
             ..GuardSettings::default()

@@ -24,7 +24,16 @@ pub enum RegistrarEvent {
     Expired { aor: String, contact: String },
     /// Credentials were presented and rejected.
     AuthFailed { user: String, ip: IpAddr },
-    /// A source failed too often and is ignored until `until`.
+    /// A user failed too often from one source; requests for it from there
+    /// are ignored until `until`.
+    UserBlocked {
+        user: String,
+        ip: IpAddr,
+        until: Instant,
+        duration: Duration,
+    },
+    /// Several users failed from one source (guessing or enumeration): it is
+    /// ignored until `until`.
     SourceBlocked {
         ip: IpAddr,
         until: Instant,
@@ -67,6 +76,14 @@ impl fmt::Display for RegistrarEvent {
             RegistrarEvent::AuthFailed { user, ip } => {
                 write!(f, "auth-failed user={} source={ip}", clean(user))
             }
+            RegistrarEvent::UserBlocked {
+                user, ip, duration, ..
+            } => write!(
+                f,
+                "user-blocked user={} source={ip} for={}s",
+                clean(user),
+                duration.as_secs()
+            ),
             RegistrarEvent::SourceBlocked { ip, duration, .. } => {
                 write!(f, "source-blocked source={ip} for={}s", duration.as_secs())
             }

@@ -1,18 +1,25 @@
-//! Rate limiting of failed authentication per source IP.
+//! Rate limiting of failed authentication, per (source address, user) and
+//! per source address.
 //!
 //! Password guessing against a registrar is cheap for the attacker and
-//! costly for users, so failures are counted per source address within a
-//! window: past half of `max_failures` each answer is held back a little
-//! longer (the driver sleeps before sending the 401/403), and at
-//! `max_failures` the address is blocked for `block`, its requests dropped
-//! without an answer. A successful authentication clears the record.
+//! costly for users, so failures are counted within a window. They are
+//! counted per (source, user) first: past half of `max_failures` each answer
+//! to that pair is held back a little longer (the driver sleeps before
+//! sending it), and at `max_failures` the pair is blocked for `block`, its
+//! requests dropped without an answer. A whole source is blocked only when
+//! `max_users` different users have failed from it within the window: that
+//! is guessing or enumeration, not one phone with a wrong password. Why not
+//! per source alone: the phones of an office sit behind one NAT address, and
+//! one misconfigured phone must not lock the others out. A successful
+//! authentication clears the pair's record.
 //!
 //! Only failures the guard is told about count: the registrar reports wrong
 //! credentials, not a first REGISTER without any (that is the normal start
 //! of a digest exchange), nor a stale nonce.
 //!
-//! Memory is bounded by `max_tracked`; when full, stale records go first,
-//! then the oldest unblocked ones. Pure: time comes in as `now`.
+//! Memory is bounded by `max_tracked` sources (each holds at most
+//! `max_users` users before it is blocked); when full, stale records go
+//! first, then the oldest unblocked ones. Pure: time comes in as `now`.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -21,17 +28,20 @@ use std::time::{Duration, Instant};
 /// Thresholds of the guard.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GuardSettings {
-    /// Failures within `window` that block the source.
+    /// Failures of one user from one source within `window` that block the pair.
     pub max_failures: u32,
+    /// Different users failing from one source within `window` that block
+    /// the whole source.
+    pub max_users: u32,
     /// How long failures are remembered, from the first one.
     pub window: Duration,
-    /// How long a blocked source stays blocked.
+    /// How long a blocked pair or source stays blocked.
     pub block: Duration,
     /// The first delay, once failures pass half of `max_failures`; it doubles with each further failure.
     pub delay_step: Duration,
     /// The longest delay.
     pub max_delay: Duration,
-    /// Records kept at most (one per source IP).
+    /// Sources kept at most.
     pub max_tracked: usize,
 }
 
@@ -39,6 +49,7 @@ impl Default for GuardSettings {
     fn default() -> Self {
         GuardSettings {
             max_failures: 10,
+            max_users: 4,
             window: Duration::from_secs(300),
             block: Duration::from_secs(900),
             delay_step: Duration::from_millis(250),
@@ -55,19 +66,47 @@ pub enum Verdict {
     Allow,
     /// Answer, but only after this delay.
     Delay(Duration),
-    /// Say nothing: the source is blocked.
+    /// Say nothing: the source (or this user from it) is blocked.
     Drop,
 }
 
+/// One user's failures from one source.
 #[derive(Debug, Clone)]
-struct Record {
+struct Pair {
     failures: u32,
     window_start: Instant,
+    blocked_until: Option<Instant>,
+}
+
+/// One source's failing users, and its own block.
+#[derive(Debug, Clone)]
+struct Record {
+    users: HashMap<String, Pair>,
     last_failure: Instant,
     blocked_until: Option<Instant>,
 }
 
-/// Failure counts per source IP.
+impl Record {
+    /// Forgets pairs whose window and block are both over.
+    fn prune(&mut self, now: Instant, window: Duration) {
+        self.users.retain(|_, p| match p.blocked_until {
+            Some(until) => now < until,
+            None => now.saturating_duration_since(p.window_start) <= window,
+        });
+    }
+
+    fn is_stale(&self, now: Instant, window: Duration) -> bool {
+        match self.blocked_until {
+            Some(until) => now >= until,
+            None => self.users.values().all(|p| match p.blocked_until {
+                Some(until) => now >= until,
+                None => now.saturating_duration_since(p.window_start) > window,
+            }),
+        }
+    }
+}
+
+/// Failure counts per source and user.
 #[derive(Debug)]
 pub struct AuthGuard {
     settings: GuardSettings,
@@ -79,7 +118,9 @@ pub struct AuthGuard {
 pub enum FailureOutcome {
     /// Answer, after the delay if any.
     Answer { delay: Option<Duration> },
-    /// This failure blocked the source until then; drop the request.
+    /// This failure blocked the user from this source until then; drop the request.
+    UserBlocked { until: Instant },
+    /// This failure blocked the whole source until then; drop the request.
     Blocked { until: Instant },
 }
 
@@ -95,32 +136,41 @@ impl AuthGuard {
         &self.settings
     }
 
-    /// Whether a request from `ip` may be processed at all: `Drop` while
-    /// the source is blocked, `Allow` otherwise.
-    pub fn check(&mut self, now: Instant, ip: IpAddr) -> Verdict {
-        let Some(record) = self.records.get(&ip) else {
+    /// Whether a request from `ip` for `user` (the user it authenticates
+    /// as or registers, when it names one) may be processed at all: `Drop`
+    /// while the source, or that user from it, is blocked.
+    pub fn check(&mut self, now: Instant, ip: IpAddr, user: Option<&str>) -> Verdict {
+        let Some(record) = self.records.get_mut(&ip) else {
             return Verdict::Allow;
         };
         match record.blocked_until {
-            Some(until) if now < until => Verdict::Drop,
+            Some(until) if now < until => return Verdict::Drop,
             Some(_) => {
                 // The block is over: start afresh.
                 self.records.remove(&ip);
-                Verdict::Allow
+                return Verdict::Allow;
             }
-            None => Verdict::Allow,
+            None => {}
+        }
+        let blocked = user
+            .and_then(|u| record.users.get(u))
+            .and_then(|p| p.blocked_until)
+            .is_some_and(|until| now < until);
+        if blocked {
+            Verdict::Drop
+        } else {
+            Verdict::Allow
         }
     }
 
-    /// Counts a failed authentication from `ip`.
-    pub fn record_failure(&mut self, now: Instant, ip: IpAddr) -> FailureOutcome {
+    /// Counts a failed authentication of `user` from `ip`.
+    pub fn record_failure(&mut self, now: Instant, ip: IpAddr, user: &str) -> FailureOutcome {
         if !self.records.contains_key(&ip) {
             self.make_room(now);
         }
         let s = &self.settings;
         let record = self.records.entry(ip).or_insert(Record {
-            failures: 0,
-            window_start: now,
+            users: HashMap::new(),
             last_failure: now,
             blocked_until: None,
         });
@@ -129,23 +179,45 @@ impl AuthGuard {
                 return FailureOutcome::Blocked { until };
             }
             record.blocked_until = None;
-            record.failures = 0;
-            record.window_start = now;
+            record.users.clear();
         }
-        if now.saturating_duration_since(record.window_start) > s.window {
-            record.failures = 0;
-            record.window_start = now;
-        }
-        record.failures = record.failures.saturating_add(1);
+        record.prune(now, s.window);
         record.last_failure = now;
-        if record.failures >= s.max_failures {
+        let pair = record.users.entry(user.to_string()).or_insert(Pair {
+            failures: 0,
+            window_start: now,
+            blocked_until: None,
+        });
+        if let Some(until) = pair.blocked_until {
+            if now < until {
+                return FailureOutcome::UserBlocked { until };
+            }
+            pair.blocked_until = None;
+            pair.failures = 0;
+            pair.window_start = now;
+        }
+        if now.saturating_duration_since(pair.window_start) > s.window {
+            pair.failures = 0;
+            pair.window_start = now;
+        }
+        pair.failures = pair.failures.saturating_add(1);
+        let failures = pair.failures;
+        if failures >= s.max_failures {
+            pair.blocked_until = Some(now + s.block);
+        }
+        if record.users.len() >= s.max_users.max(1) as usize {
             let until = now + s.block;
             record.blocked_until = Some(until);
             return FailureOutcome::Blocked { until };
         }
+        if failures >= s.max_failures {
+            return FailureOutcome::UserBlocked {
+                until: now + s.block,
+            };
+        }
         let half = s.max_failures / 2;
-        let delay = (record.failures > half).then(|| {
-            let doublings = (record.failures - half - 1).min(16);
+        let delay = (failures > half).then(|| {
+            let doublings = (failures - half - 1).min(16);
             s.delay_step
                 .saturating_mul(1u32 << doublings)
                 .min(s.max_delay)
@@ -153,12 +225,17 @@ impl AuthGuard {
         FailureOutcome::Answer { delay }
     }
 
-    /// A successful authentication from `ip` clears its record.
-    pub fn record_success(&mut self, ip: IpAddr) {
-        self.records.remove(&ip);
+    /// A successful authentication of `user` from `ip` clears that pair.
+    pub fn record_success(&mut self, ip: IpAddr, user: &str) {
+        if let Some(record) = self.records.get_mut(&ip) {
+            record.users.remove(user);
+            if record.users.is_empty() && record.blocked_until.is_none() {
+                self.records.remove(&ip);
+            }
+        }
     }
 
-    /// Whether `ip` is blocked at `now`.
+    /// Whether the whole source `ip` is blocked at `now`.
     pub fn is_blocked(&self, now: Instant, ip: IpAddr) -> bool {
         self.records
             .get(&ip)
@@ -166,7 +243,7 @@ impl AuthGuard {
             .is_some_and(|until| now < until)
     }
 
-    /// Records currently held.
+    /// Sources currently held.
     pub fn len(&self) -> usize {
         self.records.len()
     }
@@ -175,17 +252,13 @@ impl AuthGuard {
         self.records.is_empty()
     }
 
-    /// Frees space for one more record.
+    /// Frees space for one more source.
     fn make_room(&mut self, now: Instant) {
         if self.records.len() < self.settings.max_tracked.max(1) {
             return;
         }
         let window = self.settings.window;
-        // Stale: block over, or window over and not blocked.
-        self.records.retain(|_, r| match r.blocked_until {
-            Some(until) => now < until,
-            None => now.saturating_duration_since(r.window_start) <= window,
-        });
+        self.records.retain(|_, r| !r.is_stale(now, window));
         let max = self.settings.max_tracked.max(1);
         if self.records.len() < max {
             return;
@@ -195,7 +268,11 @@ impl AuthGuard {
         let mut order: Vec<(bool, Instant, IpAddr)> = self
             .records
             .iter()
-            .map(|(ip, r)| (r.blocked_until.is_some(), r.last_failure, *ip))
+            .map(|(ip, r)| {
+                let blocked = r.blocked_until.is_some()
+                    || r.users.values().any(|p| p.blocked_until.is_some());
+                (blocked, r.last_failure, *ip)
+            })
             .collect();
         order.sort();
         let evict = (max / 8).max(1).max(self.records.len() + 1 - max);
@@ -212,6 +289,7 @@ mod tests {
     fn settings() -> GuardSettings {
         GuardSettings {
             max_failures: 6,
+            max_users: 3,
             window: Duration::from_secs(60),
             block: Duration::from_secs(600),
             delay_step: Duration::from_millis(500),
@@ -225,11 +303,11 @@ mod tests {
     }
 
     #[test]
-    fn slows_then_blocks_then_unblocks() {
+    fn slows_then_blocks_the_pair_then_unblocks() {
         let t0 = Instant::now();
         let mut g = AuthGuard::new(settings());
         let delays: Vec<_> = (0..5)
-            .map(|i| g.record_failure(t0 + Duration::from_secs(i), ip(1)))
+            .map(|i| g.record_failure(t0 + Duration::from_secs(i), ip(1), "1001"))
             .collect();
         assert_eq!(
             delays,
@@ -247,19 +325,55 @@ mod tests {
         );
         let t6 = t0 + Duration::from_secs(6);
         assert_eq!(
-            g.record_failure(t6, ip(1)),
-            FailureOutcome::Blocked {
+            g.record_failure(t6, ip(1), "1001"),
+            FailureOutcome::UserBlocked {
                 until: t6 + Duration::from_secs(600)
             }
         );
-        assert_eq!(g.check(t6 + Duration::from_secs(599), ip(1)), Verdict::Drop);
-        assert_eq!(g.check(t6, ip(2)), Verdict::Allow);
+        let later = t6 + Duration::from_secs(599);
+        assert_eq!(g.check(later, ip(1), Some("1001")), Verdict::Drop);
+        // Another user behind the same address is not locked out.
+        assert_eq!(g.check(later, ip(1), Some("1002")), Verdict::Allow);
+        assert_eq!(g.check(later, ip(1), None), Verdict::Allow);
+        assert!(!g.is_blocked(later, ip(1)));
+        assert_eq!(g.check(t6, ip(2), Some("1001")), Verdict::Allow);
+        let over = t6 + Duration::from_secs(600);
+        assert_eq!(g.check(over, ip(1), Some("1001")), Verdict::Allow);
         assert_eq!(
-            g.check(t6 + Duration::from_secs(600), ip(1)),
-            Verdict::Allow
+            g.record_failure(over + Duration::from_secs(1), ip(1), "1001"),
+            FailureOutcome::Answer { delay: None }
+        );
+    }
+
+    #[test]
+    fn several_failing_users_block_the_source() {
+        let t0 = Instant::now();
+        let mut g = AuthGuard::new(settings());
+        assert_eq!(
+            g.record_failure(t0, ip(1), "1001"),
+            FailureOutcome::Answer { delay: None }
         );
         assert_eq!(
-            g.record_failure(t6 + Duration::from_secs(601), ip(1)),
+            g.record_failure(t0, ip(1), "1002"),
+            FailureOutcome::Answer { delay: None }
+        );
+        // The third user within the window: enumeration, the source goes.
+        assert_eq!(
+            g.record_failure(t0, ip(1), "admin"),
+            FailureOutcome::Blocked {
+                until: t0 + Duration::from_secs(600)
+            }
+        );
+        assert!(g.is_blocked(t0, ip(1)));
+        assert_eq!(g.check(t0, ip(1), Some("1003")), Verdict::Drop);
+        assert_eq!(g.check(t0, ip(1), None), Verdict::Drop);
+        assert_eq!(g.check(t0, ip(2), None), Verdict::Allow);
+        // Users that failed long ago do not add up with a new one.
+        let mut g = AuthGuard::new(settings());
+        g.record_failure(t0, ip(1), "1001");
+        g.record_failure(t0, ip(1), "1002");
+        assert_eq!(
+            g.record_failure(t0 + Duration::from_secs(61), ip(1), "1003"),
             FailureOutcome::Answer { delay: None }
         );
     }
@@ -273,7 +387,7 @@ mod tests {
         });
         let mut last = None;
         for _ in 0..39 {
-            if let FailureOutcome::Answer { delay } = g.record_failure(t0, ip(1)) {
+            if let FailureOutcome::Answer { delay } = g.record_failure(t0, ip(1), "1001") {
                 last = delay;
             }
         }
@@ -285,33 +399,36 @@ mod tests {
         let t0 = Instant::now();
         let mut g = AuthGuard::new(settings());
         for _ in 0..5 {
-            g.record_failure(t0, ip(1));
+            g.record_failure(t0, ip(1), "1001");
         }
         // Past the window the count starts again.
         assert_eq!(
-            g.record_failure(t0 + Duration::from_secs(61), ip(1)),
+            g.record_failure(t0 + Duration::from_secs(61), ip(1), "1001"),
             FailureOutcome::Answer { delay: None }
         );
         for _ in 0..4 {
-            g.record_failure(t0 + Duration::from_secs(61), ip(1));
+            g.record_failure(t0 + Duration::from_secs(61), ip(1), "1001");
         }
-        g.record_success(ip(1));
+        g.record_success(ip(1), "1001");
         assert_eq!(
-            g.record_failure(t0 + Duration::from_secs(62), ip(1)),
+            g.record_failure(t0 + Duration::from_secs(62), ip(1), "1001"),
             FailureOutcome::Answer { delay: None }
         );
+        assert_eq!(g.len(), 1);
+        g.record_success(ip(1), "1001");
+        assert!(g.is_empty());
     }
 
     #[test]
     fn memory_is_bounded_and_blocked_sources_survive_eviction() {
         let t0 = Instant::now();
         let mut g = AuthGuard::new(settings());
-        for _ in 0..6 {
-            g.record_failure(t0, ip(1));
+        for u in ["a", "b", "c"] {
+            g.record_failure(t0, ip(1), u);
         }
         assert!(g.is_blocked(t0, ip(1)));
         for n in 2..50 {
-            g.record_failure(t0 + Duration::from_secs(n as u64), ip(n));
+            g.record_failure(t0 + Duration::from_secs(n as u64), ip(n), "1001");
             assert!(g.len() <= 4);
         }
         assert!(g.is_blocked(t0 + Duration::from_secs(50), ip(1)));

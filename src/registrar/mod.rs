@@ -241,8 +241,8 @@ impl Registrar {
         source: &Source,
     ) -> RegisterOutcome {
         let ip = source.remote.ip();
-        if self.guard.check(now, ip) == Verdict::Drop {
-            debug!(%ip, "REGISTER from blocked source dropped");
+        if self.blocked(now, ip, request, "Authorization", "To") {
+            debug!(%ip, "REGISTER from blocked source or user dropped");
             return RegisterOutcome::Drop;
         }
         if request.method != Method::Register {
@@ -287,7 +287,10 @@ impl Registrar {
                 return respond(self.response(request, 400, Some(reason)))
             }
             AuthResult::Failed { username } => {
-                let r = self.challenge(request, now_ms, false);
+                // 403, not a fresh 401: a phone with a wrong password would
+                // answer every new challenge with it again, and so spend
+                // several failures of its guard record on one login.
+                let r = self.response(request, 403, Some("Wrong Credentials"));
                 return self.failure(now, source, &username, r);
             }
         };
@@ -303,7 +306,7 @@ impl Registrar {
             let r = self.response(request, 403, Some("Username Does Not Match To"));
             return self.failure(now, source, &username, r);
         }
-        self.guard.record_success(ip);
+        self.guard.record_success(ip, &username);
 
         // Step 6: Contacts and their expiries.
         let contact_values = request.header_values("Contact");
@@ -392,8 +395,19 @@ impl Registrar {
             user: username.to_string(),
             ip,
         });
-        match self.guard.record_failure(now, ip) {
+        match self.guard.record_failure(now, ip, username) {
             FailureOutcome::Answer { delay } => RegisterOutcome::Respond { response, delay },
+            FailureOutcome::UserBlocked { until } => {
+                let duration = until.saturating_duration_since(now);
+                warn!(%ip, user = %username, seconds = duration.as_secs(), "user blocked from this source");
+                self.events.push_back(RegistrarEvent::UserBlocked {
+                    user: username.to_string(),
+                    ip,
+                    until,
+                    duration,
+                });
+                RegisterOutcome::Drop
+            }
             FailureOutcome::Blocked { until } => {
                 let duration = until.saturating_duration_since(now);
                 warn!(%ip, seconds = duration.as_secs(), "source blocked");
@@ -428,6 +442,32 @@ impl Registrar {
             };
             self.events.push_back(event);
         }
+    }
+
+    /// Whether the guard drops `request`: its source is blocked, or the user
+    /// it names (in `auth_header`'s digest username for our realm, or the
+    /// `user_header` URI) is blocked from that source. Both are looked at, so
+    /// that credentials for a blocked user cannot be tried under another To.
+    fn blocked(
+        &mut self,
+        now: Instant,
+        ip: std::net::IpAddr,
+        request: &Request,
+        auth_header: &str,
+        user_header: &str,
+    ) -> bool {
+        let named = request
+            .header_value(user_header)
+            .and_then(crate::sip::user_part);
+        let claimed = request
+            .header_values_unsplit(auth_header)
+            .into_iter()
+            .filter_map(|v| DigestCredentials::parse(v).ok())
+            .find(|c| c.realm == self.settings.realm)
+            .map(|c| c.username);
+        [named, claimed]
+            .iter()
+            .any(|u| self.guard.check(now, ip, u.as_deref()) == Verdict::Drop)
     }
 
     /// 401 with fresh challenges for the AOR's user and phone.

@@ -18,7 +18,6 @@ use crate::net::Source;
 use crate::sip::{make_header, MessageHeaders, Request, Response};
 
 use super::auth::{AuthRequest, AuthResult};
-use super::guard::Verdict;
 use super::{respond, RegisterOutcome, Registrar, UnsplitValues};
 
 /// The outcome of authenticating a request by `Proxy-Authorization`.
@@ -41,7 +40,7 @@ impl Registrar {
         source: &Source,
     ) -> RequestAuth {
         let ip = source.remote.ip();
-        if self.guard.check(now, ip) == Verdict::Drop {
+        if self.blocked(now, ip, request, "Proxy-Authorization", "From") {
             return RequestAuth::Refused(RegisterOutcome::Drop);
         }
         let now_ms = self.millis(now);
@@ -60,7 +59,7 @@ impl Registrar {
         );
         let refused = match result {
             AuthResult::Authenticated { username } => {
-                self.guard.record_success(ip);
+                self.guard.record_success(ip, &username);
                 return RequestAuth::Authenticated { username };
             }
             AuthResult::Challenge => respond(self.proxy_challenge(request, now_ms, false)),

@@ -41,6 +41,7 @@ pub struct TestConfig {
     pub default_expires: u32,
     pub algorithms: Vec<&'static str>,
     pub max_failures: u32,
+    pub max_users_per_source: u32,
     pub window_secs: u64,
     pub block_secs: u64,
     pub max_transactions_per_source: usize,
@@ -58,6 +59,7 @@ impl Default for TestConfig {
             // SIPp 3.6 answers the first challenge and computes MD5 only.
             algorithms: vec!["MD5"],
             max_failures: 10,
+            max_users_per_source: 4,
             window_secs: 60,
             block_secs: 300,
             max_transactions_per_source: 200,
@@ -101,6 +103,7 @@ algorithms = [{algs}]
 
 [profiles.internal.auth_guard]
 max_failures = {mf}
+max_users_per_source = {mu}
 window_secs = {ws}
 block_secs = {bs}
 max_transactions_per_source = {mt}
@@ -112,6 +115,7 @@ max_transactions_per_source = {mt}
             def = self.default_expires,
             algs = algs.join(", "),
             mf = self.max_failures,
+            mu = self.max_users_per_source,
             ws = self.window_secs,
             bs = self.block_secs,
             mt = self.max_transactions_per_source,

@@ -53,9 +53,25 @@ fn wrong_credentials_get_403_and_count_toward_the_guard() {
             Some(RegistrarEvent::AuthFailed { .. })
         ));
     }
-    // The third failure blocked the source, as on REGISTER.
+    // The third failure blocked 1001 from this address, as on REGISTER;
+    // not the address itself, behind which other users may sit.
     let ip = source(7777).remote.ip();
-    assert!(w.out.registrar.is_blocked(w.now, ip));
+    assert!(!w.out.registrar.is_blocked(w.now, ip));
+    let answered = w.out.answers.len();
+    let next = parse_req(
+        sip::SipMessage::Request(invite("1002", 7777))
+            .to_string()
+            .replace("1002-7777", "1002-7777-3"),
+    );
+    w.receive(next, source(7777));
+    // Its transaction exists (100 Trying went out) and must end: 403, not
+    // another challenge to guess against.
+    let finals: Vec<u16> = w.out.answers[answered..]
+        .iter()
+        .map(|(_, r)| r.status_code.code())
+        .filter(|c| *c >= 200)
+        .collect();
+    assert_eq!(finals, [403], "a blocked user is refused, not challenged");
     assert!(w.out.sent.is_empty());
     assert_eq!(w.calls.call_count(), 0);
 }
