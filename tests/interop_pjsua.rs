@@ -156,28 +156,67 @@ fn register_reregister_unregister() {
     assert_eq!(code(&end), 480, "{end}");
 }
 
-/// The shipped profile offers two challenges (MD5 then SHA-256, one
-/// WWW-Authenticate each): PJSIP 2.15 answers one of them and is registered.
-#[test]
-fn registers_when_offered_md5_and_sha256() {
-    let mut sw = Shipped::new().start();
+/// Registers 1003 with the registrar offering `algorithms` (one
+/// WWW-Authenticate each, in this order); returns the Authorization lines
+/// PJSIP sent (read from its log), after checking the 401 carried them all.
+fn register_offered(algorithms: &str) -> Vec<String> {
+    let mut sw = Shipped::new()
+        .set("internal.toml", "algorithms", algorithms)
+        .start();
     let p = phone(&mut sw, "1003");
     let log = std::fs::read_to_string(p.log_path()).expect("PJSIP log");
-    let challenges = log
+    let challenges: Vec<&str> = log
         .lines()
         .filter(|l| l.starts_with("WWW-Authenticate:"))
-        .collect::<Vec<_>>();
-    assert!(
-        challenges.iter().any(|l| l.contains("MD5"))
-            && challenges.iter().any(|l| l.contains("SHA-256")),
-        "the 401 should carry both challenges: {challenges:?}"
-    );
-    let answers = log
+        .collect();
+    for alg in ["MD5", "SHA-256"] {
+        assert_eq!(
+            challenges
+                .iter()
+                .any(|l| l.contains(&format!("algorithm={alg},"))),
+            algorithms.contains(&format!("\"{alg}\"")),
+            "the 401 should carry exactly {algorithms}: {challenges:?}"
+        );
+    }
+    let answers: Vec<String> = log
         .lines()
         .filter(|l| l.starts_with("Authorization:"))
-        .collect::<Vec<_>>();
+        .map(str::to_string)
+        .collect();
     assert!(!answers.is_empty(), "no Authorization sent");
-    eprintln!("PJSIP 2.15 answered the two challenges with: {answers:?}");
+    answers
+}
+
+/// Two challenges, MD5 first (the order `sip-profiles/internal.toml` ships
+/// with before the MD5-only default): PJSIP 2.15 answers the first, MD5,
+/// with one Authorization, and is registered.
+#[test]
+fn registers_when_offered_md5_then_sha256() {
+    let answers = register_offered(r#"["MD5", "SHA-256"]"#);
+    assert!(
+        answers.iter().all(|a| a.contains("algorithm=MD5,")),
+        "{answers:?}"
+    );
+}
+
+/// Two challenges, SHA-256 first: PJSIP 2.15 answers SHA-256 and is registered.
+#[test]
+fn registers_when_offered_sha256_then_md5() {
+    let answers = register_offered(r#"["SHA-256", "MD5"]"#);
+    assert!(
+        answers.iter().all(|a| a.contains("algorithm=SHA-256,")),
+        "{answers:?}"
+    );
+}
+
+/// SHA-256 alone (RFC 8760): PJSIP 2.15 registers.
+#[test]
+fn registers_when_offered_sha256_only() {
+    let answers = register_offered(r#"["SHA-256"]"#);
+    assert!(
+        answers.iter().all(|a| a.contains("algorithm=SHA-256,")),
+        "{answers:?}"
+    );
 }
 
 /// A wrong password: 401/403 to the phone, no binding (a call to the user

@@ -228,10 +228,9 @@ impl Phone {
                 }
                 i += 1;
             }
+            // Everything printed so far was looked at: wait for more.
             if Instant::now() >= deadline || !self.pull(deadline) {
-                if self.seen.len() == i {
-                    return None;
-                }
+                return None;
             }
         }
     }

@@ -111,6 +111,16 @@ CALL_STATE = {
 }
 
 
+class LogFile(pj.LogWriter):
+    def __init__(self, path):
+        pj.LogWriter.__init__(self)
+        self.f = open(path, "a", buffering=1)
+
+    def write(self, entry):
+        self.f.write(entry.msg if entry.msg.endswith("\n") else entry.msg + "\n")
+        self.f.flush()
+
+
 class Agent:
     def __init__(self, args):
         self.args = args
@@ -128,11 +138,19 @@ class Agent:
         cfg.medConfig.channelCount = 1
         cfg.medConfig.noVad = True
         cfg.medConfig.ecTailLen = 0
-        cfg.logConfig.consoleLevel = 0
+        # With a writer (below) the "console" is that writer: pjsua hands it
+        # the entries up to consoleLevel. Without --log nothing is shown.
+        cfg.logConfig.consoleLevel = 5 if args.log else 0
         cfg.logConfig.level = 5
         cfg.logConfig.msgLogging = True
         if args.log:
-            cfg.logConfig.filename = args.log
+            # A writer of our own rather than logConfig.filename: PJSIP
+            # writes that file through stdio buffers, so what the harness
+            # reads (to show a failure, or the digest a phone chose) could
+            # lag; this one flushes every entry. Other threads' entries are
+            # queued to the main thread (mainThreadOnly).
+            self.log_writer = LogFile(args.log)
+            cfg.logConfig.writer = self.log_writer
         self.ep.libInit(cfg)
         # The PyPI wheel links OpenSSL 1.0.2, whose digests exist only once
         # OpenSSL is initialised; PJSIP 2.15 computes MD5 and SHA-256 digest
