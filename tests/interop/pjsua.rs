@@ -12,7 +12,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::OnceLock;
@@ -407,13 +407,14 @@ impl Phone {
     }
 
     /// Records `secs` seconds on `call` and insists that the phone hears
-    /// `far` Hz, clearly (20 dB) above its own tone and any other listed.
+    /// `far` Hz as the dominant frequency, clearly (20 dB) above its own tone.
     pub fn assert_hears(&mut self, call: i64, far: f64, secs: f64, what: &str) -> Wav {
         let w = self.record(call, secs);
         let report = audio_report(&w, far, self.tone);
         if let Err(e) = check_hears(&w, far, self.tone) {
             panic!("{}: {what}: {e} ({report})", self.name);
         }
+        eprintln!("{}: {what}: {report}", self.name);
         w
     }
 
@@ -521,9 +522,4 @@ pub fn check_hears(w: &Wav, far: f64, own: f64) -> Result<(), String> {
 /// `sip:USER@ADDR`.
 pub fn uri(user: &str, addr: SocketAddr) -> String {
     format!("sip:{user}@{addr}")
-}
-
-/// A path in the phone's folder (recordings and logs live there).
-pub fn in_dir(phone: &Phone, name: &str) -> PathBuf {
-    Path::new(phone.dir.path()).join(name)
 }
