@@ -314,6 +314,8 @@ impl CallLayer {
         }
         self.mark(call);
         self.mark(&other_call);
+        self.lift_relayed_hold(now, out, transferee);
+        self.lift_relayed_hold(now, out, target);
         self.notify_final(now, out, by, 200);
         self.event(CallEvent::Transferred {
             call: call.clone(),
@@ -345,6 +347,7 @@ impl CallLayer {
             c.bridged = Some((t.transferee, target));
         }
         self.mark(call);
+        self.lift_relayed_hold(now, out, t.transferee);
         let by_role = self.legs.get(&t.by).map(|l| l.role).unwrap_or(LegRole::A);
         if t.refer {
             self.notify_final(now, out, t.by, 200);
@@ -411,6 +414,40 @@ impl CallLayer {
             return true;
         }
         false
+    }
+
+    /// Takes a leg a transfer has just re-bridged off the hold its departing
+    /// partner put it on. A phone's hold is relayed to the far party (our
+    /// SDP to it says sendonly or inactive, so it stops sending); the
+    /// transferor usually holds before it transfers, and once it has left
+    /// nobody would ever retrieve, so the transferee would stay silent. A
+    /// re-INVITE offering sendrecv resumes it (RFC 3264 §8.4). A switch hold
+    /// stays; a party holding by itself stays held by its own offers.
+    pub(super) fn lift_relayed_hold(&mut self, now: Instant, out: &mut dyn SipOut, leg: LegId) {
+        let Some(l) = self.legs.get(&leg) else {
+            return;
+        };
+        if !l.is_answered() || l.ending || l.held_by_switch {
+            return;
+        }
+        let held = l
+            .media
+            .last_sent
+            .as_deref()
+            .and_then(|b| crate::sdp::parse(b).ok())
+            .and_then(|s| s.audio())
+            .is_some_and(|a| a.is_hold());
+        if !held {
+            return;
+        }
+        if !self.send_hold_reinvite(now, out, leg, false) {
+            // An INVITE is in progress on the leg: the catch-up after it
+            // (`reinvite_final`: switch hold differs from what was offered)
+            // sends the retrieve, since what we last offered was a hold.
+            if let Some(l) = self.legs.get_mut(&leg) {
+                l.hold_offered = true;
+            }
+        }
     }
 
     /// The leg staying in a transfer.

@@ -24,6 +24,8 @@ pub struct Shipped {
     edits: Vec<(&'static str, String, String)>,
     /// TOML appended to the main file (`switchback.toml`).
     extra: String,
+    /// (file, key, value): every `key = ...` line of the file set to `value`.
+    keys: Vec<(&'static str, String, String)>,
 }
 
 impl Default for Shipped {
@@ -38,6 +40,7 @@ impl Shipped {
         let mut s = Shipped {
             edits: Vec::new(),
             extra: String::new(),
+            keys: Vec::new(),
         };
         s = s
             .edit("internal.toml", "127.0.0.1:5060", "127.0.0.1:0")
@@ -73,6 +76,13 @@ impl Shipped {
         self
     }
 
+    /// Sets `key` to `value` (TOML text) wherever a line of `file` assigns
+    /// it, whatever the shipped value is (at least one such line must exist).
+    pub fn set(mut self, file: &'static str, key: &str, value: &str) -> Shipped {
+        self.keys.push((file, key.to_string(), value.to_string()));
+        self
+    }
+
     /// Points the demo trunk peer `local-trunk` (and its ACL) at `addr`.
     pub fn trunk(self, addr: SocketAddr) -> Shipped {
         self.edit("external.toml", "127.0.0.1:5090", &addr.to_string())
@@ -104,6 +114,31 @@ impl Shipped {
                 "sip-profiles/{file} no longer contains {from:?}: update tests/interop/shipped.rs"
             );
             std::fs::write(&p, text.replace(from.as_str(), to)).expect("write profile");
+        }
+        for (file, key, value) in &self.keys {
+            let p = dir.path().join(file);
+            let text = std::fs::read_to_string(&p).expect("read copied profile");
+            let mut found = false;
+            let lines: Vec<String> = text
+                .lines()
+                .map(|l| {
+                    let assigns = l
+                        .trim_start()
+                        .strip_prefix(key.as_str())
+                        .is_some_and(|r| r.trim_start().starts_with('='));
+                    found |= assigns;
+                    if assigns {
+                        format!("{key} = {value}")
+                    } else {
+                        l.to_string()
+                    }
+                })
+                .collect();
+            assert!(
+                found,
+                "sip-profiles/{file} no longer sets {key}: update tests/interop/shipped.rs"
+            );
+            std::fs::write(&p, lines.join("\n") + "\n").expect("write profile");
         }
         let main: PathBuf = dir.path().join("switchback.toml");
         if !self.extra.is_empty() {

@@ -128,3 +128,89 @@ fn switch_transfer_refusals() {
         Err(CommandError::Busy(_))
     ));
 }
+
+/// A request from the callee (1002 at 6012, leg b) within its dialog with
+/// the switch, built from the INVITE the switch sent it.
+fn from_callee(w: &World, method: &str, cseq: u32, headers: &str, body: &str) -> Request {
+    let (_, inv, _) = &w.out.sent[1];
+    let call_id = inv.call_id().unwrap().to_string();
+    let switch_tag = inv.from_tag().unwrap().to_string();
+    let ctype = if body.is_empty() {
+        String::new()
+    } else {
+        "Content-Type: application/sdp\r\n".to_string()
+    };
+    parse_req(format!(
+        "{method} sip:switch@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6012;branch=z9hG4bK-b-{cseq};rport\r\nMax-Forwards: 70\r\nFrom: <sip:1002@127.0.0.1>;tag=b\r\nTo: <sip:1001@127.0.0.1>;tag={switch_tag}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContact: <sip:1002@127.0.0.1:6012>\r\n{headers}{ctype}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    ))
+}
+
+/// The transferor held the transferee before its REFER (as most phones do):
+/// that hold was relayed to the transferee (sendonly), so once the target
+/// answers the switch re-INVITEs the transferee with sendrecv; otherwise it
+/// would never send audio to the target.
+#[test]
+fn blind_transfer_after_a_hold_resumes_the_transferee() {
+    let mut w = world();
+    let _call = bridged_call(&mut w);
+    // 1002 holds: relayed to the caller as a sendonly offer, which it accepts.
+    let hold_sdp = SDP.replace("a=fmtp:101 0-15\r\n", "a=fmtp:101 0-15\r\na=sendonly\r\n");
+    w.receive(from_callee(&w, "INVITE", 2, "", &hold_sdp), source(6012));
+    let n = w.out.sent.len() - 1;
+    let (_, relayed, dest) = w.out.sent[n].clone();
+    assert_eq!((relayed.method, dest.remote.port()), (Method::Invite, 6001));
+    assert!(String::from_utf8_lossy(&relayed.body).contains("a=sendonly"));
+    w.reply(n, 200, "caller", true);
+    assert_eq!(w.last_answer_code(), 200, "the hold is answered to 1002");
+
+    // 1002 transfers the caller to 1003; 1003 answers.
+    w.receive(
+        from_callee(&w, "REFER", 3, "Refer-To: <sip:1003@127.0.0.1>\r\n", ""),
+        source(6012),
+    );
+    assert_eq!(w.last_answer_code(), 202);
+    let target = w
+        .out
+        .sent
+        .iter()
+        .rposition(|(_, r, d)| r.method == Method::Invite && d.remote.port() == 6003)
+        .expect("the target is called");
+    // The target is offered media as usual (sendrecv).
+    assert!(!String::from_utf8_lossy(&w.out.sent[target].1.body).contains("a=sendonly"));
+    let before = w.out.sent.len();
+    w.reply(target, 200, "target", true);
+    let resumed: Vec<_> = w.out.sent[before..]
+        .iter()
+        .filter(|(_, r, d)| r.method == Method::Invite && d.remote.port() == 6001)
+        .collect();
+    assert_eq!(resumed.len(), 1, "one re-INVITE to the transferee");
+    let body = String::from_utf8_lossy(&resumed[0].1.body).to_string();
+    assert!(
+        body.contains("a=sendrecv") && !body.contains("a=sendonly"),
+        "{body}"
+    );
+}
+
+/// Without a hold before the REFER nothing is re-INVITEd: the transferee
+/// keeps its relay endpoint and direction.
+#[test]
+fn blind_transfer_without_a_hold_sends_no_reinvite() {
+    let mut w = world();
+    let _call = bridged_call(&mut w);
+    w.receive(
+        from_callee(&w, "REFER", 2, "Refer-To: <sip:1003@127.0.0.1>\r\n", ""),
+        source(6012),
+    );
+    assert_eq!(w.last_answer_code(), 202);
+    let target = w.out.sent.len() - 1;
+    assert_eq!(w.out.sent[target].2.remote.port(), 6003);
+    let before = w.out.sent.len();
+    w.reply(target, 200, "target", true);
+    assert!(
+        !w.out.sent[before..]
+            .iter()
+            .any(|(_, r, d)| r.method == Method::Invite && d.remote.port() == 6001),
+        "no re-INVITE to the transferee"
+    );
+}
