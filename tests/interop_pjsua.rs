@@ -234,7 +234,16 @@ fn wrong_password_gets_no_binding() {
     sw.await_event("auth-failed", &[("user", "1004")], EVENT);
     assert!(!sw.has_event("registered", &[("user", "1004")]));
 
+    // Another user behind the same address registers (the guard counts
+    // failures per user first), and one wrong login cost one failure: the
+    // 403 does not invite the phone to try its wrong password again.
     let mut caller = phone(&mut sw, "1001");
+    let failures = sw
+        .events("auth-failed")
+        .into_iter()
+        .filter(|e| e.get("user") == "1004")
+        .count();
+    assert_eq!(failures, 1, "one login, one failure:\n{}", sw.report());
     let c = caller.call(&uri("1004", internal(&sw)));
     let end = caller.wait_state(c, "disconnected");
     assert_eq!(code(&end), 480, "1004 has no binding: {end}");
