@@ -49,6 +49,11 @@ fn main() -> ExitCode {
                 for w in &cfg.warnings {
                     eprintln!("{w}");
                 }
+                if let Ok(hard) = driver::limits::open_files_hard_limit() {
+                    if let Some(w) = driver::limits::descriptor_warning(&cfg, hard) {
+                        eprintln!("{}: warning: {w}", file.display());
+                    }
+                }
                 println!("{}: ok", file.display());
                 ExitCode::SUCCESS
             }
@@ -78,6 +83,15 @@ fn run(path: Option<PathBuf>, trace_sip: bool) -> anyhow::Result<()> {
     cfg.general.log_sip_messages |= trace_sip;
     for w in &cfg.warnings {
         tracing::warn!(file = %w.file, line = w.line, key = %w.key, "{}", w.message);
+    }
+    match driver::limits::raise_open_files() {
+        Ok(limit) => {
+            tracing::info!(limit, "open files");
+            if let Some(w) = driver::limits::descriptor_warning(&cfg, limit) {
+                tracing::warn!("{w}");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read or raise the open-file limit"),
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -289,3 +289,34 @@ fn a_missing_file_fails() {
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     assert!(!out.stderr.is_empty(), "{}", show(&out));
 }
+
+#[test]
+fn media_ranges_beyond_the_open_file_limit_are_warned_about() {
+    use std::os::unix::process::CommandExt;
+    let p = common::repo_path("sip-profiles/switchback.toml");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchback"));
+    cmd.arg("check-config").arg(&p);
+    // SAFETY: setrlimit is async-signal-safe; it only lowers the child's limit.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 4096,
+                rlim_max: 4096,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().expect("run switchback check-config");
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("16384 ports")
+            && stderr.contains("only 4096 files")
+            && stderr.contains("about 768 relayed calls"),
+        "{}",
+        show(&out)
+    );
+}

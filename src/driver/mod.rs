@@ -13,6 +13,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 mod callbacks;
+pub mod limits;
 mod outbox;
 
 pub use callbacks::{CallbackTask, CenterInput};
