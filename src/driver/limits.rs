@@ -65,7 +65,9 @@ pub fn media_descriptors(config: &Config) -> u64 {
             let first = u64::from(m.rtp_port_min) + u64::from(m.rtp_port_min % 2);
             let last = u64::from(m.rtp_port_max);
             if last > first {
-                (last - first + 1) / 2 * 2
+                // Whole (RTP, RTCP) pairs only.
+                let pairs = (last - first + 1) / 2;
+                pairs * 2
             } else {
                 0
             }
