@@ -66,7 +66,7 @@ pub fn media_descriptors(config: &Config) -> u64 {
             let last = u64::from(m.rtp_port_max);
             if last > first {
                 // Whole (RTP, RTCP) pairs only.
-                let pairs = (last - first + 1) / 2;
+                let pairs = (last - first).div_ceil(2);
                 pairs * 2
             } else {
                 0
