@@ -141,6 +141,48 @@ fn rtp_relayed_both_ways_with_counters() {
     t.hangup();
 }
 
+/// Ports of the media range held by another process (here: the test) are
+/// skipped before any SDP names them: the call gets other ports, and its
+/// audio flows both ways.
+#[test]
+fn media_ports_held_elsewhere_are_skipped() {
+    let cfg = CallConfig::default();
+    let (min, _) = cfg.internal_rtp;
+    let first = min + min % 2;
+    // The first pair's RTP port and the second pair's RTCP port: the pairs
+    // the relay would hand out first.
+    let held: Vec<std::net::UdpSocket> = [first, first + 3]
+        .iter()
+        .map(|p| std::net::UdpSocket::bind(("127.0.0.1", *p)).expect("hold a media port"))
+        .collect();
+    let held_ports: Vec<u16> = vec![first, first + 2];
+    let mut t = bridged(cfg);
+    for (leg, addr) in [("a", t.a_switch), ("b", t.b_switch)] {
+        assert!(
+            !held_ports.contains(&addr.port()),
+            "leg {leg} was given {addr}, a pair another socket holds"
+        );
+    }
+    t.a.send_tone(t.a_switch, 440.0, 20);
+    let got =
+        t.b.recv_until(Duration::from_secs(2), |p| audio(p).len() >= 20);
+    assert!(
+        audio(&got).len() >= 18,
+        "a -> b: {} of 20",
+        audio(&got).len()
+    );
+    t.b.send_tone(t.b_switch, 1000.0, 20);
+    let got =
+        t.a.recv_until(Duration::from_secs(2), |p| audio(p).len() >= 20);
+    assert!(
+        audio(&got).len() >= 18,
+        "b -> a: {} of 20",
+        audio(&got).len()
+    );
+    drop(held);
+    t.hangup();
+}
+
 #[test]
 fn mute_stops_one_direction_only() {
     let mut t = bridged(CallConfig::default());

@@ -196,6 +196,14 @@ impl CallLayer {
         }
     }
 
+    /// Binds each profile's media ports when they are allocated (see
+    /// `media::MediaPorts`): the driver asks for it, tests need not.
+    pub fn bind_media_ports(&mut self) {
+        for p in &mut self.settings.profiles {
+            p.ports.bind_on(p.media_address);
+        }
+    }
+
     pub fn set_wall_clock(&mut self, now: Instant, wall: SystemTime) {
         self.wall = Some((now, wall));
     }

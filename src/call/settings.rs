@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::{Config, HeaderRule};
-use crate::media::PortPool;
+use crate::media::MediaPorts;
 use crate::net::TransportKind;
 use crate::sdp::Codec;
 
@@ -27,7 +27,7 @@ pub struct ProfileSettings {
     pub name: String,
     pub registrar: bool,
     pub media_address: IpAddr,
-    pub ports: PortPool,
+    pub ports: MediaPorts,
     pub codecs: Vec<Codec>,
     pub rtp_timeout: Option<Duration>,
     pub ring_timeout: Duration,
@@ -78,7 +78,7 @@ impl CallSettings {
                     name: np.name.clone(),
                     registrar: p.registrar,
                     media_address: p.media.address,
-                    ports: PortPool::new(p.media.rtp_port_min, p.media.rtp_port_max),
+                    ports: MediaPorts::new(p.media.rtp_port_min, p.media.rtp_port_max),
                     codecs: p
                         .media
                         .codecs

@@ -142,6 +142,7 @@ pub async fn run(
     let sessions: Sessions = Default::default();
     let mut endpoint = Endpoint::new(&config, rand::random(), sessions.clone());
     endpoint.set_wall_clock(std::time::Instant::now(), std::time::SystemTime::now());
+    endpoint.bind_media_ports();
     for l in &listeners {
         if let Some(i) = config.profile_index(&l.profile) {
             endpoint.set_local_address(ProfileId(i), l.transport, l.address);

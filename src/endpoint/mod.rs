@@ -230,6 +230,12 @@ impl Endpoint {
         }
     }
 
+    /// Media ports are bound when allocated, before any SDP names them (the
+    /// driver's choice: the sans-IO scenarios allocate numbers only).
+    pub fn bind_media_ports(&mut self) {
+        self.calls.bind_media_ports();
+    }
+
     /// The addresses the listeners bound (ports chosen by the OS included).
     pub fn set_local_address(
         &mut self,

@@ -521,12 +521,21 @@ impl Relay {
         if self.by_id.contains_key(&id) {
             return Err(OpenError::AlreadyOpen);
         }
-        let rtp = UdpSocket::bind(local).map_err(|e| OpenError::BindRtp(local, e))?;
-        let mut rtcp_addr = rtp.local_addr().map_err(OpenError::Setup)?;
-        rtcp_addr.set_port(rtcp_addr.port().wrapping_add(1));
-        let rtcp = UdpSocket::bind(rtcp_addr).map_err(|e| OpenError::BindRtcp(rtcp_addr, e))?;
-        rtp.set_nonblocking(true).map_err(OpenError::Setup)?;
-        rtcp.set_nonblocking(true).map_err(OpenError::Setup)?;
+        // Bound when the port was allocated (before the SDP naming it left),
+        // or, for a leg opened without that, here.
+        let (rtp, rtcp) = match super::take_bound(local) {
+            Some(pair) => pair,
+            None => {
+                let rtp = UdpSocket::bind(local).map_err(|e| OpenError::BindRtp(local, e))?;
+                let mut rtcp_addr = rtp.local_addr().map_err(OpenError::Setup)?;
+                rtcp_addr.set_port(rtcp_addr.port().wrapping_add(1));
+                let rtcp =
+                    UdpSocket::bind(rtcp_addr).map_err(|e| OpenError::BindRtcp(rtcp_addr, e))?;
+                rtp.set_nonblocking(true).map_err(OpenError::Setup)?;
+                rtcp.set_nonblocking(true).map_err(OpenError::Setup)?;
+                (rtp, rtcp)
+            }
+        };
         let slot = self.free.pop().unwrap_or_else(|| {
             self.legs.push(None);
             self.legs.len() - 1

@@ -62,7 +62,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use engine::MediaEngine;
-pub use ports::PortPool;
+pub use ports::{take_bound, MediaPorts, PortPool};
 pub use stats::LegStats;
 
 /// One call leg as the call layer names it.

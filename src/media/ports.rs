@@ -1,10 +1,117 @@
-//! RTP port allocation (sans-IO): hands out even RTP ports in `[min, max]`
-//! whose RTCP companion (RTP + 1) is also in range.
+//! RTP port allocation: hands out even RTP ports in `[min, max]` whose RTCP
+//! companion (RTP + 1) is also in range, and, once binding is enabled,
+//! binds both sockets before the port is handed out.
 //!
 //! Allocation is round-robin from a moving cursor rather than lowest-free, so
 //! a port just released is not handed out again at once: late packets of the
 //! old call (or a phone still sending to it) must not leak into a new call.
-//! It does not bind anything; whoever binds reports failure and may release.
+//!
+//! Why bind here: the port goes into SDP as soon as it is allocated, and the
+//! far side starts sending to it. If the relay bound it only later and found
+//! it held by another process, the call would fail after the peer had been
+//! told to use it. So [`MediaPorts`] binds the RTP and RTCP sockets at
+//! allocation, skips pairs another process holds, and parks the bound
+//! sockets in a hand-off table keyed by their local address, from which the
+//! relay takes them when it opens the leg ([`take_bound`]). The key is a
+//! bound address, which the kernel makes unique within the process, so one
+//! table serves every profile and every caller without coordination.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::{LazyLock, Mutex};
+
+/// Sockets bound at allocation, waiting for the relay to open their leg.
+static HANDOFF: LazyLock<Mutex<HashMap<SocketAddr, (UdpSocket, UdpSocket)>>> =
+    LazyLock::new(Default::default);
+
+fn handoff() -> std::sync::MutexGuard<'static, HashMap<SocketAddr, (UdpSocket, UdpSocket)>> {
+    HANDOFF.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The RTP and RTCP sockets bound for `local` by [`MediaPorts::allocate`],
+/// if any are waiting; taking them leaves nothing behind.
+pub fn take_bound(local: SocketAddr) -> Option<(UdpSocket, UdpSocket)> {
+    handoff().remove(&local)
+}
+
+/// One media address's RTP ports: allocation, and binding once enabled.
+#[derive(Debug, Clone)]
+pub struct MediaPorts {
+    pool: PortPool,
+    /// Bind at allocation on this address (the relay's); `None`: allocate
+    /// numbers only (the sans-IO call scenarios, which have no relay).
+    bind: Option<IpAddr>,
+}
+
+impl MediaPorts {
+    /// Ports of `[min, max]`, allocated without binding.
+    pub fn new(min: u16, max: u16) -> Self {
+        MediaPorts {
+            pool: PortPool::new(min, max),
+            bind: None,
+        }
+    }
+
+    /// From now on, bind each port's RTP and RTCP sockets on `address` when
+    /// it is allocated, skipping pairs another socket holds.
+    pub fn bind_on(&mut self, address: IpAddr) {
+        self.bind = Some(address);
+    }
+
+    /// A free RTP port (its sockets bound and waiting, when binding), or
+    /// None when every pair is taken or held by someone else.
+    pub fn allocate(&mut self) -> Option<u16> {
+        let Some(address) = self.bind else {
+            return self.pool.allocate();
+        };
+        let mut held = 0usize;
+        for _ in 0..self.pool.capacity() {
+            let port = self.pool.allocate()?;
+            match bind_pair(SocketAddr::new(address, port)) {
+                Ok(pair) => {
+                    if held > 0 {
+                        tracing::info!(held, port, "RTP ports held by another socket skipped");
+                    }
+                    handoff().insert(SocketAddr::new(address, port), pair);
+                    return Some(port);
+                }
+                Err(e) => {
+                    // Held by another process (or a leg of ours not yet
+                    // closed): free the slot for later and try the next.
+                    tracing::debug!(port, error = %e, "RTP port pair in use, skipped");
+                    held += 1;
+                    self.pool.release(port);
+                }
+            }
+        }
+        tracing::warn!(held, "every free RTP port pair is held by another socket");
+        None
+    }
+
+    /// Gives `port` back, dropping its sockets if the relay never took them.
+    pub fn release(&mut self, port: u16) {
+        if let Some(address) = self.bind {
+            handoff().remove(&SocketAddr::new(address, port));
+        }
+        self.pool.release(port);
+    }
+
+    /// How many RTP ports are allocated.
+    pub fn in_use(&self) -> usize {
+        self.pool.in_use()
+    }
+}
+
+/// Binds `rtp` and the RTCP port after it, non-blocking.
+fn bind_pair(rtp: SocketAddr) -> std::io::Result<(UdpSocket, UdpSocket)> {
+    let a = UdpSocket::bind(rtp)?;
+    let mut rtcp = rtp;
+    rtcp.set_port(rtp.port().wrapping_add(1));
+    let b = UdpSocket::bind(rtcp)?;
+    a.set_nonblocking(true)?;
+    b.set_nonblocking(true)?;
+    Ok((a, b))
+}
 
 /// Allocator of RTP ports in `[min, max]` (RTP even, RTCP = RTP + 1).
 #[derive(Debug, Clone)]
@@ -69,6 +176,11 @@ impl PortPool {
     pub fn in_use(&self) -> usize {
         self.in_use
     }
+
+    /// How many RTP ports the pool holds.
+    pub fn capacity(&self) -> usize {
+        self.used.len()
+    }
 }
 
 #[cfg(test)]
@@ -101,6 +213,52 @@ mod tests {
         pool.release(p);
         pool.release(p);
         assert_eq!(pool.in_use(), 0);
+    }
+
+    /// A port pair of the range is held by another socket: it is skipped,
+    /// the next pair is bound and handed to the relay, and a release drops
+    /// sockets the relay never took.
+    #[test]
+    fn binding_skips_pairs_held_elsewhere_and_hands_sockets_over() {
+        let lo = IpAddr::from([127, 0, 0, 1]);
+        // A range of three pairs whose ports are all free right now.
+        let base = (0..200)
+            .map(|i| 40000 + i * 16)
+            .find(|b| (*b..*b + 6).all(|p| UdpSocket::bind((lo, p)).is_ok()))
+            .expect("a free block of six ports");
+        let squatter = UdpSocket::bind((lo, base + 1)).unwrap(); // RTCP of the first pair
+        let mut ports = MediaPorts::new(base, base + 5);
+        ports.bind_on(lo);
+        let p = ports.allocate().expect("a pair past the held one");
+        assert_eq!(p, base + 2);
+        let (rtp, rtcp) = take_bound(SocketAddr::new(lo, p)).expect("bound sockets waiting");
+        assert_eq!(rtp.local_addr().unwrap().port(), p);
+        assert_eq!(rtcp.local_addr().unwrap().port(), p + 1);
+        assert!(take_bound(SocketAddr::new(lo, p)).is_none(), "taken once");
+        // The third pair, bound and left waiting, then released: unbound.
+        let q = ports.allocate().unwrap();
+        assert_eq!(q, base + 4);
+        ports.release(q);
+        assert!(take_bound(SocketAddr::new(lo, q)).is_none());
+        assert!(
+            UdpSocket::bind((lo, q)).is_ok(),
+            "a released pair is unbound"
+        );
+        // With the first pair held and the second in use (the relay holds
+        // `rtp`), only the third is left.
+        assert_eq!(ports.allocate(), Some(base + 4));
+        assert_eq!(
+            ports.allocate(),
+            None,
+            "exhausted: the held pair is not handed out"
+        );
+        drop(squatter);
+        drop((rtp, rtcp));
+        ports.release(base + 2);
+        // Round-robin goes on from where the failed scan left off.
+        assert_eq!(ports.allocate(), Some(base + 2));
+        assert_eq!(ports.allocate(), Some(base), "the pair no longer held");
+        assert_eq!(ports.in_use(), 3);
     }
 
     #[test]
