@@ -18,8 +18,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// At most one log line per profile and interval while connections are
-/// refused: a flood must not become a log flood.
-const REPORT_EVERY: Duration = Duration::from_secs(1);
+/// refused: a flood must not become a log flood. Each line carries the
+/// refusals since the previous one and the totals since start.
+pub const REPORT_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 pub struct ConnectionLimits {
@@ -36,6 +37,8 @@ struct State {
     per_source: HashMap<IpAddr, usize>,
     total: usize,
     last_report: Option<Instant>,
+    /// Refusals since the last log line.
+    unreported: u64,
 }
 
 /// Why a connection was refused.
@@ -112,22 +115,8 @@ impl ConnectionLimits {
                 Refusal::PerSource => self.refused_per_source.fetch_add(1, Ordering::Relaxed),
                 Refusal::Total => self.refused_total.fetch_add(1, Ordering::Relaxed),
             };
-            let due = state
-                .last_report
-                .is_none_or(|t| now.saturating_duration_since(t) >= REPORT_EVERY);
-            if due {
-                state.last_report = Some(now);
-                let counts = self.refused();
-                tracing::warn!(
-                    profile = %self.profile,
-                    source = %ip,
-                    cap = refusal.as_str(),
-                    open = state.total,
-                    refused_per_source = counts.per_source,
-                    refused_total = counts.total,
-                    "inbound connection refused"
-                );
-            }
+            state.unreported += 1;
+            self.report(&mut state, now, Some((ip, refusal)));
             return Err(refusal);
         }
         *state.per_source.entry(ip).or_insert(0) += 1;
@@ -136,6 +125,41 @@ impl ConnectionLimits {
             limits: self.clone(),
             ip,
         })
+    }
+
+    /// Logs the refusals not logged yet, if the interval allows; the accept
+    /// loops call it after a burst so that its total is seen. True when
+    /// refusals remain unlogged (call again later).
+    pub fn flush_report(&self, now: Instant) -> bool {
+        let mut state = self.state();
+        self.report(&mut state, now, None);
+        state.unreported > 0
+    }
+
+    fn report(&self, state: &mut State, now: Instant, last: Option<(IpAddr, Refusal)>) {
+        let due = state
+            .last_report
+            .is_none_or(|t| now.saturating_duration_since(t) >= REPORT_EVERY);
+        if !due || state.unreported == 0 {
+            return;
+        }
+        state.last_report = Some(now);
+        let counts = self.refused();
+        let (source, cap) = match last {
+            Some((ip, r)) => (ip.to_string(), r.as_str()),
+            None => ("-".to_string(), "-"),
+        };
+        tracing::warn!(
+            profile = %self.profile,
+            source = %source,
+            cap,
+            refused_now = state.unreported,
+            open = state.total,
+            refused_per_source = counts.per_source,
+            refused_total = counts.total,
+            "inbound connection refused"
+        );
+        state.unreported = 0;
     }
 
     /// Connections refused since start, by cap.
@@ -205,6 +229,22 @@ mod tests {
         assert_eq!(l.open(), 2);
         let _c = l.try_acquire(ip("127.0.0.3"), t0).unwrap();
         let _a3 = l.try_acquire(ip("127.0.0.1"), t0).unwrap_err();
+    }
+
+    #[test]
+    fn a_burst_is_logged_once_then_summed_up_after_the_interval() {
+        let t0 = Instant::now();
+        let l = ConnectionLimits::new("p", 1, 10);
+        let _held = l.try_acquire(ip("127.0.0.1"), t0).unwrap();
+        for _ in 0..5 {
+            assert!(l.try_acquire(ip("127.0.0.1"), t0).is_err());
+        }
+        // The first refusal was logged; four wait for the interval.
+        assert!(l.flush_report(t0), "not due yet");
+        assert_eq!(l.state().unreported, 4);
+        assert!(!l.flush_report(t0 + REPORT_EVERY), "logged");
+        assert_eq!(l.state().unreported, 0);
+        assert_eq!(l.refused().per_source, 5);
     }
 
     #[test]

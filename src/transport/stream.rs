@@ -46,8 +46,18 @@ pub async fn bind_stream(
     let listener = TcpListener::bind(address).await?;
     let local = listener.local_addr()?;
     tokio::spawn(async move {
+        // Refusals of a burst not logged yet: logged once the interval allows.
+        let mut unlogged = false;
         loop {
-            let (tcp, remote) = match listener.accept().await {
+            let flush = tokio::time::sleep(super::limits::REPORT_EVERY);
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = flush, if unlogged => {
+                    unlogged = settings.limits.flush_report(std::time::Instant::now());
+                    continue;
+                }
+            };
+            let (tcp, remote) = match accepted {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -64,6 +74,7 @@ pub async fn bind_stream(
                 Ok(p) => p,
                 Err(_) => {
                     drop(tcp);
+                    unlogged = true;
                     continue;
                 }
             };
@@ -196,7 +207,7 @@ async fn run_connection<S: AsyncRead + AsyncWrite + Unpin>(
     tx: mpsc::Sender<Inbound>,
     writer: Option<(mpsc::Sender<Bytes>, mpsc::Receiver<Bytes>)>,
     // Held until the connection ends: its place under the profile's caps.
-    _permit: Option<Permit>,
+    permit: Option<Permit>,
 ) {
     let id = next_connection_id();
     let (writer_tx, mut writer_rx) = writer.unwrap_or_else(|| mpsc::channel::<Bytes>(WRITER_QUEUE));
@@ -278,6 +289,9 @@ async fn run_connection<S: AsyncRead + AsyncWrite + Unpin>(
         }
     };
     tracing::debug!(%remote, connection = id.0, reason, "connection closed");
+    // The place is free before the peer can see the close: a peer that
+    // waits for our FIN may connect again at once.
+    drop(permit);
     let _ = wr.shutdown().await;
     let _ = tx.send(Inbound::ConnectionDown { id }).await;
 }

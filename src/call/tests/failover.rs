@@ -82,7 +82,10 @@ fn a_503_a_timeout_then_an_answer_on_the_third_server() {
     );
     assert_eq!(first.uri, second.uri);
     assert!(
-        w.out.answers.iter().all(|(_, r)| r.status_code.code() < 300),
+        w.out
+            .answers
+            .iter()
+            .all(|(_, r)| r.status_code.code() < 300),
         "the caller hears nothing of it"
     );
 
@@ -164,7 +167,8 @@ fn a_peer_without_servers_gets_503() {
 #[test]
 fn new_targets_apply_to_the_next_call() {
     let mut w = world_with_servers(servers()[..1].to_vec());
-    w.calls.set_peer_targets(EXTERNAL, 0, servers()[1..].to_vec());
+    w.calls
+        .set_peer_targets(EXTERNAL, 0, servers()[1..].to_vec());
     w.receive(invite("5551234", 6001), source(6001));
     assert_eq!(w.invites_to_peer()[0].1, servers()[1]);
 }
