@@ -85,11 +85,6 @@ impl ConnectionLimits {
         })
     }
 
-    /// Limits no deployment reaches (outbound-only uses, tests).
-    pub fn unlimited(profile: &str) -> Arc<Self> {
-        Self::new(profile, usize::MAX, usize::MAX)
-    }
-
     fn state(&self) -> MutexGuard<'_, State> {
         // A panic elsewhere while holding it leaves consistent counts (each
         // update is one statement): keep going rather than panic here too.

@@ -32,6 +32,9 @@ const WRITER_QUEUE: usize = 1024;
 /// How long an outbound connection (TCP connect and TLS handshake) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long an inbound TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How long accepting pauses after an error (out of file descriptors, say):
 /// retrying at once would spin a core while nothing can be accepted.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -97,9 +100,10 @@ pub async fn bind_stream(
                     }
                     Some(acceptor) => {
                         // A peer that connects and never completes the
-                        // handshake holds its place no longer than an idle one.
-                        let handshake =
-                            tokio::time::timeout(settings.idle_timeout, acceptor.accept(tcp));
+                        // handshake holds its place for seconds, not for
+                        // as long as an idle connection may stay.
+                        let bound = settings.idle_timeout.min(HANDSHAKE_TIMEOUT);
+                        let handshake = tokio::time::timeout(bound, acceptor.accept(tcp));
                         match handshake.await {
                             Ok(Ok(stream)) => {
                                 run_connection(
