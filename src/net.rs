@@ -122,9 +122,113 @@ pub fn default_port(transport: TransportKind) -> u16 {
     }
 }
 
+/// A trunk peer's configured address, as RFC 3263 §4 reads it: a numeric
+/// IP (used as is, default port when none), a host name with a port
+/// (A/AAAA only, §4.2), or a host name alone (NAPTR, then SRV, then
+/// A/AAAA with the transport's default port).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerAddress {
+    pub host: PeerHost,
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerHost {
+    Ip(IpAddr),
+    /// A DNS name, lower-cased, without a trailing dot.
+    Name(String),
+}
+
+impl PeerAddress {
+    /// `ip:port`, `[v6]:port`, a bare IP, `host:port` or a bare `host`.
+    pub fn parse(s: &str) -> Option<PeerAddress> {
+        if let Ok(a) = s.parse::<SocketAddr>() {
+            return Some(PeerAddress {
+                host: PeerHost::Ip(a.ip()),
+                port: Some(a.port()),
+            });
+        }
+        let bare = s.strip_prefix('[').and_then(|r| r.strip_suffix(']'));
+        if let Ok(ip) = bare.unwrap_or(s).parse::<IpAddr>() {
+            return Some(PeerAddress {
+                host: PeerHost::Ip(ip),
+                port: None,
+            });
+        }
+        let (host, port) = match s.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p.parse::<u16>().ok().filter(|&p| p != 0)?)),
+            None => (s, None),
+        };
+        let host = host.strip_suffix('.').unwrap_or(host);
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        if host.is_empty() || host.len() > 253 || !host.split('.').all(label_ok) {
+            return None;
+        }
+        Some(PeerAddress {
+            host: PeerHost::Name(host.to_ascii_lowercase()),
+            port,
+        })
+    }
+
+    /// The host part as a SIP URI writes it (IPv6 in brackets).
+    pub fn uri_host(&self) -> String {
+        let host = match &self.host {
+            PeerHost::Ip(IpAddr::V6(ip)) => format!("[{ip}]"),
+            PeerHost::Ip(ip) => ip.to_string(),
+            PeerHost::Name(n) => n.clone(),
+        };
+        match self.port {
+            Some(p) => format!("{host}:{p}"),
+            None => host,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peer_addresses_parse_as_rfc_3263_reads_them() {
+        let p = PeerAddress::parse("192.0.2.1:5070").unwrap();
+        assert_eq!(
+            (p.host, p.port),
+            (PeerHost::Ip("192.0.2.1".parse().unwrap()), Some(5070))
+        );
+        assert_eq!(PeerAddress::parse("[::1]:5060").unwrap().port, Some(5060));
+        assert_eq!(PeerAddress::parse("[::1]").unwrap().port, None);
+        assert_eq!(PeerAddress::parse("192.0.2.1").unwrap().port, None);
+        let p = PeerAddress::parse("Trunk.Example.com.").unwrap();
+        assert_eq!(
+            (p.host.clone(), p.port),
+            (PeerHost::Name("trunk.example.com".into()), None)
+        );
+        assert_eq!(p.uri_host(), "trunk.example.com");
+        assert_eq!(
+            PeerAddress::parse("trunk.example.com:5080")
+                .unwrap()
+                .uri_host(),
+            "trunk.example.com:5080"
+        );
+        for bad in [
+            "",
+            "a..b",
+            "host:",
+            "host:0",
+            "host:99999",
+            "-a.b",
+            "a b",
+            "a_b:5060",
+        ] {
+            assert!(PeerAddress::parse(bad).is_none(), "{bad:?}");
+        }
+    }
 
     fn via(host: &str, port: Option<u16>, rport: Option<Option<u16>>) -> ViaInfo {
         ViaInfo {

@@ -65,18 +65,28 @@ pub fn answer_challenge(
     if let Some(o) = &c.opaque {
         value.push_str(&format!(", opaque=\"{o}\""));
     }
-    let mut next = invite.clone();
-    let cseq = invite.cseq().map(|(n, _)| n + 1).unwrap_or(2);
     let auth_name = if proxy {
         "Proxy-Authorization"
     } else {
         "Authorization"
     };
+    let mut next = next_attempt(invite);
+    next.headers.push(make_header(auth_name, value));
+    Some(next)
+}
+
+/// The INVITE `invite` as a new transaction (§8.1.3.5): the same sent-by
+/// with a fresh branch, the CSeq one higher, and no credentials (they
+/// answered another challenge). Used to answer a challenge and to try the
+/// next server of a peer (RFC 3263 §4.3).
+pub fn next_attempt(invite: &Request) -> Request {
+    let mut next = invite.clone();
+    let cseq = invite.cseq().map(|(n, _)| n + 1).unwrap_or(2);
     let mut headers = crate::sip::Headers::default();
+    let mut first_via = true;
     for h in next.headers.iter() {
         let keep = match h {
-            Header::Via(v) => {
-                // Same sent-by, new branch (§8.1.3.5: a new transaction).
+            Header::Via(v) if std::mem::take(&mut first_via) => {
                 let text = v.value().to_string();
                 let base = text.split(";branch=").next().unwrap_or(&text).to_string();
                 let rest: String = text
@@ -101,9 +111,8 @@ pub fn answer_challenge(
             headers.push(h.clone());
         }
     }
-    headers.push(make_header(auth_name, value));
     next.headers = headers;
-    Some(next)
+    next
 }
 
 #[cfg(test)]

@@ -308,6 +308,7 @@ impl CallLayer {
                             },
                             peer: None,
                             label: user.clone(),
+                            fallback: Vec::new(),
                         })
                     })
                     .collect())
@@ -318,19 +319,29 @@ impl CallLayer {
                 number,
             } => {
                 let p = &self.settings.profiles[profile.0].peers[*peer];
-                let address = p.address.ok_or(503u16)?;
-                let uri = sip::parse_uri(&format!("sip:{number}@{address}")).map_err(|_| 484u16)?;
+                // No target (a name not resolved, or resolved to nothing):
+                // 503, as when every server of the peer failed.
+                let (&first, rest) = p.targets.split_first().ok_or(503u16)?;
+                // The Request-URI names the peer as configured (its domain
+                // for a peer found by DNS), whichever server gets it.
+                let host = p
+                    .address
+                    .as_ref()
+                    .map(|a| a.uri_host())
+                    .unwrap_or_else(|| first.to_string());
+                let uri = sip::parse_uri(&format!("sip:{number}@{host}")).map_err(|_| 484u16)?;
                 Ok(vec![Target {
                     profile: *profile,
                     uri,
                     destination: Destination {
                         profile: *profile,
                         transport: p.transport,
-                        remote: address,
+                        remote: first,
                         connection: None,
                     },
                     peer: Some((*profile, *peer)),
                     label: number.clone(),
+                    fallback: rest.to_vec(),
                 }])
             }
         }

@@ -24,13 +24,15 @@
 //! `in_dialog` (BYE, re-INVITE, UPDATE, INFO, ACK), `negotiate` (SDP
 //! rewriting), `controls` (commands from the
 //! layer above), `transfer` (REFER and the transfer command), `timers` (ring, session, cleanup),
-//! `digest` (answering 401/407), `publish` (the session table view).
+//! `digest` (answering 401/407), `failover` (a trunk peer's next server,
+//! RFC 3263 §4.3), `publish` (the session table view).
 
 pub mod command;
 pub mod control;
 mod controls;
 pub mod dialplan;
 mod digest;
+mod failover;
 mod in_dialog;
 mod inbound;
 mod late_offer;
@@ -158,6 +160,8 @@ pub struct CallLayer {
     /// Where unanswered legs already forgotten were sent, until their INVITE
     /// transaction ends: a late 2xx is still ACKed and released.
     gone_uac: HashMap<LegId, Destination>,
+    /// Legs to a trunk peer: its servers not yet tried (RFC 3263 §4.3).
+    failover: HashMap<LegId, VecDeque<std::net::SocketAddr>>,
 }
 
 impl CallLayer {
@@ -193,6 +197,25 @@ impl CallLayer {
             wall: None,
             dirty: Vec::new(),
             gone_uac: HashMap::new(),
+            failover: HashMap::new(),
+        }
+    }
+
+    /// Where a trunk peer's requests go, in order (the driver's RFC 3263
+    /// resolution); an unknown peer is ignored.
+    pub fn set_peer_targets(
+        &mut self,
+        profile: ProfileId,
+        peer: usize,
+        targets: Vec<std::net::SocketAddr>,
+    ) {
+        if let Some(p) = self
+            .settings
+            .profiles
+            .get_mut(profile.0)
+            .and_then(|p| p.peers.get_mut(peer))
+        {
+            p.targets = targets;
         }
     }
 
@@ -259,9 +282,17 @@ impl CallLayer {
                     self.client_final(now, out, p, r, dialog);
                 }
             }
-            ClientEvent::Timeout | ClientEvent::TransportError => {
+            // RFC 3261 §8.1.3.1: no answer in time is a 408, a transport
+            // error is treated as a 503 (both send a trunk leg to the
+            // peer's next server, RFC 3263 §4.3).
+            ClientEvent::Timeout => {
                 if let Some(p) = self.pending.remove(&(profile, id)) {
                     self.client_failed(now, out, p, 408);
+                }
+            }
+            ClientEvent::TransportError => {
+                if let Some(p) = self.pending.remove(&(profile, id)) {
+                    self.client_failed(now, out, p, 503);
                 }
             }
             ClientEvent::Terminated => {

@@ -30,6 +30,9 @@ pub struct Target {
     pub peer: Option<(ProfileId, usize)>,
     /// The user or number, for events.
     pub label: String,
+    /// A trunk peer's further servers, tried in order when this one fails
+    /// (RFC 3263 §4.3; see `failover`).
+    pub fallback: Vec<SocketAddr>,
 }
 
 /// Who the placed leg shows as calling.
@@ -187,6 +190,9 @@ impl CallLayer {
             payloads: negotiate::payload_map(&formats),
             rtp_timeout: self.settings.profiles[profile.0].rtp_timeout,
         });
+        if !target.fallback.is_empty() {
+            self.failover.insert(leg, target.fallback.into());
+        }
         let ring = now + self.settings.profiles[profile.0].ring_timeout;
         self.legs.insert(
             leg,
@@ -463,7 +469,13 @@ impl CallLayer {
         code: u16,
     ) {
         match pending {
-            Pending::Invite(leg) => self.leg_failed(now, out, leg, code, None),
+            Pending::Invite(leg) => {
+                // RFC 3263 §4.3: the peer's next server, if it has one.
+                let retried = self.try_next_target(now, out, leg, code);
+                if !retried {
+                    self.leg_failed(now, out, leg, code, None)
+                }
+            }
             Pending::ReInvite { leg, purpose } => match purpose {
                 ReInviteKind::Refresh => self.leg_lost(now, out, leg, "session-refresh-failed"),
                 // The party whose re-INVITE we relayed gets the 408 within its dialog.
@@ -521,6 +533,10 @@ impl CallLayer {
             return;
         }
         if (code == 401 || code == 407) && self.answer_auth(now, out, leg, &r) {
+            return;
+        }
+        // RFC 3263 §4.3: a 503 sends the request to the peer's next server.
+        if code == 503 && self.try_next_target(now, out, leg, code) {
             return;
         }
         let reason = Some(r.status_code.to_string());

@@ -1,20 +1,30 @@
 //! Each profile's call settings, taken from the configuration once: media
 //! address and port pool, codecs, timers, auto-answer headers, outbound
-//! caller-ID and header rules, trunk peers with their resolved addresses.
+//! caller-ID and header rules, trunk peers and where their requests go.
+//!
+//! A peer given by IP address has its one target from the start; a peer
+//! given by name gets its ordered targets from the driver, which resolves
+//! it (RFC 3263) and calls `CallLayer::set_peer_targets`: this layer never
+//! resolves a name (that would block, and it reads no clock nor socket).
 
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::{Config, HeaderRule};
 use crate::media::MediaPorts;
-use crate::net::TransportKind;
+use crate::net::{default_port, PeerAddress, PeerHost, TransportKind};
 use crate::sdp::Codec;
 
 #[derive(Debug)]
 pub struct PeerSettings {
     pub name: String,
-    pub address: Option<SocketAddr>,
+    /// As configured; `None` for a peer that only calls in.
+    pub address: Option<PeerAddress>,
+    /// Where requests go, in the order to try them (RFC 3263 §4.3): the
+    /// IP address as configured, or what the driver resolved (empty until
+    /// then, or when resolution found nothing: calls to it get 503).
+    pub targets: Vec<SocketAddr>,
     pub transport: TransportKind,
     pub acl: Vec<ipnet::IpNet>,
     pub username: Option<String>,
@@ -60,18 +70,27 @@ impl CallSettings {
                 let peers = p
                     .peers
                     .iter()
-                    .map(|peer| PeerSettings {
-                        name: peer.name.clone(),
-                        // Resolved once at start (A/AAAA); SRV/NAPTR (RFC 3263) are not used.
-                        address: peer
-                            .address
-                            .as_deref()
-                            .and_then(|a| a.to_socket_addrs().ok()?.next()),
-                        transport: peer.transport,
-                        acl: peer.acl.clone(),
-                        username: peer.username.clone(),
-                        password: peer.password.clone(),
-                        realm: peer.realm.clone(),
+                    .map(|peer| {
+                        let address = peer.address.as_deref().and_then(PeerAddress::parse);
+                        PeerSettings {
+                            name: peer.name.clone(),
+                            targets: match &address {
+                                Some(PeerAddress {
+                                    host: PeerHost::Ip(ip),
+                                    port,
+                                }) => vec![SocketAddr::new(
+                                    *ip,
+                                    port.unwrap_or(default_port(peer.transport)),
+                                )],
+                                _ => Vec::new(),
+                            },
+                            address,
+                            transport: peer.transport,
+                            acl: peer.acl.clone(),
+                            username: peer.username.clone(),
+                            password: peer.password.clone(),
+                            realm: peer.realm.clone(),
+                        }
                     })
                     .collect();
                 ProfileSettings {

@@ -389,6 +389,44 @@ mod tests {
     }
 
     #[test]
+    fn connection_caps_and_tls_peers_are_checked_with_line_and_key() {
+        let e = load_text(
+            "[general]\nmax_message_size = 8000\ndns_servers = [\"127.0.0.1:5353\"]\n[profiles.a]\nlisten = [{ transport = \"tcp\", address = \"127.0.0.1:0\" }]\n[profiles.a.connections]\nmax_per_source = 0\nmax_total = 10\nmax_pending_bytes = 9000\n[[profiles.a.peers]]\nname = \"udp-gw\"\naddress = \"gw.example.com\"\nca_file = \"ca.pem\"\ntls_verify = false\n[[profiles.a.peers]]\nname = \"bad\"\naddress = \"gw_1.example.com:5060\"\n",
+        )
+        .unwrap_err();
+        let got: Vec<_> = e.0.iter().map(|e| (e.line, e.key.as_str())).collect();
+        assert!(
+            got.contains(&(7, "profiles.a.connections.max_per_source")),
+            "{e}"
+        );
+        assert!(
+            got.contains(&(9, "profiles.a.connections.max_pending_bytes")),
+            "{e}"
+        );
+        assert!(got.contains(&(13, "profiles.a.peers[0].ca_file")), "{e}");
+        assert!(got.contains(&(14, "profiles.a.peers[0].tls_verify")), "{e}");
+        assert!(got.contains(&(17, "profiles.a.peers[1].address")), "{e}");
+        assert_eq!(got.len(), 5, "{e}");
+        let e = load_text(
+            "[profiles.a]\nlisten = [{ transport = \"tcp\", address = \"127.0.0.1:0\" }]\n[profiles.a.connections]\nmax_per_source = 100\nmax_total = 10\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.0[0].key, "profiles.a.connections.max_total", "{e}");
+        // Names without a port (RFC 3263), TLS peers with their trust, the defaults.
+        let ok = load_text(
+            "[general]\ndns_servers = [\"127.0.0.1:5353\"]\n[profiles.a]\nlisten = [{ transport = \"tcp\", address = \"127.0.0.1:0\" }]\n[[profiles.a.peers]]\nname = \"gw\"\naddress = \"trunk.example.com\"\ntransport = \"tls\"\nca_file = \"ca.pem\"\n",
+        )
+        .unwrap();
+        let c = &ok.profiles[0].profile.connections;
+        assert_eq!(
+            (c.max_per_source, c.max_total, c.max_pending_bytes),
+            (1_000, 10_000, None)
+        );
+        assert!(ok.profiles[0].profile.peers[0].tls_verify);
+        assert_eq!(ok.general.dns_servers, ["127.0.0.1:5353".parse().unwrap()]);
+    }
+
+    #[test]
     fn https_needs_both_files_and_a_listener() {
         let profile =
             "[profiles.a]\nlisten = [{ transport = \"udp\", address = \"127.0.0.1:0\" }]\n";

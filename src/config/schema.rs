@@ -48,6 +48,9 @@ pub struct General {
     pub recordings_dir: PathBuf,
     /// Keys the HTTP API accepts; with none, it answers only `/v1/health`.
     pub http_api_keys: Vec<String>,
+    /// DNS servers for trunk peers given by name (RFC 3263: NAPTR, SRV,
+    /// A/AAAA), as `ip:port`; empty: the system's (`/etc/resolv.conf`).
+    pub dns_servers: Vec<SocketAddr>,
 }
 
 impl Default for General {
@@ -60,6 +63,7 @@ impl Default for General {
             http_tls_key: None,
             recordings_dir: PathBuf::from("recordings"),
             http_api_keys: Vec::new(),
+            dns_servers: Vec::new(),
         }
     }
 }
@@ -107,6 +111,9 @@ pub struct Profile {
     /// Stream connections with no traffic for this long are closed.
     #[serde(default = "default_idle")]
     pub tcp_idle_timeout_secs: u64,
+    /// Caps on the profile's inbound stream (TCP/TLS) connections.
+    #[serde(default)]
+    pub connections: Connections,
     #[serde(default)]
     pub registration: Registration,
     #[serde(default)]
@@ -123,6 +130,34 @@ pub struct Profile {
     /// Caller ID and header rules for calls this profile's gateways carry out.
     #[serde(default)]
     pub outbound: Outbound,
+}
+
+/// `[profiles.X.connections]`: what one source, and everyone together, may
+/// hold open on the profile's TCP and TLS listeners, and how much one
+/// connection may buffer for a message not yet complete. A connection past
+/// a cap is closed at once and counted; the defaults bind no normal
+/// deployment (an office of phones behind one NAT address included).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Connections {
+    /// Inbound connections open at once from one IP address.
+    pub max_per_source: usize,
+    /// Inbound connections open at once on the profile (all sources).
+    pub max_total: usize,
+    /// Bytes one connection may hold for an incomplete message (an endless
+    /// header block, a body announced but not sent); default, and at most,
+    /// `[general] max_message_size`.
+    pub max_pending_bytes: Option<usize>,
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        Self {
+            max_per_source: 1_000,
+            max_total: 10_000,
+            max_pending_bytes: None,
+        }
+    }
 }
 
 /// The RTP relay's side of a profile: where legs on this profile get their media.
@@ -335,10 +370,19 @@ pub struct Tls {
 #[serde(deny_unknown_fields)]
 pub struct Peer {
     pub name: String,
-    /// `host:port` requests to this peer go to.
+    /// Where requests to this peer go: `ip:port`, `host:port` (A/AAAA),
+    /// or `host` alone (RFC 3263: NAPTR, then SRV, then A/AAAA).
     pub address: Option<String>,
     #[serde(default = "default_peer_transport")]
     pub transport: TransportKind,
+    /// `transport = "tls"`: extra trusted CA certificates (PEM), relative to
+    /// the profile's file, beside the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// `transport = "tls"`: verify the peer's certificate against its host
+    /// name (default true). `false` accepts any certificate: an explicit,
+    /// logged choice for a lab, never for a trunk on a shared network.
+    #[serde(default = "default_true")]
+    pub tls_verify: bool,
     /// Source networks accepted as this peer without authentication.
     #[serde(default)]
     pub acl: Vec<ipnet::IpNet>,
@@ -346,6 +390,10 @@ pub struct Peer {
     pub username: Option<String>,
     pub password: Option<String>,
     pub realm: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_peer_transport() -> TransportKind {

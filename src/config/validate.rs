@@ -42,7 +42,7 @@ pub fn validate(config: &Config, main: &Path, check_files: bool) -> Vec<Problem>
     }
     let mut bound: HashMap<(TransportKind, std::net::SocketAddr), String> = HashMap::new();
     for np in &config.profiles {
-        profile(np, check_files, &mut bound, &mut out);
+        profile(np, check_files, g.max_message_size, &mut bound, &mut out);
     }
     let mut peers: HashMap<&str, &str> = HashMap::new();
     for np in &config.profiles {
@@ -170,6 +170,7 @@ pub fn warnings(config: &Config) -> Vec<Problem> {
 fn profile(
     np: &NamedProfile,
     check_files: bool,
+    max_message_size: usize,
     bound: &mut HashMap<(TransportKind, std::net::SocketAddr), String>,
     out: &mut Vec<Problem>,
 ) {
@@ -338,13 +339,55 @@ fn profile(
             );
         }
     }
+    let c = &p.connections;
+    let ck = base.clone().key("connections");
+    if c.max_per_source == 0 {
+        err(ck.clone().key("max_per_source"), "must be above 0".into());
+    }
+    if c.max_total < c.max_per_source {
+        err(
+            ck.clone().key("max_total"),
+            format!("must not be below max_per_source ({})", c.max_per_source),
+        );
+    }
+    if let Some(n) = c.max_pending_bytes {
+        if !(1024..=max_message_size).contains(&n) {
+            err(
+                ck.key("max_pending_bytes"),
+                format!("must be between 1024 and max_message_size ({max_message_size})"),
+            );
+        }
+    }
     for (i, peer) in p.peers.iter().enumerate() {
         let key = base.clone().key("peers").index(i);
         if let Some(a) = &peer.address {
             if !valid_host_port(a) {
                 err(
                     key.clone().key("address"),
-                    format!("{a:?} is not host:port"),
+                    format!("{a:?} is not ip[:port] or host[:port]"),
+                );
+            }
+        }
+        if peer.transport != TransportKind::Tls {
+            if peer.ca_file.is_some() {
+                err(
+                    key.clone().key("ca_file"),
+                    "only a peer with transport = \"tls\" takes a ca_file".into(),
+                );
+            }
+            if !peer.tls_verify {
+                err(
+                    key.clone().key("tls_verify"),
+                    "only a peer with transport = \"tls\" takes tls_verify".into(),
+                );
+            }
+        }
+        if let (Some(ca), true) = (&peer.ca_file, check_files) {
+            let full = np.file.parent().unwrap_or(Path::new("")).join(ca);
+            if let Err(e) = std::fs::metadata(&full) {
+                err(
+                    key.clone().key("ca_file"),
+                    format!("{}: {e}", full.display()),
                 );
             }
         }
@@ -459,20 +502,10 @@ fn profile(
     }
 }
 
+/// `ip:port`, `[v6]:port`, a bare IP, `host:port` or a bare `host` (the
+/// forms `net::PeerAddress` reads).
 fn valid_host_port(s: &str) -> bool {
-    if s.parse::<std::net::SocketAddr>().is_ok() {
-        return true;
-    }
-    match s.rsplit_once(':') {
-        Some((host, port)) => {
-            !host.is_empty()
-                && port.parse::<u16>().is_ok()
-                && host
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
-        }
-        None => false,
-    }
+    crate::net::PeerAddress::parse(s).is_some()
 }
 
 /// `http_tls_cert` and `http_tls_key` come together, with an HTTP listener,

@@ -9,12 +9,13 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::sync::mpsc;
 
 mod callbacks;
 pub mod limits;
 mod outbox;
+mod peers;
+mod resolve;
 
 pub use callbacks::{CallbackTask, CenterInput};
 pub use outbox::{OutboxError, OutboxHandle, OutboxTask};
@@ -64,6 +65,8 @@ pub enum DriverError {
     Enrichment(#[from] crate::integrations::client::ClientError),
     #[error("{0}")]
     Notify(#[from] OutboxError),
+    #[error("{0}")]
+    Peer(#[from] peers::PeerError),
 }
 
 /// Runs the switch until `shutdown` resolves.
@@ -80,12 +83,19 @@ pub async fn run(
     let mut listeners = Vec::new();
     for (index, np) in config.profiles.iter().enumerate() {
         let profile = ProfileId(index);
+        let c = &np.profile.connections;
         let settings = ReaderSettings {
             profile,
             max_message_size: config.general.max_message_size,
+            max_pending_bytes: c
+                .max_pending_bytes
+                .unwrap_or(config.general.max_message_size),
             log_messages: config.general.log_sip_messages,
             idle_timeout: Duration::from_secs(np.profile.tcp_idle_timeout_secs.max(1)),
+            limits: transport::ConnectionLimits::new(&np.name, c.max_per_source, c.max_total),
         };
+        // Every profile may open connections of its own (TCP; TLS to its peers).
+        transports.allow_outbound(profile, settings.clone(), tx.clone());
         let tls = match &np.profile.tls {
             Some(t) => {
                 let base = np
@@ -121,7 +131,6 @@ pub async fn run(
                     local
                 }
                 TransportKind::Tcp => {
-                    transports.allow_outbound(profile, settings.clone(), tx.clone());
                     transport::bind_stream(l.address, None, settings.clone(), tx.clone())
                         .await
                         .map_err(bind_err)?
@@ -139,6 +148,11 @@ pub async fn run(
             });
         }
     }
+    // Trunk peers: TLS trust built, names resolved (RFC 3263) before `ready`.
+    let (peer_tx, mut peer_rx) = mpsc::channel::<peers::PeerUpdate>(64);
+    let first_targets = peers::Peers::new(&config, &config_dir)?
+        .start(peer_tx)
+        .await;
     let sessions: Sessions = Default::default();
     let mut endpoint = Endpoint::new(&config, rand::random(), sessions.clone());
     endpoint.set_wall_clock(std::time::Instant::now(), std::time::SystemTime::now());
@@ -147,6 +161,9 @@ pub async fn run(
         if let Some(i) = config.profile_index(&l.profile) {
             endpoint.set_local_address(ProfileId(i), l.transport, l.address);
         }
+    }
+    for u in &first_targets {
+        peers::apply(u, &mut endpoint, &mut transports);
     }
     // A recording left half-written by a crash is made readable again.
     for (path, outcome) in crate::recording::repair_dir(&config.general.recordings_dir) {
@@ -270,8 +287,10 @@ pub async fn run(
                     Inbound::Reject { source, response } => endpoint.handle_reject(now, source, *response),
                     Inbound::ConnectionUp { id, transport, remote, writer } => transports.connection_up(id, transport, remote, writer),
                     Inbound::ConnectionDown { id } => transports.connection_down(id),
+                    Inbound::ConnectFailed { profile, transport, remote, unsent } => peers::connect_failed(&mut transports, &mut endpoint, now, profile, transport, remote, unsent),
                 }
             }
+            Some(update) = peer_rx.recv() => peers::apply(&update, &mut endpoint, &mut transports),
             Some(event) = media_rx.recv() => endpoint.handle_media_event(std::time::Instant::now(), event),
             desktop = desktop_rx.recv() => match desktop {
                 Ok(d) => on_desktop(&d),
@@ -290,10 +309,11 @@ pub async fn run(
             media.command(command);
         }
         while let Some(t) = endpoint.poll_transmit() {
-            transports.send(
-                &t.destination,
-                Bytes::from(crate::sip::to_bytes(&t.message)),
-            );
+            peers::send(&mut transports, &mut endpoint, std::time::Instant::now(), t);
+        }
+        // A message that could not be sent may have ended a leg.
+        while let Some(command) = endpoint.poll_media() {
+            media.command(command);
         }
         while let Some(event) = endpoint.poll_event() {
             on_event(&event);

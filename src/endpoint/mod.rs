@@ -444,6 +444,28 @@ impl Endpoint {
             .respond(now, id, response);
     }
 
+    /// The driver could not send `message` (no connection could be made,
+    /// the peer's TLS certificate was refused, ...): the client transaction
+    /// that sent it fails with a transport error (RFC 3261 §17.1.4), which
+    /// the call layer takes as a 503 and a reason to try the peer's next
+    /// server (RFC 3263 §4.3).
+    pub fn handle_send_failure(&mut self, now: Instant, profile: ProfileId, message: &SipMessage) {
+        let SipMessage::Request(request) = message else {
+            return;
+        };
+        if let Some(p) = self.profiles.get_mut(profile.0) {
+            if p.transactions.request_transport_error(now, request) {
+                self.route_transaction_events(now);
+            }
+        }
+    }
+
+    /// Where a trunk peer's requests go, in order: the driver's RFC 3263
+    /// resolution of a peer given by name.
+    pub fn set_peer_targets(&mut self, profile: ProfileId, peer: usize, targets: Vec<SocketAddr>) {
+        self.calls.set_peer_targets(profile, peer, targets);
+    }
+
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some(entry) = self.delayed.due.first_entry() {
             if entry.key().0 > now {

@@ -5,6 +5,12 @@
 //! find where a body ends. One read may hold several messages, and one message
 //! may span several reads. A framing error means the stream can no longer be
 //! trusted and the connection must close.
+//!
+//! The framer holds at most `max_size` bytes of an incomplete message, plus
+//! the one byte that tells it the cap is passed, when its reader sizes each
+//! read by [`StreamFramer::room`]: an endless header block fails as soon as
+//! it passes the cap, and a Content-Length announcing more than the cap
+//! fails as soon as the header block ends, before any body is awaited.
 
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -80,6 +86,12 @@ impl StreamFramer {
     /// Bytes held that do not yet form a frame.
     pub fn pending(&self) -> usize {
         self.buf.len()
+    }
+
+    /// How many bytes the next read may add: up to one past the cap, so
+    /// that `next_frame` sees the excess and fails, never more (at least 1).
+    pub fn room(&self) -> usize {
+        (self.max_size + 1).saturating_sub(self.buf.len()).max(1)
     }
 }
 
@@ -157,5 +169,83 @@ mod tests {
         let mut f = StreamFramer::new(65535);
         f.push(b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: x\r\n\r\n");
         assert_eq!(f.next_frame(), Err(FramingError::BadContentLength));
+    }
+
+    /// A reader that sizes its reads by `room` (as `transport::stream`
+    /// does) never holds more than the cap plus one byte, whatever the peer
+    /// sends: the framing error comes first.
+    fn feed_endlessly(f: &mut StreamFramer, mut next: impl FnMut(usize) -> Vec<u8>) -> usize {
+        let mut most = 0;
+        for _ in 0..10_000 {
+            let chunk = next(f.room().min(16 * 1024));
+            f.push(&chunk);
+            most = most.max(f.pending());
+            loop {
+                match f.next_frame() {
+                    Ok(Some(_)) => continue,
+                    Ok(None) => break,
+                    Err(e) => {
+                        assert_eq!(e, FramingError::TooLarge(4096));
+                        return most;
+                    }
+                }
+            }
+        }
+        panic!("the framer never refused the stream");
+    }
+
+    #[test]
+    fn an_endless_header_block_is_cut_at_the_cap() {
+        let mut f = StreamFramer::new(4096);
+        let mut first = true;
+        let most = feed_endlessly(&mut f, |n| {
+            let mut v = Vec::new();
+            if std::mem::take(&mut first) {
+                v.extend_from_slice(b"INVITE sip:a@b SIP/2.0\r\n");
+            }
+            v.resize(n.max(v.len()), b'X');
+            v.truncate(n);
+            v
+        });
+        assert!(most <= 4097, "held {most} bytes");
+    }
+
+    #[test]
+    fn a_huge_content_length_fails_before_its_body_is_awaited() {
+        let mut f = StreamFramer::new(4096);
+        let head = b"INVITE sip:a@b SIP/2.0\r\nContent-Length: 4000000000\r\n\r\n";
+        f.push(head);
+        assert_eq!(f.next_frame(), Err(FramingError::TooLarge(4096)));
+        // Dribbled in small pieces, the same.
+        let mut f = StreamFramer::new(4096);
+        let mut sent = 0;
+        let most = feed_endlessly(&mut f, |n| {
+            let piece: Vec<u8> = if sent < head.len() {
+                head[sent..(sent + n.min(3)).min(head.len())].to_vec()
+            } else {
+                vec![b'b'; n]
+            };
+            sent += piece.len();
+            piece
+        });
+        assert!(most <= head.len(), "held {most} bytes");
+    }
+
+    #[test]
+    fn messages_back_to_back_pass_under_a_small_cap() {
+        let mut f = StreamFramer::new(MSG.len());
+        let stream = MSG.repeat(50);
+        let mut got = 0;
+        let mut at = 0;
+        while at < stream.len() {
+            let n = f.room().min(stream.len() - at);
+            f.push(&stream[at..at + n]);
+            at += n;
+            while let Some(frame) = f.next_frame().unwrap() {
+                assert_eq!(frame, Frame::Message(Bytes::from_static(MSG)));
+                got += 1;
+            }
+        }
+        assert_eq!(got, 50);
     }
 }

@@ -527,6 +527,19 @@ impl TransactionLayer {
         }
     }
 
+    /// The driver could not send `request`, which a client transaction of
+    /// ours sent (found by its branch and method, §17.1.3); false when none
+    /// did (an ACK for a 2xx, a transaction already gone).
+    pub fn request_transport_error(&mut self, now: Instant, request: &Request) -> bool {
+        let Some(id) = ClientTransactionKey::from_request(request)
+            .and_then(|key| self.client_keys.get(&key).copied())
+        else {
+            return false;
+        };
+        self.transport_error(now, TransactionId::Client(id));
+        true
+    }
+
     /// Fires every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some(&Reverse((at, id))) = self.timers.peek() {
@@ -1090,6 +1103,23 @@ mod tests {
             matches!(&ev[0], TransactionEvent::Client { id: c, event: ClientEvent::TransportError } if *c == id)
         );
         assert!(l.is_empty());
+    }
+
+    #[test]
+    fn a_request_that_could_not_be_sent_fails_its_transaction() {
+        let (t0, mut l) = layer();
+        let id = l.send_request(t0, options(), udp_destination()).unwrap();
+        let mut other = options();
+        other.method = Method::Info;
+        assert!(
+            !l.request_transport_error(t0, &other),
+            "no such transaction"
+        );
+        assert!(l.request_transport_error(t0, &options()));
+        let ev = events(&mut l);
+        assert!(
+            matches!(&ev[0], TransactionEvent::Client { id: c, event: ClientEvent::TransportError } if *c == id)
+        );
     }
 
     #[test]

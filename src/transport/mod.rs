@@ -6,8 +6,16 @@
 //! stays in the single endpoint task. Writes go out through [`Transports`],
 //! which the endpoint task owns: UDP directly on the socket, streams through
 //! each connection's writer channel. No lock sits on this path.
+//!
+//! It opens connections of its own (TCP, and TLS to peers registered with
+//! [`Transports::set_tls_target`]) and tells the endpoint task which
+//! messages could not be sent, so their transactions fail at once
+//! (RFC 3261 §17.1.4). Inbound stream connections are capped per source and
+//! per profile (`limits`).
 
+mod limits;
 mod stream;
+mod tls_client;
 mod udp;
 
 use std::collections::HashMap;
@@ -23,7 +31,9 @@ use tokio::sync::mpsc;
 use crate::net::{ConnectionId, Destination, ProfileId, Source, TransportKind};
 use crate::sip::{Response, SipMessage};
 
+pub use limits::{ConnectionLimits, Refusal, RefusedCounts};
 pub use stream::{bind_stream, load_tls_acceptor};
+pub use tls_client::{tls_target, TlsClientError, TlsTarget};
 pub use udp::bind_udp;
 
 /// What reader tasks tell the endpoint task.
@@ -49,6 +59,15 @@ pub enum Inbound {
     ConnectionDown {
         id: ConnectionId,
     },
+    /// A connection of our own could not be made (refused, timed out, TLS
+    /// handshake or certificate check failed): the messages still queued on
+    /// it were not sent.
+    ConnectFailed {
+        profile: ProfileId,
+        transport: TransportKind,
+        remote: SocketAddr,
+        unsent: Vec<Bytes>,
+    },
 }
 
 /// Per-reader settings.
@@ -56,8 +75,12 @@ pub enum Inbound {
 pub struct ReaderSettings {
     pub profile: ProfileId,
     pub max_message_size: usize,
+    /// Streams: the most one connection holds of an incomplete message.
+    pub max_pending_bytes: usize,
     pub log_messages: bool,
     pub idle_timeout: Duration,
+    /// The profile's caps on inbound stream connections.
+    pub limits: Arc<ConnectionLimits>,
 }
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
@@ -129,16 +152,41 @@ struct Connection {
     transport: TransportKind,
 }
 
+/// A message [`Transports::send`] could not send; its transaction should
+/// fail with a transport error.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("no {transport} socket on this profile")]
+    NoSocket { transport: TransportKind },
+    #[error("{transport} to {remote}: no open connection, and none of our own may be opened")]
+    NoConnection {
+        transport: TransportKind,
+        remote: SocketAddr,
+    },
+    #[error("{transport} to {remote}: connection queue full or closed")]
+    QueueClosed {
+        transport: TransportKind,
+        remote: SocketAddr,
+    },
+    #[error("udp to {remote}: {source}")]
+    Udp {
+        remote: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
 /// The sending side, owned by the endpoint task.
 pub struct Transports {
     udp: HashMap<ProfileId, Arc<UdpSocket>>,
     connections: HashMap<ConnectionId, Connection>,
     /// Latest connection per (transport, remote), for reuse by new requests.
     by_remote: HashMap<(TransportKind, SocketAddr), ConnectionId>,
-    /// Connections we are opening, until they report up.
-    connecting: HashMap<SocketAddr, mpsc::Sender<Bytes>>,
+    /// Connections we are opening, until they report up (or failed).
+    connecting: HashMap<(TransportKind, SocketAddr), mpsc::Sender<Bytes>>,
     /// Per profile: how to read what our own connections receive.
     outbound: HashMap<ProfileId, (ReaderSettings, mpsc::Sender<Inbound>)>,
+    /// Peers we may open TLS to, by (profile, address): their name and trust.
+    tls_targets: HashMap<(ProfileId, SocketAddr), TlsTarget>,
     log_messages: bool,
 }
 
@@ -150,6 +198,7 @@ impl Transports {
             by_remote: HashMap::new(),
             connecting: HashMap::new(),
             outbound: HashMap::new(),
+            tls_targets: HashMap::new(),
             log_messages,
         }
     }
@@ -158,7 +207,8 @@ impl Transports {
         self.udp.entry(profile).or_insert(socket);
     }
 
-    /// Lets the profile open TCP connections of its own.
+    /// Lets the profile open connections of its own (TCP always; TLS to
+    /// the addresses given to `set_tls_target`).
     pub fn allow_outbound(
         &mut self,
         profile: ProfileId,
@@ -166,6 +216,11 @@ impl Transports {
         tx: mpsc::Sender<Inbound>,
     ) {
         self.outbound.entry(profile).or_insert((settings, tx));
+    }
+
+    /// TLS connections the profile opens to `address` verify `target`'s name.
+    pub fn set_tls_target(&mut self, profile: ProfileId, address: SocketAddr, target: TlsTarget) {
+        self.tls_targets.insert((profile, address), target);
     }
 
     pub fn connection_up(
@@ -176,9 +231,7 @@ impl Transports {
         writer: mpsc::Sender<Bytes>,
     ) {
         self.by_remote.insert((transport, remote), id);
-        if transport == TransportKind::Tcp {
-            self.connecting.remove(&remote);
-        }
+        self.connecting.remove(&(transport, remote));
         self.connections.insert(
             id,
             Connection {
@@ -197,69 +250,84 @@ impl Transports {
         }
     }
 
+    /// A connection of our own failed: the next message opens a new one.
+    pub fn connect_failed(&mut self, transport: TransportKind, remote: SocketAddr) {
+        if self
+            .connecting
+            .get(&(transport, remote))
+            .is_some_and(|w| w.is_closed())
+        {
+            self.connecting.remove(&(transport, remote));
+        }
+    }
+
     /// Sends one message. Streams: the named connection, else any open one to
-    /// the same peer, else (TCP) a new connection of our own; TLS connections
-    /// are only reused (no outbound TLS yet).
-    pub fn send(&mut self, destination: &Destination, bytes: Bytes) {
+    /// the same peer, else a new connection of our own (TCP; TLS to a
+    /// registered peer). An error means the message did not leave (a
+    /// connection that fails later reports its queue in `ConnectFailed`).
+    pub fn send(&mut self, destination: &Destination, bytes: Bytes) -> Result<(), SendError> {
         if self.log_messages {
             tracing::info!(target: "sip_trace", "send {} bytes to {}/{}:\n{}", bytes.len(), destination.transport, destination.remote, String::from_utf8_lossy(&bytes));
         }
-        match destination.transport {
-            TransportKind::Udp => match self.udp.get(&destination.profile) {
-                Some(socket) => {
-                    if let Err(e) = socket.try_send_to(&bytes, destination.remote) {
-                        tracing::warn!(remote = %destination.remote, error = %e, "udp send failed");
-                    }
+        let kind = destination.transport;
+        let remote = destination.remote;
+        if kind == TransportKind::Udp {
+            let socket = self
+                .udp
+                .get(&destination.profile)
+                .ok_or(SendError::NoSocket { transport: kind })?;
+            return match socket.try_send_to(&bytes, remote) {
+                Ok(_) => Ok(()),
+                // A full socket buffer is congestion, not an unreachable
+                // peer: the transaction's retransmissions cover it.
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    tracing::warn!(%remote, "udp send buffer full, datagram dropped");
+                    Ok(())
                 }
-                None => tracing::warn!(
-                    profile = destination.profile.0,
-                    "no udp socket on this profile"
-                ),
-            },
-            kind => {
-                let conn = destination
-                    .connection
-                    .and_then(|id| self.connections.get(&id))
-                    .or_else(|| {
-                        self.by_remote
-                            .get(&(kind, destination.remote))
-                            .and_then(|id| self.connections.get(id))
-                    });
-                match conn {
-                    Some(c) => {
-                        if c.writer.try_send(bytes).is_err() {
-                            tracing::warn!(remote = %c.remote, "connection writer full or closed, message dropped");
-                        }
-                    }
-                    None if kind == TransportKind::Tcp => {
-                        let writer = match self.connecting.get(&destination.remote) {
-                            Some(w) if !w.is_closed() => Some(w.clone()),
-                            _ => self.outbound.get(&destination.profile).map(|(s, tx)| {
-                                let w = stream::connect_stream(
-                                    destination.remote,
-                                    s.clone(),
-                                    tx.clone(),
-                                );
-                                self.connecting.insert(destination.remote, w.clone());
-                                w
-                            }),
-                        };
-                        match writer {
-                            Some(w) => {
-                                if w.try_send(bytes).is_err() {
-                                    tracing::warn!(remote = %destination.remote, "connection queue full, message dropped");
-                                }
-                            }
-                            None => {
-                                tracing::warn!(remote = %destination.remote, "no tcp on this profile")
-                            }
-                        }
-                    }
-                    None => {
-                        tracing::warn!(remote = %destination.remote, transport = %kind, "no open connection to send on")
-                    }
-                }
-            }
+                Err(source) => Err(SendError::Udp { remote, source }),
+            };
         }
+        let conn = destination
+            .connection
+            .and_then(|id| self.connections.get(&id))
+            .or_else(|| {
+                self.by_remote
+                    .get(&(kind, remote))
+                    .and_then(|id| self.connections.get(id))
+            });
+        let writer = match conn {
+            Some(c) => c.writer.clone(),
+            None => match self.connecting.get(&(kind, remote)) {
+                Some(w) if !w.is_closed() => w.clone(),
+                _ => {
+                    let tls = match kind {
+                        TransportKind::Tls => Some(
+                            self.tls_targets
+                                .get(&(destination.profile, remote))
+                                .cloned()
+                                .ok_or(SendError::NoConnection {
+                                    transport: kind,
+                                    remote,
+                                })?,
+                        ),
+                        _ => None,
+                    };
+                    let (s, tx) =
+                        self.outbound
+                            .get(&destination.profile)
+                            .ok_or(SendError::NoConnection {
+                                transport: kind,
+                                remote,
+                            })?;
+                    let w = stream::connect_stream(remote, tls, s.clone(), tx.clone());
+                    self.connecting.insert((kind, remote), w.clone());
+                    w
+                }
+            },
+        };
+        writer.try_send(bytes).map_err(|_| SendError::QueueClosed {
+            transport: kind,
+            remote,
+        })
     }
 }

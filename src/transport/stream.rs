@@ -3,10 +3,15 @@
 //! Each connection is one task that owns both halves: it reads and frames
 //! (§18.3), answers RFC 5626 double-CRLF pings with a CRLF, writes what the
 //! endpoint queues for it, and closes after `idle_timeout` with no traffic.
+//! An inbound connection holds a place under the profile's
+//! [`ConnectionLimits`] for its whole life and is closed at once when there
+//! is none; a connection never holds more than `max_pending_bytes` (+1) of
+//! a message not yet complete: reads are sized to what is left of that cap.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -15,12 +20,24 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
+use super::limits::Permit;
+use super::tls_client::TlsTarget;
 use super::{deliver_frame, next_connection_id, Inbound, ReaderSettings};
 use crate::net::{Source, TransportKind};
 use crate::sip::{Frame, StreamFramer};
 
 /// Messages queued for one connection before the endpoint starts dropping.
 const WRITER_QUEUE: usize = 1024;
+
+/// How long an outbound connection (TCP connect and TLS handshake) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long an inbound TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long accepting pauses after an error (out of file descriptors, say):
+/// retrying at once would spin a core while nothing can be accepted.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Binds a TCP (or, with an acceptor, TLS) listener and starts accepting.
 pub async fn bind_stream(
@@ -32,11 +49,35 @@ pub async fn bind_stream(
     let listener = TcpListener::bind(address).await?;
     let local = listener.local_addr()?;
     tokio::spawn(async move {
+        // Refusals of a burst not logged yet: logged once the interval allows.
+        let mut unlogged = false;
         loop {
-            let (tcp, remote) = match listener.accept().await {
+            let flush = tokio::time::sleep(super::limits::REPORT_EVERY);
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = flush, if unlogged => {
+                    unlogged = settings.limits.flush_report(std::time::Instant::now());
+                    continue;
+                }
+            };
+            let (tcp, remote) = match accepted {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            };
+            // Past a cap the connection is closed before it costs anything
+            // more (the refusal is counted and logged by the limits).
+            let permit = match settings
+                .limits
+                .try_acquire(remote.ip(), std::time::Instant::now())
+            {
+                Ok(p) => p,
+                Err(_) => {
+                    drop(tcp);
+                    unlogged = true;
                     continue;
                 }
             };
@@ -45,24 +86,44 @@ pub async fn bind_stream(
             tokio::spawn(async move {
                 match tls {
                     None => {
-                        run_connection(tcp, TransportKind::Tcp, local, remote, settings, tx, None)
-                            .await
+                        run_connection(
+                            tcp,
+                            TransportKind::Tcp,
+                            local,
+                            remote,
+                            settings,
+                            tx,
+                            None,
+                            Some(permit),
+                        )
+                        .await
                     }
-                    Some(acceptor) => match acceptor.accept(tcp).await {
-                        Ok(stream) => {
-                            run_connection(
-                                stream,
-                                TransportKind::Tls,
-                                local,
-                                remote,
-                                settings,
-                                tx,
-                                None,
-                            )
-                            .await
+                    Some(acceptor) => {
+                        // A peer that connects and never completes the
+                        // handshake holds its place for seconds, not for
+                        // as long as an idle connection may stay.
+                        let bound = settings.idle_timeout.min(HANDSHAKE_TIMEOUT);
+                        let handshake = tokio::time::timeout(bound, acceptor.accept(tcp));
+                        match handshake.await {
+                            Ok(Ok(stream)) => {
+                                run_connection(
+                                    stream,
+                                    TransportKind::Tls,
+                                    local,
+                                    remote,
+                                    settings,
+                                    tx,
+                                    None,
+                                    Some(permit),
+                                )
+                                .await
+                            }
+                            Ok(Err(e)) => {
+                                tracing::info!(%remote, error = %e, "tls handshake failed")
+                            }
+                            Err(_) => tracing::info!(%remote, "tls handshake timed out"),
                         }
-                        Err(e) => tracing::info!(%remote, error = %e, "tls handshake failed"),
-                    },
+                    }
                 }
             });
         }
@@ -70,44 +131,77 @@ pub async fn bind_stream(
     Ok(local)
 }
 
-/// Opens a TCP connection of our own (to a trunk, or a phone whose
-/// connection closed). Messages sent before it is up wait in the returned
-/// queue; a connection that cannot be made drops them (the transaction
-/// times out and reports it).
+/// Opens a connection of our own (to a trunk, or a phone whose connection
+/// closed): TCP, or TLS with `tls` (handshake and certificate check
+/// included). Messages sent before it is up wait in the returned queue; when
+/// the connection cannot be made, those still queued go back to the endpoint
+/// task in [`Inbound::ConnectFailed`] so that their transactions fail at
+/// once (RFC 3261 §17.1.4) instead of timing out.
 pub fn connect_stream(
     remote: SocketAddr,
+    tls: Option<TlsTarget>,
     settings: ReaderSettings,
     tx: mpsc::Sender<Inbound>,
 ) -> mpsc::Sender<Bytes> {
-    let (writer_tx, writer_rx) = mpsc::channel::<Bytes>(WRITER_QUEUE);
+    let (writer_tx, mut writer_rx) = mpsc::channel::<Bytes>(WRITER_QUEUE);
     let writer = writer_tx.clone();
     tokio::spawn(async move {
-        let connect = tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            tokio::net::TcpStream::connect(remote),
-        );
-        match connect.await {
-            Ok(Ok(tcp)) => {
-                let _ = tcp.set_nodelay(true);
-                let local = tcp.local_addr().unwrap_or(remote);
-                run_connection(
-                    tcp,
-                    TransportKind::Tcp,
-                    local,
-                    remote,
-                    settings,
-                    tx,
-                    Some((writer, writer_rx)),
-                )
+        let transport = if tls.is_some() {
+            TransportKind::Tls
+        } else {
+            TransportKind::Tcp
+        };
+        let connect = async {
+            let tcp = tokio::net::TcpStream::connect(remote)
                 .await
+                .map_err(|e| format!("connect: {e}"))?;
+            let _ = tcp.set_nodelay(true);
+            let local = tcp.local_addr().unwrap_or(remote);
+            match &tls {
+                None => Ok((local, Err(tcp))),
+                Some(t) => t
+                    .connector
+                    .connect(t.server_name.clone(), tcp)
+                    .await
+                    .map(|s| (local, Ok(s)))
+                    .map_err(|e| format!("tls handshake with {:?}: {e}", t.server_name)),
             }
-            Ok(Err(e)) => tracing::warn!(%remote, error = %e, "tcp connect failed"),
-            Err(_) => tracing::warn!(%remote, "tcp connect timed out"),
+        };
+        let reason = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+            Ok(Ok((local, Err(tcp)))) => {
+                let writer = Some((writer, writer_rx));
+                return run_connection(tcp, transport, local, remote, settings, tx, writer, None)
+                    .await;
+            }
+            Ok(Ok((local, Ok(stream)))) => {
+                let writer = Some((writer, writer_rx));
+                return run_connection(
+                    stream, transport, local, remote, settings, tx, writer, None,
+                )
+                .await;
+            }
+            Ok(Err(reason)) => reason,
+            Err(_) => "timed out".to_string(),
+        };
+        tracing::warn!(%remote, %transport, %reason, "outbound connection failed");
+        writer_rx.close();
+        let mut unsent = Vec::new();
+        while let Ok(bytes) = writer_rx.try_recv() {
+            unsent.push(bytes);
         }
+        let _ = tx
+            .send(Inbound::ConnectFailed {
+                profile: settings.profile,
+                transport,
+                remote,
+                unsent,
+            })
+            .await;
     });
     writer_tx
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_connection<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     transport: TransportKind,
@@ -116,6 +210,8 @@ async fn run_connection<S: AsyncRead + AsyncWrite + Unpin>(
     settings: ReaderSettings,
     tx: mpsc::Sender<Inbound>,
     writer: Option<(mpsc::Sender<Bytes>, mpsc::Receiver<Bytes>)>,
+    // Held until the connection ends: its place under the profile's caps.
+    permit: Option<Permit>,
 ) {
     let id = next_connection_id();
     let (writer_tx, mut writer_rx) = writer.unwrap_or_else(|| mpsc::channel::<Bytes>(WRITER_QUEUE));
@@ -140,12 +236,17 @@ async fn run_connection<S: AsyncRead + AsyncWrite + Unpin>(
         connection: Some(id),
     };
     let (mut rd, mut wr) = tokio::io::split(stream);
-    let mut framer = StreamFramer::new(settings.max_message_size);
+    let cap = settings.max_pending_bytes;
+    let mut framer = StreamFramer::new(cap);
     let mut buf = vec![0u8; 16 * 1024];
     let mut deadline = Instant::now() + settings.idle_timeout;
     let reason = loop {
+        // Never read past one byte over the cap: whatever a peer sends, the
+        // connection holds at most that much of an incomplete message (the
+        // framer refuses the byte over).
+        let room = framer.room().min(buf.len());
         tokio::select! {
-            read = rd.read(&mut buf) => {
+            read = rd.read(&mut buf[..room]) => {
                 let n = match read {
                     Ok(0) => break "closed by peer",
                     Ok(n) => n,
@@ -192,6 +293,9 @@ async fn run_connection<S: AsyncRead + AsyncWrite + Unpin>(
         }
     };
     tracing::debug!(%remote, connection = id.0, reason, "connection closed");
+    // The place is free before the peer can see the close: a peer that
+    // waits for our FIN may connect again at once.
+    drop(permit);
     let _ = wr.shutdown().await;
     let _ = tx.send(Inbound::ConnectionDown { id }).await;
 }

@@ -25,6 +25,7 @@ use crate::transaction::{
 use super::{CallCommand, CallEvent, CallLayer, EndedBy, LegRole, Originate, SipOut};
 
 mod digest;
+mod failover;
 mod late_offer;
 mod transfer;
 
