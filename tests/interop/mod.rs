@@ -7,4 +7,5 @@
 
 #![allow(dead_code)]
 
+pub mod baresip;
 pub mod shipped;
