@@ -158,6 +158,11 @@ pub struct CallLayer {
     /// Where unanswered legs already forgotten were sent, until their INVITE
     /// transaction ends: a late 2xx is still ACKed and released.
     gone_uac: HashMap<LegId, Destination>,
+    /// (SIP Call-ID, our tag) of legs forgotten after we sent their BYE,
+    /// until that BYE's transaction ends: a BYE from the far end crossing
+    /// ours (both hung up at once; baresip after the final NOTIFY of its
+    /// REFER) is answered 200, not 481.
+    closing: HashMap<(String, String), LegId>,
 }
 
 impl CallLayer {
@@ -193,6 +198,7 @@ impl CallLayer {
             wall: None,
             dirty: Vec::new(),
             gone_uac: HashMap::new(),
+            closing: HashMap::new(),
         }
     }
 
@@ -215,6 +221,19 @@ impl CallLayer {
             return false;
         };
         self.by_dialog.contains_key(&(call_id.to_string(), tag))
+    }
+
+    /// Whether `request` is a BYE for a dialog whose BYE we sent a moment
+    /// ago (its transaction still running): the endpoint answers it 200,
+    /// the session being over on both sides (RFC 3261 §15.1.2).
+    pub fn is_crossing_bye(&self, request: &Request) -> bool {
+        let (Some(call_id), Some(tag)) = (request.call_id(), request.to_tag()) else {
+            return false;
+        };
+        request.method == Method::Bye
+            && self
+                .closing
+                .contains_key(&(call_id.to_string(), tag.to_string()))
     }
 
     /// A client transaction event for a request the call layer sent.

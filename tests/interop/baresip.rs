@@ -153,28 +153,19 @@ impl Phone {
             .spawn()
             .expect("spawn baresip");
         let log = Arc::new(Log::default());
-        let (ready_tx, ready_rx) = mpsc::channel();
-        for out in [
-            Box::new(child.stdout.take().expect("stdout")) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().expect("stderr")),
-        ] {
-            let log = log.clone();
-            let ready_tx = ready_tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines() {
-                    let Ok(line) = line else { break };
-                    if line.contains("baresip is ready") {
-                        let _ = ready_tx.send(());
-                    }
-                    log.push(line);
-                }
-            });
-        }
+        log.capture(child.stdout.take().expect("stdout"));
+        log.capture(child.stderr.take().expect("stderr"));
+        let ready = log.wait(WAIT, |lines| {
+            lines
+                .iter()
+                .any(|l| l.contains("baresip is ready"))
+                .then_some(())
+        });
         let fail = |what: &str, log: &Log| -> ! {
             let text = log.lines().join("\n");
             panic!("baresip {label}: {what}\n--- baresip output ---\n{text}")
         };
-        if ready_rx.recv_timeout(WAIT).is_err() {
+        if ready.is_err() {
             let _ = child.kill();
             let _ = child.wait();
             fail("no `baresip is ready` line", &log);
@@ -437,24 +428,9 @@ impl Phone {
         timeout: Duration,
         found: impl Fn(&[String]) -> Option<T>,
     ) -> T {
-        let deadline = Instant::now() + timeout;
-        let mut lines = self.log.lock();
-        loop {
-            if let Some(t) = found(&lines) {
-                return t;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                drop(lines);
-                self.fail(&format!("printed no {what} within {timeout:?}"));
-            }
-            lines = self
-                .log
-                .grew
-                .wait_timeout(lines, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
+        self.log
+            .wait(timeout, found)
+            .unwrap_or_else(|_| self.fail(&format!("printed no {what} within {timeout:?}")))
     }
 
     /// Panics with what the phone saw and said.
@@ -588,14 +564,26 @@ impl Drop for Phone {
     }
 }
 
-/// What baresip printed, line by line; waiters are woken on each line.
+/// What a child process printed, line by line; waiters are woken on each
+/// line (the Kamailio harness uses it too).
 #[derive(Default)]
-struct Log {
+pub struct Log {
     lines: Mutex<Vec<String>>,
     grew: Condvar,
 }
 
 impl Log {
+    /// Collects the lines of `out` on a thread of its own.
+    pub fn capture(self: &Arc<Self>, out: impl Read + Send + 'static) {
+        let log = self.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                log.push(line);
+            }
+        });
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
         // Nothing panics while holding it, but read through poisoning anyway.
         self.lines.lock().unwrap_or_else(|e| e.into_inner())
@@ -606,8 +594,33 @@ impl Log {
         self.grew.notify_all();
     }
 
-    fn lines(&self) -> Vec<String> {
+    pub fn lines(&self) -> Vec<String> {
         self.lock().clone()
+    }
+
+    /// Waits (at most `timeout`) until `found` finds something in the lines
+    /// so far; `Err(lines)` on time-out.
+    pub fn wait<T>(
+        &self,
+        timeout: Duration,
+        found: impl Fn(&[String]) -> Option<T>,
+    ) -> Result<T, Vec<String>> {
+        let deadline = Instant::now() + timeout;
+        let mut lines = self.lock();
+        loop {
+            if let Some(t) = found(&lines) {
+                return Ok(t);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(lines.clone());
+            }
+            lines = self
+                .grew
+                .wait_timeout(lines, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
     }
 }
 

@@ -8,4 +8,5 @@
 #![allow(dead_code)]
 
 pub mod baresip;
+pub mod kamailio;
 pub mod shipped;

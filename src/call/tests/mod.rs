@@ -24,8 +24,10 @@ use crate::transaction::{
 
 use super::{CallCommand, CallEvent, CallLayer, EndedBy, LegRole, Originate, SipOut};
 
+mod crossing;
 mod digest;
 mod late_offer;
+mod path;
 mod transfer;
 
 const CONFIG: &str = r#"
