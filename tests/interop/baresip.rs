@@ -112,6 +112,11 @@ fn free_port_pair() -> u16 {
 impl Phone {
     /// Starts baresip sending `tone` Hz, without any account yet.
     pub fn start(label: &str, tone: u32) -> Phone {
+        Phone::start_with_modules(label, tone, &[])
+    }
+
+    /// [`Phone::start`] with more modules loaded (`"mwi.so"`, ...).
+    pub fn start_with_modules(label: &str, tone: u32, modules: &[&str]) -> Phone {
         require_baresip();
         let dir = tempfile::tempdir().expect("tempdir");
         let sip_port = free_port_pair();
@@ -136,9 +141,14 @@ impl Phone {
              module ctrl_tcp.so\n\
              module_app menu.so\n\
              ctrl_tcp_listen 127.0.0.1:{ctrl_port}\n\
-             snd_path {snd}\n",
+             snd_path {snd}\n\
+             {extra}",
             rtp_max = rtp + 9,
             snd = dir.path().display(),
+            extra = modules
+                .iter()
+                .map(|m| format!("module {m}\n"))
+                .collect::<String>(),
         );
         std::fs::write(dir.path().join("config"), config).expect("write baresip config");
         std::fs::write(dir.path().join("accounts"), "").expect("write accounts");
