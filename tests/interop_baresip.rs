@@ -281,9 +281,12 @@ fn options_and_subscribe_get_clean_answers() {
     assert!(closed.contains("405"), "{closed}");
     p.command("options", &format!("sip:1002@{}", internal(&sw)))
         .unwrap_or_else(|e| p.fail(&format!("options: {e}")));
+    // baresip prints the whole 200 after this marker; wait for the blank
+    // line that ends its headers.
     let ok = p.wait_log("the OPTIONS answer", WAIT, |lines| {
         let at = lines.iter().position(|l| l.contains("----- OPTIONS of"))?;
-        Some(lines[at..].iter().take(20).cloned().collect::<Vec<_>>())
+        let end = at + lines[at..].iter().position(|l| l.trim().is_empty())?;
+        Some(lines[at..=end].to_vec())
     });
     assert!(ok.iter().any(|l| l.starts_with("SIP/2.0 200")), "{ok:#?}");
     assert!(
