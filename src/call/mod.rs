@@ -4,7 +4,8 @@
 //! tags and CSeq space; the switch terminates each dialog and relays between
 //! them (RFC 3261 §12 per leg, RFC 3264 offer/answer rewritten so that media
 //! flows through the relay). It routes new INVITEs by the dial plan (users'
-//! registered contacts, forked in parallel, or trunk gateways), places calls
+//! registered contacts, forked in parallel, through the Path they registered
+//! with, RFC 3327; or trunk gateways), places calls
 //! for the layer above ("call A; when A answers, call B; bridge"), relays
 //! progress, failures, CANCEL, BYE, re-INVITE (hold, RFC 6337), INFO DTMF and
 //! REFER transfers (RFC 3515, RFC 3891), transfers on command, keeps RFC 4028
