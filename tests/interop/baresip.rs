@@ -152,16 +152,17 @@ impl Phone {
         );
         std::fs::write(dir.path().join("config"), config).expect("write baresip config");
         std::fs::write(dir.path().join("accounts"), "").expect("write accounts");
-        let mut child = Command::new("baresip")
+        let mut command = Command::new("baresip");
+        command
             .arg("-f")
             .arg(dir.path())
             .arg("-s")
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn baresip");
+            .stderr(Stdio::piped());
+        die_with_parent(&mut command, libc::SIGKILL);
+        let mut child = command.spawn().expect("spawn baresip");
         let log = Arc::new(Log::default());
         log.capture(child.stdout.take().expect("stdout"));
         log.capture(child.stderr.take().expect("stderr"));
@@ -631,6 +632,21 @@ impl Log {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
+    }
+}
+
+/// Has the kernel send `signal` to the child when the thread that spawned
+/// it ends, so a test process killed or aborted leaves no peer behind.
+pub fn die_with_parent(command: &mut Command, signal: libc::c_int) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl(2) is async-signal-safe and touches no memory of ours.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }
 

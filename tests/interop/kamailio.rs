@@ -10,7 +10,7 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use crate::common::{free_port, repo_path};
-use crate::interop::baresip::Log;
+use crate::interop::baresip::{die_with_parent, Log};
 
 const STARTUP: Duration = Duration::from_secs(10);
 
@@ -50,7 +50,8 @@ impl Kamailio {
         );
         let cfg_path = dir.path().join("edge.cfg");
         std::fs::write(&cfg_path, cfg).expect("write edge.cfg");
-        let mut child = Command::new("kamailio")
+        let mut command = Command::new("kamailio");
+        command
             .arg("-f")
             .arg(&cfg_path)
             .args(["-DD", "-E", "-m", "16", "-M", "4"])
@@ -62,9 +63,10 @@ impl Kamailio {
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn kamailio");
+            .stderr(Stdio::piped());
+        // SIGTERM, not SIGKILL: its main process then stops its workers.
+        die_with_parent(&mut command, libc::SIGTERM);
+        let mut child = command.spawn().expect("spawn kamailio");
         let log = Arc::new(Log::default());
         log.capture(child.stdout.take().expect("stdout"));
         log.capture(child.stderr.take().expect("stderr"));
