@@ -270,9 +270,15 @@ impl CallLayer {
         }
         // Over UDP the very address it registered from (its NAT binding);
         // over a stream, a new connection has a new port: the address only.
-        let same = |b: &crate::registrar::Binding| match source.transport {
-            crate::net::TransportKind::Udp => b.source.remote == source.remote,
-            _ => b.source.remote.ip() == ip,
+        // A binding made through a proxy (with a Path) came from the
+        // proxy's address, which every phone behind it shares: it proves
+        // nothing, and such a caller is challenged.
+        let same = |b: &crate::registrar::Binding| {
+            b.path.is_empty()
+                && match source.transport {
+                    crate::net::TransportKind::Udp => b.source.remote == source.remote,
+                    _ => b.source.remote.ip() == ip,
+                }
         };
         p.registrar
             && out
@@ -300,12 +306,8 @@ impl CallLayer {
                         Some(Target {
                             profile: *profile,
                             uri: sip::parse_uri(&b.contact).ok()?,
-                            destination: Destination {
-                                profile: b.source.profile,
-                                transport: b.source.transport,
-                                remote: b.source.remote,
-                                connection: b.source.connection,
-                            },
+                            destination: path_destination(&b),
+                            route: b.path.clone(),
                             peer: None,
                             label: user.clone(),
                             fallback: Vec::new(),
@@ -339,6 +341,7 @@ impl CallLayer {
                         remote: first,
                         connection: None,
                     },
+                    route: Vec::new(),
                     peer: Some((*profile, *peer)),
                     label: number.clone(),
                     fallback: rest.to_vec(),
@@ -413,4 +416,44 @@ impl CallLayer {
             self.by_server_tx.remove(&(profile, tx));
         }
     }
+}
+
+/// Where a request for a registered contact goes: where its REGISTER came
+/// from, or, when it registered with a Path (RFC 3327 §5.3), the first Path
+/// hop, which is where the Route the request carries leads (loose routing,
+/// RFC 3261 §16.12). A first hop named by an IP address is sent to as
+/// written (its `transport` parameter, else the REGISTER's transport); a
+/// host name is not resolved here (no I/O in this layer), and the REGISTER's
+/// source stands in for it: the proxy that added the Path is that first hop
+/// in the usual edge-proxy setup.
+fn path_destination(b: &crate::registrar::Binding) -> Destination {
+    let source = Destination {
+        profile: b.source.profile,
+        transport: b.source.transport,
+        remote: b.source.remote,
+        connection: b.source.connection,
+    };
+    let Some(first) = b.path.first() else {
+        return source;
+    };
+    match hop_address(first) {
+        Some((remote, _)) if remote == b.source.remote => source,
+        Some((remote, transport)) => Destination {
+            profile: b.source.profile,
+            transport: transport.unwrap_or(b.source.transport),
+            remote,
+            connection: None,
+        },
+        None => source,
+    }
+}
+
+/// The address and transport of a route entry whose host is an IP address.
+fn hop_address(route: &str) -> Option<(std::net::SocketAddr, Option<crate::net::TransportKind>)> {
+    let (ip, port, transport) = sip::ip_hop(route)?;
+    let transport = transport.and_then(|t| crate::net::TransportKind::from_via_token(&t));
+    let port = port.unwrap_or_else(|| {
+        crate::net::default_port(transport.unwrap_or(crate::net::TransportKind::Udp))
+    });
+    Some((std::net::SocketAddr::new(ip, port), transport))
 }

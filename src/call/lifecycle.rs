@@ -103,7 +103,8 @@ impl CallLayer {
         };
         if !l.ending {
             l.ending = true;
-            self.send_in_dialog(
+            let key = (l.sip_call_id.clone(), l.local_tag.clone());
+            if self.send_in_dialog(
                 now,
                 out,
                 leg,
@@ -111,7 +112,9 @@ impl CallLayer {
                 None,
                 Vec::new(),
                 Pending::Bye(leg),
-            );
+            ) {
+                self.closing.insert(key, leg);
+            }
         }
         self.drop_leg(leg);
     }

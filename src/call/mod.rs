@@ -4,7 +4,8 @@
 //! tags and CSeq space; the switch terminates each dialog and relays between
 //! them (RFC 3261 §12 per leg, RFC 3264 offer/answer rewritten so that media
 //! flows through the relay). It routes new INVITEs by the dial plan (users'
-//! registered contacts, forked in parallel, or trunk gateways), places calls
+//! registered contacts, forked in parallel, through the Path they registered
+//! with, RFC 3327; or trunk gateways), places calls
 //! for the layer above ("call A; when A answers, call B; bridge"), relays
 //! progress, failures, CANCEL, BYE, re-INVITE (hold, RFC 6337), INFO DTMF and
 //! REFER transfers (RFC 3515, RFC 3891), transfers on command, keeps RFC 4028
@@ -162,6 +163,11 @@ pub struct CallLayer {
     gone_uac: HashMap<LegId, Destination>,
     /// Legs to a trunk peer: its servers not yet tried (RFC 3263 §4.3).
     failover: HashMap<LegId, VecDeque<std::net::SocketAddr>>,
+    /// (SIP Call-ID, our tag) of legs forgotten after we sent their BYE,
+    /// until that BYE's transaction ends: a BYE from the far end crossing
+    /// ours (both hung up at once; baresip after the final NOTIFY of its
+    /// REFER) is answered 200, not 481.
+    closing: HashMap<(String, String), LegId>,
 }
 
 impl CallLayer {
@@ -198,6 +204,7 @@ impl CallLayer {
             dirty: Vec::new(),
             gone_uac: HashMap::new(),
             failover: HashMap::new(),
+            closing: HashMap::new(),
         }
     }
 
@@ -246,6 +253,19 @@ impl CallLayer {
             return false;
         };
         self.by_dialog.contains_key(&(call_id.to_string(), tag))
+    }
+
+    /// Whether `request` is a BYE for a dialog whose BYE we sent a moment
+    /// ago (its transaction still running): the endpoint answers it 200,
+    /// the session being over on both sides (RFC 3261 §15.1.2).
+    pub fn is_crossing_bye(&self, request: &Request) -> bool {
+        let (Some(call_id), Some(tag)) = (request.call_id(), request.to_tag()) else {
+            return false;
+        };
+        request.method == Method::Bye
+            && self
+                .closing
+                .contains_key(&(call_id.to_string(), tag.to_string()))
     }
 
     /// A client transaction event for a request the call layer sent.

@@ -26,6 +26,10 @@ pub struct Target {
     pub profile: ProfileId,
     pub uri: Uri,
     pub destination: Destination,
+    /// A preloaded route set (RFC 3261 §8.1.2): the Path a contact registered
+    /// with (RFC 3327 §5.3), first hop first, sent as Route headers; the
+    /// destination is then that first hop.
+    pub route: Vec<String>,
     /// The trunk peer whose credentials answer challenges.
     pub peer: Option<(ProfileId, usize)>,
     /// The user or number, for events.
@@ -122,6 +126,14 @@ impl CallLayer {
                 ),
             ),
             ("Max-Forwards".into(), "70".into()),
+        ];
+        headers.extend(
+            target
+                .route
+                .iter()
+                .map(|r| ("Route".to_string(), r.clone())),
+        );
+        headers.extend([
             (
                 "From".into(),
                 format!("{display}<sip:{user}@{host}>;tag={local_tag}"),
@@ -132,7 +144,7 @@ impl CallLayer {
             ("Contact".into(), self.contact(out, profile, transport)),
             ("Allow".into(), crate::endpoint::ALLOW.into()),
             ("Supported".into(), "replaces, timer".into()),
-        ];
+        ]);
         if settings.session_expires > 0 {
             headers.push((
                 "Session-Expires".into(),
@@ -449,7 +461,8 @@ impl CallLayer {
             Pending::Invite(leg) => self.invite_final(now, out, leg, r, dialog),
             Pending::ReInvite { leg, purpose } => self.reinvite_final(now, out, leg, purpose, r),
             Pending::Bye(leg) => {
-                tracing::debug!(%leg, status = r.status_code.code(), "BYE answered")
+                tracing::debug!(%leg, status = r.status_code.code(), "BYE answered");
+                self.closing.retain(|_, l| *l != leg);
             }
             Pending::Notify { leg, last } => {
                 let code = r.status_code.code();
@@ -490,7 +503,8 @@ impl CallLayer {
                 }
                 ReInviteKind::Hold(_) => {}
             },
-            _ => {}
+            Pending::Bye(leg) => self.closing.retain(|_, l| *l != leg),
+            Pending::Notify { .. } => {}
         }
     }
 

@@ -428,7 +428,11 @@ impl Endpoint {
                     calls.handle_in_dialog(now, &mut cx, source, id, request);
                     return;
                 }
-                local::answer(&request, 481, None)
+                if self.calls.is_crossing_bye(&request) {
+                    local::answer(&request, 200, None)
+                } else {
+                    local::answer(&request, 481, None)
+                }
             }
             Method::Options => local::options_ok(&request),
             Method::Invite => {

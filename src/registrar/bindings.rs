@@ -43,6 +43,10 @@ pub struct Binding {
     pub source: Source,
     /// When this binding was last registered or refreshed.
     pub registered_at: Instant,
+    /// The Path header values of the REGISTER (RFC 3327 §5.3), in order:
+    /// the route set toward this contact, first hop first. Empty when the
+    /// phone registered directly.
+    pub path: Vec<String>,
     /// Binding identity (instance id or URI key).
     key: String,
 }
@@ -62,6 +66,7 @@ impl Binding {
             reg_id: None,
             source,
             registered_at: expires_at,
+            path: Vec::new(),
             key: contact.to_string(),
         }
     }
@@ -96,6 +101,8 @@ pub struct RegisterContext<'a> {
     pub call_id: &'a str,
     pub cseq: u32,
     pub source: &'a Source,
+    /// The REGISTER's Path values (RFC 3327), kept with every binding it makes.
+    pub path: &'a [String],
 }
 
 /// What changed, for events.
@@ -184,6 +191,7 @@ impl LocationService {
                         reg_id: c.spec.reg_id,
                         source: *ctx.source,
                         registered_at: ctx.now,
+                        path: ctx.path.to_vec(),
                         key,
                     };
                     changes.push(Change::Registered(binding.clone(), c.expires));
@@ -337,6 +345,7 @@ mod tests {
             call_id,
             cseq,
             source: src,
+            path: &[],
         }
     }
 

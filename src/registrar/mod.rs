@@ -9,6 +9,11 @@
 //! bindings on a virtual clock; [`Registrar::poll_event`] reports what
 //! happened. Nothing here reads a clock, opens a socket or spawns.
 //!
+//! Path (RFC 3327): a REGISTER's Path values are kept with the bindings it
+//! makes and are the route set of requests sent to those contacts (the call
+//! layer preloads them as Route); the 200 OK echoes them when the UA said
+//! it supports Path, and every 200 OK says `Supported: path`.
+//!
 //! The steps follow §10.3: Require (step 2), authentication (3),
 //! authorization — the digest username must be the To user (4), the AOR
 //! from To (5), Contact processing (6, 7) and the 200 OK listing every
@@ -250,12 +255,17 @@ impl Registrar {
             r.headers.push(make_header("Allow", "REGISTER".into()));
             return respond(r);
         }
-        // Step 2: we implement no extension a client could require.
-        let required: Vec<&str> = request.header_values("Require");
-        if !required.is_empty() {
+        // Step 2: of the extensions a client may require, we implement
+        // Path (RFC 3327) only.
+        let unsupported: Vec<&str> = request
+            .header_values("Require")
+            .into_iter()
+            .filter(|t| !t.eq_ignore_ascii_case(PATH_TAG))
+            .collect();
+        if !unsupported.is_empty() {
             let mut r = self.response(request, 420, None);
             r.headers
-                .push(make_header("Unsupported", required.join(", ")));
+                .push(make_header("Unsupported", unsupported.join(", ")));
             return respond(r);
         }
         let (Some(call_id), Some((cseq, _))) = (request.call_id(), request.cseq()) else {
@@ -351,6 +361,14 @@ impl Registrar {
             }
         };
 
+        // RFC 3327 §5.3: the Path values are the route set toward the
+        // contacts, kept with the bindings this request makes.
+        let path: Vec<String> = request
+            .header_values("Path")
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+
         // Step 7: apply, all or nothing.
         if let Some(update) = update {
             let ctx = RegisterContext {
@@ -358,6 +376,7 @@ impl Registrar {
                 call_id,
                 cseq,
                 source,
+                path: &path,
             };
             match self.location.apply(&aor, ctx, &update) {
                 Ok(changes) => self.report(changes),
@@ -374,6 +393,18 @@ impl Registrar {
             r.headers
                 .push(make_header("Contact", contact_value(b, now)));
         }
+        // RFC 3327 §5.3: the Path values go back, in order, to a UA that
+        // said it supports the extension. One that did not (baresip 1.0,
+        // many phones) is still registered with its Path, which the proxy
+        // that added it needs, rather than refused 420 ("lazy", not
+        // "strict", in Kamailio's terms).
+        if !path.is_empty() && supports_path(request) {
+            for p in &path {
+                r.headers.push(make_header("Path", p.clone()));
+            }
+        }
+        r.headers
+            .push(make_header("Supported", PATH_TAG.to_string()));
         if let Some(clock) = self.wall_clock {
             r.headers
                 .push(make_header("Date", date::http_date(clock.wall_at(now))));
@@ -485,6 +516,19 @@ impl Registrar {
     fn response(&self, request: &Request, code: u16, reason: Option<&str>) -> Response {
         with_to_tag(response_to(request, code, reason), &generate_tag())
     }
+}
+
+/// The option tag of RFC 3327.
+const PATH_TAG: &str = "path";
+
+/// Whether the REGISTER says its UA supports Path (Supported or Require).
+fn supports_path(request: &Request) -> bool {
+    ["Supported", "Require"].iter().any(|h| {
+        request
+            .header_values(h)
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(PATH_TAG))
+    })
 }
 
 fn respond(mut response: Response) -> RegisterOutcome {

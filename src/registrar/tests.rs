@@ -943,3 +943,90 @@ fn event_lines_are_printable() {
     );
     let _ = SystemTime::UNIX_EPOCH;
 }
+
+/// RFC 3327 §5.3: Path values are kept with the binding, in order, and
+/// echoed in the 200 OK to a UA that supports Path; a refresh without Path
+/// drops them. Every 200 says `Supported: path`.
+#[test]
+fn path_is_stored_and_echoed_to_a_ua_that_supports_it() {
+    let t0 = Instant::now();
+    let mut reg = Registrar::new(settings(), SECRET);
+    let mut phone = Phone::new("1001", "secret1001");
+    let c = contact("sip:1001@10.0.0.7:5062", "");
+    let r = phone.register(
+        &mut reg,
+        t0,
+        &[
+            c.clone(),
+            "Supported: path".into(),
+            "Path: <sip:edge1.example.com;lr>".into(),
+            "Path: <sip:192.0.2.50:5070;lr;received=sip:10.0.0.7:5062>, <sip:core;lr>".into(),
+        ],
+    );
+    assert_eq!(code(&r), 200);
+    let path = vec![
+        "<sip:edge1.example.com;lr>",
+        "<sip:192.0.2.50:5070;lr;received=sip:10.0.0.7:5062>",
+        "<sip:core;lr>",
+    ];
+    assert_eq!(r.header_values("Path"), path);
+    assert_eq!(r.header_value("Supported"), Some("path"));
+    assert_eq!(reg.lookup("1001")[0].path, path);
+
+    // A refresh straight from the phone: no Path any more.
+    let r = phone.register(&mut reg, t0 + Duration::from_secs(10), &[c]);
+    assert_eq!(code(&r), 200);
+    assert!(r.header_values("Path").is_empty());
+    assert_eq!(r.header_value("Supported"), Some("path"));
+    assert!(reg.lookup("1001")[0].path.is_empty());
+}
+
+/// A UA that did not say it supports Path (baresip 1.0 does not) is still
+/// registered with the Path its proxy added, which is not echoed to it.
+#[test]
+fn path_from_a_ua_without_supported_path_is_kept_not_echoed() {
+    let t0 = Instant::now();
+    let mut reg = Registrar::new(settings(), SECRET);
+    let mut phone = Phone::new("1002", "secret1002");
+    let r = phone.register(
+        &mut reg,
+        t0,
+        &[
+            contact("sip:1002@10.0.0.8:5062", ""),
+            "Path: <sip:192.0.2.50:5070;lr>".into(),
+        ],
+    );
+    assert_eq!(code(&r), 200);
+    assert!(r.header_values("Path").is_empty());
+    assert_eq!(reg.lookup("1002")[0].path, vec!["<sip:192.0.2.50:5070;lr>"]);
+}
+
+/// `Require: path` is understood; any other required extension is not.
+#[test]
+fn require_path_is_accepted_and_others_refused() {
+    let t0 = Instant::now();
+    let mut reg = Registrar::new(settings(), SECRET);
+    let src = source([192, 0, 2, 7]);
+    let req = register(
+        "1001",
+        "rq",
+        1,
+        &["Require: path, gruu".into(), "Path: <sip:p;lr>".into()],
+    );
+    let (r, _) = respond_of(reg.handle_register(t0, &req, &src));
+    assert_eq!(code(&r), 420);
+    assert_eq!(r.header_value("Unsupported"), Some("gruu"));
+
+    let mut phone = Phone::new("1001", "secret1001");
+    let r = phone.register(
+        &mut reg,
+        t0,
+        &[
+            contact("sip:1001@10.0.0.7:5062", ""),
+            "Require: path".into(),
+            "Path: <sip:192.0.2.50:5070;lr>".into(),
+        ],
+    );
+    assert_eq!(code(&r), 200);
+    assert_eq!(r.header_values("Path"), vec!["<sip:192.0.2.50:5070;lr>"]);
+}

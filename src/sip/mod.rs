@@ -20,7 +20,7 @@ pub use build::{
 pub use ext::{MessageHeaders, ViaInfo};
 pub use framing::{Frame, FramingError, StreamFramer};
 pub use name_addr::{
-    header_param, split_address, split_name_addr, split_params, user_part, Params,
+    header_param, ip_hop, split_address, split_name_addr, split_params, user_part, Params,
 };
 pub use parse::{parse, Malformed};
 

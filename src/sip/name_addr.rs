@@ -77,6 +77,27 @@ fn find_open_angle(value: &str) -> Option<usize> {
     None
 }
 
+/// Where a route entry (`<sip:10.0.0.1:5070;lr;transport=tcp>`) leads when
+/// its host is an IP address: the address, the port if written, and the
+/// `transport` parameter if any. `None` for a host name (resolving it is
+/// the driver's business) or a value that is no SIP URI.
+pub fn ip_hop(value: &str) -> Option<(std::net::IpAddr, Option<u16>, Option<String>)> {
+    let (uri_text, _) = split_name_addr(value)?;
+    let uri = super::parse_uri(uri_text).ok()?;
+    let host = uri.host_with_port.host.to_string();
+    let ip = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()?;
+    let port = uri.host_with_port.port.map(|p| p.value());
+    let transport = uri.params.iter().find_map(|p| match p {
+        rsipstack::sip::Param::Transport(t) => Some(t.to_string().to_ascii_lowercase()),
+        _ => None,
+    });
+    Some((ip, port, transport))
+}
+
 /// Header parameters: name and value as sent (quotes kept), if any.
 pub type Params<'a> = Vec<(&'a str, Option<&'a str>)>;
 
@@ -137,6 +158,21 @@ mod tests {
         );
         assert_eq!(header_param(v, "TAG"), Some("t"));
         assert_eq!(header_param("<sip:a@b;tag=no>", "tag"), None);
+    }
+
+    #[test]
+    fn ip_hop_of_route_entries() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert_eq!(
+            ip_hop("<sip:127.0.0.1:5070;lr;received=sip:127.0.0.1:40000>"),
+            Some((ip("127.0.0.1"), Some(5070), None))
+        );
+        assert_eq!(
+            ip_hop("<sip:[2001:db8::1];lr;transport=TCP>"),
+            Some((ip("2001:db8::1"), None, Some("tcp".into())))
+        );
+        assert_eq!(ip_hop("<sip:edge.example.com;lr>"), None);
+        assert_eq!(ip_hop("<tel:+15551234>"), None);
     }
 
     #[test]

@@ -7,5 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod baresip;
+pub mod kamailio;
 pub mod pjsua;
 pub mod shipped;

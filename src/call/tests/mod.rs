@@ -24,9 +24,11 @@ use crate::transaction::{
 
 use super::{CallCommand, CallEvent, CallLayer, EndedBy, LegRole, Originate, SipOut};
 
+mod crossing;
 mod digest;
 mod failover;
 mod late_offer;
+mod path;
 mod transfer;
 
 const CONFIG: &str = r#"
