@@ -476,16 +476,32 @@ pub fn parse_listening(line: &str) -> Option<Listener> {
     })
 }
 
-/// A loopback port free for both UDP and TCP right now.
+static NEXT_PORT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(u32::MAX);
+
+/// A loopback port free for both UDP and TCP right now, for a peer the
+/// test starts next (SIPp, a phone). Taken from 10000..20000, below the RTP
+/// ranges of `calls::rtp_ranges` and below Linux's ephemeral range, so that
+/// no socket bound to port 0 in the meantime (by the switch, another peer or
+/// another test thread) can take it before the peer binds it; a counter
+/// keeps this process's picks apart, starting at a place drawn from the pid.
 pub fn free_port() -> u16 {
-    for _ in 0..50 {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+    use std::sync::atomic::Ordering;
+    const SPAN: u32 = 10_000;
+    let _ = NEXT_PORT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(2_654_435_761) % SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN {
+        let port = (10_000 + NEXT_PORT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16;
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && TcpListener::bind(("127.0.0.1", port)).is_ok()
+        {
             return port;
         }
     }
-    panic!("no free loopback port");
+    panic!("no free loopback port in 10000..20000");
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
