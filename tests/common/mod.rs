@@ -482,19 +482,22 @@ static NEXT_PORT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::n
 /// test starts next (SIPp, a phone). Taken from 10000..20000, below the RTP
 /// ranges of `calls::rtp_ranges` and below Linux's ephemeral range, so that
 /// no socket bound to port 0 in the meantime (by the switch, another peer or
-/// another test thread) can take it before the peer binds it; a counter
-/// keeps this process's picks apart, starting at a place drawn from the pid.
+/// another test thread) can take it before the peer binds it. Picks are 8
+/// apart, because peers bind the ports after theirs too (SIPp its media on
+/// +2 and +3, baresip its TLS listener on +1); a counter keeps this
+/// process's picks apart, starting at a place drawn from the pid.
 pub fn free_port() -> u16 {
     use std::sync::atomic::Ordering;
-    const SPAN: u32 = 10_000;
+    const BLOCKS: u32 = 10_000 / 8;
     let _ = NEXT_PORT.compare_exchange(
         u32::MAX,
-        std::process::id().wrapping_mul(2_654_435_761) % SPAN,
+        std::process::id().wrapping_mul(2_654_435_761) % BLOCKS,
         Ordering::SeqCst,
         Ordering::SeqCst,
     );
-    for _ in 0..SPAN {
-        let port = (10_000 + NEXT_PORT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16;
+    for _ in 0..BLOCKS {
+        let block = NEXT_PORT.fetch_add(1, Ordering::SeqCst) % BLOCKS;
+        let port = (10_000 + block * 8) as u16;
         if UdpSocket::bind(("127.0.0.1", port)).is_ok()
             && TcpListener::bind(("127.0.0.1", port)).is_ok()
         {
