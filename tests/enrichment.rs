@@ -1,4 +1,4 @@
-//! The enrichment webhook end to end (document 002): the real binary, a real
+//! The enrichment webhook end to end (docs/enrichment.md): the real binary, a real
 //! HTTP receiver on loopback as the customer's endpoint, creates over the
 //! API and the stored record and history read back. Every wait is on a
 //! response or a request reaching the receiver, bounded.

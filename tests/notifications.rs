@@ -1,4 +1,4 @@
-//! Workforce-management notifications end to end (document 004): the real
+//! Workforce-management notifications end to end (docs/notifications.md): the real
 //! binary, agents' changes made through the HTTP API, and a real HTTP
 //! receiver on loopback standing in for the WFM server, answering as each
 //! test scripts it (failures, slow answers). Bodies as JSON and as forms,

@@ -11,7 +11,7 @@
 //! REFER transfers (RFC 3515, RFC 3891), transfers on command, keeps RFC 4028
 //! session timers, and ends a call whose leg fell silent.
 //!
-//! It is sans-IO like the layers below it (ARCHITECTURE.md): time arrives as
+//! It is sans-IO like the layers below it (CONTRIBUTING.md): time arrives as
 //! `now`, SIP leaves through the [`SipOut`] the endpoint lends it, media
 //! leaves as [`MediaCommand`]s for the relay (which never touches SIP), and
 //! what happened leaves as [`CallEvent`]s. The working state sits in plain

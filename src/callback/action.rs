@@ -82,7 +82,7 @@ pub enum Request {
         agent: String,
         action: InteractionAction,
     },
-    /// Document 003's panel: a new callback for the contact of the agent's
+    /// Schedule a callback while on a call: a new one for the contact of the agent's
     /// current call (number defaults to the one dialled).
     ScheduleForContact {
         agent: String,
@@ -90,7 +90,7 @@ pub enum Request {
         number: Option<String>,
         data: BTreeMap<String, String>,
     },
-    /// Document 003's list: callbacks an agent (or a team) may dial.
+    /// The dialable list: callbacks an agent (or a team) may dial.
     Dialable {
         agent: Option<String>,
         team: Option<String>,

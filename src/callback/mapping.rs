@@ -1,5 +1,5 @@
 //! The one table from the B2BUA's call events to web-callback interaction
-//! states (document 001's lifecycle). The voice call of an interaction has
+//! states (docs/web-callbacks.md, States). The voice call of an interaction has
 //! the agent's phone as leg A and the contact as leg B.
 //!
 //! Every row is explicit and has its own unit test; an event that fits no

@@ -1,5 +1,5 @@
 //! The web-callback layer: durable callback requests, agents and queues,
-//! and the interaction lifecycle of documents 000 and 001, steering the
+//! and the interaction lifecycle (docs/web-callbacks.md), steering the
 //! B2BUA through its origination interface.
 //!
 //! Sans-IO like the protocol layers: the center takes API requests, call

@@ -39,7 +39,7 @@ impl fmt::Display for InteractionId {
     }
 }
 
-/// Where an interaction is in its life (documents 000 and 001).
+/// Where an interaction is in its life (docs/web-callbacks.md, States).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum State {
@@ -335,7 +335,7 @@ impl From<EnrichmentNote> for HistoryKind {
     }
 }
 
-/// An agent's state (document 004's list; Not Ready carries a reason).
+/// An agent's state (docs/web-callbacks.md, Agents; Not Ready carries a reason).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum AgentState {

@@ -1,4 +1,4 @@
-//! `webcallback.*` options for one interaction (document 000): the
+//! `webcallback.*` options for one interaction (docs/web-callbacks.md, Options): the
 //! configured defaults with the overrides a routing strategy put in the
 //! request's `routingData.options`, and the Callback Information preview
 //! those options choose.
@@ -26,7 +26,7 @@ pub struct OptionError {
     pub message: String,
 }
 
-/// `defaults` with `overrides` applied. Keys are document 000's names;
+/// `defaults` with `overrides` applied. Keys are the options' names;
 /// booleans may be JSON booleans or the strings "true"/"false" (routing
 /// strategies often only write strings), likewise the timer's seconds.
 /// The first bad override (in key order) is the error.
@@ -117,7 +117,7 @@ fn queue(v: &Value) -> Result<String, String> {
 /// their values; a field with no value (no user name given, an unknown
 /// case-data key) is left out. Known names come from the record; any other
 /// name is looked up in the case data (`data`). A list, not a map, because
-/// document 000 shows the fields in the configured order.
+/// the desktop shows the fields in the configured order.
 pub fn preview(content: &[String], cb: &Callback) -> Vec<(String, String)> {
     content
         .iter()

@@ -1,5 +1,5 @@
 //! The web-callback layer's settings, validated from `[callback]` in the
-//! configuration (see `config::schema`). Option names follow document 000
+//! configuration (see `config::schema`). Option names are the API's
 //! (`webcallback.*`, `login.webcallback.*`).
 
 use std::collections::BTreeMap;
@@ -38,7 +38,7 @@ pub struct CallbackSettings {
     pub enrichment: crate::integrations::enrich::EnrichSettings,
 }
 
-/// `webcallback.*` (document 000), resolved per interaction.
+/// `webcallback.*` (docs/web-callbacks.md, Options), resolved per interaction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WebcallbackOptions {
     /// `webcallback.auto-answer`: accepted without the agent clicking.
@@ -62,7 +62,7 @@ pub struct WebcallbackOptions {
     pub not_ready_on_offer_timeout: Option<String>,
 }
 
-/// `login.webcallback.*` (document 000).
+/// `login.webcallback.*` (docs/web-callbacks.md, Options).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoginOptions {
     /// `login.webcallback.is-auto-ready`
@@ -126,7 +126,7 @@ pub struct AgentSettings {
     pub privileges: Privileges,
 }
 
-/// Document 000's privileges. Every one but `use_channel` depends on it;
+/// The privileges (docs/web-callbacks.md). Every one but `use_channel` depends on it;
 /// `reschedule_before_call` also needs `reschedule`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Privileges {

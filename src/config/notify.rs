@@ -1,5 +1,5 @@
 //! `[notify]` checked and turned into [`NotifySettings`]: the
-//! workforce-management endpoints (document 004) and the base of recording
+//! workforce-management endpoints (docs/notifications.md) and the base of recording
 //! links. Every problem is reported against its key (so with its line); a
 //! bad endpoint is left out so the settings stay usable for the report.
 

@@ -442,7 +442,7 @@ impl Default for CallbackTable {
     }
 }
 
-/// `[callback.options]`: the `webcallback.*` defaults (document 000).
+/// `[callback.options]`: the `webcallback.*` defaults (docs/web-callbacks.md, Options).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OptionsTable {
@@ -480,7 +480,7 @@ impl Default for OptionsTable {
     }
 }
 
-/// `[callback.login]`: `login.webcallback.*` (document 000).
+/// `[callback.login]`: `login.webcallback.*` (docs/web-callbacks.md, Options).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LoginTable {
@@ -527,7 +527,7 @@ pub struct QueueTable {
 }
 
 /// `[callback.enrichment]` or a queue's `enrichment`: the webhook of
-/// document 002. Every key is optional here so that a queue's table may be
+/// docs/enrichment.md. Every key is optional here so that a queue's table may be
 /// just `enabled = false`; `config::callback` requires `url` otherwise and
 /// fills in the defaults (see the README).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -605,8 +605,8 @@ pub struct AgentTable {
     pub deny: Vec<String>,
 }
 
-/// `[notify]`: workforce-management notifications as written (document
-/// 004). `config::notify` checks it and turns it into
+/// `[notify]`: workforce-management notifications as written (see
+/// docs/notifications.md). `config::notify` checks it and turns it into
 /// [`crate::integrations::notify::NotifySettings`].
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -622,7 +622,7 @@ pub struct NotifyTable {
 pub struct NotifyEndpointTable {
     pub name: String,
     pub url: String,
-    /// `json` or `form` (URL-encoded, document 004's default).
+    /// `json` or `form` (URL-encoded, the default).
     #[serde(default = "default_notify_format")]
     pub format: String,
     /// `agent-states`, `agent-login`, `agent-logout`, `end-call`.

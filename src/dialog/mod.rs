@@ -12,7 +12,7 @@
 //! transaction, RFC 6026 §8.9), and hands back messages for the TU to send.
 //! It must not do I/O, read the clock or resolve addresses: time arrives as
 //! `now`, sends leave through `poll_transmit`, wake-ups through
-//! `poll_timeout` (the quinn-proto contract, see ARCHITECTURE.md).
+//! `poll_timeout` (the quinn-proto contract, see CONTRIBUTING.md, Style).
 //!
 //! Files, one job each: `id` the dialog id, `addr` name-addr helpers,
 //! `state` the dialog state and constructors (§12.1), `request` building requests

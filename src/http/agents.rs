@@ -1,7 +1,7 @@
 //! The agent desktop's routes: an agent's own state (login, ready, not
 //! ready, logout), the actions on an interaction it owns, scheduling a
 //! callback for the contact on its current call, and the dialable lists
-//! (document 003). The agent is named in the path; which agent a key may
+//! (docs/web-callbacks.md). The agent is named in the path; which agent a key may
 //! act as is not this layer's concern (any valid key acts for the desktop).
 
 use std::sync::Arc;

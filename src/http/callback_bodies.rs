@@ -229,7 +229,7 @@ impl NotReadyBody {
     }
 }
 
-/// `POST /v1/agents/{agent}/schedule` (document 003's panel): a callback for
+/// `POST /v1/agents/{agent}/schedule` (scheduling while on a call): a callback for
 /// the contact of the agent's current call.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(

@@ -1,7 +1,7 @@
 //! Integrations with the contact center's own systems over HTTP: the
 //! enrichment webhook consulted before a callback request is accepted
-//! (document 002), and workforce-management notifications delivered from a
-//! durable outbox (document 004).
+//! (docs/enrichment.md), and workforce-management notifications delivered from a
+//! durable outbox (docs/notifications.md).
 //!
 //! Owns: outbound HTTP (one client module for both), the merge rules of an
 //! enrichment answer, which events go where, the outbox's delivery policy.

@@ -15,7 +15,7 @@ pub struct AgentConfig {
     pub user: String,
     pub team: String,
     pub skills: Vec<String>,
-    /// Privileges withheld (document 000's names, `webcallback.can-decline`).
+    /// Privileges withheld (by name, `webcallback.can-decline`).
     pub deny: Vec<String>,
 }
 

@@ -1,4 +1,4 @@
-//! The desktop's actions on an interaction (documents 000 and 001): accept,
+//! The desktop's actions on an interaction (docs/web-callbacks.md): accept,
 //! reject, "Call this contact", the call controls, and the ways out (done
 //! with a disposition, reschedule, decline, mark done). Each is checked
 //! against the agent's privileges and the interaction's state; the voice

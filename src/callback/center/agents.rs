@@ -1,6 +1,6 @@
 //! Agent login and states: logged out, Ready, Not Ready with a reason,
 //! Engaged on a call, Working in after-call work. The `login.webcallback.*`
-//! options of document 000 decide where a login lands and whether the
+//! options (docs/web-callbacks.md, Agents) decide where a login lands and whether the
 //! channel may be left with interactions open.
 
 use jiff::Timestamp;

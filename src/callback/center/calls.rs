@@ -90,7 +90,7 @@ impl Center {
 
     /// The contact was not reached. An interaction that dials by itself is
     /// retried by its queue's policy (or ends as not reached); otherwise it
-    /// goes back to Ready to Call and the agent decides (document 001).
+    /// goes back to Ready to Call and the agent decides.
     fn attempt_failed(
         &mut self,
         id: &InteractionId,

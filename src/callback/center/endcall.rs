@@ -1,4 +1,4 @@
-//! End-call events (document 004): each voice call of an interaction is
+//! End-call events (docs/notifications.md): each voice call of an interaction is
 //! followed on the interaction's record ([`CallRecord`]) and reported once
 //! its agent has wrapped the interaction up, so the event carries the
 //! disposition. Wrapping up is whatever takes the interaction from its

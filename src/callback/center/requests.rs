@@ -1,6 +1,6 @@
 //! Requests from outside an agent's desktop: create (with idempotency and
 //! duplicate merging), cancel, reschedule, the contact's status, and the
-//! lists of document 003.
+//! dialable lists.
 
 use jiff::{SignedDuration, Timestamp};
 
@@ -434,7 +434,7 @@ impl Center {
         })
     }
 
-    /// Document 003's list: waiting callbacks the agent (or any member of
+    /// The dialable list: waiting callbacks the agent (or any member of
     /// the team) has the skills for, in the order they will be offered.
     fn dialable(&self, agent: Option<&str>, team: Option<&str>) -> Result<Reply, ActionError> {
         let members: Vec<&super::AgentLive> = match (agent, team) {

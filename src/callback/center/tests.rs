@@ -1,4 +1,4 @@
-//! The center in virtual time: the lifecycle of documents 000 and 001,
+//! The center in virtual time: the lifecycle of docs/web-callbacks.md,
 //! driven by requests, call events and timers with an explicit `now`.
 
 use std::collections::BTreeMap;

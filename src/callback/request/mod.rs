@@ -1,6 +1,6 @@
 //! The web-callback API's request bodies and their validation: JSON as
-//! integrators send it (Genesys Cloud's create-callback schema, document
-//! 002) in, the center's typed requests (numbers in E.164, times in UTC)
+//! integrators send it (Genesys Cloud's create-callback schema) in, the
+//! center's typed requests (numbers in E.164, times in UTC)
 //! out, or a [`FieldError`] naming the JSON path at fault, which the API
 //! answers with 422.
 //!
@@ -126,8 +126,8 @@ pub struct CreateCallbackBody {
     /// without offset, and is kept for display and business hours.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
-    /// Not stored: passed to the enrichment webhook (document 002's
-    /// payload carries it), and accepted so that an integrator echoing
+    /// Not stored: passed to the enrichment webhook (its payload carries
+    /// it, see docs/enrichment.md), and accepted so that an integrator echoing
     /// that payload back is not refused for it.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]

@@ -1,6 +1,6 @@
 //! The request's `routingData` to [`RoutingData`].
 //!
-//! Kept as raw JSON by serde so that document 002's template value `""`
+//! Kept as raw JSON by serde so that the template value `""` (unset)
 //! and Genesys Cloud's field names (`skillIds`, `preferredAgentIds`) can be
 //! read here, and so that an unknown key is named in the 422 rather than
 //! dropped.
@@ -18,7 +18,7 @@ const MAX_LIST: usize = 64;
 const MAX_NAME: usize = 128;
 const MAX_OPTIONS: usize = 64;
 const PRIORITY: std::ops::RangeInclusive<i64> = -1000..=1000;
-/// Only the `webcallback.*` options of document 000 may be overridden per
+/// Only the `webcallback.*` options may be overridden per
 /// request, as a routing strategy would.
 const OPTION_PREFIX: &str = "webcallback.";
 

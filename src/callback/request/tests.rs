@@ -100,7 +100,7 @@ fn full_request_maps_every_field() {
 
 #[test]
 fn document_002_template_with_blanks_is_read_as_defaults() {
-    // Document 002's example response, filled in only where a create needs it.
+    // An enrichment template's full answer, filled in only where a create needs it.
     let cb = create(json!({
         "scriptId": "",
         "queueId": "support",

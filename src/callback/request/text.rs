@@ -19,7 +19,7 @@ pub(super) fn check_text(field: &str, value: &str, max: usize) -> Result<(), Fie
 }
 
 /// An optional text field, trimmed. Absent, `null` and blank are all "not
-/// given": document 002's template sends `""` for every field it leaves
+/// given": integrators' templates send `""` for every field they leave
 /// unset, and an integrator copying it must not get a 422 for that.
 pub(super) fn optional_text(
     field: &str,

@@ -1,4 +1,4 @@
-//! Document 002's payload and merge rules, on the create request's JSON
+//! The enrichment payload and merge rules, on the create request's JSON
 //! body (sans-IO: values in, values out).
 //!
 //! The answer may add or change only [`ANSWER_FIELDS`]; a field it leaves
@@ -12,7 +12,7 @@
 
 use serde_json::{Map, Value};
 
-/// The fields an answer may add or change (document 002's response).
+/// The fields an answer may add or change (docs/enrichment.md, The answer).
 pub const ANSWER_FIELDS: [&str; 11] = [
     "scriptId",
     "queueId",
@@ -37,7 +37,7 @@ const ROUTING_FIELDS: [(&str, Option<&str>); 6] = [
     ("options", None),
 ];
 
-/// The request's fields the endpoint is sent (document 002's payload).
+/// The request's fields the endpoint is sent (docs/enrichment.md, The request).
 const PAYLOAD_FIELDS: [&str; 4] = ["scriptId", "queueId", "scheduleGroupId", "widgetId"];
 
 /// An answer the rules cannot apply.
@@ -140,8 +140,8 @@ pub fn merge(
     Ok(m)
 }
 
-/// An object to merge from: `null` and `""` (document 002's template
-/// value) mean nothing to merge.
+/// An object to merge from: `null` and `""` (the value integrators' templates
+/// send for a field left unset) mean nothing to merge.
 fn object_of<'a>(
     field: &'static str,
     value: &'a Value,

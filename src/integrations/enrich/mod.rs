@@ -1,4 +1,4 @@
-//! The enrichment webhook (document 002): before a callback request is
+//! The enrichment webhook (docs/enrichment.md): before a callback request is
 //! accepted, the customer's endpoint for its queue is sent
 //! `{phoneNumber, scriptId, queueId, scheduleGroupId, widgetId,
 //! countryCode}` and may answer fields to add or change; the merged request

@@ -14,7 +14,7 @@ use crate::integrations::client::Url;
 pub const DEFAULT_API_KEY_HEADER: &str = "X-API-Key";
 /// How long the endpoint may take unless configured otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(3000);
-/// Document 002: these case-data keys are never overwritten.
+/// These case-data keys are never overwritten (docs/enrichment.md, Protected keys).
 pub const DEFAULT_PROTECTED_KEYS: [&str; 2] = ["visitorId", "te_channel"];
 
 /// Which webhook (if any) each queue consults.

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::settings::WebhookSettings;
 
-/// Largest answer read; document 002's answer is a handful of fields.
+/// Largest answer read; a valid answer is a handful of fields.
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 /// Why an exchange gave no usable answer (the `detail` the API and the

@@ -4,7 +4,7 @@
 //! same bytes on every attempt, so a signature never depends on the try.
 //!
 //! JSON is the [`Notice`] as it is serialized (camelCase, flat
-//! `eventType`). The form (document 004's default, URL-encoded) is the same
+//! `eventType`). The form (the default format, URL-encoded) is the same
 //! fields flattened to `name=value` pairs: nulls omitted, numbers and
 //! booleans as their text.
 

@@ -1,4 +1,4 @@
-//! Workforce-management notifications (document 004): agent-state and
+//! Workforce-management notifications (docs/notifications.md): agent-state and
 //! end-call events, committed to a durable outbox with the change that
 //! caused them, then delivered at least once to the configured endpoints.
 //!

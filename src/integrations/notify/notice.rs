@@ -68,7 +68,7 @@ impl NoticeKind {
     }
 }
 
-/// An agent's state as document 004 names it (Available, On Break, Away,
+/// An agent's state as workforce management names it (Available, On Break, Away,
 /// Lunch, Training, Engaged, Working, or a custom Not Ready reason), beside
 /// the switch's own state and reason.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -78,7 +78,7 @@ pub struct AgentChangeNotice {
     pub agent_name: Option<String>,
     /// The switch's state: logged-out, ready, not-ready, engaged, working.
     pub state: String,
-    /// Document 004's name of it (see [`state_name`]).
+    /// Workforce management's name of it (see [`state_name`]).
     pub state_name: String,
     /// Not Ready's reason, as given.
     pub reason: Option<String>,
@@ -88,7 +88,7 @@ pub struct AgentChangeNotice {
     pub previous_state_seconds: Option<u64>,
 }
 
-/// Document 004's label of a state: Ready is "Available", Not Ready is its
+/// Workforce management's label of a state: Ready is "Available", Not Ready is its
 /// reason (or "Not Ready" without one), Engaged and Working as they are.
 pub fn state_name(state: AgentState, reason: Option<&str>) -> String {
     match state {

@@ -35,7 +35,7 @@ pub struct EndpointSettings {
     pub ca_file: Option<PathBuf>,
 }
 
-/// Document 004's "Send body as JSON" box: JSON, or URL-encoded form.
+/// The body format (`format`): JSON, or URL-encoded form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyFormat {
     Json,
@@ -50,7 +50,7 @@ pub struct Signing {
     pub header: String,
 }
 
-/// Which events an endpoint receives (document 004's check boxes).
+/// Which events an endpoint receives (its `events` list).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EventFilter {
     /// "Send All Agents States": logins, logouts and every change.
