@@ -245,7 +245,12 @@ impl CallLayer {
             480 => CommandError::Busy(format!("{} is not registered", o.a)),
             _ => CommandError::NoRoute(o.a.clone()),
         })?;
-        let profile = targets[0].profile;
+        // Only the first registered contact is rung for the agent: an agent
+        // answers on one phone (several would all auto-answer).
+        let Some(target) = targets.into_iter().next() else {
+            return Err(CommandError::Busy(format!("{} is not registered", o.a)));
+        };
+        let profile = target.profile;
         for (name, _) in &o.headers {
             if !self.settings.profiles[profile.0]
                 .case_data_headers
@@ -283,9 +288,6 @@ impl CallLayer {
             user: o.caller_id.clone().unwrap_or_else(|| o.b.clone()),
             display: None,
         };
-        // Only the first registered contact is rung for the agent: an agent
-        // answers on one phone (several would all auto-answer).
-        let target = targets.into_iter().next().expect("targets is never empty");
         if self
             .place_leg(
                 now,

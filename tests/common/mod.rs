@@ -225,8 +225,10 @@ impl Switch {
             .arg("--config")
             .arg(&config_path)
             .env(
-                "RUST_LOG",
-                std::env::var("SWITCHBACK_TEST_LOG").unwrap_or_else(|_| "info".into()),
+                "SWITCHBACK_LOG",
+                std::env::var("SWITCHBACK_TEST_LOG")
+                    .or_else(|_| std::env::var("SWITCHBACK_LOG"))
+                    .unwrap_or_else(|_| "info".into()),
             )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
