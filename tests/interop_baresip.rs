@@ -7,13 +7,11 @@ mod common;
 #[path = "interop/mod.rs"]
 mod interop;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::http::{self, Response};
 use common::{wav, Switch, EVENT};
 use interop::baresip::{shipped, tone_share, Answer, Phone, WAIT};
-use interop::shipped::{udp_addr, API_KEY, PASSWORD};
+use interop::shipped::{api_ok, internal, PASSWORD};
 
 const TONE_1001: u32 = 440;
 const TONE_1002: u32 = 1000;
@@ -23,33 +21,8 @@ const TONE_CONTACT: u32 = 770;
 /// Seconds of audio a phone must hear before it is analysed.
 const LISTEN: f64 = 2.0;
 
-fn internal(sw: &Switch) -> SocketAddr {
-    udp_addr(sw, "internal")
-}
-
 fn phone(sw: &Switch, user: &str, tone: u32, answer: Answer) -> Phone {
     Phone::registered(user, PASSWORD, internal(sw), tone, answer)
-}
-
-/// The switch's HTTP API with the shipped demo key.
-fn api(sw: &Switch, method: &str, path: &str, body: Option<&str>) -> Response {
-    let addr = sw.http_addr().expect("HTTP API");
-    http::request_with(addr, method, path, body, &[("X-API-Key", API_KEY)])
-}
-
-fn api_ok(sw: &Switch, method: &str, path: &str, body: Option<&str>) -> serde_json::Value {
-    let r = api(sw, method, path, body);
-    assert!(
-        (200..300).contains(&r.status),
-        "{method} {path} {body:?} -> {} {}",
-        r.status,
-        r.body
-    );
-    if r.body.is_empty() {
-        serde_json::Value::Null
-    } else {
-        r.json()
-    }
 }
 
 /// `caller` dials `number` at the switch; `callee` rings and answers; both

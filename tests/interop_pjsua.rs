@@ -11,15 +11,13 @@ mod common;
 #[path = "interop/mod.rs"]
 mod interop;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use common::http::{self, Response};
 use common::{Event, Switch, EVENT};
 use interop::pjsua::{ev, uri, Phone};
-use interop::shipped::{udp_addr, Shipped, API_KEY, PASSWORD};
+use interop::shipped::{api_ok, internal, Shipped, PASSWORD};
 
 /// Each phone's tone, Hz: far apart, no one another's harmonic.
 const TONE_1001: f64 = 500.0;
@@ -41,10 +39,6 @@ fn tone(user: &str) -> f64 {
     }
 }
 
-fn internal(sw: &Switch) -> SocketAddr {
-    udp_addr(sw, "internal")
-}
-
 /// A pjsua2 phone registered as `user` (shipped password), once the switch
 /// has the binding.
 fn phone(sw: &mut Switch, user: &str) -> Phone {
@@ -52,22 +46,6 @@ fn phone(sw: &mut Switch, user: &str) -> Phone {
     p.register_ok(user, PASSWORD, internal(sw));
     sw.await_event("registered", &[("user", user)], EVENT);
     p
-}
-
-fn api(sw: &Switch, method: &str, path: &str, body: Option<&str>) -> Response {
-    let addr = sw.http_addr().expect("the HTTP API's address");
-    http::request_with(addr, method, path, body, &[("X-API-Key", API_KEY)])
-}
-
-fn api_ok(sw: &Switch, method: &str, path: &str, body: Option<&str>) -> Value {
-    let r = api(sw, method, path, body);
-    assert!(
-        (200..300).contains(&r.status),
-        "{method} {path} {body:?} -> {} {}",
-        r.status,
-        r.body
-    );
-    r.json()
 }
 
 /// `caller` calls `callee`'s number; the callee rings and answers. Returns

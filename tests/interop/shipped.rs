@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::common::calls::rtp_ranges;
+use crate::common::http::{self, Response};
 use crate::common::{repo_path, Switch};
 
 /// The shipped demo users' password.
@@ -162,4 +163,31 @@ pub fn listener(sw: &Switch, profile: &str, transport: &str) -> SocketAddr {
         .find(|l| l.profile == profile && l.transport == transport)
         .unwrap_or_else(|| panic!("no {transport} listener for {profile}: {:?}", sw.listeners))
         .addr
+}
+
+/// The `internal` profile's UDP address (where the phones register).
+pub fn internal(sw: &Switch) -> SocketAddr {
+    udp_addr(sw, "internal")
+}
+
+/// A request to the switch's HTTP API with the shipped demo key.
+pub fn api(sw: &Switch, method: &str, path: &str, body: Option<&str>) -> Response {
+    let addr = sw.http_addr().expect("the HTTP API's address");
+    http::request_with(addr, method, path, body, &[("X-API-Key", API_KEY)])
+}
+
+/// [`api`], which must succeed (2xx); its JSON body, or null when empty.
+pub fn api_ok(sw: &Switch, method: &str, path: &str, body: Option<&str>) -> serde_json::Value {
+    let r = api(sw, method, path, body);
+    assert!(
+        (200..300).contains(&r.status),
+        "{method} {path} {body:?} -> {} {}",
+        r.status,
+        r.body
+    );
+    if r.body.is_empty() {
+        serde_json::Value::Null
+    } else {
+        r.json()
+    }
 }
