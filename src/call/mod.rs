@@ -24,13 +24,18 @@
 //! `in_dialog` (BYE, re-INVITE, UPDATE, INFO, ACK), `negotiate` (SDP
 //! rewriting), `controls` (commands from the
 //! layer above), `transfer` (REFER and the transfer command), `timers` (ring, session, cleanup),
-//! `digest` (answering 401/407), `publish` (the session table view).
+//! `digest` (answering 401/407), `publish` (the session table view),
+//! `prack` (RFC 3262 on both kinds of leg), `identity` (RFC 3325 asserted
+//! identity and privacy), `uui` (RFC 7433 User-to-User and what headers
+//! pass between legs), `flows` (reusing a trunk peer's connection).
 
 pub mod command;
 pub mod control;
 mod controls;
 pub mod dialplan;
 mod digest;
+mod flows;
+mod identity;
 mod in_dialog;
 mod inbound;
 mod late_offer;
@@ -39,6 +44,7 @@ mod lifecycle;
 mod negotiate;
 mod out;
 mod outbound;
+mod prack;
 mod publish;
 pub mod settings;
 pub mod summary;
@@ -46,6 +52,7 @@ pub mod summary;
 mod tests;
 mod timers;
 mod transfer;
+mod uui;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Instant, SystemTime};
@@ -98,6 +105,8 @@ struct Call {
     late_offer: Option<late_offer::LateOffer>,
     /// `Ended` was reported: the call is being taken down.
     ended: bool,
+    /// Who the caller is as the switch vouches for it (RFC 3325, `identity`).
+    identity: identity::Identity,
 }
 
 /// What a client transaction the call layer started is for.
@@ -158,6 +167,8 @@ pub struct CallLayer {
     /// Where unanswered legs already forgotten were sent, until their INVITE
     /// transaction ends: a late 2xx is still ACKed and released.
     gone_uac: HashMap<LegId, Destination>,
+    /// The latest stream connection of each trunk peer (`flows`).
+    peer_flows: HashMap<(ProfileId, usize), flows::PeerFlow>,
 }
 
 impl CallLayer {
@@ -193,6 +204,7 @@ impl CallLayer {
             wall: None,
             dirty: Vec::new(),
             gone_uac: HashMap::new(),
+            peer_flows: HashMap::new(),
         }
     }
 
@@ -489,6 +501,9 @@ impl CallLayer {
                     }
                 }
             }
+            e @ (DialogEvent::Released { .. } | DialogEvent::PrackTimeout(_)) => {
+                self.prack_dialog_event(now, out, e)
+            }
             DialogEvent::Early(_) | DialogEvent::Confirmed(_) | DialogEvent::Acked { .. } => {}
         }
     }
@@ -612,6 +627,7 @@ impl Call {
             transfer: None,
             late_offer: None,
             ended: false,
+            identity: identity::Identity::default(),
         }
     }
 }
