@@ -175,7 +175,7 @@ impl CallLayer {
     /// The From user, display (already quoted, with its space) and host of
     /// a leg toward `target`: anonymous when the caller asked for privacy
     /// and the target is outside the Trust Domain.
-    pub(super) fn from_identity(
+    pub(super) fn leg_from_identity(
         &self,
         call: &CallId,
         target: &Target,

@@ -113,7 +113,7 @@ impl CallLayer {
             .unwrap_or_default();
         // RFC 3323/3325 privacy toward whoever is outside the Trust Domain (`identity`).
         let (user, display, from_host) =
-            self.from_identity(call, &target, user, display, host.clone());
+            self.leg_from_identity(call, &target, user, display, host.clone());
         let mut headers: Vec<(String, String)> = vec![
             (
                 "Via".into(),

@@ -25,7 +25,9 @@ use crate::transaction::{
 use super::{CallCommand, CallEvent, CallLayer, EndedBy, LegRole, Originate, SipOut};
 
 mod digest;
+mod identity;
 mod late_offer;
+mod prack;
 mod transfer;
 
 const CONFIG: &str = r#"
@@ -172,9 +174,14 @@ fn registrar() -> Registrar {
 }
 
 fn world() -> World {
+    world_with(CONFIG)
+}
+
+/// A world on another configuration (same users, bindings and registrar).
+fn world_with(config: &str) -> World {
     let dir = tempfile::tempdir().unwrap();
     let main = dir.path().join("main.toml");
-    std::fs::write(&main, CONFIG).unwrap();
+    std::fs::write(&main, config).unwrap();
     let config = crate::config::load(&main).unwrap();
     let now = Instant::now();
     let mut out = Fake {
