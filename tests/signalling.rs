@@ -555,3 +555,59 @@ fn new_calls_toward_a_tcp_peer_go_over_the_connection_it_opened() {
     read_until(&mut s, &mut buf, "BYE ", &mut seen);
     phone.finish(&mut lab.sw);
 }
+
+#[test]
+fn check_config_names_bad_signalling_keys_by_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bad.toml");
+    let text = r#"[profiles.external]
+listen = [{ transport = "udp", address = "127.0.0.1:0" }]
+
+[profiles.external.calls]
+user_to_user = "{case};x={nope}"
+
+[[profiles.external.peers]]
+name = "cc"
+address = "127.0.0.1:5090"
+acl = ["127.0.0.1/32"]
+trusted = true
+prack = "required"
+user_to_user = "two\nlines"
+"#;
+    std::fs::write(&p, text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchback"))
+        .arg("check-config")
+        .arg(&p)
+        .output()
+        .expect("run switchback check-config");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let f = p.display().to_string();
+    assert!(
+        stderr.contains(&format!(
+            "{f}:5: profiles.external.calls.user_to_user: unknown placeholder {{nope}}"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{f}:13: profiles.external.peers[0].user_to_user: must be one non-empty line"
+        )),
+        "{stderr}"
+    );
+    // An unknown prack mode is a type error on its line.
+    std::fs::write(
+        &p,
+        text.replace("\"required\"", "\"sometimes\"")
+            .replace("two\\nlines", "{call}")
+            .replace("{nope}", "{case}"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchback"))
+        .arg("check-config")
+        .arg(&p)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(stderr.contains(&format!("{f}:12:")), "{stderr}");
+}
