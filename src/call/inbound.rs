@@ -175,7 +175,7 @@ impl CallLayer {
             to: number.clone(),
         });
         // Only the headers a target's profile may pass on are read (place_leg
-        // picks pass_headers for gateways, case_data_headers for phones).
+        // picks pass_headers for gateways, with case_data_headers for phones).
         let passed: Vec<(String, String)> = targets
             .first()
             .map(|t| {
