@@ -46,6 +46,7 @@ impl CallLayer {
             Method::Update => self.update_received(now, out, leg, profile, tx, &request),
             Method::Info => self.info_received(now, out, leg, profile, tx, &request),
             Method::Refer => self.refer_received(now, out, leg, profile, tx, request),
+            Method::PRack => self.prack_received(now, out, leg, profile, tx, &request),
             Method::Notify | Method::Options => {
                 let ok = sip::response_to(&request, 200, None);
                 self.answer_in_dialog(now, out, leg, profile, tx, &request, ok);

@@ -24,7 +24,7 @@ use super::dialplan;
 use super::late_offer::LateOffer;
 use super::leg::{Leg, LegMedia, Side};
 use super::negotiate;
-use super::outbound::{Caller, Target};
+use super::outbound::Target;
 use super::summary::LegState;
 use super::{sdp_body, Call, CallLayer, SipOut};
 
@@ -49,9 +49,17 @@ impl CallLayer {
             }
             out.respond(now, profile, tx, r);
         };
-        let Some(from_user) = self.admit(now, out, &source, tx, &request) else {
+        // RFC 3262 off here: a caller requiring 100rel gets 420 (`prack`).
+        if let Some(r) = self.refuse_unsupported(&source, &request) {
+            return out.respond(now, profile, tx, r);
+        }
+        let Some(admitted) = self.admit(now, out, &source, tx, &request) else {
             return;
         };
+        // RFC 3325: a trusted peer's asserted identity is the caller (`identity`).
+        let (caller, identity) = self.caller_identity(out, &source, &request, admitted);
+        let from_user = caller.user.clone();
+        self.note_peer_flow(&source);
         let number = request.uri.user().unwrap_or("").to_string();
         let Some(route) = self.dialplan.route(&number, Some(profile)) else {
             tracing::info!(%number, "no dial plan rule matches");
@@ -157,6 +165,7 @@ impl CallLayer {
         if offer.is_none() {
             call.late_offer = Some(LateOffer::Awaiting);
         }
+        call.identity = identity;
         self.calls.insert(call_id.clone(), call);
         self.mark(&call_id);
         self.event(CallEvent::Started {
@@ -165,12 +174,8 @@ impl CallLayer {
             from: from_user.clone(),
             to: number.clone(),
         });
-        let caller = Caller {
-            user: from_user.clone(),
-            ..Caller::from_request(&request)
-        };
         // Only the headers a target's profile may pass on are read (place_leg
-        // picks pass_headers for gateways, case_data_headers for phones).
+        // picks pass_headers for gateways, with case_data_headers for phones).
         let passed: Vec<(String, String)> = targets
             .first()
             .map(|t| {
@@ -396,25 +401,25 @@ impl CallLayer {
             return;
         }
         let code = response.status_code.code();
-        if code >= 200 {
-            *answered = true;
-        }
         let (invite, tx, source, profile) = (invite.clone(), *tx, *source, l.profile);
         let destination = invite
             .top_via()
             .map(|v| source.response_destination(&v))
             .unwrap_or(l.destination);
-        let response = match l.dialog.clone() {
-            Some(d) => self
-                .dialogs
-                .prepare_response(now, &d, &invite, response, destination)
-                .unwrap_or_else(|| crate::endpoint::answer(&invite, 500, None)),
-            None => response,
+        let dialog = l.dialog.clone();
+        // RFC 3262 (`prack`): a reliable 1xx, or a 2xx held until a PRACK.
+        let Some(response) =
+            self.uas_response(now, leg, dialog.as_ref(), &invite, response, destination)
+        else {
+            return;
         };
-        out.respond(now, profile, tx, response);
         if code >= 200 {
+            if let Some(Side::Uas { answered, .. }) = self.legs.get_mut(&leg).map(|l| &mut l.side) {
+                *answered = true;
+            }
             self.by_server_tx.remove(&(profile, tx));
         }
+        out.respond(now, profile, tx, response);
     }
 }
 

@@ -8,6 +8,10 @@
 //! the callee retransmits its 2xx (§13.3.1.4, for up to 64*T1), which the
 //! dialog layer absorbs until our ACK exists and then answers with it.
 //!
+//! A callee that offers in a reliable 1xx (RFC 3262) is answered by the
+//! switch in its PRACK (`prack`); its 2xx then needs no answer: it is ACKed
+//! at once and the caller is offered the codec agreed with it.
+//!
 //! An ACK without an answer, or with one the callee's offer cannot take,
 //! ends the call with BYE on both legs; so does a caller that never ACKs
 //! (the dialog's ACK timeout). The callee is ACKed first in every case, with
@@ -38,6 +42,12 @@ pub enum LateOffer {
         dialog: DialogId,
         offer: Box<Offer>,
     },
+    /// Callee legs offered in a reliable 1xx and the switch answered in its
+    /// PRACK (RFC 3262, `prack`): their 2xx carries no new offer.
+    EarlyAnswered { legs: Vec<LegId> },
+    /// Such a callee answered (and was ACKed); our offer of its codec went
+    /// to the caller in our 200, whose ACK brings the answer.
+    OfferedAfterEarly { b: LegId },
 }
 
 impl CallLayer {
@@ -50,6 +60,98 @@ impl CallLayer {
                     .get(&l.call)
                     .is_some_and(|c| matches!(c.late_offer, Some(LateOffer::Awaiting)))
         })
+    }
+
+    /// Whether `leg`'s offer was answered in a PRACK (its 2xx SDP, if any,
+    /// is no answer to read: RFC 3261 §13.2.1).
+    pub(super) fn early_offer_answered(&self, leg: LegId) -> bool {
+        self.legs.get(&leg).is_some_and(|l| {
+            self.calls.get(&l.call).is_some_and(
+                |c| matches!(&c.late_offer, Some(LateOffer::EarlyAnswered { legs }) if legs.contains(&leg)),
+            )
+        })
+    }
+
+    /// A callee whose early offer the switch answered has answered (and is
+    /// ACKed): offer its codec to the caller in our 200. False when the
+    /// call is not in that case.
+    pub(super) fn late_offer_answered_early(
+        &mut self,
+        now: Instant,
+        out: &mut dyn SipOut,
+        call: &CallId,
+        b: LegId,
+    ) -> bool {
+        if !self.early_offer_answered(b) {
+            return false;
+        }
+        let Some(a) = self.calls.get(call).map(|c| c.a) else {
+            return false;
+        };
+        let formats = self.legs[&b].media.formats.clone();
+        let direction = self.legs[&b]
+            .media
+            .remote
+            .as_ref()
+            .map(|s| s.direction)
+            .unwrap_or(Direction::SendRecv);
+        if let Some(c) = self.calls.get_mut(call) {
+            c.late_offer = Some(LateOffer::OfferedAfterEarly { b });
+            c.state = CallState::Connecting;
+        }
+        let Some(al) = self.legs.get_mut(&a) else {
+            return true;
+        };
+        // The caller is offered what the callee offered (its direction too).
+        let bytes = sdp::build_offer(
+            &mut al.media.origin,
+            al.media.local,
+            &formats,
+            direction,
+            None,
+        )
+        .to_bytes();
+        al.media.formats = formats;
+        al.media.last_sent = Some(bytes.clone());
+        al.state = LegState::Answered;
+        let mut ok = sip::response_to(self.uas_invite(a), 200, None);
+        self.session_for_uas_answer(now, a, &mut ok);
+        let ok = with_sdp(ok, Some(&bytes));
+        self.respond_uas(now, out, a, ok);
+        self.mark(call);
+        true
+    }
+
+    /// The caller's ACK answers our offer of the callee's codec (the callee
+    /// was answered in a PRACK): bridge, or end the call when unusable.
+    fn late_answer_after_early(
+        &mut self,
+        now: Instant,
+        out: &mut dyn SipOut,
+        call: &CallId,
+        a: LegId,
+        b: LegId,
+        ack: &Request,
+    ) {
+        let offered = self
+            .legs
+            .get(&a)
+            .map(|l| l.media.formats.clone())
+            .unwrap_or_default();
+        let answer = sdp_body(ack, &ack.body).and_then(|body| negotiate::read_answer(&body));
+        let usable = answer.filter(|(_, s)| {
+            s.port != 0
+                && s.formats.iter().any(|f| {
+                    f.codec.is_some_and(sdp::Codec::is_audio)
+                        && offered.iter().any(|o| o.codec == f.codec)
+                })
+        });
+        let Some((_, stream)) = usable else {
+            tracing::info!(%call, "late offer: the caller's ACK has no usable answer; ending the call");
+            return self.end_call(now, out, call, EndedBy::Switch, "bad-answer-sdp", None);
+        };
+        self.apply_remote(a, stream, None);
+        self.bridge(now, call, a, b);
     }
 
     /// The callee answered a late-offer call (it is the winning fork, not
@@ -146,6 +248,10 @@ impl CallLayer {
         let Some(c) = self.calls.get_mut(&call).filter(|c| c.a == a) else {
             return;
         };
+        if let Some(LateOffer::OfferedAfterEarly { b }) = c.late_offer {
+            c.late_offer = None;
+            return self.late_answer_after_early(now, out, &call, a, b, ack);
+        }
         let Some(LateOffer::Offered { b, dialog, offer }) = c.late_offer.take() else {
             return;
         };

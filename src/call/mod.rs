@@ -26,7 +26,10 @@
 //! rewriting), `controls` (commands from the
 //! layer above), `transfer` (REFER and the transfer command), `timers` (ring, session, cleanup),
 //! `digest` (answering 401/407), `failover` (a trunk peer's next server,
-//! RFC 3263 §4.3), `publish` (the session table view).
+//! RFC 3263 §4.3), `publish` (the session table view), `prack` (RFC 3262
+//! on both kinds of leg), `identity` (RFC 3325 asserted identity and
+//! privacy), `uui` (RFC 7433 User-to-User and what headers pass between
+//! legs), `flows` (reusing a trunk peer's connection).
 
 pub mod command;
 pub mod control;
@@ -34,6 +37,8 @@ mod controls;
 pub mod dialplan;
 mod digest;
 mod failover;
+mod flows;
+mod identity;
 mod in_dialog;
 mod inbound;
 mod late_offer;
@@ -42,6 +47,7 @@ mod lifecycle;
 mod negotiate;
 mod out;
 mod outbound;
+mod prack;
 mod publish;
 pub mod settings;
 pub mod summary;
@@ -49,6 +55,7 @@ pub mod summary;
 mod tests;
 mod timers;
 mod transfer;
+mod uui;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Instant, SystemTime};
@@ -101,6 +108,8 @@ struct Call {
     late_offer: Option<late_offer::LateOffer>,
     /// `Ended` was reported: the call is being taken down.
     ended: bool,
+    /// Who the caller is as the switch vouches for it (RFC 3325, `identity`).
+    identity: identity::Identity,
 }
 
 /// What a client transaction the call layer started is for.
@@ -168,6 +177,8 @@ pub struct CallLayer {
     /// ours (both hung up at once; baresip after the final NOTIFY of its
     /// REFER) is answered 200, not 481.
     closing: HashMap<(String, String), LegId>,
+    /// The latest stream connection of each trunk peer (`flows`).
+    peer_flows: HashMap<(ProfileId, usize), flows::PeerFlow>,
 }
 
 impl CallLayer {
@@ -205,6 +216,7 @@ impl CallLayer {
             gone_uac: HashMap::new(),
             failover: HashMap::new(),
             closing: HashMap::new(),
+            peer_flows: HashMap::new(),
         }
     }
 
@@ -540,6 +552,9 @@ impl CallLayer {
                     }
                 }
             }
+            e @ (DialogEvent::Released { .. } | DialogEvent::PrackTimeout(_)) => {
+                self.prack_dialog_event(now, out, e)
+            }
             DialogEvent::Early(_) | DialogEvent::Confirmed(_) | DialogEvent::Acked { .. } => {}
         }
     }
@@ -663,6 +678,7 @@ impl Call {
             transfer: None,
             late_offer: None,
             ended: false,
+            identity: identity::Identity::default(),
         }
     }
 }

@@ -81,6 +81,8 @@ impl CallLayer {
         passed: &[(String, String)],
         auto_answer: bool,
     ) -> Option<LegId> {
+        // A peer's own connection carries calls toward it (`flows`).
+        let target = self.with_peer_flow(target);
         let profile = target.profile;
         let settings = &mut self.settings.profiles[profile.0];
         let formats = match offer {
@@ -116,6 +118,9 @@ impl CallLayer {
         let display = display
             .map(|d| format!("\"{}\" ", d.replace(['"', '\\'], "")))
             .unwrap_or_default();
+        // RFC 3323/3325 privacy toward whoever is outside the Trust Domain (`identity`).
+        let (user, display, from_host) =
+            self.leg_from_identity(call, &target, user, display, host.clone());
         let mut headers: Vec<(String, String)> = vec![
             (
                 "Via".into(),
@@ -136,15 +141,16 @@ impl CallLayer {
         headers.extend([
             (
                 "From".into(),
-                format!("{display}<sip:{user}@{host}>;tag={local_tag}"),
+                format!("{display}<sip:{user}@{from_host}>;tag={local_tag}"),
             ),
             ("To".into(), format!("<{}>", target.uri)),
             ("Call-ID".into(), sip_call_id.clone()),
             ("CSeq".into(), "1 INVITE".into()),
             ("Contact".into(), self.contact(out, profile, transport)),
             ("Allow".into(), crate::endpoint::ALLOW.into()),
-            ("Supported".into(), "replaces, timer".into()),
         ]);
+        // Supported/Require with 100rel as the target's `prack` says (`prack`).
+        headers.extend(self.option_tags_for(&target));
         if settings.session_expires > 0 {
             headers.push((
                 "Session-Expires".into(),
@@ -157,16 +163,25 @@ impl CallLayer {
                 headers.push((rule.name.clone(), rule.value.clone()));
             }
         }
-        let allowed: &[String] = if target.peer.is_some() {
-            &settings.pass_headers
+        // Phones get the case data and the pass list; peers the pass list.
+        let allowed: Vec<&String> = if target.peer.is_some() {
+            settings.pass_headers.iter().collect()
         } else {
-            &settings.case_data_headers
+            settings
+                .case_data_headers
+                .iter()
+                .chain(&settings.pass_headers)
+                .collect()
         };
         for (name, value) in passed {
-            if allowed.iter().any(|a| a.eq_ignore_ascii_case(name)) {
+            if allowed.iter().any(|a| a.eq_ignore_ascii_case(name)) && self.may_pass(&target, name)
+            {
                 headers.push((name.clone(), value.clone()));
             }
         }
+        // PAI/Privacy toward trusted peers (`identity`), User-to-User (`uui`).
+        headers.extend(self.identity_headers(call, &target));
+        headers.extend(self.uui_header(call, &target, passed));
         if auto_answer {
             headers.push((
                 "Call-Info".into(),
@@ -270,6 +285,10 @@ impl CallLayer {
     ) {
         let code = r.status_code.code();
         if code == 100 {
+            return;
+        }
+        // RFC 3262: a reliable 1xx is PRACKed, a repeated one dropped (`prack`).
+        if !self.prack_provisional(now, out, leg, &r) {
             return;
         }
         let Some(l) = self.legs.get_mut(&leg) else {
@@ -627,8 +646,9 @@ impl CallLayer {
                 out.send_stateless(destination, ack.into());
             }
         }
+        // An offer already answered in a PRACK leaves nothing to read (`prack`).
         let answer = sdp_body(&r, &r.body)
-            .filter(|_| !late)
+            .filter(|_| !late && !self.early_offer_answered(leg))
             .and_then(|b| negotiate::read_answer(&b));
         {
             let l = self.legs.get_mut(&leg).expect("checked by the caller");
@@ -667,6 +687,9 @@ impl CallLayer {
                 }
                 if late {
                     return self.late_offer_received(now, out, &call, leg, id, &r);
+                }
+                if self.late_offer_answered_early(now, out, &call, leg) {
+                    return;
                 }
                 let early = self.legs.get(&a).and_then(|l| l.early_answer.clone());
                 let answer = match (&answer, early) {

@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{Config, HeaderRule};
+use crate::config::{Config, HeaderRule, PrackMode, UserToUser};
 use crate::media::MediaPorts;
 use crate::net::{default_port, PeerAddress, PeerHost, TransportKind};
 use crate::sdp::Codec;
@@ -30,6 +30,12 @@ pub struct PeerSettings {
     pub username: Option<String>,
     pub password: Option<String>,
     pub realm: Option<String>,
+    /// RFC 3325: its P-Asserted-Identity is believed and ours is sent to it.
+    pub trusted: bool,
+    /// Its own RFC 3262 mode (`None`: the profile's).
+    pub prack: Option<PrackMode>,
+    /// Its own RFC 7433 setting (`None`: the profile's).
+    pub user_to_user: Option<UserToUser>,
 }
 
 #[derive(Debug)]
@@ -47,6 +53,8 @@ pub struct ProfileSettings {
     pub auto_answer_alert_info: String,
     pub case_data_headers: Vec<String>,
     pub record: bool,
+    pub prack: PrackMode,
+    pub user_to_user: Option<UserToUser>,
     pub caller_id_number: Option<String>,
     pub caller_id_name: Option<String>,
     pub add_headers: Vec<HeaderRule>,
@@ -90,6 +98,9 @@ impl CallSettings {
                             username: peer.username.clone(),
                             password: peer.password.clone(),
                             realm: peer.realm.clone(),
+                            trusted: peer.trusted,
+                            prack: peer.prack,
+                            user_to_user: peer.user_to_user.clone(),
                         }
                     })
                     .collect();
@@ -113,6 +124,8 @@ impl CallSettings {
                     auto_answer_alert_info: p.calls.auto_answer_alert_info.clone(),
                     case_data_headers: p.calls.case_data_headers.clone(),
                     record: p.calls.record,
+                    prack: p.calls.prack,
+                    user_to_user: p.calls.user_to_user.clone(),
                     caller_id_number: p.outbound.caller_id_number.clone(),
                     caller_id_name: p.outbound.caller_id_name.clone(),
                     add_headers: p.outbound.add_headers.clone(),

@@ -204,6 +204,100 @@ pub struct Calls {
     pub case_data_headers: Vec<String>,
     /// Record every answered call entering on this profile.
     pub record: bool,
+    /// RFC 3262 reliable provisional responses on this profile's legs (a
+    /// peer's own `prack` overrides it for that peer).
+    pub prack: PrackMode,
+    /// RFC 7433 User-to-User on legs toward this profile's phones (the
+    /// agent leg): `true` for the case reference hex-encoded, a template,
+    /// or `false`/absent for none.
+    pub user_to_user: Option<UserToUser>,
+}
+
+/// `prack`: how a profile or peer uses RFC 3262 (100rel, PRACK).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrackMode {
+    /// `Supported: 100rel` on calls placed; a caller's 100rel is honoured
+    /// (its 18x with SDP go reliably; every 18x when it requires 100rel).
+    #[default]
+    Supported,
+    /// `Require: 100rel` on calls placed; every 18x to a caller that
+    /// supports 100rel goes reliably.
+    Required,
+    /// Not advertised; a request requiring 100rel gets 420.
+    Off,
+}
+
+/// `user_to_user`: on/off, or a template of the header value with
+/// `{case}`, `{case_hex}`, `{interaction}`, `{interaction_hex}`, `{call}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum UserToUser {
+    Enabled(bool),
+    Template(String),
+}
+
+impl UserToUser {
+    /// What `true` means: the case reference in hex (RFC 7433 §4.1).
+    pub const DEFAULT_TEMPLATE: &'static str = "{case_hex};encoding=hex";
+
+    /// The placeholders a template may use.
+    pub const PLACEHOLDERS: [&'static str; 5] =
+        ["case", "case_hex", "interaction", "interaction_hex", "call"];
+
+    /// The template in force, `None` when off.
+    pub fn template(&self) -> Option<&str> {
+        match self {
+            UserToUser::Enabled(true) => Some(Self::DEFAULT_TEMPLATE),
+            UserToUser::Enabled(false) => None,
+            UserToUser::Template(t) => Some(t),
+        }
+    }
+
+    /// What is wrong with a template, if anything: it must be one non-empty
+    /// line whose `{...}` are known placeholders.
+    pub fn check(template: &str) -> Result<(), String> {
+        if template.trim().is_empty() || template.contains(['\r', '\n']) {
+            return Err("must be one non-empty line".into());
+        }
+        let mut rest = template;
+        while let Some(open) = rest.find('{') {
+            let Some(close) = rest[open..].find('}') else {
+                return Err("an unclosed {".into());
+            };
+            let name = &rest[open + 1..open + close];
+            if !Self::PLACEHOLDERS.contains(&name) {
+                return Err(format!(
+                    "unknown placeholder {{{name}}} (known: {})",
+                    Self::PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", ")
+                ));
+            }
+            rest = &rest[open + close + 1..];
+        }
+        Ok(())
+    }
+
+    /// Fills a template; `None` when it needs a value that is missing (a
+    /// case placeholder without a case, an interaction one without one).
+    pub fn expand(
+        template: &str,
+        case: Option<&str>,
+        interaction: Option<&str>,
+        call: &str,
+    ) -> Option<String> {
+        let mut out = template.to_string();
+        for (name, value) in [("case", case), ("interaction", interaction)] {
+            let hex_name = format!("{{{name}_hex}}");
+            let plain = format!("{{{name}}}");
+            if out.contains(&hex_name) || out.contains(&plain) {
+                let v = value.filter(|v| !v.is_empty())?;
+                out = out
+                    .replace(&hex_name, &hex::encode(v.as_bytes()))
+                    .replace(&plain, v);
+            }
+        }
+        Some(out.replace("{call}", call))
+    }
 }
 
 impl Default for Calls {
@@ -216,12 +310,14 @@ impl Default for Calls {
             auto_answer_alert_info: "<http://127.0.0.1/>;info=alert-autoanswer".into(),
             case_data_headers: vec!["X-Case-Id".into(), "X-Interaction-Id".into()],
             record: false,
+            prack: PrackMode::Supported,
+            user_to_user: None,
         }
     }
 }
 
 /// What calls leaving through this profile's gateways carry.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Outbound {
     /// Replaces the caller's number (From user) when set.
@@ -230,8 +326,24 @@ pub struct Outbound {
     pub caller_id_name: Option<String>,
     /// Headers added to every outbound INVITE.
     pub add_headers: Vec<HeaderRule>,
-    /// Headers copied from the inbound leg's INVITE when present.
+    /// Headers copied from the inbound leg's INVITE when present (default:
+    /// [`DEFAULT_PASS_HEADERS`]; a list written replaces it).
     pub pass_headers: Vec<String>,
+}
+
+/// Passed on by default: call diversion (RFC 5806), History-Info (RFC 7044)
+/// and User-to-User (RFC 7433).
+pub const DEFAULT_PASS_HEADERS: [&str; 3] = ["Diversion", "History-Info", "User-to-User"];
+
+impl Default for Outbound {
+    fn default() -> Self {
+        Self {
+            caller_id_number: None,
+            caller_id_name: None,
+            add_headers: Vec::new(),
+            pass_headers: DEFAULT_PASS_HEADERS.iter().map(|h| h.to_string()).collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -390,6 +502,15 @@ pub struct Peer {
     pub username: Option<String>,
     pub password: Option<String>,
     pub realm: Option<String>,
+    /// RFC 3325 trust: P-Asserted-Identity from this peer is believed, and
+    /// sent to it; from and to an untrusted peer it is removed.
+    #[serde(default)]
+    pub trusted: bool,
+    /// RFC 3262 use toward and from this peer (default: the profile's).
+    pub prack: Option<PrackMode>,
+    /// RFC 7433 User-to-User toward this peer (default: the profile's):
+    /// `true`, a template, or `false` (none sent, not even passed on).
+    pub user_to_user: Option<UserToUser>,
 }
 
 fn default_true() -> bool {

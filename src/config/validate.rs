@@ -399,9 +399,17 @@ fn profile(
         }
         if peer.username.is_some() != peer.password.is_some() {
             err(
-                key.key("username"),
+                key.clone().key("username"),
                 "username and password go together".into(),
             );
+        }
+        if let Some(Err(e)) = peer
+            .user_to_user
+            .as_ref()
+            .and_then(|u| u.template())
+            .map(super::UserToUser::check)
+        {
+            err(key.key("user_to_user"), e);
         }
     }
     let m = &p.media;
@@ -447,6 +455,14 @@ fn profile(
             ck.clone().key("session_expires_secs"),
             "must be 0 (off) or at least min_se_secs and 90 (RFC 4028 §4)".into(),
         );
+    }
+    if let Some(Err(e)) = c
+        .user_to_user
+        .as_ref()
+        .and_then(|u| u.template())
+        .map(super::UserToUser::check)
+    {
+        err(ck.clone().key("user_to_user"), e);
     }
     for (i, h) in c
         .case_data_headers

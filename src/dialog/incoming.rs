@@ -47,7 +47,6 @@ pub(super) fn reject(request: &Request, code: u16, reason: Option<&str>) -> Requ
 impl Dialog {
     /// A request within this dialog (its To tag is our local tag).
     pub fn handle_request(&mut self, now: Instant, request: &Request) -> RequestOutcome {
-        let _ = now; // Part of the contract; no receive-side timer needs it yet.
         if self.state == DialogState::Terminated {
             return reject(request, 481, None);
         }
@@ -89,6 +88,10 @@ impl Dialog {
         }
         if method == Method::Bye {
             self.terminate(TerminateReason::ByeReceived);
+        }
+        // RFC 3262 §3: a PRACK must name our unacknowledged reliable 1xx.
+        if method == Method::PRack && !self.prack_matches(now, request) {
+            return reject(request, 481, None);
         }
         RequestOutcome::Accepted(self.id.clone())
     }

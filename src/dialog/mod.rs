@@ -18,11 +18,14 @@
 //! `state` the dialog state and constructors (§12.1), `request` building requests
 //! (§12.2.1.1, §13.2.2.4), `incoming` receiving (§12.2.2, §12.2.1.2, §14),
 //! `respond` the UAS's responses (§12.1.1), `reliability` the 2xx/ACK timers
-//! and glare back-off, `table` the endpoint-like collection of dialogs.
+//! and glare back-off, `prack` RFC 3262 reliable provisional responses
+//! (RSeq/RAck, 1xx retransmission, held 2xx), `table` the endpoint-like
+//! collection of dialogs.
 
 mod addr;
 mod id;
 mod incoming;
+mod prack;
 mod reliability;
 mod request;
 mod respond;
@@ -34,11 +37,12 @@ mod testutil;
 use std::time::{Duration, Instant};
 
 use crate::net::Destination;
-use crate::sip::SipMessage;
+use crate::sip::{Response, SipMessage};
 
 pub use addr::Body;
 pub use id::DialogId;
 pub use incoming::{RequestOutcome, ResponseOutcome};
+pub use prack::{names_option, Outgoing, ReliableCheck, TAG_100REL};
 pub use reliability::{glare_retry_delay, retry_after_secs};
 pub use state::{Dialog, DialogState, Role};
 pub use table::DialogTable;
@@ -74,6 +78,15 @@ pub enum DialogEvent {
     AckTimeout { id: DialogId, cseq: u32 },
     /// The back-off after a 491 is over: the TU should send its re-INVITE again (§14.1).
     GlareRetry(DialogId),
+    /// A response held back until a PRACK (RFC 3262 §3) may go now: the
+    /// TU sends it on the INVITE's server transaction.
+    Released {
+        id: DialogId,
+        response: Box<Response>,
+    },
+    /// No PRACK for our reliable 1xx within 64*T1: the TU should reject the
+    /// INVITE with a 5xx (RFC 3262 §3).
+    PrackTimeout(DialogId),
     /// The dialog is over; it is dropped from the table once this is polled.
     Terminated {
         id: DialogId,
@@ -125,6 +138,10 @@ pub enum DialogTimer {
     AckTimeout(DialogId),
     /// Re-INVITE back-off after a 491 (§14.1).
     GlareRetry(DialogId),
+    /// Retransmit our reliable 1xx (RFC 3262 §3).
+    Retransmit1xx(DialogId),
+    /// Give up waiting for the PRACK at 64*T1.
+    PrackTimeout(DialogId),
     /// Stop accepting new forks of an answered INVITE (64*T1 after its first 2xx).
     ForkWindow { call_id: String },
 }

@@ -15,6 +15,7 @@ use crate::net::TransportKind;
 use crate::sip::{MessageHeaders, Method, Request, Response, Uri};
 
 use super::addr::{is_sips, uri_of, without_tag};
+use super::prack::PrackState;
 use super::reliability::AwaitingAck;
 use super::{
     DialogConfig, DialogError, DialogEvent, DialogId, DialogTimer, TerminateReason, Timeout,
@@ -70,6 +71,8 @@ pub struct Dialog {
     pub(super) awaiting_ack: Option<AwaitingAck>,
     /// UAC: when to re-send the re-INVITE refused with 491 (§14.1).
     pub(super) glare_retry_at: Option<Instant>,
+    /// RFC 3262 reliable provisional responses (`prack`).
+    pub(super) prack: PrackState,
     pub(super) events: VecDeque<DialogEvent>,
     pub(super) transmits: VecDeque<Transmit>,
 }
@@ -129,6 +132,7 @@ impl Dialog {
             last_ack: None,
             awaiting_ack: None,
             glare_retry_at: None,
+            prack: PrackState::default(),
             events: VecDeque::new(),
             transmits: VecDeque::new(),
             id,
@@ -180,6 +184,7 @@ impl Dialog {
             last_ack: None,
             awaiting_ack: None,
             glare_retry_at: None,
+            prack: PrackState::default(),
             events: VecDeque::new(),
             transmits: VecDeque::new(),
         };
@@ -261,6 +266,7 @@ impl Dialog {
         self.state = DialogState::Terminated;
         self.awaiting_ack = None;
         self.glare_retry_at = None;
+        self.prack.clear();
         debug!(dialog = %self.id, ?reason, "dialog terminated");
         self.events.push_back(DialogEvent::Terminated {
             id: self.id.clone(),
@@ -307,7 +313,18 @@ impl Dialog {
             at,
             timer: DialogTimer::GlareRetry(self.id.clone()),
         });
-        [ack, glare].into_iter().flatten().min_by_key(|t| t.at)
+        let prack = self.prack.deadline().map(|(at, give_up)| Timeout {
+            at,
+            timer: if give_up {
+                DialogTimer::PrackTimeout(self.id.clone())
+            } else {
+                DialogTimer::Retransmit1xx(self.id.clone())
+            },
+        });
+        [ack, glare, prack]
+            .into_iter()
+            .flatten()
+            .min_by_key(|t| t.at)
     }
 
     /// Fires every timer due at `now`.
@@ -315,6 +332,7 @@ impl Dialog {
         if let Some(waiting) = self.awaiting_ack.take() {
             self.awaiting_ack = self.step_ack_timer(waiting, now);
         }
+        self.step_prack_timer(now);
         if self.glare_retry_at.is_some_and(|at| at <= now) {
             self.glare_retry_at = None;
             debug!(dialog = %self.id, "glare back-off over: re-send the re-INVITE");

@@ -402,6 +402,16 @@ impl Endpoint {
         id: ServerTransactionId,
         request: Request,
     ) {
+        // RFC 3261 §8.2.2.3: an extension we lack is refused before anything
+        // else (REGISTER's are the registrar's to judge).
+        if request.method != Method::Register {
+            if let Some(response) = local::unsupported_require(&request) {
+                let _ = self.profiles[source.profile.0]
+                    .transactions
+                    .respond(now, id, response);
+                return;
+            }
+        }
         let response = match request.method {
             Method::Register => match &mut self.profiles[source.profile.0].registrar {
                 Some(registrar) => match registrar.handle_register(now, &request, &source) {

@@ -194,6 +194,7 @@ class Agent:
         self.recorders = {}  # call id -> (recorder, path)
         self.auto_answer_header = not args.no_auto_answer_header
         self.ring = not args.no_ring
+        self.require_100rel = args.require_100rel
         self.running = True
 
     # ------------------------------------------------------------ commands
@@ -219,6 +220,9 @@ class Agent:
         acfg.mediaConfig.transportConfig.portRange = 2000
         # Session timers as the switch's shipped profile negotiates them.
         acfg.callConfig.timerUse = pj.PJSUA_SIP_TIMER_OPTIONAL
+        if self.require_100rel:
+            # RFC 3262: Require: 100rel on calls made, reliable 18x on calls answered.
+            acfg.callConfig.prackUse = pj.PJSUA_100REL_MANDATORY
         return acfg
 
     def cmd_register(self, c):
@@ -542,6 +546,8 @@ def main():
     ap.add_argument("--no-auto-answer-header", action="store_true",
                     help="ignore Call-Info answer-after=0")
     ap.add_argument("--no-ring", action="store_true", help="do not answer 180 by itself")
+    ap.add_argument("--require-100rel", action="store_true",
+                    help="RFC 3262 mandatory (PJSUA_100REL_MANDATORY) on this phone's account")
     args = ap.parse_args()
     try:
         agent = Agent(args)

@@ -27,8 +27,10 @@ use super::{CallCommand, CallEvent, CallLayer, EndedBy, LegRole, Originate, SipO
 mod crossing;
 mod digest;
 mod failover;
+mod identity;
 mod late_offer;
 mod path;
+mod prack;
 mod transfer;
 
 const CONFIG: &str = r#"
@@ -175,9 +177,14 @@ fn registrar() -> Registrar {
 }
 
 fn world() -> World {
+    world_with(CONFIG)
+}
+
+/// A world on another configuration (same users, bindings and registrar).
+fn world_with(config: &str) -> World {
     let dir = tempfile::tempdir().unwrap();
     let main = dir.path().join("main.toml");
-    std::fs::write(&main, CONFIG).unwrap();
+    std::fs::write(&main, config).unwrap();
     let config = crate::config::load(&main).unwrap();
     let now = Instant::now();
     let mut out = Fake {
