@@ -26,7 +26,10 @@
 //! rewriting), `controls` (commands from the
 //! layer above), `transfer` (REFER and the transfer command), `timers` (ring, session, cleanup),
 //! `digest` (answering 401/407), `failover` (a trunk peer's next server,
-//! RFC 3263 §4.3), `publish` (the session table view).
+//! RFC 3263 §4.3), `publish` (the session table view), `peers` (trunk
+//! peers' shared limits, counters and health), `gateways` (peer limits on
+//! calls, a route's gateways and failing over between them), `pings`
+//! (OPTIONS pings to peers).
 
 pub mod command;
 pub mod control;
@@ -34,6 +37,7 @@ mod controls;
 pub mod dialplan;
 mod digest;
 mod failover;
+mod gateways;
 mod in_dialog;
 mod inbound;
 mod late_offer;
@@ -42,6 +46,8 @@ mod lifecycle;
 mod negotiate;
 mod out;
 mod outbound;
+pub mod peers;
+mod pings;
 mod publish;
 pub mod settings;
 pub mod summary;
@@ -56,6 +62,7 @@ use std::time::{Instant, SystemTime};
 pub use command::*;
 pub use control::{CallDirectory, ControlRequest};
 pub use out::SipOut;
+pub use peers::{PeerEvent, PeerStatus, PeerTable};
 pub use publish::{Directory, Sessions};
 pub use summary::*;
 
@@ -168,10 +175,27 @@ pub struct CallLayer {
     /// ours (both hung up at once; baresip after the final NOTIFY of its
     /// REFER) is answered 200, not 481.
     closing: HashMap<(String, String), LegId>,
+    /// Trunk peers: the shared table, slots held by legs, gateways left,
+    /// pings (see `gateways`, `pings`).
+    peers: gateways::PeerRuntime,
 }
 
 impl CallLayer {
+    /// A call layer with a peer table of its own (tests, a single shard).
     pub fn new(config: &Config, sessions: Sessions) -> Self {
+        Self::with_peers(
+            config,
+            sessions,
+            std::sync::Arc::new(PeerTable::new(config)),
+        )
+    }
+
+    /// A call layer sharing `peers` (one table per process, across shards).
+    pub fn with_peers(
+        config: &Config,
+        sessions: Sessions,
+        peers: std::sync::Arc<PeerTable>,
+    ) -> Self {
         let t1 = config
             .profiles
             .first()
@@ -205,6 +229,7 @@ impl CallLayer {
             gone_uac: HashMap::new(),
             failover: HashMap::new(),
             closing: HashMap::new(),
+            peers: gateways::PeerRuntime::new(peers),
         }
     }
 
@@ -277,6 +302,10 @@ impl CallLayer {
         id: ClientTransactionId,
         event: ClientEvent,
     ) {
+        // OPTIONS pings to trunk peers are the `pings` module's.
+        if self.ping_client_event(now, profile, id, &event) {
+            return;
+        }
         match event {
             ClientEvent::Provisional(r) => {
                 self.feed_dialogs_response(now, &r);
@@ -377,7 +406,10 @@ impl CallLayer {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let own = self.timers.keys().next().map(|(at, _)| *at);
         let dialogs = self.dialogs.next_deadline();
-        own.into_iter().chain(dialogs).min()
+        own.into_iter()
+            .chain(dialogs)
+            .chain(self.ping_deadline())
+            .min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant, out: &mut dyn SipOut) {
@@ -385,6 +417,7 @@ impl CallLayer {
             self.dialogs.handle_timeout(now);
         }
         self.fire_timers(now, out);
+        self.fire_pings(now, out);
         self.drain_dialogs(now, out);
         self.publish_dirty();
     }
