@@ -27,6 +27,7 @@ use super::{CallCommand, CallEvent, CallLayer, EndedBy, LegRole, Originate, SipO
 mod crossing;
 mod digest;
 mod failover;
+mod gateways;
 mod late_offer;
 mod path;
 mod transfer;
@@ -175,9 +176,14 @@ fn registrar() -> Registrar {
 }
 
 fn world() -> World {
+    world_with(CONFIG)
+}
+
+/// The world on another configuration (profiles `external` and `internal`).
+fn world_with(config: &str) -> World {
     let dir = tempfile::tempdir().unwrap();
     let main = dir.path().join("main.toml");
-    std::fs::write(&main, CONFIG).unwrap();
+    std::fs::write(&main, config).unwrap();
     let config = crate::config::load(&main).unwrap();
     let now = Instant::now();
     let mut out = Fake {
