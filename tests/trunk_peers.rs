@@ -23,6 +23,14 @@ use common::http::{request, TEST_API_KEY};
 use common::sippbg::{free_media_port, parse_trace};
 use common::*;
 
+/// The tests here load the machine (up to 1,000 calls, timers of a second):
+/// they run one at a time so that none skews another's timing.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A SIPp in the background, killed (by its pid) when dropped.
 struct Sipp {
     child: Option<Child>,
@@ -259,6 +267,7 @@ fn rss_and_fds(pid: u32) -> (u64, usize) {
 
 #[test]
 fn a_thousand_calls_ringing_at_once_from_one_peer_address_are_all_admitted() {
+    let _serial = one_at_a_time();
     const CALLS: usize = 1000;
     let gw_port = free_port();
     let mut gateway = Sipp::start(
@@ -356,6 +365,7 @@ fn a_thousand_calls_ringing_at_once_from_one_peer_address_are_all_admitted() {
 
 #[test]
 fn a_peers_rate_limit_answers_503_with_retry_after_and_nothing_else_fails() {
+    let _serial = one_at_a_time();
     const CALLS: usize = 200;
     let gw_port = free_port();
     let mut gateway = Sipp::start("trunk_gateway", gw_port, None, &["-d".into(), "0".into()]);
@@ -441,6 +451,7 @@ fn a_peers_rate_limit_answers_503_with_retry_after_and_nothing_else_fails() {
 
 #[test]
 fn a_gateway_that_dies_is_marked_down_by_its_pings_and_its_calls_complete_on_the_other() {
+    let _serial = one_at_a_time();
     const CALLS: usize = 300;
     let (pa, pb) = (free_port(), free_port());
     let mut gw_a = Sipp::start("trunk_gateway", pa, None, &["-d".into(), "0".into()]);

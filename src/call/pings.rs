@@ -52,6 +52,9 @@ struct Round {
     outstanding: usize,
 }
 
+/// A peer (profile, index) and what its round came to.
+pub(super) type RoundResult = ((ProfileId, usize), PingOutcome);
+
 /// A round to start: ping `key`'s servers and report with [`Pinger::sent`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Due {
@@ -88,7 +91,7 @@ impl Pinger {
     }
 
     /// At `now`: rounds that failed for want of an answer, and rounds to start.
-    pub fn due(&mut self, now: Instant) -> (Vec<((ProfileId, usize), PingOutcome)>, Vec<Due>) {
+    pub fn due(&mut self, now: Instant) -> (Vec<RoundResult>, Vec<Due>) {
         let mut failed = Vec::new();
         let mut start = Vec::new();
         for (index, p) in self.peers.iter_mut().enumerate() {
@@ -145,7 +148,7 @@ impl Pinger {
         &mut self,
         tx: (ProfileId, ClientTransactionId),
         event: &ClientEvent,
-    ) -> Option<Option<((ProfileId, usize), PingOutcome)>> {
+    ) -> Option<Option<RoundResult>> {
         let (index, round) = match event {
             ClientEvent::Provisional(_) => return self.by_tx.get(&tx).map(|_| None),
             // Ends the transaction: forget it whatever it says.
