@@ -556,6 +556,41 @@ fn a_gateway_that_dies_is_marked_down_by_its_pings_and_its_calls_complete_on_the
         "gw-b got every call placed on it"
     );
     assert!(b["last_failure"].is_null(), "{b}");
+
+    // gw-b dies too: with every gateway of the route down, a call is
+    // refused at once (503, Retry-After), not after two Timer Bs.
+    gw_b.kill();
+    sw.wait_event("peer-down", &[("peer", "gw-b")], Duration::from_secs(8));
+    let asked = Instant::now();
+    let mut one = Sipp::start(
+        "trunk_caller",
+        free_port(),
+        Some(external(&sw)),
+        &[
+            "-s",
+            "15551234",
+            "-m",
+            "1",
+            "-timeout",
+            "10s",
+            "-timeout_error",
+        ]
+        .map(String::from),
+    );
+    let st = one.wait(Duration::from_secs(15));
+    let took = asked.elapsed();
+    assert!(st.is_some_and(|s| s.success()), "{st:?}\n{}", one.stderr());
+    let finals = invite_finals(&one.messages());
+    assert_eq!(finals.len(), 1);
+    assert_eq!(finals[0].0, 503, "{}", finals[0].1);
+    assert_eq!(
+        common::sippbg::header(&finals[0].1, "Retry-After"),
+        Some("1")
+    );
+    assert!(
+        took < Duration::from_secs(5),
+        "refused after {took:?}: not at once"
+    );
     eprintln!(
         "gw-a killed after {before_kill} INVITEs, marked down {:.1} s later ({}); {placed_on_a} calls placed on gw-a, {} on gw-b, {moved} failed over from gw-a",
         down_after.as_secs_f64(),
