@@ -22,4 +22,6 @@ pub trait CallDirectory: Send + Sync + 'static {
     fn by_interaction(&self, interaction: &str) -> Vec<CallSummary>;
     /// Media counters of a leg, by its `media_leg` id.
     fn leg_counters(&self, media_leg: u64) -> Option<LegCounters>;
+    /// Every trunk peer's state, limits and counters, in configuration order.
+    fn peers(&self) -> Vec<super::peers::PeerStatus>;
 }

@@ -6,6 +6,11 @@
 //! The patterns were compiled once already by `check-config`, so a failure
 //! here cannot happen with a validated configuration; it is still reported
 //! rather than unwrapped.
+//!
+//! A gateway rule names one peer (`gateway`) or several (`gateways`),
+//! ordered as written or drawn per call by weight (`strategy =
+//! "weighted"`, RFC 2782's selection): the route carries them all, in the
+//! order the call tries them (see `gateways` for what skips or fails over).
 
 use regex::Regex;
 
@@ -17,10 +22,10 @@ use crate::net::ProfileId;
 pub enum Destination {
     /// The registered contacts of `user` on the registrar `profile`.
     User { profile: ProfileId, user: String },
-    /// Out through trunk peer `peer` (index in `profile`'s peers) as `number`.
+    /// Out through trunk peers (profile, index in its peers), tried in this
+    /// order (never empty), as `number`.
     Gateway {
-        profile: ProfileId,
-        peer: usize,
+        gateways: Vec<(ProfileId, usize)>,
         number: String,
     },
 }
@@ -36,7 +41,8 @@ struct Rule {
 #[derive(Debug)]
 enum Target {
     User(ProfileId),
-    Gateway(ProfileId, usize),
+    /// Gateways as written, with their weights when drawn by weight.
+    Gateway(Vec<(ProfileId, usize)>, Option<Vec<u32>>),
 }
 
 #[derive(Debug, Default)]
@@ -67,16 +73,29 @@ impl DialPlan {
                     }
                 }
                 RouteTarget::Gateway => {
-                    let Some((p, _)) = r.gateway.as_deref().and_then(|g| config.peer(g)) else {
-                        continue;
-                    };
-                    let peer = config.profiles[p]
-                        .profile
-                        .peers
+                    let names: Vec<&String> = r.gateway.iter().chain(&r.gateways).collect();
+                    let gateways: Vec<(ProfileId, usize)> = names
                         .iter()
-                        .position(|x| Some(&x.name) == r.gateway.as_ref())
-                        .unwrap_or(0);
-                    Target::Gateway(ProfileId(p), peer)
+                        .filter_map(|g| {
+                            let (p, _) = config.peer(g)?;
+                            let peer = config.profiles[p]
+                                .profile
+                                .peers
+                                .iter()
+                                .position(|x| &x.name == *g)?;
+                            Some((ProfileId(p), peer))
+                        })
+                        .collect();
+                    if gateways.is_empty() || gateways.len() != names.len() {
+                        tracing::warn!(rule = i, "dial plan gateway unknown; rule skipped");
+                        continue;
+                    }
+                    let weights = (r.strategy == Some(crate::config::GatewayStrategy::Weighted))
+                        .then(|| match r.weights.len() == gateways.len() {
+                            true => r.weights.iter().map(|w| (*w).max(1)).collect(),
+                            false => vec![1; gateways.len()],
+                        });
+                    Target::Gateway(gateways, weights)
                 }
             };
             let from = r
@@ -106,16 +125,58 @@ impl DialPlan {
             let caps = r.pattern.captures(number)?;
             let mut out = String::new();
             caps.expand(&r.number, &mut out);
-            Some(match r.target {
-                Target::User(profile) => Destination::User { profile, user: out },
-                Target::Gateway(profile, peer) => Destination::Gateway {
-                    profile,
-                    peer,
+            Some(match &r.target {
+                Target::User(profile) => Destination::User {
+                    profile: *profile,
+                    user: out,
+                },
+                Target::Gateway(gateways, None) => Destination::Gateway {
+                    gateways: gateways.clone(),
+                    number: out,
+                },
+                Target::Gateway(gateways, Some(weights)) => Destination::Gateway {
+                    gateways: weighted_order(gateways, weights, |total| {
+                        rand::random_range(0..total)
+                    }),
                     number: out,
                 },
             })
         })
     }
+}
+
+/// RFC 2782's weighted selection, repeated: each pick draws among the
+/// entries left with probability weight / (sum of weights left), so every
+/// entry ends up in the order, heavier ones earlier more often. `draw(n)`
+/// returns a number in `0..n` (random in use; fixed in tests).
+pub fn weighted_order<T: Clone>(
+    entries: &[T],
+    weights: &[u32],
+    mut draw: impl FnMut(u64) -> u64,
+) -> Vec<T> {
+    let mut left: Vec<(T, u64)> = entries
+        .iter()
+        .cloned()
+        .zip(weights.iter().map(|w| u64::from((*w).max(1))))
+        .collect();
+    let mut out = Vec::with_capacity(left.len());
+    while !left.is_empty() {
+        let total: u64 = left.iter().map(|(_, w)| w).sum();
+        let mut at = draw(total).min(total - 1);
+        let i = left
+            .iter()
+            .position(|(_, w)| {
+                if at < *w {
+                    true
+                } else {
+                    at -= w;
+                    false
+                }
+            })
+            .unwrap_or(0);
+        out.push(left.remove(i).0);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -171,8 +232,7 @@ from = ["internal"]
         assert_eq!(
             p.route("0015551234", Some(internal)),
             Some(Destination::Gateway {
-                profile: external,
-                peer: 1,
+                gateways: vec![(external, 1)],
                 number: "+15551234".into()
             })
         );
@@ -184,5 +244,68 @@ from = ["internal"]
         assert_eq!(p.route("10011", Some(internal)).map(|_| ()), Some(()));
         assert_eq!(p.route("x1001", Some(internal)), None);
         assert_eq!(p.route("", Some(internal)), None);
+    }
+
+    #[test]
+    fn gateway_lists_keep_their_order_or_are_drawn_by_weight() {
+        let p = plan(
+            r#"
+[[dialplan]]
+match = "1[0-9]+"
+to = "gateway"
+gateways = ["trunk", "a"]
+[[dialplan]]
+match = "2[0-9]+"
+to = "gateway"
+gateways = ["a", "trunk"]
+strategy = "weighted"
+weights = [3, 1]
+"#,
+        );
+        let external = ProfileId(0);
+        let (a, trunk) = ((external, 0), (external, 1));
+        for _ in 0..10 {
+            assert_eq!(
+                p.route("100", None),
+                Some(Destination::Gateway {
+                    gateways: vec![trunk, a],
+                    number: "100".into()
+                }),
+                "ordered: as written, every time"
+            );
+        }
+        // Weighted: both always present; `a` (weight 3) first about 3 times in 4.
+        let mut a_first = 0;
+        for _ in 0..4000 {
+            let Some(Destination::Gateway { gateways, .. }) = p.route("200", None) else {
+                panic!("no route");
+            };
+            assert_eq!(gateways.len(), 2);
+            assert_ne!(gateways[0], gateways[1]);
+            a_first += usize::from(gateways[0] == a);
+        }
+        assert!(
+            (2800..=3200).contains(&a_first),
+            "a first {a_first} times of 4000"
+        );
+    }
+
+    #[test]
+    fn weighted_order_follows_the_draw() {
+        let e = ["a", "b", "c"];
+        let w = [1, 2, 7];
+        // Draw 0 always takes the first entry left.
+        assert_eq!(weighted_order(&e, &w, |_| 0), ["a", "b", "c"]);
+        // The last unit of the total takes the last entry left.
+        assert_eq!(weighted_order(&e, &w, |t| t - 1), ["c", "b", "a"]);
+        // 1 of 10 falls in b's range (1..3); then 0 of 8 is a.
+        let mut draws = [1u64, 0, 0].into_iter();
+        assert_eq!(
+            weighted_order(&e, &w, |_| draws.next().unwrap()),
+            ["b", "a", "c"]
+        );
+        // A draw out of range is clamped, never a panic.
+        assert_eq!(weighted_order(&e, &w, |_| 99), ["c", "b", "a"]);
+        assert!(weighted_order::<&str>(&[], &[], |_| 0).is_empty());
     }
 }

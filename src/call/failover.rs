@@ -67,6 +67,7 @@ impl CallLayer {
             return true;
         }
         self.failover.remove(&leg);
-        false
+        // No server of this peer left: the route's next gateway, if any (gateways.rs).
+        self.next_gateway(now, out, leg, code)
     }
 }

@@ -60,6 +60,10 @@ impl CallLayer {
         let (caller, identity) = self.caller_identity(out, &source, &request, admitted);
         let from_user = caller.user.clone();
         self.note_peer_flow(&source);
+        // A trunk peer's call takes a place within its limits (gateways.rs).
+        let Ok(peer_slot) = self.admit_peer_call(now, out, &source, tx, &request) else {
+            return;
+        };
         let number = request.uri.user().unwrap_or("").to_string();
         let Some(route) = self.dialplan.route(&number, Some(profile)) else {
             tracing::info!(%number, "no dial plan rule matches");
@@ -67,7 +71,7 @@ impl CallLayer {
         };
         let targets = match self.targets(now, out, &route) {
             Ok(t) => t,
-            Err(code) => return reject(out, code, None),
+            Err(code) => return self.refuse_route(now, out, profile, tx, &request, code),
         };
         // No SDP: a late offer (RFC 3261 §13.2.1); the callee's 2xx will carry
         // the offer and the caller's ACK the answer (see `late_offer`).
@@ -161,6 +165,9 @@ impl CallLayer {
             timers: Vec::new(),
         };
         self.legs.insert(a, leg);
+        if let Some(slot) = peer_slot {
+            self.hold_peer_slot(a, slot);
+        }
         let mut call = Call::new(call_id.clone(), &from_user, &number, a, self.wall_ms(now));
         if offer.is_none() {
             call.late_offer = Some(LateOffer::Awaiting);
@@ -292,7 +299,8 @@ impl CallLayer {
     }
 
     /// Where a routed number is placed: every registered contact of a user
-    /// (parallel forking), or one trunk peer.
+    /// (parallel forking), or the first gateway of the route that can take
+    /// it (`gateways`).
     pub(super) fn targets(
         &self,
         now: Instant,
@@ -316,41 +324,14 @@ impl CallLayer {
                             peer: None,
                             label: user.clone(),
                             fallback: Vec::new(),
+                            slot: None,
+                            next_gateways: Vec::new(),
                         })
                     })
                     .collect())
             }
-            dialplan::Destination::Gateway {
-                profile,
-                peer,
-                number,
-            } => {
-                let p = &self.settings.profiles[profile.0].peers[*peer];
-                // No target (a name not resolved, or resolved to nothing):
-                // 503, as when every server of the peer failed.
-                let (&first, rest) = p.targets.split_first().ok_or(503u16)?;
-                // The Request-URI names the peer as configured (its domain
-                // for a peer found by DNS), whichever server gets it.
-                let host = p
-                    .address
-                    .as_ref()
-                    .map(|a| a.uri_host())
-                    .unwrap_or_else(|| first.to_string());
-                let uri = sip::parse_uri(&format!("sip:{number}@{host}")).map_err(|_| 484u16)?;
-                Ok(vec![Target {
-                    profile: *profile,
-                    uri,
-                    destination: Destination {
-                        profile: *profile,
-                        transport: p.transport,
-                        remote: first,
-                        connection: None,
-                    },
-                    route: Vec::new(),
-                    peer: Some((*profile, *peer)),
-                    label: number.clone(),
-                    fallback: rest.to_vec(),
-                }])
+            dialplan::Destination::Gateway { gateways, number } => {
+                Ok(vec![self.gateway_targets(now, gateways, number)?])
             }
         }
     }

@@ -125,6 +125,8 @@ impl CallLayer {
             return;
         };
         self.failover.remove(&leg);
+        // Its trunk peer's call slot goes back (gateways.rs).
+        self.forget_peer_leg(leg);
         self.media(MediaCommand::Close { leg });
         self.settings.profiles[l.profile.0]
             .ports

@@ -29,7 +29,10 @@
 //! RFC 3263 §4.3), `publish` (the session table view), `prack` (RFC 3262
 //! on both kinds of leg), `identity` (RFC 3325 asserted identity and
 //! privacy), `uui` (RFC 7433 User-to-User and what headers pass between
-//! legs), `flows` (reusing a trunk peer's connection).
+//! legs), `flows` (reusing a trunk peer's connection), `peers` (trunk peers' shared
+//! limits, counters and health), `gateways` (peer limits on calls, a
+//! route's gateways and failing over between them), `pings` (OPTIONS pings
+//! to peers).
 
 pub mod command;
 pub mod control;
@@ -38,6 +41,7 @@ pub mod dialplan;
 mod digest;
 mod failover;
 mod flows;
+mod gateways;
 mod identity;
 mod in_dialog;
 mod inbound;
@@ -47,6 +51,8 @@ mod lifecycle;
 mod negotiate;
 mod out;
 mod outbound;
+pub mod peers;
+mod pings;
 mod prack;
 mod publish;
 pub mod settings;
@@ -63,6 +69,7 @@ use std::time::{Instant, SystemTime};
 pub use command::*;
 pub use control::{CallDirectory, ControlRequest};
 pub use out::SipOut;
+pub use peers::{PeerEvent, PeerStatus, PeerTable};
 pub use publish::{Directory, Sessions};
 pub use summary::*;
 
@@ -179,10 +186,27 @@ pub struct CallLayer {
     closing: HashMap<(String, String), LegId>,
     /// The latest stream connection of each trunk peer (`flows`).
     peer_flows: HashMap<(ProfileId, usize), flows::PeerFlow>,
+    /// Trunk peers: the shared table, slots held by legs, gateways left,
+    /// pings (see `gateways`, `pings`).
+    peers: gateways::PeerRuntime,
 }
 
 impl CallLayer {
+    /// A call layer with a peer table of its own (tests, a single shard).
     pub fn new(config: &Config, sessions: Sessions) -> Self {
+        Self::with_peers(
+            config,
+            sessions,
+            std::sync::Arc::new(PeerTable::new(config)),
+        )
+    }
+
+    /// A call layer sharing `peers` (one table per process, across shards).
+    pub fn with_peers(
+        config: &Config,
+        sessions: Sessions,
+        peers: std::sync::Arc<PeerTable>,
+    ) -> Self {
         let t1 = config
             .profiles
             .first()
@@ -217,6 +241,7 @@ impl CallLayer {
             failover: HashMap::new(),
             closing: HashMap::new(),
             peer_flows: HashMap::new(),
+            peers: gateways::PeerRuntime::new(peers),
         }
     }
 
@@ -289,6 +314,10 @@ impl CallLayer {
         id: ClientTransactionId,
         event: ClientEvent,
     ) {
+        // OPTIONS pings to trunk peers are the `pings` module's.
+        if self.ping_client_event(now, profile, id, &event) {
+            return;
+        }
         match event {
             ClientEvent::Provisional(r) => {
                 self.feed_dialogs_response(now, &r);
@@ -389,7 +418,10 @@ impl CallLayer {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let own = self.timers.keys().next().map(|(at, _)| *at);
         let dialogs = self.dialogs.next_deadline();
-        own.into_iter().chain(dialogs).min()
+        own.into_iter()
+            .chain(dialogs)
+            .chain(self.ping_deadline())
+            .min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant, out: &mut dyn SipOut) {
@@ -397,6 +429,7 @@ impl CallLayer {
             self.dialogs.handle_timeout(now);
         }
         self.fire_timers(now, out);
+        self.fire_pings(now, out);
         self.drain_dialogs(now, out);
         self.publish_dirty();
     }

@@ -37,6 +37,10 @@ pub struct Target {
     /// A trunk peer's further servers, tried in order when this one fails
     /// (RFC 3263 §4.3; see `failover`).
     pub fallback: Vec<SocketAddr>,
+    /// The trunk peer's outbound call slot the leg will hold (`gateways`).
+    pub slot: Option<std::sync::Arc<super::peers::PeerCall>>,
+    /// The route's other gateways, in order, for when this one fails.
+    pub next_gateways: Vec<(ProfileId, usize)>,
 }
 
 /// Who the placed leg shows as calling.
@@ -259,6 +263,19 @@ impl CallLayer {
             },
         );
         self.schedule(ring, Timer::Ring(leg));
+        // Trunk peers: the leg holds its slot and the route's other gateways (gateways.rs).
+        self.gateway_leg_placed(
+            leg,
+            target.slot,
+            target.next_gateways,
+            &target.label,
+            super::gateways::Placed {
+                offer,
+                caller,
+                passed,
+                auto_answer,
+            },
+        );
         if let Some(c) = self.calls.get_mut(call) {
             match role {
                 LegRole::A => c.a = leg,

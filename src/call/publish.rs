@@ -93,10 +93,12 @@ impl CallLayer {
     }
 }
 
-/// What HTTP and other tasks read: the session table plus the relay's counters.
+/// What HTTP and other tasks read: the session table plus the relay's
+/// counters, and the trunk peers' table.
 pub struct Directory {
     pub sessions: Sessions,
     pub media: crate::media::MediaEngine,
+    pub peers: std::sync::Arc<super::peers::PeerTable>,
 }
 
 impl CallDirectory for Directory {
@@ -135,5 +137,9 @@ impl CallDirectory for Directory {
             rtcp_in: s.rtcp_in,
             rtcp_out: s.rtcp_out,
         })
+    }
+
+    fn peers(&self) -> Vec<super::peers::PeerStatus> {
+        self.peers.statuses()
     }
 }

@@ -440,4 +440,90 @@ mod tests {
         .unwrap();
         assert_eq!(ok.general.http_tls_key.as_deref(), Some(Path::new("k.pem")));
     }
+
+    #[test]
+    fn trunk_peer_limits_pings_and_gateway_lists_are_checked() {
+        let profile =
+            "[profiles.a]\nlisten = [{ transport = \"udp\", address = \"127.0.0.1:0\" }]\n";
+        // Every key read, the defaults bind nothing and do not ping.
+        let ok = load_text(&format!(
+            "{profile}[[profiles.a.peers]]\nname = \"gw1\"\naddress = \"127.0.0.1:5090\"\nmax_calls_in = 500\nmax_calls_out = 400\nmax_cps_in = 50\nmax_cps_out = 40\nping_interval_secs = 10\nping_failures_before_down = 3\nping_successes_before_up = 1\n[[profiles.a.peers]]\nname = \"gw2\"\naddress = \"127.0.0.1:5091\"\n[[dialplan]]\nmatch = \"1\"\nto = \"gateway\"\ngateways = [\"gw1\", \"gw2\"]\nstrategy = \"weighted\"\nweights = [3, 1]\n[[dialplan]]\nmatch = \"2\"\nto = \"gateway\"\ngateways = [\"gw2\", \"gw1\"]\n[[dialplan]]\nmatch = \"3\"\nto = \"gateway\"\ngateway = \"gw1\"\n"
+        ))
+        .unwrap();
+        let p = &ok.profiles[0].profile.peers;
+        assert_eq!(
+            (
+                p[0].max_calls_in,
+                p[0].max_calls_out,
+                p[0].max_cps_in,
+                p[0].max_cps_out
+            ),
+            (500, 400, 50, 40)
+        );
+        assert_eq!(
+            (
+                p[0].ping_interval_secs,
+                p[0].ping_failures_before_down,
+                p[0].ping_successes_before_up
+            ),
+            (10, 3, 1)
+        );
+        assert_eq!(
+            (
+                p[1].max_calls_in,
+                p[1].max_cps_out,
+                p[1].ping_interval_secs,
+                p[1].ping_failures_before_down,
+                p[1].ping_successes_before_up
+            ),
+            (0, 0, 0, 2, 2)
+        );
+        assert_eq!(ok.dialplan[0].strategy, Some(GatewayStrategy::Weighted));
+        assert_eq!(ok.dialplan[0].weights, [3, 1]);
+        assert_eq!(ok.dialplan[1].strategy, None);
+
+        let e = load_text(&format!(
+            "{profile}[[profiles.a.peers]]\nname = \"in\"\nacl = [\"10.0.0.0/8\"]\nping_interval_secs = 5\nping_failures_before_down = 0\n[[profiles.a.peers]]\nname = \"gw\"\naddress = \"127.0.0.1:5090\"\nping_successes_before_up = 0\n[[dialplan]]\nmatch = \"1\"\nto = \"gateway\"\ngateway = \"gw\"\ngateways = [\"gw\"]\n[[dialplan]]\nmatch = \"2\"\nto = \"gateway\"\ngateways = [\"gw\", \"nope\", \"in\", \"gw\"]\nweights = [1, 1, 1, 1]\n[[dialplan]]\nmatch = \"3\"\nto = \"gateway\"\ngateways = [\"gw\"]\nstrategy = \"weighted\"\nweights = [0, 2]\n[[dialplan]]\nmatch = \"4\"\nto = \"user\"\nstrategy = \"ordered\"\n[[dialplan]]\nmatch = \"5\"\nto = \"gateway\"\nstrategy = \"random\"\n"
+        ))
+        .unwrap_err();
+        let got: Vec<_> = e.0.iter().map(|e| (e.line, e.key.as_str())).collect();
+        // "random" is no strategy: a type error, reported alone by the parser.
+        assert_eq!(got, [(35, "dialplan[4].strategy")], "{e}");
+
+        let e = load_text(&format!(
+            "{profile}[[profiles.a.peers]]\nname = \"in\"\nacl = [\"10.0.0.0/8\"]\nping_interval_secs = 5\nping_failures_before_down = 0\n[[profiles.a.peers]]\nname = \"gw\"\naddress = \"127.0.0.1:5090\"\nping_successes_before_up = 0\n[[dialplan]]\nmatch = \"1\"\nto = \"gateway\"\ngateway = \"gw\"\ngateways = [\"gw\"]\n[[dialplan]]\nmatch = \"2\"\nto = \"gateway\"\ngateways = [\"gw\", \"nope\", \"in\", \"gw\"]\nweights = [1, 1, 1, 1]\n[[dialplan]]\nmatch = \"3\"\nto = \"gateway\"\ngateways = [\"gw\"]\nstrategy = \"weighted\"\nweights = [0, 2]\n[[dialplan]]\nmatch = \"4\"\nto = \"user\"\nstrategy = \"ordered\"\n[[dialplan]]\nmatch = \"5\"\nto = \"gateway\"\n"
+        ))
+        .unwrap_err();
+        let got: Vec<_> = e.0.iter().map(|e| (e.line, e.key.as_str())).collect();
+        let want = [
+            (6, "profiles.a.peers[0].ping_interval_secs"),
+            (7, "profiles.a.peers[0].ping_failures_before_down"),
+            (11, "profiles.a.peers[1].ping_successes_before_up"),
+            (16, "dialplan[0].gateways"),
+            (20, "dialplan[1].gateways[1]"),
+            (20, "dialplan[1].gateways[2]"),
+            (20, "dialplan[1].gateways[3]"),
+            (21, "dialplan[1].weights"),
+            (27, "dialplan[2].weights"),
+            (27, "dialplan[2].weights[0]"),
+            (28, "dialplan[3].profile"),
+            (31, "dialplan[3].strategy"),
+            (32, "dialplan[4].gateway"),
+        ];
+        for w in want {
+            assert!(got.contains(&w), "missing {w:?}: {e}");
+        }
+        assert_eq!(got.len(), want.len(), "{e}");
+        let msg = |key: &str| {
+            e.0.iter()
+                .find(|x| x.key == key)
+                .map(|x| x.message.clone())
+                .unwrap_or_default()
+        };
+        assert!(msg("dialplan[1].gateways[1]").contains("no peer is called nope"));
+        assert!(msg("dialplan[1].gateways[2]").contains("no address"));
+        assert!(msg("dialplan[1].gateways[3]").contains("listed twice"));
+        assert!(msg("dialplan[1].weights").contains("strategy = \"weighted\""));
+        assert!(msg("dialplan[2].weights").contains("2 weights for 1 gateways"));
+    }
 }

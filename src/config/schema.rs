@@ -78,6 +78,18 @@ pub struct Route {
     pub to: RouteTarget,
     /// `to = "gateway"`: the peer (of any profile) the call goes out through.
     pub gateway: Option<String>,
+    /// `to = "gateway"`: several peers instead of `gateway`, tried in turn
+    /// (a call failing on one with 503, 408 or a transport error goes on to
+    /// the next; peers marked down by their pings are skipped).
+    #[serde(default)]
+    pub gateways: Vec<String>,
+    /// The order `gateways` are tried in: as written (default) or drawn by
+    /// `weights` for each call.
+    pub strategy: Option<GatewayStrategy>,
+    /// `strategy = "weighted"`: one weight (at least 1) per gateway; absent,
+    /// every gateway weighs the same.
+    #[serde(default)]
+    pub weights: Vec<u32>,
     /// `to = "user"`: the registrar profile whose user is rung (default: the first registrar profile).
     pub profile: Option<String>,
     /// The number or user sent on, with `$1`-style captures (default `$0`, the whole match).
@@ -85,6 +97,19 @@ pub struct Route {
     /// Only calls entering on these profiles use this rule (default: every profile).
     #[serde(default)]
     pub from: Vec<String>,
+}
+
+/// How a route's `gateways` are ordered for a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GatewayStrategy {
+    /// As written: the first gateway first, the others only on failure.
+    #[default]
+    Ordered,
+    /// Drawn per call by weight (RFC 2782's selection): a gateway of weight
+    /// 3 comes first three times as often as one of weight 1; the rest
+    /// follow in weighted order too.
+    Weighted,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -511,6 +536,39 @@ pub struct Peer {
     /// RFC 7433 User-to-User toward this peer (default: the profile's):
     /// `true`, a template, or `false` (none sent, not even passed on).
     pub user_to_user: Option<UserToUser>,
+    /// Calls from this peer in progress at once (0: no limit); past it, 503
+    /// with Retry-After.
+    #[serde(default)]
+    pub max_calls_in: u32,
+    /// Calls to this peer in progress at once (0: no limit); past it the
+    /// route's next gateway, or 503 with Retry-After to the caller.
+    #[serde(default)]
+    pub max_calls_out: u32,
+    /// New calls per second from this peer (0: no limit; a token bucket
+    /// holding one second's worth).
+    #[serde(default)]
+    pub max_cps_in: u32,
+    /// New calls per second to this peer (0: no limit).
+    #[serde(default)]
+    pub max_cps_out: u32,
+    /// OPTIONS pings to the peer every this many seconds (0: no pings, and
+    /// the peer is always taken as up).
+    #[serde(default)]
+    pub ping_interval_secs: u64,
+    /// Pings failed in a row before the peer is marked down.
+    #[serde(default = "default_ping_failures")]
+    pub ping_failures_before_down: u32,
+    /// Pings answered in a row before a peer marked down is up again.
+    #[serde(default = "default_ping_successes")]
+    pub ping_successes_before_up: u32,
+}
+
+fn default_ping_failures() -> u32 {
+    2
+}
+
+fn default_ping_successes() -> u32 {
+    2
 }
 
 fn default_true() -> bool {

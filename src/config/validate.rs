@@ -75,20 +75,7 @@ fn dialplan(config: &Config, main: &Path, out: &mut Vec<Problem>) {
             err("match", format!("not a regular expression: {e}"));
         }
         match r.to {
-            RouteTarget::Gateway => match &r.gateway {
-                None => err(
-                    "gateway",
-                    "to = \"gateway\" needs gateway = \"<peer name>\"".into(),
-                ),
-                Some(g) => match config.peer(g) {
-                    None => err("gateway", format!("no peer is called {g}")),
-                    Some((_, p)) if p.address.is_none() => err(
-                        "gateway",
-                        format!("peer {g} has no address to send calls to"),
-                    ),
-                    Some(_) => {}
-                },
-            },
+            RouteTarget::Gateway => gateways(config, r, &key, main, out),
             RouteTarget::User => {
                 let registrar = match &r.profile {
                     Some(p) => config.profiles.iter().find(|np| &np.name == p),
@@ -108,6 +95,15 @@ fn dialplan(config: &Config, main: &Path, out: &mut Vec<Problem>) {
                 if r.gateway.is_some() {
                     err("gateway", "only to = \"gateway\" takes a gateway".into());
                 }
+                if !r.gateways.is_empty() {
+                    err("gateways", "only to = \"gateway\" takes gateways".into());
+                }
+                if r.strategy.is_some() {
+                    err("strategy", "only to = \"gateway\" takes a strategy".into());
+                }
+                if !r.weights.is_empty() {
+                    err("weights", "only to = \"gateway\" takes weights".into());
+                }
             }
         }
         for (j, from) in r.from.iter().enumerate() {
@@ -117,6 +113,70 @@ fn dialplan(config: &Config, main: &Path, out: &mut Vec<Problem>) {
                     key.clone().key("from").index(j),
                     format!("no profile is called {from}"),
                 ));
+            }
+        }
+    }
+}
+
+/// A gateway route: `gateway` or `gateways` (not both), each a peer with
+/// an address, named once; `weights` only with `strategy = "weighted"`,
+/// one per gateway, each at least 1.
+fn gateways(config: &Config, r: &super::Route, key: &KeyPath, main: &Path, out: &mut Vec<Problem>) {
+    let mut err = |k: KeyPath, msg: String| out.push((main.to_path_buf(), k, msg));
+    let mut names: Vec<(KeyPath, &String)> = Vec::new();
+    match (&r.gateway, r.gateways.is_empty()) {
+        (None, true) => err(
+            key.clone().key("gateway"),
+            "to = \"gateway\" needs gateway = \"<peer name>\" or gateways = [...]".into(),
+        ),
+        (Some(_), false) => err(
+            key.clone().key("gateways"),
+            "give gateway or gateways, not both".into(),
+        ),
+        (Some(g), true) => names.push((key.clone().key("gateway"), g)),
+        (None, false) => names.extend(
+            r.gateways
+                .iter()
+                .enumerate()
+                .map(|(i, g)| (key.clone().key("gateways").index(i), g)),
+        ),
+    }
+    for (i, (k, g)) in names.iter().enumerate() {
+        match config.peer(g) {
+            None => err(k.clone(), format!("no peer is called {g}")),
+            Some((_, p)) if p.address.is_none() => err(
+                k.clone(),
+                format!("peer {g} has no address to send calls to"),
+            ),
+            Some(_) => {}
+        }
+        if names[..i].iter().any(|(_, other)| other == g) {
+            err(k.clone(), format!("peer {g} is listed twice"));
+        }
+    }
+    let weighted = r.strategy == Some(super::GatewayStrategy::Weighted);
+    if !r.weights.is_empty() {
+        if !weighted {
+            err(
+                key.clone().key("weights"),
+                "weights need strategy = \"weighted\"".into(),
+            );
+        } else if r.weights.len() != r.gateways.len() {
+            err(
+                key.clone().key("weights"),
+                format!(
+                    "{} weights for {} gateways: give one per gateway",
+                    r.weights.len(),
+                    r.gateways.len()
+                ),
+            );
+        }
+        for (i, w) in r.weights.iter().enumerate() {
+            if *w == 0 {
+                err(
+                    key.clone().key("weights").index(i),
+                    "must be at least 1".into(),
+                );
             }
         }
     }
@@ -409,7 +469,27 @@ fn profile(
             .and_then(|u| u.template())
             .map(super::UserToUser::check)
         {
-            err(key.key("user_to_user"), e);
+            err(key.clone().key("user_to_user"), e);
+        }
+        if peer.ping_interval_secs > 0 && peer.address.is_none() {
+            err(
+                key.clone().key("ping_interval_secs"),
+                "a peer without an address cannot be pinged".into(),
+            );
+        }
+        if peer.ping_interval_secs > 86_400 {
+            err(
+                key.clone().key("ping_interval_secs"),
+                "must be at most 86400 (a day)".into(),
+            );
+        }
+        for (name, value) in [
+            ("ping_failures_before_down", peer.ping_failures_before_down),
+            ("ping_successes_before_up", peer.ping_successes_before_up),
+        ] {
+            if value == 0 {
+                err(key.clone().key(name), "must be at least 1".into());
+            }
         }
     }
     let m = &p.media;

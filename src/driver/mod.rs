@@ -154,7 +154,14 @@ pub async fn run(
         .start(peer_tx)
         .await;
     let sessions: Sessions = Default::default();
-    let mut endpoint = Endpoint::new(&config, rand::random(), sessions.clone());
+    // Trunk peers' limits, counters and health: one table for the process.
+    let peer_table = std::sync::Arc::new(call::PeerTable::new(&config));
+    let mut endpoint = Endpoint::with_peers(
+        &config,
+        rand::random(),
+        sessions.clone(),
+        peer_table.clone(),
+    );
     endpoint.set_wall_clock(std::time::Instant::now(), std::time::SystemTime::now());
     endpoint.bind_media_ports();
     for l in &listeners {
@@ -165,6 +172,8 @@ pub async fn run(
     for u in &first_targets {
         peers::apply(u, &mut endpoint, &mut transports);
     }
+    // This (only) endpoint pings the peers that ask for it.
+    endpoint.start_pings(std::time::Instant::now());
     // A recording left half-written by a crash is made readable again.
     for (path, outcome) in crate::recording::repair_dir(&config.general.recordings_dir) {
         match outcome {
@@ -208,6 +217,7 @@ pub async fn run(
             directory: std::sync::Arc::new(call::Directory {
                 sessions: sessions.clone(),
                 media: media.clone(),
+                peers: peer_table.clone(),
             }),
             events: events_tx.clone(),
             api_keys: std::sync::Arc::new(config.general.http_api_keys.clone()),

@@ -13,6 +13,8 @@ pub enum EndpointEvent {
         event: RegistrarEvent,
     },
     Call(CallEvent),
+    /// A trunk peer went down or came back up (its pings).
+    Peer(crate::call::PeerEvent),
 }
 
 impl fmt::Display for EndpointEvent {
@@ -20,6 +22,7 @@ impl fmt::Display for EndpointEvent {
         match self {
             EndpointEvent::Registrar { event, .. } => write!(f, "{event}"),
             EndpointEvent::Call(event) => write!(f, "{event}"),
+            EndpointEvent::Peer(event) => write!(f, "{event}"),
         }
     }
 }

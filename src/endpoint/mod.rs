@@ -4,7 +4,9 @@
 //! ways: route it to the transaction that owns it, create a new server
 //! transaction and hand the request to its owner (the registrar, the OPTIONS
 //! responder, later the call layer), or answer statelessly (400 for a
-//! malformed request, 503 when a source holds too many transactions).
+//! malformed request, 503 when a source holds too many transactions; a
+//! trunk peer's source is exempt from that cap: its own limits govern it,
+//! in the call layer).
 //! It keeps one transaction layer and one registrar per profile, so each
 //! profile's timers and users stay its own. It never reads the clock nor
 //! touches a socket: the driver feeds it `now` and drains `poll_*`.
@@ -200,6 +202,18 @@ macro_rules! calls_and_context {
 impl Endpoint {
     /// `secret` keys the registrars' nonces; a fresh one per start makes old nonces stale.
     pub fn new(config: &Config, secret: [u8; 32], sessions: Sessions) -> Self {
+        let peers = std::sync::Arc::new(crate::call::PeerTable::new(config));
+        Self::with_peers(config, secret, sessions, peers)
+    }
+
+    /// As `new`, with the process's one trunk-peer table (shared with the
+    /// HTTP API and any other endpoint worker).
+    pub fn with_peers(
+        config: &Config,
+        secret: [u8; 32],
+        sessions: Sessions,
+        peers: std::sync::Arc<crate::call::PeerTable>,
+    ) -> Self {
         let profiles = config
             .profiles
             .iter()
@@ -225,9 +239,14 @@ impl Endpoint {
             events: VecDeque::new(),
             delayed: HeldAnswers::default(),
             reject_tag: sip::generate_tag(),
-            calls: CallLayer::new(config, sessions),
+            calls: CallLayer::with_peers(config, sessions, peers),
             locals: HashMap::new(),
         }
+    }
+
+    /// Makes this endpoint the one that pings trunk peers (`ping_interval_secs`).
+    pub fn start_pings(&mut self, now: Instant) {
+        self.calls.start_pings(now);
     }
 
     /// Media ports are bound when allocated, before any SDP names them (the
@@ -302,6 +321,8 @@ impl Endpoint {
                         .transactions
                         .server_transactions_from(source.remote.ip())
                         >= profile.max_transactions_per_source
+                    // A trunk peer's calls are bounded by its own limits.
+                    && !self.calls.is_peer_source(source.profile, source.remote.ip())
                 {
                     tracing::info!(remote = %source.remote, "too many transactions from this source");
                     let mut response = sip::response_to(
@@ -555,6 +576,9 @@ impl Endpoint {
         }
         if let Some(e) = self.calls.poll_event() {
             return Some(EndpointEvent::Call(e));
+        }
+        if let Some(e) = self.calls.poll_peer_event() {
+            return Some(EndpointEvent::Peer(e));
         }
         for (i, p) in self.profiles.iter_mut().enumerate() {
             if let Some(e) = p.registrar.as_mut().and_then(|r| r.poll_event()) {

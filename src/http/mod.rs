@@ -24,8 +24,8 @@
 //! supervisor routes), `callback_bodies` and `list_query` (their input),
 //! `agents` (the agent desktop's routes), `desktop` (desktop SSE with
 //! replay), `recordings` (recording downloads with ranges), `notifications`
-//! (the outbox's dead events and replays), `openapi` (the generated
-//! document), `tls` (HTTPS listener).
+//! (the outbox's dead events and replays), `peers` (trunk peers' state and
+//! counters), `openapi` (the generated document), `tls` (HTTPS listener).
 //!
 //! [`CallCommand`]: crate::call::CallCommand
 //! [`callback::Request`]: crate::callback::Request
@@ -46,6 +46,7 @@ mod extract;
 mod list_query;
 mod notifications;
 mod openapi;
+mod peers;
 mod recordings;
 mod routes;
 mod table;

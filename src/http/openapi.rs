@@ -16,7 +16,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::{
-    agents, callback_bodies, callbacks, desktop, errors, events, notifications, recordings, routes,
+    agents, callback_bodies, callbacks, desktop, errors, events, notifications, peers, recordings,
+    routes,
 };
 use crate::callback::{self as cb};
 
@@ -110,7 +111,7 @@ impl Modify for Security {
         agents::team_dialable,
         desktop::stream, document,
         notifications::dead, notifications::replay, notifications::replay_all,
-        notifications::stats,
+        notifications::stats, peers::list, peers::show,
     ),
     components(schemas(
         errors::Body, cb::Callback, cb::CallbackWithHistory, cb::Page, cb::ContactStatus,
@@ -119,11 +120,13 @@ impl Modify for Security {
         notifications::NotificationStats, notifications::EndpointFigures,
         crate::integrations::notify::Notice, crate::integrations::notify::NoticeKind,
         crate::integrations::notify::AgentChangeNotice, crate::integrations::notify::EndCallNotice,
+        peers::PeerList, crate::call::PeerStatus, crate::call::peers::PeerLimits,
+        crate::call::peers::Refusals, crate::call::peers::PingResult, crate::call::peers::CallFailure,
     )),
     modifiers(&Security),
     security(("apiKey" = []), ("bearer" = [])),
     tags(
-        (name = "calls", description = "Live calls through the B2BUA"),
+        (name = "calls", description = "Live calls through the B2BUA, and the trunk peers they use"),
         (name = "callbacks", description = "Web callbacks: the contact's and supervisor's side"),
         (name = "desktop", description = "The agent desktop: agent state, interaction actions, events"),
         (name = "notifications", description = "Workforce-management notifications: dead events and their replay"),

@@ -12,7 +12,8 @@ use axum::Router;
 
 use super::errors::ApiError;
 use super::{
-    agents, auth, callbacks, desktop, events, notifications, openapi, recordings, routes, Api,
+    agents, auth, callbacks, desktop, events, notifications, openapi, peers, recordings, routes,
+    Api,
 };
 
 /// Largest request body: an originate with generous case data fits many times.
@@ -58,6 +59,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/notifications/dead/replay"),
     ("POST", "/v1/notifications/dead/{endpoint}/{eventId}/replay"),
     ("GET", "/v1/notifications/stats"),
+    ("GET", "/v1/peers"),
+    ("GET", "/v1/peers/{name}"),
 ];
 
 pub fn table(api: Arc<Api>) -> Router {
@@ -113,6 +116,8 @@ pub fn table(api: Arc<Api>) -> Router {
             post(notifications::replay),
         )
         .route("/v1/notifications/stats", get(notifications::stats))
+        .route("/v1/peers", get(peers::list))
+        .route("/v1/peers/{name}", get(peers::show))
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
         // After the fallbacks, so an anonymous client learns nothing about

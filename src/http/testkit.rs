@@ -52,6 +52,7 @@ pub fn target(command: &CallCommand) -> CallId {
 pub struct FakeDirectory {
     calls: Vec<CallSummary>,
     counters: HashMap<u64, LegCounters>,
+    peers: Vec<crate::call::PeerStatus>,
 }
 
 impl CallDirectory for FakeDirectory {
@@ -71,6 +72,63 @@ impl CallDirectory for FakeDirectory {
     fn leg_counters(&self, media_leg: u64) -> Option<LegCounters> {
         self.counters.get(&media_leg).copied()
     }
+    fn peers(&self) -> Vec<crate::call::PeerStatus> {
+        self.peers.clone()
+    }
+}
+
+/// Trunk peers gw-a (up, idle) and gw-b (down, with calls, limits, refusals).
+fn peers() -> Vec<crate::call::PeerStatus> {
+    use crate::call::peers::{CallFailure, PeerLimits, PingResult, Refusals};
+    let a = crate::call::PeerStatus {
+        name: "gw-a".into(),
+        profile: "external".into(),
+        address: Some("127.0.0.1:5090".into()),
+        state: "up".into(),
+        ping_interval_secs: 0,
+        last_ping: None,
+        state_changed_at_ms: None,
+        calls_in: 0,
+        calls_out: 0,
+        total_in: 0,
+        total_out: 0,
+        limits: PeerLimits::default(),
+        refused: Refusals::default(),
+        last_failure: None,
+    };
+    let b = crate::call::PeerStatus {
+        name: "gw-b".into(),
+        address: Some("127.0.0.1:5091".into()),
+        state: "down".into(),
+        ping_interval_secs: 5,
+        last_ping: Some(PingResult {
+            ok: false,
+            result: "timeout".into(),
+            status: None,
+            at_ms: 1_700_000_002_000,
+        }),
+        state_changed_at_ms: Some(1_700_000_002_000),
+        calls_in: 1,
+        calls_out: 2,
+        total_in: 11,
+        total_out: 40,
+        limits: PeerLimits {
+            max_calls_in: 10,
+            max_cps_in: 5,
+            ..PeerLimits::default()
+        },
+        refused: Refusals {
+            calls_in: 3,
+            cps_in: 7,
+            ..Refusals::default()
+        },
+        last_failure: Some(CallFailure {
+            status: 408,
+            at_ms: 1_700_000_001_000,
+        }),
+        ..a.clone()
+    };
+    vec![a, b]
 }
 
 fn leg(role: LegRole, media_leg: u64) -> LegSummary {
@@ -128,6 +186,7 @@ pub fn directory() -> FakeDirectory {
             summary("c2", Some("i-7"), vec![]),
         ],
         counters: HashMap::from([(7, counters)]),
+        peers: peers(),
     }
 }
 

@@ -27,6 +27,7 @@ use super::{CallCommand, CallEvent, CallLayer, EndedBy, LegRole, Originate, SipO
 mod crossing;
 mod digest;
 mod failover;
+mod gateways;
 mod identity;
 mod late_offer;
 mod path;
