@@ -132,12 +132,30 @@ impl<V: Send + Sync + 'static> SessionTable<V> {
     }
 
     pub fn remove_dialog(&self, key: &DialogKey) {
-        let Some((_, (call, gen))) = self.dialogs.remove(key) else {
-            return;
-        };
-        if let Some(mut c) = self.calls.get_mut(&call) {
-            if c.gen == gen {
-                c.dialogs.retain(|k| k != key);
+        // The index entry goes while its call's entry is locked, as
+        // `add_dialog` adds it: otherwise an add of the same key between
+        // the two steps would leave the index pointing at a call whose own
+        // list no longer holds the key. Retried if the entry changed owner
+        // in between (the call was removed and inserted again).
+        loop {
+            let Some((call, gen)) = self.dialogs.get(key).map(|e| e.value().clone()) else {
+                return;
+            };
+            let same = |_: &DialogKey, v: &(String, u64)| v.0 == call && v.1 == gen;
+            match self.calls.get_mut(&call) {
+                Some(mut c) => {
+                    if self.dialogs.remove_if(key, same).is_some() {
+                        if c.gen == gen {
+                            c.dialogs.retain(|k| k != key);
+                        }
+                        return;
+                    }
+                }
+                None => {
+                    if self.dialogs.remove_if(key, same).is_some() {
+                        return;
+                    }
+                }
             }
         }
     }
