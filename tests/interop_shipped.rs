@@ -17,7 +17,10 @@ fn shipped_configuration_starts_with_both_profiles() {
         ("external", "tcp"),
     ] {
         let a = listener(&sw, profile, transport);
-        assert!(a.ip().is_loopback() && a.port() != 0, "{profile} {transport}: {a}");
+        assert!(
+            a.ip().is_loopback() && a.port() != 0,
+            "{profile} {transport}: {a}"
+        );
     }
     assert!(sw.http_addr().is_some(), "no HTTP listener");
 }

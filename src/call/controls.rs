@@ -229,7 +229,7 @@ impl CallLayer {
     ) -> Result<CallId, CommandError> {
         check_party("a", &o.a)?;
         check_party("b", &o.b)?;
-        let call = o.call.clone().unwrap_or_else(CallId::generate);
+        let call = o.call.clone().unwrap_or_else(|| self.new_call_id());
         if self.calls.contains_key(&call) {
             return Err(CommandError::CallExists(call));
         }

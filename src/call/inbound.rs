@@ -19,7 +19,7 @@ use crate::sdp;
 use crate::sip::{self, make_header, MessageHeaders, Request, Response};
 use crate::transaction::ServerTransactionId;
 
-use super::command::{CallEvent, CallId, EndedBy, LegRole};
+use super::command::{CallEvent, EndedBy, LegRole};
 use super::dialplan;
 use super::late_offer::LateOffer;
 use super::leg::{Leg, LegMedia, Side};
@@ -92,7 +92,7 @@ impl CallLayer {
             }
         };
         let dialog_id = self.dialogs.insert(dialog);
-        let call_id = CallId::generate();
+        let call_id = self.new_call_id();
         let a = self.new_leg_id();
         let sip_call_id = request.call_id().unwrap_or("").to_string();
         self.by_dialog

@@ -60,6 +60,7 @@ use crate::config::Config;
 use crate::dialog::{DialogConfig, DialogEvent, DialogId, DialogTable};
 use crate::media::{LegId, MediaCommand, MediaEvent};
 use crate::net::{Destination, ProfileId, TransportKind};
+use crate::shard::Shard;
 use crate::sip::{self, make_header, MessageHeaders, Method, Request, Response};
 use crate::transaction::{ClientEvent, ClientTransactionId, ServerTransactionId};
 
@@ -158,6 +159,9 @@ pub struct CallLayer {
     /// Where unanswered legs already forgotten were sent, until their INVITE
     /// transaction ends: a late 2xx is still ACKed and released.
     gone_uac: HashMap<LegId, Destination>,
+    /// This layer's worker among the endpoint's: the call ids, SIP Call-IDs
+    /// and media legs it makes are drawn so that they route back here.
+    shard: Shard,
 }
 
 impl CallLayer {
@@ -193,7 +197,24 @@ impl CallLayer {
             wall: None,
             dirty: Vec::new(),
             gone_uac: HashMap::new(),
+            shard: Shard::default(),
         }
+    }
+
+    /// Makes this layer worker `shard.index` of several (before any input).
+    pub fn set_shard(&mut self, shard: Shard) {
+        self.shard = shard;
+    }
+
+    /// A fresh call id that routes to this worker.
+    fn new_call_id(&self) -> CallId {
+        self.shard.generate(|| CallId::generate().0).into()
+    }
+
+    /// A fresh SIP Call-ID for a leg we place, routed back to this worker.
+    fn new_sip_call_id(&self) -> String {
+        self.shard
+            .generate(|| format!("{:032x}@switchback", rand::random::<u128>()))
     }
 
     pub fn set_wall_clock(&mut self, now: Instant, wall: SystemTime) {
@@ -333,7 +354,7 @@ impl CallLayer {
     // ---- shared helpers ----
 
     fn new_leg_id(&mut self) -> LegId {
-        let id = LegId(self.next_leg);
+        let id = LegId(self.shard.leg_number(self.next_leg));
         self.next_leg += 1;
         id
     }

@@ -97,7 +97,7 @@ impl CallLayer {
         let sent_by = self.sent_by(out, profile, transport);
         let host = sent_by.clone();
         let settings = &self.settings.profiles[profile.0];
-        let sip_call_id = format!("{:032x}@switchback", rand::random::<u128>());
+        let sip_call_id = self.new_sip_call_id();
         let local_tag = sip::generate_tag();
         let (user, display) = match (&settings.caller_id_number, target.peer) {
             (Some(n), Some(_)) => (

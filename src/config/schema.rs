@@ -48,6 +48,9 @@ pub struct General {
     pub recordings_dir: PathBuf,
     /// Keys the HTTP API accepts; with none, it answers only `/v1/health`.
     pub http_api_keys: Vec<String>,
+    /// SIP endpoint workers, each owning the transactions, dialogs and calls
+    /// of the Call-IDs that hash to it; 0: one per core.
+    pub sip_workers: usize,
 }
 
 impl Default for General {
@@ -60,6 +63,7 @@ impl Default for General {
             http_tls_key: None,
             recordings_dir: PathBuf::from("recordings"),
             http_api_keys: Vec::new(),
+            sip_workers: 0,
         }
     }
 }

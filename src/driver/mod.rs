@@ -1,19 +1,24 @@
 //! The tokio driver: the only place with sockets, clocks and spawn.
 //!
-//! It binds every profile's listeners, then runs the endpoint loop the way
-//! quinn runs its endpoint: receive one input, hand it to the sans-IO
-//! [`Endpoint`], drain every `poll_*`, sleep until the earliest
-//! `poll_timeout`. The endpoint never sees a socket or the clock.
+//! It binds every profile's listeners, then runs `[general] sip_workers`
+//! endpoint workers (default: one per core; `workers.rs`), each a task that
+//! owns one shard of the sans-IO [`Endpoint`] and runs it the way quinn
+//! runs its endpoint: receive one input, hand it over, drain every
+//! `poll_*`, sleep until the earliest `poll_timeout`. Readers route every
+//! message to its worker by Call-ID (`crate::shard`); the driver's own loop
+//! routes commands and media events the same way and takes every worker's
+//! events to the callback task, the HTTP event stream and `on_event`. The
+//! endpoint never sees a socket or the clock.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::sync::mpsc;
 
 mod callbacks;
 mod outbox;
+mod workers;
 
 pub use callbacks::{CallbackTask, CenterInput};
 pub use outbox::{OutboxError, OutboxHandle, OutboxTask};
@@ -25,11 +30,22 @@ use crate::config::Config;
 use crate::endpoint::{Endpoint, EndpointEvent};
 use crate::media::MediaEngine;
 use crate::net::{ProfileId, TransportKind};
+use crate::shard::Shards;
 use crate::store::{Store, StoreError};
-use crate::transport::{self, Inbound, ReaderSettings, Transports};
+use crate::transport::{self, Inbound, InboundFanout, ReaderSettings, Transports};
 
-/// How many parsed messages may wait for the endpoint task.
+/// How many parsed stream messages may wait for the fan-out to the workers.
 const INBOUND_QUEUE: usize = 16 * 1024;
+
+/// The workers `[general] sip_workers` asks for: 0 is one per core.
+pub fn worker_count(configured: usize) -> usize {
+    match configured {
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        n => n,
+    }
+}
 
 /// A bound listener, as reported once at start.
 #[derive(Debug, Clone)]
@@ -74,8 +90,24 @@ pub async fn run(
     mut on_event: impl FnMut(&EndpointEvent),
     mut on_desktop: impl FnMut(&DesktopEvent),
 ) -> Result<(), DriverError> {
-    let (tx, mut rx) = mpsc::channel::<Inbound>(INBOUND_QUEUE);
+    let shards = Shards::new(worker_count(config.general.sip_workers));
+    let mut worker_inbound = Vec::new();
+    let mut worker_rx = Vec::new();
+    for _ in 0..shards.count() {
+        let (tx, rx) = mpsc::channel::<Inbound>(workers::WORKER_QUEUE);
+        worker_inbound.push(tx);
+        worker_rx.push(rx);
+    }
+    let fanout = {
+        let shards = shards.clone();
+        InboundFanout::new(worker_inbound, move |i| workers::route_inbound(&shards, i))
+    };
+    // Stream readers share one channel; `workers::fan_out` routes it.
+    let (tx, rx) = mpsc::channel::<Inbound>(INBOUND_QUEUE);
+    let fan_out = tokio::spawn(workers::fan_out(rx, fanout.clone()));
     let mut transports = Transports::new(config.general.log_sip_messages);
+    let mut udp_sockets = Vec::new();
+    let mut outbound = Vec::new();
     let mut listeners = Vec::new();
     for (index, np) in config.profiles.iter().enumerate() {
         let profile = ProfileId(index);
@@ -113,14 +145,16 @@ pub async fn run(
             let address = match l.transport {
                 TransportKind::Udp => {
                     let (socket, local) =
-                        transport::bind_udp(l.address, settings.clone(), tx.clone())
+                        transport::bind_udp(l.address, settings.clone(), fanout.clone())
                             .await
                             .map_err(bind_err)?;
-                    transports.add_udp(profile, socket);
+                    transports.add_udp(profile, socket.clone());
+                    udp_sockets.push((profile, socket));
                     local
                 }
                 TransportKind::Tcp => {
                     transports.allow_outbound(profile, settings.clone(), tx.clone());
+                    outbound.push((profile, settings.clone()));
                     transport::bind_stream(l.address, None, settings.clone(), tx.clone())
                         .await
                         .map_err(bind_err)?
@@ -139,11 +173,14 @@ pub async fn run(
         }
     }
     let sessions: Sessions = Default::default();
-    let mut endpoint = Endpoint::new(&config, rand::random(), sessions.clone());
-    endpoint.set_wall_clock(std::time::Instant::now(), std::time::SystemTime::now());
-    for l in &listeners {
-        if let Some(i) = config.profile_index(&l.profile) {
-            endpoint.set_local_address(ProfileId(i), l.transport, l.address);
+    let mut endpoints = Endpoint::sharded(&config, rand::random(), sessions.clone(), &shards);
+    let (now, wall) = (std::time::Instant::now(), std::time::SystemTime::now());
+    for endpoint in &mut endpoints {
+        endpoint.set_wall_clock(now, wall);
+        for l in &listeners {
+            if let Some(i) = config.profile_index(&l.profile) {
+                endpoint.set_local_address(ProfileId(i), l.transport, l.address);
+            }
         }
     }
     // A recording left half-written by a crash is made readable again.
@@ -161,6 +198,34 @@ pub async fn run(
     let (media_tx, mut media_rx) = mpsc::unbounded_channel();
     let media = MediaEngine::start(media_tx);
     let (control_tx, mut control_rx) = mpsc::channel::<ControlRequest>(1024);
+    let (routes, ends) = workers::Routes::new(shards.clone());
+    let (events_tx_w, mut worker_events) = mpsc::unbounded_channel::<EndpointEvent>();
+    let mut worker_tasks = Vec::new();
+    for ((endpoint, inbound), channels) in endpoints.into_iter().zip(worker_rx).zip(ends) {
+        let mut transports = Transports::new(config.general.log_sip_messages);
+        for (profile, socket) in &udp_sockets {
+            transports.add_udp(*profile, socket.clone());
+        }
+        for (profile, settings) in &outbound {
+            transports.allow_outbound(*profile, settings.clone(), tx.clone());
+        }
+        let worker = workers::Worker {
+            endpoint,
+            transports,
+            inbound,
+            commands: channels.commands,
+            media_events: channels.media_events,
+            peer: channels.peer,
+        };
+        worker_tasks.push(tokio::spawn(workers::run(
+            worker,
+            media.clone(),
+            routes.clone(),
+            events_tx_w.clone(),
+        )));
+    }
+    drop(events_tx_w);
+    drop(tx);
     // The web-callback layer: its store is opened (and recovered) before
     // anything is served, so nothing accepted before a crash is missed.
     let database = &config.callback.database;
@@ -256,44 +321,33 @@ pub async fn run(
 
     tokio::pin!(shutdown);
     loop {
-        let wake = endpoint.poll_timeout().map(tokio::time::Instant::from_std);
-        tokio::select! {
-            biased;
+        // Not biased: a stream of events must not starve commands.
+        let event = tokio::select! {
             _ = &mut shutdown => break,
-            inbound = rx.recv() => {
-                let Some(inbound) = inbound else { break };
-                let now = std::time::Instant::now();
-                match inbound {
-                    Inbound::Message { source, message } => endpoint.handle_message(now, source, *message),
-                    Inbound::Reject { source, response } => endpoint.handle_reject(now, source, *response),
-                    Inbound::ConnectionUp { id, transport, remote, writer } => transports.connection_up(id, transport, remote, writer),
-                    Inbound::ConnectionDown { id } => transports.connection_down(id),
-                }
-            }
-            Some(event) = media_rx.recv() => endpoint.handle_media_event(std::time::Instant::now(), event),
-            desktop = desktop_rx.recv() => match desktop {
-                Ok(d) => on_desktop(&d),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::warn!(skipped = n, "desktop event log fell behind");
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            event = worker_events.recv() => match event {
+                Some(e) => e,
+                None => break,
             },
-            Some(request) = control_rx.recv() => {
-                let result = endpoint.handle_command(std::time::Instant::now(), request.command);
-                let _ = request.reply.send(result);
+            Some(event) = media_rx.recv() => {
+                routes.media_event(event);
+                continue;
             }
-            _ = sleep_until(wake) => endpoint.handle_timeout(std::time::Instant::now()),
-        }
-        while let Some(command) = endpoint.poll_media() {
-            media.command(command);
-        }
-        while let Some(t) = endpoint.poll_transmit() {
-            transports.send(
-                &t.destination,
-                Bytes::from(crate::sip::to_bytes(&t.message)),
-            );
-        }
-        while let Some(event) = endpoint.poll_event() {
+            desktop = desktop_rx.recv() => {
+                match desktop {
+                    Ok(d) => on_desktop(&d),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(skipped = n, "desktop event log fell behind");
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+                continue;
+            }
+            Some(request) = control_rx.recv() => {
+                routes.command(request);
+                continue;
+            }
+        };
+        {
             on_event(&event);
             match &event {
                 EndpointEvent::Call(e) => {
@@ -322,6 +376,10 @@ pub async fn run(
         }
     }
     tracing::info!("shutting down");
+    for task in &worker_tasks {
+        task.abort();
+    }
+    fan_out.abort();
     if let Some((_, stop, task)) = http {
         let _ = stop.send(());
         let _ = task.await;

@@ -24,6 +24,7 @@ use crate::config::Config;
 use crate::media::{MediaCommand, MediaEvent};
 use crate::net::{Destination, ProfileId, Source, TransportKind};
 use crate::registrar::{Binding, RegisterOutcome, Registrar, RequestAuth};
+use crate::shard::Shards;
 use crate::sip::{self, MessageHeaders, Method, Request, Response, SipMessage};
 use crate::transaction::{
     ClientTransactionId, RequestDisposition, ResponseDisposition, ServerTransactionId,
@@ -35,6 +36,16 @@ use crate::transaction::{
 pub struct Transmit {
     pub destination: Destination,
     pub message: SipMessage,
+}
+
+/// What one endpoint worker hands another (the driver carries it).
+#[derive(Debug)]
+pub enum PeerMessage {
+    /// A message for a dialog this worker handed over to the addressee.
+    Inbound {
+        source: Source,
+        message: Box<SipMessage>,
+    },
 }
 
 /// One profile's protocol state.
@@ -91,6 +102,8 @@ pub struct Endpoint {
     calls: CallLayer,
     /// Where each profile listens, per transport (Via sent-by, Contact).
     locals: HashMap<(ProfileId, TransportKind), SocketAddr>,
+    /// Messages for other workers: (worker, message).
+    peers: VecDeque<(usize, PeerMessage)>,
 }
 
 /// The endpoint's transaction layers and registrars lent to the call layer.
@@ -227,7 +240,36 @@ impl Endpoint {
             reject_tag: sip::generate_tag(),
             calls: CallLayer::new(config, sessions),
             locals: HashMap::new(),
+            peers: VecDeque::new(),
         }
+    }
+
+    /// The endpoints of `shards.count()` workers: each owns the
+    /// transactions, dialogs and calls of the Call-IDs and call ids that map
+    /// to it (`crate::shard`), and all share what must be one: the session
+    /// table, and per registrar profile the bindings, the nonce key and
+    /// replay table, and the brute-force guard (`Registrar::sibling`).
+    pub fn sharded(
+        config: &Config,
+        secret: [u8; 32],
+        sessions: Sessions,
+        shards: &Shards,
+    ) -> Vec<Self> {
+        let first = Self::new(config, secret, sessions.clone());
+        let mut all: Vec<Self> = (1..shards.count())
+            .map(|i| {
+                let mut e = Self::new(config, secret, sessions.clone());
+                for (p, mine) in e.profiles.iter_mut().zip(&first.profiles) {
+                    p.registrar = mine.registrar.as_ref().map(Registrar::sibling);
+                }
+                e.calls.set_shard(shards.shard(i));
+                e
+            })
+            .collect();
+        let mut first = first;
+        first.calls.set_shard(shards.shard(0));
+        all.insert(0, first);
+        all
     }
 
     /// The addresses the listeners bound (ports chosen by the OS included).
@@ -372,6 +414,18 @@ impl Endpoint {
                 self.route_transaction_events(now);
             }
         }
+    }
+
+    /// A message from another worker.
+    pub fn handle_peer(&mut self, now: Instant, message: PeerMessage) {
+        match message {
+            PeerMessage::Inbound { source, message } => self.handle_message(now, source, *message),
+        }
+    }
+
+    /// A message for another worker: (worker, message).
+    pub fn poll_peer(&mut self) -> Option<(usize, PeerMessage)> {
+        self.peers.pop_front()
     }
 
     /// A malformed request the parser could still answer.

@@ -13,10 +13,17 @@
 //!
 //! Memory is bounded by `max_tracked`; when full, stale records go first,
 //! then the oldest unblocked ones. Pure: time comes in as `now`.
+//!
+//! The records are one concurrent table (dashmap) that the registrars of
+//! every endpoint worker share through [`AuthGuard::sibling`]: a guesser
+//! spreading its attempts over Call-IDs (and so over workers) is counted
+//! once. Every request's `is_blocked` is one read of one lock shard.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
 
 /// Thresholds of the guard.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +78,7 @@ struct Record {
 #[derive(Debug)]
 pub struct AuthGuard {
     settings: GuardSettings,
-    records: HashMap<IpAddr, Record>,
+    records: Arc<DashMap<IpAddr, Record>>,
 }
 
 /// What a failure led to.
@@ -87,7 +94,15 @@ impl AuthGuard {
     pub fn new(settings: GuardSettings) -> Self {
         AuthGuard {
             settings,
-            records: HashMap::new(),
+            records: Arc::new(DashMap::new()),
+        }
+    }
+
+    /// A guard with the same settings over the same records (another worker's).
+    pub fn sibling(&self) -> Self {
+        AuthGuard {
+            settings: self.settings.clone(),
+            records: self.records.clone(),
         }
     }
 
@@ -98,14 +113,17 @@ impl AuthGuard {
     /// Whether a request from `ip` may be processed at all: `Drop` while
     /// the source is blocked, `Allow` otherwise.
     pub fn check(&mut self, now: Instant, ip: IpAddr) -> Verdict {
-        let Some(record) = self.records.get(&ip) else {
-            return Verdict::Allow;
+        let blocked_until = match self.records.get(&ip) {
+            Some(record) => record.blocked_until,
+            None => return Verdict::Allow,
         };
-        match record.blocked_until {
+        match blocked_until {
             Some(until) if now < until => Verdict::Drop,
             Some(_) => {
-                // The block is over: start afresh.
-                self.records.remove(&ip);
+                // The block is over: start afresh (unless another worker
+                // blocked it again meanwhile).
+                self.records
+                    .remove_if(&ip, |_, r| r.blocked_until.is_some_and(|u| now >= u));
                 Verdict::Allow
             }
             None => Verdict::Allow,
@@ -118,7 +136,7 @@ impl AuthGuard {
             self.make_room(now);
         }
         let s = &self.settings;
-        let record = self.records.entry(ip).or_insert(Record {
+        let mut record = self.records.entry(ip).or_insert(Record {
             failures: 0,
             window_start: now,
             last_failure: now,
@@ -195,7 +213,7 @@ impl AuthGuard {
         let mut order: Vec<(bool, Instant, IpAddr)> = self
             .records
             .iter()
-            .map(|(ip, r)| (r.blocked_until.is_some(), r.last_failure, *ip))
+            .map(|e| (e.blocked_until.is_some(), e.last_failure, *e.key()))
             .collect();
         order.sort();
         let evict = (max / 8).max(1).max(self.records.len() + 1 - max);

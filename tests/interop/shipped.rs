@@ -43,10 +43,26 @@ impl Shipped {
             .edit("internal.toml", "127.0.0.1:5060", "127.0.0.1:0")
             .edit("external.toml", "127.0.0.1:5080", "127.0.0.1:0")
             .edit("switchback.toml", "127.0.0.1:8080", "127.0.0.1:0")
-            .edit("internal.toml", "rtp_port_min = 16384", &format!("rtp_port_min = {i_min}"))
-            .edit("internal.toml", "rtp_port_max = 24575", &format!("rtp_port_max = {i_max}"))
-            .edit("external.toml", "rtp_port_min = 24576", &format!("rtp_port_min = {e_min}"))
-            .edit("external.toml", "rtp_port_max = 32767", &format!("rtp_port_max = {e_max}"));
+            .edit(
+                "internal.toml",
+                "rtp_port_min = 16384",
+                &format!("rtp_port_min = {i_min}"),
+            )
+            .edit(
+                "internal.toml",
+                "rtp_port_max = 24575",
+                &format!("rtp_port_max = {i_max}"),
+            )
+            .edit(
+                "external.toml",
+                "rtp_port_min = 24576",
+                &format!("rtp_port_min = {e_min}"),
+            )
+            .edit(
+                "external.toml",
+                "rtp_port_max = 32767",
+                &format!("rtp_port_max = {e_max}"),
+            );
         s
     }
 
