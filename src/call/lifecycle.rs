@@ -121,6 +121,7 @@ impl CallLayer {
         let Some(l) = self.legs.remove(&leg) else {
             return;
         };
+        self.forget_adopted(&l);
         self.media(MediaCommand::Close { leg });
         self.settings.profiles[l.profile.0]
             .ports

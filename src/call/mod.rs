@@ -31,6 +31,7 @@ pub mod control;
 mod controls;
 pub mod dialplan;
 mod digest;
+mod handover;
 mod in_dialog;
 mod inbound;
 mod late_offer;
@@ -52,6 +53,7 @@ use std::time::{Instant, SystemTime};
 
 pub use command::*;
 pub use control::{CallDirectory, ControlRequest};
+pub use handover::PeerCall;
 pub use out::SipOut;
 pub use publish::{Directory, Sessions};
 pub use summary::*;
@@ -162,6 +164,8 @@ pub struct CallLayer {
     /// This layer's worker among the endpoint's: the call ids, SIP Call-IDs
     /// and media legs it makes are drawn so that they route back here.
     shard: Shard,
+    /// Legs handed to or taken from other workers (`handover.rs`).
+    handover: handover::Handover,
 }
 
 impl CallLayer {
@@ -198,11 +202,16 @@ impl CallLayer {
             dirty: Vec::new(),
             gone_uac: HashMap::new(),
             shard: Shard::default(),
+            handover: Default::default(),
         }
     }
 
     /// Makes this layer worker `shard.index` of several (before any input).
     pub fn set_shard(&mut self, shard: Shard) {
+        // Each worker's media ports are its own share of every range.
+        for p in &mut self.settings.profiles {
+            p.ports = p.ports.clone().share(shard.index, shard.map.count());
+        }
         self.shard = shard;
     }
 

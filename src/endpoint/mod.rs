@@ -11,6 +11,8 @@
 
 mod event;
 mod local;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -19,7 +21,7 @@ use std::time::Instant;
 pub use event::EndpointEvent;
 pub use local::{answer, method_not_allowed, ALLOW};
 
-use crate::call::{CallCommand, CallId, CallLayer, CommandError, Sessions, SipOut};
+use crate::call::{CallCommand, CallId, CallLayer, CommandError, PeerCall, Sessions, SipOut};
 use crate::config::Config;
 use crate::media::{MediaCommand, MediaEvent};
 use crate::net::{Destination, ProfileId, Source, TransportKind};
@@ -46,6 +48,10 @@ pub enum PeerMessage {
         source: Source,
         message: Box<SipMessage>,
     },
+    /// A media event of a leg this worker handed over.
+    Media(MediaEvent),
+    /// The call layers' own (attended transfer across workers).
+    Call(PeerCall),
 }
 
 /// One profile's protocol state.
@@ -294,6 +300,10 @@ impl Endpoint {
 
     /// An event from the media relay.
     pub fn handle_media_event(&mut self, now: Instant, event: MediaEvent) {
+        if let Some(worker) = self.calls.moved_media(&event) {
+            self.peers.push_back((worker, PeerMessage::Media(event)));
+            return;
+        }
         let (calls, mut cx) = calls_and_context!(self);
         calls.handle_media_event(now, &mut cx, event);
     }
@@ -315,6 +325,21 @@ impl Endpoint {
 
     /// A well-formed message from the network.
     pub fn handle_message(&mut self, now: Instant, source: Source, message: SipMessage) {
+        // A dialog handed to another worker (attended transfer): its messages follow it.
+        let moved = match self.calls.forwards_any() {
+            true => message.call_id().and_then(|c| self.calls.moved_to(c)),
+            false => None,
+        };
+        if let Some(worker) = moved {
+            self.peers.push_back((
+                worker,
+                PeerMessage::Inbound {
+                    source,
+                    message: Box::new(message),
+                },
+            ));
+            return;
+        }
         let Some(profile) = self.profiles.get_mut(source.profile.0) else {
             return;
         };
@@ -420,12 +445,22 @@ impl Endpoint {
     pub fn handle_peer(&mut self, now: Instant, message: PeerMessage) {
         match message {
             PeerMessage::Inbound { source, message } => self.handle_message(now, source, *message),
+            PeerMessage::Media(event) => self.handle_media_event(now, event),
+            PeerMessage::Call(m) => {
+                let (calls, mut cx) = calls_and_context!(self);
+                calls.handle_peer(now, &mut cx, m);
+            }
         }
     }
 
     /// A message for another worker: (worker, message).
     pub fn poll_peer(&mut self) -> Option<(usize, PeerMessage)> {
-        self.peers.pop_front()
+        if let Some(p) = self.peers.pop_front() {
+            return Some(p);
+        }
+        self.calls
+            .poll_peer()
+            .map(|(w, m)| (w, PeerMessage::Call(m)))
     }
 
     /// A malformed request the parser could still answer.
