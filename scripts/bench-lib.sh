@@ -46,6 +46,27 @@ start_kamailio() {
   wait_bound "$port" || { echo "kamailio did not bind $port:"; cat "$dir/kamailio.log"; exit 1; }
 }
 
+# cpu_ticks PID...: user+system clock ticks of these processes and their children
+cpu_ticks() {
+  local total=0 p t
+  for p in "$@" $(for q in "$@"; do pgrep -P "$q" 2>/dev/null; done); do
+    t="$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)"
+    total=$((total + t))
+  done
+  echo "$total"
+}
+
+# settle PID...: wait (at most 15 s) until these processes are idle, so that a
+# target still working off a step's backlog does not slow the next target
+settle() {
+  local a b
+  for _ in $(seq 1 30); do
+    a="$(cpu_ticks "$@")"; sleep 0.5; b="$(cpu_ticks "$@")"
+    [ $((b - a)) -le 2 ] && return 0
+  done
+  echo "   (still busy after 15 s: $*)"
+}
+
 # step LABEL TARGET RATE REQS_PER_CALL SIPP-ARGS...: one SIPp run; prints a row,
 # appends "LABEL RATE clean|dirty ok fail retrans p50 p99" to $WORK/steps
 step() {

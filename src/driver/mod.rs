@@ -105,7 +105,7 @@ pub async fn run(
     // Stream readers share one channel; `workers::fan_out` routes it.
     let (tx, rx) = mpsc::channel::<Inbound>(INBOUND_QUEUE);
     let fan_out = tokio::spawn(workers::fan_out(rx, fanout.clone()));
-    let mut transports = Transports::new(config.general.log_sip_messages);
+    // Each worker gets its own `Transports` over these (see below).
     let mut udp_sockets = Vec::new();
     let mut outbound = Vec::new();
     let mut listeners = Vec::new();
@@ -144,16 +144,13 @@ pub async fn run(
             };
             let address = match l.transport {
                 TransportKind::Udp => {
-                    let (socket, local) =
-                        transport::bind_udp(l.address, settings.clone(), fanout.clone())
-                            .await
-                            .map_err(bind_err)?;
-                    transports.add_udp(profile, socket.clone());
-                    udp_sockets.push((profile, socket));
+                    // One socket per worker (SO_REUSEPORT); each reads its own.
+                    let (sockets, local) =
+                        transport::bind_udp_group(l.address, shards.count()).map_err(bind_err)?;
+                    udp_sockets.push((profile, settings.clone(), local, sockets));
                     local
                 }
                 TransportKind::Tcp => {
-                    transports.allow_outbound(profile, settings.clone(), tx.clone());
                     outbound.push((profile, settings.clone()));
                     transport::bind_stream(l.address, None, settings.clone(), tx.clone())
                         .await
@@ -201,17 +198,24 @@ pub async fn run(
     let (routes, ends) = workers::Routes::new(shards.clone());
     let (events_tx_w, mut worker_events) = mpsc::unbounded_channel::<EndpointEvent>();
     let mut worker_tasks = Vec::new();
-    for ((endpoint, inbound), channels) in endpoints.into_iter().zip(worker_rx).zip(ends) {
+    for (index, ((endpoint, inbound), channels)) in
+        endpoints.into_iter().zip(worker_rx).zip(ends).enumerate()
+    {
         let mut transports = Transports::new(config.general.log_sip_messages);
-        for (profile, socket) in &udp_sockets {
-            transports.add_udp(*profile, socket.clone());
+        let mut udp = transport::UdpReader::new();
+        for (profile, settings, local, sockets) in &udp_sockets {
+            transports.add_udp(*profile, sockets[index].clone());
+            udp.add(sockets[index].clone(), settings.clone(), *local);
         }
         for (profile, settings) in &outbound {
             transports.allow_outbound(*profile, settings.clone(), tx.clone());
         }
         let worker = workers::Worker {
+            index,
             endpoint,
             transports,
+            udp,
+            fanout: fanout.clone(),
             inbound,
             commands: channels.commands,
             media_events: channels.media_events,
