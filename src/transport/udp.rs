@@ -195,11 +195,7 @@ impl UdpReader {
     /// A message already waiting on a socket, if any (batching under load).
     pub fn try_next(&mut self) -> Option<Inbound> {
         for i in 0..self.sockets.len() {
-            loop {
-                let (n, remote) = match self.sockets[i].0.try_recv_from(&mut self.buf) {
-                    Ok(r) => r,
-                    Err(_) => break,
-                };
+            while let Ok((n, remote)) = self.sockets[i].0.try_recv_from(&mut self.buf) {
                 if let Some(inbound) = self.parse(i, n, remote) {
                     return Some(inbound);
                 }
