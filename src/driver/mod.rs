@@ -81,7 +81,12 @@ pub enum DriverError {
     Notify(#[from] OutboxError),
 }
 
-/// Runs the switch until `shutdown` resolves.
+/// Events handed to `on_event` before `on_flush` is called.
+const EVENT_BATCH: usize = 256;
+
+/// Runs the switch until `shutdown` resolves. `on_event` and `on_desktop`
+/// are called for each event, `on_flush` after each batch of them (so that
+/// a printer may write a batch at once).
 pub async fn run(
     config: Config,
     config_dir: std::path::PathBuf,
@@ -89,6 +94,7 @@ pub async fn run(
     on_ready: impl FnOnce(&[Listener], Option<SocketAddr>),
     mut on_event: impl FnMut(&EndpointEvent),
     mut on_desktop: impl FnMut(&DesktopEvent),
+    mut on_flush: impl FnMut(),
 ) -> Result<(), DriverError> {
     let shards = Shards::new(worker_count(config.general.sip_workers));
     let mut worker_inbound = Vec::new();
@@ -326,15 +332,15 @@ pub async fn run(
     tokio::pin!(shutdown);
     loop {
         // Not biased: a stream of events must not starve commands.
-        let event = tokio::select! {
+        let first = tokio::select! {
             _ = &mut shutdown => break,
             event = worker_events.recv() => match event {
-                Some(e) => e,
+                Some(e) => Some(e),
                 None => break,
             },
             Some(event) = media_rx.recv() => {
                 routes.media_event(event);
-                continue;
+                None
             }
             desktop = desktop_rx.recv() => {
                 match desktop {
@@ -344,14 +350,18 @@ pub async fn run(
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 }
-                continue;
+                None
             }
             Some(request) = control_rx.recv() => {
                 routes.command(request);
-                continue;
+                None
             }
         };
-        {
+        // The events already waiting go out together (one write for the
+        // batch; each worker's, and so each call's, order is kept).
+        let mut next = first;
+        let mut batch = 0;
+        while let Some(event) = next.take() {
             on_event(&event);
             match &event {
                 EndpointEvent::Call(e) => {
@@ -362,22 +372,29 @@ pub async fn run(
                     if Some(*profile) == agent_profile =>
                 {
                     use crate::registrar::RegistrarEvent as R;
-                    let (user, contact, up) = match r {
-                        R::Registered { aor, contact, .. } => (aor, contact, true),
+                    let change = match r {
+                        R::Registered { aor, contact, .. } => Some((aor, contact, true)),
                         R::Unregistered { aor, contact } | R::Expired { aor, contact } => {
-                            (aor, contact, false)
+                            Some((aor, contact, false))
                         }
-                        _ => continue,
+                        _ => None,
                     };
-                    let _ = input_tx.send(CenterInput::Registration {
-                        user: user.clone(),
-                        contact: contact.clone(),
-                        up,
-                    });
+                    if let Some((user, contact, up)) = change {
+                        let _ = input_tx.send(CenterInput::Registration {
+                            user: user.clone(),
+                            contact: contact.clone(),
+                            up,
+                        });
+                    }
                 }
                 _ => {}
             }
+            batch += 1;
+            if batch < EVENT_BATCH {
+                next = worker_events.try_recv().ok();
+            }
         }
+        on_flush();
     }
     tracing::info!("shutting down");
     for task in &worker_tasks {
