@@ -266,7 +266,7 @@ impl CallLayer {
         let mut record = Call::new(call.clone(), &o.a, &o.b, placeholder, self.wall_ms(now));
         record.interaction = o.interaction.clone();
         record.originate = Some(o.clone());
-        self.calls.insert(call.clone(), record);
+        self.calls.insert(call.clone(), Box::new(record));
         self.event(CallEvent::Started {
             call: call.clone(),
             interaction: o.interaction.clone(),

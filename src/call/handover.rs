@@ -72,7 +72,7 @@ pub enum PeerCall {
 /// A leg in transit between workers.
 #[derive(Debug)]
 pub struct MovedLeg {
-    leg: Leg,
+    leg: Box<Leg>,
     dialog: Option<Dialog>,
     timers: Vec<(Instant, Timer)>,
     /// The worker that gave it (and forwards its messages).

@@ -152,12 +152,12 @@ impl CallLayer {
             ending: false,
             timers: Vec::new(),
         };
-        self.legs.insert(a, leg);
+        self.legs.insert(a, Box::new(leg));
         let mut call = Call::new(call_id.clone(), &from_user, &number, a, self.wall_ms(now));
         if offer.is_none() {
             call.late_offer = Some(LateOffer::Awaiting);
         }
-        self.calls.insert(call_id.clone(), call);
+        self.calls.insert(call_id.clone(), Box::new(call));
         self.mark(&call_id);
         self.event(CallEvent::Started {
             call: call_id.clone(),

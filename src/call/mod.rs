@@ -140,8 +140,10 @@ pub struct CallLayer {
     settings: CallSettings,
     dialplan: DialPlan,
     dialogs: DialogTable,
-    calls: HashMap<CallId, Call>,
-    legs: HashMap<LegId, Leg>,
+    // Boxed: legs and calls hold whole messages, and a growing table moves
+    // its values when it rehashes (a pause of milliseconds under load).
+    calls: HashMap<CallId, Box<Call>>,
+    legs: HashMap<LegId, Box<Leg>>,
     /// (SIP Call-ID, our tag) -> leg: how every in-dialog message finds its leg.
     by_dialog: HashMap<(String, String), LegId>,
     /// INVITE server transactions of UAS legs (for CANCEL).

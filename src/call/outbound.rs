@@ -190,7 +190,7 @@ impl CallLayer {
         let ring = now + self.settings.profiles[profile.0].ring_timeout;
         self.legs.insert(
             leg,
-            Leg {
+            Box::new(Leg {
                 id: leg,
                 call: call.clone(),
                 role,
@@ -223,7 +223,7 @@ impl CallLayer {
                 session: None,
                 ending: false,
                 timers: Vec::new(),
-            },
+            }),
         );
         self.schedule(ring, Timer::Ring(leg));
         if let Some(c) = self.calls.get_mut(call) {

@@ -150,10 +150,12 @@ pub async fn run(
             };
             let address = match l.transport {
                 TransportKind::Udp => {
-                    // One socket per worker (SO_REUSEPORT); each reads its own.
-                    let (sockets, local) =
-                        transport::bind_udp_group(l.address, shards.count()).map_err(bind_err)?;
-                    udp_sockets.push((profile, settings.clone(), local, sockets));
+                    // One reader parses and hands each message to its worker.
+                    let (socket, local) =
+                        transport::bind_udp(l.address, settings.clone(), fanout.clone())
+                            .await
+                            .map_err(bind_err)?;
+                    udp_sockets.push((profile, socket));
                     local
                 }
                 TransportKind::Tcp => {
@@ -204,24 +206,17 @@ pub async fn run(
     let (routes, ends) = workers::Routes::new(shards.clone());
     let (events_tx_w, mut worker_events) = mpsc::unbounded_channel::<EndpointEvent>();
     let mut worker_tasks = Vec::new();
-    for (index, ((endpoint, inbound), channels)) in
-        endpoints.into_iter().zip(worker_rx).zip(ends).enumerate()
-    {
+    for ((endpoint, inbound), channels) in endpoints.into_iter().zip(worker_rx).zip(ends) {
         let mut transports = Transports::new(config.general.log_sip_messages);
-        let mut udp = transport::UdpReader::new();
-        for (profile, settings, local, sockets) in &udp_sockets {
-            transports.add_udp(*profile, sockets[index].clone());
-            udp.add(sockets[index].clone(), settings.clone(), *local);
+        for (profile, socket) in &udp_sockets {
+            transports.add_udp(*profile, socket.clone());
         }
         for (profile, settings) in &outbound {
             transports.allow_outbound(*profile, settings.clone(), tx.clone());
         }
         let worker = workers::Worker {
-            index,
             endpoint,
             transports,
-            udp,
-            fanout: fanout.clone(),
             inbound,
             commands: channels.commands,
             media_events: channels.media_events,

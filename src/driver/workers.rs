@@ -19,7 +19,7 @@ use crate::endpoint::{Endpoint, EndpointEvent, PeerMessage};
 use crate::media::{MediaEngine, MediaEvent};
 use crate::shard::Shards;
 use crate::sip::MessageHeaders;
-use crate::transport::{Inbound, InboundFanout, Transports, UdpReader};
+use crate::transport::{Inbound, InboundFanout, Transports};
 
 /// Parsed messages that may wait for one worker.
 pub const WORKER_QUEUE: usize = 16 * 1024;
@@ -29,16 +29,8 @@ const BATCH: usize = 32;
 
 /// What a worker owns, built before it starts.
 pub struct Worker {
-    /// Its place among the workers.
-    pub index: usize,
     pub endpoint: Endpoint,
     pub transports: Transports,
-    /// Its own socket of every UDP listener.
-    pub udp: UdpReader,
-    /// Every worker's network channel, and the rule (by Call-ID), for what
-    /// it reads but another worker owns.
-    pub fanout: InboundFanout,
-    /// Messages other workers (and stream readers) passed to it.
     pub inbound: mpsc::Receiver<Inbound>,
     pub commands: mpsc::UnboundedReceiver<ControlRequest>,
     pub media_events: mpsc::UnboundedReceiver<MediaEvent>,
@@ -211,13 +203,15 @@ pub async fn run(
                 let Some(inbound) = inbound else { break };
                 feed(&mut w, Instant::now(), inbound);
                 drain(&mut w, &media, &routes, &events);
-                next_batch(&mut w, &media, &routes, &events);
-                continue;
-            }
-            inbound = w.udp.next() => {
-                read(&mut w, inbound);
-                drain(&mut w, &media, &routes, &events);
-                next_batch(&mut w, &media, &routes, &events);
+                // Whatever else is already queued, up to a batch, without
+                // going back through the select (fewer wake-ups under load).
+                for _ in 1..BATCH {
+                    match w.inbound.try_recv() {
+                        Ok(inbound) => feed(&mut w, Instant::now(), inbound),
+                        Err(_) => break,
+                    }
+                    drain(&mut w, &media, &routes, &events);
+                }
                 continue;
             }
             Some(message) = w.peer.recv() => w.endpoint.handle_peer(Instant::now(), message),
@@ -229,44 +223,6 @@ pub async fn run(
             _ = super::sleep_until(wake) => w.endpoint.handle_timeout(Instant::now()),
         }
         drain(&mut w, &media, &routes, &events);
-    }
-}
-
-/// Whatever else is already waiting, up to a batch, without going back
-/// through the select (fewer wake-ups under load).
-fn next_batch(
-    w: &mut Worker,
-    media: &MediaEngine,
-    routes: &Routes,
-    events: &mpsc::UnboundedSender<EndpointEvent>,
-) {
-    for _ in 1..BATCH {
-        if let Ok(inbound) = w.inbound.try_recv() {
-            feed(w, Instant::now(), inbound);
-        } else if let Some(inbound) = w.udp.try_next() {
-            read(w, inbound);
-        } else {
-            break;
-        }
-        drain(w, media, routes, events);
-    }
-}
-
-/// A datagram this worker read: handled here when it owns the Call-ID,
-/// passed to its owner otherwise (shed when the owner is full: the peer
-/// retransmits).
-fn read(w: &mut Worker, inbound: Inbound) {
-    let owner = w.fanout.pick(&inbound);
-    if std::ptr::eq(owner, &w.fanout.all()[w.index]) {
-        feed(w, Instant::now(), inbound);
-        return;
-    }
-    match owner.try_send(inbound) {
-        Ok(()) => {}
-        Err(mpsc::error::TrySendError::Full(_)) => {
-            tracing::warn!("endpoint worker busy, datagram dropped");
-        }
-        Err(mpsc::error::TrySendError::Closed(_)) => {}
     }
 }
 

@@ -1,15 +1,14 @@
 //! The I/O edge: sockets, connections and the bytes that cross them.
 //!
-//! UDP: each endpoint worker reads its own socket of every UDP listener
-//! (`SO_REUSEPORT`, [`UdpReader`]) and parses in its own loop; a message
-//! whose Call-ID another worker owns goes to it through an
-//! [`InboundFanout`] (the driver's rule picks the worker). Streams: one
-//! reader task per connection reads, frames and parses, and hands each
-//! message over one channel that the driver fans out the same way. Parsing
-//! thus spreads over cores, and each dialog's decisions stay in the one
-//! worker that owns it. Writes go out through [`Transports`], one per
-//! worker: UDP directly on a socket, streams through each connection's
-//! writer channel. No lock sits on this path.
+//! Reader tasks (one per UDP socket, one per stream connection) read,
+//! frame and parse, then hand each message to an endpoint worker over a
+//! channel: UDP readers through an [`InboundFanout`], which picks the
+//! worker (the driver's rule: by Call-ID); stream readers through one
+//! channel the driver fans out the same way. Parsing thus spreads over
+//! cores, and each dialog's decisions stay in the one worker that owns it.
+//! Writes go out through [`Transports`], one per worker: UDP directly on the
+//! shared socket, streams through each connection's writer channel. No lock
+//! sits on this path.
 
 mod stream;
 mod udp;
@@ -28,7 +27,7 @@ use crate::net::{ConnectionId, Destination, ProfileId, Source, TransportKind};
 use crate::sip::{Response, SipMessage};
 
 pub use stream::{bind_stream, load_tls_acceptor};
-pub use udp::{bind_udp_group, UdpReader};
+pub use udp::bind_udp;
 
 /// What reader tasks tell the endpoint task.
 #[derive(Debug)]
@@ -119,6 +118,28 @@ impl InboundFanout {
     /// Every worker's channel (connection news goes to all).
     pub fn all(&self) -> &[mpsc::Sender<Inbound>] {
         &self.workers
+    }
+}
+
+/// UDP delivery: a full channel means the endpoint is overloaded, and a
+/// datagram is shed rather than queued without bound (the peer retransmits).
+/// Returns false once the endpoint is gone.
+fn deliver_datagram(
+    bytes: &[u8],
+    source: Source,
+    settings: &ReaderSettings,
+    tx: &InboundFanout,
+) -> bool {
+    let Some(inbound) = classify(bytes, source, settings) else {
+        return true;
+    };
+    match tx.pick(&inbound).try_send(inbound) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            tracing::warn!(remote = %source.remote, "endpoint busy, datagram dropped");
+            true
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
     }
 }
 
