@@ -21,6 +21,7 @@ pub mod recording;
 pub mod registrar;
 pub mod sdp;
 pub mod session;
+pub mod shard;
 pub mod store;
 pub mod transaction;
 pub mod transport;

@@ -107,6 +107,14 @@ fn run(path: Option<PathBuf>, trace_sip: bool) -> anyhow::Result<()> {
                 _ = term.recv() => {}
             }
         };
+        // Event lines gather here and go out once per batch (one write).
+        let lines = std::cell::RefCell::new(String::new());
+        let line = |text: std::fmt::Arguments| {
+            use std::fmt::Write;
+            let mut l = lines.borrow_mut();
+            let _ = l.write_fmt(text);
+            l.push('\n');
+        };
         driver::run(
             cfg,
             dir,
@@ -120,8 +128,18 @@ fn run(path: Option<PathBuf>, trace_sip: bool) -> anyhow::Result<()> {
                 }
                 println!("ready");
             },
-            |event| println!("event {event}"),
-            |desktop| println!("event {desktop}"),
+            |event| line(format_args!("event {event}")),
+            |desktop| line(format_args!("event {desktop}")),
+            || {
+                let mut l = lines.borrow_mut();
+                if !l.is_empty() {
+                    use std::io::Write;
+                    let mut out = std::io::stdout().lock();
+                    let _ = out.write_all(l.as_bytes());
+                    let _ = out.flush();
+                    l.clear();
+                }
+            },
         )
         .await
     })?;

@@ -237,6 +237,16 @@ fn a_bad_address_names_its_line_and_key() {
 }
 
 #[test]
+fn too_many_sip_workers_names_its_line_and_key() {
+    single_error(
+        "workers.toml",
+        "[general]\nsip_workers = 100000\n\n[profiles.internal]\nregistrar = true\nlisten = [ { transport = \"udp\", address = \"127.0.0.1:5060\" } ]\n",
+        2,
+        "general.sip_workers",
+    );
+}
+
+#[test]
 fn an_unknown_transport_names_its_line_and_key() {
     single_error(
         "transport.toml",

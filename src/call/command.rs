@@ -25,6 +25,12 @@ impl CallId {
     }
 }
 
+impl From<String> for CallId {
+    fn from(id: String) -> Self {
+        CallId(id)
+    }
+}
+
 impl fmt::Display for CallId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

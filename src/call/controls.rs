@@ -229,7 +229,7 @@ impl CallLayer {
     ) -> Result<CallId, CommandError> {
         check_party("a", &o.a)?;
         check_party("b", &o.b)?;
-        let call = o.call.clone().unwrap_or_else(CallId::generate);
+        let call = o.call.clone().unwrap_or_else(|| self.new_call_id());
         if self.calls.contains_key(&call) {
             return Err(CommandError::CallExists(call));
         }
@@ -271,7 +271,7 @@ impl CallLayer {
         let mut record = Call::new(call.clone(), &o.a, &o.b, placeholder, self.wall_ms(now));
         record.interaction = o.interaction.clone();
         record.originate = Some(o.clone());
-        self.calls.insert(call.clone(), record);
+        self.calls.insert(call.clone(), Box::new(record));
         self.event(CallEvent::Started {
             call: call.clone(),
             interaction: o.interaction.clone(),

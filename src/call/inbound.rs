@@ -19,7 +19,7 @@ use crate::sdp;
 use crate::sip::{self, make_header, MessageHeaders, Request, Response};
 use crate::transaction::ServerTransactionId;
 
-use super::command::{CallEvent, CallId, EndedBy, LegRole};
+use super::command::{CallEvent, EndedBy, LegRole};
 use super::dialplan;
 use super::late_offer::LateOffer;
 use super::leg::{Leg, LegMedia, Side};
@@ -104,7 +104,7 @@ impl CallLayer {
             }
         };
         let dialog_id = self.dialogs.insert(dialog);
-        let call_id = CallId::generate();
+        let call_id = self.new_call_id();
         let a = self.new_leg_id();
         let sip_call_id = request.call_id().unwrap_or("").to_string();
         self.by_dialog
@@ -164,7 +164,7 @@ impl CallLayer {
             ending: false,
             timers: Vec::new(),
         };
-        self.legs.insert(a, leg);
+        self.legs.insert(a, Box::new(leg));
         if let Some(slot) = peer_slot {
             self.hold_peer_slot(a, slot);
         }
@@ -173,7 +173,7 @@ impl CallLayer {
             call.late_offer = Some(LateOffer::Awaiting);
         }
         call.identity = identity;
-        self.calls.insert(call_id.clone(), call);
+        self.calls.insert(call_id.clone(), Box::new(call));
         self.mark(&call_id);
         self.event(CallEvent::Started {
             call: call_id.clone(),

@@ -127,6 +127,7 @@ impl CallLayer {
         self.failover.remove(&leg);
         // Its trunk peer's call slot goes back (gateways.rs).
         self.forget_peer_leg(leg);
+        self.forget_adopted(&l);
         self.media(MediaCommand::Close { leg });
         self.settings.profiles[l.profile.0]
             .ports

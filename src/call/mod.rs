@@ -42,6 +42,7 @@ mod digest;
 mod failover;
 mod flows;
 mod gateways;
+mod handover;
 mod identity;
 mod in_dialog;
 mod inbound;
@@ -68,6 +69,7 @@ use std::time::{Instant, SystemTime};
 
 pub use command::*;
 pub use control::{CallDirectory, ControlRequest};
+pub use handover::PeerCall;
 pub use out::SipOut;
 pub use peers::{PeerEvent, PeerStatus, PeerTable};
 pub use publish::{Directory, Sessions};
@@ -77,6 +79,7 @@ use crate::config::Config;
 use crate::dialog::{DialogConfig, DialogEvent, DialogId, DialogTable};
 use crate::media::{LegId, MediaCommand, MediaEvent};
 use crate::net::{Destination, ProfileId, TransportKind};
+use crate::shard::Shard;
 use crate::sip::{self, make_header, MessageHeaders, Method, Request, Response};
 use crate::transaction::{ClientEvent, ClientTransactionId, ServerTransactionId};
 
@@ -156,8 +159,10 @@ pub struct CallLayer {
     settings: CallSettings,
     dialplan: DialPlan,
     dialogs: DialogTable,
-    calls: HashMap<CallId, Call>,
-    legs: HashMap<LegId, Leg>,
+    // Boxed: legs and calls hold whole messages, and a growing table moves
+    // its values when it rehashes (a pause of milliseconds under load).
+    calls: HashMap<CallId, Box<Call>>,
+    legs: HashMap<LegId, Box<Leg>>,
     /// (SIP Call-ID, our tag) -> leg: how every in-dialog message finds its leg.
     by_dialog: HashMap<(String, String), LegId>,
     /// INVITE server transactions of UAS legs (for CANCEL).
@@ -189,6 +194,11 @@ pub struct CallLayer {
     /// Trunk peers: the shared table, slots held by legs, gateways left,
     /// pings (see `gateways`, `pings`).
     peers: gateways::PeerRuntime,
+    /// This layer's worker among the endpoint's: the call ids, SIP Call-IDs
+    /// and media legs it makes are drawn so that they route back here.
+    shard: Shard,
+    /// Legs handed to or taken from other workers (`handover.rs`).
+    handover: handover::Handover,
 }
 
 impl CallLayer {
@@ -242,6 +252,8 @@ impl CallLayer {
             closing: HashMap::new(),
             peer_flows: HashMap::new(),
             peers: gateways::PeerRuntime::new(peers),
+            shard: Shard::default(),
+            handover: Default::default(),
         }
     }
 
@@ -269,6 +281,26 @@ impl CallLayer {
         for p in &mut self.settings.profiles {
             p.ports.bind_on(p.media_address);
         }
+    }
+
+    /// Makes this layer worker `shard.index` of several (before any input).
+    pub fn set_shard(&mut self, shard: Shard) {
+        // Each worker's media ports are its own share of every range.
+        for p in &mut self.settings.profiles {
+            p.ports = p.ports.clone().share(shard.index, shard.map.count());
+        }
+        self.shard = shard;
+    }
+
+    /// A fresh call id that routes to this worker.
+    fn new_call_id(&self) -> CallId {
+        self.shard.generate(|| CallId::generate().0).into()
+    }
+
+    /// A fresh SIP Call-ID for a leg we place, routed back to this worker.
+    fn new_sip_call_id(&self) -> String {
+        self.shard
+            .generate(|| format!("{:032x}@switchback", rand::random::<u128>()))
     }
 
     pub fn set_wall_clock(&mut self, now: Instant, wall: SystemTime) {
@@ -437,7 +469,7 @@ impl CallLayer {
     // ---- shared helpers ----
 
     fn new_leg_id(&mut self) -> LegId {
-        let id = LegId(self.next_leg);
+        let id = LegId(self.shard.leg_number(self.next_leg));
         self.next_leg += 1;
         id
     }

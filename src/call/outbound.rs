@@ -110,7 +110,7 @@ impl CallLayer {
         let sent_by = self.sent_by(out, profile, transport);
         let host = sent_by.clone();
         let settings = &self.settings.profiles[profile.0];
-        let sip_call_id = format!("{:032x}@switchback", rand::random::<u128>());
+        let sip_call_id = self.new_sip_call_id();
         let local_tag = sip::generate_tag();
         let (user, display) = match (&settings.caller_id_number, target.peer) {
             (Some(n), Some(_)) => (
@@ -227,7 +227,7 @@ impl CallLayer {
         let ring = now + self.settings.profiles[profile.0].ring_timeout;
         self.legs.insert(
             leg,
-            Leg {
+            Box::new(Leg {
                 id: leg,
                 call: call.clone(),
                 role,
@@ -260,7 +260,7 @@ impl CallLayer {
                 session: None,
                 ending: false,
                 timers: Vec::new(),
-            },
+            }),
         );
         self.schedule(ring, Timer::Ring(leg));
         // Trunk peers: the leg holds its slot and the route's other gateways (gateways.rs).

@@ -78,7 +78,7 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// `callid;to-tag=x;from-tag=y` (RFC 3891 §6.1).
-fn replaces(value: &str) -> Option<(String, String, String)> {
+pub(super) fn replaces(value: &str) -> Option<(String, String, String)> {
     let mut parts = value.split(';');
     let call_id = parts.next()?.trim().to_string();
     let (mut to, mut from) = (None, None);
@@ -124,6 +124,12 @@ impl CallLayer {
         match replace {
             Some(rep) => {
                 let Some(target) = self.replaced_partner(&rep) else {
+                    // Another worker's dialog (`handover.rs`): it hands the
+                    // far party over, and the transfer completes then.
+                    if self.refer_across(&call, leg, transferee, &rep) {
+                        self.answer_in_dialog(now, out, leg, profile, tx, &request, accepted);
+                        return;
+                    }
                     return refuse(self, out, 481, "Replaced Call Does Not Exist");
                 };
                 self.answer_in_dialog(now, out, leg, profile, tx, &request, accepted);
@@ -262,7 +268,7 @@ impl CallLayer {
     }
 
     /// The partner leg (in its own call) of the dialog a Replaces names.
-    fn replaced_partner(&self, value: &str) -> Option<LegId> {
+    pub(super) fn replaced_partner(&self, value: &str) -> Option<LegId> {
         let (call_id, to_tag, from_tag) = replaces(value)?;
         // The transferor's view: our tag is its to-tag when it called us, its
         // from-tag when we called it.
@@ -282,10 +288,17 @@ impl CallLayer {
         transferee: LegId,
         target: LegId,
     ) {
-        let by_role = self.legs[&by].role;
+        let other_call = self.legs[&target].call.clone();
+        self.take_out_of_call(target);
+        self.join_as_target(now, out, call, by, transferee, target);
+        self.mark(&other_call);
+        self.end_call(now, out, &other_call, EndedBy::Switch, "replaced", None);
+    }
+
+    /// Takes an attended transfer's target leg out of its own call.
+    pub(super) fn take_out_of_call(&mut self, target: LegId) {
         let other_call = self.legs[&target].call.clone();
         let transferor2 = self.partner(target);
-        // Move the target leg into this call as its C leg.
         if let Some(oc) = self.calls.get_mut(&other_call) {
             oc.b.retain(|&l| l != target);
             if oc.c == Some(target) {
@@ -297,6 +310,21 @@ impl CallLayer {
                 oc.a = transferor2.unwrap_or(LegId(0));
             }
         }
+    }
+
+    /// Makes `target` (out of its own call) `call`'s C leg bridged to
+    /// `transferee`, and completes the attended transfer `by` asked for: its
+    /// NOTIFY, the event, and `by` hung up.
+    pub(super) fn join_as_target(
+        &mut self,
+        now: Instant,
+        out: &mut dyn SipOut,
+        call: &CallId,
+        by: LegId,
+        transferee: LegId,
+        target: LegId,
+    ) {
+        let by_role = self.legs[&by].role;
         let label = self.legs[&target].target.clone();
         if let Some(t) = self.legs.get_mut(&target) {
             t.call = call.clone();
@@ -313,7 +341,6 @@ impl CallLayer {
             c.bridged = Some((transferee, target));
         }
         self.mark(call);
-        self.mark(&other_call);
         self.lift_relayed_hold(now, out, transferee);
         self.lift_relayed_hold(now, out, target);
         self.notify_final(now, out, by, 200);
@@ -323,9 +350,8 @@ impl CallLayer {
             to: label,
             attended: true,
         });
-        // Both of the transferor's legs go.
+        // Both of the transferor's legs go (the other with its call).
         self.hang_up_leg(now, out, by);
-        self.end_call(now, out, &other_call, EndedBy::Switch, "replaced", None);
     }
 
     /// The transfer target answered: re-bridge the transferee to it.
@@ -459,7 +485,13 @@ impl CallLayer {
             .map(|t| t.transferee)
     }
 
-    fn notify_final(&mut self, now: Instant, out: &mut dyn SipOut, leg: LegId, code: u16) {
+    pub(super) fn notify_final(
+        &mut self,
+        now: Instant,
+        out: &mut dyn SipOut,
+        leg: LegId,
+        code: u16,
+    ) {
         let reason = crate::sip::StatusCode::from(code).to_string();
         let line = format!("SIP/2.0 {reason}");
         self.notify(now, out, leg, &line, true);

@@ -51,6 +51,9 @@ pub struct General {
     /// DNS servers for trunk peers given by name (RFC 3263: NAPTR, SRV,
     /// A/AAAA), as `ip:port`; empty: the system's (`/etc/resolv.conf`).
     pub dns_servers: Vec<SocketAddr>,
+    /// SIP endpoint workers, each owning the transactions, dialogs and calls
+    /// of the Call-IDs that hash to it; 0: one per core.
+    pub sip_workers: usize,
 }
 
 impl Default for General {
@@ -64,6 +67,7 @@ impl Default for General {
             recordings_dir: PathBuf::from("recordings"),
             http_api_keys: Vec::new(),
             dns_servers: Vec::new(),
+            sip_workers: 0,
         }
     }
 }

@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use super::{Algorithm, Config, KeyPath, NamedProfile, RouteTarget};
 use crate::net::TransportKind;
 
+/// The most SIP endpoint workers `[general] sip_workers` may ask for.
+pub const MAX_SIP_WORKERS: usize = 256;
+
 /// `(file, key, message)` for each problem found.
 pub type Problem = (PathBuf, KeyPath, String);
 
@@ -17,6 +20,13 @@ pub fn validate(config: &Config, main: &Path, check_files: bool) -> Vec<Problem>
             main.to_path_buf(),
             KeyPath::default().key("general").key("max_message_size"),
             "must be between 1024 and 1048576 bytes".into(),
+        ));
+    }
+    if g.sip_workers > MAX_SIP_WORKERS {
+        out.push((
+            main.to_path_buf(),
+            KeyPath::default().key("general").key("sip_workers"),
+            format!("must be between 0 (one per core) and {MAX_SIP_WORKERS}"),
         ));
     }
     for (i, k) in g.http_api_keys.iter().enumerate() {

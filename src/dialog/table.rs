@@ -39,7 +39,8 @@ struct PendingInvite {
 #[derive(Debug, Default)]
 pub struct DialogTable {
     config: DialogConfig,
-    dialogs: HashMap<DialogId, Dialog>,
+    /// Boxed: a growing table moves its values when it rehashes.
+    dialogs: HashMap<DialogId, Box<Dialog>>,
     /// Keyed by (Call-ID, From tag).
     invites: HashMap<(String, String), PendingInvite>,
     events: VecDeque<DialogEvent>,
@@ -84,13 +85,13 @@ impl DialogTable {
     pub fn insert(&mut self, dialog: Dialog) -> DialogId {
         let id = dialog.id().clone();
         self.dialogs
-            .insert(id.clone(), dialog.with_config(self.config));
+            .insert(id.clone(), Box::new(dialog.with_config(self.config)));
         self.drain(&id);
         id
     }
 
     pub fn get(&self, id: &DialogId) -> Option<&Dialog> {
-        self.dialogs.get(id)
+        self.dialogs.get(id).map(|d| &**d)
     }
 
     /// Runs `f` on a dialog and collects what it queued.
@@ -102,7 +103,7 @@ impl DialogTable {
 
     pub fn remove(&mut self, id: &DialogId) -> Option<Dialog> {
         self.unschedule(id);
-        self.dialogs.remove(id)
+        self.dialogs.remove(id).map(|d| *d)
     }
 
     pub fn len(&self) -> usize {
@@ -296,7 +297,7 @@ impl DialogTable {
         let dialog = self
             .deadlines
             .first()
-            .and_then(|(_, id)| self.dialogs.get(id))
+            .and_then(|(_, id)| self.dialogs.get(id).map(|d| &**d))
             .and_then(Dialog::poll_timeout);
         let fork = self.fork_windows.front().map(|(at, (call_id, _))| Timeout {
             at: *at,
@@ -319,7 +320,7 @@ impl DialogTable {
         let next = self
             .dialogs
             .get(id)
-            .and_then(Dialog::poll_timeout)
+            .and_then(|d| d.poll_timeout())
             .map(|t| t.at);
         if self.deadline_of.get(id).copied() == next {
             return;

@@ -1,9 +1,14 @@
 //! The tokio driver: the only place with sockets, clocks and spawn.
 //!
-//! It binds every profile's listeners, then runs the endpoint loop the way
-//! quinn runs its endpoint: receive one input, hand it to the sans-IO
-//! [`Endpoint`], drain every `poll_*`, sleep until the earliest
-//! `poll_timeout`. The endpoint never sees a socket or the clock.
+//! It binds every profile's listeners, then runs `[general] sip_workers`
+//! endpoint workers (default: one per core; `workers.rs`), each a task that
+//! owns one shard of the sans-IO [`Endpoint`] and runs it the way quinn
+//! runs its endpoint: receive one input, hand it over, drain every
+//! `poll_*`, sleep until the earliest `poll_timeout`. Readers route every
+//! message to its worker by Call-ID (`crate::shard`); the driver's own loop
+//! routes commands and media events the same way and takes every worker's
+//! events to the callback task, the HTTP event stream and `on_event`. The
+//! endpoint never sees a socket or the clock.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,6 +21,7 @@ pub mod limits;
 mod outbox;
 mod peers;
 mod resolve;
+mod workers;
 
 pub use callbacks::{CallbackTask, CenterInput};
 pub use outbox::{OutboxError, OutboxHandle, OutboxTask};
@@ -27,11 +33,22 @@ use crate::config::Config;
 use crate::endpoint::{Endpoint, EndpointEvent};
 use crate::media::MediaEngine;
 use crate::net::{ProfileId, TransportKind};
+use crate::shard::Shards;
 use crate::store::{Store, StoreError};
-use crate::transport::{self, Inbound, ReaderSettings, Transports};
+use crate::transport::{self, Inbound, InboundFanout, ReaderSettings, Transports};
 
-/// How many parsed messages may wait for the endpoint task.
+/// How many parsed stream messages may wait for the fan-out to the workers.
 const INBOUND_QUEUE: usize = 16 * 1024;
+
+/// The workers `[general] sip_workers` asks for: 0 is one per core.
+pub fn worker_count(configured: usize) -> usize {
+    match configured {
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        n => n,
+    }
+}
 
 /// A bound listener, as reported once at start.
 #[derive(Debug, Clone)]
@@ -69,7 +86,12 @@ pub enum DriverError {
     Peer(#[from] peers::PeerError),
 }
 
-/// Runs the switch until `shutdown` resolves.
+/// Events handed to `on_event` before `on_flush` is called.
+const EVENT_BATCH: usize = 256;
+
+/// Runs the switch until `shutdown` resolves. `on_event` and `on_desktop`
+/// are called for each event, `on_flush` after each batch of them (so that
+/// a printer may write a batch at once).
 pub async fn run(
     config: Config,
     config_dir: std::path::PathBuf,
@@ -77,9 +99,26 @@ pub async fn run(
     on_ready: impl FnOnce(&[Listener], Option<SocketAddr>),
     mut on_event: impl FnMut(&EndpointEvent),
     mut on_desktop: impl FnMut(&DesktopEvent),
+    mut on_flush: impl FnMut(),
 ) -> Result<(), DriverError> {
-    let (tx, mut rx) = mpsc::channel::<Inbound>(INBOUND_QUEUE);
-    let mut transports = Transports::new(config.general.log_sip_messages);
+    let shards = Shards::new(worker_count(config.general.sip_workers));
+    let mut worker_inbound = Vec::new();
+    let mut worker_rx = Vec::new();
+    for _ in 0..shards.count() {
+        let (tx, rx) = mpsc::channel::<Inbound>(workers::WORKER_QUEUE);
+        worker_inbound.push(tx);
+        worker_rx.push(rx);
+    }
+    let fanout = {
+        let shards = shards.clone();
+        InboundFanout::new(worker_inbound, move |i| workers::route_inbound(&shards, i))
+    };
+    // Stream readers share one channel; `workers::fan_out` routes it.
+    let (tx, rx) = mpsc::channel::<Inbound>(INBOUND_QUEUE);
+    let fan_out = tokio::spawn(workers::fan_out(rx, fanout.clone()));
+    // Each worker gets its own `Transports` over these (see below).
+    let mut udp_sockets = Vec::new();
+    let mut outbound = Vec::new();
     let mut listeners = Vec::new();
     for (index, np) in config.profiles.iter().enumerate() {
         let profile = ProfileId(index);
@@ -94,8 +133,9 @@ pub async fn run(
             idle_timeout: Duration::from_secs(np.profile.tcp_idle_timeout_secs.max(1)),
             limits: transport::ConnectionLimits::new(&np.name, c.max_per_source, c.max_total),
         };
-        // Every profile may open connections of its own (TCP; TLS to its peers).
-        transports.allow_outbound(profile, settings.clone(), tx.clone());
+        // Every profile may open connections of its own (TCP; TLS to its
+        // peers), from every worker's `Transports` (built below).
+        outbound.push((profile, settings.clone()));
         let tls = match &np.profile.tls {
             Some(t) => {
                 let base = np
@@ -123,11 +163,12 @@ pub async fn run(
             };
             let address = match l.transport {
                 TransportKind::Udp => {
+                    // One reader parses and hands each message to its worker.
                     let (socket, local) =
-                        transport::bind_udp(l.address, settings.clone(), tx.clone())
+                        transport::bind_udp(l.address, settings.clone(), fanout.clone())
                             .await
                             .map_err(bind_err)?;
-                    transports.add_udp(profile, socket);
+                    udp_sockets.push((profile, socket));
                     local
                 }
                 TransportKind::Tcp => {
@@ -156,24 +197,27 @@ pub async fn run(
     let sessions: Sessions = Default::default();
     // Trunk peers' limits, counters and health: one table for the process.
     let peer_table = std::sync::Arc::new(call::PeerTable::new(&config));
-    let mut endpoint = Endpoint::with_peers(
+    let mut endpoints = Endpoint::sharded(
         &config,
         rand::random(),
         sessions.clone(),
         peer_table.clone(),
+        &shards,
     );
-    endpoint.set_wall_clock(std::time::Instant::now(), std::time::SystemTime::now());
-    endpoint.bind_media_ports();
-    for l in &listeners {
-        if let Some(i) = config.profile_index(&l.profile) {
-            endpoint.set_local_address(ProfileId(i), l.transport, l.address);
+    let (now, wall) = (std::time::Instant::now(), std::time::SystemTime::now());
+    for endpoint in &mut endpoints {
+        endpoint.set_wall_clock(now, wall);
+        endpoint.bind_media_ports();
+        for l in &listeners {
+            if let Some(i) = config.profile_index(&l.profile) {
+                endpoint.set_local_address(ProfileId(i), l.transport, l.address);
+            }
         }
     }
-    for u in &first_targets {
-        peers::apply(u, &mut endpoint, &mut transports);
+    // One worker (the first) pings the peers that ask for it.
+    if let Some(first) = endpoints.first_mut() {
+        first.start_pings(std::time::Instant::now());
     }
-    // This (only) endpoint pings the peers that ask for it.
-    endpoint.start_pings(std::time::Instant::now());
     // A recording left half-written by a crash is made readable again.
     for (path, outcome) in crate::recording::repair_dir(&config.general.recordings_dir) {
         match outcome {
@@ -189,6 +233,41 @@ pub async fn run(
     let (media_tx, mut media_rx) = mpsc::unbounded_channel();
     let media = MediaEngine::start(media_tx);
     let (control_tx, mut control_rx) = mpsc::channel::<ControlRequest>(1024);
+    let (routes, ends) = workers::Routes::new(shards.clone());
+    let (events_tx_w, mut worker_events) = mpsc::unbounded_channel::<EndpointEvent>();
+    let mut worker_tasks = Vec::new();
+    for ((endpoint, inbound), channels) in endpoints.into_iter().zip(worker_rx).zip(ends) {
+        let mut transports = Transports::new(config.general.log_sip_messages);
+        for (profile, socket) in &udp_sockets {
+            transports.add_udp(*profile, socket.clone());
+        }
+        for (profile, settings) in &outbound {
+            transports.allow_outbound(*profile, settings.clone(), tx.clone());
+        }
+        let mut endpoint = endpoint;
+        // Trunk peers' servers as first resolved (RFC 3263); later
+        // resolutions reach every worker through `routes.peer_updates`.
+        for u in &first_targets {
+            peers::apply(u, &mut endpoint, &mut transports);
+        }
+        let worker = workers::Worker {
+            endpoint,
+            transports,
+            peer_updates: channels.peer_updates,
+            inbound,
+            commands: channels.commands,
+            media_events: channels.media_events,
+            peer: channels.peer,
+        };
+        worker_tasks.push(tokio::spawn(workers::run(
+            worker,
+            media.clone(),
+            routes.clone(),
+            events_tx_w.clone(),
+        )));
+    }
+    drop(events_tx_w);
+    drop(tx);
     // The web-callback layer: its store is opened (and recovered) before
     // anything is served, so nothing accepted before a crash is missed.
     let database = &config.callback.database;
@@ -285,47 +364,41 @@ pub async fn run(
 
     tokio::pin!(shutdown);
     loop {
-        let wake = endpoint.poll_timeout().map(tokio::time::Instant::from_std);
-        tokio::select! {
-            biased;
+        // Not biased: a stream of events must not starve commands.
+        let first = tokio::select! {
             _ = &mut shutdown => break,
-            inbound = rx.recv() => {
-                let Some(inbound) = inbound else { break };
-                let now = std::time::Instant::now();
-                match inbound {
-                    Inbound::Message { source, message } => endpoint.handle_message(now, source, *message),
-                    Inbound::Reject { source, response } => endpoint.handle_reject(now, source, *response),
-                    Inbound::ConnectionUp { id, transport, remote, writer } => transports.connection_up(id, transport, remote, writer),
-                    Inbound::ConnectionDown { id } => transports.connection_down(id),
-                    Inbound::ConnectFailed { profile, transport, remote, unsent } => peers::connect_failed(&mut transports, &mut endpoint, now, profile, transport, remote, unsent),
-                }
-            }
-            Some(update) = peer_rx.recv() => peers::apply(&update, &mut endpoint, &mut transports),
-            Some(event) = media_rx.recv() => endpoint.handle_media_event(std::time::Instant::now(), event),
-            desktop = desktop_rx.recv() => match desktop {
-                Ok(d) => on_desktop(&d),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::warn!(skipped = n, "desktop event log fell behind");
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            event = worker_events.recv() => match event {
+                Some(e) => Some(e),
+                None => break,
             },
-            Some(request) = control_rx.recv() => {
-                let result = endpoint.handle_command(std::time::Instant::now(), request.command);
-                let _ = request.reply.send(result);
+            Some(event) = media_rx.recv() => {
+                routes.media_event(event);
+                None
             }
-            _ = sleep_until(wake) => endpoint.handle_timeout(std::time::Instant::now()),
-        }
-        while let Some(command) = endpoint.poll_media() {
-            media.command(command);
-        }
-        while let Some(t) = endpoint.poll_transmit() {
-            peers::send(&mut transports, &mut endpoint, std::time::Instant::now(), t);
-        }
-        // A message that could not be sent may have ended a leg.
-        while let Some(command) = endpoint.poll_media() {
-            media.command(command);
-        }
-        while let Some(event) = endpoint.poll_event() {
+            Some(update) = peer_rx.recv() => {
+                routes.peer_update(update);
+                None
+            }
+            desktop = desktop_rx.recv() => {
+                match desktop {
+                    Ok(d) => on_desktop(&d),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(skipped = n, "desktop event log fell behind");
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+                None
+            }
+            Some(request) = control_rx.recv() => {
+                routes.command(request);
+                None
+            }
+        };
+        // The events already waiting go out together (one write for the
+        // batch; each worker's, and so each call's, order is kept).
+        let mut next = first;
+        let mut batch = 0;
+        while let Some(event) = next.take() {
             on_event(&event);
             match &event {
                 EndpointEvent::Call(e) => {
@@ -336,24 +409,35 @@ pub async fn run(
                     if Some(*profile) == agent_profile =>
                 {
                     use crate::registrar::RegistrarEvent as R;
-                    let (user, contact, up) = match r {
-                        R::Registered { aor, contact, .. } => (aor, contact, true),
+                    let change = match r {
+                        R::Registered { aor, contact, .. } => Some((aor, contact, true)),
                         R::Unregistered { aor, contact } | R::Expired { aor, contact } => {
-                            (aor, contact, false)
+                            Some((aor, contact, false))
                         }
-                        _ => continue,
+                        _ => None,
                     };
-                    let _ = input_tx.send(CenterInput::Registration {
-                        user: user.clone(),
-                        contact: contact.clone(),
-                        up,
-                    });
+                    if let Some((user, contact, up)) = change {
+                        let _ = input_tx.send(CenterInput::Registration {
+                            user: user.clone(),
+                            contact: contact.clone(),
+                            up,
+                        });
+                    }
                 }
                 _ => {}
             }
+            batch += 1;
+            if batch < EVENT_BATCH {
+                next = worker_events.try_recv().ok();
+            }
         }
+        on_flush();
     }
     tracing::info!("shutting down");
+    for task in &worker_tasks {
+        task.abort();
+    }
+    fan_out.abort();
     if let Some((_, stop, task)) = http {
         let _ = stop.send(());
         let _ = task.await;

@@ -13,6 +13,8 @@
 
 mod event;
 mod local;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -21,11 +23,12 @@ use std::time::Instant;
 pub use event::EndpointEvent;
 pub use local::{answer, method_not_allowed, ALLOW};
 
-use crate::call::{CallCommand, CallId, CallLayer, CommandError, Sessions, SipOut};
+use crate::call::{CallCommand, CallId, CallLayer, CommandError, PeerCall, Sessions, SipOut};
 use crate::config::Config;
 use crate::media::{MediaCommand, MediaEvent};
 use crate::net::{Destination, ProfileId, Source, TransportKind};
 use crate::registrar::{Binding, RegisterOutcome, Registrar, RequestAuth};
+use crate::shard::Shards;
 use crate::sip::{self, MessageHeaders, Method, Request, Response, SipMessage};
 use crate::transaction::{
     ClientTransactionId, RequestDisposition, ResponseDisposition, ServerTransactionId,
@@ -37,6 +40,20 @@ use crate::transaction::{
 pub struct Transmit {
     pub destination: Destination,
     pub message: SipMessage,
+}
+
+/// What one endpoint worker hands another (the driver carries it).
+#[derive(Debug)]
+pub enum PeerMessage {
+    /// A message for a dialog this worker handed over to the addressee.
+    Inbound {
+        source: Source,
+        message: Box<SipMessage>,
+    },
+    /// A media event of a leg this worker handed over.
+    Media(MediaEvent),
+    /// The call layers' own (attended transfer across workers).
+    Call(PeerCall),
 }
 
 /// One profile's protocol state.
@@ -93,6 +110,8 @@ pub struct Endpoint {
     calls: CallLayer,
     /// Where each profile listens, per transport (Via sent-by, Contact).
     locals: HashMap<(ProfileId, TransportKind), SocketAddr>,
+    /// Messages for other workers: (worker, message).
+    peers: VecDeque<(usize, PeerMessage)>,
 }
 
 /// The endpoint's transaction layers and registrars lent to the call layer.
@@ -241,6 +260,7 @@ impl Endpoint {
             reject_tag: sip::generate_tag(),
             calls: CallLayer::with_peers(config, sessions, peers),
             locals: HashMap::new(),
+            peers: VecDeque::new(),
         }
     }
 
@@ -253,6 +273,35 @@ impl Endpoint {
     /// driver's choice: the sans-IO scenarios allocate numbers only).
     pub fn bind_media_ports(&mut self) {
         self.calls.bind_media_ports();
+    }
+
+    /// The endpoints of `shards.count()` workers: each owns the
+    /// transactions, dialogs and calls of the Call-IDs and call ids that map
+    /// to it (`crate::shard`), and all share what must be one: the session
+    /// table, and per registrar profile the bindings, the nonce key and
+    /// replay table, and the brute-force guard (`Registrar::sibling`).
+    pub fn sharded(
+        config: &Config,
+        secret: [u8; 32],
+        sessions: Sessions,
+        peers: std::sync::Arc<crate::call::PeerTable>,
+        shards: &Shards,
+    ) -> Vec<Self> {
+        let first = Self::with_peers(config, secret, sessions.clone(), peers.clone());
+        let mut all: Vec<Self> = (1..shards.count())
+            .map(|i| {
+                let mut e = Self::with_peers(config, secret, sessions.clone(), peers.clone());
+                for (p, mine) in e.profiles.iter_mut().zip(&first.profiles) {
+                    p.registrar = mine.registrar.as_ref().map(Registrar::sibling);
+                }
+                e.calls.set_shard(shards.shard(i));
+                e
+            })
+            .collect();
+        let mut first = first;
+        first.calls.set_shard(shards.shard(0));
+        all.insert(0, first);
+        all
     }
 
     /// The addresses the listeners bound (ports chosen by the OS included).
@@ -277,6 +326,10 @@ impl Endpoint {
 
     /// An event from the media relay.
     pub fn handle_media_event(&mut self, now: Instant, event: MediaEvent) {
+        if let Some(worker) = self.calls.moved_media(&event) {
+            self.peers.push_back((worker, PeerMessage::Media(event)));
+            return;
+        }
         let (calls, mut cx) = calls_and_context!(self);
         calls.handle_media_event(now, &mut cx, event);
     }
@@ -298,6 +351,21 @@ impl Endpoint {
 
     /// A well-formed message from the network.
     pub fn handle_message(&mut self, now: Instant, source: Source, message: SipMessage) {
+        // A dialog handed to another worker (attended transfer): its messages follow it.
+        let moved = match self.calls.forwards_any() {
+            true => message.call_id().and_then(|c| self.calls.moved_to(c)),
+            false => None,
+        };
+        if let Some(worker) = moved {
+            self.peers.push_back((
+                worker,
+                PeerMessage::Inbound {
+                    source,
+                    message: Box::new(message),
+                },
+            ));
+            return;
+        }
         let Some(profile) = self.profiles.get_mut(source.profile.0) else {
             return;
         };
@@ -399,6 +467,28 @@ impl Endpoint {
                 self.route_transaction_events(now);
             }
         }
+    }
+
+    /// A message from another worker.
+    pub fn handle_peer(&mut self, now: Instant, message: PeerMessage) {
+        match message {
+            PeerMessage::Inbound { source, message } => self.handle_message(now, source, *message),
+            PeerMessage::Media(event) => self.handle_media_event(now, event),
+            PeerMessage::Call(m) => {
+                let (calls, mut cx) = calls_and_context!(self);
+                calls.handle_peer(now, &mut cx, m);
+            }
+        }
+    }
+
+    /// A message for another worker: (worker, message).
+    pub fn poll_peer(&mut self) -> Option<(usize, PeerMessage)> {
+        if let Some(p) = self.peers.pop_front() {
+            return Some(p);
+        }
+        self.calls
+            .poll_peer()
+            .map(|(w, m)| (w, PeerMessage::Call(m)))
     }
 
     /// A malformed request the parser could still answer.

@@ -100,6 +100,17 @@ impl MediaPorts {
     pub fn in_use(&self) -> usize {
         self.pool.in_use()
     }
+
+    /// Keeps only share `index` of `count` of the range ([`PortPool::share`]).
+    pub fn share(mut self, index: usize, count: usize) -> Self {
+        self.pool = self.pool.share(index, count);
+        self
+    }
+
+    /// Whether `port` is in this pool's share ([`PortPool::owns`]).
+    pub fn owns(&self, port: u16) -> bool {
+        self.pool.owns(port)
+    }
 }
 
 /// Binds `rtp` and the RTCP port after it, non-blocking.
@@ -123,6 +134,10 @@ pub struct PortPool {
     /// Index tried first by the next allocation.
     cursor: usize,
     in_use: usize,
+    /// This pool's share of the slots: those with `i % stride == offset`
+    /// (each endpoint worker allocates from its own share, without a lock).
+    stride: usize,
+    offset: usize,
 }
 
 impl PortPool {
@@ -139,7 +154,27 @@ impl PortPool {
             used: vec![false; slots],
             cursor: 0,
             in_use: 0,
+            stride: 1,
+            offset: 0,
         }
+    }
+
+    /// Keeps only share `index` of `count` (every `count`th pair): the
+    /// pools of several workers over one range never hand out the same port.
+    pub fn share(mut self, index: usize, count: usize) -> Self {
+        self.stride = count.max(1);
+        self.offset = index % self.stride;
+        self.cursor = self.offset;
+        self
+    }
+
+    /// Whether `port` is in this pool's share (a worker given a leg by
+    /// another must hand its port back to that worker's pool).
+    pub fn owns(&self, port: u16) -> bool {
+        port >= self.first
+            && (port - self.first).is_multiple_of(2)
+            && usize::from((port - self.first) / 2) < self.used.len()
+            && usize::from((port - self.first) / 2) % self.stride == self.offset
     }
 
     /// The next free RTP port after the last one handed out, or None when full.
@@ -147,7 +182,7 @@ impl PortPool {
         let n = self.used.len();
         for step in 0..n {
             let i = (self.cursor + step) % n;
-            if !self.used[i] {
+            if i % self.stride == self.offset && !self.used[i] {
                 self.used[i] = true;
                 self.in_use += 1;
                 self.cursor = (i + 1) % n;
@@ -164,6 +199,9 @@ impl PortPool {
             return;
         }
         let i = usize::from((port - self.first) / 2);
+        if i % self.stride != self.offset {
+            return;
+        }
         if let Some(slot) = self.used.get_mut(i) {
             if *slot {
                 *slot = false;
@@ -259,6 +297,28 @@ mod tests {
         assert_eq!(ports.allocate(), Some(base + 2));
         assert_eq!(ports.allocate(), Some(base), "the pair no longer held");
         assert_eq!(ports.in_use(), 3);
+    }
+
+    #[test]
+    fn shares_never_overlap() {
+        let mut a = PortPool::new(10000, 10011).share(0, 2);
+        let mut b = PortPool::new(10000, 10011).share(1, 2);
+        let mut got = Vec::new();
+        while let Some(p) = a.allocate() {
+            assert!(a.owns(p) && !b.owns(p));
+            got.push(p);
+        }
+        while let Some(p) = b.allocate() {
+            assert!(b.owns(p) && !a.owns(p));
+            got.push(p);
+        }
+        got.sort();
+        assert_eq!(got, vec![10000, 10002, 10004, 10006, 10008, 10010]);
+        // Another share's port is not this pool's to release.
+        b.release(10000);
+        assert_eq!(b.in_use(), 3);
+        a.release(10000);
+        assert_eq!(a.allocate(), Some(10000));
     }
 
     #[test]

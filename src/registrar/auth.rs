@@ -61,6 +61,8 @@ pub struct AuthRequest<'a> {
 }
 
 /// Digest state: realm, algorithms, nonce minting and replay table.
+/// Clones share the nonce serials and the replay table (endpoint workers).
+#[derive(Clone)]
 pub struct Authenticator {
     realm: String,
     algorithms: AlgorithmPolicy,

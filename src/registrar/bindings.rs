@@ -15,9 +15,21 @@
 //! of the AOR's bindings and committed only if every contact passes the
 //! Call-ID/CSeq ordering check. Expiry times are indexed so that the next
 //! timeout is found without a scan. No clock: `now` comes in.
+//!
+//! The bindings are one concurrent table (dashmap: a lock per shard of
+//! AORs, held only while one AOR is read or updated) that the registrars of
+//! every endpoint worker share through [`LocationService::sibling`]; each
+//! worker's INVITE routing reads it. The expiry index is each worker's own,
+//! of the bindings it wrote: when an entry falls due, the binding is removed
+//! only if it is still there and due (it may have been refreshed or removed
+//! through another worker since), so each expiry is reported once.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use dashmap::mapref::entry::Entry;
+use dashmap::DashMap;
 
 use super::contact::{ContactSpec, QValue};
 use crate::net::Source;
@@ -122,8 +134,9 @@ pub struct OutOfOrder;
 /// Every binding, by AOR.
 #[derive(Debug)]
 pub struct LocationService {
-    aors: HashMap<String, Vec<Binding>>,
-    /// (expires_at, aor, key) of every binding.
+    aors: Arc<DashMap<String, Vec<Binding>>>,
+    /// (expires_at, aor, key) of the bindings this view wrote (see the
+    /// module header: entries may be stale, and are checked when due).
     expiries: BTreeSet<(Instant, String, String)>,
     max_per_aor: usize,
 }
@@ -131,21 +144,68 @@ pub struct LocationService {
 impl LocationService {
     pub fn new(max_per_aor: usize) -> Self {
         LocationService {
-            aors: HashMap::new(),
+            aors: Arc::new(DashMap::new()),
             expiries: BTreeSet::new(),
             max_per_aor: max_per_aor.max(1),
         }
     }
 
-    /// Applies a REGISTER's contacts to `aor`, all or nothing.
+    /// A view of the same bindings with an expiry index of its own (another
+    /// endpoint worker's).
+    pub fn sibling(&self) -> Self {
+        LocationService {
+            aors: self.aors.clone(),
+            expiries: BTreeSet::new(),
+            max_per_aor: self.max_per_aor,
+        }
+    }
+
+    /// Applies a REGISTER's contacts to `aor`, all or nothing. The AOR's
+    /// lock shard is held for the update only.
     pub fn apply(
         &mut self,
         aor: &str,
         ctx: RegisterContext<'_>,
         update: &Update,
     ) -> Result<Vec<Change>, OutOfOrder> {
-        let old = self.aors.get(aor).cloned().unwrap_or_default();
-        let mut next = old.clone();
+        let entry = self.aors.entry(aor.to_string());
+        let old: &[Binding] = match &entry {
+            Entry::Occupied(o) => o.get(),
+            Entry::Vacant(_) => &[],
+        };
+        let (next, changes) = self.plan(aor, old, ctx, update)?;
+        for b in old {
+            self.expiries
+                .remove(&(b.expires_at, aor.to_string(), b.key.clone()));
+        }
+        for b in &next {
+            self.expiries
+                .insert((b.expires_at, aor.to_string(), b.key.clone()));
+        }
+        match entry {
+            Entry::Occupied(o) if next.is_empty() => {
+                o.remove();
+            }
+            Entry::Occupied(mut o) => {
+                o.insert(next);
+            }
+            Entry::Vacant(v) if !next.is_empty() => {
+                v.insert(next);
+            }
+            Entry::Vacant(_) => {}
+        }
+        Ok(changes)
+    }
+
+    /// The AOR's bindings after the update, and what changed.
+    fn plan(
+        &self,
+        aor: &str,
+        old: &[Binding],
+        ctx: RegisterContext<'_>,
+        update: &Update,
+    ) -> Result<(Vec<Binding>, Vec<Change>), OutOfOrder> {
+        let mut next = old.to_vec();
         let mut changes = Vec::new();
         // A binding may be changed only by a newer request of its Call-ID.
         let ordered = |b: &Binding| b.call_id != ctx.call_id || ctx.cseq > b.cseq;
@@ -214,36 +274,19 @@ impl LocationService {
                 }
             }
         }
-        self.commit(aor, &old, next);
-        Ok(changes)
-    }
-
-    fn commit(&mut self, aor: &str, old: &[Binding], next: Vec<Binding>) {
-        for b in old {
-            self.expiries
-                .remove(&(b.expires_at, aor.to_string(), b.key.clone()));
-        }
-        for b in &next {
-            self.expiries
-                .insert((b.expires_at, aor.to_string(), b.key.clone()));
-        }
-        if next.is_empty() {
-            self.aors.remove(aor);
-        } else {
-            self.aors.insert(aor.to_string(), next);
-        }
+        Ok((next, changes))
     }
 
     /// The bindings of `aor` in registration order (as stored).
-    pub fn bindings(&self, aor: &str) -> &[Binding] {
-        self.aors.get(aor).map(Vec::as_slice).unwrap_or(&[])
+    pub fn bindings(&self, aor: &str) -> Vec<Binding> {
+        self.aors.get(aor).map(|b| b.clone()).unwrap_or_default()
     }
 
     /// The contacts to try for `user`, best first: highest q, then the most
     /// recently registered. Bindings past expiry but not yet removed by
     /// `expire` are included; use [`LocationService::lookup_at`] to filter.
     pub fn lookup(&self, user: &str) -> Vec<Binding> {
-        let mut list = self.bindings(user).to_vec();
+        let mut list = self.bindings(user);
         list.sort_by(|a, b| {
             b.q.cmp(&a.q)
                 .then_with(|| b.registered_at.cmp(&a.registered_at))
@@ -263,20 +306,28 @@ impl LocationService {
         self.expiries.first().map(|(at, _, _)| *at)
     }
 
-    /// Removes and returns every binding whose expiry is at or before `now`.
+    /// Removes and returns every binding whose expiry is at or before `now`
+    /// (among those this view wrote; see the module header).
     pub fn expire(&mut self, now: Instant) -> Vec<Binding> {
         let mut gone = Vec::new();
-        while let Some((at, aor, key)) = self.expiries.first().cloned() {
-            if at > now {
+        while let Some((at, _, _)) = self.expiries.first() {
+            if *at > now {
                 break;
             }
-            self.expiries.pop_first();
-            if let Some(list) = self.aors.get_mut(&aor) {
-                if let Some(i) = list.iter().position(|b| b.key == key) {
-                    gone.push(list.remove(i));
+            let Some((_, aor, key)) = self.expiries.pop_first() else {
+                break;
+            };
+            if let Entry::Occupied(mut list) = self.aors.entry(aor) {
+                // Refreshed or removed meanwhile: not due, or not there.
+                if let Some(i) = list
+                    .get()
+                    .iter()
+                    .position(|b| b.key == key && b.expires_at <= now)
+                {
+                    gone.push(list.get_mut().remove(i));
                 }
-                if list.is_empty() {
-                    self.aors.remove(&aor);
+                if list.get().is_empty() {
+                    list.remove();
                 }
             }
         }
@@ -288,13 +339,13 @@ impl LocationService {
         self.aors.len()
     }
 
-    /// Number of bindings in all.
+    /// Number of bindings in all (every worker's).
     pub fn len(&self) -> usize {
-        self.expiries.len()
+        self.aors.iter().map(|e| e.value().len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.expiries.is_empty()
+        self.aors.is_empty()
     }
 }
 
@@ -484,7 +535,8 @@ mod tests {
         let mut loc = LocationService::new(2);
         loc.apply("u", ctx(t0, "c", 1, &src), &update(&[("<sip:u@a>", 10)]))
             .unwrap();
-        let b = &loc.bindings("u")[0];
+        let bs = loc.bindings("u");
+        let b = &bs[0];
         assert_eq!(b.remaining_secs(t0), 10);
         assert_eq!(b.remaining_secs(t0 + Duration::from_millis(9_500)), 1);
         assert_eq!(b.remaining_secs(t0 + Duration::from_secs(10)), 0);

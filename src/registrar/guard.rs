@@ -20,10 +20,18 @@
 //! Memory is bounded by `max_tracked` sources (each holds at most
 //! `max_users` users before it is blocked); when full, stale records go
 //! first, then the oldest unblocked ones. Pure: time comes in as `now`.
+//!
+//! The records are one concurrent table (dashmap) that the registrars of
+//! every endpoint worker share through [`AuthGuard::sibling`]: a guesser
+//! spreading its attempts over Call-IDs (and so over workers) is counted
+//! once. Every request's check is one read of one lock shard.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
 
 /// Thresholds of the guard.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,7 +118,7 @@ impl Record {
 #[derive(Debug)]
 pub struct AuthGuard {
     settings: GuardSettings,
-    records: HashMap<IpAddr, Record>,
+    records: Arc<DashMap<IpAddr, Record>>,
 }
 
 /// What a failure led to.
@@ -128,7 +136,15 @@ impl AuthGuard {
     pub fn new(settings: GuardSettings) -> Self {
         AuthGuard {
             settings,
-            records: HashMap::new(),
+            records: Arc::new(DashMap::new()),
+        }
+    }
+
+    /// A guard with the same settings over the same records (another worker's).
+    pub fn sibling(&self) -> Self {
+        AuthGuard {
+            settings: self.settings.clone(),
+            records: self.records.clone(),
         }
     }
 
@@ -140,23 +156,26 @@ impl AuthGuard {
     /// as or registers, when it names one) may be processed at all: `Drop`
     /// while the source, or that user from it, is blocked.
     pub fn check(&mut self, now: Instant, ip: IpAddr, user: Option<&str>) -> Verdict {
-        let Some(record) = self.records.get_mut(&ip) else {
-            return Verdict::Allow;
+        let (source_until, user_until) = match self.records.get(&ip) {
+            Some(record) => (
+                record.blocked_until,
+                user.and_then(|u| record.users.get(u))
+                    .and_then(|p| p.blocked_until),
+            ),
+            None => return Verdict::Allow,
         };
-        match record.blocked_until {
+        match source_until {
             Some(until) if now < until => return Verdict::Drop,
             Some(_) => {
-                // The block is over: start afresh.
-                self.records.remove(&ip);
+                // The block is over: start afresh (unless another worker
+                // blocked it again meanwhile).
+                self.records
+                    .remove_if(&ip, |_, r| r.blocked_until.is_some_and(|u| now >= u));
                 return Verdict::Allow;
             }
             None => {}
         }
-        let blocked = user
-            .and_then(|u| record.users.get(u))
-            .and_then(|p| p.blocked_until)
-            .is_some_and(|until| now < until);
-        if blocked {
+        if user_until.is_some_and(|until| now < until) {
             Verdict::Drop
         } else {
             Verdict::Allow
@@ -169,7 +188,7 @@ impl AuthGuard {
             self.make_room(now);
         }
         let s = &self.settings;
-        let record = self.records.entry(ip).or_insert(Record {
+        let mut record = self.records.entry(ip).or_insert(Record {
             users: HashMap::new(),
             last_failure: now,
             blocked_until: None,
@@ -227,12 +246,11 @@ impl AuthGuard {
 
     /// A successful authentication of `user` from `ip` clears that pair.
     pub fn record_success(&mut self, ip: IpAddr, user: &str) {
-        if let Some(record) = self.records.get_mut(&ip) {
+        if let Some(mut record) = self.records.get_mut(&ip) {
             record.users.remove(user);
-            if record.users.is_empty() && record.blocked_until.is_none() {
-                self.records.remove(&ip);
-            }
         }
+        self.records
+            .remove_if(&ip, |_, r| r.users.is_empty() && r.blocked_until.is_none());
     }
 
     /// Whether the whole source `ip` is blocked at `now`.
@@ -268,10 +286,10 @@ impl AuthGuard {
         let mut order: Vec<(bool, Instant, IpAddr)> = self
             .records
             .iter()
-            .map(|(ip, r)| {
-                let blocked = r.blocked_until.is_some()
-                    || r.users.values().any(|p| p.blocked_until.is_some());
-                (blocked, r.last_failure, *ip)
+            .map(|e| {
+                let blocked = e.blocked_until.is_some()
+                    || e.users.values().any(|p| p.blocked_until.is_some());
+                (blocked, e.last_failure, *e.key())
             })
             .collect();
         order.sort();

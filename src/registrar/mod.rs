@@ -44,6 +44,7 @@ mod users;
 mod tests;
 
 use std::collections::VecDeque;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{debug, info, warn};
@@ -145,8 +146,10 @@ pub struct Registrar {
     guard: AuthGuard,
     location: LocationService,
     events: VecDeque<RegistrarEvent>,
-    /// `now` of the first input: nonce timestamps count from here.
-    epoch: Option<Instant>,
+    /// `now` of the first input: nonce timestamps count from here. Shared
+    /// with the sibling registrars of other endpoint workers, which verify
+    /// each other's nonces.
+    epoch: Arc<OnceLock<Instant>>,
     wall_clock: Option<WallClock>,
 }
 
@@ -168,8 +171,25 @@ impl Registrar {
             auth,
             settings,
             events: VecDeque::new(),
-            epoch: None,
+            epoch: Arc::new(OnceLock::new()),
             wall_clock: None,
+        }
+    }
+
+    /// A registrar for another endpoint worker: the same users and settings,
+    /// and the same state where it must be one for all workers — bindings
+    /// (a concurrent table), the brute-force guard's records, the nonce key,
+    /// serials, epoch and nonce-count replay table. Its events, expiry index
+    /// and wall clock are its own.
+    pub fn sibling(&self) -> Registrar {
+        Registrar {
+            settings: self.settings.clone(),
+            auth: self.auth.clone(),
+            guard: self.guard.sibling(),
+            location: self.location.sibling(),
+            events: VecDeque::new(),
+            epoch: self.epoch.clone(),
+            wall_clock: self.wall_clock,
         }
     }
 
@@ -234,7 +254,7 @@ impl Registrar {
     }
 
     fn millis(&mut self, now: Instant) -> u64 {
-        let epoch = *self.epoch.get_or_insert(now);
+        let epoch = *self.epoch.get_or_init(|| now);
         now.saturating_duration_since(epoch).as_millis() as u64
     }
 
@@ -389,7 +409,7 @@ impl Registrar {
 
         // Step 8: 200 OK with every current binding.
         let mut r = self.response(request, 200, None);
-        for b in self.location.bindings(&aor) {
+        for b in &self.location.bindings(&aor) {
             r.headers
                 .push(make_header("Contact", contact_value(b, now)));
         }

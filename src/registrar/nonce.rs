@@ -16,6 +16,8 @@
 //! and carries on with a fresh nonce) rather than becoming replayable.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -34,17 +36,20 @@ pub struct NonceId {
     pub serial: u32,
 }
 
-/// Mints and verifies nonces for one realm with one secret.
+/// Mints and verifies nonces for one realm with one secret. Clones share
+/// the serial counter, so the registrars of several endpoint workers never
+/// mint the same nonce (one atomic increment per challenge, no lock).
+#[derive(Clone)]
 pub struct NonceMinter {
     secret: [u8; 32],
-    next_serial: u32,
+    next_serial: Arc<AtomicU32>,
 }
 
 impl std::fmt::Debug for NonceMinter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print the secret.
         f.debug_struct("NonceMinter")
-            .field("next_serial", &self.next_serial)
+            .field("next_serial", &self.next_serial.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
 }
@@ -53,7 +58,7 @@ impl NonceMinter {
     pub fn new(secret: [u8; 32]) -> Self {
         NonceMinter {
             secret,
-            next_serial: 0,
+            next_serial: Arc::new(AtomicU32::new(0)),
         }
     }
 
@@ -61,9 +66,8 @@ impl NonceMinter {
     pub fn mint(&mut self, issued_ms: u64, realm: &str) -> String {
         let id = NonceId {
             issued_ms,
-            serial: self.next_serial,
+            serial: self.next_serial.fetch_add(1, Ordering::Relaxed),
         };
-        self.next_serial = self.next_serial.wrapping_add(1);
         let mut bytes = Vec::with_capacity(NONCE_BYTES);
         bytes.extend_from_slice(&id.issued_ms.to_be_bytes());
         bytes.extend_from_slice(&id.serial.to_be_bytes());
@@ -106,18 +110,86 @@ pub enum NcCheck {
     Forgotten,
 }
 
-/// The highest `nc` accepted per live nonce.
-#[derive(Debug)]
+/// Lock shards of the replay table at most.
+const COUNT_SHARDS: usize = 16;
+
+/// The highest `nc` accepted per live nonce, shared by the registrars of
+/// every endpoint worker (a client may use one nonce on several Call-IDs,
+/// which land on different workers). Split by nonce serial into up to
+/// [`COUNT_SHARDS`] tables, each under its own mutex held only for one
+/// lookup: consecutive challenges land on different tables, so workers
+/// rarely meet on one. Each table keeps its own capacity and floor.
+#[derive(Debug, Clone)]
 pub struct NonceCounts {
+    tables: Arc<[Mutex<CountTable>]>,
+}
+
+impl NonceCounts {
+    pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        // Small tables (tests, tiny limits) stay whole: one floor for all.
+        let shards = (capacity / 64).clamp(1, COUNT_SHARDS);
+        NonceCounts {
+            tables: (0..shards)
+                .map(|_| Mutex::new(CountTable::new(capacity / shards)))
+                .collect(),
+        }
+    }
+
+    fn table(&self, id: NonceId) -> std::sync::MutexGuard<'_, CountTable> {
+        let t = &self.tables[id.serial as usize % self.tables.len()];
+        // A panic elsewhere cannot leave a table half-updated: every
+        // operation completes or changes nothing, so a poisoned lock is usable.
+        t.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a nonce was dropped from the table (and so must be refused).
+    pub fn is_forgotten(&self, id: NonceId) -> bool {
+        self.table(id).is_forgotten(id)
+    }
+
+    /// Checks `nc` against the nonce's history and records it when fresh.
+    /// `now_ms` and `lifetime_ms` prune nonces that expired.
+    pub fn check_and_record(
+        &mut self,
+        id: NonceId,
+        nc: u32,
+        now_ms: u64,
+        lifetime_ms: u64,
+    ) -> NcCheck {
+        self.table(id).check_and_record(id, nc, now_ms, lifetime_ms)
+    }
+
+    /// Forgets nonces older than their lifetime.
+    pub fn prune(&mut self, now_ms: u64, lifetime_ms: u64) {
+        for t in self.tables.iter() {
+            t.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .prune(now_ms, lifetime_ms);
+        }
+    }
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.tables
+            .iter()
+            .map(|t| t.lock().unwrap_or_else(|e| e.into_inner()).seen.len())
+            .sum()
+    }
+}
+
+/// One table of the replay table.
+#[derive(Debug)]
+struct CountTable {
     seen: BTreeMap<NonceId, u32>,
     capacity: usize,
     /// Nonces at or below this were (or may have been) forgotten.
     floor: Option<NonceId>,
 }
 
-impl NonceCounts {
-    pub fn new(capacity: usize) -> Self {
-        NonceCounts {
+impl CountTable {
+    fn new(capacity: usize) -> Self {
+        CountTable {
             seen: BTreeMap::new(),
             capacity: capacity.max(1),
             floor: None,
@@ -175,11 +247,6 @@ impl NonceCounts {
                 break;
             }
         }
-    }
-
-    #[cfg(test)]
-    pub fn len(&self) -> usize {
-        self.seen.len()
     }
 }
 
@@ -247,6 +314,26 @@ mod tests {
         assert_eq!(t.len(), 2);
         assert_eq!(t.check_and_record(ids[0], 2, 10, 1000), NcCheck::Forgotten);
         assert_eq!(t.check_and_record(ids[2], 2, 10, 1000), NcCheck::Fresh);
+    }
+
+    #[test]
+    fn clones_share_serials_and_counts() {
+        let mut a = NonceMinter::new([7; 32]);
+        let mut b = a.clone();
+        let x = a.mint(1, "sw");
+        let y = b.mint(1, "sw");
+        assert_ne!(x, y);
+        let (ix, iy) = (a.verify(&x, "sw").unwrap(), b.verify(&y, "sw").unwrap());
+        let mut t = NonceCounts::new(100_000);
+        let mut u = t.clone();
+        assert_eq!(t.check_and_record(ix, 1, 1, 1000), NcCheck::Fresh);
+        assert_eq!(u.check_and_record(iy, 1, 1, 1000), NcCheck::Fresh);
+        // A replay seen by the other worker's copy.
+        assert_eq!(u.check_and_record(ix, 1, 1, 1000), NcCheck::Replay);
+        assert_eq!(t.check_and_record(iy, 2, 1, 1000), NcCheck::Fresh);
+        assert_eq!(t.len(), 2);
+        t.prune(5000, 1000);
+        assert_eq!(u.len(), 0);
     }
 
     #[test]

@@ -182,9 +182,11 @@ struct ClientEntry {
 pub struct TransactionLayer {
     settings: TimerSettings,
     next_id: u64,
-    servers: HashMap<ServerTransactionId, ServerEntry>,
+    // Boxed: a transaction holds whole messages, and a growing table moves
+    // its values when it rehashes (a pause of milliseconds under load).
+    servers: HashMap<ServerTransactionId, Box<ServerEntry>>,
     server_keys: HashMap<ServerTransactionKey, ServerTransactionId>,
-    clients: HashMap<ClientTransactionId, ClientEntry>,
+    clients: HashMap<ClientTransactionId, Box<ClientEntry>>,
     client_keys: HashMap<ClientTransactionKey, ClientTransactionId>,
     per_source: HashMap<IpAddr, usize>,
     timers: BinaryHeap<Reverse<(Instant, TransactionId)>>,
@@ -291,14 +293,14 @@ impl TransactionLayer {
         self.server_keys.insert(key.clone(), id);
         self.servers.insert(
             id,
-            ServerEntry {
+            Box::new(ServerEntry {
                 key,
                 source,
                 pending: true,
                 destination,
                 machine,
                 scheduled: None,
-            },
+            }),
         );
         self.pump_server(id);
         id
@@ -400,13 +402,13 @@ impl TransactionLayer {
         self.client_keys.insert(key.clone(), id);
         self.clients.insert(
             id,
-            ClientEntry {
+            Box::new(ClientEntry {
                 key,
                 destination,
                 machine,
                 scheduled: None,
                 cancel: None,
-            },
+            }),
         );
         self.pump_client(now, id);
         Ok(())

@@ -1,17 +1,20 @@
 //! The I/O edge: sockets, connections and the bytes that cross them.
 //!
 //! Reader tasks (one per UDP socket, one per stream connection) read,
-//! frame and parse, then hand each message to the endpoint task over a
-//! channel; parsing thus spreads over cores while every protocol decision
-//! stays in the single endpoint task. Writes go out through [`Transports`],
-//! which the endpoint task owns: UDP directly on the socket, streams through
-//! each connection's writer channel. No lock sits on this path.
+//! frame and parse, then hand each message to an endpoint worker over a
+//! channel: UDP readers through an [`InboundFanout`], which picks the
+//! worker (the driver's rule: by Call-ID); stream readers through one
+//! channel the driver fans out the same way. Parsing thus spreads over
+//! cores, and each dialog's decisions stay in the one worker that owns it.
+//! Writes go out through [`Transports`], one per worker: UDP directly on the
+//! shared socket, streams through each connection's writer channel. No lock
+//! sits on this path.
 //!
 //! It opens connections of its own (TCP, and TLS to peers registered with
-//! [`Transports::set_tls_target`]) and tells the endpoint task which
-//! messages could not be sent, so their transactions fail at once
-//! (RFC 3261 §17.1.4). Inbound stream connections are capped per source and
-//! per profile (`limits`).
+//! [`Transports::set_tls_target`]) and tells the endpoint which messages
+//! could not be sent, so their transactions fail at once (RFC 3261
+//! §17.1.4). Inbound stream connections are capped per source and per
+//! profile (`limits`).
 
 mod limits;
 mod stream;
@@ -110,6 +113,37 @@ fn classify(bytes: &[u8], source: Source, settings: &ReaderSettings) -> Option<I
     }
 }
 
+/// The endpoint workers' channels and the rule that picks one for a
+/// message (a parsed message moves, its bytes are not copied again).
+#[derive(Clone)]
+pub struct InboundFanout {
+    workers: Arc<[mpsc::Sender<Inbound>]>,
+    route: Arc<dyn Fn(&Inbound) -> usize + Send + Sync>,
+}
+
+impl InboundFanout {
+    pub fn new(
+        workers: Vec<mpsc::Sender<Inbound>>,
+        route: impl Fn(&Inbound) -> usize + Send + Sync + 'static,
+    ) -> Self {
+        assert!(!workers.is_empty(), "at least one endpoint worker");
+        InboundFanout {
+            workers: workers.into(),
+            route: Arc::new(route),
+        }
+    }
+
+    /// The worker channel for `inbound`.
+    pub fn pick(&self, inbound: &Inbound) -> &mpsc::Sender<Inbound> {
+        &self.workers[(self.route)(inbound) % self.workers.len()]
+    }
+
+    /// Every worker's channel (connection news goes to all).
+    pub fn all(&self) -> &[mpsc::Sender<Inbound>] {
+        &self.workers
+    }
+}
+
 /// UDP delivery: a full channel means the endpoint is overloaded, and a
 /// datagram is shed rather than queued without bound (the peer retransmits).
 /// Returns false once the endpoint is gone.
@@ -117,12 +151,12 @@ fn deliver_datagram(
     bytes: &[u8],
     source: Source,
     settings: &ReaderSettings,
-    tx: &mpsc::Sender<Inbound>,
+    tx: &InboundFanout,
 ) -> bool {
     let Some(inbound) = classify(bytes, source, settings) else {
         return true;
     };
-    match tx.try_send(inbound) {
+    match tx.pick(&inbound).try_send(inbound) {
         Ok(()) => true,
         Err(mpsc::error::TrySendError::Full(_)) => {
             tracing::warn!(remote = %source.remote, "endpoint busy, datagram dropped");
