@@ -15,8 +15,10 @@
 //! `now`, SIP leaves through the [`SipOut`] the endpoint lends it, media
 //! leaves as [`MediaCommand`]s for the relay (which never touches SIP), and
 //! what happened leaves as [`CallEvent`]s. The working state sits in plain
-//! maps owned by the endpoint task (no locks); after each change a summary is
-//! published to the concurrent session table that other tasks read.
+//! maps owned by one endpoint worker (no locks; each worker has its own
+//! layer for the calls whose ids map to it, `crate::shard`); after each
+//! change a summary is published to the concurrent session table that other
+//! tasks read. `handover` moves a leg between workers (attended transfer).
 //!
 //! Files, one job each: `settings` (per-profile configuration), `dialplan`
 //! (number patterns), `leg` (one dialog and its media), `call_state` (a call

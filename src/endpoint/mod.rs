@@ -10,6 +10,14 @@
 //! It keeps one transaction layer and one registrar per profile, so each
 //! profile's timers and users stay its own. It never reads the clock nor
 //! touches a socket: the driver feeds it `now` and drains `poll_*`.
+//!
+//! The driver runs one endpoint per worker ([`Endpoint::sharded`]), each
+//! fed the messages whose Call-ID maps to it (`crate::shard`); what must be
+//! one for all — registrar bindings, nonce key and replay table, the
+//! brute-force guard, the session table — is shared by the registrars'
+//! siblings and the call layers. What one worker needs another to do (a
+//! dialog handed over in an attended transfer) leaves through
+//! [`Endpoint::poll_peer`] and arrives through [`Endpoint::handle_peer`].
 
 mod event;
 mod local;
