@@ -300,7 +300,7 @@ impl CallLayer {
     }
 
     /// A fresh SIP Call-ID for a leg we place, routed back to this worker.
-    fn new_sip_call_id(&self) -> String {
+    pub(super) fn new_sip_call_id(&self) -> String {
         self.shard
             .generate(|| format!("{:032x}@switchback", rand::random::<u128>()))
     }

@@ -290,7 +290,9 @@ impl CallLayer {
                     format!("<sip:switchback@{sent_by}>;tag={}", sip::generate_tag()),
                 ),
                 ("To".into(), format!("<{uri}>")),
-                ("Call-ID".into(), ping_call_id()),
+                // Drawn like a placed leg's, so its answer comes back to
+                // this worker (the one that pings).
+                ("Call-ID".into(), self.new_sip_call_id()),
                 ("CSeq".into(), "1 OPTIONS".into()),
                 ("Contact".into(), contact.clone()),
                 ("Accept".into(), "application/sdp".into()),
@@ -322,12 +324,6 @@ impl CallLayer {
             self.peers.events.push_back(e);
         }
     }
-}
-
-/// A fresh Call-ID for a ping, drawn like a placed leg's (`place_leg`): when
-/// Call-IDs must hash back to the worker that makes them, both change together.
-fn ping_call_id() -> String {
-    format!("{:032x}@switchback", rand::random::<u128>())
 }
 
 #[cfg(test)]
