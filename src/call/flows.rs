@@ -11,13 +11,10 @@
 //!
 //! Sans-IO: connection ids are opaque here; the transport owns connections.
 
-use crate::net::{ConnectionId, Source, TransportKind};
+use crate::net::Source;
 
 use super::outbound::Target;
 use super::CallLayer;
-
-/// What the call layer remembers of one peer's flow.
-pub type PeerFlow = (TransportKind, ConnectionId);
 
 impl CallLayer {
     /// Remembers the connection a trunk peer's INVITE came in on.
@@ -26,8 +23,11 @@ impl CallLayer {
             return;
         };
         if let Some(i) = self.peer_at(source.profile, source.remote.ip()) {
-            self.peer_flows
-                .insert((source.profile, i), (source.transport, connection));
+            // In the table every worker shares: the next call toward the
+            // peer may be placed by another worker.
+            self.peers
+                .table
+                .set_flow(source.profile, i, (source.transport, connection));
         }
     }
 
@@ -37,10 +37,10 @@ impl CallLayer {
         let Some(peer) = target.peer else {
             return target;
         };
-        if let Some((transport, connection)) = self.peer_flows.get(&peer) {
-            if *transport == target.destination.transport && target.destination.connection.is_none()
+        if let Some((transport, connection)) = self.peers.table.flow(peer.0, peer.1) {
+            if transport == target.destination.transport && target.destination.connection.is_none()
             {
-                target.destination.connection = Some(*connection);
+                target.destination.connection = Some(connection);
             }
         }
         target

@@ -191,8 +191,6 @@ pub struct CallLayer {
     /// ours (both hung up at once; baresip after the final NOTIFY of its
     /// REFER) is answered 200, not 481.
     closing: HashMap<(String, String), LegId>,
-    /// The latest stream connection of each trunk peer (`flows`).
-    peer_flows: HashMap<(ProfileId, usize), flows::PeerFlow>,
     /// Trunk peers: the shared table, slots held by legs, gateways left,
     /// pings (see `gateways`, `pings`).
     peers: gateways::PeerRuntime,
@@ -252,7 +250,6 @@ impl CallLayer {
             gone_uac: HashMap::new(),
             failover: HashMap::new(),
             closing: HashMap::new(),
-            peer_flows: HashMap::new(),
             peers: gateways::PeerRuntime::new(peers),
             shard: Shard::default(),
             handover: Default::default(),

@@ -269,6 +269,10 @@ struct Health {
 struct Guarded {
     buckets: [TokenBucket; 2],
     health: Health,
+    /// The stream connection the peer's INVITEs last came on (`flows.rs`):
+    /// here, not in one worker's call layer, so that a call toward the peer
+    /// placed by any worker reuses it.
+    flow: Option<(crate::net::TransportKind, crate::net::ConnectionId)>,
 }
 
 #[derive(Debug)]
@@ -341,6 +345,7 @@ impl PeerTable {
                                 TokenBucket::new(p.max_cps_out),
                             ],
                             health: Health::default(),
+                            flow: None,
                         }),
                     })
                     .collect()
@@ -363,6 +368,27 @@ impl PeerTable {
 
     pub fn ping_policy(&self, profile: ProfileId, peer: usize) -> Option<PingPolicy> {
         self.get(profile, peer).map(|p| p.ping)
+    }
+
+    /// Remembers the connection a peer's INVITE came in on.
+    pub fn set_flow(
+        &self,
+        profile: ProfileId,
+        peer: usize,
+        flow: (crate::net::TransportKind, crate::net::ConnectionId),
+    ) {
+        if let Some(p) = self.get(profile, peer) {
+            p.lock().flow = Some(flow);
+        }
+    }
+
+    /// The connection a peer's INVITEs last came on, if any.
+    pub fn flow(
+        &self,
+        profile: ProfileId,
+        peer: usize,
+    ) -> Option<(crate::net::TransportKind, crate::net::ConnectionId)> {
+        self.get(profile, peer).and_then(|p| p.lock().flow)
     }
 
     /// Whether routing may send calls to the peer (pings have not marked it down).
