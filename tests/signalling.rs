@@ -59,25 +59,8 @@ fn gateway_reliable_183_is_pracked_and_its_early_media_reaches_the_caller() {
         .set("hangup_ms", 300)
         .spawn();
     let call = lab.call_started(&[("from", "1001")]);
-    lab.wait(
-        "call-leg",
-        &[("call", &call), ("leg", "b"), ("progress", "early-media")],
-    );
     // The gateway's early media reaches the caller before the answer.
-    let early = ep.recv_until(Duration::from_secs(1), |p| p.len() >= 10);
-    let answered_yet = lab.sw.has_event(
-        "call-leg",
-        &[("call", &call), ("leg", "b"), ("progress", "answered")],
-    );
-    assert!(
-        early.len() >= 10,
-        "only {} early RTP packets reached the caller",
-        early.len()
-    );
-    assert!(
-        !answered_yet,
-        "early media must flow before the 200 (1.5 s after the 183)"
-    );
+    lab.early_media_before_answer(&call, &ep);
     lab.wait("call-bridged", &[("call", &call)]);
     let a = caller.finish(&mut lab.sw);
     // The gateway's scenario checked Supported: 100rel and RAck: 1 1 INVITE.

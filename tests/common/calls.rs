@@ -287,6 +287,31 @@ impl Lab {
             .addr
     }
 
+    /// Waits for leg b of `call` to report early media, then for at least 10
+    /// RTP packets at `ep` before the call is answered; returns them.
+    pub fn early_media_before_answer(
+        &mut self,
+        call: &str,
+        ep: &super::rtp::RtpEndpoint,
+    ) -> Vec<super::rtp::RtpPacket> {
+        self.wait(
+            "call-leg",
+            &[("call", call), ("leg", "b"), ("progress", "early-media")],
+        );
+        let early = ep.recv_until(Duration::from_secs(1), |p| p.len() >= 10);
+        let answered_yet = self.sw.has_event(
+            "call-leg",
+            &[("call", call), ("leg", "b"), ("progress", "answered")],
+        );
+        assert!(
+            early.len() >= 10,
+            "only {} early RTP packets reached the caller",
+            early.len()
+        );
+        assert!(!answered_yet, "early media must flow before the 200");
+        early
+    }
+
     pub fn http(&self) -> SocketAddr {
         self.sw
             .http_addr()
