@@ -19,11 +19,34 @@ pub struct Kamailio {
     /// Where it listens (UDP).
     pub addr: SocketAddr,
     log: Arc<Log>,
+    /// The prefix of its relay log lines (`"edge: "`, `"sbc: "`).
+    prefix: &'static str,
     _dir: tempfile::TempDir,
 }
 
 impl Kamailio {
     pub fn start() -> Kamailio {
+        Kamailio::start_cfg("edge.cfg", free_port(), &[], "edge: ")
+    }
+
+    /// Kamailio as a contact-center platform's SBC (`fixtures/kamailio/sbc.cfg`)
+    /// on `port` (chosen beforehand, so the switch's trunk peer can name it):
+    /// requests from the switch's `external` address go to `platform`, all
+    /// others to the switch.
+    pub fn start_sbc(port: u16, switch: SocketAddr, platform: SocketAddr) -> Kamailio {
+        Kamailio::start_cfg(
+            "sbc.cfg",
+            port,
+            &[
+                ("@SWITCH@", switch.to_string()),
+                ("@SWITCH_PORT@", switch.port().to_string()),
+                ("@PLATFORM@", platform.to_string()),
+            ],
+            "sbc: ",
+        )
+    }
+
+    fn start_cfg(file: &str, port: u16, fill: &[(&str, String)], prefix: &'static str) -> Kamailio {
         let found = Command::new("kamailio")
             .arg("-v")
             .stdout(Stdio::null())
@@ -35,21 +58,23 @@ impl Kamailio {
             "kamailio is not installed: run bash scripts/test (installs kamailio)"
         );
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
-        let template = std::fs::read_to_string(repo_path("fixtures/kamailio/edge.cfg"))
-            .expect("read fixtures/kamailio/edge.cfg");
+        let template = std::fs::read_to_string(repo_path(&format!("fixtures/kamailio/{file}")))
+            .unwrap_or_else(|e| panic!("read fixtures/kamailio/{file}: {e}"));
         let debug = std::env::var("KAMAILIO_DEBUG").unwrap_or_else(|_| "2".into());
-        let cfg = template
+        let mut cfg = template
             .replace("@PORT@", &port.to_string())
             .replace("@DEBUG@", &debug);
+        for (k, v) in fill {
+            cfg = cfg.replace(k, v);
+        }
         let left = regex::Regex::new("@[A-Z_]+@").unwrap();
         assert!(
             !left.is_match(&cfg),
-            "unfilled placeholder in edge.cfg: {:?}",
+            "unfilled placeholder in {file}: {:?}",
             left.find(&cfg)
         );
-        let cfg_path = dir.path().join("edge.cfg");
-        std::fs::write(&cfg_path, cfg).expect("write edge.cfg");
+        let cfg_path = dir.path().join(file);
+        std::fs::write(&cfg_path, cfg).expect("write kamailio cfg");
         let mut command = Command::new("kamailio");
         command
             .arg("-f")
@@ -82,6 +107,7 @@ impl Kamailio {
             child: Some(child),
             addr: ([127, 0, 0, 1], port).into(),
             log,
+            prefix,
             _dir: dir,
         };
         if ready.is_err() {
@@ -103,12 +129,12 @@ impl Kamailio {
         self.log.lines().join("\n")
     }
 
-    /// The lines it logged about requests it relayed (`edge: METHOD ...`).
+    /// The lines it logged about requests it received (`edge: METHOD ...`).
     pub fn relayed(&self) -> Vec<String> {
         self.log
             .lines()
             .into_iter()
-            .filter_map(|l| l.split_once("edge: ").map(|(_, r)| r.to_string()))
+            .filter_map(|l| l.split_once(self.prefix).map(|(_, r)| r.to_string()))
             .filter(|l| !l.starts_with("reply "))
             .collect()
     }
@@ -119,7 +145,7 @@ impl Kamailio {
         let found = self.log.wait(timeout, |lines| {
             lines
                 .iter()
-                .filter_map(|l| l.split_once("edge: ").map(|(_, r)| r))
+                .filter_map(|l| l.split_once(self.prefix).map(|(_, r)| r))
                 .find(|r| r.starts_with(prefix))
                 .map(str::to_string)
         });
