@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{wav, Switch, EVENT};
 use interop::baresip::{shipped, tone_share, Answer, Phone, WAIT};
-use interop::shipped::{api_ok, internal, PASSWORD};
+use interop::shipped::{api_ok, internal, state_history, CALLED_AND_DONE, PASSWORD};
 
 const TONE_1001: u32 = 440;
 const TONE_1002: u32 = 1000;
@@ -23,6 +23,14 @@ const LISTEN: f64 = 2.0;
 
 fn phone(sw: &Switch, user: &str, tone: u32, answer: Answer) -> Phone {
     Phone::registered(user, PASSWORD, internal(sw), tone, answer)
+}
+
+/// `by` hangs up: both phones see the call closed, and the switch ends it.
+fn hang_up(sw: &mut Switch, by: &mut Phone, other: &mut Phone, call: &str) {
+    by.hangup();
+    by.wait_event("CALL_CLOSED", WAIT);
+    other.wait_event("CALL_CLOSED", WAIT);
+    sw.await_event("call-ended", &[("call", call)], EVENT);
 }
 
 /// `caller` dials `number` at the switch; `callee` rings and answers; both
@@ -310,10 +318,7 @@ fn call_audio() {
     let mut b = phone(&sw, "1002", TONE_1002, Answer::Manual);
     let call = connect(&mut sw, &mut a, &mut b, "1002");
     assert_two_way(&a, &b);
-    a.hangup();
-    a.wait_event("CALL_CLOSED", WAIT);
-    b.wait_event("CALL_CLOSED", WAIT);
-    sw.await_event("call-ended", &[("call", &call)], EVENT);
+    hang_up(&mut sw, &mut a, &mut b, &call);
 }
 
 /// 1001 calls 1002: ringing, answer, audio both ways, DTMF from each side
@@ -342,10 +347,7 @@ fn call_dtmf_hold_resume() {
     assert!(!a.has_event("CALL_CLOSED") && !b.has_event("CALL_CLOSED"));
     assert_audio_after_resume(&mut sw, &call, &mut a, &mut b);
 
-    b.hangup();
-    b.wait_event("CALL_CLOSED", WAIT);
-    a.wait_event("CALL_CLOSED", WAIT);
-    sw.await_event("call-ended", &[("call", &call)], EVENT);
+    hang_up(&mut sw, &mut b, &mut a, &call);
 }
 
 /// `from` sends `digits` as RFC 4733 events; `to` reports each, in order.
@@ -464,10 +466,7 @@ fn blind_transfer_by_refer() {
     assert!(!a.has_event("CALL_CLOSED"), "the transferee's call ended");
     assert_two_way(&a, &c);
 
-    c.hangup();
-    c.wait_event("CALL_CLOSED", WAIT);
-    a.wait_event("CALL_CLOSED", WAIT);
-    sw.await_event("call-ended", &[("call", &call)], EVENT);
+    hang_up(&mut sw, &mut c, &mut a, &call);
 }
 
 // ------------------------------------------------------------ web callback
@@ -532,10 +531,7 @@ fn web_callback_with_baresip_agent_and_contact() {
         .to_string();
     assert_two_way(&agent, &contact);
 
-    agent.hangup();
-    agent.wait_event("CALL_CLOSED", WAIT);
-    contact.wait_event("CALL_CLOSED", WAIT);
-    sw.await_event("call-ended", &[("call", &call)], EVENT);
+    hang_up(&mut sw, &mut agent, &mut contact, &call);
     sw.await_event(
         "interaction",
         &[("id", &id), ("state", "ready-to-call")],
@@ -544,27 +540,8 @@ fn web_callback_with_baresip_agent_and_contact() {
     let done = act(&sw, "done", r#"{"disposition":"Reached"}"#);
     assert_eq!(done["state"], "done", "{done}");
     sw.await_event("interaction", &[("id", &id), ("state", "done")], EVENT);
-    let got = api_ok(&sw, "GET", &format!("/v1/callbacks/{id}"), None);
-    let states: Vec<&str> = got["history"]
-        .as_array()
-        .expect("history")
-        .iter()
-        .filter(|h| h["type"] == "state-changed")
-        .filter_map(|h| h["to"].as_str())
-        .collect();
-    assert_eq!(
-        states,
-        [
-            "queued",
-            "offered",
-            "ready-to-call",
-            "establishing",
-            "connected",
-            "ready-to-call",
-            "done"
-        ],
-        "{got}"
-    );
+    let (got, states) = state_history(&sw, &id);
+    assert_eq!(states, CALLED_AND_DONE, "{got}");
     let calls = got["calls"].as_array().expect("calls");
     assert_eq!(calls.len(), 1, "{got}");
     assert!(!calls[0]["answeredAt"].is_null(), "{got}");

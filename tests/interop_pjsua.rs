@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use common::{Event, Switch, EVENT};
 use interop::pjsua::{ev, uri, Phone};
-use interop::shipped::{api_ok, internal, Shipped, PASSWORD};
+use interop::shipped::{api_ok, internal, state_history, Shipped, CALLED_AND_DONE, PASSWORD};
 
 /// Each phone's tone, Hz: far apart, no one another's harmonic.
 const TONE_1001: f64 = 500.0;
@@ -501,27 +501,8 @@ fn web_callback_end_to_end() {
     assert_eq!(done["state"], "done", "{done}");
     interaction(&mut sw, &id, "done", s);
 
-    let got = api_ok(&sw, "GET", &format!("/v1/callbacks/{id}"), None);
-    let states: Vec<&str> = got["history"]
-        .as_array()
-        .expect("history")
-        .iter()
-        .filter(|h| h["type"] == "state-changed")
-        .filter_map(|h| h["to"].as_str())
-        .collect();
-    assert_eq!(
-        states,
-        [
-            "queued",
-            "offered",
-            "ready-to-call",
-            "establishing",
-            "connected",
-            "ready-to-call",
-            "done"
-        ],
-        "{got}"
-    );
+    let (got, states) = state_history(&sw, &id);
+    assert_eq!(states, CALLED_AND_DONE, "{got}");
 }
 
 /// Waits for the interaction's desktop event `state` numbered after `after`

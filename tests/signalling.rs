@@ -243,10 +243,9 @@ fn trusted_peer_identity_is_the_caller_and_diversion_history_and_uui_pass() {
     );
 }
 
-#[test]
-fn untrusted_identity_is_stripped_and_the_switch_asserts_its_users_to_trusted_peers() {
-    // The trunk is untrusted by default: the phone's forged PAI never reaches it.
-    let mut lab = Lab::start(CallConfig::default());
+/// Phone 1001 calls the trunk with a forged P-Asserted-Identity, `Privacy:
+/// id`, Diversion, History-Info and User-to-User; the INVITE the trunk got.
+fn identity_call_to_the_trunk(lab: &mut Lab) -> String {
     let gw = lab.gateway("phone_answer", |s| s);
     let caller = lab
         .caller("1001", "+15551234", "call_identity")
@@ -262,7 +261,14 @@ fn untrusted_identity_is_stripped_and_the_switch_asserts_its_users_to_trusted_pe
     caller.finish(&mut lab.sw);
     let g = gw.finish(&mut lab.sw);
     lab.wait("call-ended", &[("call", &call)]);
-    let inv = &g.received("INVITE ")[0];
+    g.received("INVITE ")[0].clone()
+}
+
+#[test]
+fn untrusted_identity_is_stripped_and_the_switch_asserts_its_users_to_trusted_peers() {
+    // The trunk is untrusted by default: the phone's forged PAI never reaches it.
+    let mut lab = Lab::start(CallConfig::default());
+    let inv = &identity_call_to_the_trunk(&mut lab);
     assert!(header(inv, "P-Asserted-Identity").is_none(), "{inv}");
     assert!(header(inv, "Privacy").is_none(), "{inv}");
     assert!(
@@ -275,22 +281,7 @@ fn untrusted_identity_is_stripped_and_the_switch_asserts_its_users_to_trusted_pe
 
     // Trusted: the switch's own assertion of 1001, and the caller's Privacy.
     let mut lab = lab_with(CallConfig::default(), |t| peer_keys(t, "trusted = true"));
-    let gw = lab.gateway("phone_answer", |s| s);
-    let caller = lab
-        .caller("1001", "+15551234", "call_identity")
-        .key("pai", "<sip:+19999999@forged.example>")
-        .key("privacy", "id")
-        .key("diversion", "<sip:1009@pbx>;reason=no-answer")
-        .key("history", "<sip:1009@pbx>;index=1")
-        .key("uui", "01;encoding=hex")
-        .set("hangup_ms", 300)
-        .spawn();
-    let call = lab.call_started(&[("from", "1001")]);
-    lab.wait("call-bridged", &[("call", &call)]);
-    caller.finish(&mut lab.sw);
-    let g = gw.finish(&mut lab.sw);
-    lab.wait("call-ended", &[("call", &call)]);
-    let inv = &g.received("INVITE ")[0];
+    let inv = &identity_call_to_the_trunk(&mut lab);
     let pai = header(inv, "P-Asserted-Identity").unwrap_or("");
     assert!(pai.starts_with("<sip:1001@"), "{inv}");
     assert_eq!(header(inv, "Privacy"), Some("id"), "{inv}");

@@ -191,3 +191,26 @@ pub fn api_ok(sw: &Switch, method: &str, path: &str, body: Option<&str>) -> serd
         r.json()
     }
 }
+
+/// A web callback that was called, answered and done goes through exactly
+/// these states (ready-to-call twice: before the call and after it).
+pub const CALLED_AND_DONE: [&str; 7] = [
+    "queued",
+    "offered",
+    "ready-to-call",
+    "establishing",
+    "connected",
+    "ready-to-call",
+    "done",
+];
+
+/// The callback `id` as the API returns it, and the states of its history
+/// in order (the `to` of each `state-changed` entry).
+pub fn state_history(sw: &Switch, id: &str) -> (serde_json::Value, Vec<String>) {
+    let got = api_ok(sw, "GET", &format!("/v1/callbacks/{id}"), None);
+    let states = crate::common::callbacks::history_of(&got, "state-changed")
+        .iter()
+        .filter_map(|h| h["to"].as_str().map(str::to_string))
+        .collect();
+    (got, states)
+}
