@@ -273,17 +273,20 @@ impl TransactionLayer {
         let id = ServerTransactionId(self.next_id());
         let destination = source.response_destination(via);
         let reliable = source.transport.is_reliable();
+        let branch = via.branch.clone().unwrap_or_default();
         let machine = if request.method == Method::Invite {
-            ServerMachine::Invite(InviteServerTransaction::new(
+            ServerMachine::Invite(InviteServerTransaction::with_branch(
                 now,
                 request,
+                branch,
                 reliable,
                 self.settings,
             ))
         } else {
-            ServerMachine::NonInvite(NonInviteServerTransaction::new(
+            ServerMachine::NonInvite(NonInviteServerTransaction::with_branch(
                 now,
                 request,
+                branch,
                 reliable,
                 self.settings,
             ))
@@ -326,11 +329,12 @@ impl TransactionLayer {
         result
     }
 
-    /// The request a live server transaction answers (to build responses).
+    /// The request a live server transaction answers (to build responses);
+    /// a completed non-INVITE transaction no longer holds it.
     pub fn server_request(&self, id: ServerTransactionId) -> Option<&Request> {
         self.servers
             .get(&id)
-            .map(|e| delegate!(&e.machine, ServerMachine, m => m.request()))
+            .and_then(|e| delegate!(&e.machine, ServerMachine, m => m.request()))
     }
 
     /// The state of a live server transaction.
@@ -649,6 +653,9 @@ impl TransactionLayer {
         {
             entry.pending = false;
             release_source(&mut self.per_source, entry.source.remote.ip());
+        }
+        if let ServerMachine::NonInvite(m) = &mut entry.machine {
+            m.shrink();
         }
         let next =
             delegate!(&entry.machine, ServerMachine, m => m.poll_timeout().map(|(at, _)| at));
