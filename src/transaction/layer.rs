@@ -126,9 +126,11 @@ pub enum ResponseDisposition {
     Stray(Response),
 }
 
+// The INVITE machine is boxed: a registrar holds many completed non-INVITE
+// transactions, and each entry would otherwise be the INVITE's size.
 #[derive(Debug)]
 enum ServerMachine {
-    Invite(InviteServerTransaction),
+    Invite(Box<InviteServerTransaction>),
     NonInvite(NonInviteServerTransaction),
 }
 
@@ -275,13 +277,13 @@ impl TransactionLayer {
         let reliable = source.transport.is_reliable();
         let branch = via.branch.clone().unwrap_or_default();
         let machine = if request.method == Method::Invite {
-            ServerMachine::Invite(InviteServerTransaction::with_branch(
+            ServerMachine::Invite(Box::new(InviteServerTransaction::with_branch(
                 now,
                 request,
                 branch,
                 reliable,
                 self.settings,
-            ))
+            )))
         } else {
             ServerMachine::NonInvite(NonInviteServerTransaction::with_branch(
                 now,

@@ -63,7 +63,7 @@ pub struct NonInviteServerTransaction {
     /// Held until the final response: a completed transaction only answers
     /// retransmissions (with its response), and a registrar under load holds
     /// 64*T1 worth of them, so each keeps as little as it can.
-    request: Option<Request>,
+    request: Option<Box<Request>>,
     branch: String,
     reliable: bool,
     settings: TimerSettings,
@@ -89,7 +89,7 @@ impl NonInviteServerTransaction {
     ) -> Self {
         debug!(%branch, method = %request.method, state = "Trying", "non-INVITE server transaction created");
         NonInviteServerTransaction {
-            request: Some(request),
+            request: Some(Box::new(request)),
             branch,
             reliable,
             settings,
@@ -101,7 +101,7 @@ impl NonInviteServerTransaction {
 
     /// The request, until the final response was sent.
     pub fn request(&self) -> Option<&Request> {
-        self.request.as_ref()
+        self.request.as_deref()
     }
 
     /// Frees what a completed transaction no longer needs once its output
