@@ -3,9 +3,10 @@
 //! Sends N G.711 streams (160-byte PCMU payloads every 20 ms, or every
 //! `--ptime-ms`) from one local socket to N addresses (`--to` and the ports
 //! after it, or a `--dests` file: scripts/bench-concurrent's relay ports),
-//! receives whatever comes back on that socket, and prints per-run totals: packets sent, received, and loss by sequence number
-//! per source. The sending and counting live in `switchback::media::bench`,
-//! shared with the relay benchmark.
+//! receives whatever comes back on that socket, and prints per-run totals:
+//! packets sent, received, and loss by sequence number per source. The
+//! sending and counting live in `switchback::media::bench`, shared with the
+//! relay benchmark.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
