@@ -545,8 +545,14 @@ impl Endpoint {
                         self.delayed.push(now + delay, source.profile, id, response);
                         return;
                     }
-                    // A blocked source: no answer at all; Timer J cleans up.
-                    RegisterOutcome::Drop => return,
+                    // A blocked source or user: no answer at all, and no
+                    // transaction left waiting for one (it would hold the
+                    // source's quota for ever, turning a blocked user into a
+                    // blocked address).
+                    RegisterOutcome::Drop => {
+                        self.profiles[source.profile.0].transactions.abandon(id);
+                        return;
+                    }
                 },
                 None => local::answer(&request, 405, Some("This Profile Is Not A Registrar")),
             },

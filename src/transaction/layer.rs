@@ -331,6 +331,25 @@ impl TransactionLayer {
         result
     }
 
+    /// Forgets a server transaction the TU will never answer (a request from
+    /// a source the brute-force guard blocks): it stops holding the source's
+    /// quota and its memory at once. RFC 3261 §17.2 has no timer for a
+    /// non-INVITE server transaction left in Trying, so one that is merely
+    /// left unanswered would live, and count, for ever. A retransmission of
+    /// the request is then a new request, judged (and dropped) again.
+    pub fn abandon(&mut self, id: ServerTransactionId) {
+        let Some(entry) = self.servers.remove(&id) else {
+            return;
+        };
+        debug!(%id, key = ?entry.key, "server transaction abandoned unanswered");
+        if self.server_keys.get(&entry.key) == Some(&id) {
+            self.server_keys.remove(&entry.key);
+        }
+        if entry.pending {
+            release_source(&mut self.per_source, entry.source.remote.ip());
+        }
+    }
+
     /// The request a live server transaction answers (to build responses);
     /// a completed non-INVITE transaction no longer holds it.
     pub fn server_request(&self, id: ServerTransactionId) -> Option<&Request> {
@@ -1150,5 +1169,23 @@ mod tests {
         assert!(l.server_state(bye_id).is_some());
         run_until(&mut l, t0 + T1 * 64);
         assert_eq!(l.server_transactions_from(src.remote.ip()), 1);
+    }
+
+    #[test]
+    fn an_abandoned_server_transaction_frees_its_source_at_once() {
+        let (t0, mut l) = layer();
+        let src = udp_source();
+        let reg = request_with("REGISTER", "z9hG4bKreg", 1, None);
+        let id = new_id(l.handle_request(t0, reg.clone(), src));
+        assert_eq!(l.server_transactions_from(src.remote.ip()), 1);
+        l.abandon(id);
+        assert_eq!(l.server_transactions_from(src.remote.ip()), 0);
+        assert!(l.server_state(id).is_none() && l.is_empty());
+        assert!(transmits(&mut l).is_empty(), "nothing is sent");
+        // Its retransmission is a new request for the TU to judge again.
+        assert!(matches!(
+            l.handle_request(t0, reg, src),
+            RequestDisposition::New { .. }
+        ));
     }
 }
