@@ -67,23 +67,32 @@ settle() {
   echo "   (still busy after 15 s: $*)"
 }
 
+# The processes of each target whose CPU a step counts (label -> "PID ..."),
+# set by the bench script; a target without an entry (the SIPp stub) shows "-".
+declare -A TARGET_PIDS
+
 # step LABEL TARGET RATE REQS_PER_CALL SIPP-ARGS...: one SIPp run; prints a row,
-# appends "LABEL RATE clean|dirty ok fail retrans p50 p99" to $WORK/steps
+# appends "LABEL RATE clean|dirty ok fail retrans p50 p99 cpu_us" to $WORK/steps
 step() {
   local label="$1" target="$2" rate="$3" per_call="$4"; shift 4
   local calls=$((rate * STEP_SECS)) dir="$WORK/$label-$rate" rc=0
+  local pids="${TARGET_PIDS[$label]:-}" t0=0 t1=0 cpu=-
   mkdir -p "$dir"
+  # shellcheck disable=SC2086
+  [ -z "$pids" ] || t0="$(cpu_ticks $pids)"
   (cd "$dir" && sipp "$@" "$target" -t u1 -i 127.0.0.1 -p "$(free_port)" -cp "$(free_port)" -nostdin \
       -r "$rate" -rp 1000 -m "$calls" -buff_size 4194304 \
       -timeout $((STEP_SECS * 4 + 30))s \
       -trace_stat -fd 1 -trace_rtt -rtt_freq 1000 -trace_err -error_file errors.log \
       > sipp.out 2>&1) || rc=$?
+  # shellcheck disable=SC2086
+  [ -z "$pids" ] || t1="$(cpu_ticks $pids)"
   local stat rtt succ fail retrans elapsed p50 p99 achieved pct clean
   stat="$(ls "$dir"/*_.csv 2>/dev/null | grep -v '_rtt.csv' | head -1 || true)"
   rtt="$(ls "$dir"/*_rtt.csv 2>/dev/null | head -1 || true)"
   if [ -z "$stat" ]; then
     printf '%-10s %7s  sipp produced no statistics (exit %s); see %s\n' "$label" "$rate" "$rc" "$dir"
-    echo "$label $rate dirty 0 $calls 0 - -" >> "$WORK/steps"
+    echo "$label $rate dirty 0 $calls 0 - - -" >> "$WORK/steps"
     return
   fi
   read -r succ fail retrans elapsed < <(awk -F';' 'NR==1{for(i=1;i<=NF;i++){h[$i]=i}} END{print $h["SuccessfulCall(C)"], $h["FailedCall(C)"], $h["Retransmissions(C)"], $h["ElapsedTime(C)"]}' "$stat")
@@ -94,16 +103,20 @@ step() {
     p50=-; p99=-
   fi
   pct="$(awk -v r="$retrans" -v n="$((calls * per_call))" 'BEGIN{printf "%.3f", 100*r/n}')"
+  # CPU of the target per successful call, in microseconds (ticks of 1/CLK_TCK s).
+  if [ -n "$pids" ] && [ "$succ" -gt 0 ]; then
+    cpu="$(awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v n="$succ" 'BEGIN{printf "%.0f", t * 1000000 / hz / n}')"
+  fi
   clean=dirty
   if [ "$fail" = "0" ] && [ "$succ" = "$calls" ] && [ $((retrans * 1000)) -le $((calls * per_call * CLEAN_RETRANS_PER_MILLE)) ]; then
     clean=clean
   fi
-  printf '%-10s %7s %9s %9s %7s %8s %8s %8s %8s  %s\n' "$label" "$rate" "$achieved" "$succ" "$fail" "$retrans" "$pct" "$p50" "$p99" "$clean"
-  echo "$label $rate $clean $succ $fail $retrans $p50 $p99" >> "$WORK/steps"
+  printf '%-10s %7s %9s %9s %7s %8s %8s %8s %8s %8s  %s\n' "$label" "$rate" "$achieved" "$succ" "$fail" "$retrans" "$pct" "$p50" "$p99" "$cpu" "$clean"
+  echo "$label $rate $clean $succ $fail $retrans $p50 $p99 $cpu" >> "$WORK/steps"
 }
 
 header() {
-  printf '%-10s %7s %9s %9s %7s %8s %8s %8s %8s  %s\n' "target" "rate/s" "achieved" "ok" "failed" "retrans" "retr %" "p50 ms" "p99 ms" "verdict"
+  printf '%-10s %7s %9s %9s %7s %8s %8s %8s %8s %8s  %s\n' "target" "rate/s" "achieved" "ok" "failed" "retrans" "retr %" "p50 ms" "p99 ms" "cpu us" "verdict"
 }
 
 # collapsed LABEL: whether more than half the calls failed at some step
@@ -128,6 +141,12 @@ summary() {
   else
     echo "ratio $1/$2: undefined ($2 had no clean step)"
   fi
+  # CPU per call where both were clean: a figure the generator's ceiling
+  # does not cap (the cores are shared with SIPp, so rates saturate early).
+  awk -v a="$1" -v b="$2" '$3=="clean" && $9!="-" {c[$1" "$2]=$9; r[$2]=1}
+    END{n=0; sa=0; sb=0; for (k in r) if ((a" "k) in c && (b" "k) in c) {n++; sa+=c[a" "k]; sb+=c[b" "k]}
+        if (n) printf "cpu per call over the %d rates both were clean: %s %.0f us, %s %.0f us, ratio %s/%s %.2f (lower is cheaper)\n", n, a, sa/n, b, sb/n, a, b, sa/sb
+        else print "cpu per call: no rate where both were clean"}' "$WORK/steps"
   for l in "$1" "$2"; do
     local b; b="$(best "$l")"
     if [ "$b" -gt 0 ] && [ "$ce" -gt 0 ] && [ "$b" -ge "$ce" ]; then
