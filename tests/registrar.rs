@@ -357,3 +357,49 @@ fn sigterm_exits_zero() {
         None => panic!("did not exit within 10 s of SIGTERM\n{}", sw.report()),
     }
 }
+
+/// A challenge is stateless: the switch keeps no transaction for a 401, so a
+/// retransmitted REGISTER (same branch) is challenged again, with a fresh
+/// nonce, and the answer to that challenge registers.
+#[test]
+fn challenge_is_stateless_and_a_retransmission_gets_a_fresh_nonce() {
+    let mut sw = Switch::start(&TestConfig::default());
+    let target = sw.addr("udp");
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let local = sock.local_addr().unwrap();
+    let register = format!(
+        "REGISTER sip:{target} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch=z9hG4bK-stateless-1;rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:{USER}@{target}>;tag=st1\r\n\
+         To: <sip:{USER}@{target}>\r\n\
+         Call-ID: stateless-challenge\r\n\
+         CSeq: 1 REGISTER\r\n\
+         Contact: <sip:{USER}@{local}>\r\n\
+         Expires: 60\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    let mut nonces = Vec::new();
+    let mut buf = vec![0u8; 70_000];
+    for _ in 0..2 {
+        sock.send_to(register.as_bytes(), target).unwrap();
+        sock.set_read_timeout(Some(EVENT)).unwrap();
+        let n = sock.recv(&mut buf).expect("no answer to REGISTER");
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        assert!(text.starts_with("SIP/2.0 401"), "expected 401:\n{text}");
+        let nonce = text
+            .split("nonce=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .expect("401 without a nonce")
+            .to_string();
+        nonces.push(nonce);
+    }
+    assert_ne!(
+        nonces[0], nonces[1],
+        "the retransmission got the first 401 again: the challenge was kept in a transaction"
+    );
+    // Either challenge is good for the login that follows.
+    sipp_user("register", Transport::Udp, &sw, USER, PASS, &[]).assert_ok(&mut sw);
+    sw.wait_event("registered", &[("user", USER)], EVENT);
+}

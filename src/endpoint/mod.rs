@@ -578,9 +578,19 @@ impl Endpoint {
             Method::Bye => local::answer(&request, 481, None),
             _ => local::method_not_allowed(&request),
         };
-        let _ = self.profiles[source.profile.0]
-            .transactions
-            .respond(now, id, response);
+        // A challenge is answered statelessly (as Kamailio's and OpenSIPS's
+        // registrars do): the 401 goes out, the transaction goes at once. A
+        // retransmitted REGISTER gets a fresh 401, which is as good as the
+        // first; what RFC 3261 §8.2.7 rules out is a stateless registrar,
+        // and the REGISTER that changes bindings keeps its transaction.
+        // Half the REGISTERs a phone sends are challenged, and each kept
+        // transaction would hold its 401 for 64*T1.
+        let challenge = request.method == Method::Register && response.status_code.code() == 401;
+        let transactions = &mut self.profiles[source.profile.0].transactions;
+        let _ = transactions.respond(now, id, response);
+        if challenge {
+            transactions.abandon(id);
+        }
     }
 
     /// The driver could not send `message` (no connection could be made,
