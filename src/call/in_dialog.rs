@@ -52,7 +52,7 @@ impl CallLayer {
                 self.answer_in_dialog(now, out, leg, profile, tx, &request, ok);
             }
             _ => {
-                let r = crate::endpoint::method_not_allowed(&request);
+                let r = crate::sip::method_not_allowed(&request);
                 self.answer_in_dialog(now, out, leg, profile, tx, &request, r);
             }
         }

@@ -151,7 +151,7 @@ impl CallLayer {
             ("Call-ID".into(), sip_call_id.clone()),
             ("CSeq".into(), "1 INVITE".into()),
             ("Contact".into(), self.contact(out, profile, transport)),
-            ("Allow".into(), crate::endpoint::ALLOW.into()),
+            ("Allow".into(), crate::sip::ALLOW.into()),
         ]);
         // Supported/Require with 100rel as the target's `prack` says (`prack`).
         headers.extend(self.option_tags_for(&target));

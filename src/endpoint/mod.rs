@@ -29,7 +29,6 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 pub use event::EndpointEvent;
-pub use local::{answer, method_not_allowed, ALLOW};
 
 use crate::call::{CallCommand, CallId, CallLayer, CommandError, PeerCall, Sessions, SipOut};
 use crate::config::Config;
@@ -429,7 +428,7 @@ impl Endpoint {
                         let _ = profile.transactions.respond(
                             now,
                             cancel_id,
-                            local::answer(&request, status, None),
+                            sip::answer(&request, status, None),
                         );
                         if let Some(invite_id) =
                             invite_id.filter(|&i| self.calls.owns_invite(source.profile, i))
@@ -444,7 +443,7 @@ impl Endpoint {
                                 let _ = profile.transactions.respond(
                                     now,
                                     invite_id,
-                                    local::answer(&invite, 487, None),
+                                    sip::answer(&invite, 487, None),
                                 );
                             }
                         }
@@ -524,7 +523,7 @@ impl Endpoint {
         // RFC 3261 §8.2.2.3: an extension we lack is refused before anything
         // else (REGISTER's are the registrar's to judge).
         if request.method != Method::Register {
-            if let Some(response) = local::unsupported_require(&request) {
+            if let Some(response) = sip::unsupported_require(&request) {
                 let _ = self.profiles[source.profile.0]
                     .transactions
                     .respond(now, id, response);
@@ -548,7 +547,7 @@ impl Endpoint {
                     // A blocked source: no answer at all; Timer J cleans up.
                     RegisterOutcome::Drop => return,
                 },
-                None => local::answer(&request, 405, Some("This Profile Is Not A Registrar")),
+                None => sip::answer(&request, 405, Some("This Profile Is Not A Registrar")),
             },
             // A request within a dialog: the call layer's, or 481 (§12.2.2).
             _ if request.to_tag().is_some() => {
@@ -558,19 +557,19 @@ impl Endpoint {
                     return;
                 }
                 if self.calls.is_crossing_bye(&request) {
-                    local::answer(&request, 200, None)
+                    sip::answer(&request, 200, None)
                 } else {
-                    local::answer(&request, 481, None)
+                    sip::answer(&request, 481, None)
                 }
             }
-            Method::Options => local::options_ok(&request),
+            Method::Options => sip::options_ok(&request),
             Method::Invite => {
                 let (calls, mut cx) = calls_and_context!(self);
                 calls.handle_invite(now, &mut cx, source, id, request);
                 return;
             }
-            Method::Bye => local::answer(&request, 481, None),
-            _ => local::method_not_allowed(&request),
+            Method::Bye => sip::answer(&request, 481, None),
+            _ => sip::method_not_allowed(&request),
         };
         let _ = self.profiles[source.profile.0]
             .transactions
