@@ -11,6 +11,7 @@ pub mod call;
 pub mod callback;
 pub mod config;
 pub mod dialog;
+pub mod digest;
 pub mod driver;
 pub mod endpoint;
 pub mod http;

@@ -22,11 +22,11 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::algorithms::AlgorithmPolicy;
-use super::digest::{
-    digests_match, request_digest, DigestAlgorithm, DigestCredentials, DigestInput, QopAuth,
-};
 use super::nonce::{NcCheck, NonceCounts, NonceMinter};
 use super::users::UserDirectory;
+use crate::digest::{
+    digests_match, request_digest, DigestAlgorithm, DigestCredentials, DigestInput, QopAuth,
+};
 
 /// The outcome of checking one request's credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,7 +155,7 @@ impl Authenticator {
                     break;
                 }
                 Ok(_) => {}
-                Err(super::digest::DigestParseError::NotDigest) => {}
+                Err(crate::digest::DigestParseError::NotDigest) => {}
                 Err(_) => malformed = Some("Malformed Authorization"),
             }
         }
@@ -218,7 +218,7 @@ impl Authenticator {
             .and_then(|c| c.ha1(algorithm, &creds.username, &self.realm));
         let ha1 = match &known {
             Some(h) => h.clone(),
-            None => super::digest::ha1_from_password(
+            None => crate::digest::ha1_from_password(
                 algorithm,
                 &creds.username,
                 &self.realm,
