@@ -25,7 +25,9 @@
 //! `agents` (the agent desktop's routes), `desktop` (desktop SSE with
 //! replay), `recordings` (recording downloads with ranges), `notifications`
 //! (the outbox's dead events and replays), `peers` (trunk peers' state and
-//! counters), `openapi` (the generated document), `tls` (HTTPS listener).
+//! counters), `openapi` (the generated document), `doc_types` (types that
+//! only describe JSON, named by handlers and document), `tls` (HTTPS
+//! listener).
 //!
 //! [`CallCommand`]: crate::call::CallCommand
 //! [`callback::Request`]: crate::callback::Request
@@ -40,6 +42,7 @@ mod callbacks;
 mod center;
 mod desktop;
 mod dispatch;
+mod doc_types;
 mod errors;
 mod events;
 mod extract;

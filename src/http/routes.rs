@@ -14,9 +14,9 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::bodies::{DtmfBody, LegBody, ListQuery, OriginateBody, RecordingBody, TransferBody};
+use super::doc_types::{CallList, CallRef, Health};
 use super::errors::{ApiError, Body as ErrorBody};
 use super::extract::JsonBody;
-use super::openapi::{CallList, CallRef, Health};
 use super::{dispatch, Api};
 use crate::call::{CallCommand, CallId, LegRole};
 
