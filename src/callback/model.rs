@@ -306,24 +306,9 @@ pub enum HistoryKind {
     },
 }
 
-/// How a consultation of the enrichment webhook ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum EnrichmentOutcome {
-    /// The endpoint answered; its fields were merged.
-    Enriched,
-    /// Timeout, connection error, non-2xx or invalid body: created as requested.
-    Failed,
-}
-
-/// What a create carries to its history about enrichment (see
-/// [`HistoryKind::Enrichment`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EnrichmentNote {
-    pub outcome: EnrichmentOutcome,
-    pub detail: String,
-    pub changed: Vec<String>,
-}
+// `EnrichmentOutcome` and `EnrichmentNote` are the enrichment boundary's
+// own types (`integrations::enrich`), re-exported here for the history.
+pub use crate::integrations::enrich::{EnrichmentNote, EnrichmentOutcome};
 
 impl From<EnrichmentNote> for HistoryKind {
     fn from(n: EnrichmentNote) -> Self {
@@ -349,6 +334,19 @@ pub enum AgentState {
 }
 
 impl AgentState {
+    /// Workforce management's label of a state (docs/notifications.md):
+    /// Ready is "Available", Not Ready is its reason (or "Not Ready"
+    /// without one), the others as they are.
+    pub fn wfm_name(self, reason: Option<&str>) -> String {
+        match self {
+            AgentState::LoggedOut => "Logged Out".into(),
+            AgentState::Ready => "Available".into(),
+            AgentState::NotReady => reason.unwrap_or("Not Ready").to_string(),
+            AgentState::Engaged => "Engaged".into(),
+            AgentState::Working => "Working".into(),
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             AgentState::LoggedOut => "logged-out",
@@ -493,6 +491,15 @@ impl fmt::Display for DesktopEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn agent_state_names_follow_document_004() {
+        assert_eq!(AgentState::Ready.wfm_name(None), "Available");
+        assert_eq!(AgentState::NotReady.wfm_name(Some("Lunch")), "Lunch");
+        assert_eq!(AgentState::NotReady.wfm_name(None), "Not Ready");
+        assert_eq!(AgentState::Engaged.wfm_name(None), "Engaged");
+        assert_eq!(AgentState::Working.wfm_name(None), "Working");
+    }
 
     /// Every field of an entry has its own JSON name, so what the store
     /// writes reads back (a `rescheduled` entry once wrote `at` twice).

@@ -48,9 +48,7 @@ use super::settings::{
     AgentSettings, CallbackSettings, Privilege, QueueSettings, WebcallbackOptions,
 };
 use crate::call::{CallCommand, CallEvent, CommandError};
-use crate::integrations::notify::{
-    self, notice, AgentChangeNotice, Notice, NoticeKind, OutboxWrite,
-};
+use crate::integrations::notify::{self, AgentChangeNotice, Notice, NoticeKind, OutboxWrite};
 
 pub use recovery::Recovered;
 
@@ -451,10 +449,10 @@ fn agent_change_notice(
         agent_id: agent.id.clone(),
         agent_name: agent.name.clone(),
         state: state.as_str().to_string(),
-        state_name: notice::state_name(state, reason),
+        state_name: state.wfm_name(reason),
         reason: reason.map(str::to_string),
         previous_state: Some(was.as_str().to_string()),
-        previous_state_name: Some(notice::state_name(was, was_reason.as_deref())),
+        previous_state_name: Some(was.wfm_name(was_reason.as_deref())),
         previous_state_seconds: now.duration_since(was_since).as_secs().try_into().ok(),
     };
     match (was, state) {
