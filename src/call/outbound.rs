@@ -667,8 +667,7 @@ impl CallLayer {
         let answer = sdp_body(&r, &r.body)
             .filter(|_| !late && !self.early_offer_answered(leg))
             .and_then(|b| negotiate::read_answer(&b));
-        {
-            let l = self.legs.get_mut(&leg).expect("checked by the caller");
+        if let Some(l) = self.legs.get_mut(&leg) {
             l.dialog = Some(id.clone());
             l.state = LegState::Answered;
             l.ring_deadline = None;

@@ -121,10 +121,10 @@ impl Recorder {
     /// Writes everything still buffered and finalises the header.
     pub fn finish(mut self) -> Result<PathBuf, RecordingError> {
         self.drain_all()?;
-        let writer = self
-            .writer
-            .take()
-            .expect("writer present until finish or drop");
+        // Present until finish (which takes `self`) or drop.
+        let Some(writer) = self.writer.take() else {
+            return Ok(self.path.clone());
+        };
         writer
             .finalize()
             .map_err(|e| RecordingError::wav(&self.path, e))?;
