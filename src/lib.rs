@@ -5,6 +5,13 @@
 //! sans-IO: it takes messages and an explicit `now`, and returns what to send
 //! and when it next needs waking. Only [`transport`] touches sockets and clocks.
 
+// No panic reachable from a peer's bytes, and `unsafe` only where a module
+// declaration allows it (the libc FFI of media/, transport/udp.rs,
+// driver/limits.rs). Tests are exempt from the panic lints (clippy.toml);
+// the crate-wide lints are in Cargo.toml's [lints].
+#![deny(unsafe_code)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 pub mod sip;
 
 pub mod call;

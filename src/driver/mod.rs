@@ -17,6 +17,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 mod callbacks;
+// getrlimit/setrlimit (libc FFI).
+#[allow(unsafe_code)]
 pub mod limits;
 mod outbox;
 mod peers;

@@ -24,6 +24,8 @@ mod reads;
 mod schema;
 mod writer;
 
+// kill(2) of the child the crash tests run (libc FFI).
+#[allow(unsafe_code)]
 #[cfg(test)]
 mod crash_tests;
 #[cfg(test)]

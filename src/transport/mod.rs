@@ -19,6 +19,8 @@
 mod limits;
 mod stream;
 mod tls_client;
+// setsockopt for the UDP receive buffer (libc FFI).
+#[allow(unsafe_code)]
 mod udp;
 
 use std::collections::HashMap;
