@@ -89,6 +89,7 @@ mod tests {
         assert!(UserToUser::check("{case_hex};encoding=hex").is_ok());
         assert!(UserToUser::check("{nope}")
             .unwrap_err()
+            .to_string()
             .contains("unknown placeholder {nope}"));
         assert!(UserToUser::check("x\r\ny").is_err());
         assert!(UserToUser::check("{case").is_err());

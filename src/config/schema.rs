@@ -266,6 +266,17 @@ pub enum UserToUser {
     Template(String),
 }
 
+/// What is wrong with a `user_to_user` template ([`UserToUser::check`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    #[error("must be one non-empty line")]
+    NotOneLine,
+    #[error("an unclosed {{")]
+    Unclosed,
+    #[error("unknown placeholder {{{name}}} (known: {known})")]
+    UnknownPlaceholder { name: String, known: String },
+}
+
 impl UserToUser {
     /// What `true` means: the case reference in hex (RFC 7433 §4.1).
     pub const DEFAULT_TEMPLATE: &'static str = "{case_hex};encoding=hex";
@@ -285,21 +296,21 @@ impl UserToUser {
 
     /// What is wrong with a template, if anything: it must be one non-empty
     /// line whose `{...}` are known placeholders.
-    pub fn check(template: &str) -> Result<(), String> {
+    pub fn check(template: &str) -> Result<(), TemplateError> {
         if template.trim().is_empty() || template.contains(['\r', '\n']) {
-            return Err("must be one non-empty line".into());
+            return Err(TemplateError::NotOneLine);
         }
         let mut rest = template;
         while let Some(open) = rest.find('{') {
             let Some(close) = rest[open..].find('}') else {
-                return Err("an unclosed {".into());
+                return Err(TemplateError::Unclosed);
             };
             let name = &rest[open + 1..open + close];
             if !Self::PLACEHOLDERS.contains(&name) {
-                return Err(format!(
-                    "unknown placeholder {{{name}}} (known: {})",
-                    Self::PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", ")
-                ));
+                return Err(TemplateError::UnknownPlaceholder {
+                    name: name.to_string(),
+                    known: Self::PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", "),
+                });
             }
             rest = &rest[open + close + 1..];
         }

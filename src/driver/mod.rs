@@ -69,12 +69,15 @@ pub enum DriverError {
         address: SocketAddr,
         source: std::io::Error,
     },
-    #[error("profile {profile}: tls: {message}")]
-    Tls { profile: String, message: String },
+    #[error("profile {profile}: tls: {source}")]
+    Tls {
+        profile: String,
+        source: transport::TlsSetupError,
+    },
     #[error("store {path}: {source}")]
     Store { path: String, source: StoreError },
-    #[error("http: tls: {message}")]
-    HttpTls { message: String },
+    #[error("http: tls: {source}")]
+    HttpTls { source: transport::TlsSetupError },
     #[error("http: cannot bind {address}: {source}")]
     Http {
         address: SocketAddr,
@@ -147,9 +150,9 @@ pub async fn run(
                     .unwrap_or_else(|| config_dir.clone());
                 Some(
                     transport::load_tls_acceptor(&base.join(&t.cert), &base.join(&t.key)).map_err(
-                        |message| DriverError::Tls {
+                        |source| DriverError::Tls {
                             profile: np.name.clone(),
-                            message,
+                            source,
                         },
                     )?,
                 )
@@ -314,7 +317,7 @@ pub async fn run(
         let tls = match (&config.general.http_tls_cert, &config.general.http_tls_key) {
             (Some(cert), Some(key)) => Some(
                 transport::load_tls_acceptor(&config_dir.join(cert), &config_dir.join(key))
-                    .map_err(|message| DriverError::HttpTls { message })?
+                    .map_err(|source| DriverError::HttpTls { source })?
                     .config()
                     .clone(),
             ),

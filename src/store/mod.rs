@@ -46,8 +46,8 @@ use tokio::sync::{mpsc, oneshot};
 pub use codec::Cursor;
 
 use crate::callback::{
-    CallbackReads, CallbackWithHistory, DesktopEvent, InteractionId, ListFilter, Page, ReadFuture,
-    Write,
+    CallbackReads, CallbackWithHistory, DesktopEvent, InteractionId, ListFilter, Page, ReadError,
+    ReadFuture, Write,
 };
 use crate::integrations::notify::OutboxRow;
 use reads::ReadJob;
@@ -313,22 +313,18 @@ impl Store {
     }
 }
 
-/// The API's reads. Errors become their message; a bad cursor reads
-/// "cursor: ...", and the HTTP layer can tell it apart up front with
-/// [`Cursor::parse`].
+/// The API's reads. Errors travel as `ReadError`s showing their message; a
+/// bad cursor reads "cursor: ...", and the HTTP layer can tell it apart up
+/// front with [`Cursor::parse`].
 impl CallbackReads for Store {
     fn callback(&self, id: InteractionId) -> ReadFuture<Option<CallbackWithHistory>> {
         let store = self.clone();
-        Box::pin(async move {
-            Store::callback(&store, &id)
-                .await
-                .map_err(|e| e.to_string())
-        })
+        Box::pin(async move { Store::callback(&store, &id).await.map_err(ReadError::new) })
     }
 
     fn list(&self, filter: ListFilter) -> ReadFuture<Page> {
         let store = self.clone();
-        Box::pin(async move { Store::list(&store, filter).await.map_err(|e| e.to_string()) })
+        Box::pin(async move { Store::list(&store, filter).await.map_err(ReadError::new) })
     }
 
     fn desktop_events_after(&self, after: u64, limit: usize) -> ReadFuture<Vec<DesktopEvent>> {
@@ -336,7 +332,7 @@ impl CallbackReads for Store {
         Box::pin(async move {
             Store::desktop_events_after(&store, after, limit)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(ReadError::new)
         })
     }
 }

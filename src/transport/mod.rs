@@ -19,6 +19,7 @@
 mod limits;
 mod stream;
 mod tls_client;
+mod tls_server;
 // setsockopt for the UDP receive buffer (libc FFI).
 #[allow(unsafe_code)]
 mod udp;
@@ -37,8 +38,9 @@ use crate::net::{ConnectionId, Destination, ProfileId, Source, TransportKind};
 use crate::sip::{Response, SipMessage};
 
 pub use limits::{ConnectionLimits, Refusal, RefusedCounts};
-pub use stream::{bind_stream, load_tls_acceptor};
+pub use stream::bind_stream;
 pub use tls_client::{tls_target, TlsClientError, TlsTarget};
+pub use tls_server::{load_tls_acceptor, TlsSetupError};
 pub use udp::bind_udp;
 
 /// What reader tasks tell the endpoint task.

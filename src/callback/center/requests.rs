@@ -87,7 +87,7 @@ impl Center {
             crate::callback::options::resolve(&self.settings.options, &new.routing_data.options)
                 .map_err(|e| ActionError::Invalid {
                     field: format!("routingData.options.{}", e.key),
-                    message: e.message,
+                    message: e.problem.to_string(),
                 })?;
         if options.auto_answer_timer >= self.settings.offer_timeout {
             return Err(ActionError::Invalid {
@@ -319,9 +319,9 @@ impl Center {
             cb.validate_callback_numbers,
         )
         .map(Some)
-        .map_err(|message| ActionError::Invalid {
+        .map_err(|e| ActionError::Invalid {
             field: "callbackNumber".into(),
-            message,
+            message: e.to_string(),
         })
     }
 
