@@ -409,7 +409,11 @@ pub enum DesktopEventKind {
         agent: String,
         /// `webcallback.callback-information.content`'s fields, in its order.
         preview: Vec<PreviewField>,
+        /// The auto-answer timer; `null` without auto-answer. (Stored
+        /// events from before the rename read back by their old names.)
+        #[serde(rename = "autoAnswerSecs", alias = "auto_answer_secs")]
         auto_answer_secs: Option<u64>,
+        #[serde(rename = "canReject", alias = "can_reject")]
         can_reject: bool,
     },
     Agent {
@@ -503,6 +507,30 @@ mod tests {
 
     /// Every field of an entry has its own JSON name, so what the store
     /// writes reads back (a `rescheduled` entry once wrote `at` twice).
+    /// The offer's fields are camelCase like the rest of the API; an event
+    /// stored under the old snake_case names still reads back.
+    #[test]
+    fn offer_fields_are_camel_case_and_old_rows_read_back() {
+        let event = DesktopEvent {
+            seq: 7,
+            at: "2025-03-01T09:00:00Z".parse().unwrap(),
+            kind: DesktopEventKind::Offer {
+                id: InteractionId("cb-1".into()),
+                agent: "1001".into(),
+                preview: Vec::new(),
+                auto_answer_secs: Some(30),
+                can_reject: false,
+            },
+        };
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["autoAnswerSecs"], 30, "{json}");
+        assert_eq!(json["canReject"], false, "{json}");
+        assert!(json.get("auto_answer_secs").is_none(), "{json}");
+        assert!(json.get("can_reject").is_none(), "{json}");
+        let old = r#"{"seq":7,"at":"2025-03-01T09:00:00Z","type":"offer","id":"cb-1","agent":"1001","preview":[],"auto_answer_secs":30,"can_reject":false}"#;
+        assert_eq!(serde_json::from_str::<DesktopEvent>(old).unwrap(), event);
+    }
+
     #[test]
     fn a_rescheduled_entry_reads_back() {
         let entry = HistoryEntry {
