@@ -120,7 +120,13 @@ impl CallLayer {
             _ => (caller.user.clone(), caller.display.clone()),
         };
         let display = display
-            .map(|d| format!("\"{}\" ", d.replace(['"', '\\'], "")))
+            .map(|d| {
+                let d: String = d
+                    .chars()
+                    .filter(|c| !matches!(c, '"' | '\\') && !c.is_control())
+                    .collect();
+                format!("\"{d}\" ")
+            })
             .unwrap_or_default();
         // RFC 3323/3325 privacy toward whoever is outside the Trust Domain (`identity`).
         let (user, display, from_host) =
@@ -796,7 +802,7 @@ impl CallLayer {
         };
         let caller = Caller {
             user: o.caller_id.clone().unwrap_or_else(|| o.a.clone()),
-            display: None,
+            display: o.caller_id_name.clone(),
         };
         let forward = Forward {
             formats,

@@ -275,6 +275,7 @@ mod tests {
                 auto_answer: true,
                 headers: vec![("X-Case-Id".into(), "42".into())],
                 caller_id: Some("+15550100".into()),
+                caller_id_name: None,
             })
         );
 

@@ -85,6 +85,12 @@ struct Live {
     reached: bool,
     /// When its agent accepted it (for the handling time).
     accepted_at: Option<Timestamp>,
+    /// `cb.attempts` when its agent accepted it: more now means the contact
+    /// has been called since (an attempt whose agent leg failed is taken
+    /// back). `done` on one never called closes it unprocessed, which is
+    /// `mark-done`'s privilege. `None` when unknown (recovered at start-up):
+    /// counted as called.
+    attempts_at_accept: Option<u32>,
 }
 
 impl Live {
@@ -97,6 +103,7 @@ impl Live {
             auto_accept: false,
             reached: false,
             accepted_at: None,
+            attempts_at_accept: None,
         }
     }
 }
