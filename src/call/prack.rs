@@ -21,7 +21,7 @@
 
 use std::time::Instant;
 
-use crate::config::PrackMode;
+use super::settings::PrackMode;
 use crate::dialog::{
     names_option, Body, DialogEvent, DialogId, Outgoing, ReliableCheck, TAG_100REL,
 };

@@ -7,6 +7,7 @@
 //! names its file, line and key.
 
 mod callback;
+mod layers;
 mod locate;
 mod notify;
 pub mod schema;

@@ -201,9 +201,11 @@ pub async fn run(
         .await;
     let sessions: Sessions = Default::default();
     // Trunk peers' limits, counters and health: one table for the process.
-    let peer_table = std::sync::Arc::new(call::PeerTable::new(&config));
+    // Each layer's settings, built once by config/ (none sees the TOML).
+    let endpoint_settings = config.endpoint_settings();
+    let peer_table = std::sync::Arc::new(call::PeerTable::new(&endpoint_settings.calls));
     let mut endpoints = Endpoint::sharded(
-        &config,
+        &endpoint_settings,
         rand::random(),
         sessions.clone(),
         peer_table.clone(),

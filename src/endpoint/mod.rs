@@ -20,7 +20,7 @@
 //! [`Endpoint::poll_peer`] and arrives through [`Endpoint::handle_peer`].
 
 mod event;
-mod local;
+mod settings;
 #[cfg(test)]
 mod tests;
 
@@ -29,9 +29,9 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 pub use event::EndpointEvent;
+pub use settings::{EndpointProfile, EndpointSettings};
 
 use crate::call::{CallCommand, CallId, CallLayer, CommandError, PeerCall, Sessions, SipOut};
-use crate::config::Config;
 use crate::media::{MediaCommand, MediaEvent};
 use crate::net::{Destination, ProfileId, Source, TransportKind};
 use crate::registrar::{Binding, RegisterOutcome, Registrar, RequestAuth};
@@ -227,35 +227,32 @@ macro_rules! calls_and_context {
 
 impl Endpoint {
     /// `secret` keys the registrars' nonces; a fresh one per start makes old nonces stale.
-    pub fn new(config: &Config, secret: [u8; 32], sessions: Sessions) -> Self {
-        let peers = std::sync::Arc::new(crate::call::PeerTable::new(config));
-        Self::with_peers(config, secret, sessions, peers)
+    pub fn new(settings: &EndpointSettings, secret: [u8; 32], sessions: Sessions) -> Self {
+        let peers = std::sync::Arc::new(crate::call::PeerTable::new(&settings.calls));
+        Self::with_peers(settings, secret, sessions, peers)
     }
 
     /// As `new`, with the process's one trunk-peer table (shared with the
     /// HTTP API and any other endpoint worker).
     pub fn with_peers(
-        config: &Config,
+        settings: &EndpointSettings,
         secret: [u8; 32],
         sessions: Sessions,
         peers: std::sync::Arc<crate::call::PeerTable>,
     ) -> Self {
-        let profiles = config
+        let profiles = settings
             .profiles
             .iter()
             .enumerate()
-            .map(|(i, np)| {
+            .map(|(i, p)| {
                 // Each profile gets its own key, derived so that profiles never share nonces.
                 let mut key = secret;
                 key[0] ^= i as u8;
                 ProfileState {
-                    name: np.name.clone(),
-                    transactions: TransactionLayer::new(local::timer_settings(&np.profile)),
-                    registrar: np
-                        .profile
-                        .registrar
-                        .then(|| Registrar::new(local::registrar_settings(np), key)),
-                    max_transactions_per_source: np.profile.auth_guard.max_transactions_per_source,
+                    name: p.name.clone(),
+                    transactions: TransactionLayer::new(p.timers),
+                    registrar: p.registrar.clone().map(|r| Registrar::new(r, key)),
+                    max_transactions_per_source: p.max_transactions_per_source,
                 }
             })
             .collect();
@@ -265,7 +262,7 @@ impl Endpoint {
             events: VecDeque::new(),
             delayed: HeldAnswers::default(),
             reject_tag: sip::generate_tag(),
-            calls: CallLayer::with_peers(config, sessions, peers),
+            calls: CallLayer::with_peers(settings.calls.clone(), sessions, peers),
             locals: HashMap::new(),
             peers: VecDeque::new(),
         }
@@ -288,16 +285,16 @@ impl Endpoint {
     /// table, and per registrar profile the bindings, the nonce key and
     /// replay table, and the brute-force guard (`Registrar::sibling`).
     pub fn sharded(
-        config: &Config,
+        settings: &EndpointSettings,
         secret: [u8; 32],
         sessions: Sessions,
         peers: std::sync::Arc<crate::call::PeerTable>,
         shards: &Shards,
     ) -> Vec<Self> {
-        let first = Self::with_peers(config, secret, sessions.clone(), peers.clone());
+        let first = Self::with_peers(settings, secret, sessions.clone(), peers.clone());
         let mut all: Vec<Self> = (1..shards.count())
             .map(|i| {
-                let mut e = Self::with_peers(config, secret, sessions.clone(), peers.clone());
+                let mut e = Self::with_peers(settings, secret, sessions.clone(), peers.clone());
                 for (p, mine) in e.profiles.iter_mut().zip(&first.profiles) {
                     p.registrar = mine.registrar.as_ref().map(Registrar::sibling);
                 }
