@@ -7,9 +7,12 @@
 
 // No panic reachable from a peer's bytes, and `unsafe` only where a module
 // declaration allows it (the libc FFI of media/, transport/udp.rs,
-// driver/limits.rs). Tests are exempt from the panic lints (clippy.toml);
-// the crate-wide lints are in Cargo.toml's [lints].
+// driver/limits.rs); every public type can be logged with `{:?}` (those
+// holding secrets or closures print a summary). Tests are exempt from the
+// panic lints (clippy.toml); the crate-wide lints are in Cargo.toml's
+// [lints].
 #![deny(unsafe_code)]
+#![deny(missing_debug_implementations)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod sip;

@@ -156,6 +156,7 @@ enum ReInvite {
     Refresh,
 }
 
+#[derive(Debug)]
 pub struct CallLayer {
     settings: CallSettings,
     dialplan: DialPlan,

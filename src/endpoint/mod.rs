@@ -121,6 +121,15 @@ pub struct Endpoint {
     peers: VecDeque<(usize, PeerMessage)>,
 }
 
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("profiles", &self.profiles.len())
+            .field("locals", &self.locals)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The endpoint's transaction layers and registrars lent to the call layer.
 struct Context<'a> {
     profiles: &'a mut [ProfileState],

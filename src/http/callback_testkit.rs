@@ -110,7 +110,7 @@ pub fn desktop_event(seq: u64, agent: &str) -> DesktopEvent {
 
 /// The fake store: callbacks with history, the desktop event log, and what
 /// list queries it was asked.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct FakeStore {
     pub callbacks: Mutex<Vec<CallbackWithHistory>>,
     pub desktop: Mutex<Vec<DesktopEvent>>,

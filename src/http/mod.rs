@@ -96,6 +96,17 @@ pub struct HttpState {
     pub recordings_dir: PathBuf,
 }
 
+impl std::fmt::Debug for HttpState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The API keys are secrets: only how many.
+        f.debug_struct("HttpState")
+            .field("api_keys", &self.api_keys.len())
+            .field("callbacks", &self.callbacks.is_some())
+            .field("recordings_dir", &self.recordings_dir)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The handlers' shared state: [`HttpState`] plus what the server adds.
 pub(crate) struct Api {
     commands: mpsc::Sender<ControlRequest>,

@@ -304,6 +304,7 @@ pub fn rss_bytes() -> u64 {
 }
 
 /// A sender thread and a receiver thread on one socket.
+#[derive(Debug)]
 pub struct Generator {
     pub sent: Arc<AtomicU64>,
     pub received: Arc<AtomicU64>,

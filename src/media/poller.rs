@@ -23,6 +23,7 @@ pub struct Poller {
 }
 
 /// Buffer for the readiness reports of one `wait`.
+#[derive(Debug)]
 pub struct Events {
     buf: Vec<libc::epoll_event>,
     len: usize,

@@ -30,6 +30,15 @@ pub struct Recorder {
     flushed_at: i64,
 }
 
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder")
+            .field("path", &self.path)
+            .field("open", &self.writer.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Recorder {
     /// Creates the file (and its parent directories). The header is written
     /// at once, so the file is a valid, empty WAV from the start.

@@ -119,6 +119,7 @@ pub struct StoreStats {
 
 /// A commit queued by [`Store::queue_commit`]: resolves once it is durable
 /// (or failed).
+#[derive(Debug)]
 pub struct PendingCommit(oneshot::Receiver<Result<(), StoreError>>);
 
 impl PendingCommit {
@@ -135,6 +136,12 @@ impl PendingCommit {
 #[derive(Clone)]
 pub struct Store {
     shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
 }
 
 struct Shared {

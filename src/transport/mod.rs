@@ -125,6 +125,14 @@ pub struct InboundFanout {
     route: Arc<dyn Fn(&Inbound) -> usize + Send + Sync>,
 }
 
+impl std::fmt::Debug for InboundFanout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InboundFanout")
+            .field("workers", &self.workers.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl InboundFanout {
     pub fn new(
         workers: Vec<mpsc::Sender<Inbound>>,
@@ -226,6 +234,15 @@ pub struct Transports {
     /// Peers we may open TLS to, by (profile, address): their name and trust.
     tls_targets: HashMap<(ProfileId, SocketAddr), TlsTarget>,
     log_messages: bool,
+}
+
+impl std::fmt::Debug for Transports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transports")
+            .field("udp", &self.udp.len())
+            .field("connections", &self.connections.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Transports {

@@ -119,6 +119,7 @@ struct AgentLive {
     owns: Vec<InteractionId>,
 }
 
+#[derive(Debug)]
 pub struct Center {
     settings: Arc<CallbackSettings>,
     live: HashMap<InteractionId, Live>,
