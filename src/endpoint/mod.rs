@@ -277,6 +277,14 @@ impl Endpoint {
         }
     }
 
+    /// The transaction layer of `profile` (`None` for a profile this
+    /// endpoint was not built with, which no source names).
+    fn transactions(&mut self, profile: ProfileId) -> Option<&mut TransactionLayer> {
+        self.profiles
+            .get_mut(profile.0)
+            .map(|p| &mut p.transactions)
+    }
+
     /// Makes this endpoint the one that pings trunk peers (`ping_interval_secs`).
     pub fn start_pings(&mut self, now: Instant) {
         self.calls.start_pings(now);
@@ -429,28 +437,21 @@ impl Endpoint {
                         invite_id,
                         request,
                     } => {
-                        let profile = &mut self.profiles[source.profile.0];
                         let status = if invite_id.is_some() { 200 } else { 481 };
-                        let _ = profile.transactions.respond(
-                            now,
-                            cancel_id,
-                            sip::answer(&request, status, None),
-                        );
+                        if let Some(t) = self.transactions(source.profile) {
+                            let _ = t.respond(now, cancel_id, sip::answer(&request, status, None));
+                        }
                         if let Some(invite_id) =
                             invite_id.filter(|&i| self.calls.owns_invite(source.profile, i))
                         {
                             let (calls, mut cx) = calls_and_context!(self);
                             calls.handle_cancel(now, &mut cx, source.profile, invite_id);
                         } else if let Some(invite_id) = invite_id {
-                            let profile = &mut self.profiles[source.profile.0];
-                            if let Some(invite) =
-                                profile.transactions.server_request(invite_id).cloned()
-                            {
-                                let _ = profile.transactions.respond(
-                                    now,
-                                    invite_id,
-                                    sip::answer(&invite, 487, None),
-                                );
+                            if let Some(t) = self.transactions(source.profile) {
+                                if let Some(invite) = t.server_request(invite_id).cloned() {
+                                    let _ =
+                                        t.respond(now, invite_id, sip::answer(&invite, 487, None));
+                                }
                             }
                         }
                     }
@@ -530,14 +531,18 @@ impl Endpoint {
         // else (REGISTER's are the registrar's to judge).
         if request.method != Method::Register {
             if let Some(response) = sip::unsupported_require(&request) {
-                let _ = self.profiles[source.profile.0]
-                    .transactions
-                    .respond(now, id, response);
+                if let Some(t) = self.transactions(source.profile) {
+                    let _ = t.respond(now, id, response);
+                }
                 return;
             }
         }
         let response = match request.method {
-            Method::Register => match &mut self.profiles[source.profile.0].registrar {
+            Method::Register => match self
+                .profiles
+                .get_mut(source.profile.0)
+                .and_then(|p| p.registrar.as_mut())
+            {
                 Some(registrar) => match registrar.handle_register(now, &request, &source) {
                     RegisterOutcome::Respond {
                         response,
@@ -577,9 +582,9 @@ impl Endpoint {
             Method::Bye => sip::answer(&request, 481, None),
             _ => sip::method_not_allowed(&request),
         };
-        let _ = self.profiles[source.profile.0]
-            .transactions
-            .respond(now, id, response);
+        if let Some(t) = self.transactions(source.profile) {
+            let _ = t.respond(now, id, response);
+        }
     }
 
     /// The driver could not send `message` (no connection could be made,
@@ -610,9 +615,9 @@ impl Endpoint {
                 break;
             }
             let d = entry.remove();
-            let _ = self.profiles[d.profile.0]
-                .transactions
-                .respond(now, d.id, d.response);
+            if let Some(t) = self.transactions(d.profile) {
+                let _ = t.respond(now, d.id, d.response);
+            }
         }
         if self.calls.poll_timeout().is_some_and(|t| t <= now) {
             let (calls, mut cx) = calls_and_context!(self);
@@ -634,7 +639,11 @@ impl Endpoint {
     /// Client transaction events go to the call layer, which sent those requests.
     fn route_transaction_events(&mut self, now: Instant) {
         for i in 0..self.profiles.len() {
-            while let Some(e) = self.profiles[i].transactions.poll_event() {
+            while let Some(e) = self
+                .profiles
+                .get_mut(i)
+                .and_then(|p| p.transactions.poll_event())
+            {
                 match e {
                     TransactionEvent::Client { id, event } => {
                         let (calls, mut cx) = calls_and_context!(self);
