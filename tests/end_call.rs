@@ -224,3 +224,76 @@ fn the_end_call_event_reaches_the_wfm_endpoint_after_the_wrap_up() {
     assert_eq!(path, format!("/v1/recordings/{}", d.file));
     assert_range_served(&d.cb, path);
 }
+
+/// A contact the switch has no media ports for (the trunk profile's range
+/// exhausted: both of its pairs held by another socket): the agent's
+/// answered leg is hung up, and the call stands on the interaction's record,
+/// and in its end-call event, ended by the switch with its cause.
+#[test]
+fn a_call_that_ran_out_of_media_ports_is_recorded_with_its_cause() {
+    let wfm = Receiver::start(Reply::status(204));
+    let mut cfg = CallbackConfig {
+        extra_toml: notify_toml(&wfm.url("/wfm/calls")),
+        ..CallbackConfig::default()
+    };
+    let first = cfg.calls.external_rtp.0;
+    assert!(first.is_multiple_of(2), "an RTP range starts even: {first}");
+    let held: Vec<std::net::UdpSocket> = [first, first + 2]
+        .iter()
+        .map(|p| std::net::UdpSocket::bind(("127.0.0.1", *p)).expect("hold a media port"))
+        .collect();
+    cfg.calls.external_rtp = (first, first + 3);
+    let mut cb = CallbackLab::start(cfg);
+    let agent = cb.lab.phone("1001", "agent_autoanswer", |s| s);
+    cb.login("1001");
+    let id = cb.create_accepted(
+        "1001",
+        r#"{"queueId":"support","callbackNumbers":["+33612345678"]}"#,
+    );
+    cb.act_ok("1001", &id, "call", None);
+    let establishing = cb.wait_state(&id, "establishing");
+    cb.wait_after(
+        "interaction",
+        &[("id", &id), ("state", "ready-to-call")],
+        seq(&establishing),
+    );
+    let call = cb.get(&id)["calls"][0]["callId"]
+        .as_str()
+        .expect("the call on the record")
+        .to_string();
+    let ended = cb.lab.wait("call-ended", &[("call", &call)]);
+    assert_eq!(
+        (ended.get("by"), ended.get("cause")),
+        ("switch", "media-ports-exhausted"),
+        "{}",
+        ended.line
+    );
+    agent.finish(&mut cb.lab.sw); // answered, then the switch's BYE
+
+    let got = cb.get(&id);
+    let c = &got["calls"][0];
+    assert_eq!(
+        (&c["endedBy"], &c["cause"], &c["answeredAt"]),
+        (
+            &"switch".into(),
+            &"media-ports-exhausted".into(),
+            &Value::Null
+        ),
+        "{got}"
+    );
+    cb.wait_agent("1001", "working");
+    cb.act_ok("1001", &id, "done", None);
+    let e: Value = wfm.next(WAIT).json();
+    assert_eq!(e["eventType"], "end-call", "{e}");
+    assert_eq!(e["callId"], call.as_str(), "{e}");
+    assert_eq!(
+        (&e["endedBy"], &e["cause"], &e["answeredAt"]),
+        (
+            &"switch".into(),
+            &"media-ports-exhausted".into(),
+            &Value::Null
+        ),
+        "{e}"
+    );
+    drop(held);
+}

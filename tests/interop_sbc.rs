@@ -9,7 +9,11 @@
 //! - a phone's call to a number, sent by the shipped dial plan to
 //!   `local-trunk`, i.e. through Kamailio to the platform: answered, hung up;
 //! - the switch's OPTIONS pings to the peer answered by Kamailio: the peer
-//!   is up with a successful last ping in the API.
+//!   is up with a successful last ping in the API;
+//! - a pjsua2 endpoint of the platform behind Kamailio calling a pjsua2
+//!   phone registered to the switch, and called back by it through the
+//!   shipped dial plan: each hears the other's tone (audio checked by
+//!   frequency both ways, the switch relaying it).
 
 mod common;
 #[path = "interop/mod.rs"]
@@ -21,6 +25,7 @@ use std::time::{Duration, Instant};
 use common::sippbg::{header, Sipp};
 use common::{free_port, Switch, EVENT};
 use interop::kamailio::Kamailio;
+use interop::pjsua::{self, Phone};
 use interop::shipped::{api_ok, internal, udp_addr, Shipped, PASSWORD};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -163,4 +168,101 @@ fn the_switchs_pings_are_answered_by_the_sbc() {
         options.contains(&format!("from {}", udp_addr(&sw, "external"))),
         "the ping came from the switch's trunk profile: {options}"
     );
+}
+
+/// The platform endpoint's and the phone's tones, Hz (neither a harmonic of the other).
+const TONE_PLATFORM: f64 = 1300.0;
+const TONE_PHONE: f64 = 500.0;
+/// Seconds of audio recorded for one direction's check.
+const LISTEN: f64 = 1.5;
+
+/// Both ends hear each other's tone.
+fn audio_both_ways(x: &mut Phone, xc: i64, y: &mut Phone, yc: i64, when: &str) {
+    let (tx, ty) = (x.tone, y.tone);
+    x.assert_hears(
+        xc,
+        ty,
+        LISTEN,
+        &format!("{when}: {} hears {}", x.name, y.name),
+    );
+    y.assert_hears(
+        yc,
+        tx,
+        LISTEN,
+        &format!("{when}: {} hears {}", y.name, x.name),
+    );
+}
+
+/// `caller` calls `uri`, `callee` is offered it and answers; both confirmed.
+fn connect(caller: &mut Phone, uri: &str, callee: &mut Phone) -> (i64, i64) {
+    let a = caller.call(uri);
+    let (b, _) = callee.incoming();
+    callee.answer(b, 200);
+    caller.wait_state(a, "confirmed");
+    callee.wait_state(b, "confirmed");
+    (a, b)
+}
+
+#[test]
+fn pjsua_platform_endpoint_behind_the_sbc_calls_a_phone_and_back_with_audio() {
+    // The platform's endpoint first: the SBC forwards the switch's calls to it.
+    let mut platform = Phone::start("platform", TONE_PLATFORM);
+    platform.listen_as("platform");
+    let k_port = free_port();
+    let mut sw = Shipped::new().trunk(local(k_port)).start();
+    let k = Kamailio::start_sbc(k_port, udp_addr(&sw, "external"), platform.addr());
+    let mut phone = Phone::start("1001", TONE_PHONE);
+    phone.register_ok("1001", PASSWORD, internal(&sw));
+    sw.await_event("registered", &[("user", "1001")], EVENT);
+
+    // Platform -> SBC -> switch's trunk profile -> the phone.
+    let (pc, hc) = connect(&mut platform, &pjsua::uri("1001", k.addr), &mut phone);
+    let started = sw.await_event("call-started", &[("to", "1001")], EVENT);
+    let call = started.get("call").to_string();
+    sw.await_event("call-bridged", &[("call", &call)], EVENT);
+    k.wait_relayed("INVITE sip:1001@", WAIT);
+    audio_both_ways(&mut platform, pc, &mut phone, hc, "platform to phone");
+    platform.hangup(pc);
+    phone.wait_state(hc, "disconnected");
+    sw.await_event("call-ended", &[("call", &call)], EVENT);
+    let bye = k.wait_relayed("BYE ", WAIT);
+    assert!(
+        bye.contains(&format!("from {}", platform.addr())),
+        "the platform's BYE came through Kamailio: {bye}"
+    );
+
+    // The phone dials a number: the shipped dial plan sends it to
+    // local-trunk, i.e. through the SBC to the platform's endpoint.
+    let (hc, pc) = connect(
+        &mut phone,
+        &pjsua::uri("5551234", internal(&sw)),
+        &mut platform,
+    );
+    let started = sw.await_event(
+        "call-started",
+        &[("from", "1001"), ("to", "5551234")],
+        EVENT,
+    );
+    let call = started.get("call").to_string();
+    sw.await_event("call-bridged", &[("call", &call)], EVENT);
+    k.wait_relayed("INVITE sip:5551234@", WAIT);
+    audio_both_ways(&mut phone, hc, &mut platform, pc, "phone to platform");
+    phone.hangup(hc);
+    platform.wait_state(pc, "disconnected");
+    sw.await_event("call-ended", &[("call", &call)], EVENT);
+    // The switch's BYE toward the platform went through the SBC too.
+    let from_switch = format!("from {}", udp_addr(&sw, "external"));
+    let deadline = Instant::now() + WAIT;
+    while !k
+        .relayed()
+        .iter()
+        .any(|l| l.starts_with("BYE ") && l.contains(&from_switch))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no BYE {from_switch} through Kamailio in {WAIT:?}: {:#?}",
+            k.relayed()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

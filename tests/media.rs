@@ -183,6 +183,85 @@ fn media_ports_held_elsewhere_are_skipped() {
     t.hangup();
 }
 
+/// A media range of two pairs (`first` even) whose both pairs another socket
+/// holds: every allocation from it fails, whichever worker asks.
+fn exhausted_range(first: u16) -> ((u16, u16), Vec<std::net::UdpSocket>) {
+    assert!(first.is_multiple_of(2), "an RTP range starts even: {first}");
+    let held = [first, first + 2]
+        .iter()
+        .map(|p| std::net::UdpSocket::bind(("127.0.0.1", *p)).expect("hold a media port"))
+        .collect();
+    ((first, first + 3), held)
+}
+
+/// The caller's final answer to its INVITE, as received.
+fn final_answer(run: &common::SippRun) -> String {
+    run.trace()
+        .into_iter()
+        .find(|(rx, m)| {
+            *rx && m.starts_with("SIP/2.0 ")
+                && !m.starts_with("SIP/2.0 1")
+                && common::sippbg::cseq_method(m) == "INVITE"
+        })
+        .map(|(_, m)| m.lines().next().unwrap_or("").to_string())
+        .unwrap_or_else(|| panic!("no final answer:\n{}", run.messages))
+}
+
+/// A caller whose own profile's media range is exhausted: 503 No Media
+/// Ports, and the call leaves the record every failed call leaves
+/// (`call-started`, then `call-ended` by the switch with its cause), not
+/// only a log line.
+#[test]
+fn an_exhausted_range_fails_the_callers_call_with_its_cause() {
+    let mut cfg = CallConfig::default();
+    let (range, held) = exhausted_range(cfg.internal_rtp.0);
+    cfg.internal_rtp = range;
+    let mut lab = Lab::start(cfg);
+    lab.register("1002");
+    let caller = lab.caller("1001", "1002", "call").run();
+    caller.assert_ok(&mut lab.sw);
+    assert_eq!(final_answer(&caller), "SIP/2.0 503 No Media Ports");
+    let call = lab.call_started(&[("from", "1001"), ("to", "1002")]);
+    let ended = lab.wait("call-ended", &[("call", &call)]);
+    assert_eq!(
+        (ended.get("by"), ended.get("cause"), ended.get("status")),
+        ("switch", "media-ports-exhausted", "503"),
+        "{}",
+        ended.line
+    );
+    drop(held);
+}
+
+/// The callee's profile exhausted (a trunk call to a phone: the trunk's leg
+/// got its ports, the phone's cannot): the call ends with the same cause and
+/// the trunk is answered 503 No Media Ports.
+#[test]
+fn an_exhausted_range_on_the_callees_side_ends_the_call_with_its_cause() {
+    let mut cfg = CallConfig::default();
+    let (range, held) = exhausted_range(cfg.internal_rtp.0);
+    cfg.internal_rtp = range;
+    let mut lab = Lab::start(cfg);
+    lab.register("1002");
+    let caller = lab.trunk_caller("5550100", "1002", "call").run();
+    caller.assert_ok(&mut lab.sw);
+    assert_eq!(final_answer(&caller), "SIP/2.0 503 No Media Ports");
+    let call = lab.call_started(&[("to", "1002")]);
+    let ended = lab.wait("call-ended", &[("call", &call)]);
+    assert_eq!(
+        (ended.get("by"), ended.get("cause"), ended.get("status")),
+        ("switch", "media-ports-exhausted", "503"),
+        "{}",
+        ended.line
+    );
+    assert!(
+        !lab.sw
+            .has_event("call-leg", &[("call", &call), ("leg", "b")]),
+        "a leg was placed without ports:\n{}",
+        lab.sw.report()
+    );
+    drop(held);
+}
+
 #[test]
 fn mute_stops_one_direction_only() {
     let mut t = bridged(CallConfig::default());

@@ -292,21 +292,19 @@ impl CallLayer {
             user: o.caller_id.clone().unwrap_or_else(|| o.b.clone()),
             display: None,
         };
-        if self
-            .place_leg(
-                now,
-                out,
-                &call,
-                LegRole::A,
-                target,
-                Some(&forward),
-                &caller,
-                &o.headers,
-                o.auto_answer,
-            )
-            .is_none()
-        {
-            self.end_call(now, out, &call, EndedBy::Switch, "a-failed", Some(503));
+        if let Err(e) = self.place_leg(
+            now,
+            out,
+            &call,
+            LegRole::A,
+            target,
+            Some(&forward),
+            &caller,
+            &o.headers,
+            o.auto_answer,
+        ) {
+            let cause = e.cause().unwrap_or("a-failed");
+            self.end_call(now, out, &call, EndedBy::Switch, cause, Some(503));
         }
         Ok(call)
     }

@@ -329,7 +329,7 @@ impl CallLayer {
             &next.passed,
             next.auto_answer,
         );
-        if placed.is_none() {
+        if placed.is_err() {
             self.account_failure(now, out, &call, role, leg, code, None, EndedBy::from(role));
         }
         true

@@ -24,7 +24,7 @@ use super::dialplan;
 use super::late_offer::LateOffer;
 use super::leg::{Leg, LegMedia, Side};
 use super::negotiate;
-use super::outbound::Target;
+use super::outbound::{PlaceError, Target, MEDIA_PORTS_EXHAUSTED};
 use super::summary::LegState;
 use super::{sdp_body, Call, CallLayer, SipOut};
 
@@ -88,7 +88,23 @@ impl CallLayer {
             }
         };
         let Some(port) = self.settings.profiles[profile.0].ports.allocate() else {
-            tracing::warn!(profile = %self.settings.profiles[profile.0].name, "RTP ports exhausted");
+            // No leg to hang a call on, but a failed call all the same: it
+            // leaves the record every failed call leaves (call-started, then
+            // call-ended with its cause), not only a log line.
+            let call = self.new_call_id();
+            tracing::warn!(profile = %self.settings.profiles[profile.0].name, %call, "RTP ports exhausted");
+            self.event(CallEvent::Started {
+                call: call.clone(),
+                interaction: None,
+                from: from_user,
+                to: number,
+            });
+            self.event(CallEvent::Ended {
+                call,
+                by: EndedBy::Switch,
+                cause: MEDIA_PORTS_EXHAUSTED.to_string(),
+                status: Some(503),
+            });
             return reject(out, 503, Some("No Media Ports"));
         };
         let local =
@@ -199,33 +215,26 @@ impl CallLayer {
             .unwrap_or_default();
         let forward = offer.as_ref().map(|o| o.to_forward());
         let mut placed = 0;
+        let mut errors = Vec::new();
         for target in targets {
-            if self
-                .place_leg(
-                    now,
-                    out,
-                    &call_id,
-                    LegRole::B,
-                    target,
-                    forward.as_ref(),
-                    &caller,
-                    &passed,
-                    false,
-                )
-                .is_some()
-            {
-                placed += 1;
-            }
-        }
-        if placed == 0 {
-            self.end_call(
+            match self.place_leg(
                 now,
                 out,
                 &call_id,
-                EndedBy::Switch,
-                "no-leg-placed",
-                Some(503),
-            );
+                LegRole::B,
+                target,
+                forward.as_ref(),
+                &caller,
+                &passed,
+                false,
+            ) {
+                Ok(_) => placed += 1,
+                Err(e) => errors.push(e),
+            }
+        }
+        if placed == 0 {
+            let cause = PlaceError::cause_of(&errors, "no-leg-placed");
+            self.end_call(now, out, &call_id, EndedBy::Switch, cause, Some(503));
         }
     }
 

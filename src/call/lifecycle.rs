@@ -10,6 +10,7 @@ use crate::sip::{self, Method};
 
 use super::command::{CallEvent, CallId, EndedBy};
 use super::leg::Side;
+use super::outbound::MEDIA_PORTS_EXHAUSTED;
 use super::{CallLayer, Pending, SipOut};
 
 impl CallLayer {
@@ -38,8 +39,10 @@ impl CallLayer {
             .collect();
         let recording = c.recording.take();
         let cancelled = c.cancelled;
+        // The caller learns why from the reason phrase too.
+        let reason = (cause == MEDIA_PORTS_EXHAUSTED).then_some("No Media Ports");
         for leg in legs {
-            self.release_leg(now, out, leg, status, cancelled);
+            self.release_leg(now, out, leg, status, reason, cancelled);
         }
         if recording.is_some() {
             self.media(MediaCommand::StopRecording {
@@ -63,6 +66,7 @@ impl CallLayer {
         out: &mut dyn SipOut,
         leg: LegId,
         status: Option<u16>,
+        reason: Option<&str>,
         cancelled: bool,
     ) {
         let Some(l) = self.legs.get(&leg) else {
@@ -79,13 +83,16 @@ impl CallLayer {
             Side::Uas {
                 answered: false, ..
             } => {
-                let code = if cancelled {
-                    487
+                let (code, reason) = if cancelled {
+                    (487, None)
                 } else {
-                    status.filter(|s| *s >= 300).unwrap_or(480)
+                    match status.filter(|s| *s >= 300) {
+                        Some(s) => (s, reason),
+                        None => (480, None),
+                    }
                 };
                 let invite = self.uas_invite(leg).clone();
-                let r = sip::response_to(&invite, code, None);
+                let r = sip::response_to(&invite, code, reason);
                 self.respond_uas(now, out, leg, r);
                 self.drop_leg(leg);
             }

@@ -43,6 +43,41 @@ pub struct Target {
     pub next_gateways: Vec<(ProfileId, usize)>,
 }
 
+/// Why [`CallLayer::place_leg`] placed nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(super) enum PlaceError {
+    /// No codec of the offer is allowed on the target's profile.
+    #[error("no codec in common with the target profile")]
+    NoCommonCodec,
+    /// Every RTP/RTCP pair of the target profile's media range is taken.
+    #[error("the target profile's media ports are exhausted")]
+    MediaPortsExhausted,
+    /// The transaction layer would not send the INVITE.
+    #[error("the INVITE could not be sent")]
+    NotSent,
+}
+
+impl PlaceError {
+    /// The call's end cause when no leg could be placed for this reason
+    /// (`None`: the caller's own, e.g. `a-failed`).
+    pub(super) fn cause(self) -> Option<&'static str> {
+        match self {
+            PlaceError::MediaPortsExhausted => Some(MEDIA_PORTS_EXHAUSTED),
+            PlaceError::NoCommonCodec | PlaceError::NotSent => None,
+        }
+    }
+
+    /// The end cause for a call none of whose legs `errors` could be placed:
+    /// media exhaustion when any of them ran into it, else `otherwise`.
+    pub(super) fn cause_of(errors: &[PlaceError], otherwise: &'static str) -> &'static str {
+        errors.iter().find_map(|e| e.cause()).unwrap_or(otherwise)
+    }
+}
+
+/// The end cause of a call that failed because a profile's media range had
+/// no free port pair (the call record's and the `call-ended` event's).
+pub const MEDIA_PORTS_EXHAUSTED: &str = "media-ports-exhausted";
+
 /// Who the placed leg shows as calling.
 #[derive(Debug, Clone, Default)]
 pub struct Caller {
@@ -84,7 +119,7 @@ impl CallLayer {
         caller: &Caller,
         passed: &[(String, String)],
         auto_answer: bool,
-    ) -> Option<LegId> {
+    ) -> Result<LegId, PlaceError> {
         // A peer's own connection carries calls toward it (`flows`).
         let target = self.with_peer_flow(target);
         let profile = target.profile;
@@ -95,11 +130,11 @@ impl CallLayer {
         };
         if offer.is_some() && !negotiate::has_audio(&formats) {
             tracing::info!(%call, "no codec in common with the target profile");
-            return None;
+            return Err(PlaceError::NoCommonCodec);
         }
         let Some(port) = settings.ports.allocate() else {
-            tracing::warn!(profile = %settings.name, "RTP ports exhausted");
-            return None;
+            tracing::warn!(profile = %settings.name, %call, "RTP ports exhausted");
+            return Err(PlaceError::MediaPortsExhausted);
         };
         let local = SocketAddr::new(settings.media_address, port);
         let mut origin = sdp::Origin::new(local.ip());
@@ -211,7 +246,7 @@ impl CallLayer {
         self.dialogs.invite_sent(request.clone(), transport);
         let Some(tx) = out.send_request(now, request.clone(), target.destination) else {
             self.settings.profiles[profile.0].ports.release(port);
-            return None;
+            return Err(PlaceError::NotSent);
         };
         let leg = self.new_leg_id();
         self.pending
@@ -295,7 +330,7 @@ impl CallLayer {
             leg: role,
             progress: Progress::Trying,
         });
-        Some(leg)
+        Ok(leg)
     }
 
     /// A 1xx to a leg's INVITE.
@@ -810,26 +845,26 @@ impl CallLayer {
             ptime: None,
         };
         let mut placed = 0;
+        let mut errors = Vec::new();
         for t in targets {
-            if self
-                .place_leg(
-                    now,
-                    out,
-                    call,
-                    LegRole::B,
-                    t,
-                    Some(&forward),
-                    &caller,
-                    &o.headers,
-                    false,
-                )
-                .is_some()
-            {
-                placed += 1;
+            match self.place_leg(
+                now,
+                out,
+                call,
+                LegRole::B,
+                t,
+                Some(&forward),
+                &caller,
+                &o.headers,
+                false,
+            ) {
+                Ok(_) => placed += 1,
+                Err(e) => errors.push(e),
             }
         }
         if placed == 0 {
-            self.end_call(now, out, call, EndedBy::Switch, "b-failed", Some(503));
+            let cause = PlaceError::cause_of(&errors, "b-failed");
+            self.end_call(now, out, call, EndedBy::Switch, cause, Some(503));
         }
     }
 

@@ -263,7 +263,7 @@ impl CallLayer {
                 &[],
                 false,
             )
-            .is_none()
+            .is_err()
         {
             self.transfer_target_failed(now, out, call, 503);
         }

@@ -555,8 +555,16 @@ impl Endpoint {
                         self.delayed.push(now + delay, source.profile, id, response);
                         return;
                     }
-                    // A blocked source: no answer at all; Timer J cleans up.
-                    RegisterOutcome::Drop => return,
+                    // A blocked source or user: no answer at all, and no
+                    // transaction left waiting for one (it would hold the
+                    // source's quota for ever, turning a blocked user into a
+                    // blocked address).
+                    RegisterOutcome::Drop => {
+                        if let Some(t) = self.transactions(source.profile) {
+                            t.abandon(id);
+                        }
+                        return;
+                    }
                 },
                 None => sip::answer(&request, 405, Some("This Profile Is Not A Registrar")),
             },

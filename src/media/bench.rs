@@ -91,11 +91,26 @@ fn send_batch(sock: &UdpSocket, dests: &[libc::sockaddr_in], pkts: &mut [[u8; PK
 }
 
 /// Send `dests.len()` streams (stream i to `dests[i]`, SSRC i + 1) from
-/// `sock` until `stop` is set or `duration` passes; counts into `sent`.
-/// IPv4 destinations only.
+/// `sock` every [`PTIME`] until `stop` is set or `duration` passes; counts
+/// into `sent`. IPv4 destinations only.
 pub fn send_streams(
     sock: &UdpSocket,
     dests: &[SocketAddr],
+    duration: Duration,
+    stop: &AtomicBool,
+    sent: &AtomicU64,
+) -> io::Result<()> {
+    send_streams_every(sock, dests, PTIME, duration, stop, sent)
+}
+
+/// [`send_streams`] with one packet per stream every `ptime` (whole
+/// milliseconds, at least 1): fewer packets per call, for holding many
+/// calls with media flowing on a machine that cannot relay them all at
+/// 50 packets/s.
+pub fn send_streams_every(
+    sock: &UdpSocket,
+    dests: &[SocketAddr],
+    ptime: Duration,
     duration: Duration,
     stop: &AtomicBool,
     sent: &AtomicU64,
@@ -107,8 +122,8 @@ pub fn send_streams(
             SocketAddr::V6(_) => Err(io::Error::other("rtpgen sends to IPv4 only")),
         })
         .collect::<Result<_, _>>()?;
-    // Stream i sends in millisecond slot i % 20 of every 20 ms period.
-    let slots = PTIME.as_millis() as usize;
+    // Stream i sends in millisecond slot i % ptime of every ptime period.
+    let slots = (ptime.as_millis() as usize).max(1);
     let mut by_slot: Vec<Vec<usize>> = vec![Vec::new(); slots];
     for i in 0..dests.len() {
         by_slot[i % slots].push(i);
@@ -321,6 +336,16 @@ impl Generator {
         dests: Vec<SocketAddr>,
         duration: Duration,
     ) -> io::Result<Self> {
+        Generator::start_every(sock, dests, PTIME, duration)
+    }
+
+    /// [`Generator::start`] with one packet per stream every `ptime`.
+    pub fn start_every(
+        sock: Arc<UdpSocket>,
+        dests: Vec<SocketAddr>,
+        ptime: Duration,
+        duration: Duration,
+    ) -> io::Result<Self> {
         sock.set_read_timeout(Some(Duration::from_millis(50)))?;
         let sent = Arc::new(AtomicU64::new(0));
         let received = Arc::new(AtomicU64::new(0));
@@ -336,7 +361,7 @@ impl Generator {
             let (stop, count) = (stop_tx.clone(), sent.clone());
             std::thread::Builder::new()
                 .name("rtpgen-tx".into())
-                .spawn(move || send_streams(&sock, &dests, duration, &stop, &count))?
+                .spawn(move || send_streams_every(&sock, &dests, ptime, duration, &stop, &count))?
         };
         Ok(Generator {
             sent,

@@ -14,6 +14,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::time::Duration;
 
 /// An epoll instance.
@@ -139,9 +140,15 @@ pub fn disconnect(fd: RawFd) -> io::Result<()> {
 }
 
 /// Wakes the relay thread from another thread (an eventfd in its epoll set).
+///
+/// Wakes coalesce: while one is pending (written, not yet taken by the relay
+/// thread's [`Waker::drain`]), another costs no system call. The relay thread
+/// drains the waker before it reads its command queue, so a command queued
+/// while a wake was pending is still seen.
 #[derive(Debug)]
 pub struct Waker {
     fd: OwnedFd,
+    pending: AtomicBool,
 }
 
 impl Waker {
@@ -151,6 +158,7 @@ impl Waker {
         Ok(Waker {
             // SAFETY: fresh descriptor nobody else owns.
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            pending: AtomicBool::new(false),
         })
     }
 
@@ -158,9 +166,16 @@ impl Waker {
         self.fd.as_raw_fd()
     }
 
-    /// Make the eventfd readable. Never blocks (a saturated counter is
-    /// already readable, so a failed write loses nothing).
+    /// Make the eventfd readable, unless a wake is already pending. Never
+    /// blocks (a saturated counter is already readable, so a failed write
+    /// loses nothing).
     pub fn wake(&self) {
+        // The fences pair with `drain`'s: either this sees the flag cleared
+        // and writes, or the relay thread sees the command queued before it.
+        fence(Ordering::SeqCst);
+        if self.pending.swap(true, Ordering::SeqCst) {
+            return;
+        }
         let one: u64 = 1;
         // SAFETY: writes 8 bytes from a live u64.
         unsafe {
@@ -168,13 +183,16 @@ impl Waker {
         }
     }
 
-    /// Reset the eventfd after a wake-up.
+    /// Reset the eventfd after a wake-up; call before reading the queue the
+    /// wake was for.
     pub fn drain(&self) {
         let mut v: u64 = 0;
         // SAFETY: reads 8 bytes into a live u64.
         unsafe {
             libc::read(self.fd.as_raw_fd(), (&mut v as *mut u64).cast(), 8);
         }
+        self.pending.store(false, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
     }
 }
 

@@ -52,12 +52,52 @@ pub struct AuthRequest<'a> {
     pub method: &'a str,
     /// The Request-URI as text, to compare with the digest `uri`.
     pub request_uri: &'a str,
-    /// Every `Authorization` value.
-    pub authorization: &'a [&'a str],
+    /// The credentials the request presents, parsed once by [`presented`].
+    pub presented: &'a Presented,
     /// The `User-Agent`, which may choose the algorithms offered.
     pub user_agent: Option<&'a str>,
     /// Milliseconds since the registrar's epoch.
     pub now_ms: u64,
+}
+
+/// What a request's `Authorization` (or `Proxy-Authorization`) values hold
+/// for one realm. Parsed once per request: the guard wants the claimed user
+/// before the digest is checked.
+#[derive(Debug)]
+pub enum Presented {
+    /// No Digest credentials for this realm: challenge.
+    Nothing,
+    /// Digest credentials that cannot be read, and none readable for this realm.
+    Malformed,
+    Ours(DigestCredentials),
+}
+
+impl Presented {
+    /// The user the credentials name, if any.
+    pub fn username(&self) -> Option<&str> {
+        match self {
+            Presented::Ours(c) => Some(&c.username),
+            Presented::Nothing | Presented::Malformed => None,
+        }
+    }
+}
+
+/// Reads the first Digest credentials for `realm` among `values`.
+pub fn presented(values: &[&str], realm: &str) -> Presented {
+    let mut malformed = false;
+    for value in values {
+        match DigestCredentials::parse(value) {
+            Ok(c) if c.realm == realm => return Presented::Ours(c),
+            Ok(_) => {}
+            Err(crate::digest::DigestParseError::NotDigest) => {}
+            Err(_) => malformed = true,
+        }
+    }
+    if malformed {
+        Presented::Malformed
+    } else {
+        Presented::Nothing
+    }
 }
 
 /// Digest state: realm, algorithms, nonce minting and replay table.
@@ -146,24 +186,14 @@ impl Authenticator {
 
     /// Checks the credentials of a request.
     pub fn check(&mut self, req: &AuthRequest<'_>, users: &UserDirectory) -> AuthResult {
-        let mut malformed = None;
-        let mut ours = None;
-        for value in req.authorization {
-            match DigestCredentials::parse(value) {
-                Ok(c) if c.realm == self.realm => {
-                    ours = Some(c);
-                    break;
+        let creds = match req.presented {
+            Presented::Ours(c) => c,
+            Presented::Malformed => {
+                return AuthResult::Malformed {
+                    reason: "Malformed Authorization",
                 }
-                Ok(_) => {}
-                Err(crate::digest::DigestParseError::NotDigest) => {}
-                Err(_) => malformed = Some("Malformed Authorization"),
             }
-        }
-        let Some(creds) = ours else {
-            return match malformed {
-                Some(reason) => AuthResult::Malformed { reason },
-                None => AuthResult::Challenge,
-            };
+            Presented::Nothing => return AuthResult::Challenge,
         };
 
         let algorithm = match creds.algorithm.as_deref() {

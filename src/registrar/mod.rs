@@ -72,7 +72,7 @@ use crate::sip::{
     generate_tag, make_header, response_to, set_content_length, with_to_tag, MessageHeaders,
     Method, Request, Response,
 };
-use auth::{AuthRequest, Authenticator};
+use auth::{AuthRequest, Authenticator, Presented};
 use bindings::{Change, ContactUpdate, RegisterContext, Update};
 use contact::{parse_contacts, Contacts};
 
@@ -270,7 +270,11 @@ impl Registrar {
         source: &Source,
     ) -> RegisterOutcome {
         let ip = source.remote.ip();
-        if self.blocked(now, ip, request, "Authorization", "To") {
+        let presented = auth::presented(
+            &request.header_values_unsplit("Authorization"),
+            &self.settings.realm,
+        );
+        if self.blocked(now, ip, request, "To", &presented) {
             debug!(%ip, "REGISTER from blocked source or user dropped");
             return RegisterOutcome::Drop;
         }
@@ -299,12 +303,11 @@ impl Registrar {
         // Step 3: authentication.
         let now_ms = self.millis(now);
         let uri = request.uri.to_string();
-        let authorization = request.header_values_unsplit("Authorization");
         let result = self.auth.check(
             &AuthRequest {
                 method: "REGISTER",
                 request_uri: &uri,
-                authorization: &authorization,
+                presented: &presented,
                 user_agent: request.header_value("User-Agent"),
                 now_ms,
             },
@@ -508,21 +511,15 @@ impl Registrar {
         now: Instant,
         ip: std::net::IpAddr,
         request: &Request,
-        auth_header: &str,
         user_header: &str,
+        presented: &Presented,
     ) -> bool {
         let named = request
             .header_value(user_header)
             .and_then(crate::sip::user_part);
-        let claimed = request
-            .header_values_unsplit(auth_header)
-            .into_iter()
-            .filter_map(|v| DigestCredentials::parse(v).ok())
-            .find(|c| c.realm == self.settings.realm)
-            .map(|c| c.username);
-        [named, claimed]
+        [named.as_deref(), presented.username()]
             .iter()
-            .any(|u| self.guard.check(now, ip, u.as_deref()) == Verdict::Drop)
+            .any(|u| self.guard.check(now, ip, *u) == Verdict::Drop)
     }
 
     /// 401 with fresh challenges for the AOR's user and phone.

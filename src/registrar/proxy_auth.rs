@@ -40,18 +40,21 @@ impl Registrar {
         source: &Source,
     ) -> RequestAuth {
         let ip = source.remote.ip();
-        if self.blocked(now, ip, request, "Proxy-Authorization", "From") {
+        let presented = super::auth::presented(
+            &request.header_values_unsplit("Proxy-Authorization"),
+            &self.settings.realm,
+        );
+        if self.blocked(now, ip, request, "From", &presented) {
             return RequestAuth::Refused(RegisterOutcome::Drop);
         }
         let now_ms = self.millis(now);
         let uri = request.uri.to_string();
         let method = request.method.to_string();
-        let authorization = request.header_values_unsplit("Proxy-Authorization");
         let result = self.auth.check(
             &AuthRequest {
                 method: &method,
                 request_uri: &uri,
-                authorization: &authorization,
+                presented: &presented,
                 user_agent: request.header_value("User-Agent"),
                 now_ms,
             },

@@ -139,27 +139,41 @@ pub(crate) fn tag_param(value: &str) -> Option<String> {
 
 /// Splits a comma-separated header list, ignoring commas in quotes or angle brackets.
 pub(crate) fn split_list(value: &str) -> impl Iterator<Item = &str> {
-    let mut parts = Vec::new();
-    let (mut depth, mut quoted, mut escaped, mut start) = (0i32, false, false, 0usize);
-    for (i, c) in value.char_indices() {
-        if escaped {
-            escaped = false;
-            continue;
-        }
-        match c {
-            '\\' if quoted => escaped = true,
-            '"' => quoted = !quoted,
-            '<' if !quoted => depth += 1,
-            '>' if !quoted => depth -= 1,
-            ',' if !quoted && depth <= 0 => {
-                parts.push(value[start..i].trim());
-                start = i + 1;
+    SplitList { rest: Some(value) }.filter(|p| !p.is_empty())
+}
+
+/// The entries of a comma list, one at a time (no allocation: every message
+/// splits several headers on the hot path).
+struct SplitList<'a> {
+    rest: Option<&'a str>,
+}
+
+impl<'a> Iterator for SplitList<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let value = self.rest?;
+        let (mut depth, mut quoted, mut escaped) = (0i32, false, false);
+        for (i, b) in value.bytes().enumerate() {
+            if escaped {
+                escaped = false;
+                continue;
             }
-            _ => {}
+            match b {
+                b'\\' if quoted => escaped = true,
+                b'"' => quoted = !quoted,
+                b'<' if !quoted => depth += 1,
+                b'>' if !quoted => depth -= 1,
+                b',' if !quoted && depth <= 0 => {
+                    self.rest = Some(&value[i + 1..]);
+                    return Some(value[..i].trim());
+                }
+                _ => {}
+            }
         }
+        self.rest = None;
+        Some(value.trim())
     }
-    parts.push(value[start..].trim());
-    parts.into_iter().filter(|p| !p.is_empty())
 }
 
 #[cfg(test)]

@@ -7,8 +7,10 @@
 //! here panics on input: the fuzz-style fixtures under `fixtures/sip/` hold
 //! each case with its expected outcome.
 
+use std::borrow::Cow;
+
 use rsipstack::sip::headers::make_header;
-use rsipstack::sip::{parser, typed, Header, Headers, Method, SipMessage};
+use rsipstack::sip::{parser, typed, Headers, Method, SipMessage};
 
 use super::build::response_with_headers;
 use super::ext::{split_list, MessageHeaders};
@@ -35,18 +37,19 @@ impl Malformed {
 }
 
 /// The headers a reply must copy (§8.2.6.2), read straight from the text so
-/// that a reply can be built even when the full parse fails.
+/// that a reply can be built even when the full parse fails. Borrowed from the
+/// datagram: only a folded header (rare) is copied to unfold it.
 #[derive(Default)]
-struct Essentials {
-    via: Vec<String>,
-    from: Option<String>,
-    to: Option<String>,
-    call_id: Option<String>,
-    cseq: Option<String>,
-    content_length: Vec<String>,
+struct Essentials<'a> {
+    via: Vec<Cow<'a, str>>,
+    from: Option<Cow<'a, str>>,
+    to: Option<Cow<'a, str>>,
+    call_id: Option<Cow<'a, str>>,
+    cseq: Option<Cow<'a, str>>,
+    content_length: Vec<Cow<'a, str>>,
 }
 
-impl Essentials {
+impl Essentials<'_> {
     fn answerable(&self) -> bool {
         !self.via.is_empty()
             && self.from.is_some()
@@ -63,7 +66,7 @@ impl Essentials {
     fn reply(&self, code: u16, reason: &str) -> Response {
         let mut headers = Headers::default();
         for v in &self.via {
-            headers.push(make_header("Via", v.clone()));
+            headers.push(make_header("Via", v.to_string()));
         }
         for (name, value) in [
             ("From", &self.from),
@@ -72,7 +75,7 @@ impl Essentials {
             ("CSeq", &self.cseq),
         ] {
             if let Some(value) = value {
-                headers.push(make_header(name, value.clone()));
+                headers.push(make_header(name, value.to_string()));
             }
         }
         response_with_headers(code, Some(reason), headers)
@@ -267,18 +270,52 @@ fn read_start_line(line: &str) -> Option<StartLine<'_>> {
     })
 }
 
+/// The headers [`Essentials`] keeps, by their long or compact name (§7.3.3).
+#[derive(Clone, Copy, PartialEq)]
+enum Essential {
+    Via,
+    From,
+    To,
+    CallId,
+    CSeq,
+    ContentLength,
+}
+
+fn essential(name: &str) -> Option<Essential> {
+    let is = |long: &str, short: &str| {
+        name.eq_ignore_ascii_case(long) || (!short.is_empty() && name.eq_ignore_ascii_case(short))
+    };
+    if is("Via", "v") {
+        Some(Essential::Via)
+    } else if is("From", "f") {
+        Some(Essential::From)
+    } else if is("To", "t") {
+        Some(Essential::To)
+    } else if is("Call-ID", "i") {
+        Some(Essential::CallId)
+    } else if is("CSeq", "") {
+        Some(Essential::CSeq)
+    } else if is("Content-Length", "l") {
+        Some(Essential::ContentLength)
+    } else {
+        None
+    }
+}
+
 /// Unfolds header lines (§7.3.1) and keeps the ones a reply needs. Returns
 /// the first line that is not a header, if any.
-fn read_essentials<'a>(lines: impl Iterator<Item = &'a str>) -> (Essentials, Option<&'a str>) {
+fn read_essentials<'a>(lines: impl Iterator<Item = &'a str>) -> (Essentials<'a>, Option<&'a str>) {
     let mut e = Essentials::default();
     let mut bad = None;
-    let mut unfolded: Vec<(String, String)> = Vec::new();
+    // The header being read: its kind (None: one we do not keep) and value.
+    let mut current: Option<(Option<Essential>, Cow<'a, str>)> = None;
     for line in lines {
         if line.starts_with([' ', '\t']) {
-            match unfolded.last_mut() {
+            match current.as_mut() {
                 Some((_, value)) => {
-                    value.push(' ');
-                    value.push_str(line.trim());
+                    let v = value.to_mut();
+                    v.push(' ');
+                    v.push_str(line.trim());
                 }
                 None => bad = bad.or(Some(line)),
             }
@@ -288,30 +325,39 @@ fn read_essentials<'a>(lines: impl Iterator<Item = &'a str>) -> (Essentials, Opt
             Some((name, value))
                 if !name.trim().is_empty() && name.trim_end().bytes().all(is_token_byte) =>
             {
-                unfolded.push((name.trim().to_string(), value.trim().to_string()))
+                if let Some((kind, value)) = current.take() {
+                    keep(&mut e, kind, value);
+                }
+                current = Some((essential(name.trim()), Cow::Borrowed(value.trim())));
             }
             _ => bad = bad.or(Some(line)),
         }
     }
-    for (name, value) in unfolded {
-        let canonical = match make_header(&name, String::new()) {
-            Header::Other(..) => continue,
-            h => h.name().to_string(),
-        };
-        match canonical.as_str() {
-            "Via" => e.via.push(value),
-            "From" => e.from = e.from.or(Some(value)),
-            "To" => e.to = e.to.or(Some(value)),
-            "Call-ID" => e.call_id = e.call_id.or(Some(value)),
-            "CSeq" => e.cseq = e.cseq.or(Some(value)),
-            "Content-Length" => e.content_length.push(value),
-            _ => {}
-        }
+    if let Some((kind, value)) = current {
+        keep(&mut e, kind, value);
     }
     (e, bad)
 }
 
-fn content_length(values: &[String]) -> Result<Option<usize>, &'static str> {
+/// Files one unfolded header: every Via and Content-Length, the first of the others.
+fn keep<'a>(e: &mut Essentials<'a>, kind: Option<Essential>, value: Cow<'a, str>) {
+    let first = |slot: &mut Option<Cow<'a, str>>| {
+        if slot.is_none() {
+            *slot = Some(value.clone());
+        }
+    };
+    match kind {
+        Some(Essential::Via) => e.via.push(value),
+        Some(Essential::From) => first(&mut e.from),
+        Some(Essential::To) => first(&mut e.to),
+        Some(Essential::CallId) => first(&mut e.call_id),
+        Some(Essential::CSeq) => first(&mut e.cseq),
+        Some(Essential::ContentLength) => e.content_length.push(value),
+        None => {}
+    }
+}
+
+fn content_length(values: &[Cow<'_, str>]) -> Result<Option<usize>, &'static str> {
     let mut found: Option<usize> = None;
     for v in values {
         let n: usize = v.trim().parse().map_err(|_| "Malformed Content-Length")?;

@@ -126,9 +126,11 @@ pub enum ResponseDisposition {
     Stray(Response),
 }
 
+// The INVITE machine is boxed: a registrar holds many completed non-INVITE
+// transactions, and each entry would otherwise be the INVITE's size.
 #[derive(Debug)]
 enum ServerMachine {
-    Invite(InviteServerTransaction),
+    Invite(Box<InviteServerTransaction>),
     NonInvite(NonInviteServerTransaction),
 }
 
@@ -273,17 +275,20 @@ impl TransactionLayer {
         let id = ServerTransactionId(self.next_id());
         let destination = source.response_destination(via);
         let reliable = source.transport.is_reliable();
+        let branch = via.branch.clone().unwrap_or_default();
         let machine = if request.method == Method::Invite {
-            ServerMachine::Invite(InviteServerTransaction::new(
+            ServerMachine::Invite(Box::new(InviteServerTransaction::with_branch(
                 now,
                 request,
+                branch,
                 reliable,
                 self.settings,
-            ))
+            )))
         } else {
-            ServerMachine::NonInvite(NonInviteServerTransaction::new(
+            ServerMachine::NonInvite(NonInviteServerTransaction::with_branch(
                 now,
                 request,
+                branch,
                 reliable,
                 self.settings,
             ))
@@ -326,11 +331,31 @@ impl TransactionLayer {
         result
     }
 
-    /// The request a live server transaction answers (to build responses).
+    /// Forgets a server transaction the TU will never answer (a request from
+    /// a source the brute-force guard blocks): it stops holding the source's
+    /// quota and its memory at once. RFC 3261 §17.2 has no timer for a
+    /// non-INVITE server transaction left in Trying, so one that is merely
+    /// left unanswered would live, and count, for ever. A retransmission of
+    /// the request is then a new request, judged (and dropped) again.
+    pub fn abandon(&mut self, id: ServerTransactionId) {
+        let Some(entry) = self.servers.remove(&id) else {
+            return;
+        };
+        debug!(%id, key = ?entry.key, "server transaction abandoned unanswered");
+        if self.server_keys.get(&entry.key) == Some(&id) {
+            self.server_keys.remove(&entry.key);
+        }
+        if entry.pending {
+            release_source(&mut self.per_source, entry.source.remote.ip());
+        }
+    }
+
+    /// The request a live server transaction answers (to build responses);
+    /// a completed non-INVITE transaction no longer holds it.
     pub fn server_request(&self, id: ServerTransactionId) -> Option<&Request> {
         self.servers
             .get(&id)
-            .map(|e| delegate!(&e.machine, ServerMachine, m => m.request()))
+            .and_then(|e| delegate!(&e.machine, ServerMachine, m => m.request()))
     }
 
     /// The state of a live server transaction.
@@ -649,6 +674,9 @@ impl TransactionLayer {
         {
             entry.pending = false;
             release_source(&mut self.per_source, entry.source.remote.ip());
+        }
+        if let ServerMachine::NonInvite(m) = &mut entry.machine {
+            m.shrink();
         }
         let next =
             delegate!(&entry.machine, ServerMachine, m => m.poll_timeout().map(|(at, _)| at));
@@ -1141,5 +1169,23 @@ mod tests {
         assert!(l.server_state(bye_id).is_some());
         run_until(&mut l, t0 + T1 * 64);
         assert_eq!(l.server_transactions_from(src.remote.ip()), 1);
+    }
+
+    #[test]
+    fn an_abandoned_server_transaction_frees_its_source_at_once() {
+        let (t0, mut l) = layer();
+        let src = udp_source();
+        let reg = request_with("REGISTER", "z9hG4bKreg", 1, None);
+        let id = new_id(l.handle_request(t0, reg.clone(), src));
+        assert_eq!(l.server_transactions_from(src.remote.ip()), 1);
+        l.abandon(id);
+        assert_eq!(l.server_transactions_from(src.remote.ip()), 0);
+        assert!(l.server_state(id).is_none() && l.is_empty());
+        assert!(transmits(&mut l).is_empty(), "nothing is sent");
+        // Its retransmission is a new request for the TU to judge again.
+        assert!(matches!(
+            l.handle_request(t0, reg, src),
+            RequestDisposition::New { .. }
+        ));
     }
 }

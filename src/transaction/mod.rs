@@ -54,6 +54,8 @@
 //!   of the INVITE it cancels per §9.2), or create a new server transaction.
 //! - `respond(now, ServerTransactionId, Response) -> Result<(), TransactionError>`:
 //!   the TU's answers; they go to `source.response_destination(top Via)`.
+//! - `abandon(ServerTransactionId)`: forgets a request the TU will never
+//!   answer (the brute-force guard's drop), freeing its per-source quota.
 //! - `send_request(now, Request, Destination) -> Result<ClientTransactionId, TransactionError>`:
 //!   INVITE or non-INVITE by method. The request must carry its top Via with
 //!   a magic-cookie branch (the layer does not know the local sent-by).

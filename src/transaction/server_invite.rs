@@ -89,8 +89,20 @@ pub struct InviteServerTransaction {
 impl InviteServerTransaction {
     /// Creates the transaction for a new INVITE and queues the 100 Trying
     /// (§17.2.1: without a To tag, §8.2.6.1).
-    pub fn new(_now: Instant, request: Request, reliable: bool, settings: TimerSettings) -> Self {
+    pub fn new(now: Instant, request: Request, reliable: bool, settings: TimerSettings) -> Self {
         let branch = request.top_via().and_then(|v| v.branch).unwrap_or_default();
+        Self::with_branch(now, request, branch, reliable, settings)
+    }
+
+    /// As [`Self::new`], with the top Via's branch the layer already read
+    /// (it keys the transaction on it; parsing the Via again costs).
+    pub fn with_branch(
+        _now: Instant,
+        request: Request,
+        branch: String,
+        reliable: bool,
+        settings: TimerSettings,
+    ) -> Self {
         let trying = response_to(&request, 100, None);
         let mut transmits = VecDeque::new();
         transmits.push_back(SipMessage::Response(trying.clone()));
@@ -109,8 +121,8 @@ impl InviteServerTransaction {
     }
 
     /// The INVITE this transaction answers.
-    pub fn request(&self) -> &Request {
-        &self.request
+    pub fn request(&self) -> Option<&Request> {
+        Some(&self.request)
     }
 
     pub fn state(&self) -> TransactionState {

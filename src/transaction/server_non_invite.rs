@@ -60,7 +60,10 @@ impl State {
 /// The server side of one non-INVITE transaction (including CANCEL).
 #[derive(Debug)]
 pub struct NonInviteServerTransaction {
-    request: Request,
+    /// Held until the final response: a completed transaction only answers
+    /// retransmissions (with its response), and a registrar under load holds
+    /// 64*T1 worth of them, so each keeps as little as it can.
+    request: Option<Box<Request>>,
     branch: String,
     reliable: bool,
     settings: TimerSettings,
@@ -70,11 +73,23 @@ pub struct NonInviteServerTransaction {
 }
 
 impl NonInviteServerTransaction {
-    pub fn new(_now: Instant, request: Request, reliable: bool, settings: TimerSettings) -> Self {
+    pub fn new(now: Instant, request: Request, reliable: bool, settings: TimerSettings) -> Self {
         let branch = request.top_via().and_then(|v| v.branch).unwrap_or_default();
+        Self::with_branch(now, request, branch, reliable, settings)
+    }
+
+    /// As [`Self::new`], with the top Via's branch the layer already read
+    /// (it keys the transaction on it; parsing the Via again costs).
+    pub fn with_branch(
+        _now: Instant,
+        request: Request,
+        branch: String,
+        reliable: bool,
+        settings: TimerSettings,
+    ) -> Self {
         debug!(%branch, method = %request.method, state = "Trying", "non-INVITE server transaction created");
         NonInviteServerTransaction {
-            request,
+            request: Some(Box::new(request)),
             branch,
             reliable,
             settings,
@@ -84,8 +99,22 @@ impl NonInviteServerTransaction {
         }
     }
 
-    pub fn request(&self) -> &Request {
-        &self.request
+    /// The request, until the final response was sent.
+    pub fn request(&self) -> Option<&Request> {
+        self.request.as_deref()
+    }
+
+    /// Frees what a completed transaction no longer needs once its output
+    /// was taken: the request and the queues' buffers.
+    pub fn shrink(&mut self) {
+        if matches!(self.state, State::Completed(_) | State::Terminated)
+            && self.transmits.is_empty()
+            && self.events.is_empty()
+        {
+            self.request = None;
+            self.transmits = VecDeque::new();
+            self.events = VecDeque::new();
+        }
     }
 
     pub fn state(&self) -> TransactionState {
