@@ -62,8 +62,10 @@ pub struct AuthRequest<'a> {
 
 /// What a request's `Authorization` (or `Proxy-Authorization`) values hold
 /// for one realm. Parsed once per request: the guard wants the claimed user
-/// before the digest is checked.
+/// before the digest is checked. (Short-lived, on the stack of one request:
+/// its size difference does not matter.)
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Presented {
     /// No Digest credentials for this realm: challenge.
     Nothing,
