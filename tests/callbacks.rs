@@ -88,6 +88,37 @@ fn the_whole_lifecycle_end_to_end() {
     agent.finish(&mut cb.lab.sw);
 }
 
+/// The request's `callerId` and `callerIdName` are the contact leg's
+/// caller: its From carries the number and the name as display name.
+#[test]
+fn caller_id_name_is_the_contact_legs_display_name() {
+    let mut cb = CallbackLab::start(CallbackConfig::default());
+    let agent = cb.lab.phone("1001", "agent_autoanswer", |s| s);
+    let contact = cb.lab.gateway("phone_answer", |s| s);
+    cb.login("1001");
+    let id = cb.create(
+        r#"{"queueId":"support","callbackNumbers":["+33612345678"],"callerId":"+15550100","callerIdName":"Acme Support"}"#,
+    );
+    assert_eq!(cb.wait_offer(&id), "1001");
+    cb.accept("1001", &id);
+    cb.act_ok("1001", &id, "call", None);
+    cb.wait_state(&id, "connected");
+    let call = cb.get(&id)["callId"].as_str().expect("call id").to_string();
+    cb.act_ok("1001", &id, "end-call", None);
+    cb.lab.wait("call-ended", &[("call", &call)]);
+    let inv = &contact.finish(&mut cb.lab.sw).received("INVITE ")[0];
+    let from = header(inv, "From").unwrap_or_else(|| panic!("no From: {inv}"));
+    assert!(
+        from.trim_start()
+            .starts_with("\"Acme Support\" <sip:+15550100@"),
+        "{from}"
+    );
+    // The agent's phone is not given the contact's caller name.
+    let a_inv = &agent.finish(&mut cb.lab.sw).received("INVITE ")[0];
+    let a_from = header(a_inv, "From").unwrap_or_default();
+    assert!(!a_from.contains("Acme Support"), "{a_from}");
+}
+
 // ---- retries, failures, reschedule and transfer (real SIP calls) ----
 
 /// Waits for the interaction to pass through `states` in this order (each

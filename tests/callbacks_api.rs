@@ -361,6 +361,90 @@ fn forbidden_action_without_its_privilege() {
     );
 }
 
+/// `done` on an accepted interaction that was never called closes it
+/// unprocessed, which is `mark-done`'s privilege: without
+/// `webcallback.can-mark-done` it is refused 403 naming it, like `mark-done`.
+#[test]
+fn done_without_a_call_needs_can_mark_done() {
+    let mut agent = AgentConfig::new("1001");
+    agent.deny = vec!["webcallback.can-mark-done".into()];
+    let mut cb = CallbackLab::start(CallbackConfig {
+        offer_timeout_secs: 120,
+        agents: vec![agent],
+        ..CallbackConfig::default()
+    });
+    cb.lab.register("1001");
+    cb.login("1001");
+    let id = cb.create(&body("+33612345678", ""));
+    assert_eq!(cb.wait_offer(&id), "1001");
+    let accepted = cb.act_ok("1001", &id, "accept", None);
+    assert_eq!(accepted["state"], "ready-to-call", "{accepted}");
+
+    for action in ["done", "mark-done"] {
+        let r = cb.act("1001", &id, action, None);
+        let json = assert_error(&r, 403, Some("webcallback.can-mark-done"), action);
+        assert_eq!(json["privilege"], "webcallback.can-mark-done", "{json}");
+    }
+    let got = cb.get(&id);
+    assert_eq!(got["state"], "ready-to-call", "{got}");
+    assert_eq!(got["agent"], "1001", "{got}");
+    assert_eq!(
+        cb.history_states(&id),
+        ["queued", "offered", "ready-to-call"]
+    );
+}
+
+/// A reschedule's time and the schedule route's are held to a create's
+/// window (at most 5 minutes past, at most 366 days ahead): outside it they
+/// are refused 422 naming `callbackScheduledTime`, and nothing changes.
+#[test]
+fn reschedule_and_schedule_times_are_held_to_the_create_window() {
+    let mut cb = CallbackLab::start(CallbackConfig::default());
+    // No phone is registered: nothing is offered, the callback waits.
+    cb.login("1001");
+    let id = cb.create(&body("+33612345678", ""));
+    let reschedule = format!("/v1/callbacks/{id}/reschedule");
+    for (by, when) in [
+        ("contact", at(367 * 86_400)),
+        ("supervisor", at(367 * 86_400)),
+        ("contact", at(-600)),
+    ] {
+        let r = cb.api(
+            "POST",
+            &reschedule,
+            Some(&format!(
+                r#"{{"by":"{by}","callbackScheduledTime":"{when}"}}"#
+            )),
+        );
+        assert_error(&r, 422, Some("callbackScheduledTime"), &when);
+    }
+    let got = cb.get(&id);
+    assert_eq!(got["state"], "queued", "{got}");
+    assert!(history_of(&got, "rescheduled").is_empty(), "{got}");
+
+    let r = cb.api(
+        "POST",
+        "/v1/agents/1001/schedule",
+        Some(&format!(
+            r#"{{"callbackScheduledTime":"{}","callbackNumber":"+33698765432"}}"#,
+            at(367 * 86_400)
+        )),
+    );
+    assert_error(&r, 422, Some("callbackScheduledTime"), "schedule");
+
+    // Inside the window the reschedule is taken.
+    let ok = cb.api(
+        "POST",
+        &reschedule,
+        Some(&format!(
+            r#"{{"by":"contact","callbackScheduledTime":"{}"}}"#,
+            at(365 * 86_400)
+        )),
+    );
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert_eq!(ok.json()["state"], "rescheduled", "{}", ok.body);
+}
+
 /// Each malformed or unacceptable request is refused with its status and
 /// the field at fault; authentication, unknown ids and wrong states too.
 #[test]
@@ -809,6 +893,49 @@ fn desktop_events_resume_after_a_reconnect() {
     let (seq, data) = sse.next_desktop();
     assert_eq!(seq, newest + 1, "{data}");
     assert_eq!(data["id"], live.as_str());
+}
+
+/// The offer event's fields are camelCase like the rest of the API
+/// (`autoAnswerSecs`, `canReject`), on the live stream as from the store.
+#[test]
+fn offer_event_fields_are_camel_case() {
+    let mut cb = CallbackLab::start(CallbackConfig {
+        offer_timeout_secs: 120,
+        ..CallbackConfig::default()
+    });
+    let addr = cb.lab.http();
+    cb.lab.register("1001");
+    let mut sse = Sse::connect(addr, None);
+    cb.login("1001");
+    let options = r#"{"webcallback.auto-answer": true, "webcallback.auto-answer.timer": 30, "webcallback.auto-answer.enable-reject": false}"#;
+    let id = cb.create(&body(
+        &number(0),
+        &format!(r#","routingData":{{"options":{options}}}"#),
+    ));
+    assert_eq!(cb.wait_offer(&id), "1001");
+    let mut seen = Vec::new();
+    let offer = loop {
+        let (seq, data) = sse.next_desktop();
+        if data["type"] == "offer" {
+            break (seq, data);
+        }
+        assert!(seen.len() < 10, "no offer event among {seen:?}");
+        seen.push(data);
+    };
+    let check = |data: &Value| {
+        assert_eq!(data["id"], id.as_str(), "{data}");
+        assert_eq!(data["autoAnswerSecs"], 30, "{data}");
+        assert_eq!(data["canReject"], false, "{data}");
+        assert!(data.get("auto_answer_secs").is_none(), "{data}");
+        assert!(data.get("can_reject").is_none(), "{data}");
+    };
+    check(&offer.1);
+    drop(sse);
+    // The same event replayed from the store after a reconnect.
+    let mut sse = Sse::connect(addr, Some(offer.0 - 1));
+    let (seq, data) = sse.next_desktop();
+    assert_eq!(seq, offer.0, "{data}");
+    check(&data);
 }
 
 /// `kill -9` while a callback waits for its time: after the restart it is

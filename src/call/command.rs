@@ -139,6 +139,9 @@ pub struct Originate {
     pub headers: Vec<(String, String)>,
     /// Caller ID shown to `b` (default: the profile's outbound rule or `a`).
     pub caller_id: Option<String>,
+    /// The display name of `b`'s From (default: none, or the gateway
+    /// profile's `caller_id_name` where its `caller_id_number` applies).
+    pub caller_id_name: Option<String>,
 }
 
 /// Why a command could not be taken.

@@ -115,7 +115,9 @@ impl CallLayer {
         if self.legs[&leg].held_by_switch == held {
             return Ok(call);
         }
-        self.legs.get_mut(&leg).expect("checked").held_by_switch = held;
+        if let Some(l) = self.legs.get_mut(&leg) {
+            l.held_by_switch = held;
+        }
         self.media(MediaCommand::SetHold { leg, held });
         if !self.send_hold_reinvite(now, out, leg, held) {
             // An INVITE is in progress on the leg: the relay holds it at once
@@ -141,7 +143,9 @@ impl CallLayer {
 
     fn mute(&mut self, call: CallId, role: LegRole, muted: bool) -> Result<CallId, CommandError> {
         let leg = self.answered_leg(&call, role)?;
-        let l = self.legs.get_mut(&leg).expect("checked");
+        let Some(l) = self.legs.get_mut(&leg) else {
+            return Err(CommandError::NoLeg(call, role));
+        };
         if l.muted != muted {
             l.muted = muted;
             self.media(MediaCommand::SetMute { leg, muted });

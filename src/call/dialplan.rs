@@ -14,7 +14,6 @@
 
 use regex::Regex;
 
-use crate::config::{Config, RouteTarget};
 use crate::net::ProfileId;
 
 /// Where a dialled number goes.
@@ -33,15 +32,31 @@ pub enum Destination {
 #[derive(Debug)]
 struct Rule {
     pattern: Regex,
-    target: Target,
+    target: DialTarget,
     number: String,
     from: Vec<ProfileId>,
 }
 
-#[derive(Debug)]
-enum Target {
+/// One rule of the dial plan as configured, its names resolved
+/// (`Config::call_settings` builds them; `DialPlan::new` compiles them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DialRule {
+    /// Matched against the whole dialled number.
+    pub pattern: String,
+    pub target: DialTarget,
+    /// What is sent on, with `$1`-style captures (`$0`: the number as dialled).
+    pub number: String,
+    /// Only calls entering on these profiles use it (empty: every profile).
+    pub from: Vec<ProfileId>,
+}
+
+/// Where a rule sends the calls it matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DialTarget {
+    /// The registered contacts of the number's user on this registrar profile.
     User(ProfileId),
-    /// Gateways as written, with their weights when drawn by weight.
+    /// Trunk peers (profile, index in its peers) as written, with their
+    /// weights when drawn by weight.
     Gateway(Vec<(ProfileId, usize)>, Option<Vec<u32>>),
 }
 
@@ -51,63 +66,21 @@ pub struct DialPlan {
 }
 
 impl DialPlan {
-    /// Compiles the configuration's rules; a rule that cannot be compiled is
+    /// Compiles the rules; a rule whose pattern does not compile is
     /// skipped with a warning (validation rejects such configurations).
-    pub fn new(config: &Config) -> Self {
+    pub fn new(specs: &[DialRule]) -> Self {
         let mut rules = Vec::new();
-        for (i, r) in config.dialplan.iter().enumerate() {
+        for (i, r) in specs.iter().enumerate() {
             let anchored = format!("^(?:{})$", r.pattern);
             let Ok(pattern) = Regex::new(&anchored) else {
                 tracing::warn!(rule = i, "dial plan pattern does not compile; rule skipped");
                 continue;
             };
-            let target = match r.to {
-                RouteTarget::User => {
-                    let profile = match &r.profile {
-                        Some(name) => config.profile_index(name),
-                        None => config.profiles.iter().position(|p| p.profile.registrar),
-                    };
-                    match profile {
-                        Some(p) => Target::User(ProfileId(p)),
-                        None => continue,
-                    }
-                }
-                RouteTarget::Gateway => {
-                    let names: Vec<&String> = r.gateway.iter().chain(&r.gateways).collect();
-                    let gateways: Vec<(ProfileId, usize)> = names
-                        .iter()
-                        .filter_map(|g| {
-                            let (p, _) = config.peer(g)?;
-                            let peer = config.profiles[p]
-                                .profile
-                                .peers
-                                .iter()
-                                .position(|x| &x.name == *g)?;
-                            Some((ProfileId(p), peer))
-                        })
-                        .collect();
-                    if gateways.is_empty() || gateways.len() != names.len() {
-                        tracing::warn!(rule = i, "dial plan gateway unknown; rule skipped");
-                        continue;
-                    }
-                    let weights = (r.strategy == Some(crate::config::GatewayStrategy::Weighted))
-                        .then(|| match r.weights.len() == gateways.len() {
-                            true => r.weights.iter().map(|w| (*w).max(1)).collect(),
-                            false => vec![1; gateways.len()],
-                        });
-                    Target::Gateway(gateways, weights)
-                }
-            };
-            let from = r
-                .from
-                .iter()
-                .filter_map(|n| config.profile_index(n).map(ProfileId))
-                .collect();
             rules.push(Rule {
                 pattern,
-                target,
-                number: r.number.clone().unwrap_or_else(|| "$0".into()),
-                from,
+                target: r.target.clone(),
+                number: r.number.clone(),
+                from: r.from.clone(),
             });
         }
         DialPlan { rules }
@@ -126,15 +99,15 @@ impl DialPlan {
             let mut out = String::new();
             caps.expand(&r.number, &mut out);
             Some(match &r.target {
-                Target::User(profile) => Destination::User {
+                DialTarget::User(profile) => Destination::User {
                     profile: *profile,
                     user: out,
                 },
-                Target::Gateway(gateways, None) => Destination::Gateway {
+                DialTarget::Gateway(gateways, None) => Destination::Gateway {
                     gateways: gateways.clone(),
                     number: out,
                 },
-                Target::Gateway(gateways, Some(weights)) => Destination::Gateway {
+                DialTarget::Gateway(gateways, Some(weights)) => Destination::Gateway {
                     gateways: weighted_order(gateways, weights, |total| {
                         rand::random_range(0..total)
                     }),
@@ -202,7 +175,12 @@ peers = [{{ name = "a", address = "127.0.0.1:1", acl = [] }}, {{ name = "trunk",
             ),
         )
         .unwrap();
-        DialPlan::new(&crate::config::load(&main).unwrap())
+        DialPlan::new(
+            &crate::config::load(&main)
+                .unwrap()
+                .call_settings()
+                .dial_rules,
+        )
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! Answering a trunk's 401/407 challenge to our INVITE (RFC 3261 §22.2,
 //! RFC 8760 algorithms): the same INVITE again with a higher CSeq, a fresh
-//! branch and the credentials header, computed with the registrar's digest
-//! functions (one implementation of RFC 7616 in the code base).
+//! branch and the credentials header, computed with `crate::digest`, the one
+//! implementation of RFC 7616 in the code base, which the registrar shares.
 
-use crate::registrar::{
+use crate::digest::{
     ha1_from_password, request_digest, DigestAlgorithm, DigestChallenge, DigestInput, QopAuth,
 };
 use crate::sip::{generate_branch, make_header, Header, MessageHeaders, Request, Response};

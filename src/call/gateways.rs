@@ -141,8 +141,7 @@ impl CallLayer {
             Ok(slot) => Ok(Some(slot)),
             Err(limit) => {
                 tracing::debug!(remote = %source.remote, peer = %self.settings.profiles[source.profile.0].peers[peer].name, ?limit, "call from a peer refused by its limit");
-                let r =
-                    with_retry_after(crate::endpoint::answer(request, 503, Some(limit.reason())));
+                let r = with_retry_after(crate::sip::answer(request, 503, Some(limit.reason())));
                 out.respond(now, source.profile, tx, r);
                 Err(())
             }
@@ -166,7 +165,7 @@ impl CallLayer {
         request: &Request,
         code: u16,
     ) {
-        let r = crate::endpoint::answer(request, code, None);
+        let r = crate::sip::answer(request, code, None);
         let r = if code == 503 { with_retry_after(r) } else { r };
         out.respond(now, profile, tx, r);
     }

@@ -52,7 +52,7 @@ impl CallLayer {
                 self.answer_in_dialog(now, out, leg, profile, tx, &request, ok);
             }
             _ => {
-                let r = crate::endpoint::method_not_allowed(&request);
+                let r = crate::sip::method_not_allowed(&request);
                 self.answer_in_dialog(now, out, leg, profile, tx, &request, r);
             }
         }
@@ -147,7 +147,9 @@ impl CallLayer {
                     let r = sip::response_to(&request, 488, None);
                     return self.answer_in_dialog(now, out, leg, profile, tx, &request, r);
                 }
-                let pl = self.legs.get_mut(&p).expect("checked");
+                let Some(pl) = self.legs.get_mut(&p) else {
+                    return; // `partner` found it in `legs` just above
+                };
                 let bytes = sdp::build_offer(
                     &mut pl.media.origin,
                     pl.media.local,
@@ -157,7 +159,9 @@ impl CallLayer {
                 )
                 .to_bytes();
                 pl.media.last_sent = Some(bytes.clone());
-                self.legs.get_mut(&leg).expect("checked").media.remote = Some(offer.stream.clone());
+                if let Some(l) = self.legs.get_mut(&leg) {
+                    l.media.remote = Some(offer.stream.clone());
+                }
                 let body = Body {
                     content_type: "application/sdp".into(),
                     bytes,
@@ -210,7 +214,9 @@ impl CallLayer {
         request: &Request,
         offer: negotiate::Offer,
     ) {
-        let l = self.legs.get_mut(&leg).expect("caller checked");
+        let Some(l) = self.legs.get_mut(&leg) else {
+            return; // the caller read the leg before calling
+        };
         let chosen = if l.media.formats.is_empty() {
             offer.formats.clone()
         } else {

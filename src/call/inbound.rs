@@ -40,7 +40,7 @@ impl CallLayer {
     ) {
         let profile = source.profile;
         let reject = |out: &mut dyn SipOut, code: u16, reason: Option<&str>| {
-            let mut r = crate::endpoint::answer(&request, code, reason);
+            let mut r = crate::sip::answer(&request, code, reason);
             if code == 488 {
                 r.headers.push(make_header(
                     "Warning",
@@ -274,7 +274,7 @@ impl CallLayer {
             None => "Not Registered From This Address",
         };
         tracing::info!(remote = %source.remote, user = %from_user, "INVITE from an unknown party refused");
-        let r = crate::endpoint::answer(request, 403, Some(refusal));
+        let r = crate::sip::answer(request, 403, Some(refusal));
         out.respond(now, source.profile, tx, r);
         None
     }

@@ -77,8 +77,7 @@ pub use peers::{PeerEvent, PeerStatus, PeerTable};
 pub use publish::{Directory, Sessions};
 pub use summary::*;
 
-use crate::config::Config;
-use crate::dialog::{DialogConfig, DialogEvent, DialogId, DialogTable};
+use crate::dialog::{DialogEvent, DialogId, DialogTable};
 use crate::media::{LegId, MediaCommand, MediaEvent};
 use crate::net::{Destination, ProfileId, TransportKind};
 use crate::shard::Shard;
@@ -157,6 +156,7 @@ enum ReInvite {
     Refresh,
 }
 
+#[derive(Debug)]
 pub struct CallLayer {
     settings: CallSettings,
     dialplan: DialPlan,
@@ -203,37 +203,21 @@ pub struct CallLayer {
 
 impl CallLayer {
     /// A call layer with a peer table of its own (tests, a single shard).
-    pub fn new(config: &Config, sessions: Sessions) -> Self {
-        Self::with_peers(
-            config,
-            sessions,
-            std::sync::Arc::new(PeerTable::new(config)),
-        )
+    pub fn new(settings: CallSettings, sessions: Sessions) -> Self {
+        let peers = std::sync::Arc::new(PeerTable::new(&settings));
+        Self::with_peers(settings, sessions, peers)
     }
 
     /// A call layer sharing `peers` (one table per process, across shards).
     pub fn with_peers(
-        config: &Config,
+        settings: CallSettings,
         sessions: Sessions,
         peers: std::sync::Arc<PeerTable>,
     ) -> Self {
-        let t1 = config
-            .profiles
-            .first()
-            .map(|p| p.profile.timers.t1_ms)
-            .unwrap_or(500);
-        let t2 = config
-            .profiles
-            .first()
-            .map(|p| p.profile.timers.t2_ms)
-            .unwrap_or(4000);
         CallLayer {
-            settings: CallSettings::new(config),
-            dialplan: DialPlan::new(config),
-            dialogs: DialogTable::new(DialogConfig {
-                t1: std::time::Duration::from_millis(t1),
-                t2: std::time::Duration::from_millis(t2),
-            }),
+            dialplan: DialPlan::new(&settings.dial_rules),
+            dialogs: DialogTable::new(settings.dialog),
+            settings,
             calls: HashMap::new(),
             legs: HashMap::new(),
             by_dialog: HashMap::new(),

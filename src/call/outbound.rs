@@ -155,7 +155,13 @@ impl CallLayer {
             _ => (caller.user.clone(), caller.display.clone()),
         };
         let display = display
-            .map(|d| format!("\"{}\" ", d.replace(['"', '\\'], "")))
+            .map(|d| {
+                let d: String = d
+                    .chars()
+                    .filter(|c| !matches!(c, '"' | '\\') && !c.is_control())
+                    .collect();
+                format!("\"{d}\" ")
+            })
             .unwrap_or_default();
         // RFC 3323/3325 privacy toward whoever is outside the Trust Domain (`identity`).
         let (user, display, from_host) =
@@ -186,7 +192,7 @@ impl CallLayer {
             ("Call-ID".into(), sip_call_id.clone()),
             ("CSeq".into(), "1 INVITE".into()),
             ("Contact".into(), self.contact(out, profile, transport)),
-            ("Allow".into(), crate::endpoint::ALLOW.into()),
+            ("Allow".into(), crate::sip::ALLOW.into()),
         ]);
         // Supported/Require with 100rel as the target's `prack` says (`prack`).
         headers.extend(self.option_tags_for(&target));
@@ -702,8 +708,7 @@ impl CallLayer {
         let answer = sdp_body(&r, &r.body)
             .filter(|_| !late && !self.early_offer_answered(leg))
             .and_then(|b| negotiate::read_answer(&b));
-        {
-            let l = self.legs.get_mut(&leg).expect("checked by the caller");
+        if let Some(l) = self.legs.get_mut(&leg) {
             l.dialog = Some(id.clone());
             l.state = LegState::Answered;
             l.ring_deadline = None;
@@ -832,7 +837,7 @@ impl CallLayer {
         };
         let caller = Caller {
             user: o.caller_id.clone().unwrap_or_else(|| o.a.clone()),
-            display: None,
+            display: o.caller_id_name.clone(),
         };
         let forward = Forward {
             formats,

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::config::Config;
+use super::settings::CallSettings;
 use crate::net::ProfileId;
 
 /// Which way a call goes, as seen from the switch.
@@ -311,38 +311,27 @@ pub struct PeerTable {
 }
 
 impl PeerTable {
-    pub fn new(config: &Config) -> Self {
-        let profiles = config
+    pub fn new(settings: &CallSettings) -> Self {
+        let profiles = settings
             .profiles
             .iter()
-            .map(|np| {
-                np.profile
-                    .peers
+            .map(|ps| {
+                ps.peers
                     .iter()
                     .map(|p| PeerState {
                         name: p.name.clone(),
-                        profile: np.name.clone(),
-                        address: p.address.clone(),
-                        limits: PeerLimits {
-                            max_calls_in: p.max_calls_in,
-                            max_calls_out: p.max_calls_out,
-                            max_cps_in: p.max_cps_in,
-                            max_cps_out: p.max_cps_out,
-                        },
-                        ping: PingPolicy {
-                            interval: (p.ping_interval_secs > 0 && p.address.is_some())
-                                .then(|| Duration::from_secs(p.ping_interval_secs)),
-                            failures_before_down: p.ping_failures_before_down.max(1),
-                            successes_before_up: p.ping_successes_before_up.max(1),
-                        },
+                        profile: ps.name.clone(),
+                        address: p.configured_address.clone(),
+                        limits: p.limits,
+                        ping: p.ping,
                         calls: Default::default(),
                         totals: Default::default(),
                         refused: Default::default(),
                         up: AtomicBool::new(true),
                         guarded: Mutex::new(Guarded {
                             buckets: [
-                                TokenBucket::new(p.max_cps_in),
-                                TokenBucket::new(p.max_cps_out),
+                                TokenBucket::new(p.limits.max_cps_in),
+                                TokenBucket::new(p.limits.max_cps_out),
                             ],
                             health: Health::default(),
                             flow: None,
@@ -588,7 +577,9 @@ mod tests {
             ),
         )
         .unwrap();
-        Arc::new(PeerTable::new(&crate::config::load(&main).unwrap()))
+        Arc::new(PeerTable::new(
+            &crate::config::load(&main).unwrap().call_settings(),
+        ))
     }
 
     const GW: (ProfileId, usize) = (ProfileId(0), 0);

@@ -342,7 +342,9 @@ mod tests {
              [[profiles.external.peers]]\nname = \"b\"\naddress = \"127.0.0.1:5092\"\nping_interval_secs = 2\n",
         )
         .unwrap();
-        Arc::new(PeerTable::new(&crate::config::load(&main).unwrap()))
+        Arc::new(PeerTable::new(
+            &crate::config::load(&main).unwrap().call_settings(),
+        ))
     }
 
     const OPTIONS: &str = "OPTIONS sip:127.0.0.1:5091 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bK-p\r\nMax-Forwards: 70\r\nFrom: <sip:switchback@127.0.0.1>;tag=t\r\nTo: <sip:127.0.0.1:5091>\r\nCall-ID: ping\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";

@@ -21,7 +21,7 @@
 
 use std::time::Instant;
 
-use crate::config::PrackMode;
+use super::settings::PrackMode;
 use crate::dialog::{
     names_option, Body, DialogEvent, DialogId, Outgoing, ReliableCheck, TAG_100REL,
 };
@@ -88,7 +88,7 @@ impl CallLayer {
         {
             return None;
         }
-        let mut r = crate::endpoint::answer(request, 420, None);
+        let mut r = crate::sip::answer(request, 420, None);
         r.headers
             .push(make_header("Unsupported", TAG_100REL.into()));
         Some(r)
@@ -157,7 +157,7 @@ impl CallLayer {
         match outgoing {
             Some(Outgoing::Now(r)) => Some(r),
             Some(Outgoing::Held) => None,
-            None => Some(crate::endpoint::answer(invite, 500, None)),
+            None => Some(crate::sip::answer(invite, 500, None)),
         }
     }
 

@@ -95,6 +95,7 @@ impl CallLayer {
 
 /// What HTTP and other tasks read: the session table plus the relay's
 /// counters, and the trunk peers' table.
+#[derive(Debug)]
 pub struct Directory {
     pub sessions: Sessions,
     pub media: crate::media::MediaEngine,

@@ -1,6 +1,10 @@
-//! Each profile's call settings, taken from the configuration once: media
-//! address and port pool, codecs, timers, auto-answer headers, outbound
-//! caller-ID and header rules, trunk peers and where their requests go.
+//! Each profile's call settings: media address and port pool, codecs,
+//! timers, auto-answer headers, outbound caller-ID and header rules, trunk
+//! peers and where their requests go, the dial plan's rules. `config/`
+//! builds them from the TOML (`Config::call_settings`); this layer never
+//! sees the configuration file's schema. The few option types the TOML
+//! names directly (`PrackMode`, `UserToUser`, `HeaderRule`) are defined
+//! here, with their meaning.
 //!
 //! A peer given by IP address has its one target from the start; a peer
 //! given by name gets its ordered targets from the driver, which resolves
@@ -11,14 +15,20 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{Config, HeaderRule, PrackMode, UserToUser};
+use serde::Deserialize;
+
+use super::dialplan::DialRule;
+use super::peers::{PeerLimits, PingPolicy};
+use crate::dialog::DialogConfig;
 use crate::media::MediaPorts;
-use crate::net::{default_port, PeerAddress, PeerHost, TransportKind};
+use crate::net::{PeerAddress, TransportKind};
 use crate::sdp::Codec;
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct PeerSettings {
     pub name: String,
+    /// The address as written (shown by the peers API).
+    pub configured_address: Option<String>,
     /// As configured; `None` for a peer that only calls in.
     pub address: Option<PeerAddress>,
     /// Where requests go, in the order to try them (RFC 3263 §4.3): the
@@ -36,9 +46,11 @@ pub struct PeerSettings {
     pub prack: Option<PrackMode>,
     /// Its own RFC 7433 setting (`None`: the profile's).
     pub user_to_user: Option<UserToUser>,
+    pub limits: PeerLimits,
+    pub ping: PingPolicy,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ProfileSettings {
     pub name: String,
     pub registrar: bool,
@@ -62,81 +74,118 @@ pub struct ProfileSettings {
     pub peers: Vec<PeerSettings>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct CallSettings {
     pub profiles: Vec<ProfileSettings>,
     pub recordings_dir: PathBuf,
+    /// The dialogs' timers (the first profile's T1 and T2).
+    pub dialog: DialogConfig,
+    /// The dial plan's rules, in order (compiled by `DialPlan::new`).
+    pub dial_rules: Vec<DialRule>,
 }
 
-impl CallSettings {
-    pub fn new(config: &Config) -> Self {
-        let profiles = config
-            .profiles
-            .iter()
-            .map(|np| {
-                let p = &np.profile;
-                let peers = p
-                    .peers
-                    .iter()
-                    .map(|peer| {
-                        let address = peer.address.as_deref().and_then(PeerAddress::parse);
-                        PeerSettings {
-                            name: peer.name.clone(),
-                            targets: match &address {
-                                Some(PeerAddress {
-                                    host: PeerHost::Ip(ip),
-                                    port,
-                                }) => vec![SocketAddr::new(
-                                    *ip,
-                                    port.unwrap_or(default_port(peer.transport)),
-                                )],
-                                _ => Vec::new(),
-                            },
-                            address,
-                            transport: peer.transport,
-                            acl: peer.acl.clone(),
-                            username: peer.username.clone(),
-                            password: peer.password.clone(),
-                            realm: peer.realm.clone(),
-                            trusted: peer.trusted,
-                            prack: peer.prack,
-                            user_to_user: peer.user_to_user.clone(),
-                        }
-                    })
-                    .collect();
-                ProfileSettings {
-                    name: np.name.clone(),
-                    registrar: p.registrar,
-                    media_address: p.media.address,
-                    ports: MediaPorts::new(p.media.rtp_port_min, p.media.rtp_port_max),
-                    codecs: p
-                        .media
-                        .codecs
-                        .iter()
-                        .filter_map(|c| c.parse().ok())
-                        .collect(),
-                    rtp_timeout: (p.media.rtp_timeout_secs > 0)
-                        .then(|| Duration::from_secs(p.media.rtp_timeout_secs)),
-                    ring_timeout: Duration::from_secs(p.calls.ring_timeout_secs.max(1)),
-                    session_expires: p.calls.session_expires_secs,
-                    min_se: p.calls.min_se_secs.max(90),
-                    auto_answer_call_info: p.calls.auto_answer_call_info.clone(),
-                    auto_answer_alert_info: p.calls.auto_answer_alert_info.clone(),
-                    case_data_headers: p.calls.case_data_headers.clone(),
-                    record: p.calls.record,
-                    prack: p.calls.prack,
-                    user_to_user: p.calls.user_to_user.clone(),
-                    caller_id_number: p.outbound.caller_id_number.clone(),
-                    caller_id_name: p.outbound.caller_id_name.clone(),
-                    add_headers: p.outbound.add_headers.clone(),
-                    pass_headers: p.outbound.pass_headers.clone(),
-                    peers,
-                }
-            })
-            .collect();
-        CallSettings {
-            profiles,
-            recordings_dir: config.general.recordings_dir.clone(),
+/// `prack`: how a profile or peer uses RFC 3262 (100rel, PRACK).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrackMode {
+    /// `Supported: 100rel` on calls placed; a caller's 100rel is honoured
+    /// (its 18x with SDP go reliably; every 18x when it requires 100rel).
+    #[default]
+    Supported,
+    /// `Require: 100rel` on calls placed; every 18x to a caller that
+    /// supports 100rel goes reliably.
+    Required,
+    /// Not advertised; a request requiring 100rel gets 420.
+    Off,
+}
+
+/// `user_to_user`: on/off, or a template of the header value with
+/// `{case}`, `{case_hex}`, `{interaction}`, `{interaction_hex}`, `{call}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum UserToUser {
+    Enabled(bool),
+    Template(String),
+}
+
+/// What is wrong with a `user_to_user` template ([`UserToUser::check`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    #[error("must be one non-empty line")]
+    NotOneLine,
+    #[error("an unclosed {{")]
+    Unclosed,
+    #[error("unknown placeholder {{{name}}} (known: {known})")]
+    UnknownPlaceholder { name: String, known: String },
+}
+
+impl UserToUser {
+    /// What `true` means: the case reference in hex (RFC 7433 §4.1).
+    pub const DEFAULT_TEMPLATE: &'static str = "{case_hex};encoding=hex";
+
+    /// The placeholders a template may use.
+    pub const PLACEHOLDERS: [&'static str; 5] =
+        ["case", "case_hex", "interaction", "interaction_hex", "call"];
+
+    /// The template in force, `None` when off.
+    pub fn template(&self) -> Option<&str> {
+        match self {
+            UserToUser::Enabled(true) => Some(Self::DEFAULT_TEMPLATE),
+            UserToUser::Enabled(false) => None,
+            UserToUser::Template(t) => Some(t),
         }
     }
+
+    /// What is wrong with a template, if anything: it must be one non-empty
+    /// line whose `{...}` are known placeholders.
+    pub fn check(template: &str) -> Result<(), TemplateError> {
+        if template.trim().is_empty() || template.contains(['\r', '\n']) {
+            return Err(TemplateError::NotOneLine);
+        }
+        let mut rest = template;
+        while let Some(open) = rest.find('{') {
+            let Some(close) = rest[open..].find('}') else {
+                return Err(TemplateError::Unclosed);
+            };
+            let name = &rest[open + 1..open + close];
+            if !Self::PLACEHOLDERS.contains(&name) {
+                return Err(TemplateError::UnknownPlaceholder {
+                    name: name.to_string(),
+                    known: Self::PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", "),
+                });
+            }
+            rest = &rest[open + close + 1..];
+        }
+        Ok(())
+    }
+
+    /// Fills a template; `None` when it needs a value that is missing (a
+    /// case placeholder without a case, an interaction one without one).
+    pub fn expand(
+        template: &str,
+        case: Option<&str>,
+        interaction: Option<&str>,
+        call: &str,
+    ) -> Option<String> {
+        let mut out = template.to_string();
+        for (name, value) in [("case", case), ("interaction", interaction)] {
+            let hex_name = format!("{{{name}_hex}}");
+            let plain = format!("{{{name}}}");
+            if out.contains(&hex_name) || out.contains(&plain) {
+                let v = value.filter(|v| !v.is_empty())?;
+                out = out
+                    .replace(&hex_name, &hex::encode(v.as_bytes()))
+                    .replace(&plain, v);
+            }
+        }
+        Some(out.replace("{call}", call))
+    }
+}
+
+/// A header every outbound INVITE of a profile carries (`add_headers`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderRule {
+    pub name: String,
+    pub value: String,
 }

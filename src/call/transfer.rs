@@ -142,10 +142,13 @@ impl CallLayer {
                     .dialplan
                     .route(&number, Some(entered))
                     .ok_or(404u16)
-                    .and_then(|r| self.targets(now, out, &r));
+                    .and_then(|r| self.targets(now, out, &r))
+                    // Bindings whose contacts all fail to parse leave no
+                    // target: unavailable, as with no bindings at all.
+                    .and_then(|t| t.into_iter().next().ok_or(480u16));
                 self.answer_in_dialog(now, out, leg, profile, tx, &request, accepted);
                 self.notify(now, out, leg, "SIP/2.0 100 Trying", false);
-                let targets = match targets {
+                let target = match targets {
                     Ok(t) => t,
                     Err(code) => {
                         self.notify_final(now, out, leg, code);
@@ -157,7 +160,6 @@ impl CallLayer {
                         return;
                     }
                 };
-                let target = targets.into_iter().next().expect("never empty");
                 let transfer = Transfer {
                     by: leg,
                     transferee,

@@ -12,7 +12,7 @@
 //! It also owns the rule that identity headers (`identity`) never pass.
 //! Sans-IO, configuration only.
 
-use crate::config::UserToUser;
+use super::settings::UserToUser;
 
 use super::command::CallId;
 use super::identity::is_identity_header;
@@ -69,7 +69,7 @@ impl CallLayer {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::UserToUser;
+    use crate::call::settings::UserToUser;
 
     #[test]
     fn templates_expand_and_check() {
@@ -89,6 +89,7 @@ mod tests {
         assert!(UserToUser::check("{case_hex};encoding=hex").is_ok());
         assert!(UserToUser::check("{nope}")
             .unwrap_err()
+            .to_string()
             .contains("unknown placeholder {nope}"));
         assert!(UserToUser::check("x\r\ny").is_err());
         assert!(UserToUser::check("{case").is_err());

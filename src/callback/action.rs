@@ -270,7 +270,23 @@ pub struct Page {
 
 /// A boxed future, so the reads can sit behind a trait object.
 pub type ReadFuture<T> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, String>> + Send + 'static>>;
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, ReadError>> + Send + 'static>>;
+
+/// Why a read failed: the reader's own error (the store's, which this
+/// layer cannot name: the store sits above it), shown as it is.
+#[derive(Debug, thiserror::Error)]
+#[error("{source}")]
+pub struct ReadError {
+    source: Box<dyn std::error::Error + Send + Sync + 'static>,
+}
+
+impl ReadError {
+    pub fn new(source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        ReadError {
+            source: source.into(),
+        }
+    }
+}
 
 /// Reads the API serves straight from the store, without the center.
 pub trait CallbackReads: Send + Sync + 'static {

@@ -19,5 +19,5 @@ pub mod settings;
 
 pub use action::*;
 pub use model::*;
-pub use options::{OptionError, MAX_AUTO_ANSWER_TIMER_SECS};
+pub use options::{OptionError, OptionProblem, MAX_AUTO_ANSWER_TIMER_SECS};
 pub use settings::*;

@@ -306,24 +306,9 @@ pub enum HistoryKind {
     },
 }
 
-/// How a consultation of the enrichment webhook ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum EnrichmentOutcome {
-    /// The endpoint answered; its fields were merged.
-    Enriched,
-    /// Timeout, connection error, non-2xx or invalid body: created as requested.
-    Failed,
-}
-
-/// What a create carries to its history about enrichment (see
-/// [`HistoryKind::Enrichment`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EnrichmentNote {
-    pub outcome: EnrichmentOutcome,
-    pub detail: String,
-    pub changed: Vec<String>,
-}
+// `EnrichmentOutcome` and `EnrichmentNote` are the enrichment boundary's
+// own types (`integrations::enrich`), re-exported here for the history.
+pub use crate::integrations::enrich::{EnrichmentNote, EnrichmentOutcome};
 
 impl From<EnrichmentNote> for HistoryKind {
     fn from(n: EnrichmentNote) -> Self {
@@ -349,6 +334,19 @@ pub enum AgentState {
 }
 
 impl AgentState {
+    /// Workforce management's label of a state (docs/notifications.md):
+    /// Ready is "Available", Not Ready is its reason (or "Not Ready"
+    /// without one), the others as they are.
+    pub fn wfm_name(self, reason: Option<&str>) -> String {
+        match self {
+            AgentState::LoggedOut => "Logged Out".into(),
+            AgentState::Ready => "Available".into(),
+            AgentState::NotReady => reason.unwrap_or("Not Ready").to_string(),
+            AgentState::Engaged => "Engaged".into(),
+            AgentState::Working => "Working".into(),
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             AgentState::LoggedOut => "logged-out",
@@ -411,7 +409,11 @@ pub enum DesktopEventKind {
         agent: String,
         /// `webcallback.callback-information.content`'s fields, in its order.
         preview: Vec<PreviewField>,
+        /// The auto-answer timer; `null` without auto-answer. (Stored
+        /// events from before the rename read back by their old names.)
+        #[serde(rename = "autoAnswerSecs", alias = "auto_answer_secs")]
         auto_answer_secs: Option<u64>,
+        #[serde(rename = "canReject", alias = "can_reject")]
         can_reject: bool,
     },
     Agent {
@@ -494,8 +496,41 @@ impl fmt::Display for DesktopEvent {
 mod tests {
     use super::*;
 
+    #[test]
+    fn agent_state_names_follow_document_004() {
+        assert_eq!(AgentState::Ready.wfm_name(None), "Available");
+        assert_eq!(AgentState::NotReady.wfm_name(Some("Lunch")), "Lunch");
+        assert_eq!(AgentState::NotReady.wfm_name(None), "Not Ready");
+        assert_eq!(AgentState::Engaged.wfm_name(None), "Engaged");
+        assert_eq!(AgentState::Working.wfm_name(None), "Working");
+    }
+
     /// Every field of an entry has its own JSON name, so what the store
     /// writes reads back (a `rescheduled` entry once wrote `at` twice).
+    /// The offer's fields are camelCase like the rest of the API; an event
+    /// stored under the old snake_case names still reads back.
+    #[test]
+    fn offer_fields_are_camel_case_and_old_rows_read_back() {
+        let event = DesktopEvent {
+            seq: 7,
+            at: "2025-03-01T09:00:00Z".parse().unwrap(),
+            kind: DesktopEventKind::Offer {
+                id: InteractionId("cb-1".into()),
+                agent: "1001".into(),
+                preview: Vec::new(),
+                auto_answer_secs: Some(30),
+                can_reject: false,
+            },
+        };
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["autoAnswerSecs"], 30, "{json}");
+        assert_eq!(json["canReject"], false, "{json}");
+        assert!(json.get("auto_answer_secs").is_none(), "{json}");
+        assert!(json.get("can_reject").is_none(), "{json}");
+        let old = r#"{"seq":7,"at":"2025-03-01T09:00:00Z","type":"offer","id":"cb-1","agent":"1001","preview":[],"auto_answer_secs":30,"can_reject":false}"#;
+        assert_eq!(serde_json::from_str::<DesktopEvent>(old).unwrap(), event);
+    }
+
     #[test]
     fn a_rescheduled_entry_reads_back() {
         let entry = HistoryEntry {

@@ -19,11 +19,28 @@ pub const MAX_AUTO_ANSWER_TIMER_SECS: u64 = 3600;
 /// An override that cannot be applied; the API answers 422 with the field
 /// `routingData.options.KEY`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{key}: {message}")]
+#[error("{key}: {problem}")]
 pub struct OptionError {
     /// The option's name as given (`webcallback.auto-answer`).
     pub key: String,
-    pub message: String,
+    pub problem: OptionProblem,
+}
+
+/// What is wrong with an override's value (the message after its key).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OptionProblem {
+    #[error("unknown option")]
+    Unknown,
+    #[error("must be true or false, not {0}")]
+    NotBoolean(Value),
+    #[error("must be whole seconds from 0 to {MAX_AUTO_ANSWER_TIMER_SECS}, not {0}")]
+    NotSeconds(Value),
+    #[error("entries must be non-empty strings, not {0}")]
+    BadEntry(Value),
+    #[error("must be an array of names or a comma-separated string, not {0}")]
+    NotNames(Value),
+    #[error("must be a queue name, not {0}")]
+    NotQueue(Value),
 }
 
 /// `defaults` with `overrides` applied. Keys are the options' names;
@@ -36,9 +53,9 @@ pub fn resolve(
 ) -> Result<WebcallbackOptions, OptionError> {
     let mut o = defaults.clone();
     for (key, value) in overrides {
-        let bad = |message: String| OptionError {
+        let bad = |problem: OptionProblem| OptionError {
             key: key.clone(),
-            message,
+            problem,
         };
         match key.as_str() {
             "webcallback.auto-answer" => o.auto_answer = boolean(value).map_err(bad)?,
@@ -55,22 +72,22 @@ pub fn resolve(
             "webcallback.complete-queue" => o.complete_queue = queue(value).map_err(bad)?,
             "webcallback.park-queue" => o.park_queue = queue(value).map_err(bad)?,
             "webcallback.reschedule-queue" => o.reschedule_queue = queue(value).map_err(bad)?,
-            _ => return Err(bad("unknown option".into())),
+            _ => return Err(bad(OptionProblem::Unknown)),
         }
     }
     Ok(o)
 }
 
-fn boolean(v: &Value) -> Result<bool, String> {
+fn boolean(v: &Value) -> Result<bool, OptionProblem> {
     match v {
         Value::Bool(b) => Ok(*b),
         Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
         Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(false),
-        _ => Err(format!("must be true or false, not {v}")),
+        _ => Err(OptionProblem::NotBoolean(v.clone())),
     }
 }
 
-fn seconds(v: &Value) -> Result<u64, String> {
+fn seconds(v: &Value) -> Result<u64, OptionProblem> {
     let secs = match v {
         Value::Number(n) => n.as_u64(),
         Value::String(s) => s.trim().parse::<u64>().ok(),
@@ -78,14 +95,12 @@ fn seconds(v: &Value) -> Result<u64, String> {
     };
     match secs {
         Some(s) if s <= MAX_AUTO_ANSWER_TIMER_SECS => Ok(s),
-        _ => Err(format!(
-            "must be whole seconds from 0 to {MAX_AUTO_ANSWER_TIMER_SECS}, not {v}"
-        )),
+        _ => Err(OptionProblem::NotSeconds(v.clone())),
     }
 }
 
 /// An array of names, or one string of comma-separated names.
-fn content(v: &Value) -> Result<Vec<String>, String> {
+fn content(v: &Value) -> Result<Vec<String>, OptionProblem> {
     match v {
         Value::String(s) => Ok(s
             .split(',')
@@ -97,19 +112,17 @@ fn content(v: &Value) -> Result<Vec<String>, String> {
             .iter()
             .map(|item| match item {
                 Value::String(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
-                _ => Err(format!("entries must be non-empty strings, not {item}")),
+                _ => Err(OptionProblem::BadEntry(item.clone())),
             })
             .collect(),
-        _ => Err(format!(
-            "must be an array of names or a comma-separated string, not {v}"
-        )),
+        _ => Err(OptionProblem::NotNames(v.clone())),
     }
 }
 
-fn queue(v: &Value) -> Result<String, String> {
+fn queue(v: &Value) -> Result<String, OptionProblem> {
     match v {
         Value::String(s) if !s.trim().is_empty() => Ok(s.clone()),
-        _ => Err(format!("must be a queue name, not {v}")),
+        _ => Err(OptionProblem::NotQueue(v.clone())),
     }
 }
 

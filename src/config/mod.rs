@@ -7,6 +7,7 @@
 //! names its file, line and key.
 
 mod callback;
+mod layers;
 mod locate;
 mod notify;
 pub mod schema;
@@ -102,6 +103,9 @@ const EMBEDDED: &[(&str, &str)] = &[
 ];
 
 /// The embedded default configuration.
+// The embedded files are compile-time data, checked by a unit test; a
+// failure here is a build defect, never a peer's doing.
+#[allow(clippy::expect_used)]
 pub fn embedded_default() -> Config {
     let read = |p: &Path| {
         EMBEDDED
@@ -165,18 +169,18 @@ fn load_with(
                 }
                 files.push((path, f.profiles));
             }
-            None if errors.last().is_some_and(|e| e.line == 0) => {
+            None => {
                 // Could not be read at all: point at the include entry instead.
-                let e = errors.pop().expect("just checked");
-                push_error(
-                    &mut errors,
-                    &texts,
-                    main,
-                    KeyPath::default().key("include").index(i),
-                    &e.message,
-                );
+                if let Some(e) = errors.pop_if(|e| e.line == 0) {
+                    push_error(
+                        &mut errors,
+                        &texts,
+                        main,
+                        KeyPath::default().key("include").index(i),
+                        &e.message,
+                    );
+                }
             }
-            None => {}
         }
     }
 

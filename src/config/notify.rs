@@ -52,8 +52,8 @@ pub(super) fn settings(
     let public_url = match &table.public_url {
         Some(url) => match public_url(url) {
             Ok(url) => Some(url),
-            Err(message) => {
-                push(base.clone().key("public_url"), message);
+            Err(e) => {
+                push(base.clone().key("public_url"), e.to_string());
                 None
             }
         },
@@ -101,17 +101,35 @@ pub fn derived_public_url(addr: SocketAddr, tls: bool) -> String {
 
 /// An absolute http(s) URL without query or fragment, kept without its
 /// trailing slash (links are `{public_url}/v1/...`).
-fn public_url(url: &str) -> Result<String, String> {
-    let parsed = Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+fn public_url(url: &str) -> Result<String, UrlError> {
+    let parsed = Url::parse(url).map_err(|e| UrlError::NotUrl(url.to_string(), e.to_string()))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-        return Err(format!(
-            "{url:?} must be an http:// or https:// URL with a host"
-        ));
+        return Err(UrlError::NotHttp(url.to_string()));
     }
     if parsed.query().is_some() || parsed.fragment().is_some() {
-        return Err(format!("{url:?} must not have a query or fragment"));
+        return Err(UrlError::QueryOrFragment(url.to_string()));
     }
     Ok(url.trim_end_matches('/').to_string())
+}
+
+/// What is wrong with `notify.public_url`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("{0:?} is not a URL: {1}")]
+    NotUrl(String, String),
+    #[error("{0:?} must be an http:// or https:// URL with a host")]
+    NotHttp(String),
+    #[error("{0:?} must not have a query or fragment")]
+    QueryOrFragment(String),
+}
+
+/// What is wrong with a header name an endpoint sets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderNameError {
+    #[error("{0:?} is not a header name")]
+    Invalid(String),
+    #[error("{0} is set by the switch")]
+    Reserved(String),
 }
 
 fn endpoint(
@@ -185,8 +203,8 @@ fn endpoint(
                 .signature_header
                 .clone()
                 .unwrap_or_else(|| DEFAULT_SIGNATURE_HEADER.into());
-            if let Err(message) = header_name(&header) {
-                push(key.clone().key("signature_header"), message);
+            if let Err(e) = header_name(&header) {
+                push(key.clone().key("signature_header"), e.to_string());
             }
             Some(Signing {
                 secret: secret.clone(),
@@ -207,7 +225,7 @@ fn endpoint(
     for (name, value) in &e.headers {
         let k = key.clone().key("headers").key(name);
         match header_name(name) {
-            Err(message) => push(k, message),
+            Err(e) => push(k, e.to_string()),
             Ok(())
                 if signing
                     .as_ref()
@@ -296,12 +314,12 @@ fn header_value(value: &str) -> bool {
         && HeaderValue::from_str(value).is_ok()
 }
 
-fn header_name(name: &str) -> Result<(), String> {
+fn header_name(name: &str) -> Result<(), HeaderNameError> {
     if HeaderName::from_bytes(name.as_bytes()).is_err() {
-        return Err(format!("{name:?} is not a header name"));
+        return Err(HeaderNameError::Invalid(name.to_string()));
     }
     if RESERVED.contains(&name.to_ascii_lowercase().as_str()) {
-        return Err(format!("{name} is set by the switch"));
+        return Err(HeaderNameError::Reserved(name.to_string()));
     }
     Ok(())
 }

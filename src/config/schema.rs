@@ -10,6 +10,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+// The call layer's own settings types, which the TOML names directly.
+pub use crate::call::settings::{HeaderRule, PrackMode, TemplateError, UserToUser};
 use crate::net::TransportKind;
 
 /// One configuration file as written. A file may hold `[general]`, a list of
@@ -242,93 +244,6 @@ pub struct Calls {
     pub user_to_user: Option<UserToUser>,
 }
 
-/// `prack`: how a profile or peer uses RFC 3262 (100rel, PRACK).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PrackMode {
-    /// `Supported: 100rel` on calls placed; a caller's 100rel is honoured
-    /// (its 18x with SDP go reliably; every 18x when it requires 100rel).
-    #[default]
-    Supported,
-    /// `Require: 100rel` on calls placed; every 18x to a caller that
-    /// supports 100rel goes reliably.
-    Required,
-    /// Not advertised; a request requiring 100rel gets 420.
-    Off,
-}
-
-/// `user_to_user`: on/off, or a template of the header value with
-/// `{case}`, `{case_hex}`, `{interaction}`, `{interaction_hex}`, `{call}`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
-pub enum UserToUser {
-    Enabled(bool),
-    Template(String),
-}
-
-impl UserToUser {
-    /// What `true` means: the case reference in hex (RFC 7433 §4.1).
-    pub const DEFAULT_TEMPLATE: &'static str = "{case_hex};encoding=hex";
-
-    /// The placeholders a template may use.
-    pub const PLACEHOLDERS: [&'static str; 5] =
-        ["case", "case_hex", "interaction", "interaction_hex", "call"];
-
-    /// The template in force, `None` when off.
-    pub fn template(&self) -> Option<&str> {
-        match self {
-            UserToUser::Enabled(true) => Some(Self::DEFAULT_TEMPLATE),
-            UserToUser::Enabled(false) => None,
-            UserToUser::Template(t) => Some(t),
-        }
-    }
-
-    /// What is wrong with a template, if anything: it must be one non-empty
-    /// line whose `{...}` are known placeholders.
-    pub fn check(template: &str) -> Result<(), String> {
-        if template.trim().is_empty() || template.contains(['\r', '\n']) {
-            return Err("must be one non-empty line".into());
-        }
-        let mut rest = template;
-        while let Some(open) = rest.find('{') {
-            let Some(close) = rest[open..].find('}') else {
-                return Err("an unclosed {".into());
-            };
-            let name = &rest[open + 1..open + close];
-            if !Self::PLACEHOLDERS.contains(&name) {
-                return Err(format!(
-                    "unknown placeholder {{{name}}} (known: {})",
-                    Self::PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", ")
-                ));
-            }
-            rest = &rest[open + close + 1..];
-        }
-        Ok(())
-    }
-
-    /// Fills a template; `None` when it needs a value that is missing (a
-    /// case placeholder without a case, an interaction one without one).
-    pub fn expand(
-        template: &str,
-        case: Option<&str>,
-        interaction: Option<&str>,
-        call: &str,
-    ) -> Option<String> {
-        let mut out = template.to_string();
-        for (name, value) in [("case", case), ("interaction", interaction)] {
-            let hex_name = format!("{{{name}_hex}}");
-            let plain = format!("{{{name}}}");
-            if out.contains(&hex_name) || out.contains(&plain) {
-                let v = value.filter(|v| !v.is_empty())?;
-                out = out
-                    .replace(&hex_name, &hex::encode(v.as_bytes()))
-                    .replace(&plain, v);
-            }
-        }
-        Some(out.replace("{call}", call))
-    }
-}
-
 impl Default for Calls {
     fn default() -> Self {
         Self {
@@ -373,13 +288,6 @@ impl Default for Outbound {
             pass_headers: DEFAULT_PASS_HEADERS.iter().map(|h| h.to_string()).collect(),
         }
     }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HeaderRule {
-    pub name: String,
-    pub value: String,
 }
 
 fn default_realm() -> String {

@@ -479,7 +479,7 @@ fn profile(
             .and_then(|u| u.template())
             .map(super::UserToUser::check)
         {
-            err(key.clone().key("user_to_user"), e);
+            err(key.clone().key("user_to_user"), e.to_string());
         }
         if peer.ping_interval_secs > 0 && peer.address.is_none() {
             err(
@@ -552,7 +552,7 @@ fn profile(
         .and_then(|u| u.template())
         .map(super::UserToUser::check)
     {
-        err(ck.clone().key("user_to_user"), e);
+        err(ck.clone().key("user_to_user"), e.to_string());
     }
     for (i, h) in c
         .case_data_headers

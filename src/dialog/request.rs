@@ -139,7 +139,7 @@ impl Dialog {
             }
             Some(first) => {
                 let uri = request_uri_from_route(first)?;
-                let mut routes: Vec<String> = self.route_set[1..].to_vec();
+                let mut routes: Vec<String> = self.route_set.get(1..).unwrap_or_default().to_vec();
                 routes.push(bracketed(&self.remote_target));
                 Ok((uri, routes))
             }

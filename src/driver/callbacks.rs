@@ -39,6 +39,7 @@ const KEY_SWEEP: Duration = Duration::from_secs(600);
 /// How many inputs one turn takes before it commits.
 const TURN: usize = 1024;
 
+#[derive(Debug)]
 pub struct CallbackTask {
     pub center: Center,
     pub store: Store,

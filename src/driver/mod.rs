@@ -9,6 +9,12 @@
 //! routes commands and media events the same way and takes every worker's
 //! events to the callback task, the HTTP event stream and `on_event`. The
 //! endpoint never sees a socket or the clock.
+//!
+//! Files: `listen.rs` (binding the listeners), `workers.rs` (the endpoint
+//! workers and the routing between them), `peers.rs` and `resolve.rs`
+//! (trunk peers' TLS trust and RFC 3263 resolution), `web.rs` (start-up of
+//! the web-callback layer and the HTTP API), `callbacks.rs` (the center's
+//! task), `outbox.rs` (notification delivery), `limits.rs` (open files).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,25 +23,28 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 mod callbacks;
+mod listen;
+// getrlimit/setrlimit (libc FFI).
+#[allow(unsafe_code)]
 pub mod limits;
 mod outbox;
 mod peers;
 mod resolve;
+mod web;
 mod workers;
 
 pub use callbacks::{CallbackTask, CenterInput};
 pub use outbox::{OutboxError, OutboxHandle, OutboxTask};
 
 use crate::call::{self, ControlRequest, Sessions};
-use crate::callback::center::Center;
 use crate::callback::{CenterRequest, DesktopEvent};
 use crate::config::Config;
-use crate::endpoint::{Endpoint, EndpointEvent};
+use crate::endpoint::{Endpoint, EndpointEvent, EndpointSettings};
 use crate::media::MediaEngine;
 use crate::net::{ProfileId, TransportKind};
 use crate::shard::Shards;
-use crate::store::{Store, StoreError};
-use crate::transport::{self, Inbound, InboundFanout, ReaderSettings, Transports};
+use crate::store::StoreError;
+use crate::transport::{self, Inbound, InboundFanout, Transports};
 
 /// How many parsed stream messages may wait for the fan-out to the workers.
 const INBOUND_QUEUE: usize = 16 * 1024;
@@ -67,12 +76,15 @@ pub enum DriverError {
         address: SocketAddr,
         source: std::io::Error,
     },
-    #[error("profile {profile}: tls: {message}")]
-    Tls { profile: String, message: String },
+    #[error("profile {profile}: tls: {source}")]
+    Tls {
+        profile: String,
+        source: transport::TlsSetupError,
+    },
     #[error("store {path}: {source}")]
     Store { path: String, source: StoreError },
-    #[error("http: tls: {message}")]
-    HttpTls { message: String },
+    #[error("http: tls: {source}")]
+    HttpTls { source: transport::TlsSetupError },
     #[error("http: cannot bind {address}: {source}")]
     Http {
         address: SocketAddr,
@@ -92,6 +104,12 @@ const EVENT_BATCH: usize = 256;
 /// Runs the switch until `shutdown` resolves. `on_event` and `on_desktop`
 /// are called for each event, `on_flush` after each batch of them (so that
 /// a printer may write a batch at once).
+///
+/// Start-up binds the listeners (`listen.rs`), resolves the trunk peers,
+/// builds and spawns the endpoint workers, opens the web-callback layer and
+/// the HTTP API (`web.rs`); then this loop routes commands, media events
+/// and peer updates to the workers and their events out; `shut_down` stops
+/// it all in order.
 pub async fn run(
     config: Config,
     config_dir: std::path::PathBuf,
@@ -116,251 +134,66 @@ pub async fn run(
     // Stream readers share one channel; `workers::fan_out` routes it.
     let (tx, rx) = mpsc::channel::<Inbound>(INBOUND_QUEUE);
     let fan_out = tokio::spawn(workers::fan_out(rx, fanout.clone()));
-    // Each worker gets its own `Transports` over these (see below).
-    let mut udp_sockets = Vec::new();
-    let mut outbound = Vec::new();
-    let mut listeners = Vec::new();
-    for (index, np) in config.profiles.iter().enumerate() {
-        let profile = ProfileId(index);
-        let c = &np.profile.connections;
-        let settings = ReaderSettings {
-            profile,
-            max_message_size: config.general.max_message_size,
-            max_pending_bytes: c
-                .max_pending_bytes
-                .unwrap_or(config.general.max_message_size),
-            log_messages: config.general.log_sip_messages,
-            idle_timeout: Duration::from_secs(np.profile.tcp_idle_timeout_secs.max(1)),
-            limits: transport::ConnectionLimits::new(&np.name, c.max_per_source, c.max_total),
-        };
-        // Every profile may open connections of its own (TCP; TLS to its
-        // peers), from every worker's `Transports` (built below).
-        outbound.push((profile, settings.clone()));
-        let tls = match &np.profile.tls {
-            Some(t) => {
-                let base = np
-                    .file
-                    .parent()
-                    .map(|p| p.to_path_buf())
-                    .unwrap_or_else(|| config_dir.clone());
-                Some(
-                    transport::load_tls_acceptor(&base.join(&t.cert), &base.join(&t.key)).map_err(
-                        |message| DriverError::Tls {
-                            profile: np.name.clone(),
-                            message,
-                        },
-                    )?,
-                )
-            }
-            None => None,
-        };
-        for l in &np.profile.listen {
-            let bind_err = |source| DriverError::Bind {
-                profile: np.name.clone(),
-                transport: l.transport,
-                address: l.address,
-                source,
-            };
-            let address = match l.transport {
-                TransportKind::Udp => {
-                    // One reader parses and hands each message to its worker.
-                    let (socket, local) =
-                        transport::bind_udp(l.address, settings.clone(), fanout.clone())
-                            .await
-                            .map_err(bind_err)?;
-                    udp_sockets.push((profile, socket));
-                    local
-                }
-                TransportKind::Tcp => {
-                    transport::bind_stream(l.address, None, settings.clone(), tx.clone())
-                        .await
-                        .map_err(bind_err)?
-                }
-                TransportKind::Tls => {
-                    transport::bind_stream(l.address, tls.clone(), settings.clone(), tx.clone())
-                        .await
-                        .map_err(bind_err)?
-                }
-            };
-            listeners.push(Listener {
-                profile: np.name.clone(),
-                transport: l.transport,
-                address,
-            });
-        }
-    }
+    let bound = listen::bind_listeners(&config, &config_dir, &fanout, &tx).await?;
     // Trunk peers: TLS trust built, names resolved (RFC 3263) before `ready`.
     let (peer_tx, mut peer_rx) = mpsc::channel::<peers::PeerUpdate>(64);
     let first_targets = peers::Peers::new(&config, &config_dir)?
         .start(peer_tx)
         .await;
     let sessions: Sessions = Default::default();
+    // Each layer's settings, built once by config/ (none sees the TOML).
+    let endpoint_settings = config.endpoint_settings();
     // Trunk peers' limits, counters and health: one table for the process.
-    let peer_table = std::sync::Arc::new(call::PeerTable::new(&config));
-    let mut endpoints = Endpoint::sharded(
+    let peer_table = std::sync::Arc::new(call::PeerTable::new(&endpoint_settings.calls));
+    let endpoints = start_endpoints(
         &config,
-        rand::random(),
-        sessions.clone(),
-        peer_table.clone(),
+        &endpoint_settings,
+        &sessions,
+        &peer_table,
         &shards,
+        &bound.listeners,
     );
-    let (now, wall) = (std::time::Instant::now(), std::time::SystemTime::now());
-    for endpoint in &mut endpoints {
-        endpoint.set_wall_clock(now, wall);
-        endpoint.bind_media_ports();
-        for l in &listeners {
-            if let Some(i) = config.profile_index(&l.profile) {
-                endpoint.set_local_address(ProfileId(i), l.transport, l.address);
-            }
-        }
-    }
-    // One worker (the first) pings the peers that ask for it.
-    if let Some(first) = endpoints.first_mut() {
-        first.start_pings(std::time::Instant::now());
-    }
-    // A recording left half-written by a crash is made readable again.
-    for (path, outcome) in crate::recording::repair_dir(&config.general.recordings_dir) {
-        match outcome {
-            Ok(crate::recording::RepairOutcome::Repaired { frames }) => {
-                tracing::warn!(path = %path.display(), frames, "recording repaired after an unclean stop")
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "recording could not be repaired")
-            }
-        }
-    }
+    repair_recordings(&config.general.recordings_dir);
     let (media_tx, mut media_rx) = mpsc::unbounded_channel();
     let media = MediaEngine::start(media_tx);
     let (control_tx, mut control_rx) = mpsc::channel::<ControlRequest>(1024);
     let (routes, ends) = workers::Routes::new(shards.clone());
     let (events_tx_w, mut worker_events) = mpsc::unbounded_channel::<EndpointEvent>();
-    let mut worker_tasks = Vec::new();
-    for ((endpoint, inbound), channels) in endpoints.into_iter().zip(worker_rx).zip(ends) {
-        let mut transports = Transports::new(config.general.log_sip_messages);
-        for (profile, socket) in &udp_sockets {
-            transports.add_udp(*profile, socket.clone());
-        }
-        for (profile, settings) in &outbound {
-            transports.allow_outbound(*profile, settings.clone(), tx.clone());
-        }
-        let mut endpoint = endpoint;
-        // Trunk peers' servers as first resolved (RFC 3263); later
-        // resolutions reach every worker through `routes.peer_updates`.
-        for u in &first_targets {
-            peers::apply(u, &mut endpoint, &mut transports);
-        }
-        let worker = workers::Worker {
-            endpoint,
-            transports,
-            peer_updates: channels.peer_updates,
-            inbound,
-            commands: channels.commands,
-            media_events: channels.media_events,
-            peer: channels.peer,
-        };
-        worker_tasks.push(tokio::spawn(workers::run(
-            worker,
-            media.clone(),
-            routes.clone(),
-            events_tx_w.clone(),
-        )));
-    }
+    let worker_tasks = spawn_workers(
+        &config,
+        endpoints,
+        worker_rx,
+        ends,
+        &bound,
+        &tx,
+        &first_targets,
+        &media,
+        &routes,
+        &events_tx_w,
+    );
     drop(events_tx_w);
     drop(tx);
-    // The web-callback layer: its store is opened (and recovered) before
-    // anything is served, so nothing accepted before a crash is missed.
-    let database = &config.callback.database;
-    let store_err = |source| DriverError::Store {
-        path: database.display().to_string(),
-        source,
-    };
-    let (store, recovered) = Store::open(database).map_err(store_err)?;
-    // Read before the web-callback task commits anything: every later row
-    // reaches the delivery task through `outbox_tx`, none through both.
-    let pending = store.outbox_pending().await.map_err(store_err)?;
-    let (outbox_tx, outbox_rx) = mpsc::unbounded_channel();
-    let (outbox_task, outbox_handle) =
-        OutboxTask::new(&config.callback.notify, store.clone(), pending, outbox_rx)?;
-    let (center_tx, center_rx) = mpsc::channel::<CenterRequest>(4096);
-    let (input_tx, input_rx) = mpsc::unbounded_channel::<CenterInput>();
-    let (desktop_tx, mut desktop_rx) = tokio::sync::broadcast::channel::<DesktopEvent>(8192);
-    let agent_profile = config
-        .profile_index(&config.callback.agent_profile)
-        .map(ProfileId);
-    let (events_tx, _) = tokio::sync::broadcast::channel::<call::CallEvent>(4096);
-    let mut http = None;
-    if let Some(addr) = config.general.http_listen {
-        let state = crate::http::HttpState {
-            commands: control_tx.clone(),
-            directory: std::sync::Arc::new(call::Directory {
-                sessions: sessions.clone(),
-                media: media.clone(),
-                peers: peer_table.clone(),
-            }),
-            events: events_tx.clone(),
-            api_keys: std::sync::Arc::new(config.general.http_api_keys.clone()),
-            callbacks: Some(callback_api(
-                &config,
-                &center_tx,
-                &store,
-                &desktop_tx,
-                &outbox_handle,
-            )?),
-            recordings_dir: config.general.recordings_dir.clone(),
-        };
-        let tls = match (&config.general.http_tls_cert, &config.general.http_tls_key) {
-            (Some(cert), Some(key)) => Some(
-                transport::load_tls_acceptor(&config_dir.join(cert), &config_dir.join(key))
-                    .map_err(|message| DriverError::HttpTls { message })?
-                    .config()
-                    .clone(),
-            ),
-            _ => None,
-        };
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let (bound, server) = crate::http::bind(addr, state, tls, async move {
-            let _ = stop_rx.await;
-        })
-        .await
-        .map_err(|source| DriverError::Http {
-            address: addr,
-            source,
-        })?;
-        http = Some((bound, stop_tx, server));
-    }
-    let mut callback_settings = config.callback.clone();
-    if let (None, Some((bound, _, _))) = (&callback_settings.notify.public_url, &http) {
-        // Recording links point at the API as bound (its port may be 0 in
-        // the configuration).
-        let tls = config.general.http_tls_cert.is_some();
-        callback_settings.notify.public_url = Some(crate::config::derived_public_url(*bound, tls));
-        if bound.ip().is_unspecified() && !callback_settings.notify.endpoints.is_empty() {
-            tracing::warn!(address = %bound, "recording links use the HTTP API's unspecified address; set [notify] public_url");
-        }
-    }
-    let center = Center::new(
-        std::sync::Arc::new(callback_settings),
-        recovered,
-        jiff::Timestamp::now(),
-    );
-    let callback_task = tokio::spawn(
-        CallbackTask {
-            center,
-            store: store.clone(),
-            requests: center_rx,
-            inputs: input_rx,
-            feedback: input_tx.clone(),
-            commands: control_tx.clone(),
-            desktop: desktop_tx.clone(),
-            outbox: Some(outbox_tx),
-        }
-        .run(),
-    );
-    let outbox_task = tokio::spawn(outbox_task.run());
-    let http = http.map(|(bound, stop, server)| (bound, stop, tokio::spawn(server)));
+    let web = web::start(
+        &config,
+        &config_dir,
+        &sessions,
+        &media,
+        &peer_table,
+        &control_tx,
+    )
+    .await?;
+    let web::Web {
+        http,
+        callback_task,
+        outbox_task,
+        center_tx,
+        input_tx,
+        mut desktop_rx,
+        events_tx,
+        agent_profile,
+    } = web;
     drop(control_tx);
-    on_ready(&listeners, http.as_ref().map(|(a, _, _)| *a));
+    on_ready(&bound.listeners, http.as_ref().map(|(a, _, _)| *a));
 
     tokio::pin!(shutdown);
     loop {
@@ -400,32 +233,7 @@ pub async fn run(
         let mut batch = 0;
         while let Some(event) = next.take() {
             on_event(&event);
-            match &event {
-                EndpointEvent::Call(e) => {
-                    let _ = input_tx.send(CenterInput::Call(e.clone()));
-                    let _ = events_tx.send(e.clone());
-                }
-                EndpointEvent::Registrar { profile, event: r }
-                    if Some(*profile) == agent_profile =>
-                {
-                    use crate::registrar::RegistrarEvent as R;
-                    let change = match r {
-                        R::Registered { aor, contact, .. } => Some((aor, contact, true)),
-                        R::Unregistered { aor, contact } | R::Expired { aor, contact } => {
-                            Some((aor, contact, false))
-                        }
-                        _ => None,
-                    };
-                    if let Some((user, contact, up)) = change {
-                        let _ = input_tx.send(CenterInput::Registration {
-                            user: user.clone(),
-                            contact: contact.clone(),
-                            up,
-                        });
-                    }
-                }
-                _ => {}
-            }
+            forward_event(&event, &input_tx, &events_tx, agent_profile);
             batch += 1;
             if batch < EVENT_BATCH {
                 next = worker_events.try_recv().ok();
@@ -433,6 +241,165 @@ pub async fn run(
         }
         on_flush();
     }
+    shut_down(
+        worker_tasks,
+        fan_out,
+        http,
+        input_tx,
+        center_tx,
+        callback_task,
+        outbox_task,
+    )
+    .await;
+    Ok(())
+}
+
+/// The endpoint workers' endpoints (one shard each), on the wall clock,
+/// their media ports bound, their listeners' addresses known; the first
+/// one pings the trunk peers that ask for it.
+fn start_endpoints(
+    config: &Config,
+    settings: &EndpointSettings,
+    sessions: &Sessions,
+    peer_table: &std::sync::Arc<call::PeerTable>,
+    shards: &Shards,
+    listeners: &[Listener],
+) -> Vec<Endpoint> {
+    let mut endpoints = Endpoint::sharded(
+        settings,
+        rand::random(),
+        sessions.clone(),
+        peer_table.clone(),
+        shards,
+    );
+    let (now, wall) = (std::time::Instant::now(), std::time::SystemTime::now());
+    for endpoint in &mut endpoints {
+        endpoint.set_wall_clock(now, wall);
+        endpoint.bind_media_ports();
+        for l in listeners {
+            if let Some(i) = config.profile_index(&l.profile) {
+                endpoint.set_local_address(ProfileId(i), l.transport, l.address);
+            }
+        }
+    }
+    // One worker (the first) pings the peers that ask for it.
+    if let Some(first) = endpoints.first_mut() {
+        first.start_pings(std::time::Instant::now());
+    }
+    endpoints
+}
+
+/// A recording left half-written by a crash is made readable again.
+fn repair_recordings(dir: &std::path::Path) {
+    for (path, outcome) in crate::recording::repair_dir(dir) {
+        match outcome {
+            Ok(crate::recording::RepairOutcome::Repaired { frames }) => {
+                tracing::warn!(path = %path.display(), frames, "recording repaired after an unclean stop")
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "recording could not be repaired")
+            }
+        }
+    }
+}
+
+/// One task per endpoint, each with its own `Transports` over the shared
+/// UDP sockets and outbound connections, and the trunk peers' servers as
+/// first resolved (RFC 3263; later resolutions reach every worker through
+/// `routes.peer_updates`).
+#[allow(clippy::too_many_arguments)]
+fn spawn_workers(
+    config: &Config,
+    endpoints: Vec<Endpoint>,
+    worker_rx: Vec<mpsc::Receiver<Inbound>>,
+    ends: Vec<workers::WorkerChannels>,
+    bound: &listen::Bound,
+    stream_tx: &mpsc::Sender<Inbound>,
+    first_targets: &[peers::PeerUpdate],
+    media: &MediaEngine,
+    routes: &workers::Routes,
+    events: &mpsc::UnboundedSender<EndpointEvent>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut worker_tasks = Vec::new();
+    for ((endpoint, inbound), channels) in endpoints.into_iter().zip(worker_rx).zip(ends) {
+        let mut transports = Transports::new(config.general.log_sip_messages);
+        for (profile, socket) in &bound.udp_sockets {
+            transports.add_udp(*profile, socket.clone());
+        }
+        for (profile, settings) in &bound.outbound {
+            transports.allow_outbound(*profile, settings.clone(), stream_tx.clone());
+        }
+        let mut endpoint = endpoint;
+        for u in first_targets {
+            peers::apply(u, &mut endpoint, &mut transports);
+        }
+        let worker = workers::Worker {
+            endpoint,
+            transports,
+            peer_updates: channels.peer_updates,
+            inbound,
+            commands: channels.commands,
+            media_events: channels.media_events,
+            peer: channels.peer,
+        };
+        worker_tasks.push(tokio::spawn(workers::run(
+            worker,
+            media.clone(),
+            routes.clone(),
+            events.clone(),
+        )));
+    }
+    worker_tasks
+}
+
+/// Where a worker's event goes besides `on_event`: a call event to the
+/// web-callback task and the HTTP event stream; a registration change of
+/// the agents' profile to the web-callback task (an agent's phone).
+fn forward_event(
+    event: &EndpointEvent,
+    input_tx: &mpsc::UnboundedSender<CenterInput>,
+    events_tx: &tokio::sync::broadcast::Sender<call::CallEvent>,
+    agent_profile: Option<ProfileId>,
+) {
+    match event {
+        EndpointEvent::Call(e) => {
+            let _ = input_tx.send(CenterInput::Call(e.clone()));
+            let _ = events_tx.send(e.clone());
+        }
+        EndpointEvent::Registrar { profile, event: r } if Some(*profile) == agent_profile => {
+            use crate::registrar::RegistrarEvent as R;
+            let change = match r {
+                R::Registered { aor, contact, .. } => Some((aor, contact, true)),
+                R::Unregistered { aor, contact } | R::Expired { aor, contact } => {
+                    Some((aor, contact, false))
+                }
+                _ => None,
+            };
+            if let Some((user, contact, up)) = change {
+                let _ = input_tx.send(CenterInput::Registration {
+                    user: user.clone(),
+                    contact: contact.clone(),
+                    up,
+                });
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Stops everything in order: the workers and the fan-out, the HTTP API
+/// (its server awaited), then the web-callback task (its last turn's
+/// writes committed) and the notification delivery, each given 5 s.
+async fn shut_down(
+    worker_tasks: Vec<tokio::task::JoinHandle<()>>,
+    fan_out: tokio::task::JoinHandle<()>,
+    http: Option<web::Http>,
+    input_tx: mpsc::UnboundedSender<CenterInput>,
+    center_tx: mpsc::Sender<CenterRequest>,
+    callback_task: web::CallbackHandle,
+    outbox_task: web::OutboxHandleTask,
+) {
     tracing::info!("shutting down");
     for task in &worker_tasks {
         task.abort();
@@ -462,37 +429,6 @@ pub async fn run(
         Err(_) => tracing::warn!("notification delivery did not stop in time"),
         _ => {}
     }
-    Ok(())
-}
-
-/// The web-callback routes' view of the center, the store and the request
-/// checks of `callback::request`.
-fn callback_api(
-    config: &Config,
-    center: &mpsc::Sender<CenterRequest>,
-    store: &Store,
-    desktop: &tokio::sync::broadcast::Sender<DesktopEvent>,
-    notifications: &OutboxHandle,
-) -> Result<crate::http::CallbackApi, DriverError> {
-    use crate::callback::request;
-    let queues: std::collections::BTreeSet<String> =
-        config.callback.queues.keys().cloned().collect();
-    let enricher = crate::integrations::enrich::Enricher::new(&config.callback.enrichment)?;
-    Ok(crate::http::CallbackApi {
-        center: center.clone(),
-        reads: std::sync::Arc::new(store.clone()),
-        desktop: desktop.clone(),
-        validate_create: std::sync::Arc::new(move |bytes, now| {
-            let body = request::parse_body(bytes).map_err(|e| (e.field, e.message))?;
-            request::validate(body, now, &|q| queues.contains(q)).map_err(|e| (e.field, e.message))
-        }),
-        parse_time: std::sync::Arc::new(request::parse_time),
-        // A new number given later has no request's country code to lean
-        // on: it must be international (+E.164).
-        normalize_number: std::sync::Arc::new(|raw| request::normalize_number(raw, None, false)),
-        enricher: enricher.map(std::sync::Arc::new),
-        notifications: Some(std::sync::Arc::new(notifications.clone())),
-    })
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

@@ -72,6 +72,15 @@ pub struct OutboxTask {
     in_flight: HashMap<Id, Attempt>,
 }
 
+impl std::fmt::Debug for OutboxTask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboxTask")
+            .field("targets", &self.targets.len())
+            .field("in_flight", &self.in_flight.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl OutboxTask {
     /// The task over `settings`' endpoints with the store's `pending` rows
     /// queued, and the handle the API uses. `deliveries` carries rows the

@@ -20,7 +20,7 @@
 //! [`Endpoint::poll_peer`] and arrives through [`Endpoint::handle_peer`].
 
 mod event;
-mod local;
+mod settings;
 #[cfg(test)]
 mod tests;
 
@@ -29,10 +29,9 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 pub use event::EndpointEvent;
-pub use local::{answer, method_not_allowed, ALLOW};
+pub use settings::{EndpointProfile, EndpointSettings};
 
 use crate::call::{CallCommand, CallId, CallLayer, CommandError, PeerCall, Sessions, SipOut};
-use crate::config::Config;
 use crate::media::{MediaCommand, MediaEvent};
 use crate::net::{Destination, ProfileId, Source, TransportKind};
 use crate::registrar::{Binding, RegisterOutcome, Registrar, RequestAuth};
@@ -120,6 +119,15 @@ pub struct Endpoint {
     locals: HashMap<(ProfileId, TransportKind), SocketAddr>,
     /// Messages for other workers: (worker, message).
     peers: VecDeque<(usize, PeerMessage)>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("profiles", &self.profiles.len())
+            .field("locals", &self.locals)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The endpoint's transaction layers and registrars lent to the call layer.
@@ -228,35 +236,32 @@ macro_rules! calls_and_context {
 
 impl Endpoint {
     /// `secret` keys the registrars' nonces; a fresh one per start makes old nonces stale.
-    pub fn new(config: &Config, secret: [u8; 32], sessions: Sessions) -> Self {
-        let peers = std::sync::Arc::new(crate::call::PeerTable::new(config));
-        Self::with_peers(config, secret, sessions, peers)
+    pub fn new(settings: &EndpointSettings, secret: [u8; 32], sessions: Sessions) -> Self {
+        let peers = std::sync::Arc::new(crate::call::PeerTable::new(&settings.calls));
+        Self::with_peers(settings, secret, sessions, peers)
     }
 
     /// As `new`, with the process's one trunk-peer table (shared with the
     /// HTTP API and any other endpoint worker).
     pub fn with_peers(
-        config: &Config,
+        settings: &EndpointSettings,
         secret: [u8; 32],
         sessions: Sessions,
         peers: std::sync::Arc<crate::call::PeerTable>,
     ) -> Self {
-        let profiles = config
+        let profiles = settings
             .profiles
             .iter()
             .enumerate()
-            .map(|(i, np)| {
+            .map(|(i, p)| {
                 // Each profile gets its own key, derived so that profiles never share nonces.
                 let mut key = secret;
                 key[0] ^= i as u8;
                 ProfileState {
-                    name: np.name.clone(),
-                    transactions: TransactionLayer::new(local::timer_settings(&np.profile)),
-                    registrar: np
-                        .profile
-                        .registrar
-                        .then(|| Registrar::new(local::registrar_settings(np), key)),
-                    max_transactions_per_source: np.profile.auth_guard.max_transactions_per_source,
+                    name: p.name.clone(),
+                    transactions: TransactionLayer::new(p.timers),
+                    registrar: p.registrar.clone().map(|r| Registrar::new(r, key)),
+                    max_transactions_per_source: p.max_transactions_per_source,
                 }
             })
             .collect();
@@ -266,10 +271,18 @@ impl Endpoint {
             events: VecDeque::new(),
             delayed: HeldAnswers::default(),
             reject_tag: sip::generate_tag(),
-            calls: CallLayer::with_peers(config, sessions, peers),
+            calls: CallLayer::with_peers(settings.calls.clone(), sessions, peers),
             locals: HashMap::new(),
             peers: VecDeque::new(),
         }
+    }
+
+    /// The transaction layer of `profile` (`None` for a profile this
+    /// endpoint was not built with, which no source names).
+    fn transactions(&mut self, profile: ProfileId) -> Option<&mut TransactionLayer> {
+        self.profiles
+            .get_mut(profile.0)
+            .map(|p| &mut p.transactions)
     }
 
     /// Makes this endpoint the one that pings trunk peers (`ping_interval_secs`).
@@ -289,16 +302,16 @@ impl Endpoint {
     /// table, and per registrar profile the bindings, the nonce key and
     /// replay table, and the brute-force guard (`Registrar::sibling`).
     pub fn sharded(
-        config: &Config,
+        settings: &EndpointSettings,
         secret: [u8; 32],
         sessions: Sessions,
         peers: std::sync::Arc<crate::call::PeerTable>,
         shards: &Shards,
     ) -> Vec<Self> {
-        let first = Self::with_peers(config, secret, sessions.clone(), peers.clone());
+        let first = Self::with_peers(settings, secret, sessions.clone(), peers.clone());
         let mut all: Vec<Self> = (1..shards.count())
             .map(|i| {
-                let mut e = Self::with_peers(config, secret, sessions.clone(), peers.clone());
+                let mut e = Self::with_peers(settings, secret, sessions.clone(), peers.clone());
                 for (p, mine) in e.profiles.iter_mut().zip(&first.profiles) {
                     p.registrar = mine.registrar.as_ref().map(Registrar::sibling);
                 }
@@ -424,28 +437,21 @@ impl Endpoint {
                         invite_id,
                         request,
                     } => {
-                        let profile = &mut self.profiles[source.profile.0];
                         let status = if invite_id.is_some() { 200 } else { 481 };
-                        let _ = profile.transactions.respond(
-                            now,
-                            cancel_id,
-                            local::answer(&request, status, None),
-                        );
+                        if let Some(t) = self.transactions(source.profile) {
+                            let _ = t.respond(now, cancel_id, sip::answer(&request, status, None));
+                        }
                         if let Some(invite_id) =
                             invite_id.filter(|&i| self.calls.owns_invite(source.profile, i))
                         {
                             let (calls, mut cx) = calls_and_context!(self);
                             calls.handle_cancel(now, &mut cx, source.profile, invite_id);
                         } else if let Some(invite_id) = invite_id {
-                            let profile = &mut self.profiles[source.profile.0];
-                            if let Some(invite) =
-                                profile.transactions.server_request(invite_id).cloned()
-                            {
-                                let _ = profile.transactions.respond(
-                                    now,
-                                    invite_id,
-                                    local::answer(&invite, 487, None),
-                                );
+                            if let Some(t) = self.transactions(source.profile) {
+                                if let Some(invite) = t.server_request(invite_id).cloned() {
+                                    let _ =
+                                        t.respond(now, invite_id, sip::answer(&invite, 487, None));
+                                }
                             }
                         }
                     }
@@ -524,15 +530,19 @@ impl Endpoint {
         // RFC 3261 §8.2.2.3: an extension we lack is refused before anything
         // else (REGISTER's are the registrar's to judge).
         if request.method != Method::Register {
-            if let Some(response) = local::unsupported_require(&request) {
-                let _ = self.profiles[source.profile.0]
-                    .transactions
-                    .respond(now, id, response);
+            if let Some(response) = sip::unsupported_require(&request) {
+                if let Some(t) = self.transactions(source.profile) {
+                    let _ = t.respond(now, id, response);
+                }
                 return;
             }
         }
         let response = match request.method {
-            Method::Register => match &mut self.profiles[source.profile.0].registrar {
+            Method::Register => match self
+                .profiles
+                .get_mut(source.profile.0)
+                .and_then(|p| p.registrar.as_mut())
+            {
                 Some(registrar) => match registrar.handle_register(now, &request, &source) {
                     RegisterOutcome::Respond {
                         response,
@@ -550,11 +560,13 @@ impl Endpoint {
                     // source's quota for ever, turning a blocked user into a
                     // blocked address).
                     RegisterOutcome::Drop => {
-                        self.profiles[source.profile.0].transactions.abandon(id);
+                        if let Some(t) = self.transactions(source.profile) {
+                            t.abandon(id);
+                        }
                         return;
                     }
                 },
-                None => local::answer(&request, 405, Some("This Profile Is Not A Registrar")),
+                None => sip::answer(&request, 405, Some("This Profile Is Not A Registrar")),
             },
             // A request within a dialog: the call layer's, or 481 (§12.2.2).
             _ if request.to_tag().is_some() => {
@@ -564,19 +576,19 @@ impl Endpoint {
                     return;
                 }
                 if self.calls.is_crossing_bye(&request) {
-                    local::answer(&request, 200, None)
+                    sip::answer(&request, 200, None)
                 } else {
-                    local::answer(&request, 481, None)
+                    sip::answer(&request, 481, None)
                 }
             }
-            Method::Options => local::options_ok(&request),
+            Method::Options => sip::options_ok(&request),
             Method::Invite => {
                 let (calls, mut cx) = calls_and_context!(self);
                 calls.handle_invite(now, &mut cx, source, id, request);
                 return;
             }
-            Method::Bye => local::answer(&request, 481, None),
-            _ => local::method_not_allowed(&request),
+            Method::Bye => sip::answer(&request, 481, None),
+            _ => sip::method_not_allowed(&request),
         };
         // A challenge is answered statelessly (as Kamailio's and OpenSIPS's
         // registrars do): the 401 goes out, the transaction goes at once. A
@@ -586,10 +598,11 @@ impl Endpoint {
         // Half the REGISTERs a phone sends are challenged, and each kept
         // transaction would hold its 401 for 64*T1.
         let challenge = request.method == Method::Register && response.status_code.code() == 401;
-        let transactions = &mut self.profiles[source.profile.0].transactions;
-        let _ = transactions.respond(now, id, response);
-        if challenge {
-            transactions.abandon(id);
+        if let Some(t) = self.transactions(source.profile) {
+            let _ = t.respond(now, id, response);
+            if challenge {
+                t.abandon(id);
+            }
         }
     }
 
@@ -621,9 +634,9 @@ impl Endpoint {
                 break;
             }
             let d = entry.remove();
-            let _ = self.profiles[d.profile.0]
-                .transactions
-                .respond(now, d.id, d.response);
+            if let Some(t) = self.transactions(d.profile) {
+                let _ = t.respond(now, d.id, d.response);
+            }
         }
         if self.calls.poll_timeout().is_some_and(|t| t <= now) {
             let (calls, mut cx) = calls_and_context!(self);
@@ -645,7 +658,11 @@ impl Endpoint {
     /// Client transaction events go to the call layer, which sent those requests.
     fn route_transaction_events(&mut self, now: Instant) {
         for i in 0..self.profiles.len() {
-            while let Some(e) = self.profiles[i].transactions.poll_event() {
+            while let Some(e) = self
+                .profiles
+                .get_mut(i)
+                .and_then(|p| p.transactions.poll_event())
+            {
                 match e {
                     TransactionEvent::Client { id, event } => {
                         let (calls, mut cx) = calls_and_context!(self);

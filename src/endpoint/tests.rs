@@ -58,8 +58,9 @@ fn world() -> World {
     let shards = Shards::new(2);
     let sessions = std::sync::Arc::new(SessionTable::new());
     let now = Instant::now();
-    let peers = std::sync::Arc::new(crate::call::PeerTable::new(&config));
-    let mut workers = Endpoint::sharded(&config, [3; 32], sessions, peers, &shards);
+    let settings = config.endpoint_settings();
+    let peers = std::sync::Arc::new(crate::call::PeerTable::new(&settings.calls));
+    let mut workers = Endpoint::sharded(&settings, [3; 32], sessions, peers, &shards);
     for w in &mut workers {
         w.set_wall_clock(now, std::time::SystemTime::now());
         w.set_local_address(ProfileId(0), TransportKind::Udp, LOCAL.parse().unwrap());

@@ -67,6 +67,7 @@ impl OriginateBody {
             auto_answer: self.auto_answer.unwrap_or(false),
             headers: headers.into_iter().collect(),
             caller_id: self.caller_id,
+            caller_id_name: None,
         })
     }
 }

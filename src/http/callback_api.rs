@@ -14,6 +14,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use tokio::sync::{broadcast, mpsc};
 
+use crate::callback::request::{NumberError, TimeError};
 use crate::callback::{CallbackReads, CenterRequest, DesktopEvent, NewCallback};
 use crate::integrations::enrich::Enricher;
 use crate::integrations::notify::NotifyControl;
@@ -25,11 +26,12 @@ pub type ValidateCreate =
     Arc<dyn Fn(&[u8], Timestamp) -> Result<NewCallback, (String, String)> + Send + Sync>;
 
 /// Reads a wall-clock time as a client wrote it (ISO 8601 with an offset,
-/// or local to the IANA zone given) into UTC; `Err` is the message.
-pub type ParseTime = Arc<dyn Fn(&str, Option<&str>) -> Result<Timestamp, String> + Send + Sync>;
+/// or local to the IANA zone given) into UTC; `Err` says why (its text is
+/// the message after the field name).
+pub type ParseTime = Arc<dyn Fn(&str, Option<&str>) -> Result<Timestamp, TimeError> + Send + Sync>;
 
-/// Turns a number as a client wrote it into E.164; `Err` is the message.
-pub type NormalizeNumber = Arc<dyn Fn(&str) -> Result<String, String> + Send + Sync>;
+/// Turns a number as a client wrote it into E.164; `Err` says why.
+pub type NormalizeNumber = Arc<dyn Fn(&str) -> Result<String, NumberError> + Send + Sync>;
 
 /// The web-callback layer as the API sees it.
 #[derive(Clone)]

@@ -345,7 +345,7 @@ fn scheduled_time(
         }
     }
     (cb.parse_time)(&raw, zone.as_deref())
-        .map_err(|message| ApiError::invalid("callbackScheduledTime", message))
+        .map_err(|e| ApiError::invalid("callbackScheduledTime", e.to_string()))
 }
 
 /// A number written with `+` is normalised here; a national one goes to the
@@ -354,7 +354,7 @@ fn number(cb: &CallbackApi, raw: Option<String>) -> Result<Option<String>, ApiEr
     raw.map(|raw| {
         if raw.trim_start().starts_with('+') {
             (cb.normalize_number)(&raw)
-                .map_err(|message| ApiError::invalid("callbackNumber", message))
+                .map_err(|e| ApiError::invalid("callbackNumber", e.to_string()))
         } else if !raw.chars().any(|c| c.is_ascii_digit())
             || !raw
                 .chars()

@@ -13,10 +13,12 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use super::callback_api::CallbackApi;
 use super::testkit::accepting;
 use super::HttpState;
+use crate::callback::request::{NumberError, TimeError};
 use crate::callback::{
     ActionError, Agent, AgentState, AgentView, Callback, CallbackReads, CallbackWithHistory,
     CenterRequest, ContactStatus, DesktopEvent, DesktopEventKind, HistoryEntry, HistoryKind,
-    InteractionId, ListFilter, NewCallback, Page, ReadFuture, Reply, Request, RoutingData, State,
+    InteractionId, ListFilter, NewCallback, Page, ReadError, ReadFuture, Reply, Request,
+    RoutingData, State,
 };
 
 /// A fixed clock reading for records the fakes make.
@@ -108,7 +110,7 @@ pub fn desktop_event(seq: u64, agent: &str) -> DesktopEvent {
 
 /// The fake store: callbacks with history, the desktop event log, and what
 /// list queries it was asked.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct FakeStore {
     pub callbacks: Mutex<Vec<CallbackWithHistory>>,
     pub desktop: Mutex<Vec<DesktopEvent>>,
@@ -135,14 +137,14 @@ impl FakeStore {
     }
 }
 
-fn ready<T: Send + 'static>(value: Result<T, String>) -> ReadFuture<T> {
+fn ready<T: Send + 'static>(value: Result<T, ReadError>) -> ReadFuture<T> {
     Box::pin(async move { value })
 }
 
 impl CallbackReads for Arc<FakeStore> {
     fn callback(&self, id: InteractionId) -> ReadFuture<Option<CallbackWithHistory>> {
         if self.failing.load(Ordering::SeqCst) {
-            return ready(Err("disk I/O error".into()));
+            return ready(Err(ReadError::new("disk I/O error")));
         }
         let found = self
             .callbacks
@@ -156,7 +158,7 @@ impl CallbackReads for Arc<FakeStore> {
 
     fn list(&self, filter: ListFilter) -> ReadFuture<Page> {
         if self.failing.load(Ordering::SeqCst) {
-            return ready(Err("disk I/O error".into()));
+            return ready(Err(ReadError::new("disk I/O error")));
         }
         self.filters.lock().unwrap().push(filter);
         ready(Ok(Page {
@@ -168,7 +170,7 @@ impl CallbackReads for Arc<FakeStore> {
     fn desktop_events_after(&self, after: u64, limit: usize) -> ReadFuture<Vec<DesktopEvent>> {
         self.desktop_reads.fetch_add(1, Ordering::SeqCst);
         if self.failing.load(Ordering::SeqCst) {
-            return ready(Err("disk I/O error".into()));
+            return ready(Err(ReadError::new("disk I/O error")));
         }
         let racing: Vec<_> = self.commit_on_read.lock().unwrap().drain(..).collect();
         for event in racing {
@@ -192,28 +194,33 @@ impl CallbackReads for Arc<FakeStore> {
 }
 
 /// Times: RFC 3339, or a civil time read in `zone`.
-fn parse_time(raw: &str, zone: Option<&str>) -> Result<Timestamp, String> {
+fn parse_time(raw: &str, zone: Option<&str>) -> Result<Timestamp, TimeError> {
     if let Ok(t) = raw.parse::<Timestamp>() {
         return Ok(t);
     }
-    let civil: jiff::civil::DateTime = raw.parse().map_err(|_| format!("{raw:?} is not a time"))?;
-    let zone = zone.ok_or("a time without an offset needs timeZone")?;
-    let tz = jiff::tz::TimeZone::get(zone).map_err(|e| e.to_string())?;
+    let civil: jiff::civil::DateTime = raw
+        .parse()
+        .map_err(|e: jiff::Error| TimeError::NotIso(e.to_string()))?;
+    let zone = zone.ok_or(TimeError::NoOffset)?;
+    let tz = jiff::tz::TimeZone::get(zone).map_err(|_| TimeError::UnknownZone(zone.to_string()))?;
     civil
         .to_zoned(tz)
         .map(|z| z.timestamp())
-        .map_err(|e| e.to_string())
+        .map_err(|e| TimeError::CannotPlace {
+            zone: zone.to_string(),
+            reason: e.to_string(),
+        })
 }
 
 /// Numbers: spaces and dashes dropped; national digits get +1.
-fn normalize_number(raw: &str) -> Result<String, String> {
+fn normalize_number(raw: &str) -> Result<String, NumberError> {
     let compact: String = raw.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
     let (plus, digits) = match compact.strip_prefix('+') {
         Some(rest) => (true, rest),
         None => (false, compact.as_str()),
     };
     if digits.len() < 4 || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("{raw:?} is not a phone number"));
+        return Err(NumberError::NotNumber);
     }
     Ok(if plus {
         format!("+{digits}")
@@ -238,11 +245,15 @@ fn validate_create(body: &[u8], _now: Timestamp) -> Result<NewCallback, (String,
         .map(|n| {
             n.as_str()
                 .ok_or_else(|| bad("callbackNumbers", "numbers are strings"))
-                .and_then(|n| normalize_number(n).map_err(|m| bad("callbackNumbers", &m)))
+                .and_then(|n| {
+                    normalize_number(n).map_err(|e| bad("callbackNumbers", &e.to_string()))
+                })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let at = match json["callbackScheduledTime"].as_str() {
-        Some(raw) => Some(parse_time(raw, None).map_err(|m| bad("callbackScheduledTime", &m))?),
+        Some(raw) => {
+            Some(parse_time(raw, None).map_err(|e| bad("callbackScheduledTime", &e.to_string()))?)
+        }
         None => None,
     };
     Ok(NewCallback {

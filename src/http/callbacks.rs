@@ -15,9 +15,9 @@ use axum::Json;
 use jiff::Timestamp;
 
 use super::callback_bodies::{CancelBody, RescheduleBody};
+use super::doc_types::CreateCallbackDoc;
 use super::errors::{ApiError, Body as ErrorBody};
 use super::extract::{JsonBody, JsonBytes};
-use super::openapi::CreateCallbackDoc;
 use super::{center, list_query, Api, CallbackApi};
 use crate::callback::{
     ActionError, Callback, CallbackWithHistory, ContactStatus, InteractionId, Page, Request,

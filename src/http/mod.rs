@@ -25,7 +25,9 @@
 //! `agents` (the agent desktop's routes), `desktop` (desktop SSE with
 //! replay), `recordings` (recording downloads with ranges), `notifications`
 //! (the outbox's dead events and replays), `peers` (trunk peers' state and
-//! counters), `openapi` (the generated document), `tls` (HTTPS listener).
+//! counters), `openapi` (the generated document), `doc_types` (types that
+//! only describe JSON, named by handlers and document), `tls` (HTTPS
+//! listener).
 //!
 //! [`CallCommand`]: crate::call::CallCommand
 //! [`callback::Request`]: crate::callback::Request
@@ -40,6 +42,7 @@ mod callbacks;
 mod center;
 mod desktop;
 mod dispatch;
+mod doc_types;
 mod errors;
 mod events;
 mod extract;
@@ -91,6 +94,17 @@ pub struct HttpState {
     /// The folder call recordings are written to (`recordings_dir`);
     /// `GET /v1/recordings/{name}` serves its `.wav` files.
     pub recordings_dir: PathBuf,
+}
+
+impl std::fmt::Debug for HttpState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The API keys are secrets: only how many.
+        f.debug_struct("HttpState")
+            .field("api_keys", &self.api_keys.len())
+            .field("callbacks", &self.callbacks.is_some())
+            .field("recordings_dir", &self.recordings_dir)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The handlers' shared state: [`HttpState`] plus what the server adds.

@@ -3,79 +3,22 @@
 //! it cannot drift from the code. A test checks that it lists every route
 //! the router serves ([`super::ROUTES`]).
 //!
-//! The few types here exist only to describe JSON the handlers build
-//! inline (`{"call": id}`) or bodies another module deserializes itself.
+//! The types that only describe JSON (bodies built inline, bodies another
+//! module deserializes itself) are in `doc_types.rs`, which this file and
+//! the handlers both import: the handlers never import this file.
 
-use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
 use super::{
     agents, callback_bodies, callbacks, desktop, errors, events, notifications, peers, recordings,
     routes,
 };
 use crate::callback::{self as cb};
-
-/// `POST /v1/callbacks`'s body (checked by `callback::request`).
-#[derive(ToSchema)]
-#[schema(rename_all = "camelCase")]
-#[allow(dead_code)] // Only read by the OpenAPI derive.
-pub struct CreateCallbackDoc {
-    /// The routing queue (must be configured).
-    #[schema(example = "sales")]
-    queue_id: String,
-    /// Numbers to call, tried in order across attempts (any form; stored as E.164).
-    #[schema(example = json!(["+1 555 0100"]))]
-    callback_numbers: Vec<String>,
-    callback_user_name: Option<String>,
-    /// ISO 8601; without an offset it is read in `timeZone`. Absent: as soon as possible.
-    #[schema(example = "2030-01-02T15:30:00")]
-    callback_scheduled_time: Option<String>,
-    /// The contact's IANA time zone.
-    #[schema(example = "Europe/Paris")]
-    time_zone: Option<String>,
-    /// Country for numbers without a `+` (ISO 3166 code or calling code).
-    country_code: Option<String>,
-    /// Refuse numbers that are not valid for their country.
-    validate_callback_numbers: Option<bool>,
-    routing_data: Option<cb::RoutingData>,
-    /// Case data shown to the agent.
-    data: Option<BTreeMap<String, String>>,
-    caller_id: Option<String>,
-    caller_id_name: Option<String>,
-    script_id: Option<String>,
-    /// Not stored: passed to the queue's enrichment webhook.
-    schedule_group_id: Option<String>,
-    /// Not stored: passed to the queue's enrichment webhook.
-    widget_id: Option<String>,
-}
-
-/// `{"call": id}`: the call a command was taken for.
-#[derive(Serialize, ToSchema)]
-#[allow(dead_code)]
-pub struct CallRef {
-    call: String,
-}
-
-/// `GET /v1/calls`: live call summaries.
-#[derive(Serialize, ToSchema)]
-#[allow(dead_code)]
-pub struct CallList {
-    calls: Vec<serde_json::Value>,
-}
-
-/// `GET /v1/health`.
-#[derive(Serialize, ToSchema)]
-#[allow(dead_code)]
-pub struct Health {
-    #[schema(example = "ok")]
-    status: String,
-}
 
 /// The two ways to present an API key; every operation takes either.
 struct Security;

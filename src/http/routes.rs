@@ -14,9 +14,9 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::bodies::{DtmfBody, LegBody, ListQuery, OriginateBody, RecordingBody, TransferBody};
+use super::doc_types::{CallList, CallRef, Health};
 use super::errors::{ApiError, Body as ErrorBody};
 use super::extract::JsonBody;
-use super::openapi::{CallList, CallRef, Health};
 use super::{dispatch, Api};
 use crate::call::{CallCommand, CallId, LegRole};
 
@@ -275,6 +275,7 @@ mod tests {
                 auto_answer: true,
                 headers: vec![("X-Case-Id".into(), "42".into())],
                 caller_id: Some("+15550100".into()),
+                caller_id_name: None,
             })
         );
 

@@ -60,6 +60,7 @@ fn send_batch(sock: &UdpSocket, dests: &[libc::sockaddr_in], pkts: &mut [[u8; PK
     // SAFETY: plain data, zero is valid; pointers below point into `pkts`
     // and `dests`, which outlive the syscall.
     let mut iov: [libc::iovec; BATCH] = unsafe { zeroed() };
+    // SAFETY: as above: plain data, zero is valid.
     let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
     for i in 0..n {
         iov[i].iov_base = pkts[i].as_mut_ptr().cast();
@@ -221,7 +222,9 @@ pub fn receive(sock: &UdpSocket, stop: &AtomicBool, count: &AtomicU64) -> RxRepo
     let mut bufs = vec![[0u8; 2048]; BATCH];
     // SAFETY: plain data, zero is valid.
     let mut names: Vec<libc::sockaddr_in> = vec![unsafe { zeroed() }; BATCH];
+    // SAFETY: plain data, zero is valid.
     let mut iov: Vec<libc::iovec> = vec![unsafe { zeroed() }; BATCH];
+    // SAFETY: plain data, zero is valid.
     let mut hdrs: Vec<libc::mmsghdr> = vec![unsafe { zeroed() }; BATCH];
     while !stop.load(Ordering::Relaxed) {
         for i in 0..BATCH {
@@ -316,6 +319,7 @@ pub fn rss_bytes() -> u64 {
 }
 
 /// A sender thread and a receiver thread on one socket.
+#[derive(Debug)]
 pub struct Generator {
     pub sent: Arc<AtomicU64>,
     pub received: Arc<AtomicU64>,

@@ -109,6 +109,9 @@ impl MediaEngine {
     }
 
     /// As [`Self::start`] with another recording writer (tests, other formats).
+    // Start-up only: without its eventfd and threads the process cannot
+    // relay at all, and nothing a peer sends reaches these.
+    #[allow(clippy::expect_used)]
     pub fn start_with_sink(events: UnboundedSender<MediaEvent>, sink: SinkFactory) -> Self {
         let (tx, rx) = mpsc::channel();
         let stats: StatsMap = Arc::default();
@@ -321,7 +324,7 @@ impl Relay {
                                 let r = if begin {
                                     leg.out.begin_event(at)
                                 } else {
-                                    leg.out.event_packet()
+                                    leg.out.event_packet(at)
                                 };
                                 let pt = leg.payloads.and_then(|p| p.event_pt).unwrap_or(101);
                                 let mut pkt = [0u8; 16];
@@ -582,14 +585,16 @@ impl Relay {
         gap_ms: u32,
         now: Instant,
     ) {
-        let Some(slot) = self.slot(leg) else {
+        let Some((slot, l)) = self
+            .slot(leg)
+            .and_then(|slot| Some((slot, self.legs.get_mut(slot)?.as_mut()?)))
+        else {
             self.emit(MediaEvent::DtmfFailed {
                 leg,
                 reason: DtmfError::UnknownLeg.to_string(),
             });
             return;
         };
-        let l = self.legs[slot].as_mut().expect("indexed leg exists");
         let result = if l.payloads.and_then(|p| p.event_pt).is_none() {
             Err(DtmfError::NoEventPayload)
         } else {

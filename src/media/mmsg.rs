@@ -48,6 +48,7 @@ pub struct Sent {
 
 /// Buffers and message headers for one socket's worth of datagrams,
 /// allocated once for the relay's lifetime (about 75 KiB).
+#[derive(Debug)]
 pub struct Batch {
     bufs: [[u8; BUF_LEN]; BATCH],
     names: [libc::sockaddr_storage; BATCH],

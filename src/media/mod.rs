@@ -41,12 +41,18 @@
 //! (generator and helpers shared by the
 //! RTP generator binary and the relay benchmark).
 
+// The libc FFI of the relay (epoll, eventfd, sendmmsg/recvmmsg) and of the
+// RTP generator: the only `unsafe` in the library besides transport/udp.rs
+// and driver/limits.rs; each block says why it is sound.
+#[allow(unsafe_code)]
 pub mod bench;
 pub mod dtmf;
 pub mod engine;
 pub mod g711;
 pub mod leg;
+#[allow(unsafe_code)]
 pub mod mmsg;
+#[allow(unsafe_code)]
 pub mod poller;
 pub mod ports;
 pub mod record;

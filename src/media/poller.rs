@@ -24,6 +24,7 @@ pub struct Poller {
 }
 
 /// Buffer for the readiness reports of one `wait`.
+#[derive(Debug)]
 pub struct Events {
     buf: Vec<libc::epoll_event>,
     len: usize,
@@ -71,8 +72,8 @@ impl Poller {
     pub fn new() -> io::Result<Self> {
         // SAFETY: plain syscall; the returned descriptor is owned below.
         let fd = check(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
-        // SAFETY: `fd` is a fresh descriptor nobody else owns.
         Ok(Poller {
+            // SAFETY: `fd` is a fresh descriptor nobody else owns.
             epfd: unsafe { OwnedFd::from_raw_fd(fd) },
         })
     }
@@ -133,6 +134,7 @@ pub fn disconnect(fd: RawFd) -> io::Result<()> {
     let mut addr: libc::sockaddr = unsafe { std::mem::zeroed() };
     addr.sa_family = libc::AF_UNSPEC as libc::sa_family_t;
     let len = std::mem::size_of::<libc::sockaddr>() as libc::socklen_t;
+    // SAFETY: `addr` is valid for `len` bytes for the call's duration.
     check(unsafe { libc::connect(fd, &addr, len) })?;
     Ok(())
 }
@@ -153,8 +155,8 @@ impl Waker {
     pub fn new() -> io::Result<Self> {
         // SAFETY: plain syscall; the descriptor is owned below.
         let fd = check(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
-        // SAFETY: fresh descriptor.
         Ok(Waker {
+            // SAFETY: fresh descriptor nobody else owns.
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
             pending: AtomicBool::new(false),
         })

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::{MediaEvent, G711};
-use crate::recording::{Channel, G711Law, Recorder};
+use crate::recording::{Channel, G711Law, Recorder, RecordingError};
 
 /// Largest payload carried in one message; larger payloads are split (G.711
 /// is one byte per sample, so a split only shifts the timestamp).
@@ -40,17 +40,18 @@ pub trait RecordSink: Send {
         rtp_ts: u32,
         law: G711,
         payload: &[u8],
-    ) -> Result<(), String>;
+    ) -> Result<(), RecordingError>;
     /// Advance both channels to `now` (silence where nothing came).
-    fn tick(&mut self, now: Instant) -> Result<(), String>;
+    fn tick(&mut self, now: Instant) -> Result<(), RecordingError>;
     fn pause(&mut self, now: Instant);
     fn resume(&mut self, now: Instant);
     /// Close the file; returns its final path.
-    fn finish(self: Box<Self>) -> Result<PathBuf, String>;
+    fn finish(self: Box<Self>) -> Result<PathBuf, RecordingError>;
 }
 
 /// Opens a recording file at a path.
-pub type SinkFactory = Arc<dyn Fn(&Path) -> Result<Box<dyn RecordSink>, String> + Send + Sync>;
+pub type SinkFactory =
+    Arc<dyn Fn(&Path) -> Result<Box<dyn RecordSink>, RecordingError> + Send + Sync>;
 
 /// Audio copied out of the relay for one channel.
 #[derive(Debug)]
@@ -123,11 +124,7 @@ pub fn send_audio(
 
 /// The writer `MediaEngine::start` uses: `crate::recording`'s stereo WAV.
 pub fn default_factory() -> SinkFactory {
-    Arc::new(|path: &Path| {
-        Recorder::create(path)
-            .map(|r| Box::new(r) as Box<dyn RecordSink>)
-            .map_err(|e| e.to_string())
-    })
+    Arc::new(|path: &Path| Recorder::create(path).map(|r| Box::new(r) as Box<dyn RecordSink>))
 }
 
 impl RecordSink for Recorder {
@@ -139,7 +136,7 @@ impl RecordSink for Recorder {
         rtp_ts: u32,
         law: G711,
         payload: &[u8],
-    ) -> Result<(), String> {
+    ) -> Result<(), RecordingError> {
         let channel = if channel == 0 {
             Channel::Left
         } else {
@@ -150,10 +147,9 @@ impl RecordSink for Recorder {
             G711::Pcma => G711Law::A,
         };
         Recorder::write(self, channel, arrival, ssrc, rtp_ts, law, payload)
-            .map_err(|e| e.to_string())
     }
-    fn tick(&mut self, now: Instant) -> Result<(), String> {
-        Recorder::tick(self, now).map_err(|e| e.to_string())
+    fn tick(&mut self, now: Instant) -> Result<(), RecordingError> {
+        Recorder::tick(self, now)
     }
     fn pause(&mut self, now: Instant) {
         Recorder::pause(self, now);
@@ -161,8 +157,8 @@ impl RecordSink for Recorder {
     fn resume(&mut self, now: Instant) {
         Recorder::resume(self, now);
     }
-    fn finish(self: Box<Self>) -> Result<PathBuf, String> {
-        Recorder::finish(*self).map_err(|e| e.to_string())
+    fn finish(self: Box<Self>) -> Result<PathBuf, RecordingError> {
+        Recorder::finish(*self)
     }
 }
 
@@ -190,8 +186,11 @@ pub fn run(rx: Receiver<RecMsg>, factory: SinkFactory, events: UnboundedSender<M
                     });
                     open.insert(id, Open { call, sink });
                 }
-                Err(reason) => {
-                    let _ = events.send(MediaEvent::RecordingFailed { call, reason });
+                Err(e) => {
+                    let _ = events.send(MediaEvent::RecordingFailed {
+                        call,
+                        reason: e.to_string(),
+                    });
                 }
             },
             Some(RecMsg::Audio(c)) => {
@@ -220,7 +219,10 @@ pub fn run(rx: Receiver<RecMsg>, factory: SinkFactory, events: UnboundedSender<M
                     let call = o.call;
                     let _ = events.send(match o.sink.finish() {
                         Ok(path) => MediaEvent::RecordingStopped { call, path },
-                        Err(reason) => MediaEvent::RecordingFailed { call, reason },
+                        Err(e) => MediaEvent::RecordingFailed {
+                            call,
+                            reason: e.to_string(),
+                        },
                     });
                 }
             }
@@ -228,7 +230,7 @@ pub fn run(rx: Receiver<RecMsg>, factory: SinkFactory, events: UnboundedSender<M
         }
         let now = Instant::now();
         if now >= next_tick {
-            let failed: Vec<(u64, String)> = open
+            let failed: Vec<(u64, RecordingError)> = open
                 .iter_mut()
                 .filter_map(|(id, o)| o.sink.tick(now).err().map(|e| (*id, e)))
                 .collect();
@@ -243,7 +245,10 @@ pub fn run(rx: Receiver<RecMsg>, factory: SinkFactory, events: UnboundedSender<M
         let call = o.call;
         let _ = events.send(match o.sink.finish() {
             Ok(path) => MediaEvent::RecordingStopped { call, path },
-            Err(reason) => MediaEvent::RecordingFailed { call, reason },
+            Err(e) => MediaEvent::RecordingFailed {
+                call,
+                reason: e.to_string(),
+            },
         });
     }
 }
@@ -252,14 +257,14 @@ pub fn run(rx: Receiver<RecMsg>, factory: SinkFactory, events: UnboundedSender<M
 fn fail(
     open: &mut HashMap<u64, Open>,
     id: u64,
-    reason: String,
+    reason: RecordingError,
     events: &UnboundedSender<MediaEvent>,
 ) {
     if let Some(o) = open.remove(&id) {
         let _ = o.sink.finish();
         let _ = events.send(MediaEvent::RecordingFailed {
             call: o.call,
-            reason,
+            reason: reason.to_string(),
         });
     }
 }

@@ -201,8 +201,11 @@ impl OutStream {
     /// Header for a later packet of the event begun by [`Self::begin_event`]:
     /// next sequence number, same timestamp. The timestamp's wall time stays
     /// the event start, so audio after the event continues from there.
-    pub fn event_packet(&mut self) -> Rewrite {
-        let last = self.last.expect("event_packet after begin_event");
+    /// Without a begun event (never the engine's order) it begins one at `at`.
+    pub fn event_packet(&mut self, at: Instant) -> Rewrite {
+        let Some(last) = self.last else {
+            return self.begin_event(at);
+        };
         let seq = last.seq.wrapping_add(1);
         self.last = Some(Last { seq, ..last });
         Rewrite {
@@ -345,7 +348,7 @@ mod tests {
         s.forward(A, 7, 1, 0, false, t0);
         let start = s.begin_event(t0 + Duration::from_millis(20));
         assert_eq!((start.seq, start.ts, start.marker), (11, 1160, true));
-        let next = s.event_packet();
+        let next = s.event_packet(t0 + Duration::from_millis(40));
         assert_eq!((next.seq, next.ts, next.marker), (12, 1160, false));
         let audio = s.forward(A, 7, 20, 3040, false, t0 + Duration::from_millis(120));
         assert_eq!((audio.seq, audio.ts, audio.marker), (13, 1160 + 800, true));

@@ -11,6 +11,7 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 use super::record::{RecordSink, SinkFactory};
 use super::*;
+use crate::recording::RecordingError;
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -858,16 +859,16 @@ impl RecordSink for FakeSink {
         _: u32,
         _: G711,
         payload: &[u8],
-    ) -> Result<(), String> {
+    ) -> Result<(), RecordingError> {
         self.0.lock().unwrap().writes.push((channel, payload[0]));
         Ok(())
     }
-    fn tick(&mut self, _: Instant) -> Result<(), String> {
+    fn tick(&mut self, _: Instant) -> Result<(), RecordingError> {
         Ok(())
     }
     fn pause(&mut self, _: Instant) {}
     fn resume(&mut self, _: Instant) {}
-    fn finish(self: Box<Self>) -> Result<std::path::PathBuf, String> {
+    fn finish(self: Box<Self>) -> Result<std::path::PathBuf, RecordingError> {
         self.0.lock().unwrap().finished = true;
         Ok("/tmp/fake.wav".into())
     }

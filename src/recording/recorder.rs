@@ -30,6 +30,15 @@ pub struct Recorder {
     flushed_at: i64,
 }
 
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder")
+            .field("path", &self.path)
+            .field("open", &self.writer.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Recorder {
     /// Creates the file (and its parent directories). The header is written
     /// at once, so the file is a valid, empty WAV from the start.
@@ -121,10 +130,10 @@ impl Recorder {
     /// Writes everything still buffered and finalises the header.
     pub fn finish(mut self) -> Result<PathBuf, RecordingError> {
         self.drain_all()?;
-        let writer = self
-            .writer
-            .take()
-            .expect("writer present until finish or drop");
+        // Present until finish (which takes `self`) or drop.
+        let Some(writer) = self.writer.take() else {
+            return Ok(self.path.clone());
+        };
         writer
             .finalize()
             .map_err(|e| RecordingError::wav(&self.path, e))?;

@@ -82,7 +82,7 @@ pub(crate) fn repair_file(path: &Path) -> Result<RepairOutcome, RecordingError> 
     if &head[0..4] != b"RIFF" || &head[8..12] != b"WAVE" {
         return Err(bad("no RIFF/WAVE signature"));
     }
-    let riff_size = u32::from_le_bytes(head[4..8].try_into().unwrap()) as u64;
+    let riff_size = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as u64;
 
     // Walk the chunks up to `data`, noting the frame size from `fmt `.
     let mut at = 12u64;
@@ -90,7 +90,7 @@ pub(crate) fn repair_file(path: &Path) -> Result<RepairOutcome, RecordingError> 
     let (data_start, data_size) = loop {
         let mut ch = [0u8; 8];
         read_at(&mut file, at, &mut ch).map_err(|_| bad("no data chunk"))?;
-        let size = u32::from_le_bytes(ch[4..8].try_into().unwrap()) as u64;
+        let size = u32::from_le_bytes([ch[4], ch[5], ch[6], ch[7]]) as u64;
         match &ch[0..4] {
             b"data" => break (at + 8, size),
             b"fmt " => {

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 
 use regex::Regex;
 
-use super::digest::DigestAlgorithm;
+use crate::digest::DigestAlgorithm;
 
 /// The algorithms offered by default, per user and per `User-Agent` pattern.
 #[derive(Debug, Clone)]

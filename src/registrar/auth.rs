@@ -22,11 +22,11 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::algorithms::AlgorithmPolicy;
-use super::digest::{
-    digests_match, request_digest, DigestAlgorithm, DigestCredentials, DigestInput, QopAuth,
-};
 use super::nonce::{NcCheck, NonceCounts, NonceMinter};
 use super::users::UserDirectory;
+use crate::digest::{
+    digests_match, request_digest, DigestAlgorithm, DigestCredentials, DigestInput, QopAuth,
+};
 
 /// The outcome of checking one request's credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,8 +62,10 @@ pub struct AuthRequest<'a> {
 
 /// What a request's `Authorization` (or `Proxy-Authorization`) values hold
 /// for one realm. Parsed once per request: the guard wants the claimed user
-/// before the digest is checked.
+/// before the digest is checked. (Short-lived, on the stack of one request:
+/// its size difference does not matter.)
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Presented {
     /// No Digest credentials for this realm: challenge.
     Nothing,
@@ -89,7 +91,7 @@ pub fn presented(values: &[&str], realm: &str) -> Presented {
         match DigestCredentials::parse(value) {
             Ok(c) if c.realm == realm => return Presented::Ours(c),
             Ok(_) => {}
-            Err(super::digest::DigestParseError::NotDigest) => {}
+            Err(crate::digest::DigestParseError::NotDigest) => {}
             Err(_) => malformed = true,
         }
     }
@@ -248,7 +250,7 @@ impl Authenticator {
             .and_then(|c| c.ha1(algorithm, &creds.username, &self.realm));
         let ha1 = match &known {
             Some(h) => h.clone(),
-            None => super::digest::ha1_from_password(
+            None => crate::digest::ha1_from_password(
                 algorithm,
                 &creds.username,
                 &self.realm,

@@ -21,21 +21,25 @@
 //! Switchback serves one domain, and AORs are keyed by user part only
 //! (see `bindings.rs`).
 //!
-//! Files: `digest.rs` (hash arithmetic, header parsing), `nonce.rs`
-//! (stateless nonces, nc replay table), `auth.rs` (the authentication
-//! decision and challenges), `proxy_auth.rs` (the same for other requests,
+//! Files: `nonce.rs` (stateless nonces, nc replay table), `auth.rs` (the
+//! authentication decision and challenges), `proxy_auth.rs` (the same for other requests,
 //! by 407: phones' INVITEs), `users.rs` (credentials), `contact.rs`
 //! (Contact/To parsing), `bindings.rs` (the location service), `guard.rs`
-//! (failure rate limiting), `events.rs`, `date.rs`.
+//! (failure rate limiting), `events.rs`, `date.rs`. The hash arithmetic and
+//! header parsing are `crate::digest`, shared with the call layer.
 
 mod algorithms;
+// HMAC-SHA256 takes a key of any length (RFC 2104 §2): the `expect` on
+// building one cannot fail.
+#[allow(clippy::expect_used)]
 mod auth;
 mod bindings;
 mod contact;
 mod date;
-mod digest;
 mod events;
 mod guard;
+// As for `auth`: HMAC over any key length.
+#[allow(clippy::expect_used)]
 mod nonce;
 mod proxy_auth;
 mod users;
@@ -49,15 +53,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{debug, info, warn};
 
+pub use crate::digest::{
+    digests_match, ha1_from_password, request_digest, DigestAlgorithm, DigestChallenge,
+    DigestCredentials, DigestInput, DigestParseError, QopAuth,
+};
 pub use algorithms::AlgorithmPolicy;
 pub use auth::AuthResult;
 pub use bindings::{Binding, LocationService};
 pub use contact::QValue;
 pub use date::WallClock;
-pub use digest::{
-    digests_match, ha1_from_password, request_digest, DigestAlgorithm, DigestChallenge,
-    DigestCredentials, DigestInput, DigestParseError, QopAuth,
-};
 pub use events::RegistrarEvent;
 pub use guard::{AuthGuard, FailureOutcome, GuardSettings, Verdict};
 pub use proxy_auth::RequestAuth;

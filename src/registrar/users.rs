@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use super::digest::{ha1_from_password, DigestAlgorithm};
+use crate::digest::{ha1_from_password, DigestAlgorithm};
 
 /// The secrets of one user.
 #[derive(Clone, Default, PartialEq, Eq)]

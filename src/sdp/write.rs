@@ -100,13 +100,14 @@ fn write_media(out: &mut String, media: &Media) {
     lines.sort_by_key(|l| media_rank(l.kind));
     // c= goes between i= (rank 1) and b= (rank 3).
     let split = lines.partition_point(|l| media_rank(l.kind) < 2);
-    for line in &lines[..split] {
+    let (before, after) = lines.split_at(split);
+    for line in before {
         push(out, char::from(line.kind), &line.value);
     }
     if let Some(c) = &media.connection {
         push_connection(out, c);
     }
-    for line in &lines[split..] {
+    for line in after {
         push(out, char::from(line.kind), &line.value);
     }
 }

@@ -39,6 +39,15 @@ pub struct SessionTable<V> {
     next_gen: AtomicU64,
 }
 
+impl<V> std::fmt::Debug for SessionTable<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionTable")
+            .field("calls", &self.calls.len())
+            .field("dialogs", &self.dialogs.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<V: Send + Sync + 'static> Default for SessionTable<V> {
     fn default() -> Self {
         Self::new()

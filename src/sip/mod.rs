@@ -4,15 +4,20 @@
 //! crate reaches rsip's data model through the re-exports and helpers here, so
 //! that a change of parser touches one folder. It owns parsing (with the
 //! validation RFC 3261 §8.2 and RFC 4475 expect), stream framing (§18.3),
-//! header accessors, and the builders for responses, ACK and CANCEL.
+//! header accessors, the builders for responses, ACK and CANCEL, and the
+//! switch's own answers (`answer.rs`: Server, Allow, Supported, Accept).
 //! It does no I/O and keeps no state.
 
+mod answer;
 mod build;
 mod ext;
 mod framing;
 mod name_addr;
 mod parse;
 
+pub use answer::{
+    answer, method_not_allowed, options_ok, unsupported_require, ACCEPT, ALLOW, SUPPORTED,
+};
 pub use build::{
     ack_for_non_2xx, cancel_for, generate_branch, generate_tag, response_to, set_content_length,
     stamp_top_via, with_to_tag, MAGIC_COOKIE,

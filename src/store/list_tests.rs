@@ -192,7 +192,10 @@ async fn a_bad_cursor_is_its_own_error() {
         };
         let err = store.list(filter.clone()).await.unwrap_err();
         assert!(matches!(err, StoreError::BadCursor), "{bad:?}: {err}");
-        let text = CallbackReads::list(&store, filter).await.unwrap_err();
+        let text = CallbackReads::list(&store, filter)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(text.starts_with("cursor:"), "{text}");
     }
 }

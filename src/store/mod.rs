@@ -24,6 +24,8 @@ mod reads;
 mod schema;
 mod writer;
 
+// kill(2) of the child the crash tests run (libc FFI).
+#[allow(unsafe_code)]
 #[cfg(test)]
 mod crash_tests;
 #[cfg(test)]
@@ -44,8 +46,8 @@ use tokio::sync::{mpsc, oneshot};
 pub use codec::Cursor;
 
 use crate::callback::{
-    CallbackReads, CallbackWithHistory, DesktopEvent, InteractionId, ListFilter, Page, ReadFuture,
-    Write,
+    CallbackReads, CallbackWithHistory, DesktopEvent, InteractionId, ListFilter, Page, ReadError,
+    ReadFuture, Write,
 };
 use crate::integrations::notify::OutboxRow;
 use reads::ReadJob;
@@ -117,6 +119,7 @@ pub struct StoreStats {
 
 /// A commit queued by [`Store::queue_commit`]: resolves once it is durable
 /// (or failed).
+#[derive(Debug)]
 pub struct PendingCommit(oneshot::Receiver<Result<(), StoreError>>);
 
 impl PendingCommit {
@@ -133,6 +136,12 @@ impl PendingCommit {
 #[derive(Clone)]
 pub struct Store {
     shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
 }
 
 struct Shared {
@@ -311,22 +320,18 @@ impl Store {
     }
 }
 
-/// The API's reads. Errors become their message; a bad cursor reads
-/// "cursor: ...", and the HTTP layer can tell it apart up front with
-/// [`Cursor::parse`].
+/// The API's reads. Errors travel as `ReadError`s showing their message; a
+/// bad cursor reads "cursor: ...", and the HTTP layer can tell it apart up
+/// front with [`Cursor::parse`].
 impl CallbackReads for Store {
     fn callback(&self, id: InteractionId) -> ReadFuture<Option<CallbackWithHistory>> {
         let store = self.clone();
-        Box::pin(async move {
-            Store::callback(&store, &id)
-                .await
-                .map_err(|e| e.to_string())
-        })
+        Box::pin(async move { Store::callback(&store, &id).await.map_err(ReadError::new) })
     }
 
     fn list(&self, filter: ListFilter) -> ReadFuture<Page> {
         let store = self.clone();
-        Box::pin(async move { Store::list(&store, filter).await.map_err(|e| e.to_string()) })
+        Box::pin(async move { Store::list(&store, filter).await.map_err(ReadError::new) })
     }
 
     fn desktop_events_after(&self, after: u64, limit: usize) -> ReadFuture<Vec<DesktopEvent>> {
@@ -334,7 +339,7 @@ impl CallbackReads for Store {
         Box::pin(async move {
             Store::desktop_events_after(&store, after, limit)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(ReadError::new)
         })
     }
 }

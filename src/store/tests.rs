@@ -532,7 +532,8 @@ async fn an_undecodable_row_is_an_error_not_a_panic() {
     ));
     let text = CallbackReads::callback(&store, id("cb-1"))
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(text.contains("callback"), "{text}");
     drop(store);
     assert!(matches!(Store::open(&path), Err(StoreError::Codec { .. })));

@@ -19,6 +19,9 @@
 mod limits;
 mod stream;
 mod tls_client;
+mod tls_server;
+// setsockopt for the UDP receive buffer (libc FFI).
+#[allow(unsafe_code)]
 mod udp;
 
 use std::collections::HashMap;
@@ -35,8 +38,9 @@ use crate::net::{ConnectionId, Destination, ProfileId, Source, TransportKind};
 use crate::sip::{Response, SipMessage};
 
 pub use limits::{ConnectionLimits, Refusal, RefusedCounts};
-pub use stream::{bind_stream, load_tls_acceptor};
+pub use stream::bind_stream;
 pub use tls_client::{tls_target, TlsClientError, TlsTarget};
+pub use tls_server::{load_tls_acceptor, TlsSetupError};
 pub use udp::bind_udp;
 
 /// What reader tasks tell the endpoint task.
@@ -119,6 +123,14 @@ fn classify(bytes: &[u8], source: Source, settings: &ReaderSettings) -> Option<I
 pub struct InboundFanout {
     workers: Arc<[mpsc::Sender<Inbound>]>,
     route: Arc<dyn Fn(&Inbound) -> usize + Send + Sync>,
+}
+
+impl std::fmt::Debug for InboundFanout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InboundFanout")
+            .field("workers", &self.workers.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl InboundFanout {
@@ -222,6 +234,15 @@ pub struct Transports {
     /// Peers we may open TLS to, by (profile, address): their name and trust.
     tls_targets: HashMap<(ProfileId, SocketAddr), TlsTarget>,
     log_messages: bool,
+}
+
+impl std::fmt::Debug for Transports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transports")
+            .field("udp", &self.udp.len())
+            .field("connections", &self.connections.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Transports {

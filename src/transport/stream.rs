@@ -9,8 +9,6 @@
 //! a message not yet complete: reads are sized to what is left of that cap.
 
 use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -298,22 +296,4 @@ async fn run_connection<S: AsyncRead + AsyncWrite + Unpin>(
     drop(permit);
     let _ = wr.shutdown().await;
     let _ = tx.send(Inbound::ConnectionDown { id }).await;
-}
-
-/// Builds a TLS acceptor from PEM certificate chain and key files.
-pub fn load_tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let certs = CertificateDer::pem_file_iter(cert)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("{}: {e}", cert.display()))?;
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| e.to_string())?;
-    Ok(TlsAcceptor::from(Arc::new(config)))
 }

@@ -218,3 +218,34 @@ fn a_peers_user_to_user_passes_where_nothing_is_configured() {
         Some("0badc0de;encoding=hex")
     );
 }
+
+/// An origination's `caller_id_name` is the display name of the contact
+/// leg's From (and not of the agent leg's); quotes, backslashes and control
+/// characters never reach the header.
+#[test]
+fn origination_caller_id_name_is_the_contact_legs_display_name() {
+    let mut w = world();
+    w.calls
+        .handle_command(
+            w.now,
+            &mut w.out,
+            CallCommand::Originate(Originate {
+                a: "1003".into(),
+                b: "5551234".into(),
+                caller_id: Some("+15550100".into()),
+                caller_id_name: Some("Acme \"Support\"\\\r\n".into()),
+                ..Default::default()
+            }),
+        )
+        .unwrap();
+    let (_, a_inv, _) = w.out.sent[0].clone();
+    let a_from = a_inv.header_value("From").unwrap().to_string();
+    assert!(!a_from.contains("Acme"), "{a_from}");
+    w.reply(0, 200, "agent", true);
+    let (_, b_inv, _) = w.out.sent.last().unwrap().clone();
+    let from = b_inv.header_value("From").unwrap();
+    assert!(
+        from.starts_with("\"Acme Support\" <sip:+15550100@"),
+        "{from}"
+    );
+}

@@ -215,7 +215,7 @@ fn world_with(config: &str) -> World {
     }
     World {
         now,
-        calls: CallLayer::new(&config, Arc::new(SessionTable::new())),
+        calls: CallLayer::new(config.call_settings(), Arc::new(SessionTable::new())),
         out,
     }
 }

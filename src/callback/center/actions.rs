@@ -36,6 +36,7 @@ impl Center {
         let state = live.cb.state;
         let has_call = live.cb.call_id.is_some();
         let reached = live.reached;
+        let called = live.attempts_at_accept.is_none_or(|n| live.cb.attempts > n);
         let name = action.name();
         let wrong = || ActionError::WrongState {
             action: name.to_string(),
@@ -133,6 +134,11 @@ impl Center {
                 if state != State::ReadyToCall || has_call {
                     return Err(wrong());
                 }
+                if !called {
+                    // Closing it without ever calling the contact is what
+                    // `mark-done` does, and needs its privilege.
+                    self.require(agent, Privilege::MarkDone)?;
+                }
                 if disposition.is_some() {
                     self.require(agent, Privilege::SetDisposition)?;
                 }
@@ -171,6 +177,7 @@ impl Center {
                     self.require(agent, Privilege::RescheduleBeforeCall)?;
                 }
                 let number = self.new_number(id, number)?;
+                super::requests::scheduled_time_in_window(at, now)?;
                 let current = self.get(id)?.cb.callback_numbers.first().cloned();
                 if number.is_some() && number != current {
                     self.require(agent, Privilege::RescheduleOnNewNumber)?;
@@ -203,6 +210,7 @@ impl Center {
         live.offer_deadline = None;
         live.auto_accept = false;
         live.accepted_at = Some(now);
+        live.attempts_at_accept = Some(live.cb.attempts);
         let auto_dial = live.options.auto_dial;
         let agent = live.cb.agent.clone().unwrap_or_default();
         self.history(id, now, HistoryKind::Accepted { agent });
@@ -249,6 +257,7 @@ impl Center {
         live.cb.call_id = Some(call.0.clone());
         live.cb.dialled_number = Some(number.clone());
         let caller_id = live.cb.caller_id.clone();
+        let caller_id_name = live.cb.caller_id_name.clone();
         self.by_call.insert(call.0.clone(), id.clone());
         self.call_placed(id, CallRecord::placed(&call.0, &agent, &number, now));
         self.history(
@@ -269,6 +278,7 @@ impl Center {
             auto_answer: true,
             headers: Vec::new(),
             caller_id,
+            caller_id_name,
         }));
         self.transition(id, now, State::Establishing, "call this contact");
         self.set_agent_state(&agent, now, AgentState::Engaged, None);

@@ -48,9 +48,7 @@ use super::settings::{
     AgentSettings, CallbackSettings, Privilege, QueueSettings, WebcallbackOptions,
 };
 use crate::call::{CallCommand, CallEvent, CommandError};
-use crate::integrations::notify::{
-    self, notice, AgentChangeNotice, Notice, NoticeKind, OutboxWrite,
-};
+use crate::integrations::notify::{self, AgentChangeNotice, Notice, NoticeKind, OutboxWrite};
 
 pub use recovery::Recovered;
 
@@ -87,6 +85,12 @@ struct Live {
     reached: bool,
     /// When its agent accepted it (for the handling time).
     accepted_at: Option<Timestamp>,
+    /// `cb.attempts` when its agent accepted it: more now means the contact
+    /// has been called since (an attempt whose agent leg failed is taken
+    /// back). `done` on one never called closes it unprocessed, which is
+    /// `mark-done`'s privilege. `None` when unknown (recovered at start-up):
+    /// counted as called.
+    attempts_at_accept: Option<u32>,
 }
 
 impl Live {
@@ -99,6 +103,7 @@ impl Live {
             auto_accept: false,
             reached: false,
             accepted_at: None,
+            attempts_at_accept: None,
         }
     }
 }
@@ -114,6 +119,7 @@ struct AgentLive {
     owns: Vec<InteractionId>,
 }
 
+#[derive(Debug)]
 pub struct Center {
     settings: Arc<CallbackSettings>,
     live: HashMap<InteractionId, Live>,
@@ -451,10 +457,10 @@ fn agent_change_notice(
         agent_id: agent.id.clone(),
         agent_name: agent.name.clone(),
         state: state.as_str().to_string(),
-        state_name: notice::state_name(state, reason),
+        state_name: state.wfm_name(reason),
         reason: reason.map(str::to_string),
         previous_state: Some(was.as_str().to_string()),
-        previous_state_name: Some(notice::state_name(was, was_reason.as_deref())),
+        previous_state_name: Some(was.wfm_name(was_reason.as_deref())),
         previous_state_seconds: now.duration_since(was_since).as_secs().try_into().ok(),
     };
     match (was, state) {

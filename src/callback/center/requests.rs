@@ -87,7 +87,7 @@ impl Center {
             crate::callback::options::resolve(&self.settings.options, &new.routing_data.options)
                 .map_err(|e| ActionError::Invalid {
                     field: format!("routingData.options.{}", e.key),
-                    message: e.message,
+                    message: e.problem.to_string(),
                 })?;
         if options.auto_answer_timer >= self.settings.offer_timeout {
             return Err(ActionError::Invalid {
@@ -283,6 +283,7 @@ impl Center {
     ) -> Result<Reply, ActionError> {
         let state = self.get(id)?.cb.state;
         let number = self.new_number(id, number)?;
+        scheduled_time_in_window(at, now)?;
         if !(state.is_waiting() || (state == State::Offered && by == Actor::Supervisor)) {
             return Err(ActionError::WrongState {
                 action: "reschedule".into(),
@@ -319,9 +320,9 @@ impl Center {
             cb.validate_callback_numbers,
         )
         .map(Some)
-        .map_err(|message| ActionError::Invalid {
+        .map_err(|e| ActionError::Invalid {
             field: "callbackNumber".into(),
-            message,
+            message: e.to_string(),
         })
     }
 
@@ -477,6 +478,9 @@ impl Center {
         data: std::collections::BTreeMap<String, String>,
     ) -> Result<Reply, ActionError> {
         self.require(agent, crate::callback::settings::Privilege::UseChannel)?;
+        if let Some(at) = at {
+            scheduled_time_in_window(at, now)?;
+        }
         let a = self.agent_settings(agent)?;
         // The interaction of the agent's current call (or the last it owns).
         let current = a
@@ -518,4 +522,14 @@ impl Center {
         };
         self.create(now, new, None, &format!("agent {agent}"))
     }
+}
+
+/// A time a reschedule or the schedule route asks for is held to a
+/// create's window (`request::check_window`: at most 5 minutes past, at
+/// most 366 days ahead), refused naming `callbackScheduledTime`.
+pub(super) fn scheduled_time_in_window(at: Timestamp, now: Timestamp) -> Result<(), ActionError> {
+    request::check_window(at, now).map_err(|e| ActionError::Invalid {
+        field: "callbackScheduledTime".into(),
+        message: e.to_string(),
+    })
 }

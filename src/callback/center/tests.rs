@@ -7,7 +7,7 @@ use jiff::Timestamp;
 
 use super::testlab::*;
 use super::Recovered;
-use crate::call::{CallCommand, CallEvent, CallId, CommandError, LegRole, Progress};
+use crate::call::{CallCommand, CallEvent, CallId, CommandError, Failure, LegRole, Progress};
 use crate::callback::action::*;
 use crate::callback::model::*;
 use crate::callback::settings::*;
@@ -283,6 +283,77 @@ fn reschedule_on_a_new_number_needs_its_privilege() {
     assert_eq!(lab.offers(&id), vec!["1001", "1001"]);
 }
 
+/// Reschedules (agent, contact, supervisor) and the schedule route are
+/// held to a create's window: at most 5 minutes past, 366 days ahead; a
+/// time outside it is refused naming `callbackScheduledTime` and changes
+/// nothing.
+#[test]
+fn reschedule_and_schedule_times_are_held_to_the_create_window() {
+    let (mut lab, id) = accepted_without(|_| {});
+    let too_far = at(3 + 367 * 86_400);
+    let too_old = at(3 - 600);
+    let outside = |r: Result<Reply, ActionError>| match r {
+        Err(ActionError::Invalid { field, message }) => {
+            assert_eq!(field, "callbackScheduledTime", "{message}");
+            message
+        }
+        other => panic!("not refused: {other:?}"),
+    };
+    for (when, words) in [(too_far, "366 days"), (too_old, "in the past")] {
+        let message = outside(lab.act(
+            at(3),
+            &id,
+            "1001",
+            InteractionAction::Reschedule {
+                at: when,
+                number: None,
+            },
+        ));
+        assert!(message.contains(words), "{message}");
+    }
+    let cb = lab.record(&id);
+    assert_eq!(
+        (cb.state, cb.agent.as_deref()),
+        (State::ReadyToCall, Some("1001"))
+    );
+
+    let waiting = lab.create(at(4), "+33622222222");
+    for by in [Actor::Contact, Actor::Supervisor] {
+        outside(lab.req(
+            at(5),
+            Request::Reschedule {
+                id: waiting.clone(),
+                by,
+                at: too_far,
+                number: None,
+            },
+        ));
+    }
+    assert_eq!(lab.state(&waiting), State::Queued);
+
+    outside(lab.req(
+        at(6),
+        Request::ScheduleForContact {
+            agent: "1001".into(),
+            at: Some(at(6 + 367 * 86_400)),
+            number: None,
+            data: BTreeMap::new(),
+        },
+    ));
+    // Inside the window all three still work.
+    lab.act(
+        at(7),
+        &id,
+        "1001",
+        InteractionAction::Reschedule {
+            at: at(7 + 366 * 86_400),
+            number: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(lab.state(&id), State::Rescheduled);
+}
+
 #[test]
 fn a_national_new_number_is_read_in_the_callbacks_country() {
     let (mut lab, id) = accepted_without(|_| {});
@@ -384,6 +455,73 @@ fn decline_and_mark_done_follow_privileges() {
         .unwrap();
     let cb = lab.record(&id);
     assert_eq!((cb.state, cb.disposition.clone()), (State::Done, None));
+}
+
+/// `done` on an accepted interaction never called closes it unprocessed:
+/// it needs `webcallback.can-mark-done` like `mark-done`. Once the contact
+/// has been called (reached or not) it does not; an attempt whose agent
+/// leg failed never called the contact and does not count.
+#[test]
+fn done_without_a_call_needs_the_mark_done_privilege() {
+    let mut s = settings();
+    s.agents.get_mut("1001").unwrap().privileges.mark_done = false;
+    let mut lab = Lab::with(s);
+    lab.login(at(0), "1001");
+    let id = lab.create(at(1), "+33612345678");
+    lab.act(at(2), &id, "1001", InteractionAction::Accept)
+        .unwrap();
+    let done = || InteractionAction::Done { disposition: None };
+    let err = lab.act(at(3), &id, "1001", done()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ActionError::Forbidden {
+                privilege: Privilege::MarkDone,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(lab.state(&id), State::ReadyToCall);
+
+    // The agent's own phone fails: the contact was still never called.
+    lab.act(at(4), &id, "1001", InteractionAction::Call)
+        .unwrap();
+    let call = lab.last_originate().call.unwrap();
+    lab.call(
+        at(5),
+        CallEvent::LegFailed {
+            call: call.clone(),
+            leg: LegRole::A,
+            status: 480,
+            failure: Failure::from_status(480),
+        },
+    );
+    lab.call(at(5), ended(&call));
+    assert_eq!(lab.state(&id), State::ReadyToCall);
+    let after_agent_leg = lab.act(at(6), &id, "1001", done());
+    assert!(
+        matches!(
+            after_agent_leg,
+            Err(ActionError::Forbidden {
+                privilege: Privilege::MarkDone,
+                ..
+            })
+        ),
+        "{after_agent_leg:?} {:?}",
+        lab.record(&id)
+    );
+
+    // The contact is called and does not answer: done is the wrap-up.
+    lab.act(at(7), &id, "1001", InteractionAction::Call)
+        .unwrap();
+    let call = lab.last_originate().call.unwrap();
+    lab.call(at(8), leg(&call, LegRole::A, Progress::Answered));
+    lab.call(at(9), failed(&call, 486));
+    lab.call(at(9), ended(&call));
+    assert_eq!(lab.state(&id), State::ReadyToCall);
+    lab.act(at(10), &id, "1001", done()).unwrap();
+    assert_eq!(lab.state(&id), State::Done);
 }
 
 #[test]

@@ -24,8 +24,8 @@ use jiff::Timestamp;
 
 use super::action::NewCallback;
 
-pub use number::normalize_number;
-pub use time::{parse_time, MAX_AHEAD, PAST_TOLERANCE};
+pub use number::{normalize_number, NumberError};
+pub use time::{check_window, parse_time, TimeError, MAX_AHEAD, PAST_TOLERANCE};
 
 use text::{check_text, optional_text};
 
@@ -206,7 +206,7 @@ pub fn validate(
 
     let country_code = optional_text("countryCode", body.country_code, MAX_COUNTRY_CODE)?;
     if let Some(code) = &country_code {
-        number::region_for(code).map_err(|m| FieldError::new("countryCode", m))?;
+        number::region_for(code).map_err(|e| FieldError::new("countryCode", e.to_string()))?;
     }
     let validate_callback_numbers = body.validate_callback_numbers.unwrap_or(false);
     let callback_numbers = callback_numbers(
@@ -217,7 +217,7 @@ pub fn validate(
 
     let time_zone = optional_text("timeZone", body.time_zone, MAX_ZONE_TEXT)?;
     if let Some(zone) = &time_zone {
-        time::time_zone_named(zone).map_err(|m| FieldError::new("timeZone", m))?;
+        time::time_zone_named(zone).map_err(|e| FieldError::new("timeZone", e.to_string()))?;
     }
     let callback_scheduled_time = scheduled_time(
         "callbackScheduledTime",
@@ -232,7 +232,7 @@ pub fn validate(
     let caller_id = optional_text("callerId", body.caller_id, MAX_NUMBER_TEXT)?
         .map(|raw| {
             normalize_number(&raw, country_code.as_deref(), false)
-                .map_err(|m| FieldError::new("callerId", m))
+                .map_err(|e| FieldError::new("callerId", e.to_string()))
         })
         .transpose()?;
     let caller_id_name = optional_text("callerIdName", body.caller_id_name, MAX_CALLER_ID_NAME)?;
@@ -282,7 +282,7 @@ fn callback_numbers(
     let mut numbers: Vec<String> = Vec::with_capacity(raw.len());
     for (i, entry) in raw.iter().enumerate() {
         let e164 = normalize_number(entry, country_code, strict)
-            .map_err(|m| FieldError::new(format!("callbackNumbers[{i}]"), m))?;
+            .map_err(|e| FieldError::new(format!("callbackNumbers[{i}]"), e.to_string()))?;
         if !numbers.contains(&e164) {
             numbers.push(e164);
         }
@@ -300,8 +300,8 @@ fn scheduled_time(
     let Some(raw) = optional_text(field, raw, MAX_TIME_TEXT)? else {
         return Ok(None);
     };
-    let at = parse_time(&raw, time_zone).map_err(|m| FieldError::new(field, m))?;
-    time::check_window(at, now).map_err(|m| FieldError::new(field, m))?;
+    let at = parse_time(&raw, time_zone).map_err(|e| FieldError::new(field, e.to_string()))?;
+    time::check_window(at, now).map_err(|e| FieldError::new(field, e.to_string()))?;
     Ok(Some(at))
 }
 

@@ -20,6 +20,47 @@ const MAX_E164_DIGITS: usize = 15;
 /// request does not ask for full validation.
 const NATIONAL_DIGITS: std::ops::RangeInclusive<usize> = 4..=14;
 
+/// Why a number (or a `countryCode`) was refused: a sentence about the
+/// value, for the caller to put after the field name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NumberError {
+    #[error("is a national number: give countryCode or write it as +E.164")]
+    National,
+    #[error("{0:?} is not a known ISO 3166 region")]
+    UnknownRegion(String),
+    #[error("{0:?} is neither a dial prefix (\"+33\", \"33\") nor an ISO region (\"FR\")")]
+    NotCountryCode(String),
+    #[error("{0:?} is not a dial prefix")]
+    NotDialPrefix(String),
+    #[error("{0:?} is not the dial prefix of a country")]
+    NoCountry(String),
+    #[error("is empty")]
+    Empty,
+    #[error("is longer than {MAX_RAW} characters")]
+    TooLongText,
+    #[error(
+        "may hold only digits, a leading +, spaces, dots, dashes, slashes and \
+         parentheses (found {0:?})"
+    )]
+    Character(char),
+    #[error("has no digits")]
+    NoDigits,
+    #[error("is not a phone number")]
+    NotNumber,
+    #[error("has no valid country code")]
+    NoCountryCode,
+    #[error("is too short")]
+    TooShort,
+    #[error("is too long")]
+    TooLong,
+    #[error("cannot be read as a phone number ({0})")]
+    Unreadable(String),
+    #[error("is not a valid number for its region (validateCallbackNumbers is true)")]
+    NotValid,
+    #[error("is not a plausible E.164 number ({0}: a country code and 4 to 14 digits)")]
+    Implausible(String),
+}
+
 /// A callback number (or a reschedule's new number) to E.164 with the
 /// request's country code.
 ///
@@ -34,18 +75,14 @@ pub fn normalize_number(
     raw: &str,
     country_code: Option<&str>,
     strict: bool,
-) -> Result<String, String> {
+) -> Result<String, NumberError> {
     let cleaned = screen(raw)?;
     let parsed = if cleaned.starts_with('+') {
         phonenumber::parse(None, &cleaned)
     } else {
         let region = match country_code.map(str::trim).filter(|c| !c.is_empty()) {
             Some(code) => region_for(code)?,
-            None => {
-                return Err(
-                    "is a national number: give countryCode or write it as +E.164".to_owned(),
-                )
-            }
+            None => return Err(NumberError::National),
         };
         phonenumber::parse(Some(region), &cleaned)
     }
@@ -57,24 +94,22 @@ pub fn normalize_number(
 /// numbering metadata, or a dial prefix (with or without `+`) read as the
 /// main region of that code (`+1` is US, `+44` GB, `+7` RU), which is how
 /// libphonenumber itself picks the region for a shared code.
-pub(super) fn region_for(country_code: &str) -> Result<Id, String> {
+pub(super) fn region_for(country_code: &str) -> Result<Id, NumberError> {
     let code = country_code.trim();
     if code.len() == 2 && code.bytes().all(|b| b.is_ascii_alphabetic()) {
         let upper = code.to_ascii_uppercase();
         return match upper.parse::<Id>() {
             Ok(id) if DATABASE.by_id(id.as_ref()).is_some() => Ok(id),
-            _ => Err(format!("{code:?} is not a known ISO 3166 region")),
+            _ => Err(NumberError::UnknownRegion(code.to_string())),
         };
     }
     let digits = code.strip_prefix('+').unwrap_or(code);
     if digits.is_empty() || digits.len() > 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
-            "{code:?} is neither a dial prefix (\"+33\", \"33\") nor an ISO region (\"FR\")"
-        ));
+        return Err(NumberError::NotCountryCode(code.to_string()));
     }
     let value: u16 = digits
         .parse()
-        .map_err(|_| format!("{code:?} is not a dial prefix"))?;
+        .map_err(|_| NumberError::NotDialPrefix(code.to_string()))?;
     // Non-geographic codes (+800, +882) have the pseudo-region "001", which
     // is no Id: they cannot be a default for national numbers.
     DATABASE
@@ -82,18 +117,18 @@ pub(super) fn region_for(country_code: &str) -> Result<Id, String> {
         .into_iter()
         .flatten()
         .find_map(|region| region.parse::<Id>().ok())
-        .ok_or_else(|| format!("{code:?} is not the dial prefix of a country"))
+        .ok_or_else(|| NumberError::NoCountry(code.to_string()))
 }
 
 /// The characters kept for the parser: digits and a leading `+`; common
 /// separators are dropped, anything else is refused.
-fn screen(raw: &str) -> Result<String, String> {
+fn screen(raw: &str) -> Result<String, NumberError> {
     let raw = raw.trim();
     if raw.is_empty() {
-        return Err("is empty".to_owned());
+        return Err(NumberError::Empty);
     }
     if raw.chars().count() > MAX_RAW {
-        return Err(format!("is longer than {MAX_RAW} characters"));
+        return Err(NumberError::TooLongText);
     }
     let mut cleaned = String::with_capacity(raw.len());
     for c in raw.chars() {
@@ -101,35 +136,28 @@ fn screen(raw: &str) -> Result<String, String> {
             '0'..='9' => cleaned.push(c),
             '+' if cleaned.is_empty() => cleaned.push(c),
             ' ' | '.' | '-' | '/' | '(' | ')' | '\u{a0}' => {}
-            _ => {
-                return Err(format!(
-                    "may hold only digits, a leading +, spaces, dots, dashes, slashes and \
-                     parentheses (found {c:?})"
-                ))
-            }
+            _ => return Err(NumberError::Character(c)),
         }
     }
     if cleaned.trim_start_matches('+').is_empty() {
-        return Err("has no digits".to_owned());
+        return Err(NumberError::NoDigits);
     }
     Ok(cleaned)
 }
 
-fn parse_error(e: ParseError) -> String {
+fn parse_error(e: ParseError) -> NumberError {
     match e {
-        ParseError::NoNumber => "is not a phone number".to_owned(),
-        ParseError::InvalidCountryCode => "has no valid country code".to_owned(),
-        ParseError::TooShortAfterIdd | ParseError::TooShortNsn => "is too short".to_owned(),
-        ParseError::TooLong => "is too long".to_owned(),
-        other => format!("cannot be read as a phone number ({other})"),
+        ParseError::NoNumber => NumberError::NotNumber,
+        ParseError::InvalidCountryCode => NumberError::NoCountryCode,
+        ParseError::TooShortAfterIdd | ParseError::TooShortNsn => NumberError::TooShort,
+        ParseError::TooLong => NumberError::TooLong,
+        other => NumberError::Unreadable(other.to_string()),
     }
 }
 
-fn to_e164(number: &PhoneNumber, strict: bool) -> Result<String, String> {
+fn to_e164(number: &PhoneNumber, strict: bool) -> Result<String, NumberError> {
     if strict && !phonenumber::is_valid(number) {
-        return Err(
-            "is not a valid number for its region (validateCallbackNumbers is true)".into(),
-        );
+        return Err(NumberError::NotValid);
     }
     let e164 = number.format().mode(Mode::E164).to_string();
     let digits = e164.strip_prefix('+').unwrap_or(&e164);
@@ -139,9 +167,7 @@ fn to_e164(number: &PhoneNumber, strict: bool) -> Result<String, String> {
         || digits.len() > MAX_E164_DIGITS
         || !NATIONAL_DIGITS.contains(&national)
     {
-        return Err(format!(
-            "is not a plausible E.164 number ({e164}: a country code and 4 to 14 digits)"
-        ));
+        return Err(NumberError::Implausible(e164));
     }
     Ok(e164)
 }
@@ -212,14 +238,14 @@ mod tests {
             assert!(region_for(bad).is_err(), "{bad}");
         }
         let e = normalize_number("0612345678", Some("ZZ"), false).unwrap_err();
-        assert!(e.contains("ZZ"), "{e}");
+        assert!(e.to_string().contains("ZZ"), "{e}");
     }
 
     #[test]
     fn a_national_number_needs_a_country_code() {
         for cc in [None, Some(""), Some("  ")] {
             let e = normalize_number("0612345678", cc, false).unwrap_err();
-            assert!(e.contains("countryCode"), "{e}");
+            assert!(e.to_string().contains("countryCode"), "{e}");
         }
     }
 
@@ -228,7 +254,7 @@ mod tests {
         // +33 0 is no French range; +1 555 0123 is too short for NANP.
         for (raw, cc) in [("+33 0 12 34 56 78", None), ("555 0123", Some("US"))] {
             let e = normalize_number(raw, cc, true).unwrap_err();
-            assert!(e.contains("not a valid number"), "{raw}: {e}");
+            assert!(e.to_string().contains("not a valid number"), "{raw}: {e}");
         }
     }
 

@@ -15,6 +15,32 @@ pub const MAX_AHEAD: SignedDuration = SignedDuration::from_hours(366 * 24);
 /// Longest IANA zone name accepted (the longest in the database is ~32).
 const MAX_ZONE_NAME: usize = 64;
 
+/// Why a requested time (or its `timeZone`) was refused: a sentence about
+/// the value, for the caller to put after the field name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimeError {
+    #[error("is empty")]
+    Empty,
+    #[error("is not an ISO 8601 time ({0})")]
+    NotIso(String),
+    #[error("is not an ISO 8601 time with an offset ({0})")]
+    NotIsoWithOffset(String),
+    #[error("has a date but no time of day")]
+    DateOnly,
+    #[error("has no offset: add Z or +hh:mm, or give timeZone to read it in")]
+    NoOffset,
+    #[error("cannot be placed in {zone} ({reason})")]
+    CannotPlace { zone: String, reason: String },
+    #[error("is longer than {MAX_ZONE_NAME} characters")]
+    ZoneTooLong,
+    #[error("{0:?} is not an IANA time zone")]
+    UnknownZone(String),
+    #[error("{at} is more than 5 minutes in the past (now is {now})")]
+    TooEarly { at: Timestamp, now: Timestamp },
+    #[error("{at} is more than 366 days ahead")]
+    TooLate { at: Timestamp },
+}
+
 /// ISO 8601 / RFC 3339 with any offset -> UTC; a time without offset is read
 /// in `time_zone` (IANA) when given, else refused.
 ///
@@ -28,10 +54,10 @@ const MAX_ZONE_NAME: usize = 64;
 /// RFC 5545 and Temporal: a skipped time is moved forward by the length of
 /// the gap (02:30 on a night 02:00 becomes 03:00 is 03:30 new time), and a
 /// repeated time is the earlier of the two instants.
-pub fn parse_time(raw: &str, time_zone: Option<&str>) -> Result<Timestamp, String> {
+pub fn parse_time(raw: &str, time_zone: Option<&str>) -> Result<Timestamp, TimeError> {
     let raw = raw.trim();
     if raw.is_empty() {
-        return Err("is empty".to_owned());
+        return Err(TimeError::Empty);
     }
     // With an offset (or `Z`), the instant is fixed whatever the zone.
     if let Ok(ts) = raw.parse::<Timestamp>() {
@@ -42,46 +68,47 @@ pub fn parse_time(raw: &str, time_zone: Option<&str>) -> Result<Timestamp, Strin
         return raw
             .parse::<Zoned>()
             .map(|z| z.timestamp())
-            .map_err(|e| format!("is not an ISO 8601 time ({e})"));
+            .map_err(|e| TimeError::NotIso(e.to_string()));
     }
     let civil: DateTime = raw
         .parse()
-        .map_err(|e| format!("is not an ISO 8601 time with an offset ({e})"))?;
+        .map_err(|e: jiff::Error| TimeError::NotIsoWithOffset(e.to_string()))?;
     // jiff reads a lone date as midnight; a callback time needs the time.
     if !raw.contains(['T', 't', ' ']) {
-        return Err("has a date but no time of day".to_owned());
+        return Err(TimeError::DateOnly);
     }
     let Some(zone) = time_zone.map(str::trim).filter(|z| !z.is_empty()) else {
-        return Err("has no offset: add Z or +hh:mm, or give timeZone to read it in".to_owned());
+        return Err(TimeError::NoOffset);
     };
     let tz = time_zone_named(zone)?;
     tz.to_ambiguous_zoned(civil)
         .compatible()
         .map(|z| z.timestamp())
-        .map_err(|e| format!("cannot be placed in {zone} ({e})"))
+        .map_err(|e| TimeError::CannotPlace {
+            zone: zone.to_string(),
+            reason: e.to_string(),
+        })
 }
 
 /// An IANA time zone by name, from the bundled database.
-pub(super) fn time_zone_named(name: &str) -> Result<TimeZone, String> {
+pub(super) fn time_zone_named(name: &str) -> Result<TimeZone, TimeError> {
     if name.chars().count() > MAX_ZONE_NAME {
-        return Err(format!("is longer than {MAX_ZONE_NAME} characters"));
+        return Err(TimeError::ZoneTooLong);
     }
-    TimeZone::get(name).map_err(|_| format!("{name:?} is not an IANA time zone"))
+    TimeZone::get(name).map_err(|_| TimeError::UnknownZone(name.to_string()))
 }
 
 /// A scheduled time must be at most 5 minutes in the past and at most 366
 /// days ahead of `now`.
-pub(super) fn check_window(at: Timestamp, now: Timestamp) -> Result<(), String> {
+pub fn check_window(at: Timestamp, now: Timestamp) -> Result<(), TimeError> {
     // Saturating: `now` at the edge of jiff's range leaves that side open.
     let earliest = now.checked_sub(PAST_TOLERANCE).unwrap_or(Timestamp::MIN);
     let latest = now.checked_add(MAX_AHEAD).unwrap_or(Timestamp::MAX);
     if at < earliest {
-        return Err(format!(
-            "{at} is more than 5 minutes in the past (now is {now})"
-        ));
+        return Err(TimeError::TooEarly { at, now });
     }
     if at > latest {
-        return Err(format!("{at} is more than 366 days ahead"));
+        return Err(TimeError::TooLate { at });
     }
     Ok(())
 }
@@ -169,7 +196,7 @@ mod tests {
             ("1717236000", None, "ISO 8601"),
         ] {
             let e = parse_time(raw, zone).unwrap_err();
-            assert!(e.contains(needle), "{raw:?} {zone:?}: {e}");
+            assert!(e.to_string().contains(needle), "{raw:?} {zone:?}: {e}");
         }
     }
 
@@ -195,9 +222,9 @@ mod tests {
         assert!(check_window(now, now).is_ok());
         assert!(check_window(ts("2025-06-01T09:55:00Z"), now).is_ok());
         let e = check_window(ts("2025-06-01T09:54:59Z"), now).unwrap_err();
-        assert!(e.contains("past"), "{e}");
+        assert!(e.to_string().contains("past"), "{e}");
         assert!(check_window(ts("2026-06-02T10:00:00Z"), now).is_ok());
         let e = check_window(ts("2026-06-02T10:00:01Z"), now).unwrap_err();
-        assert!(e.contains("366 days"), "{e}");
+        assert!(e.to_string().contains("366 days"), "{e}");
     }
 }

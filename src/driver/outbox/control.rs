@@ -31,7 +31,7 @@ pub(super) enum Command {
     },
 }
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct OutboxHandle {
     commands: mpsc::Sender<Command>,
     store: Store,

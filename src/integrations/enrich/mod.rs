@@ -23,8 +23,8 @@ use std::time::Instant;
 
 use serde_json::{Map, Value};
 
-use crate::callback::{EnrichmentNote, EnrichmentOutcome};
 use crate::integrations::client::{self, ClientError};
+use serde::{Deserialize, Serialize};
 
 pub use merge::{InvalidAnswer, Merged};
 pub use settings::{
@@ -45,6 +45,25 @@ pub struct Enricher {
 struct Webhook {
     settings: WebhookSettings,
     client: reqwest::Client,
+}
+
+/// How a consultation of the enrichment webhook ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum EnrichmentOutcome {
+    /// The endpoint answered; its fields were merged.
+    Enriched,
+    /// Timeout, connection error, non-2xx or invalid body: created as requested.
+    Failed,
+}
+
+/// What a create carries to its history about enrichment (see
+/// `callback::HistoryKind::Enrichment`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrichmentNote {
+    pub outcome: EnrichmentOutcome,
+    pub detail: String,
+    pub changed: Vec<String>,
 }
 
 /// What enrichment made of a create request's body.

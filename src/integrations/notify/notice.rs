@@ -7,8 +7,6 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::callback::model::AgentState;
-
 /// One event. `eventId` is unique: a receiver that sees it twice (at least
 /// once delivery) drops the second.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -78,7 +76,7 @@ pub struct AgentChangeNotice {
     pub agent_name: Option<String>,
     /// The switch's state: logged-out, ready, not-ready, engaged, working.
     pub state: String,
-    /// Workforce management's name of it (see [`state_name`]).
+    /// Workforce management's name of it (`AgentState::wfm_name`).
     pub state_name: String,
     /// Not Ready's reason, as given.
     pub reason: Option<String>,
@@ -86,18 +84,6 @@ pub struct AgentChangeNotice {
     pub previous_state_name: Option<String>,
     /// How long the agent was in the previous state.
     pub previous_state_seconds: Option<u64>,
-}
-
-/// Workforce management's label of a state: Ready is "Available", Not Ready is its
-/// reason (or "Not Ready" without one), Engaged and Working as they are.
-pub fn state_name(state: AgentState, reason: Option<&str>) -> String {
-    match state {
-        AgentState::LoggedOut => "Logged Out".into(),
-        AgentState::Ready => "Available".into(),
-        AgentState::NotReady => reason.unwrap_or("Not Ready").to_string(),
-        AgentState::Engaged => "Engaged".into(),
-        AgentState::Working => "Working".into(),
-    }
 }
 
 /// One voice call of an interaction, reported when its agent has wrapped
@@ -136,15 +122,6 @@ pub struct EndCallNotice {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn agent_state_names_follow_document_004() {
-        assert_eq!(state_name(AgentState::Ready, None), "Available");
-        assert_eq!(state_name(AgentState::NotReady, Some("Lunch")), "Lunch");
-        assert_eq!(state_name(AgentState::NotReady, None), "Not Ready");
-        assert_eq!(state_name(AgentState::Engaged, None), "Engaged");
-        assert_eq!(state_name(AgentState::Working, None), "Working");
-    }
 
     #[test]
     fn the_event_type_is_a_flat_field() {

@@ -90,6 +90,16 @@ pub struct Outbox {
     turn: usize,
 }
 
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox")
+            .field("endpoints", &self.endpoints.len())
+            .field("timers", &self.timers.len())
+            .field("writes", &self.writes.len())
+            .finish_non_exhaustive()
+    }
+}
+
 struct Endpoint {
     name: Arc<str>,
     retry: DeliveryRetry,

@@ -1,14 +1,13 @@
-//! What the endpoint answers by itself, and how profile settings map onto
-//! the registrar's and the transaction layer's own settings.
+//! The switch's own answers to requests (RFC 3261 §8.2): the final
+//! responses the endpoint sends statelessly (405, 420, 481, 503, OPTIONS)
+//! and the call layer sends when it refuses a request, with the Server
+//! header and To tag every one of them carries, and the Allow, Supported
+//! and Accept lists the switch advertises (§20.1, §20.5, §20.37).
+//!
+//! Below both the endpoint and the call layer, so that neither imports the
+//! other for them. No state, no I/O.
 
-use std::time::Duration;
-
-use crate::config::{Algorithm, NamedProfile, Profile};
-use crate::registrar::{
-    AlgorithmPolicy, Credentials, DigestAlgorithm, GuardSettings, RegistrarSettings, UserDirectory,
-};
-use crate::sip::{self, make_header, MessageHeaders, Method, Request, Response};
-use crate::transaction::TimerSettings;
+use super::{make_header, MessageHeaders, Method, Request, Response};
 
 /// The methods this switch understands (Allow, §20.5).
 pub const ALLOW: &str =
@@ -23,12 +22,12 @@ const SERVER: &str = concat!("Switchback/", env!("CARGO_PKG_VERSION"));
 
 /// A final response with a To tag and a Server header.
 pub fn answer(request: &Request, code: u16, reason: Option<&str>) -> Response {
-    let mut response = sip::response_to(request, code, reason);
+    let mut response = super::response_to(request, code, reason);
     response.headers.push(make_header("Server", SERVER.into()));
     if code >= 200 {
         // §8.2.6.2: a tag for every final response; a stable one per request is
         // not needed here because these answers create no dialog.
-        response = sip::with_to_tag(response, &sip::generate_tag());
+        response = super::with_to_tag(response, &super::generate_tag());
     }
     response
 }
@@ -82,94 +81,6 @@ pub fn method_not_allowed(request: &Request) -> Response {
     response
 }
 
-pub fn timer_settings(profile: &Profile) -> TimerSettings {
-    TimerSettings {
-        t1: Duration::from_millis(profile.timers.t1_ms),
-        t2: Duration::from_millis(profile.timers.t2_ms),
-        t4: Duration::from_millis(profile.timers.t4_ms),
-    }
-}
-
-fn digest_algorithms(list: &[Algorithm]) -> Vec<DigestAlgorithm> {
-    list.iter()
-        .map(|a| match a {
-            Algorithm::Md5 => DigestAlgorithm::Md5,
-            Algorithm::Sha256 => DigestAlgorithm::Sha256,
-        })
-        .collect()
-}
-
-/// The profile's algorithms, its `User-Agent` rules and its users' own lists.
-fn algorithm_policy(np: &NamedProfile) -> AlgorithmPolicy {
-    let r = &np.profile.registration;
-    let mut policy = AlgorithmPolicy::new(digest_algorithms(&r.algorithms));
-    for rule in &r.user_agent_algorithms {
-        // Validated when the configuration was loaded.
-        if let Ok(re) = regex::Regex::new(&rule.user_agent) {
-            policy = policy.with_user_agent(re, digest_algorithms(&rule.algorithms));
-        }
-    }
-    for u in &np.profile.users {
-        // A user known only by stored HA1s can answer only those hashes:
-        // offering it another would turn its phone's right answer into a
-        // failure against the guard.
-        let stored: Vec<Algorithm> = [
-            (Algorithm::Md5, u.ha1_md5.is_some()),
-            (Algorithm::Sha256, u.ha1_sha256.is_some()),
-        ]
-        .into_iter()
-        .filter_map(|(a, has)| has.then_some(a))
-        .collect();
-        let own = match (&u.algorithms, u.password.is_some()) {
-            (Some(a), true) => Some(a.clone()),
-            (Some(a), false) => Some(a.iter().copied().filter(|x| stored.contains(x)).collect()),
-            (None, false) if stored.len() == 1 => Some(stored),
-            (None, _) => None,
-        };
-        if let Some(a) = own {
-            policy = policy.with_user(u.username.clone(), digest_algorithms(&a));
-        }
-    }
-    policy
-}
-
-pub fn registrar_settings(np: &NamedProfile) -> RegistrarSettings {
-    let p = &np.profile;
-    let mut users = UserDirectory::default();
-    for u in &p.users {
-        let mut c = match &u.password {
-            Some(pw) => Credentials::password(pw.clone()),
-            None => Credentials::default(),
-        };
-        if let Some(h) = &u.ha1_md5 {
-            c = c.with_ha1(DigestAlgorithm::Md5, h.clone());
-        }
-        if let Some(h) = &u.ha1_sha256 {
-            c = c.with_ha1(DigestAlgorithm::Sha256, h.clone());
-        }
-        users.insert(u.username.clone(), c);
-    }
-    let r = &p.registration;
-    let g = &p.auth_guard;
-    RegistrarSettings {
-        realm: p.realm.clone(),
-        min_expires: r.min_expires,
-        max_expires: r.max_expires,
-        default_expires: r.default_expires,
-        nonce_lifetime: Duration::from_secs(r.nonce_lifetime_secs),
-        algorithms: algorithm_policy(np),
-        users,
-        guard: GuardSettings {
-            max_failures: g.max_failures,
-            max_users: g.max_users_per_source,
-            window: Duration::from_secs(g.window_secs),
-            block: Duration::from_secs(g.block_secs),
-            ..GuardSettings::default()
-        },
-        ..RegistrarSettings::default()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,8 +89,8 @@ mod tests {
         let text = format!(
             "{method} sip:1002@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-r\r\nFrom: <sip:1001@127.0.0.1>;tag=a\r\nTo: <sip:1002@127.0.0.1>\r\nCall-ID: r1\r\nCSeq: 1 {method}\r\n{require}Content-Length: 0\r\n\r\n"
         );
-        match sip::parse(text.as_bytes(), 65535).unwrap() {
-            sip::SipMessage::Request(r) => r,
+        match super::super::parse(text.as_bytes(), 65535).unwrap() {
+            super::super::SipMessage::Request(r) => r,
             _ => unreachable!(),
         }
     }

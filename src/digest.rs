@@ -3,7 +3,13 @@
 //! This module owns the algorithm names, the parsing of an `Authorization`
 //! header's `Digest` parameters, and the computation of HA1, HA2 and the
 //! request-digest (RFC 7616 §3.4.1 – §3.4.3). It keeps no state and knows
-//! nothing about nonces' meaning (see `nonce.rs`) or users (see `users.rs`).
+//! nothing about nonces' meaning (see `registrar/nonce.rs`) or users (see
+//! `registrar/users.rs`).
+//!
+//! Below both of its users: the registrar verifies phones' credentials with
+//! it (server side, RFC 3261 §22.4) and the call layer answers trunks'
+//! challenges with it (client side, §22.2, `call/digest.rs`), so neither
+//! reaches into the other for one implementation of RFC 7616.
 //!
 //! Supported: MD5, MD5-sess, SHA-256, SHA-256-sess; `qop=auth`, and for MD5
 //! the RFC 2069 form without qop that older SIP phones still send
