@@ -91,6 +91,9 @@ fn run(path: Option<PathBuf>, trace_sip: bool) -> anyhow::Result<()> {
     for w in &cfg.warnings {
         tracing::warn!(file = %w.file, line = w.line, key = %w.key, "{}", w.message);
     }
+    if let Err(e) = driver::limits::disable_transparent_huge_pages() {
+        tracing::warn!(error = %e, "cannot turn transparent huge pages off (latency may spike)");
+    }
     match driver::limits::raise_open_files() {
         Ok(limit) => {
             tracing::info!(limit, "open files");

