@@ -33,7 +33,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::sippbg::Sipp;
-use common::{free_port, repo_path, udp_options, Switch, EVENT};
+use common::{free_port, udp_options, Switch, EVENT};
 use interop::shipped::{internal, udp_addr, Shipped, PASSWORD};
 
 /// The shipped users (`sip-profiles/internal.toml`).
@@ -50,29 +50,9 @@ const MISSING: &str =
 /// The interpreter of the interop venv that imports `sipvicious`.
 fn python() -> PathBuf {
     static PY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    PY.get_or_init(|| {
-        let mut tried = Vec::new();
-        let candidates = std::env::var_os("SWITCHBACK_PJSUA_PYTHON")
-            .map(PathBuf::from)
-            .into_iter()
-            .chain(std::iter::once(repo_path(".venv-interop/bin/python")));
-        for py in candidates {
-            let ok = Command::new(&py)
-                .args(["-c", "import sipvicious.svwar, sipvicious.svcrack"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if ok {
-                return Ok(py);
-            }
-            tried.push(py.display().to_string());
-        }
-        Err(format!("{MISSING} (tried: {})", tried.join(", ")))
-    })
-    .clone()
-    .unwrap_or_else(|e| panic!("{e}"))
+    PY.get_or_init(|| interop::venv_python("sipvicious.svwar, sipvicious.svcrack", MISSING))
+        .clone()
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// One finished run of a SIPVicious tool.

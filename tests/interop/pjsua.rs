@@ -34,29 +34,9 @@ const MISSING: &str =
 /// The Python interpreter that imports pjsua2 (checked once per test binary).
 pub fn python() -> PathBuf {
     static PY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    PY.get_or_init(|| {
-        let mut tried = Vec::new();
-        let candidates = std::env::var_os("SWITCHBACK_PJSUA_PYTHON")
-            .map(PathBuf::from)
-            .into_iter()
-            .chain(std::iter::once(repo_path(".venv-interop/bin/python")));
-        for py in candidates {
-            let ok = Command::new(&py)
-                .args(["-c", "import pjsua2"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if ok {
-                return Ok(py);
-            }
-            tried.push(py.display().to_string());
-        }
-        Err(format!("{MISSING} (tried: {})", tried.join(", ")))
-    })
-    .clone()
-    .unwrap_or_else(|e| panic!("{e}"))
+    PY.get_or_init(|| super::venv_python("pjsua2", MISSING))
+        .clone()
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// One pjsua2 phone.
