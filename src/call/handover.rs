@@ -121,6 +121,28 @@ impl CallLayer {
         self.handover.forwards.get(sip_call_id).map(|f| f.worker)
     }
 
+    /// When the next forward whose leg was forgotten ends (`None`: none is
+    /// ending), so that it ends on time and not at the next `Forget`.
+    pub(super) fn forward_deadline(&self) -> Option<Instant> {
+        if self.handover.forwards.is_empty() {
+            return None;
+        }
+        self.handover
+            .forwards
+            .values()
+            .filter_map(|f| f.until)
+            .min()
+    }
+
+    /// Drops the forwards whose grace has passed.
+    pub(super) fn expire_forwards(&mut self, now: Instant) {
+        if !self.handover.forwards.is_empty() {
+            self.handover
+                .forwards
+                .retain(|_, f| f.until.is_none_or(|t| t > now));
+        }
+    }
+
     /// The worker a media event must go to, when its leg was handed over.
     pub fn moved_media(&self, event: &MediaEvent) -> Option<usize> {
         if self.handover.forwarded_legs.is_empty() {
@@ -179,9 +201,7 @@ impl CallLayer {
                 if let Some(p) = self.settings.profiles.get_mut(profile.0) {
                     p.ports.release(port);
                 }
-                self.handover
-                    .forwards
-                    .retain(|_, f| f.until.is_none_or(|t| t > now));
+                self.expire_forwards(now);
             }
         }
         self.drain_dialogs(now, out);

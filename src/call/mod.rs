@@ -436,6 +436,7 @@ impl CallLayer {
         own.into_iter()
             .chain(dialogs)
             .chain(self.ping_deadline())
+            .chain(self.forward_deadline())
             .min()
     }
 
@@ -445,6 +446,7 @@ impl CallLayer {
         }
         self.fire_timers(now, out);
         self.fire_pings(now, out);
+        self.expire_forwards(now);
         self.drain_dialogs(now, out);
         self.publish_dirty();
     }

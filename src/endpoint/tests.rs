@@ -404,4 +404,27 @@ Content-Length: 0
             .any(|(i, r)| *i == 0 && r.call_id() == Some(b1_call_id)),
         "the transferee is hung up"
     );
+
+    // Worker 0 is done with the leg: worker 1 forwards its Call-ID for one
+    // transaction lifetime more, then forgets it on its own timer (not at
+    // some later handover's message).
+    assert_eq!(w.workers[1].calls.moved_to(&b2_call_id), Some(0));
+    // Driven the way the driver drives it: wake at each deadline it asks for.
+    let end = w.now + std::time::Duration::from_secs(40);
+    for _ in 0..10_000 {
+        match w.workers[1].poll_timeout() {
+            Some(at) if at <= end => {
+                w.now = w.now.max(at);
+                let now = w.now;
+                w.workers[1].handle_timeout(now);
+                w.pump();
+            }
+            _ => break,
+        }
+    }
+    assert_eq!(
+        w.workers[1].calls.moved_to(&b2_call_id),
+        None,
+        "the forward outlived its grace"
+    );
 }
