@@ -132,16 +132,22 @@ pub struct DigestCredentials {
     pub nc: Option<u32>,
 }
 
+/// The parameters of a `Digest` header value (credentials or challenge).
+fn digest_params(value: &str) -> Result<&str, DigestParseError> {
+    let (scheme, rest) = value
+        .trim()
+        .split_once(|c: char| c.is_ascii_whitespace())
+        .ok_or(DigestParseError::NotDigest)?;
+    if !scheme.eq_ignore_ascii_case("Digest") {
+        return Err(DigestParseError::NotDigest);
+    }
+    Ok(rest)
+}
+
 impl DigestCredentials {
     /// Parses the value of an `Authorization` header.
     pub fn parse(value: &str) -> Result<Self, DigestParseError> {
-        let value = value.trim();
-        let (scheme, rest) = value
-            .split_once(|c: char| c.is_ascii_whitespace())
-            .ok_or(DigestParseError::NotDigest)?;
-        if !scheme.eq_ignore_ascii_case("Digest") {
-            return Err(DigestParseError::NotDigest);
-        }
+        let rest = digest_params(value)?;
         let mut creds = DigestCredentials {
             username: String::new(),
             realm: String::new(),
@@ -280,13 +286,7 @@ pub struct DigestChallenge {
 
 impl DigestChallenge {
     pub fn parse(value: &str) -> Result<Self, DigestParseError> {
-        let value = value.trim();
-        let (scheme, rest) = value
-            .split_once(|c: char| c.is_ascii_whitespace())
-            .ok_or(DigestParseError::NotDigest)?;
-        if !scheme.eq_ignore_ascii_case("Digest") {
-            return Err(DigestParseError::NotDigest);
-        }
+        let rest = digest_params(value)?;
         let mut c = DigestChallenge {
             realm: String::new(),
             nonce: String::new(),

@@ -268,6 +268,12 @@ impl CallLayer {
                 }
                 return None;
             }
+            // Never made for requests other than REGISTER; answered like any
+            // refusal (an INVITE's transaction absorbs the ACK).
+            Some(RequestAuth::Refused(RegisterOutcome::Challenge(response))) => {
+                out.respond(now, source.profile, tx, response);
+                return None;
+            }
             // The source is blocked from now on; this INVITE still gets its
             // final answer (a server transaction must not be left without one).
             Some(RequestAuth::Refused(RegisterOutcome::Drop)) => "Forbidden",

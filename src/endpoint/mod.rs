@@ -428,7 +428,10 @@ impl Endpoint {
                     });
                     return;
                 }
-                match profile.transactions.handle_request(now, request, source) {
+                match profile
+                    .transactions
+                    .handle_request_via(now, request, &via, source)
+                {
                     RequestDisposition::New { id, request } => {
                         self.dispatch(now, source, id, request)
                     }
@@ -555,6 +558,13 @@ impl Endpoint {
                         self.delayed.push(now + delay, source.profile, id, response);
                         return;
                     }
+                    RegisterOutcome::Challenge(response) => {
+                        if let Some(t) = self.transactions(source.profile) {
+                            let _ = t.respond(now, id, response);
+                            t.abandon(id);
+                        }
+                        return;
+                    }
                     // A blocked source or user: no answer at all, and no
                     // transaction left waiting for one (it would hold the
                     // source's quota for ever, turning a blocked user into a
@@ -590,19 +600,8 @@ impl Endpoint {
             Method::Bye => sip::answer(&request, 481, None),
             _ => sip::method_not_allowed(&request),
         };
-        // A challenge is answered statelessly (as Kamailio's and OpenSIPS's
-        // registrars do): the 401 goes out, the transaction goes at once. A
-        // retransmitted REGISTER gets a fresh 401, which is as good as the
-        // first; what RFC 3261 §8.2.7 rules out is a stateless registrar,
-        // and the REGISTER that changes bindings keeps its transaction.
-        // Half the REGISTERs a phone sends are challenged, and each kept
-        // transaction would hold its 401 for 64*T1.
-        let challenge = request.method == Method::Register && response.status_code.code() == 401;
         if let Some(t) = self.transactions(source.profile) {
             let _ = t.respond(now, id, response);
-            if challenge {
-                t.abandon(id);
-            }
         }
     }
 

@@ -128,6 +128,13 @@ pub enum RegisterOutcome {
         response: Response,
         delay: Option<Duration>,
     },
+    /// Send this challenge (401) and keep no transaction for it: a
+    /// challenge is stateless, as in Kamailio and OpenSIPS. A retransmitted
+    /// REGISTER gets a fresh one, as good as the first; what RFC 3261 §8.2.7
+    /// rules out is a stateless registrar, and the REGISTER that changes
+    /// bindings keeps its transaction. Half the REGISTERs a phone sends are
+    /// challenged, and each kept transaction would hold its 401 for 64*T1.
+    Challenge(Response),
     /// Send nothing: the source is blocked.
     Drop,
 }
@@ -136,7 +143,9 @@ impl RegisterOutcome {
     /// The response, if any.
     pub fn response(&self) -> Option<&Response> {
         match self {
-            RegisterOutcome::Respond { response, .. } => Some(response),
+            RegisterOutcome::Respond { response, .. } | RegisterOutcome::Challenge(response) => {
+                Some(response)
+            }
             RegisterOutcome::Drop => None,
         }
     }
@@ -315,10 +324,10 @@ impl Registrar {
         );
         let username = match result {
             AuthResult::Authenticated { username } => username,
-            AuthResult::Challenge => return respond(self.challenge(request, now_ms, false)),
+            AuthResult::Challenge => return challenge(self.challenge(request, now_ms, false)),
             AuthResult::Stale => {
                 debug!("stale nonce, challenging again");
-                return respond(self.challenge(request, now_ms, true));
+                return challenge(self.challenge(request, now_ms, true));
             }
             AuthResult::Malformed { reason } => {
                 return respond(self.response(request, 400, Some(reason)))
@@ -550,6 +559,11 @@ fn supports_path(request: &Request) -> bool {
             .iter()
             .any(|t| t.eq_ignore_ascii_case(PATH_TAG))
     })
+}
+
+fn challenge(mut response: Response) -> RegisterOutcome {
+    set_content_length(&mut response);
+    RegisterOutcome::Challenge(response)
 }
 
 fn respond(mut response: Response) -> RegisterOutcome {

@@ -128,6 +128,7 @@ fn authorization(
 fn respond_of(outcome: RegisterOutcome) -> (Response, Option<Duration>) {
     match outcome {
         RegisterOutcome::Respond { response, delay } => (response, delay),
+        RegisterOutcome::Challenge(response) => (response, None),
         RegisterOutcome::Drop => panic!("dropped"),
     }
 }
@@ -779,7 +780,9 @@ fn guard_slows_then_blocks_then_unblocks() {
         cseq += 2;
         let first = register("1001", "g", cseq - 1, &[]);
         let ch = match reg.handle_register(now, &first, &src) {
-            RegisterOutcome::Respond { response, .. } => challenges(&response)[0].clone(),
+            RegisterOutcome::Respond { response, .. } | RegisterOutcome::Challenge(response) => {
+                challenges(&response)[0].clone()
+            }
             RegisterOutcome::Drop => return RegisterOutcome::Drop,
         };
         let req = register(

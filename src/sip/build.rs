@@ -70,44 +70,43 @@ pub fn stamp_top_via<M: rsipstack::sip::prelude::HasHeaders>(
     if received.is_none() && rport.is_none() {
         return;
     }
-    let Some(index) = message
-        .headers()
-        .iter()
-        .position(|h| matches!(h, Header::Via(_)))
+    // Edited in place: this runs for every request received.
+    let Some(header) = message
+        .headers_mut()
+        .iter_mut()
+        .find(|h| matches!(h, Header::Via(_)))
     else {
         return;
     };
-    let value = message
-        .headers()
-        .iter()
-        .nth(index)
-        .map(|h| h.value().to_string())
-        .unwrap_or_default();
-    let mut entries: Vec<String> = super::ext::split_list(&value).map(str::to_string).collect();
-    let Some(top) = entries.first_mut() else {
+    let value = header.value();
+    let mut entries = super::ext::split_list(value);
+    let Some(top) = entries.next() else {
         return;
     };
-    let mut params: Vec<String> = top
-        .split(';')
-        .map(|p| p.trim().to_string())
-        .filter(|p| {
-            let name = p.split('=').next().unwrap_or("").trim();
-            !(name.eq_ignore_ascii_case("received") || name.eq_ignore_ascii_case("rport"))
-        })
-        .collect();
+    let mut stamped = String::with_capacity(value.len() + 40);
+    let kept = top.split(';').map(str::trim).filter(|p| {
+        let name = p.split('=').next().unwrap_or("").trim();
+        !(name.eq_ignore_ascii_case("received") || name.eq_ignore_ascii_case("rport"))
+    });
+    for (i, param) in kept.enumerate() {
+        if i > 0 {
+            stamped.push(';');
+        }
+        stamped.push_str(param);
+    }
     if let Some(ip) = received {
-        params.push(format!("received={ip}"));
+        stamped.push_str(&format!(";received={ip}"));
     }
     if let Some(port) = rport {
-        params.push(format!("rport={port}"));
+        stamped.push_str(&format!(";rport={port}"));
     } else if top.to_ascii_lowercase().contains(";rport") {
-        params.push("rport".into());
+        stamped.push_str(";rport");
     }
-    *top = params.join(";");
-    let stamped = make_header("Via", entries.join(", "));
-    let mut all: Vec<Header> = std::mem::take(message.headers_mut()).into();
-    all[index] = stamped;
-    *message.headers_mut() = all.into();
+    for entry in entries {
+        stamped.push_str(", ");
+        stamped.push_str(entry);
+    }
+    *header = make_header("Via", stamped);
 }
 
 /// Adds `tag` to the To header unless it already carries one (§8.2.6.2).

@@ -226,11 +226,23 @@ impl TransactionLayer {
         request: Request,
         source: Source,
     ) -> RequestDisposition {
-        // The top Via is read once: for the key and for where responses go.
-        let Some((key, via)) = request
-            .top_via()
-            .and_then(|via| Some((ServerTransactionKey::from_request_via(&request, &via)?, via)))
-        else {
+        match request.top_via() {
+            Some(via) => self.handle_request_via(now, request, &via, source),
+            None => RequestDisposition::Invalid(request),
+        }
+    }
+
+    /// As [`Self::handle_request`], with the request's top Via already read
+    /// (the endpoint reads it to stamp `received`/`rport`, which change
+    /// neither the key nor where responses go): parsed once per request.
+    pub fn handle_request_via(
+        &mut self,
+        now: Instant,
+        request: Request,
+        via: &ViaInfo,
+        source: Source,
+    ) -> RequestDisposition {
+        let Some(key) = ServerTransactionKey::from_request_via(&request, via) else {
             return RequestDisposition::Invalid(request);
         };
         if let Some(&id) = self.server_keys.get(&key) {
@@ -253,7 +265,7 @@ impl TransactionLayer {
                 let invite_id = key
                     .cancelled_invite()
                     .and_then(|k| self.server_keys.get(&k).copied());
-                let cancel_id = self.create_server(now, key, &via, request.clone(), source);
+                let cancel_id = self.create_server(now, key, via, request.clone(), source);
                 RequestDisposition::Cancel {
                     cancel_id,
                     invite_id,
@@ -261,7 +273,7 @@ impl TransactionLayer {
                 }
             }
             _ => {
-                let id = self.create_server(now, key, &via, request.clone(), source);
+                let id = self.create_server(now, key, via, request.clone(), source);
                 RequestDisposition::New { id, request }
             }
         }
@@ -280,7 +292,7 @@ impl TransactionLayer {
         let reliable = source.transport.is_reliable();
         let branch = via.branch.clone().unwrap_or_default();
         let machine = if request.method == Method::Invite {
-            ServerMachine::Invite(Box::new(InviteServerTransaction::with_branch(
+            ServerMachine::Invite(Box::new(InviteServerTransaction::new(
                 now,
                 request,
                 branch,
@@ -288,7 +300,7 @@ impl TransactionLayer {
                 self.settings,
             )))
         } else {
-            ServerMachine::NonInvite(NonInviteServerTransaction::with_branch(
+            ServerMachine::NonInvite(NonInviteServerTransaction::new(
                 now,
                 request,
                 branch,

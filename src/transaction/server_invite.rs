@@ -24,7 +24,7 @@ use super::{
     earliest, is_provisional, is_success, InviteServerTimer, Retransmit, ServerEvent,
     ServerReceipt, TimerSettings, TransactionError, TransactionState,
 };
-use crate::sip::{response_to, MessageHeaders, Method, Request, Response, SipMessage};
+use crate::sip::{response_to, Method, Request, Response, SipMessage};
 
 /// Waiting for the TU's final response; the last provisional answers retransmissions.
 #[derive(Debug)]
@@ -89,14 +89,9 @@ pub struct InviteServerTransaction {
 impl InviteServerTransaction {
     /// Creates the transaction for a new INVITE and queues the 100 Trying
     /// (§17.2.1: without a To tag, §8.2.6.1).
-    pub fn new(now: Instant, request: Request, reliable: bool, settings: TimerSettings) -> Self {
-        let branch = request.top_via().and_then(|v| v.branch).unwrap_or_default();
-        Self::with_branch(now, request, branch, reliable, settings)
-    }
-
-    /// As [`Self::new`], with the top Via's branch the layer already read
-    /// (it keys the transaction on it; parsing the Via again costs).
-    pub fn with_branch(
+    /// `branch` is the top Via's, which the layer read to key the
+    /// transaction (kept for the logs).
+    pub fn new(
         _now: Instant,
         request: Request,
         branch: String,
@@ -303,11 +298,13 @@ impl InviteServerTransaction {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sip::MessageHeaders;
     use crate::transaction::test_util::*;
 
     fn ist(reliable: bool) -> (Instant, InviteServerTransaction) {
         let now = Instant::now();
-        let mut t = InviteServerTransaction::new(now, invite(), reliable, settings());
+        let mut t =
+            InviteServerTransaction::new(now, invite(), BRANCH.into(), reliable, settings());
         match t.poll_transmit() {
             Some(SipMessage::Response(r)) => {
                 assert_eq!(r.status_code.code(), 100);

@@ -19,7 +19,7 @@ use super::{
     is_provisional, NonInviteServerTimer, ServerEvent, ServerReceipt, TimerSettings,
     TransactionError, TransactionState,
 };
-use crate::sip::{MessageHeaders, Request, Response, SipMessage};
+use crate::sip::{Request, Response, SipMessage};
 
 /// Waiting for the TU's first response; retransmissions are dropped.
 #[derive(Debug)]
@@ -73,14 +73,9 @@ pub struct NonInviteServerTransaction {
 }
 
 impl NonInviteServerTransaction {
-    pub fn new(now: Instant, request: Request, reliable: bool, settings: TimerSettings) -> Self {
-        let branch = request.top_via().and_then(|v| v.branch).unwrap_or_default();
-        Self::with_branch(now, request, branch, reliable, settings)
-    }
-
-    /// As [`Self::new`], with the top Via's branch the layer already read
-    /// (it keys the transaction on it; parsing the Via again costs).
-    pub fn with_branch(
+    /// `branch` is the top Via's, which the layer read to key the
+    /// transaction (kept for the logs).
+    pub fn new(
         _now: Instant,
         request: Request,
         branch: String,
@@ -230,7 +225,7 @@ mod tests {
         let now = Instant::now();
         (
             now,
-            NonInviteServerTransaction::new(now, options(), reliable, settings()),
+            NonInviteServerTransaction::new(now, options(), BRANCH.into(), reliable, settings()),
         )
     }
 
