@@ -228,10 +228,11 @@ impl LocationService {
                 for c in unique {
                     let key = binding_key(&c.spec);
                     let existing = next.iter().position(|b| b.key == key);
-                    if let Some(i) = existing {
-                        if !ordered(&next[i]) {
-                            return Err(OutOfOrder);
-                        }
+                    if existing
+                        .and_then(|i| next.get(i))
+                        .is_some_and(|b| !ordered(b))
+                    {
+                        return Err(OutOfOrder);
                     }
                     if c.expires == 0 {
                         if let Some(i) = existing {
@@ -255,8 +256,8 @@ impl LocationService {
                         key,
                     };
                     changes.push(Change::Registered(binding.clone(), c.expires));
-                    match existing {
-                        Some(i) => next[i] = binding,
+                    match existing.and_then(|i| next.get_mut(i)) {
+                        Some(slot) => *slot = binding,
                         None => next.push(binding),
                     }
                 }

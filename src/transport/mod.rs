@@ -121,7 +121,10 @@ fn classify(bytes: &[u8], source: Source, settings: &ReaderSettings) -> Option<I
 /// message (a parsed message moves, its bytes are not copied again).
 #[derive(Clone)]
 pub struct InboundFanout {
+    /// Never empty (`new` refuses an empty list).
     workers: Arc<[mpsc::Sender<Inbound>]>,
+    /// The first worker, where a pick that cannot miss still needs a value.
+    first: mpsc::Sender<Inbound>,
     route: Arc<dyn Fn(&Inbound) -> usize + Send + Sync>,
 }
 
@@ -134,20 +137,23 @@ impl std::fmt::Debug for InboundFanout {
 }
 
 impl InboundFanout {
+    /// `None` without workers.
     pub fn new(
         workers: Vec<mpsc::Sender<Inbound>>,
         route: impl Fn(&Inbound) -> usize + Send + Sync + 'static,
-    ) -> Self {
-        assert!(!workers.is_empty(), "at least one endpoint worker");
-        InboundFanout {
+    ) -> Option<Self> {
+        let first = workers.first()?.clone();
+        Some(InboundFanout {
             workers: workers.into(),
+            first,
             route: Arc::new(route),
-        }
+        })
     }
 
     /// The worker channel for `inbound`.
     pub fn pick(&self, inbound: &Inbound) -> &mpsc::Sender<Inbound> {
-        &self.workers[(self.route)(inbound) % self.workers.len()]
+        let index = (self.route)(inbound) % self.workers.len();
+        self.workers.get(index).unwrap_or(&self.first)
     }
 
     /// Every worker's channel (connection news goes to all).

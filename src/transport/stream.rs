@@ -244,14 +244,14 @@ async fn run_connection<S: AsyncRead + AsyncWrite + Unpin>(
         // framer refuses the byte over).
         let room = framer.room().min(buf.len());
         tokio::select! {
-            read = rd.read(&mut buf[..room]) => {
+            read = rd.read(buf.get_mut(..room).unwrap_or_default()) => {
                 let n = match read {
                     Ok(0) => break "closed by peer",
                     Ok(n) => n,
                     Err(_) => break "read error",
                 };
                 deadline = Instant::now() + settings.idle_timeout;
-                framer.push(&buf[..n]);
+                framer.push(buf.get(..n).unwrap_or_default());
                 let mut failed = None;
                 loop {
                     match framer.next_frame() {
