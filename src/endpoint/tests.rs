@@ -4,9 +4,10 @@
 //! Call-IDs the switch makes map back to that worker, and an attended
 //! transfer joining calls of two workers completes, the handed-over leg's
 //! later messages following it. Then one worker's own rooms: what it
-//! answers by itself (OPTIONS, 481, 405, a parser's 400, 403 to a stranger;
-//! a peer's address exempt from the per-source cap), retransmissions absorbed by the transaction layer below
-//! it, and CANCEL through the B2BUA.
+//! answers by itself (OPTIONS, 481, 405, a parser's 400, 403 to a
+//! stranger; a peer's address exempt from the per-source cap),
+//! retransmissions absorbed by the transaction layer below it, and CANCEL
+//! through the B2BUA.
 
 use std::net::SocketAddr;
 use std::time::Instant;
