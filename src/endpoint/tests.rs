@@ -182,21 +182,7 @@ impl World {
     /// toward the caller, the B leg's INVITE as sent).
     fn call(&mut self, call_id: &str) -> (String, Request) {
         let invites_before = self.requests(Method::Invite).len();
-        let invite = parse(&format!(
-            "INVITE sip:5551234@{LOCAL} SIP/2.0
-Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK-{call_id}
-Max-Forwards: 70
-From: <sip:100@10.0.0.1>;tag=from-{call_id}
-To: <sip:5551234@{LOCAL}>
-Call-ID: {call_id}
-CSeq: 1 INVITE
-Contact: <sip:100@10.0.0.1:5060>
-Content-Type: application/sdp
-Content-Length: {}
-
-{SDP}",
-            SDP.len()
-        ));
+        let invite = trunk_invite(call_id);
         let w = self.deliver("10.0.0.1:5060", invite);
         let invites = self.requests(Method::Invite);
         assert_eq!(
