@@ -20,4 +20,5 @@ pub mod settings;
 pub use action::*;
 pub use model::*;
 pub use options::{OptionError, OptionProblem, MAX_AUTO_ANSWER_TIMER_SECS};
+pub use request::CallbackRequest;
 pub use settings::*;

@@ -20,7 +20,8 @@ use super::errors::{ApiError, Body as ErrorBody};
 use super::extract::{JsonBody, JsonBytes};
 use super::{center, list_query, Api, CallbackApi};
 use crate::callback::{
-    ActionError, Callback, CallbackWithHistory, ContactStatus, InteractionId, Page, Request,
+    ActionError, Callback, CallbackWithHistory, ContactStatus, InteractionId, NewCallback, Page,
+    Request,
 };
 use crate::integrations::enrich::{Enrichment, Refused};
 
@@ -80,9 +81,12 @@ pub async fn create(
         Enrichment::Enriched { body, .. } => body.as_slice(),
         Enrichment::Skipped | Enrichment::Unenriched { .. } => &body[..],
     };
-    let mut callback = (callbacks.validate_create)(body, Timestamp::now())
+    let request = (callbacks.validate_create)(body, Timestamp::now())
         .map_err(|(field, message)| ApiError::invalid(&field, enrichment.blame(&field, message)))?;
-    callback.enrichment = enrichment.note().cloned();
+    let callback = NewCallback {
+        request,
+        enrichment: enrichment.note().cloned(),
+    };
     let reply = center::ask(
         &api,
         Request::Create {
@@ -177,7 +181,7 @@ pub async fn status(State(api): State<Arc<Api>>, id: Result<Path<String>, PathRe
                 state: over.state,
                 position: None,
                 estimated_wait_secs: None,
-                callback_scheduled_time: over.callback_scheduled_time,
+                callback_scheduled_time: over.request.callback_scheduled_time,
             };
             Ok(Json(status).into_response())
         }

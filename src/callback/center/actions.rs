@@ -178,7 +178,7 @@ impl Center {
                 }
                 let number = self.new_number(id, number)?;
                 super::requests::scheduled_time_in_window(at, now)?;
-                let current = self.get(id)?.cb.callback_numbers.first().cloned();
+                let current = self.get(id)?.cb.request.callback_numbers.first().cloned();
                 if number.is_some() && number != current {
                     self.require(agent, Privilege::RescheduleOnNewNumber)?;
                 }
@@ -241,9 +241,10 @@ impl Center {
                 action: "call".into(),
                 state: "no agent".into(),
             })?;
-        let n = live.cb.callback_numbers.len().max(1);
+        let n = live.cb.request.callback_numbers.len().max(1);
         let number = live
             .cb
+            .request
             .callback_numbers
             .get(live.cb.attempts as usize % n)
             .cloned()
@@ -256,8 +257,8 @@ impl Center {
         let call = CallId(format!("wcb-{:016x}", rand::random::<u64>()));
         live.cb.call_id = Some(call.0.clone());
         live.cb.dialled_number = Some(number.clone());
-        let caller_id = live.cb.caller_id.clone();
-        let caller_id_name = live.cb.caller_id_name.clone();
+        let caller_id = live.cb.request.caller_id.clone();
+        let caller_id_name = live.cb.request.caller_id_name.clone();
         self.by_call.insert(call.0.clone(), id.clone());
         self.call_placed(id, CallRecord::placed(&call.0, &agent, &number, now));
         self.history(
@@ -327,7 +328,7 @@ impl Center {
         let handled = live
             .accepted_at
             .map(|at| now.duration_since(at).as_secs().max(0) as u64);
-        let queue_id = live.cb.queue_id.clone();
+        let queue_id = live.cb.request.queue_id.clone();
         if let Some(secs) = handled {
             self.record_handle_time(&queue_id, secs);
         }

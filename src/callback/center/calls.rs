@@ -105,7 +105,7 @@ impl Center {
             self.transition(id, now, State::ReadyToCall, reason);
             return;
         }
-        let decision = match self.queue(&live.cb.queue_id) {
+        let decision = match self.queue(&live.cb.request.queue_id) {
             Some(q) => {
                 schedule::after_attempt(q, outcome, live.cb.attempts, now, live.cb.expires_at)
             }

@@ -36,7 +36,7 @@ impl Center {
             let Some(live) = self.live.get(&id) else {
                 continue;
             };
-            let Some(queue) = self.queue(&live.cb.queue_id) else {
+            let Some(queue) = self.queue(&live.cb.request.queue_id) else {
                 continue;
             };
             let candidates: Vec<routing::Candidate<'_>> = self
@@ -160,7 +160,7 @@ impl Center {
                 {
                     return;
                 }
-                let due = match self.queue(&l.cb.queue_id) {
+                let due = match self.queue(&l.cb.request.queue_id) {
                     Some(q) => schedule::next_open(q, now),
                     None => now,
                 };
@@ -170,7 +170,7 @@ impl Center {
                     self.wait_until(&id, now, due, state, "outside business hours");
                     return;
                 }
-                let queue_id = l.cb.queue_id.clone();
+                let queue_id = l.cb.request.queue_id.clone();
                 if let Some(l) = self.live.get_mut(&id) {
                     l.cb.interaction_queue = queue_id;
                 }

@@ -89,7 +89,7 @@ impl Center {
                 agent_name,
                 interaction_id: cb.id.0.clone(),
                 call_id: call.call_id.clone(),
-                queue_id: cb.queue_id.clone(),
+                queue_id: cb.request.queue_id.clone(),
                 contact_number: Some(call.number.clone()),
                 started_at: call.started_at,
                 answered_at: call.answered_at,

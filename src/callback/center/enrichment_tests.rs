@@ -4,6 +4,7 @@
 use super::testlab::*;
 use crate::callback::action::*;
 use crate::callback::model::*;
+use crate::callback::request::CallbackRequest;
 
 fn note(detail: &str) -> EnrichmentNote {
     EnrichmentNote {
@@ -18,10 +19,12 @@ fn create(lab: &mut Lab, secs: i64, enrichment: Option<EnrichmentNote>) -> Inter
         at(secs),
         Request::Create {
             callback: NewCallback {
-                queue_id: "support".into(),
-                callback_numbers: vec!["+33612345678".into()],
+                request: CallbackRequest {
+                    queue_id: "support".into(),
+                    callback_numbers: vec!["+33612345678".into()],
+                    ..Default::default()
+                },
                 enrichment,
-                ..Default::default()
             },
             idempotency_key: None,
         },

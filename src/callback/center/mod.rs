@@ -146,10 +146,7 @@ pub struct Center {
 
 /// The key duplicates are merged by: the routing queue and the first number.
 fn pending_key(cb: &Callback) -> (String, String) {
-    (
-        cb.queue_id.clone(),
-        cb.callback_numbers.first().cloned().unwrap_or_default(),
-    )
+    cb.request.duplicate_key()
 }
 
 /// How many handling times the estimate averages.
@@ -424,7 +421,7 @@ impl Center {
     }
 
     fn resolve_options(&self, cb: &Callback) -> WebcallbackOptions {
-        options::resolve(&self.settings.options, &cb.routing_data.options)
+        options::resolve(&self.settings.options, &cb.request.routing_data.options)
             .unwrap_or_else(|_| self.settings.options.clone())
     }
 

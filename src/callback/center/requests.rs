@@ -75,20 +75,23 @@ impl Center {
         if let Some(replay) = idempotency_key.as_ref().and_then(|k| self.replay(now, k)) {
             return Ok(replay);
         }
-        let Some(queue) = self.queue(&new.queue_id).cloned() else {
+        let request = &new.request;
+        let Some(queue) = self.queue(&request.queue_id).cloned() else {
             return Err(ActionError::Invalid {
                 field: "queueId".into(),
-                message: format!("no queue {:?}", new.queue_id),
+                message: format!("no queue {:?}", request.queue_id),
             });
         };
         // Options a routing strategy overrides must make sense before the
         // request is accepted, not fall back silently when it is offered.
-        let options =
-            crate::callback::options::resolve(&self.settings.options, &new.routing_data.options)
-                .map_err(|e| ActionError::Invalid {
-                    field: format!("routingData.options.{}", e.key),
-                    message: e.problem.to_string(),
-                })?;
+        let options = crate::callback::options::resolve(
+            &self.settings.options,
+            &request.routing_data.options,
+        )
+        .map_err(|e| ActionError::Invalid {
+            field: format!("routingData.options.{}", e.key),
+            message: e.problem.to_string(),
+        })?;
         if options.auto_answer_timer >= self.settings.offer_timeout {
             return Err(ActionError::Invalid {
                 field: "routingData.options.webcallback.auto-answer.timer".into(),
@@ -98,31 +101,24 @@ impl Center {
                 ),
             });
         }
-        let Some(first) = new.callback_numbers.first().cloned() else {
+        if request.first_number().is_none() {
             return Err(ActionError::Invalid {
                 field: "callbackNumbers".into(),
                 message: "at least one number is required".into(),
             });
-        };
+        }
         // A second pending request for the same number and queue joins the first.
         if let Some(id) = self
             .pending_by_number
-            .get(&(new.queue_id.clone(), first.clone()))
+            .get(&request.duplicate_key())
             .cloned()
         {
             if let Some(live) = self.live.get_mut(&id) {
-                for (k, v) in &new.data {
-                    live.cb.data.entry(k.clone()).or_insert_with(|| v.clone());
-                }
-                for n in &new.callback_numbers {
-                    if !live.cb.callback_numbers.contains(n) {
-                        live.cb.callback_numbers.push(n.clone());
-                    }
-                }
+                live.cb.request.merge(request);
                 let request = serde_json::json!({
-                    "callbackNumbers": new.callback_numbers,
-                    "callbackScheduledTime": new.callback_scheduled_time,
-                    "data": new.data,
+                    "callbackNumbers": request.callback_numbers,
+                    "callbackScheduledTime": request.callback_scheduled_time,
+                    "data": request.data,
                 });
                 self.history(&id, now, HistoryKind::Merged { request });
                 if let Some(note) = new.enrichment {
@@ -140,35 +136,16 @@ impl Center {
             }
         }
         let id = InteractionId::generate();
-        let enrichment = new.enrichment;
-        let wanted = new.callback_scheduled_time.unwrap_or(now).max(now);
+        let NewCallback {
+            request,
+            enrichment,
+        } = new;
+        let wanted = request.callback_scheduled_time.unwrap_or(now).max(now);
         let due = schedule::next_open(&queue, wanted);
         let cb = Callback {
-            id: id.clone(),
-            queue_id: new.queue_id.clone(),
-            interaction_queue: new.queue_id,
-            state: State::Scheduled,
-            callback_numbers: new.callback_numbers,
-            callback_user_name: new.callback_user_name,
-            callback_scheduled_time: new.callback_scheduled_time,
-            time_zone: new.time_zone,
-            country_code: new.country_code,
-            validate_callback_numbers: new.validate_callback_numbers,
-            routing_data: new.routing_data,
-            data: new.data,
-            caller_id: new.caller_id,
-            caller_id_name: new.caller_id_name,
-            script_id: new.script_id,
             due_at: due,
             expires_at: schedule::expiry(&queue, due),
-            attempts: 0,
-            agent: None,
-            call_id: None,
-            dialled_number: None,
-            disposition: None,
-            created_at: now,
-            updated_at: now,
-            calls: Vec::new(),
+            ..Callback::new(id.clone(), request, now)
         };
         let options = self.resolve_options(&cb);
         self.live.insert(id.clone(), Live::new(cb, options));
@@ -301,29 +278,23 @@ impl Center {
         Ok(Reply::Callback(Box::new(self.get(id)?.cb.clone())))
     }
 
-    /// A reschedule's new number in E.164. The API normalises numbers
-    /// written with `+`; a national one is read here, in the callback's own
-    /// country (and checked as strictly as its numbers were at creation).
+    /// A reschedule's new number in E.164, read as the callback's own
+    /// numbers were (`CallbackRequest::read_number`).
     pub(super) fn new_number(
         &self,
         id: &InteractionId,
         number: Option<String>,
     ) -> Result<Option<String>, ActionError> {
         let Some(raw) = number else { return Ok(None) };
-        if raw.trim_start().starts_with('+') {
-            return Ok(Some(raw));
-        }
-        let cb = &self.get(id)?.cb;
-        request::normalize_number(
-            &raw,
-            cb.country_code.as_deref(),
-            cb.validate_callback_numbers,
-        )
-        .map(Some)
-        .map_err(|e| ActionError::Invalid {
-            field: "callbackNumber".into(),
-            message: e.to_string(),
-        })
+        self.get(id)?
+            .cb
+            .request
+            .read_number(&raw)
+            .map(Some)
+            .map_err(|e| ActionError::Invalid {
+                field: "callbackNumber".into(),
+                message: e.to_string(),
+            })
     }
 
     /// Moves a callback to the reschedule queue with a new time (and number).
@@ -337,7 +308,7 @@ impl Center {
     ) -> Result<(), ActionError> {
         let queue = {
             let live = self.get(id)?;
-            self.queue(&live.cb.queue_id).cloned()
+            self.queue(&live.cb.request.queue_id).cloned()
         };
         let due = match &queue {
             Some(q) => schedule::next_open(q, at.max(now)),
@@ -351,10 +322,9 @@ impl Center {
                 self.pending_by_number.remove(&key);
             }
             if let Some(n) = &number {
-                l.cb.callback_numbers.retain(|x| x != n);
-                l.cb.callback_numbers.insert(0, n.clone());
+                l.cb.request.call_first(n);
             }
-            l.cb.callback_scheduled_time = Some(at);
+            l.cb.request.callback_scheduled_time = Some(at);
             l.cb.interaction_queue = reschedule_queue;
             l.excluded.clear();
             if let Some(q) = &queue {
@@ -391,7 +361,7 @@ impl Center {
             state: cb.state,
             position: None,
             estimated_wait_secs: None,
-            callback_scheduled_time: cb.callback_scheduled_time,
+            callback_scheduled_time: cb.request.callback_scheduled_time,
         };
         if !cb.state.is_waiting() {
             return Ok(status);
@@ -400,7 +370,7 @@ impl Center {
             .live
             .values()
             .map(|l| &l.cb)
-            .filter(|c| c.queue_id == cb.queue_id && c.state.is_waiting())
+            .filter(|c| c.request.queue_id == cb.request.queue_id && c.state.is_waiting())
             .collect();
         routing::order_queue(&mut same);
         let position = same.iter().position(|c| c.id == *id).unwrap_or(0) as u64 + 1;
@@ -416,7 +386,7 @@ impl Center {
             })
             .count()
             .max(1) as u64;
-        let handle = self.average_handle_secs(&cb.queue_id);
+        let handle = self.average_handle_secs(&cb.request.queue_id);
         let until_due = cb.due_at.duration_since(now).as_secs().max(0) as u64;
         let behind = (position - 1) * handle / staffed;
         status.position = Some(position as u32);
@@ -455,12 +425,12 @@ impl Center {
             .filter(|c| {
                 members.iter().any(|m| {
                     let queue_skills = self
-                        .queue(&c.queue_id)
+                        .queue(&c.request.queue_id)
                         .map(|q| q.skills.as_slice())
                         .unwrap_or(&[]);
                     queue_skills
                         .iter()
-                        .chain(c.routing_data.skills.iter())
+                        .chain(c.request.routing_data.skills.iter())
                         .all(|s| m.settings.skills.contains(s))
                 })
             })
@@ -498,26 +468,13 @@ impl Center {
         let number = self
             .new_number(&cb.id, number)?
             .or_else(|| cb.dialled_number.clone())
-            .or_else(|| cb.callback_numbers.first().cloned())
+            .or_else(|| cb.request.first_number().map(str::to_string))
             .ok_or_else(|| ActionError::Invalid {
                 field: "callbackNumber".into(),
                 message: "the current contact has no number".into(),
             })?;
-        let mut merged = cb.data.clone();
-        merged.extend(data);
         let new = NewCallback {
-            queue_id: cb.queue_id.clone(),
-            callback_numbers: vec![number],
-            callback_user_name: cb.callback_user_name.clone(),
-            callback_scheduled_time: at,
-            time_zone: cb.time_zone.clone(),
-            country_code: cb.country_code.clone(),
-            validate_callback_numbers: false,
-            routing_data: cb.routing_data.clone(),
-            data: merged,
-            caller_id: cb.caller_id.clone(),
-            caller_id_name: cb.caller_id_name.clone(),
-            script_id: cb.script_id.clone(),
+            request: cb.request.follow_up(number, at, data),
             enrichment: None,
         };
         self.create(now, new, None, &format!("agent {agent}"))

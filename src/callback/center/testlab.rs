@@ -11,6 +11,7 @@ use super::{Center, Recovered};
 use crate::call::{CallCommand, CallEvent, CallId, EndedBy, Failure, LegRole, Progress};
 use crate::callback::action::*;
 use crate::callback::model::*;
+use crate::callback::request::CallbackRequest;
 use crate::callback::settings::*;
 
 pub(super) const T0: i64 = 1_800_000_000;
@@ -144,11 +145,14 @@ impl Lab {
             now,
             Request::Create {
                 callback: NewCallback {
-                    queue_id: "support".into(),
-                    callback_numbers: vec![number.into()],
-                    callback_user_name: Some("Jane".into()),
-                    callback_scheduled_time: when,
-                    routing_data: routing,
+                    request: CallbackRequest {
+                        queue_id: "support".into(),
+                        callback_numbers: vec![number.into()],
+                        callback_user_name: Some("Jane".into()),
+                        callback_scheduled_time: when,
+                        routing_data: routing,
+                        ..Default::default()
+                    },
                     ..Default::default()
                 },
                 idempotency_key: None,

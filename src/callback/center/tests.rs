@@ -10,6 +10,7 @@ use super::Recovered;
 use crate::call::{CallCommand, CallEvent, CallId, CommandError, Failure, LegRole, Progress};
 use crate::callback::action::*;
 use crate::callback::model::*;
+use crate::callback::request::CallbackRequest;
 use crate::callback::settings::*;
 #[test]
 fn the_whole_lifecycle_with_its_history() {
@@ -376,9 +377,12 @@ fn a_national_new_number_is_read_in_the_callbacks_country() {
         at(1),
         Request::Create {
             callback: NewCallback {
-                queue_id: "support".into(),
-                callback_numbers: vec!["+33612345678".into()],
-                country_code: Some("FR".into()),
+                request: CallbackRequest {
+                    queue_id: "support".into(),
+                    callback_numbers: vec!["+33612345678".into()],
+                    country_code: Some("FR".into()),
+                    ..Default::default()
+                },
                 ..Default::default()
             },
             idempotency_key: None,
@@ -392,7 +396,7 @@ fn a_national_new_number_is_read_in_the_callbacks_country() {
     lab.act(at(3), &callback.id, "1001", national("06 98 76 54 32"))
         .unwrap();
     assert_eq!(
-        lab.record(&callback.id).callback_numbers,
+        lab.record(&callback.id).request.callback_numbers,
         ["+33698765432", "+33612345678"]
     );
 }
@@ -568,8 +572,11 @@ fn a_transfer_parks_the_parent_interaction() {
 fn idempotency_key_and_duplicates_return_the_first() {
     let mut lab = Lab::new();
     let new = NewCallback {
-        queue_id: "support".into(),
-        callback_numbers: vec!["+33612345678".into()],
+        request: CallbackRequest {
+            queue_id: "support".into(),
+            callback_numbers: vec!["+33612345678".into()],
+            ..Default::default()
+        },
         ..Default::default()
     };
     let first = lab
@@ -606,7 +613,7 @@ fn idempotency_key_and_duplicates_return_the_first() {
     assert_eq!(a.id, b.id);
     // Same number and queue without a key: merged into the pending one.
     let mut dup = new;
-    dup.data.insert("orderId".into(), "42".into());
+    dup.request.data.insert("orderId".into(), "42".into());
     let merged = lab
         .req(
             at(6),
@@ -624,7 +631,10 @@ fn idempotency_key_and_duplicates_return_the_first() {
         panic!()
     };
     assert_eq!(m.id, a.id);
-    assert_eq!(m.data.get("orderId").map(String::as_str), Some("42"));
+    assert_eq!(
+        m.request.data.get("orderId").map(String::as_str),
+        Some("42")
+    );
     assert_eq!(lab.center.live_count(), 1);
 }
 
@@ -851,10 +861,13 @@ fn an_agent_on_a_call_schedules_a_new_callback_for_the_contact() {
         panic!()
     };
     assert_ne!(callback.id, id);
-    assert_eq!(callback.callback_numbers, vec!["+33612345678".to_string()]);
+    assert_eq!(
+        callback.request.callback_numbers,
+        vec!["+33612345678".to_string()]
+    );
     assert_eq!(callback.state, State::Scheduled);
     assert_eq!(
-        callback.data.get("topic").map(String::as_str),
+        callback.request.data.get("topic").map(String::as_str),
         Some("renewal")
     );
 }
@@ -908,10 +921,13 @@ fn routing_option_overrides_are_checked_at_creation() {
             at(0),
             Request::Create {
                 callback: NewCallback {
-                    queue_id: "support".into(),
-                    callback_numbers: vec!["+33612345678".into()],
-                    routing_data: RoutingData {
-                        options: BTreeMap::from([(key.to_string(), value)]),
+                    request: CallbackRequest {
+                        queue_id: "support".into(),
+                        callback_numbers: vec!["+33612345678".into()],
+                        routing_data: RoutingData {
+                            options: BTreeMap::from([(key.to_string(), value)]),
+                            ..Default::default()
+                        },
                         ..Default::default()
                     },
                     ..Default::default()
@@ -931,8 +947,11 @@ fn routing_option_overrides_are_checked_at_creation() {
 fn idempotency_keys_are_forgotten_after_their_window() {
     let mut lab = Lab::new();
     let new = NewCallback {
-        queue_id: "support".into(),
-        callback_numbers: vec!["+33612345678".into()],
+        request: CallbackRequest {
+            queue_id: "support".into(),
+            callback_numbers: vec!["+33612345678".into()],
+            ..Default::default()
+        },
         ..Default::default()
     };
     lab.req(
@@ -973,8 +992,11 @@ fn a_replayed_key_of_a_finished_callback_names_it() {
     let mut lab = Lab::new();
     lab.login(at(0), "1001");
     let new = NewCallback {
-        queue_id: "support".into(),
-        callback_numbers: vec!["+33612345678".into()],
+        request: CallbackRequest {
+            queue_id: "support".into(),
+            callback_numbers: vec!["+33612345678".into()],
+            ..Default::default()
+        },
         ..Default::default()
     };
     let first = lab.req(
@@ -1038,8 +1060,11 @@ fn a_replay_lookup_answers_the_first_result_and_creates_nothing() {
         at(1),
         Request::Create {
             callback: NewCallback {
-                queue_id: "support".into(),
-                callback_numbers: vec!["+33612345678".into()],
+                request: CallbackRequest {
+                    queue_id: "support".into(),
+                    callback_numbers: vec!["+33612345678".into()],
+                    ..Default::default()
+                },
                 ..Default::default()
             },
             idempotency_key: Some("k-1".into()),
