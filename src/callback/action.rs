@@ -32,6 +32,16 @@ pub enum Actor {
     Supervisor,
 }
 
+impl Actor {
+    /// The wire name (`contact`, `supervisor`), as history entries say it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Actor::Contact => "contact",
+            Actor::Supervisor => "supervisor",
+        }
+    }
+}
+
 // A request crosses one channel once; boxing the create would buy nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]

@@ -115,6 +115,10 @@ impl Lab {
     }
 
     pub(super) fn drain(&mut self) {
+        // After every step the indexes over the live interactions are true.
+        if let Err(e) = self.center.check() {
+            panic!("the center's indexes are off: {e}");
+        }
         self.writes.extend(self.center.take_writes());
         while let Some(c) = self.center.poll_command() {
             self.commands.push(c);
