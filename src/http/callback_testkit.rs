@@ -386,7 +386,7 @@ pub fn callback_harness(
     let (api, fakes) = fake_api();
     let seen = spawn_center(fakes.center, answer);
     let state = HttpState {
-        callbacks: Some(api),
+        callback_api: Some(api),
         ..accepting().state
     };
     CallbackHarness {

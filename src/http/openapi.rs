@@ -15,8 +15,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    agents, callback_bodies, callbacks, desktop, errors, events, notifications, peers, recordings,
-    routes,
+    agents, callback_bodies, callbacks, calls, desktop, errors, events, notifications, peers,
+    recordings,
 };
 use crate::callback::{self as cb};
 
@@ -44,9 +44,9 @@ impl Modify for Security {
         description = "The control API of a SIP web-callback softswitch: live calls, callbacks, agents, the desktop's event stream and workforce-management notifications. Errors are `{code, message, field}`."
     ),
     paths(
-        routes::health, routes::list, routes::originate, routes::show, routes::delete_call,
-        routes::hangup, routes::hold, routes::retrieve, routes::mute, routes::unmute,
-        routes::dtmf, routes::recording, routes::transfer, events::stream, recordings::download,
+        calls::health, calls::list, calls::originate, calls::show, calls::delete_call,
+        calls::hangup, calls::hold, calls::retrieve, calls::mute, calls::unmute,
+        calls::dtmf, calls::recording, calls::transfer, events::stream, recordings::download,
         callbacks::create, callbacks::list, callbacks::show, callbacks::status,
         callbacks::cancel, callbacks::reschedule,
         agents::interaction_action, agents::login, agents::ready, agents::not_ready,

@@ -14,7 +14,7 @@
 
 mod case_data;
 mod number;
-mod routing;
+mod routing_data;
 mod text;
 mod time;
 mod validated;
@@ -228,7 +228,7 @@ pub fn validate(
         now,
     )?;
 
-    let routing_data = routing::routing_data(body.routing_data)?;
+    let routing_data = routing_data::routing_data(body.routing_data)?;
     let data = case_data::case_data(body.data)?;
 
     let caller_id = optional_text("callerId", body.caller_id, MAX_NUMBER_TEXT)?
