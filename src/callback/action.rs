@@ -24,6 +24,16 @@ pub struct NewCallback {
     pub enrichment: Option<EnrichmentNote>,
 }
 
+impl From<CallbackRequest> for NewCallback {
+    /// A create the enrichment webhook was not consulted for.
+    fn from(request: CallbackRequest) -> NewCallback {
+        NewCallback {
+            request,
+            enrichment: None,
+        }
+    }
+}
+
 /// Who acts on a callback from outside an agent's desktop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]

@@ -4,7 +4,6 @@
 use super::testlab::*;
 use crate::callback::action::*;
 use crate::callback::model::*;
-use crate::callback::request::CallbackRequest;
 
 fn note(detail: &str) -> EnrichmentNote {
     EnrichmentNote {
@@ -19,11 +18,7 @@ fn create(lab: &mut Lab, secs: i64, enrichment: Option<EnrichmentNote>) -> Inter
         at(secs),
         Request::Create {
             callback: NewCallback {
-                request: CallbackRequest {
-                    queue_id: "support".into(),
-                    callback_numbers: vec!["+33612345678".into()],
-                    ..Default::default()
-                },
+                request: support("+33612345678"),
                 enrichment,
             },
             idempotency_key: None,

@@ -38,6 +38,15 @@ pub(super) fn agent(id: &str, skills: &[&str]) -> AgentSettings {
     }
 }
 
+/// A request for the `support` queue to call `number`.
+pub(super) fn support(number: &str) -> CallbackRequest {
+    CallbackRequest {
+        queue_id: "support".into(),
+        callback_numbers: vec![number.into()],
+        ..CallbackRequest::default()
+    }
+}
+
 pub(super) fn settings() -> CallbackSettings {
     let queue = QueueSettings {
         id: "support".into(),
@@ -148,17 +157,12 @@ impl Lab {
         let r = self.req(
             now,
             Request::Create {
-                callback: NewCallback {
-                    request: CallbackRequest {
-                        queue_id: "support".into(),
-                        callback_numbers: vec![number.into()],
-                        callback_user_name: Some("Jane".into()),
-                        callback_scheduled_time: when,
-                        routing_data: routing,
-                        ..Default::default()
-                    },
-                    ..Default::default()
-                },
+                callback: NewCallback::from(CallbackRequest {
+                    callback_user_name: Some("Jane".into()),
+                    callback_scheduled_time: when,
+                    routing_data: routing,
+                    ..support(number)
+                }),
                 idempotency_key: None,
             },
         );

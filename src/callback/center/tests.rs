@@ -376,15 +376,10 @@ fn a_national_new_number_is_read_in_the_callbacks_country() {
     let r = lab.req(
         at(1),
         Request::Create {
-            callback: NewCallback {
-                request: CallbackRequest {
-                    queue_id: "support".into(),
-                    callback_numbers: vec!["+33612345678".into()],
-                    country_code: Some("FR".into()),
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
+            callback: NewCallback::from(CallbackRequest {
+                country_code: Some("FR".into()),
+                ..support("+33612345678")
+            }),
             idempotency_key: None,
         },
     );
@@ -571,14 +566,7 @@ fn a_transfer_parks_the_parent_interaction() {
 #[test]
 fn idempotency_key_and_duplicates_return_the_first() {
     let mut lab = Lab::new();
-    let new = NewCallback {
-        request: CallbackRequest {
-            queue_id: "support".into(),
-            callback_numbers: vec!["+33612345678".into()],
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    let new = NewCallback::from(support("+33612345678"));
     let first = lab
         .req(
             at(0),
@@ -920,18 +908,13 @@ fn routing_option_overrides_are_checked_at_creation() {
         let r = lab.req(
             at(0),
             Request::Create {
-                callback: NewCallback {
-                    request: CallbackRequest {
-                        queue_id: "support".into(),
-                        callback_numbers: vec!["+33612345678".into()],
-                        routing_data: RoutingData {
-                            options: BTreeMap::from([(key.to_string(), value)]),
-                            ..Default::default()
-                        },
+                callback: NewCallback::from(CallbackRequest {
+                    routing_data: RoutingData {
+                        options: BTreeMap::from([(key.to_string(), value)]),
                         ..Default::default()
                     },
-                    ..Default::default()
-                },
+                    ..support("+33612345678")
+                }),
                 idempotency_key: None,
             },
         );
@@ -946,14 +929,7 @@ fn routing_option_overrides_are_checked_at_creation() {
 #[test]
 fn idempotency_keys_are_forgotten_after_their_window() {
     let mut lab = Lab::new();
-    let new = NewCallback {
-        request: CallbackRequest {
-            queue_id: "support".into(),
-            callback_numbers: vec!["+33612345678".into()],
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    let new = NewCallback::from(support("+33612345678"));
     lab.req(
         at(0),
         Request::Create {
@@ -991,14 +967,7 @@ fn idempotency_keys_are_forgotten_after_their_window() {
 fn a_replayed_key_of_a_finished_callback_names_it() {
     let mut lab = Lab::new();
     lab.login(at(0), "1001");
-    let new = NewCallback {
-        request: CallbackRequest {
-            queue_id: "support".into(),
-            callback_numbers: vec!["+33612345678".into()],
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    let new = NewCallback::from(support("+33612345678"));
     let first = lab.req(
         at(1),
         Request::Create {
@@ -1059,14 +1028,7 @@ fn a_replay_lookup_answers_the_first_result_and_creates_nothing() {
     let r = lab.req(
         at(1),
         Request::Create {
-            callback: NewCallback {
-                request: CallbackRequest {
-                    queue_id: "support".into(),
-                    callback_numbers: vec!["+33612345678".into()],
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
+            callback: NewCallback::from(support("+33612345678")),
             idempotency_key: Some("k-1".into()),
         },
     );
