@@ -1,7 +1,9 @@
 //! Agent login and states: logged out, Ready, Not Ready with a reason,
 //! Engaged on a call, Working in after-call work. The `login.webcallback.*`
 //! options (docs/web-callbacks.md, Agents) decide where a login lands and whether the
-//! channel may be left with interactions open.
+//! channel may be left with interactions open. This file decides which
+//! moves an action allows; the agents' state and what a move records are
+//! `roster`'s.
 
 use jiff::Timestamp;
 

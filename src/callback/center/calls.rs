@@ -3,7 +3,8 @@
 //! attempt retried by the queue's policy when the interaction dials by
 //! itself, the call's end putting the agent in after-call work, a transfer
 //! parking the parent interaction. Each event also updates the call's own
-//! record (`endcall`).
+//! record (`endcall`). Which interaction a call is for is `interactions`'
+//! index, filed when the call is placed (`actions::place_call`).
 
 use jiff::Timestamp;
 

@@ -2,7 +2,9 @@
 //! crash. No voice call survives a restart, so every interaction that was
 //! with an agent goes back to its queue in a defined state, with the
 //! attempt it was on counted, and a `recovered` step in its history; its
-//! calls not yet reported get their end-call events.
+//! calls not yet reported get their end-call events. Each part starts from
+//! what the store kept: the agents' records, the keys, the desktop's last
+//! number, and the live interactions, filed by the state they were in.
 
 use std::sync::Arc;
 
