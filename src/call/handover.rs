@@ -313,7 +313,7 @@ impl CallLayer {
         let dialog = l.dialog.as_ref().and_then(|d| self.dialogs.remove(d));
         let timers = std::mem::take(&mut l.timers)
             .into_iter()
-            .filter_map(|k| self.timers.remove(&k).map(|t| (k.0, t)))
+            .filter_map(|k| self.timers.cancel(&k).map(|t| (k.0, t)))
             .collect();
         // A leg this worker had adopted itself goes on to its new owner.
         let origin = self.handover.adopted.remove(&leg);

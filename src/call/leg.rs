@@ -98,7 +98,7 @@ pub struct Leg {
     /// A BYE went out or came in: the leg is going away.
     pub ending: bool,
     /// Keys of this leg's armed timers (removed with the leg).
-    pub timers: Vec<(Instant, u64)>,
+    pub timers: Vec<super::wheel::TimerKey>,
 }
 
 impl Leg {

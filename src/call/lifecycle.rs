@@ -155,7 +155,7 @@ impl CallLayer {
             Side::Uac { .. } => {}
         }
         for key in &l.timers {
-            self.timers.remove(key);
+            self.timers.cancel(key);
         }
         if let Some(c) = self.calls.get_mut(&l.call) {
             c.b.retain(|&b| b != leg);

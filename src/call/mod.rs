@@ -65,8 +65,9 @@ mod tests;
 mod timers;
 mod transfer;
 mod uui;
+mod wheel;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::time::{Instant, SystemTime};
 
 pub use command::*;
@@ -173,9 +174,8 @@ pub struct CallLayer {
     next_leg: u64,
     events: VecDeque<CallEvent>,
     media: VecDeque<MediaCommand>,
-    /// Ring timeouts, session timers: (when, sequence) -> what.
-    timers: BTreeMap<(Instant, u64), timers::Timer>,
-    next_timer: u64,
+    /// Ring timeouts, session timers (`timers`), by deadline.
+    timers: wheel::TimerWheel<timers::Timer>,
     sessions: Sessions,
     /// Wall clock at a known instant, for the summaries' timestamps.
     wall: Option<(Instant, SystemTime)>,
@@ -226,8 +226,7 @@ impl CallLayer {
             next_leg: 1,
             events: VecDeque::new(),
             media: VecDeque::new(),
-            timers: BTreeMap::new(),
-            next_timer: 0,
+            timers: wheel::TimerWheel::default(),
             sessions,
             wall: None,
             dirty: Vec::new(),
@@ -431,7 +430,7 @@ impl CallLayer {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let own = self.timers.keys().next().map(|(at, _)| *at);
+        let own = self.timers.next_deadline();
         let dialogs = self.dialogs.next_deadline();
         own.into_iter()
             .chain(dialogs)

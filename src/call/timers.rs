@@ -47,20 +47,14 @@ impl CallLayer {
     /// Arms a timer of a leg; the leg keeps the key so that forgetting the
     /// leg removes its timers without scanning them all.
     pub(super) fn schedule(&mut self, at: Instant, timer: Timer) {
-        self.next_timer += 1;
-        let key = (at, self.next_timer);
-        self.timers.insert(key, timer);
+        let key = self.timers.schedule(at, timer);
         if let Some(l) = self.legs.get_mut(&timer.leg()) {
             l.timers.push(key);
         }
     }
 
     pub(super) fn fire_timers(&mut self, now: Instant, out: &mut dyn SipOut) {
-        while let Some(entry) = self.timers.first_entry() {
-            if entry.key().0 > now {
-                break;
-            }
-            let timer = entry.remove();
+        while let Some(timer) = self.timers.pop_expired(now) {
             match timer {
                 Timer::Ring(leg) => {
                     let due = self.legs.get(&leg).is_some_and(|l| {
