@@ -49,7 +49,7 @@ impl CallLayer {
                     });
                 }
                 let l = self.answered_leg(&call, leg)?;
-                self.media(MediaCommand::SendDtmf {
+                self.outbox.media(MediaCommand::SendDtmf {
                     leg: l,
                     digits,
                     duration_ms: 100,
@@ -75,10 +75,10 @@ impl CallLayer {
                     });
                 }
                 c.recording_paused = false;
-                self.media(MediaCommand::StopRecording {
+                self.outbox.media(MediaCommand::StopRecording {
                     call: call.0.clone(),
                 });
-                self.mark(&call);
+                self.outbox.mark(&call);
                 Ok(call)
             }
         }
@@ -118,14 +118,14 @@ impl CallLayer {
         if let Some(l) = self.legs.get_mut(&leg) {
             l.held_by_switch = held;
         }
-        self.media(MediaCommand::SetHold { leg, held });
+        self.outbox.media(MediaCommand::SetHold { leg, held });
         if !self.send_hold_reinvite(now, out, leg, held) {
             // An INVITE is in progress on the leg: the relay holds it at once
             // and the re-INVITE goes out when that INVITE ends.
             tracing::info!(%leg, "hold re-INVITE deferred: INVITE in progress");
         }
-        self.mark(&call);
-        self.event(if held {
+        self.outbox.mark(&call);
+        self.outbox.event(if held {
             CallEvent::Held {
                 call: call.clone(),
                 leg: role,
@@ -148,9 +148,9 @@ impl CallLayer {
         };
         if l.muted != muted {
             l.muted = muted;
-            self.media(MediaCommand::SetMute { leg, muted });
-            self.mark(&call);
-            self.event(if muted {
+            self.outbox.media(MediaCommand::SetMute { leg, muted });
+            self.outbox.mark(&call);
+            self.outbox.event(if muted {
                 CallEvent::Muted {
                     call: call.clone(),
                     leg: role,
@@ -182,12 +182,12 @@ impl CallLayer {
         let path = self.settings.recordings_dir.join(format!("{}.wav", call.0));
         c.recording = Some(path.clone());
         c.recording_paused = false;
-        self.media(MediaCommand::StartRecording {
+        self.outbox.media(MediaCommand::StartRecording {
             call: call.0.clone(),
             legs: [a, b],
             path,
         });
-        self.mark(call);
+        self.outbox.mark(call);
         Ok(())
     }
 
@@ -206,7 +206,7 @@ impl CallLayer {
             return Ok(call);
         }
         c.recording_paused = pause;
-        self.media(if pause {
+        self.outbox.media(if pause {
             MediaCommand::PauseRecording {
                 call: call.0.clone(),
             }
@@ -215,8 +215,8 @@ impl CallLayer {
                 call: call.0.clone(),
             }
         });
-        self.mark(&call);
-        self.event(if pause {
+        self.outbox.mark(&call);
+        self.outbox.event(if pause {
             CallEvent::RecordingPaused { call: call.clone() }
         } else {
             CallEvent::RecordingResumed { call: call.clone() }
@@ -276,7 +276,7 @@ impl CallLayer {
         record.interaction = o.interaction.clone();
         record.originate = Some(o.clone());
         self.calls.insert(call.clone(), Box::new(record));
-        self.event(CallEvent::Started {
+        self.outbox.event(CallEvent::Started {
             call: call.clone(),
             interaction: o.interaction.clone(),
             from: o.a.clone(),
@@ -317,7 +317,7 @@ impl CallLayer {
                 duration_ms,
             } => {
                 if let Some(l) = self.legs.get(&leg) {
-                    self.events.push_back(CallEvent::Dtmf {
+                    self.outbox.event(CallEvent::Dtmf {
                         call: l.call.clone(),
                         leg: l.role,
                         digit,
@@ -328,7 +328,7 @@ impl CallLayer {
             }
             MediaEvent::DtmfSent { leg, digits } => {
                 if let Some(l) = self.legs.get(&leg) {
-                    self.events.push_back(CallEvent::DtmfSent {
+                    self.outbox.event(CallEvent::DtmfSent {
                         call: l.call.clone(),
                         leg: l.role,
                         digits,
@@ -351,13 +351,13 @@ impl CallLayer {
                 tracing::debug!(%leg, %remote, "media latched");
             }
             MediaEvent::RecordingStarted { call, path } => {
-                self.events.push_back(CallEvent::RecordingStarted {
+                self.outbox.event(CallEvent::RecordingStarted {
                     call: CallId(call),
                     path,
                 });
             }
             MediaEvent::RecordingStopped { call, path } => {
-                self.events.push_back(CallEvent::RecordingStopped {
+                self.outbox.event(CallEvent::RecordingStopped {
                     call: CallId(call),
                     path,
                 });

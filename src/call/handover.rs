@@ -182,7 +182,7 @@ impl CallLayer {
                 }
                 let role = self.legs.get(&by).map(|l| l.role).unwrap_or(LegRole::A);
                 self.notify_final(now, out, by, 481);
-                self.event(CallEvent::TransferFailed {
+                self.outbox.event(CallEvent::TransferFailed {
                     call,
                     by: role,
                     status: 481,
@@ -225,7 +225,7 @@ impl CallLayer {
                 call_id: call_id.clone(),
                 local_tag,
             };
-            self.sessions.by_dialog(&key).map(|(id, _)| id)
+            self.outbox.call_of_dialog(&key)
         });
         let Some(owner) = owner.map(|id| self.shard.map.of_key(&id)) else {
             return false;
@@ -286,7 +286,7 @@ impl CallLayer {
                 leg: Box::new(leg),
             },
         ));
-        self.mark(&other_call);
+        self.outbox.mark(&other_call);
         self.end_call(
             now,
             out,
@@ -303,10 +303,7 @@ impl CallLayer {
         let mut l = self.legs.remove(&leg)?;
         self.by_dialog
             .remove(&(l.sip_call_id.clone(), l.local_tag.clone()));
-        self.sessions.remove_dialog(&DialogKey {
-            call_id: l.sip_call_id.clone(),
-            local_tag: l.local_tag.clone(),
-        });
+        self.outbox.forget_dialog(&l.sip_call_id, &l.local_tag);
         if let Side::Uas { tx, .. } = &l.side {
             self.by_server_tx.remove(&(l.profile, *tx));
         }

@@ -185,7 +185,7 @@ impl CallLayer {
                 );
                 if relayed {
                     let (sends, receives) = negotiate::flows(&offer.stream);
-                    self.media(MediaCommand::Update {
+                    self.outbox.media(MediaCommand::Update {
                         leg,
                         remote: offer.stream.rtp_addr(),
                         remote_rtcp: offer.stream.rtcp,
@@ -257,8 +257,8 @@ impl CallLayer {
         }
         l.held_by_phone = held;
         let (call, role) = (l.call.clone(), l.role);
-        self.mark(&call);
-        self.event(if held {
+        self.outbox.mark(&call);
+        self.outbox.event(if held {
             CallEvent::Held {
                 call,
                 leg: role,
@@ -347,7 +347,7 @@ impl CallLayer {
             let l = &self.legs[&leg];
             (l.call.clone(), l.role)
         };
-        self.event(CallEvent::Dtmf {
+        self.outbox.event(CallEvent::Dtmf {
             call,
             leg: role,
             digit,
@@ -355,7 +355,7 @@ impl CallLayer {
             via: "info",
         });
         if let Some(p) = self.partner(leg) {
-            self.media(MediaCommand::SendDtmf {
+            self.outbox.media(MediaCommand::SendDtmf {
                 leg: p,
                 digits: digit.to_string(),
                 duration_ms: duration_ms.clamp(40, 2000),

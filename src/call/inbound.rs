@@ -93,13 +93,13 @@ impl CallLayer {
             // call-ended with its cause), not only a log line.
             let call = self.new_call_id();
             tracing::warn!(profile = %self.settings.profiles[profile.0].name, %call, "RTP ports exhausted");
-            self.event(CallEvent::Started {
+            self.outbox.event(CallEvent::Started {
                 call: call.clone(),
                 interaction: None,
                 from: from_user,
                 to: number,
             });
-            self.event(CallEvent::Ended {
+            self.outbox.event(CallEvent::Ended {
                 call,
                 by: EndedBy::Switch,
                 cause: MEDIA_PORTS_EXHAUSTED.to_string(),
@@ -126,7 +126,7 @@ impl CallLayer {
         self.by_dialog
             .insert((sip_call_id.clone(), local_tag.clone()), a);
         self.by_server_tx.insert((profile, tx), a);
-        self.media(MediaCommand::Open {
+        self.outbox.media(MediaCommand::Open {
             leg: a,
             call: call_id.0.clone(),
             local,
@@ -190,8 +190,8 @@ impl CallLayer {
         }
         call.identity = identity;
         self.calls.insert(call_id.clone(), Box::new(call));
-        self.mark(&call_id);
-        self.event(CallEvent::Started {
+        self.outbox.mark(&call_id);
+        self.outbox.event(CallEvent::Started {
             call: call_id.clone(),
             interaction: None,
             from: from_user.clone(),

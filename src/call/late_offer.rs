@@ -118,7 +118,7 @@ impl CallLayer {
         self.session_for_uas_answer(now, a, &mut ok);
         let ok = with_sdp(ok, Some(&bytes));
         self.respond_uas(now, out, a, ok);
-        self.mark(call);
+        self.outbox.mark(call);
         true
     }
 
@@ -230,7 +230,7 @@ impl CallLayer {
         self.session_for_uas_answer(now, a, &mut ok);
         let ok = with_sdp(ok, Some(&bytes));
         self.respond_uas(now, out, a, ok);
-        self.mark(call);
+        self.outbox.mark(call);
     }
 
     /// The caller's ACK for our 200: on a late-offer call it carries the

@@ -45,13 +45,13 @@ impl CallLayer {
             self.release_leg(now, out, leg, status, reason, cancelled);
         }
         if recording.is_some() {
-            self.media(MediaCommand::StopRecording {
+            self.outbox.media(MediaCommand::StopRecording {
                 call: call.0.clone(),
             });
         }
         self.calls.remove(call);
-        self.mark(call);
-        self.event(CallEvent::Ended {
+        self.outbox.mark(call);
+        self.outbox.event(CallEvent::Ended {
             call: call.clone(),
             by,
             cause: cause.to_string(),
@@ -135,16 +135,13 @@ impl CallLayer {
         // Its trunk peer's call slot goes back (gateways.rs).
         self.forget_peer_leg(leg);
         self.forget_adopted(&l);
-        self.media(MediaCommand::Close { leg });
+        self.outbox.media(MediaCommand::Close { leg });
         self.settings.profiles[l.profile.0]
             .ports
             .release(l.media.local.port());
         self.by_dialog
             .remove(&(l.sip_call_id.clone(), l.local_tag.clone()));
-        self.sessions.remove_dialog(&crate::session::DialogKey {
-            call_id: l.sip_call_id.clone(),
-            local_tag: l.local_tag.clone(),
-        });
+        self.outbox.forget_dialog(&l.sip_call_id, &l.local_tag);
         match &l.side {
             Side::Uas { tx, .. } => {
                 self.by_server_tx.remove(&(l.profile, *tx));
@@ -166,7 +163,7 @@ impl CallLayer {
                 c.bridged = None;
             }
         }
-        self.mark(&l.call);
+        self.outbox.mark(&l.call);
     }
 
     /// A leg went silent (RTP timeout, failed session refresh, no ACK): the
@@ -182,7 +179,7 @@ impl CallLayer {
             return;
         };
         let (call, role) = (l.call.clone(), l.role);
-        self.event(CallEvent::LegLost {
+        self.outbox.event(CallEvent::LegLost {
             call: call.clone(),
             leg: role,
             reason,

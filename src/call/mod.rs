@@ -54,6 +54,7 @@ mod lifecycle;
 mod negotiate;
 mod out;
 mod outbound;
+mod outbox;
 pub mod peers;
 mod pings;
 mod prack;
@@ -172,15 +173,12 @@ pub struct CallLayer {
     by_server_tx: HashMap<(ProfileId, ServerTransactionId), LegId>,
     pending: HashMap<(ProfileId, ClientTransactionId), Pending>,
     next_leg: u64,
-    events: VecDeque<CallEvent>,
-    media: VecDeque<MediaCommand>,
     /// Ring timeouts, session timers (`timers`), by deadline.
     timers: wheel::TimerWheel<timers::Timer>,
-    sessions: Sessions,
+    /// Events, media commands, calls to publish (`outbox`).
+    outbox: outbox::Outbox,
     /// Wall clock at a known instant, for the summaries' timestamps.
     wall: Option<(Instant, SystemTime)>,
-    /// Calls changed since the last publication to the session table.
-    dirty: Vec<CallId>,
     /// Where unanswered legs already forgotten were sent, until their INVITE
     /// transaction ends: a late 2xx is still ACKed and released.
     gone_uac: HashMap<LegId, Destination>,
@@ -224,12 +222,9 @@ impl CallLayer {
             by_server_tx: HashMap::new(),
             pending: HashMap::new(),
             next_leg: 1,
-            events: VecDeque::new(),
-            media: VecDeque::new(),
             timers: wheel::TimerWheel::default(),
-            sessions,
+            outbox: outbox::Outbox::new(sessions),
             wall: None,
-            dirty: Vec::new(),
             gone_uac: HashMap::new(),
             failover: HashMap::new(),
             closing: HashMap::new(),
@@ -422,11 +417,11 @@ impl CallLayer {
     }
 
     pub fn poll_event(&mut self) -> Option<CallEvent> {
-        self.events.pop_front()
+        self.outbox.poll_event()
     }
 
     pub fn poll_media(&mut self) -> Option<MediaCommand> {
-        self.media.pop_front()
+        self.outbox.poll_media()
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
@@ -487,15 +482,6 @@ impl CallLayer {
                 t.via_token().to_ascii_lowercase()
             ),
         }
-    }
-
-    fn event(&mut self, e: CallEvent) {
-        tracing::debug!(event = %e, "call event");
-        self.events.push_back(e);
-    }
-
-    fn media(&mut self, c: MediaCommand) {
-        self.media.push_back(c);
     }
 
     /// Sends a request within `leg`'s dialog, remembering what it is for.
@@ -579,7 +565,7 @@ impl CallLayer {
                 if let Some(leg) = self.leg_of_dialog(&id) {
                     let call = self.legs[&leg].call.clone();
                     let role = self.legs[&leg].role;
-                    self.event(CallEvent::LegLost {
+                    self.outbox.event(CallEvent::LegLost {
                         call: call.clone(),
                         leg: role,
                         reason: "no-ack",

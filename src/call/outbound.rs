@@ -253,7 +253,7 @@ impl CallLayer {
             .insert((target.destination.profile, tx), Pending::Invite(leg));
         self.by_dialog
             .insert((sip_call_id.clone(), local_tag.clone()), leg);
-        self.media(MediaCommand::Open {
+        self.outbox.media(MediaCommand::Open {
             leg,
             call: call.0.clone(),
             local,
@@ -324,8 +324,8 @@ impl CallLayer {
                 LegRole::C => c.c = Some(leg),
             }
         }
-        self.mark(call);
-        self.event(CallEvent::Leg {
+        self.outbox.mark(call);
+        self.outbox.event(CallEvent::Leg {
             call: call.clone(),
             leg: role,
             progress: Progress::Trying,
@@ -386,13 +386,13 @@ impl CallLayer {
             self.apply_remote(leg, stream.clone(), None);
         }
         if changed {
-            self.event(CallEvent::Leg {
+            self.outbox.event(CallEvent::Leg {
                 call: call.clone(),
                 leg: role,
                 progress,
             });
         }
-        self.mark(&call);
+        self.outbox.mark(&call);
         let Some(c) = self.calls.get(&call) else {
             return;
         };
@@ -406,7 +406,7 @@ impl CallLayer {
                         let Some(answer) = self.answer_for_a(a, &stream) else {
                             return;
                         };
-                        self.media(MediaCommand::Bridge { a, b: leg });
+                        self.outbox.media(MediaCommand::Bridge { a, b: leg });
                         if let Some(c) = self.calls.get_mut(&call) {
                             c.bridged = Some((a, leg));
                         }
@@ -448,7 +448,7 @@ impl CallLayer {
                 if let Some(p) =
                     partner.filter(|p| self.legs.get(p).is_some_and(|l| l.is_answered()))
                 {
-                    self.media(MediaCommand::Bridge { a: p, b: leg });
+                    self.outbox.media(MediaCommand::Bridge { a: p, b: leg });
                 }
             }
             _ => {}
@@ -487,7 +487,7 @@ impl CallLayer {
         .to_bytes();
         al.media.formats = formats.clone();
         al.media.last_sent = Some(answer.clone());
-        self.media.push_back(MediaCommand::Update {
+        self.outbox.media(MediaCommand::Update {
             leg: a,
             remote: offer_stream.rtp_addr(),
             remote_rtcp: offer_stream.rtcp,
@@ -515,7 +515,7 @@ impl CallLayer {
         let (sends, receives) = negotiate::flows(&stream);
         l.media.formats = formats.clone();
         l.media.remote = Some(stream.clone());
-        self.media.push_back(MediaCommand::Update {
+        self.outbox.media(MediaCommand::Update {
             leg,
             remote: stream.rtp_addr(),
             remote_rtcp: stream.rtcp,
@@ -721,8 +721,8 @@ impl CallLayer {
             let l = &self.legs[&leg];
             (l.call.clone(), l.role)
         };
-        self.mark(&call);
-        self.event(CallEvent::Leg {
+        self.outbox.mark(&call);
+        self.outbox.event(CallEvent::Leg {
             call: call.clone(),
             leg: role,
             progress: Progress::Answered,
@@ -782,7 +782,7 @@ impl CallLayer {
 
     /// Bridges two answered legs and starts a profile-configured recording.
     pub(super) fn bridge(&mut self, now: Instant, call: &CallId, a: LegId, b: LegId) {
-        self.media(MediaCommand::Bridge { a, b });
+        self.outbox.media(MediaCommand::Bridge { a, b });
         let wall = self.wall_ms(now);
         let Some(c) = self.calls.get_mut(call) else {
             return;
@@ -796,8 +796,8 @@ impl CallLayer {
             .legs
             .get(&a)
             .is_some_and(|l| self.settings.profiles[l.profile.0].record);
-        self.mark(call);
-        self.event(CallEvent::Bridged {
+        self.outbox.mark(call);
+        self.outbox.event(CallEvent::Bridged {
             call: call.clone(),
             a: ra,
             b: rb,
@@ -825,7 +825,7 @@ impl CallLayer {
         let targets = match routed {
             Ok(t) => t,
             Err(code) => {
-                self.event(CallEvent::LegFailed {
+                self.outbox.event(CallEvent::LegFailed {
                     call: call.clone(),
                     leg: LegRole::B,
                     status: code,
@@ -909,7 +909,7 @@ impl CallLayer {
     ) {
         let cancelled = self.calls.get(call).is_some_and(|c| c.cancelled);
         if !cancelled {
-            self.event(CallEvent::LegFailed {
+            self.outbox.event(CallEvent::LegFailed {
                 call: call.clone(),
                 leg: role,
                 status: code,
@@ -953,14 +953,14 @@ impl CallLayer {
             out.cancel(now, l.destination.profile, *tx);
         }
         let call = l.call.clone();
-        self.media(MediaCommand::Close { leg });
+        self.outbox.media(MediaCommand::Close { leg });
         if let Some(c) = self.calls.get_mut(&call) {
             c.b.retain(|&b| b != leg);
             if c.c == Some(leg) {
                 c.c = None;
             }
         }
-        self.mark(&call);
+        self.outbox.mark(&call);
     }
 }
 

@@ -214,7 +214,7 @@ impl CallLayer {
                 };
                 let (call, role) = (self.legs[&leg].call.clone(), self.legs[&leg].role);
                 tracing::info!(%leg, "no PRACK for a reliable provisional response");
-                self.event(CallEvent::LegLost {
+                self.outbox.event(CallEvent::LegLost {
                     call: call.clone(),
                     leg: role,
                     reason: "no-prack",

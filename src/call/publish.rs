@@ -6,63 +6,53 @@
 //! changed are summarised afresh and swapped in whole, so a reader never sees
 //! half an update and never waits for the endpoint.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::session::{DialogKey, SessionTable};
+use crate::media::LegId;
+use crate::session::SessionTable;
 
 use super::command::CallId;
-use super::leg::Side;
+use super::leg::{Leg, Side};
+use super::settings::CallSettings;
 use super::summary::{CallSummary, LegCounters, LegSummary};
-use super::{CallDirectory, CallLayer};
+use super::{Call, CallDirectory, CallLayer};
 
 /// The session table of live calls, shared by every task.
 pub type Sessions = Arc<SessionTable<CallSummary>>;
 
 impl CallLayer {
-    pub(super) fn mark(&mut self, call: &CallId) {
-        if !self.dirty.contains(call) {
-            self.dirty.push(call.clone());
-        }
-    }
-
+    /// Publishes the calls changed since the last time (`Outbox::publish`).
     pub(super) fn publish_dirty(&mut self) {
-        for id in std::mem::take(&mut self.dirty) {
-            match self.summary(&id) {
-                Some(summary) => {
-                    let keys: Vec<DialogKey> = summary
-                        .legs
-                        .iter()
-                        .map(|l| DialogKey {
-                            call_id: l.sip_call_id.clone(),
-                            local_tag: l.local_tag.clone(),
-                        })
-                        .collect();
-                    let interaction = summary.interaction.clone();
-                    // Insert replaces a published call and keeps its dialog keys.
-                    self.sessions
-                        .insert(&id.0, Arc::new(summary), interaction.as_deref());
-                    for k in keys {
-                        self.sessions.add_dialog(&id.0, k);
-                    }
-                }
-                None => {
-                    self.sessions.remove(&id.0);
-                }
-            }
-        }
+        let CallLayer {
+            outbox,
+            calls,
+            legs,
+            settings,
+            ..
+        } = self;
+        outbox.publish(|id| summary(calls, legs, settings, id));
     }
+}
 
-    fn summary(&self, id: &CallId) -> Option<CallSummary> {
-        let call = self.calls.get(id)?;
-        let legs = std::iter::once(call.a)
+/// What the session table shows of call `id`.
+fn summary(
+    calls: &HashMap<CallId, Box<Call>>,
+    legs: &HashMap<LegId, Box<Leg>>,
+    settings: &CallSettings,
+    id: &CallId,
+) -> Option<CallSummary> {
+    let call = calls.get(id)?;
+    let legs =
+        std::iter::once(call.a)
             .chain(call.b.iter().copied())
             .chain(call.c)
-            .filter_map(|l| self.legs.get(&l))
+            .filter_map(|l| legs.get(&l))
             .map(|l| LegSummary {
                 role: l.role,
                 state: l.state.clone(),
                 target: l.target.clone(),
-                profile: self.settings.profiles[l.profile.0].name.clone(),
+                profile: settings.profiles[l.profile.0].name.clone(),
                 sip_call_id: l.sip_call_id.clone(),
                 local_tag: l.local_tag.clone(),
                 remote_tag: l.dialog.as_ref().map(|d| d.remote_tag.clone()).or_else(|| {
@@ -78,19 +68,18 @@ impl CallLayer {
                 muted: l.muted,
             })
             .collect();
-        Some(CallSummary {
-            id: call.id.clone(),
-            interaction: call.interaction.clone(),
-            state: call.state.clone(),
-            from: call.from.clone(),
-            to: call.to.clone(),
-            legs,
-            recording: call.recording.as_ref().map(|p| p.display().to_string()),
-            recording_paused: call.recording_paused,
-            started_at_ms: call.started_at_ms,
-            answered_at_ms: call.answered_at_ms,
-        })
-    }
+    Some(CallSummary {
+        id: call.id.clone(),
+        interaction: call.interaction.clone(),
+        state: call.state.clone(),
+        from: call.from.clone(),
+        to: call.to.clone(),
+        legs,
+        recording: call.recording.as_ref().map(|p| p.display().to_string()),
+        recording_paused: call.recording_paused,
+        started_at_ms: call.started_at_ms,
+        answered_at_ms: call.answered_at_ms,
+    })
 }
 
 /// What HTTP and other tasks read: the session table plus the relay's

@@ -152,7 +152,7 @@ impl CallLayer {
                     Ok(t) => t,
                     Err(code) => {
                         self.notify_final(now, out, leg, code);
-                        self.event(CallEvent::TransferFailed {
+                        self.outbox.event(CallEvent::TransferFailed {
                             call,
                             by: self.legs[&leg].role,
                             status: code,
@@ -293,7 +293,7 @@ impl CallLayer {
         let other_call = self.legs[&target].call.clone();
         self.take_out_of_call(target);
         self.join_as_target(now, out, call, by, transferee, target);
-        self.mark(&other_call);
+        self.outbox.mark(&other_call);
         self.end_call(now, out, &other_call, EndedBy::Switch, "replaced", None);
     }
 
@@ -335,18 +335,18 @@ impl CallLayer {
         if let Some(c) = self.calls.get_mut(call) {
             c.c = Some(target);
         }
-        self.media(MediaCommand::Bridge {
+        self.outbox.media(MediaCommand::Bridge {
             a: transferee,
             b: target,
         });
         if let Some(c) = self.calls.get_mut(call) {
             c.bridged = Some((transferee, target));
         }
-        self.mark(call);
+        self.outbox.mark(call);
         self.lift_relayed_hold(now, out, transferee);
         self.lift_relayed_hold(now, out, target);
         self.notify_final(now, out, by, 200);
-        self.event(CallEvent::Transferred {
+        self.outbox.event(CallEvent::Transferred {
             call: call.clone(),
             by: by_role,
             to: label,
@@ -367,20 +367,20 @@ impl CallLayer {
         let Some(t) = self.calls.get_mut(call).and_then(|c| c.transfer.take()) else {
             return;
         };
-        self.media(MediaCommand::Bridge {
+        self.outbox.media(MediaCommand::Bridge {
             a: t.transferee,
             b: target,
         });
         if let Some(c) = self.calls.get_mut(call) {
             c.bridged = Some((t.transferee, target));
         }
-        self.mark(call);
+        self.outbox.mark(call);
         self.lift_relayed_hold(now, out, t.transferee);
         let by_role = self.legs.get(&t.by).map(|l| l.role).unwrap_or(LegRole::A);
         if t.refer {
             self.notify_final(now, out, t.by, 200);
         }
-        self.event(CallEvent::Transferred {
+        self.outbox.event(CallEvent::Transferred {
             call: call.clone(),
             by: by_role,
             to: t.target,
@@ -403,14 +403,14 @@ impl CallLayer {
         if t.refer {
             self.notify_final(now, out, t.by, code);
         }
-        self.event(CallEvent::TransferFailed {
+        self.outbox.event(CallEvent::TransferFailed {
             call: call.clone(),
             by: by_role,
             status: code,
         });
         if self.legs.contains_key(&t.by) {
             // Back to the call as it was (early media may have moved the bridge).
-            self.media(MediaCommand::Bridge {
+            self.outbox.media(MediaCommand::Bridge {
                 a: t.by,
                 b: t.transferee,
             });

@@ -85,7 +85,11 @@ mod tests {
         assert_eq!(w.next_deadline(), Some(t0 + s));
         assert_eq!(w.pop_expired(t0), None, "nothing due before its deadline");
         assert_eq!(w.pop_expired(t0 + s), Some("a1"), "due at its deadline");
-        assert_eq!(w.pop_expired(t0 + s), Some("a2"), "same instant: armed order");
+        assert_eq!(
+            w.pop_expired(t0 + s),
+            Some("a2"),
+            "same instant: armed order"
+        );
         assert_eq!(w.pop_expired(t0 + s), None);
         assert_eq!(w.next_deadline(), Some(t0 + 2 * s));
         // A late wake-up fires everything overdue, earliest first.
