@@ -14,7 +14,8 @@ use crate::sdp;
 use super::command::{CallCommand, CallEvent, CallId, CommandError, EndedBy, LegRole, Originate};
 use super::negotiate::Forward;
 use super::outbound::Caller;
-use super::{Call, CallLayer, SipOut};
+use super::table::Call;
+use super::{CallLayer, SipOut};
 
 impl CallLayer {
     pub(super) fn command(
@@ -26,8 +27,8 @@ impl CallLayer {
         match command {
             CallCommand::Originate(o) => self.originate(now, out, o),
             CallCommand::Hangup { call } => {
-                self.calls
-                    .get(&call)
+                self.table
+                    .call(&call)
                     .ok_or(CommandError::NoCall(call.clone()))?;
                 self.end_call(now, out, &call, EndedBy::Switch, "hangup", None);
                 Ok(call)
@@ -65,8 +66,8 @@ impl CallLayer {
             CallCommand::ResumeRecording { call } => self.pause_recording(call, false),
             CallCommand::StopRecording { call } => {
                 let c = self
-                    .calls
-                    .get_mut(&call)
+                    .table
+                    .call_mut(&call)
                     .ok_or(CommandError::NoCall(call.clone()))?;
                 if c.recording.take().is_none() {
                     return Err(CommandError::Invalid {
@@ -87,17 +88,17 @@ impl CallLayer {
     /// The leg of `call` in `role`, answered and not going away.
     pub(super) fn answered_leg(&self, call: &CallId, role: LegRole) -> Result<LegId, CommandError> {
         let c = self
-            .calls
-            .get(call)
+            .table
+            .call(call)
             .ok_or(CommandError::NoCall(call.clone()))?;
-        let leg = match role {
+        let (leg, l) = match role {
             LegRole::A => Some(c.a),
             LegRole::B => c.b.first().copied(),
             LegRole::C => c.c,
         }
-        .filter(|l| self.legs.contains_key(l))
+        .and_then(|id| Some((id, self.table.leg(id)?)))
         .ok_or(CommandError::NoLeg(call.clone(), role))?;
-        if !self.legs[&leg].is_answered() || self.legs[&leg].ending {
+        if !l.is_answered() || l.ending {
             return Err(CommandError::NotAnswered(call.clone(), role));
         }
         Ok(leg)
@@ -112,12 +113,13 @@ impl CallLayer {
         held: bool,
     ) -> Result<CallId, CommandError> {
         let leg = self.answered_leg(&call, role)?;
-        if self.legs[&leg].held_by_switch == held {
+        let Some(l) = self.table.leg_mut(leg) else {
+            return Err(CommandError::NoLeg(call, role));
+        };
+        if l.held_by_switch == held {
             return Ok(call);
         }
-        if let Some(l) = self.legs.get_mut(&leg) {
-            l.held_by_switch = held;
-        }
+        l.held_by_switch = held;
         self.outbox.media(MediaCommand::SetHold { leg, held });
         if !self.send_hold_reinvite(now, out, leg, held) {
             // An INVITE is in progress on the leg: the relay holds it at once
@@ -143,7 +145,7 @@ impl CallLayer {
 
     fn mute(&mut self, call: CallId, role: LegRole, muted: bool) -> Result<CallId, CommandError> {
         let leg = self.answered_leg(&call, role)?;
-        let Some(l) = self.legs.get_mut(&leg) else {
+        let Some(l) = self.table.leg_mut(leg) else {
             return Err(CommandError::NoLeg(call, role));
         };
         if l.muted != muted {
@@ -167,8 +169,8 @@ impl CallLayer {
 
     pub(super) fn start_recording(&mut self, call: &CallId) -> Result<(), CommandError> {
         let c = self
-            .calls
-            .get_mut(call)
+            .table
+            .call_mut(call)
             .ok_or(CommandError::NoCall(call.clone()))?;
         if c.recording.is_some() {
             return Err(CommandError::Invalid {
@@ -193,8 +195,8 @@ impl CallLayer {
 
     fn pause_recording(&mut self, call: CallId, pause: bool) -> Result<CallId, CommandError> {
         let c = self
-            .calls
-            .get_mut(&call)
+            .table
+            .call_mut(&call)
             .ok_or(CommandError::NoCall(call.clone()))?;
         if c.recording.is_none() {
             return Err(CommandError::Invalid {
@@ -234,7 +236,7 @@ impl CallLayer {
         check_party("a", &o.a)?;
         check_party("b", &o.b)?;
         let call = o.call.clone().unwrap_or_else(|| self.new_call_id());
-        if self.calls.contains_key(&call) {
+        if self.table.has_call(&call) {
             return Err(CommandError::CallExists(call));
         }
         let route = self
@@ -275,7 +277,7 @@ impl CallLayer {
         let mut record = Call::new(call.clone(), &o.a, &o.b, placeholder, self.wall_ms(now));
         record.interaction = o.interaction.clone();
         record.originate = Some(o.clone());
-        self.calls.insert(call.clone(), Box::new(record));
+        self.table.insert_call(record);
         self.outbox.event(CallEvent::Started {
             call: call.clone(),
             interaction: o.interaction.clone(),
@@ -316,7 +318,7 @@ impl CallLayer {
                 digit,
                 duration_ms,
             } => {
-                if let Some(l) = self.legs.get(&leg) {
+                if let Some(l) = self.table.leg(leg) {
                     self.outbox.event(CallEvent::Dtmf {
                         call: l.call.clone(),
                         leg: l.role,
@@ -327,7 +329,7 @@ impl CallLayer {
                 }
             }
             MediaEvent::DtmfSent { leg, digits } => {
-                if let Some(l) = self.legs.get(&leg) {
+                if let Some(l) = self.table.leg(leg) {
                     self.outbox.event(CallEvent::DtmfSent {
                         call: l.call.clone(),
                         leg: l.role,
@@ -340,8 +342,8 @@ impl CallLayer {
             }
             MediaEvent::RtpTimeout { leg } => {
                 if self
-                    .legs
-                    .get(&leg)
+                    .table
+                    .leg(leg)
                     .is_some_and(|l| l.is_answered() && !l.held_by_phone)
                 {
                     self.leg_lost(now, out, leg, "rtp-timeout");
@@ -364,13 +366,13 @@ impl CallLayer {
             }
             MediaEvent::RecordingFailed { call, reason } => {
                 tracing::warn!(%call, %reason, "recording failed");
-                if let Some(c) = self.calls.get_mut(&CallId(call.clone())) {
+                if let Some(c) = self.table.call_mut(&CallId(call.clone())) {
                     c.recording = None;
                 }
             }
             MediaEvent::OpenFailed { leg, reason } => {
                 tracing::warn!(%leg, %reason, "media could not be opened");
-                if let Some(call) = self.legs.get(&leg).map(|l| l.call.clone()) {
+                if let Some(call) = self.table.leg(leg).map(|l| l.call.clone()) {
                     self.end_call(now, out, &call, EndedBy::Switch, "media-failed", Some(503));
                 }
             }

@@ -29,7 +29,7 @@ impl CallLayer {
         leg: LegId,
         code: u16,
     ) -> bool {
-        let Some(l) = self.legs.get(&leg) else {
+        let Some(l) = self.table.leg(leg) else {
             return false;
         };
         let Side::Uac { invite, peer, .. } = &l.side else {
@@ -54,7 +54,7 @@ impl CallLayer {
             tracing::info!(%leg, failed = %previous.remote, status = code, next = %remote, "trying the peer's next server");
             self.pending
                 .insert((destination.profile, tx), Pending::Invite(leg));
-            if let Some(l) = self.legs.get_mut(&leg) {
+            if let Some(l) = self.table.leg_mut(leg) {
                 l.destination = destination;
                 // A new server: its challenge, if any, is answered afresh.
                 l.side = Side::Uac {

@@ -283,7 +283,7 @@ impl CallLayer {
         leg: LegId,
         code: u16,
     ) -> bool {
-        let Some(l) = self.legs.get(&leg) else {
+        let Some(l) = self.table.leg(leg) else {
             return false;
         };
         let Side::Uac {
@@ -317,7 +317,7 @@ impl CallLayer {
         );
         // The failed leg's INVITE transaction is over: nothing of it to wait for.
         self.drop_leg(leg);
-        self.gone_uac.remove(&leg);
+        self.table.uac_done(leg);
         let placed = self.place_leg(
             now,
             out,

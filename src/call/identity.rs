@@ -156,7 +156,7 @@ impl CallLayer {
 
     /// PAI and Privacy for a leg of `call` toward `target` (trusted peers only).
     pub(super) fn identity_headers(&self, call: &CallId, target: &Target) -> Vec<(String, String)> {
-        let Some(identity) = self.calls.get(call).map(|c| &c.identity) else {
+        let Some(identity) = self.table.call(call).map(|c| &c.identity) else {
             return Vec::new();
         };
         if !self.trusted_target(target) {
@@ -183,7 +183,7 @@ impl CallLayer {
         display: String,
         host: String,
     ) -> (String, String, String) {
-        let private = self.calls.get(call).is_some_and(|c| c.identity.private);
+        let private = self.table.call(call).is_some_and(|c| c.identity.private);
         if private && !self.trusted_target(target) {
             (
                 "anonymous".into(),

@@ -26,7 +26,8 @@ use super::leg::{Leg, LegMedia, Side};
 use super::negotiate;
 use super::outbound::{PlaceError, Target, MEDIA_PORTS_EXHAUSTED};
 use super::summary::LegState;
-use super::{sdp_body, Call, CallLayer, SipOut};
+use super::table::Call;
+use super::{sdp_body, CallLayer, SipOut};
 
 impl CallLayer {
     /// A new INVITE (no To tag) on `source`'s profile, already answered 100 Trying.
@@ -123,9 +124,6 @@ impl CallLayer {
         let call_id = self.new_call_id();
         let a = self.new_leg_id();
         let sip_call_id = request.call_id().unwrap_or("").to_string();
-        self.by_dialog
-            .insert((sip_call_id.clone(), local_tag.clone()), a);
-        self.by_server_tx.insert((profile, tx), a);
         self.outbox.media(MediaCommand::Open {
             leg: a,
             call: call_id.0.clone(),
@@ -180,7 +178,7 @@ impl CallLayer {
             ending: false,
             timers: Vec::new(),
         };
-        self.legs.insert(a, Box::new(leg));
+        self.table.insert_leg(Box::new(leg));
         if let Some(slot) = peer_slot {
             self.hold_peer_slot(a, slot);
         }
@@ -189,7 +187,7 @@ impl CallLayer {
             call.late_offer = Some(LateOffer::Awaiting);
         }
         call.identity = identity;
-        self.calls.insert(call_id.clone(), Box::new(call));
+        self.table.insert_call(call);
         self.outbox.mark(&call_id);
         self.outbox.event(CallEvent::Started {
             call: call_id.clone(),
@@ -359,13 +357,13 @@ impl CallLayer {
         profile: ProfileId,
         invite_tx: ServerTransactionId,
     ) {
-        let Some(leg) = self.by_server_tx.get(&(profile, invite_tx)).copied() else {
+        let Some(leg) = self.table.leg_of_invite(profile, invite_tx) else {
             return;
         };
-        let Some(call) = self.legs.get(&leg).map(|l| l.call.clone()) else {
+        let Some(call) = self.table.leg(leg).map(|l| l.call.clone()) else {
             return;
         };
-        if let Some(c) = self.calls.get_mut(&call) {
+        if let Some(c) = self.table.call_mut(&call) {
             c.cancelled = true;
         }
         self.end_call(now, out, &call, EndedBy::A, "cancelled", Some(487));
@@ -381,21 +379,18 @@ impl CallLayer {
         leg: super::LegId,
         response: Response,
     ) {
-        let Some(l) = self.legs.get_mut(&leg) else {
+        let Some(l) = self.table.leg(leg) else {
             return;
         };
         let Side::Uas {
             invite,
             tx,
             source,
-            answered,
-        } = &mut l.side
+            answered: false,
+        } = &l.side
         else {
             return;
         };
-        if *answered {
-            return;
-        }
         let code = response.status_code.code();
         let (invite, tx, source, profile) = (invite.clone(), *tx, *source, l.profile);
         let destination = invite
@@ -410,10 +405,7 @@ impl CallLayer {
             return;
         };
         if code >= 200 {
-            if let Some(Side::Uas { answered, .. }) = self.legs.get_mut(&leg).map(|l| &mut l.side) {
-                *answered = true;
-            }
-            self.by_server_tx.remove(&(profile, tx));
+            self.table.uas_answered(leg);
         }
         out.respond(now, profile, tx, response);
     }

@@ -105,4 +105,12 @@ impl Leg {
     pub fn is_answered(&self) -> bool {
         self.state == LegState::Answered
     }
+
+    /// Responses go where §18.2.2 says; for a stream, the connection of the flow.
+    pub fn destination_for_response(&self, via: &crate::sip::ViaInfo) -> Destination {
+        match &self.side {
+            Side::Uas { source, .. } => source.response_destination(via),
+            Side::Uac { .. } => self.destination,
+        }
+    }
 }

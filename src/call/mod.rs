@@ -61,6 +61,7 @@ mod prack;
 mod publish;
 pub mod settings;
 pub mod summary;
+mod table;
 #[cfg(test)]
 mod tests;
 mod timers;
@@ -87,43 +88,7 @@ use crate::sip::{self, make_header, MessageHeaders, Method, Request, Response};
 use crate::transaction::{ClientEvent, ClientTransactionId, ServerTransactionId};
 
 use dialplan::DialPlan;
-use leg::Leg;
 use settings::CallSettings;
-
-/// A call: its legs by role and where it stands.
-#[derive(Debug)]
-struct Call {
-    id: CallId,
-    interaction: Option<String>,
-    from: String,
-    to: String,
-    /// The caller (inbound) or the first leg placed (originated).
-    a: LegId,
-    /// The callee's forks (inbound) or the second leg (originated).
-    b: Vec<LegId>,
-    /// A transfer target being placed or bridged.
-    c: Option<LegId>,
-    /// Which two legs are bridged now.
-    bridged: Option<(LegId, LegId)>,
-    state: CallState,
-    /// Originated calls: what to place once `a` answers.
-    originate: Option<Originate>,
-    /// Final statuses of failed forks, for the best answer to the caller (§16.7).
-    fork_failures: Vec<(u16, Option<String>)>,
-    cancelled: bool,
-    recording: Option<std::path::PathBuf>,
-    recording_paused: bool,
-    started_at_ms: u64,
-    answered_at_ms: Option<u64>,
-    /// A REFER being carried out.
-    transfer: Option<transfer::Transfer>,
-    /// The caller's INVITE had no SDP: where the late offer stands.
-    late_offer: Option<late_offer::LateOffer>,
-    /// `Ended` was reported: the call is being taken down.
-    ended: bool,
-    /// Who the caller is as the switch vouches for it (RFC 3325, `identity`).
-    identity: identity::Identity,
-}
 
 /// What a client transaction the call layer started is for.
 #[derive(Debug)]
@@ -163,32 +128,18 @@ pub struct CallLayer {
     settings: CallSettings,
     dialplan: DialPlan,
     dialogs: DialogTable,
-    // Boxed: legs and calls hold whole messages, and a growing table moves
-    // its values when it rehashes (a pause of milliseconds under load).
-    calls: HashMap<CallId, Box<Call>>,
-    legs: HashMap<LegId, Box<Leg>>,
-    /// (SIP Call-ID, our tag) -> leg: how every in-dialog message finds its leg.
-    by_dialog: HashMap<(String, String), LegId>,
-    /// INVITE server transactions of UAS legs (for CANCEL).
-    by_server_tx: HashMap<(ProfileId, ServerTransactionId), LegId>,
+    /// Calls, legs and how messages find them (`table`).
+    table: table::LegTable,
+    /// What each client transaction the layer started is for.
     pending: HashMap<(ProfileId, ClientTransactionId), Pending>,
-    next_leg: u64,
     /// Ring timeouts, session timers (`timers`), by deadline.
     timers: wheel::TimerWheel<timers::Timer>,
     /// Events, media commands, calls to publish (`outbox`).
     outbox: outbox::Outbox,
     /// Wall clock at a known instant, for the summaries' timestamps.
     wall: Option<(Instant, SystemTime)>,
-    /// Where unanswered legs already forgotten were sent, until their INVITE
-    /// transaction ends: a late 2xx is still ACKed and released.
-    gone_uac: HashMap<LegId, Destination>,
     /// Legs to a trunk peer: its servers not yet tried (RFC 3263 §4.3).
     failover: HashMap<LegId, VecDeque<std::net::SocketAddr>>,
-    /// (SIP Call-ID, our tag) of legs forgotten after we sent their BYE,
-    /// until that BYE's transaction ends: a BYE from the far end crossing
-    /// ours (both hung up at once; baresip after the final NOTIFY of its
-    /// REFER) is answered 200, not 481.
-    closing: HashMap<(String, String), LegId>,
     /// Trunk peers: the shared table, slots held by legs, gateways left,
     /// pings (see `gateways`, `pings`).
     peers: gateways::PeerRuntime,
@@ -216,18 +167,12 @@ impl CallLayer {
             dialplan: DialPlan::new(&settings.dial_rules),
             dialogs: DialogTable::new(settings.dialog),
             settings,
-            calls: HashMap::new(),
-            legs: HashMap::new(),
-            by_dialog: HashMap::new(),
-            by_server_tx: HashMap::new(),
+            table: table::LegTable::default(),
             pending: HashMap::new(),
-            next_leg: 1,
             timers: wheel::TimerWheel::default(),
             outbox: outbox::Outbox::new(sessions),
             wall: None,
-            gone_uac: HashMap::new(),
             failover: HashMap::new(),
-            closing: HashMap::new(),
             peers: gateways::PeerRuntime::new(peers),
             shard: Shard::default(),
             handover: Default::default(),
@@ -285,12 +230,12 @@ impl CallLayer {
     }
 
     pub fn call_count(&self) -> usize {
-        self.calls.len()
+        self.table.call_count()
     }
 
     /// Whether an INVITE server transaction belongs to a call (CANCEL routing).
     pub fn owns_invite(&self, profile: ProfileId, tx: ServerTransactionId) -> bool {
-        self.by_server_tx.contains_key(&(profile, tx))
+        self.table.leg_of_invite(profile, tx).is_some()
     }
 
     /// Whether a request within a dialog is one of ours.
@@ -298,7 +243,7 @@ impl CallLayer {
         let (Some(call_id), Some(tag)) = (request.call_id(), request.to_tag()) else {
             return false;
         };
-        self.by_dialog.contains_key(&(call_id.to_string(), tag))
+        self.table.leg_of_dialog(call_id, &tag).is_some()
     }
 
     /// Whether `request` is a BYE for a dialog whose BYE we sent a moment
@@ -308,10 +253,7 @@ impl CallLayer {
         let (Some(call_id), Some(tag)) = (request.call_id(), request.to_tag()) else {
             return false;
         };
-        request.method == Method::Bye
-            && self
-                .closing
-                .contains_key(&(call_id.to_string(), tag.to_string()))
+        request.method == Method::Bye && self.table.is_closing(call_id, &tag)
     }
 
     /// A client transaction event for a request the call layer sent.
@@ -347,7 +289,7 @@ impl CallLayer {
                             self.pending.insert((profile, id), Pending::Invite(*leg));
                         }
                     } else if let Pending::Invite(leg) = &p {
-                        self.gone_uac.remove(leg);
+                        self.table.uac_done(*leg);
                     }
                     self.client_final(now, out, p, r, dialog);
                 }
@@ -367,7 +309,7 @@ impl CallLayer {
             }
             ClientEvent::Terminated => {
                 if let Some(Pending::Invite(leg)) = self.pending.remove(&(profile, id)) {
-                    self.gone_uac.remove(&leg);
+                    self.table.uac_done(leg);
                 }
             }
         }
@@ -448,9 +390,7 @@ impl CallLayer {
     // ---- shared helpers ----
 
     fn new_leg_id(&mut self) -> LegId {
-        let id = LegId(self.shard.leg_number(self.next_leg));
-        self.next_leg += 1;
-        id
+        self.table.new_leg_id(&self.shard)
     }
 
     fn wall_ms(&self, now: Instant) -> u64 {
@@ -462,6 +402,16 @@ impl CallLayer {
         wall.duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0)
+    }
+
+    /// The codecs the profile of `leg` allows (none when the leg is gone:
+    /// every offer is then refused as having no codec in common).
+    fn leg_codecs(&self, leg: LegId) -> Vec<crate::sdp::Codec> {
+        self.table
+            .leg(leg)
+            .and_then(|l| self.settings.profile(l.profile))
+            .map(|p| p.codecs.clone())
+            .unwrap_or_default()
     }
 
     /// `host:port` for our Via on `profile` over `transport`.
@@ -496,7 +446,7 @@ impl CallLayer {
         extra: Vec<(String, String)>,
         purpose: Pending,
     ) -> bool {
-        let Some(l) = self.legs.get(&leg) else {
+        let Some(l) = self.table.leg(leg) else {
             return false;
         };
         let Some(dialog) = l.dialog.clone() else {
@@ -539,9 +489,9 @@ impl CallLayer {
             while let Some(t) = self.dialogs.poll_transmit() {
                 progressed = true;
                 let destination = t.destination.or_else(|| {
-                    self.by_dialog
-                        .get(&(t.dialog.call_id.clone(), t.dialog.local_tag.clone()))
-                        .and_then(|l| self.legs.get(l))
+                    self.table
+                        .leg_of_dialog(&t.dialog.call_id, &t.dialog.local_tag)
+                        .and_then(|l| self.table.leg(l))
                         .map(|l| l.destination)
                 });
                 if let Some(d) = destination {
@@ -562,9 +512,8 @@ impl CallLayer {
         match e {
             DialogEvent::AckTimeout { id, .. } => {
                 // §13.3.1.4: no ACK for our 2xx: the session is not up; end it.
-                if let Some(leg) = self.leg_of_dialog(&id) {
-                    let call = self.legs[&leg].call.clone();
-                    let role = self.legs[&leg].role;
+                if let Some(l) = self.leg_of_dialog(&id).and_then(|l| self.table.leg(l)) {
+                    let (call, role) = (l.call.clone(), l.role);
                     self.outbox.event(CallEvent::LegLost {
                         call: call.clone(),
                         leg: role,
@@ -578,51 +527,31 @@ impl CallLayer {
                     self.retry_reinvite(now, out, leg);
                 }
             }
-            DialogEvent::Terminated { id, .. } => {
-                let key = (id.call_id.clone(), id.local_tag.clone());
-                // Other forks' dialogs share the key; drop it only with the leg.
-                if let Some(leg) = self.by_dialog.get(&key).copied() {
-                    if !self.legs.contains_key(&leg) {
-                        self.by_dialog.remove(&key);
-                    }
-                }
-            }
             e @ (DialogEvent::Released { .. } | DialogEvent::PrackTimeout(_)) => {
                 self.prack_dialog_event(now, out, e)
             }
-            DialogEvent::Early(_) | DialogEvent::Confirmed(_) | DialogEvent::Acked { .. } => {}
+            // A leg's index entry goes with the leg (`table`), not with one
+            // of its dialogs: other forks' dialogs share the key.
+            DialogEvent::Terminated { .. }
+            | DialogEvent::Early(_)
+            | DialogEvent::Confirmed(_)
+            | DialogEvent::Acked { .. } => {}
         }
     }
 
     fn leg_of_dialog(&self, id: &DialogId) -> Option<LegId> {
-        self.by_dialog
-            .get(&(id.call_id.clone(), id.local_tag.clone()))
-            .copied()
-            .filter(|l| self.legs.contains_key(l))
+        self.table.leg_of_dialog(&id.call_id, &id.local_tag)
     }
 
     /// The leg that an in-dialog request addresses (its To tag is ours).
     fn leg_of_request(&self, request: &Request) -> Option<LegId> {
-        let key = (request.call_id()?.to_string(), request.to_tag()?);
-        self.by_dialog
-            .get(&key)
-            .copied()
-            .filter(|l| self.legs.contains_key(l))
+        self.table
+            .leg_of_dialog(request.call_id()?, &request.to_tag()?)
     }
 
     /// The other bridged (or being bridged) leg of `leg`'s call.
     fn partner(&self, leg: LegId) -> Option<LegId> {
-        let l = self.legs.get(&leg)?;
-        let call = self.calls.get(&l.call)?;
-        if let Some((x, y)) = call.bridged {
-            if x == leg {
-                return Some(y);
-            }
-            if y == leg {
-                return Some(x);
-            }
-        }
-        None
+        self.table.partner(leg)
     }
 
     /// A final answer to a request (not the dialog-creating INVITE), through
@@ -638,12 +567,16 @@ impl CallLayer {
         request: &Request,
         response: Response,
     ) {
-        let response = match self.legs.get(&leg).and_then(|l| l.dialog.clone()) {
-            Some(d) => {
+        let response = match self
+            .table
+            .leg(leg)
+            .and_then(|l| Some((l, l.dialog.clone()?)))
+        {
+            Some((l, d)) => {
                 let destination = request
                     .top_via()
-                    .map(|v| self.legs[&leg].destination_for_response(&v))
-                    .unwrap_or(self.legs[&leg].destination);
+                    .map(|v| l.destination_for_response(&v))
+                    .unwrap_or(l.destination);
                 self.dialogs
                     .prepare_response(now, &d, request, response, destination)
                     .unwrap_or_else(|| sip::response_to(request, 481, None))
@@ -661,10 +594,13 @@ impl CallLayer {
         response: &Response,
     ) {
         // ACK it, then BYE it: only one fork may win (§13.2.2.4).
-        let Some(leg) = self.leg_of_dialog(&id) else {
+        let Some(destination) = self
+            .leg_of_dialog(&id)
+            .and_then(|l| self.table.leg(l))
+            .map(|l| l.destination)
+        else {
             return;
         };
-        let destination = self.legs[&leg].destination;
         tracing::debug!(
             status = response.status_code.code(),
             "extra fork answered: released"
@@ -686,44 +622,6 @@ impl CallLayer {
         }
         if let Ok(bye) = self.dialogs.create_request(&id, Method::Bye, &via, None) {
             let _ = out.send_request(now, bye, destination);
-        }
-    }
-}
-
-impl Call {
-    /// A call about to get its legs.
-    fn new(id: CallId, from: &str, to: &str, a: LegId, started_at_ms: u64) -> Self {
-        Call {
-            id,
-            interaction: None,
-            from: from.to_string(),
-            to: to.to_string(),
-            a,
-            b: Vec::new(),
-            c: None,
-            bridged: None,
-            state: CallState::Setup,
-            originate: None,
-            fork_failures: Vec::new(),
-            cancelled: false,
-            recording: None,
-            recording_paused: false,
-            started_at_ms,
-            answered_at_ms: None,
-            transfer: None,
-            late_offer: None,
-            ended: false,
-            identity: identity::Identity::default(),
-        }
-    }
-}
-
-impl Leg {
-    /// Responses go where §18.2.2 says; for a stream, the connection of the flow.
-    fn destination_for_response(&self, via: &sip::ViaInfo) -> Destination {
-        match &self.side {
-            leg::Side::Uas { source, .. } => source.response_destination(via),
-            leg::Side::Uac { .. } => self.destination,
         }
     }
 }

@@ -96,7 +96,7 @@ impl CallLayer {
 
     /// Whether a 1xx to the caller's INVITE on `leg` goes reliably.
     fn wants_reliable(&self, leg: LegId, response: &Response) -> bool {
-        let Some(l) = self.legs.get(&leg) else {
+        let Some(l) = self.table.leg(leg) else {
             return false;
         };
         let Side::Uas { invite, source, .. } = &l.side else {
@@ -134,7 +134,7 @@ impl CallLayer {
         };
         let code = response.status_code.code();
         if (200..300).contains(&code) && response.header_value("Supported").is_none() {
-            let tags = match self.legs.get(&leg).map(|l| &l.side) {
+            let tags = match self.table.leg(leg).map(|l| &l.side) {
                 Some(Side::Uas { source, .. })
                     if self.prack_mode_of_source(source) == PrackMode::Off =>
                 {
@@ -193,18 +193,16 @@ impl CallLayer {
                 let Some(leg) = self.leg_of_dialog(&id) else {
                     return;
                 };
-                let Some(l) = self.legs.get_mut(&leg) else {
+                let Some(l) = self.table.leg(leg) else {
                     return;
                 };
                 let profile = l.profile;
-                let Side::Uas { tx, answered, .. } = &mut l.side else {
+                let Side::Uas { tx, .. } = &l.side else {
                     return;
                 };
                 let tx = *tx;
-                let code = response.status_code.code();
-                if code >= 200 {
-                    *answered = true;
-                    self.by_server_tx.remove(&(profile, tx));
+                if response.status_code.code() >= 200 {
+                    self.table.uas_answered(leg);
                 }
                 out.respond(now, profile, tx, *response);
             }
@@ -212,7 +210,10 @@ impl CallLayer {
                 let Some(leg) = self.leg_of_dialog(&id) else {
                     return;
                 };
-                let (call, role) = (self.legs[&leg].call.clone(), self.legs[&leg].role);
+                let Some((call, role)) = self.table.leg(leg).map(|l| (l.call.clone(), l.role))
+                else {
+                    return;
+                };
                 tracing::info!(%leg, "no PRACK for a reliable provisional response");
                 self.outbox.event(CallEvent::LegLost {
                     call: call.clone(),
@@ -236,7 +237,7 @@ impl CallLayer {
         leg: LegId,
         r: &Response,
     ) -> bool {
-        let Some(l) = self.legs.get(&leg) else {
+        let Some(l) = self.table.leg(leg) else {
             return true;
         };
         if l.ending || l.is_answered() {
@@ -277,20 +278,20 @@ impl CallLayer {
     /// profiles allow; the caller will be offered just that in our 200.
     fn answer_early_offer(&mut self, leg: LegId, r: &Response) -> Option<Body> {
         let body = sdp_body(r, &r.body)?;
-        let l = self.legs.get(&leg)?;
+        let l = self.table.leg(leg)?;
         if l.role != LegRole::B {
             return None;
         }
         let call = l.call.clone();
-        let c = self.calls.get(&call)?;
+        let c = self.table.call(&call)?;
         let answered = match &c.late_offer {
             Some(LateOffer::Awaiting) => Vec::new(),
             Some(LateOffer::EarlyAnswered { legs }) if !legs.contains(&leg) => legs.clone(),
             _ => return None,
         };
         let a_codecs = self
-            .legs
-            .get(&c.a)
+            .table
+            .leg(c.a)
             .map(|al| self.settings.profiles[al.profile.0].codecs.clone())?;
         let b_codecs = self.settings.profiles[l.profile.0].codecs.clone();
         let offer = match negotiate::read_offer(&body, &b_codecs) {
@@ -317,7 +318,7 @@ impl CallLayer {
                 .find(|f| f.codec == Some(sdp::Codec::TelephoneEvent))
                 .cloned(),
         );
-        let bl = self.legs.get_mut(&leg)?;
+        let bl = self.table.leg_mut(leg)?;
         let bytes = sdp::build_answer(
             &mut bl.media.origin,
             &offer.sdp,
@@ -331,7 +332,7 @@ impl CallLayer {
         self.apply_remote(leg, offer.stream.clone(), Some(formats));
         let mut legs = answered;
         legs.push(leg);
-        if let Some(c) = self.calls.get_mut(&call) {
+        if let Some(c) = self.table.call_mut(&call) {
             c.late_offer = Some(LateOffer::EarlyAnswered { legs });
         }
         Some(Body {

@@ -6,17 +6,16 @@
 //! changed are summarised afresh and swapped in whole, so a reader never sees
 //! half an update and never waits for the endpoint.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::media::LegId;
 use crate::session::SessionTable;
 
 use super::command::CallId;
-use super::leg::{Leg, Side};
+use super::leg::Side;
 use super::settings::CallSettings;
 use super::summary::{CallSummary, LegCounters, LegSummary};
-use super::{Call, CallDirectory, CallLayer};
+use super::table::LegTable;
+use super::{CallDirectory, CallLayer};
 
 /// The session table of live calls, shared by every task.
 pub type Sessions = Arc<SessionTable<CallSummary>>;
@@ -26,33 +25,28 @@ impl CallLayer {
     pub(super) fn publish_dirty(&mut self) {
         let CallLayer {
             outbox,
-            calls,
-            legs,
+            table,
             settings,
             ..
         } = self;
-        outbox.publish(|id| summary(calls, legs, settings, id));
+        outbox.publish(|id| summary(table, settings, id));
     }
 }
 
-/// What the session table shows of call `id`.
-fn summary(
-    calls: &HashMap<CallId, Box<Call>>,
-    legs: &HashMap<LegId, Box<Leg>>,
-    settings: &CallSettings,
-    id: &CallId,
-) -> Option<CallSummary> {
-    let call = calls.get(id)?;
+/// What the session table shows of call `id` (`None`: it is gone).
+fn summary(table: &LegTable, settings: &CallSettings, id: &CallId) -> Option<CallSummary> {
+    let call = table.call(id)?;
     let legs =
-        std::iter::once(call.a)
-            .chain(call.b.iter().copied())
-            .chain(call.c)
-            .filter_map(|l| legs.get(&l))
+        call.legs()
+            .filter_map(|l| table.leg(l))
             .map(|l| LegSummary {
                 role: l.role,
                 state: l.state.clone(),
                 target: l.target.clone(),
-                profile: settings.profiles[l.profile.0].name.clone(),
+                profile: settings
+                    .profile(l.profile)
+                    .map(|p| p.name.clone())
+                    .unwrap_or_default(),
                 sip_call_id: l.sip_call_id.clone(),
                 local_tag: l.local_tag.clone(),
                 remote_tag: l.dialog.as_ref().map(|d| d.remote_tag.clone()).or_else(|| {

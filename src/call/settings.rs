@@ -21,7 +21,7 @@ use super::dialplan::DialRule;
 use super::peers::{PeerLimits, PingPolicy};
 use crate::dialog::DialogConfig;
 use crate::media::MediaPorts;
-use crate::net::{PeerAddress, TransportKind};
+use crate::net::{PeerAddress, ProfileId, TransportKind};
 use crate::sdp::Codec;
 
 #[derive(Debug, Clone)]
@@ -82,6 +82,23 @@ pub struct CallSettings {
     pub dialog: DialogConfig,
     /// The dial plan's rules, in order (compiled by `DialPlan::new`).
     pub dial_rules: Vec<DialRule>,
+}
+
+impl CallSettings {
+    /// A profile's settings (`None` for an id that names none: ids come
+    /// from this list, so only a bug would ask).
+    pub fn profile(&self, id: ProfileId) -> Option<&ProfileSettings> {
+        self.profiles.get(id.0)
+    }
+
+    pub fn profile_mut(&mut self, id: ProfileId) -> Option<&mut ProfileSettings> {
+        self.profiles.get_mut(id.0)
+    }
+
+    /// A trunk peer's settings, by (profile, index among its peers).
+    pub fn peer(&self, (profile, peer): (ProfileId, usize)) -> Option<&PeerSettings> {
+        self.profile(profile)?.peers.get(peer)
+    }
 }
 
 /// `prack`: how a profile or peer uses RFC 3262 (100rel, PRACK).

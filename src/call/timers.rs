@@ -48,7 +48,7 @@ impl CallLayer {
     /// leg removes its timers without scanning them all.
     pub(super) fn schedule(&mut self, at: Instant, timer: Timer) {
         let key = self.timers.schedule(at, timer);
-        if let Some(l) = self.legs.get_mut(&timer.leg()) {
+        if let Some(l) = self.table.leg_mut(timer.leg()) {
             l.timers.push(key);
         }
     }
@@ -57,7 +57,7 @@ impl CallLayer {
         while let Some(timer) = self.timers.pop_expired(now) {
             match timer {
                 Timer::Ring(leg) => {
-                    let due = self.legs.get(&leg).is_some_and(|l| {
+                    let due = self.table.leg(leg).is_some_and(|l| {
                         !l.is_answered() && !l.ending && l.ring_deadline.is_some_and(|d| d <= now)
                     });
                     if due {
@@ -80,7 +80,7 @@ impl CallLayer {
         leg: LegId,
         code: u16,
     ) {
-        let Some(l) = self.legs.get(&leg) else {
+        let Some(l) = self.table.leg(leg) else {
             return;
         };
         let (call, role) = (l.call.clone(), l.role);
@@ -113,7 +113,7 @@ impl CallLayer {
 
     /// Session timer of the caller's leg, negotiated in our 2xx (RFC 4028 §9).
     pub(super) fn session_for_uas_answer(&mut self, now: Instant, leg: LegId, ok: &mut Response) {
-        let Some(l) = self.legs.get(&leg) else {
+        let Some(l) = self.table.leg(leg) else {
             return;
         };
         let Side::Uas { invite, .. } = &l.side else {
@@ -146,7 +146,7 @@ impl CallLayer {
 
     fn start_session(&mut self, now: Instant, leg: LegId, secs: u32, we_refresh: bool) {
         let deadline = now + session_wait(secs, we_refresh);
-        if let Some(l) = self.legs.get_mut(&leg) {
+        if let Some(l) = self.table.leg_mut(leg) {
             l.session = Some(SessionTimer {
                 interval_secs: secs,
                 we_refresh,
@@ -158,7 +158,7 @@ impl CallLayer {
 
     /// The peer refreshed the session (re-INVITE or UPDATE received).
     pub(super) fn session_refreshed(&mut self, now: Instant, leg: LegId, request: &Request) {
-        let Some(l) = self.legs.get_mut(&leg) else {
+        let Some(l) = self.table.leg_mut(leg) else {
             return;
         };
         let Some(s) = &mut l.session else {
@@ -176,7 +176,7 @@ impl CallLayer {
     }
 
     fn session_due(&mut self, now: Instant, out: &mut dyn SipOut, leg: LegId) {
-        let Some(l) = self.legs.get(&leg) else {
+        let Some(l) = self.table.leg(leg) else {
             return;
         };
         let Some(s) = l.session else {
@@ -215,7 +215,7 @@ impl CallLayer {
         if !sent {
             // An INVITE is in progress: it refreshes the session too; look again soon.
             self.schedule(now + Duration::from_secs(2), Timer::Session(leg));
-            if let Some(l) = self.legs.get_mut(&leg) {
+            if let Some(l) = self.table.leg_mut(leg) {
                 if let Some(s) = &mut l.session {
                     s.deadline = now + Duration::from_secs(2);
                 }
@@ -223,7 +223,7 @@ impl CallLayer {
             return;
         }
         let next = now + session_wait(s.interval_secs, true);
-        if let Some(l) = self.legs.get_mut(&leg) {
+        if let Some(l) = self.table.leg_mut(leg) {
             if let Some(s) = &mut l.session {
                 s.deadline = next;
             }

@@ -110,13 +110,19 @@ impl CallLayer {
         let Some((uri, replace)) = request.header_value("Refer-To").and_then(refer_to) else {
             return refuse(self, out, 400, "Missing Refer-To");
         };
-        let call = self.legs[&leg].call.clone();
-        if self.calls.get(&call).is_some_and(|c| c.transfer.is_some()) {
+        let Some((call, entered, by_role)) = self
+            .table
+            .leg(leg)
+            .map(|l| (l.call.clone(), l.profile, l.role))
+        else {
+            return refuse(self, out, 481, "Call Leg Does Not Exist");
+        };
+        if self.table.call(&call).is_some_and(|c| c.transfer.is_some()) {
             return refuse(self, out, 491, "Transfer In Progress");
         }
         let Some(transferee) = self
             .partner(leg)
-            .filter(|p| self.legs.get(p).is_some_and(|l| l.is_answered()))
+            .filter(|p| self.table.leg(*p).is_some_and(|l| l.is_answered()))
         else {
             return refuse(self, out, 403, "No Answered Call To Transfer");
         };
@@ -137,7 +143,6 @@ impl CallLayer {
             }
             None => {
                 let number = crate::sip::user_part(&uri).unwrap_or_default();
-                let entered = self.legs[&leg].profile;
                 let targets = self
                     .dialplan
                     .route(&number, Some(entered))
@@ -154,7 +159,7 @@ impl CallLayer {
                         self.notify_final(now, out, leg, code);
                         self.outbox.event(CallEvent::TransferFailed {
                             call,
-                            by: self.legs[&leg].role,
+                            by: by_role,
                             status: code,
                         });
                         return;
@@ -182,7 +187,10 @@ impl CallLayer {
     ) -> Result<CallId, CommandError> {
         super::controls::check_party("to", &to)?;
         let by = self.answered_leg(&call, role)?;
-        let c = &self.calls[&call];
+        let c = self
+            .table
+            .call(&call)
+            .ok_or(CommandError::NoCall(call.clone()))?;
         if c.transfer.is_some() {
             return Err(CommandError::Busy(format!(
                 "call {call} is being transferred"
@@ -197,8 +205,8 @@ impl CallLayer {
         let transferee = self
             .partner(by)
             .filter(|p| {
-                self.legs
-                    .get(p)
+                self.table
+                    .leg(*p)
                     .is_some_and(|l| l.is_answered() && !l.ending)
             })
             .ok_or_else(|| CommandError::Invalid {
@@ -239,16 +247,23 @@ impl CallLayer {
         target: Target,
     ) {
         let transferee = transfer.transferee;
-        if let Some(c) = self.calls.get_mut(call) {
+        if let Some(c) = self.table.call_mut(call) {
             c.transfer = Some(transfer);
         }
+        let Some((formats, user)) = self
+            .table
+            .leg(transferee)
+            .map(|l| (negotiate::follow(&l.media.formats), l.target.clone()))
+        else {
+            return self.transfer_target_failed(now, out, call, 503);
+        };
         let forward = Forward {
-            formats: negotiate::follow(&self.legs[&transferee].media.formats),
+            formats,
             direction: crate::sdp::Direction::SendRecv,
             ptime: None,
         };
         let caller = Caller {
-            user: self.legs[&transferee].target.clone(),
+            user,
             display: None,
         };
         if self
@@ -276,9 +291,9 @@ impl CallLayer {
         // from-tag when we called it.
         let leg = [to_tag, from_tag]
             .into_iter()
-            .find_map(|tag| self.by_dialog.get(&(call_id.clone(), tag)).copied())?;
+            .find_map(|tag| self.table.leg_of_dialog(&call_id, &tag))?;
         self.partner(leg)
-            .filter(|p| self.legs.get(p).is_some_and(|l| l.is_answered()))
+            .filter(|p| self.table.leg(*p).is_some_and(|l| l.is_answered()))
     }
 
     fn attended(
@@ -290,7 +305,9 @@ impl CallLayer {
         transferee: LegId,
         target: LegId,
     ) {
-        let other_call = self.legs[&target].call.clone();
+        let Some(other_call) = self.table.leg(target).map(|l| l.call.clone()) else {
+            return;
+        };
         self.take_out_of_call(target);
         self.join_as_target(now, out, call, by, transferee, target);
         self.outbox.mark(&other_call);
@@ -299,9 +316,11 @@ impl CallLayer {
 
     /// Takes an attended transfer's target leg out of its own call.
     pub(super) fn take_out_of_call(&mut self, target: LegId) {
-        let other_call = self.legs[&target].call.clone();
+        let Some(other_call) = self.table.leg(target).map(|l| l.call.clone()) else {
+            return;
+        };
         let transferor2 = self.partner(target);
-        if let Some(oc) = self.calls.get_mut(&other_call) {
+        if let Some(oc) = self.table.call_mut(&other_call) {
             oc.b.retain(|&l| l != target);
             if oc.c == Some(target) {
                 oc.c = None;
@@ -326,20 +345,23 @@ impl CallLayer {
         transferee: LegId,
         target: LegId,
     ) {
-        let by_role = self.legs[&by].role;
-        let label = self.legs[&target].target.clone();
-        if let Some(t) = self.legs.get_mut(&target) {
-            t.call = call.clone();
-            t.role = LegRole::C;
-        }
-        if let Some(c) = self.calls.get_mut(call) {
+        let Some(by_role) = self.table.leg(by).map(|l| l.role) else {
+            return;
+        };
+        let Some(t) = self.table.leg_mut(target) else {
+            return;
+        };
+        let label = t.target.clone();
+        t.call = call.clone();
+        t.role = LegRole::C;
+        if let Some(c) = self.table.call_mut(call) {
             c.c = Some(target);
         }
         self.outbox.media(MediaCommand::Bridge {
             a: transferee,
             b: target,
         });
-        if let Some(c) = self.calls.get_mut(call) {
+        if let Some(c) = self.table.call_mut(call) {
             c.bridged = Some((transferee, target));
         }
         self.outbox.mark(call);
@@ -364,19 +386,19 @@ impl CallLayer {
         call: &CallId,
         target: LegId,
     ) {
-        let Some(t) = self.calls.get_mut(call).and_then(|c| c.transfer.take()) else {
+        let Some(t) = self.table.call_mut(call).and_then(|c| c.transfer.take()) else {
             return;
         };
         self.outbox.media(MediaCommand::Bridge {
             a: t.transferee,
             b: target,
         });
-        if let Some(c) = self.calls.get_mut(call) {
+        if let Some(c) = self.table.call_mut(call) {
             c.bridged = Some((t.transferee, target));
         }
         self.outbox.mark(call);
         self.lift_relayed_hold(now, out, t.transferee);
-        let by_role = self.legs.get(&t.by).map(|l| l.role).unwrap_or(LegRole::A);
+        let by_role = self.table.leg(t.by).map(|l| l.role).unwrap_or(LegRole::A);
         if t.refer {
             self.notify_final(now, out, t.by, 200);
         }
@@ -396,10 +418,10 @@ impl CallLayer {
         call: &CallId,
         code: u16,
     ) {
-        let Some(t) = self.calls.get_mut(call).and_then(|c| c.transfer.take()) else {
+        let Some(t) = self.table.call_mut(call).and_then(|c| c.transfer.take()) else {
             return;
         };
-        let by_role = self.legs.get(&t.by).map(|l| l.role).unwrap_or(LegRole::A);
+        let by_role = self.table.leg(t.by).map(|l| l.role).unwrap_or(LegRole::A);
         if t.refer {
             self.notify_final(now, out, t.by, code);
         }
@@ -408,7 +430,7 @@ impl CallLayer {
             by: by_role,
             status: code,
         });
-        if self.legs.contains_key(&t.by) {
+        if self.table.has_leg(t.by) {
             // Back to the call as it was (early media may have moved the bridge).
             self.outbox.media(MediaCommand::Bridge {
                 a: t.by,
@@ -430,12 +452,12 @@ impl CallLayer {
     /// Whether `leg` hanging up leaves the rest of the call up: it sent a
     /// REFER still being carried out, or it is no longer in the bridge.
     pub(super) fn transferor_leaves(&mut self, call: &CallId, leg: LegId) -> bool {
-        let Some(c) = self.calls.get(call) else {
+        let Some(c) = self.table.call(call) else {
             return false;
         };
         let pending = c.transfer.as_ref().is_some_and(|t| t.by == leg);
         let outside = c.bridged.is_some_and(|(x, y)| {
-            x != leg && y != leg && self.legs.contains_key(&x) && self.legs.contains_key(&y)
+            x != leg && y != leg && self.table.has_leg(x) && self.table.has_leg(y)
         });
         if pending || outside {
             self.drop_leg(leg);
@@ -452,7 +474,7 @@ impl CallLayer {
     /// re-INVITE offering sendrecv resumes it (RFC 3264 §8.4). A switch hold
     /// stays; a party holding by itself stays held by its own offers.
     pub(super) fn lift_relayed_hold(&mut self, now: Instant, out: &mut dyn SipOut, leg: LegId) {
-        let Some(l) = self.legs.get(&leg) else {
+        let Some(l) = self.table.leg(leg) else {
             return;
         };
         if !l.is_answered() || l.ending || l.held_by_switch {
@@ -472,7 +494,7 @@ impl CallLayer {
             // An INVITE is in progress on the leg: the catch-up after it
             // (`reinvite_final`: switch hold differs from what was offered)
             // sends the retrieve, since what we last offered was a hold.
-            if let Some(l) = self.legs.get_mut(&leg) {
+            if let Some(l) = self.table.leg_mut(leg) {
                 l.hold_offered = true;
             }
         }
@@ -480,8 +502,8 @@ impl CallLayer {
 
     /// The leg staying in a transfer.
     pub(super) fn transferee(&self, call: &CallId) -> Option<LegId> {
-        self.calls
-            .get(call)?
+        self.table
+            .call(call)?
             .transfer
             .as_ref()
             .map(|t| t.transferee)
@@ -508,7 +530,7 @@ impl CallLayer {
         status_line: &str,
         last: bool,
     ) {
-        if self.legs.get(&leg).is_none_or(|l| l.ending) {
+        if self.table.leg(leg).is_none_or(|l| l.ending) {
             return;
         }
         let state = if last {

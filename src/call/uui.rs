@@ -42,7 +42,7 @@ impl CallLayer {
         passed: &[(String, String)],
     ) -> Option<(String, String)> {
         let template = self.uui_setting(target)?.template()?;
-        let interaction = self.calls.get(call).and_then(|c| c.interaction.as_deref());
+        let interaction = self.table.call(call).and_then(|c| c.interaction.as_deref());
         let case = passed
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case("X-Case-Id"))
