@@ -39,7 +39,7 @@ impl CallLayer {
             return false;
         }
         let (invite, peer, previous) = (invite.clone(), *peer, l.destination);
-        while let Some(remote) = self.failover.get_mut(&leg).and_then(|q| q.pop_front()) {
+        while let Some(remote) = self.peers.next_server(leg) {
             let destination = Destination {
                 remote,
                 connection: None,
@@ -66,7 +66,6 @@ impl CallLayer {
             }
             return true;
         }
-        self.failover.remove(&leg);
         // No server of this peer left: the route's next gateway, if any (gateways.rs).
         self.next_gateway(now, out, leg, code)
     }

@@ -25,7 +25,7 @@
 //! through `SipOut`.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -47,13 +47,14 @@ use super::{CallLayer, SipOut};
 /// one, and a longer wait would take an SBC's whole trunk out of service.
 pub const RETRY_AFTER_SECS: u32 = 1;
 
-/// The call layer's side of trunk peers: the shared table, the slots its
-/// legs hold, the gateways left to each gateway leg, and the pings (on the
-/// one shard that sends them).
+/// The call layer's side of trunk peers: the shared table, what each leg
+/// holds of its peer (slot, servers and gateways not yet tried), and the
+/// pings (on the one shard that sends them, `pings`).
 #[derive(Debug)]
 pub(super) struct PeerRuntime {
     pub table: Arc<PeerTable>,
-    pub legs: HashMap<LegId, PeerLeg>,
+    /// Only legs that hold something of a peer have an entry.
+    legs: HashMap<LegId, PeerLeg>,
     pub pinger: Option<Pinger>,
     pub events: VecDeque<PeerEvent>,
 }
@@ -67,15 +68,51 @@ impl PeerRuntime {
             events: VecDeque::new(),
         }
     }
+
+    /// A leg placed toward a peer: the slot it holds, the route's gateways
+    /// after this one, the peer's servers after the first.
+    fn placed(
+        &mut self,
+        leg: LegId,
+        slot: Option<Arc<PeerCall>>,
+        next: Option<NextGateways>,
+        servers: Vec<SocketAddr>,
+    ) {
+        if slot.is_none() && next.is_none() && servers.is_empty() {
+            return;
+        }
+        let servers = servers.into();
+        self.legs.insert(
+            leg,
+            PeerLeg {
+                slot,
+                next,
+                servers,
+            },
+        );
+    }
+
+    /// The peer's next server for `leg`, taken off its list (`failover`).
+    pub fn next_server(&mut self, leg: LegId) -> Option<SocketAddr> {
+        self.legs.get_mut(&leg)?.servers.pop_front()
+    }
+
+    /// A leg is forgotten: its peer slot is given back, its servers and
+    /// gateways left untried are dropped.
+    pub fn forget_leg(&mut self, leg: LegId) {
+        self.legs.remove(&leg);
+    }
 }
 
 /// What a leg holds of its peer.
 #[derive(Debug, Default)]
-pub(super) struct PeerLeg {
+struct PeerLeg {
     /// Its place among the peer's calls in progress.
     slot: Option<Arc<PeerCall>>,
     /// A gateway leg: the route's gateways not yet tried.
     next: Option<NextGateways>,
+    /// The peer's servers not yet tried (RFC 3263 §4.3, `failover`).
+    servers: VecDeque<SocketAddr>,
 }
 
 /// Enough to place the same call on the route's next gateway.
@@ -244,18 +281,16 @@ impl CallLayer {
     }
 
     /// `place_leg` placed `leg` toward `target`: the leg keeps the peer's
-    /// slot, and a gateway leg remembers the route's other gateways.
+    /// slot and its other servers, and a gateway leg remembers the route's
+    /// other gateways.
     pub(super) fn gateway_leg_placed(
         &mut self,
         leg: LegId,
-        slot: Option<Arc<PeerCall>>,
-        next: Vec<(ProfileId, usize)>,
-        number: &str,
+        target: &mut Target,
         placed: Placed<'_>,
     ) {
-        if slot.is_none() && next.is_empty() {
-            return;
-        }
+        let next = std::mem::take(&mut target.next_gateways);
+        let number = &target.label;
         let next = (!next.is_empty()).then(|| NextGateways {
             gateways: next,
             number: number.to_string(),
@@ -264,12 +299,8 @@ impl CallLayer {
             passed: placed.passed.to_vec(),
             auto_answer: placed.auto_answer,
         });
-        self.peers.legs.insert(leg, PeerLeg { slot, next });
-    }
-
-    /// A leg is forgotten: its peer slot is given back.
-    pub(super) fn forget_peer_leg(&mut self, leg: LegId) {
-        self.peers.legs.remove(&leg);
+        let (slot, servers) = (target.slot.take(), std::mem::take(&mut target.fallback));
+        self.peers.placed(leg, slot, next, servers);
     }
 
     /// The leg to a gateway failed with `code` (503, 408 or a transport
@@ -340,4 +371,30 @@ fn with_retry_after(mut r: crate::sip::Response) -> crate::sip::Response {
     r.headers
         .push(make_header("Retry-After", RETRY_AFTER_SECS.to_string()));
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leg_holds_its_servers_in_order_until_it_is_forgotten() {
+        let mut peers = PeerRuntime::new(Arc::new(PeerTable::default()));
+        let (leg, other) = (LegId(1), LegId(2));
+        let servers: Vec<SocketAddr> = vec![
+            "127.0.0.1:5091".parse().unwrap(),
+            "127.0.0.1:5092".parse().unwrap(),
+        ];
+        peers.placed(leg, None, None, servers.clone());
+        // A leg that holds nothing of a peer takes no entry.
+        peers.placed(other, None, None, Vec::new());
+        assert_eq!(peers.legs.len(), 1);
+        assert_eq!(peers.next_server(leg), Some(servers[0]));
+        assert_eq!(peers.next_server(other), None);
+        assert_eq!(peers.next_server(leg), Some(servers[1]));
+        assert_eq!(peers.next_server(leg), None, "every server tried");
+        peers.forget_leg(leg);
+        assert!(peers.legs.is_empty());
+        assert_eq!(peers.next_server(leg), None);
+    }
 }

@@ -131,9 +131,8 @@ impl CallLayer {
         let Some(l) = self.table.forget_leg(leg) else {
             return;
         };
-        self.failover.remove(&leg);
         // Its trunk peer's call slot goes back (gateways.rs).
-        self.forget_peer_leg(leg);
+        self.peers.forget_leg(leg);
         self.forget_adopted(&l);
         self.outbox.media(MediaCommand::Close { leg });
         self.settings.profiles[l.profile.0]

@@ -69,7 +69,7 @@ mod transfer;
 mod uui;
 mod wheel;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::time::{Instant, SystemTime};
 
 pub use command::*;
@@ -138,10 +138,9 @@ pub struct CallLayer {
     outbox: outbox::Outbox,
     /// Wall clock at a known instant, for the summaries' timestamps.
     wall: Option<(Instant, SystemTime)>,
-    /// Legs to a trunk peer: its servers not yet tried (RFC 3263 §4.3).
-    failover: HashMap<LegId, VecDeque<std::net::SocketAddr>>,
-    /// Trunk peers: the shared table, slots held by legs, gateways left,
-    /// pings (see `gateways`, `pings`).
+    /// Trunk peers: the shared table, what legs hold of their peers (a
+    /// slot, servers and gateways not yet tried), pings (see `gateways`,
+    /// `failover`, `pings`).
     peers: gateways::PeerRuntime,
     /// This layer's worker among the endpoint's: the call ids, SIP Call-IDs
     /// and media legs it makes are drawn so that they route back here.
@@ -172,7 +171,6 @@ impl CallLayer {
             timers: wheel::TimerWheel::default(),
             outbox: outbox::Outbox::new(sessions),
             wall: None,
-            failover: HashMap::new(),
             peers: gateways::PeerRuntime::new(peers),
             shard: Shard::default(),
             handover: Default::default(),

@@ -121,7 +121,7 @@ impl CallLayer {
         auto_answer: bool,
     ) -> Result<LegId, PlaceError> {
         // A peer's own connection carries calls toward it (`flows`).
-        let target = self.with_peer_flow(target);
+        let mut target = self.with_peer_flow(target);
         let profile = target.profile;
         let settings = &mut self.settings.profiles[profile.0];
         let formats = match offer {
@@ -260,9 +260,6 @@ impl CallLayer {
             payloads: negotiate::payload_map(&formats),
             rtp_timeout: self.settings.profiles[profile.0].rtp_timeout,
         });
-        if !target.fallback.is_empty() {
-            self.failover.insert(leg, target.fallback.into());
-        }
         let ring = now + self.settings.profiles[profile.0].ring_timeout;
         self.table.insert_leg(Box::new(Leg {
             id: leg,
@@ -299,12 +296,11 @@ impl CallLayer {
             timers: Vec::new(),
         }));
         self.schedule(ring, Timer::Ring(leg));
-        // Trunk peers: the leg holds its slot and the route's other gateways (gateways.rs).
+        // Trunk peers: the leg holds its slot, the peer's other servers and
+        // the route's other gateways (gateways.rs).
         self.gateway_leg_placed(
             leg,
-            target.slot,
-            target.next_gateways,
-            &target.label,
+            &mut target,
             super::gateways::Placed {
                 offer,
                 caller,
