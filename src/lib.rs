@@ -11,13 +11,14 @@
 // holding secrets or closures print a summary). Tests are exempt from the
 // panic lints (clippy.toml); the crate-wide lints are in Cargo.toml's
 // [lints]. `indexing_slicing` is denied per module below where the module
-// holds none (sip/, digest.rs, registrar/, call/, media/ still index).
+// holds none (sip/, digest.rs, registrar/, media/ still index).
 #![deny(unsafe_code)]
 #![deny(missing_debug_implementations)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod sip;
 
+#[deny(clippy::indexing_slicing)]
 pub mod call;
 pub mod callback;
 pub mod config;

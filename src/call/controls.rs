@@ -256,9 +256,11 @@ impl CallLayer {
         let Some(target) = targets.into_iter().next() else {
             return Err(CommandError::Busy(format!("{} is not registered", o.a)));
         };
-        let profile = target.profile;
+        let Some(profile) = self.settings.profile(target.profile) else {
+            return Err(CommandError::NoRoute(o.a.clone()));
+        };
         for (name, _) in &o.headers {
-            if !self.settings.profiles[profile.0]
+            if !profile
                 .case_data_headers
                 .iter()
                 .any(|h| h.eq_ignore_ascii_case(name))
@@ -267,11 +269,12 @@ impl CallLayer {
                     field: "headers",
                     message: format!(
                         "{name} is not a case-data header of profile {}",
-                        self.settings.profiles[profile.0].name
+                        profile.name
                     ),
                 });
             }
         }
+        let codecs = profile.codecs.clone();
         // A placeholder caller leg id until `place_leg` fills it in.
         let placeholder = LegId(0);
         let mut record = Call::new(call.clone(), &o.a, &o.b, placeholder, self.wall_ms(now));
@@ -284,7 +287,6 @@ impl CallLayer {
             from: o.a.clone(),
             to: o.b.clone(),
         });
-        let codecs = self.settings.profiles[profile.0].codecs.clone();
         let forward = Forward {
             formats: sdp::default_formats(&codecs),
             direction: sdp::Direction::SendRecv,

@@ -177,7 +177,7 @@ impl CallLayer {
         {
             Ok(slot) => Ok(Some(slot)),
             Err(limit) => {
-                tracing::debug!(remote = %source.remote, peer = %self.settings.profiles[source.profile.0].peers[peer].name, ?limit, "call from a peer refused by its limit");
+                tracing::debug!(remote = %source.remote, peer = %self.peer_name((source.profile, peer)), ?limit, "call from a peer refused by its limit");
                 let r = with_retry_after(crate::sip::answer(request, 503, Some(limit.reason())));
                 out.respond(now, source.profile, tx, r);
                 Err(())
@@ -219,7 +219,7 @@ impl CallLayer {
     ) -> Result<Target, u16> {
         let mut refusal = 503;
         for (i, &(profile, peer)) in gateways.iter().enumerate() {
-            let name = &self.settings.profiles[profile.0].peers[peer].name;
+            let name = self.peer_name((profile, peer));
             if !self.peers.table.is_up(profile, peer) {
                 tracing::debug!(peer = %name, "gateway down: skipped");
                 continue;
@@ -236,7 +236,7 @@ impl CallLayer {
             match self.peers.table.admit(profile, peer, Direction::Out, now) {
                 Ok(slot) => {
                     target.slot = Some(Arc::new(slot));
-                    target.next_gateways = gateways[i + 1..].to_vec();
+                    target.next_gateways = gateways.get(i + 1..).unwrap_or_default().to_vec();
                     return Ok(target);
                 }
                 Err(limit) => {
@@ -250,7 +250,7 @@ impl CallLayer {
     /// Where a call to one trunk peer goes: its first server, the others
     /// in reserve (RFC 3263 §4.3, `failover`).
     fn gateway_target(&self, profile: ProfileId, peer: usize, number: &str) -> Result<Target, u16> {
-        let p = &self.settings.profiles[profile.0].peers[peer];
+        let p = self.settings.peer((profile, peer)).ok_or(503u16)?;
         // No target (a name not resolved, or resolved to nothing):
         // 503, as when every server of the peer failed.
         let (&first, rest) = p.targets.split_first().ok_or(503u16)?;
@@ -341,9 +341,9 @@ impl CallLayer {
         };
         tracing::info!(
             %leg,
-            failed = %self.settings.profiles[profile.0].peers[peer].name,
+            failed = %self.peer_name((profile, peer)),
             status = code,
-            next = %target.peer.map(|(p, i)| self.settings.profiles[p.0].peers[i].name.as_str()).unwrap_or(""),
+            next = %target.peer.map(|k| self.peer_name(k)).unwrap_or(""),
             "trying the route's next gateway"
         );
         // The failed leg's INVITE transaction is over: nothing of it to wait for.

@@ -198,9 +198,7 @@ impl CallLayer {
                     f.until = Some(now + FORWARD_GRACE);
                 }
                 self.handover.forwarded_legs.remove(&leg);
-                if let Some(p) = self.settings.profiles.get_mut(profile.0) {
-                    p.ports.release(port);
-                }
+                self.release_port(profile, port);
                 self.expire_forwards(now);
             }
         }

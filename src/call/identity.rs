@@ -77,9 +77,12 @@ impl CallLayer {
         admitted: String,
     ) -> (Caller, Identity) {
         let from = Caller::from_request(request);
-        let peer = self.peer_at(source.profile, source.remote.ip());
-        let trusted =
-            peer.is_some_and(|i| self.settings.profiles[source.profile.0].peers[i].trusted);
+        let peer = self.peer_of_source(source.profile, source.remote.ip());
+        let trusted = peer.is_some_and(|i| {
+            self.settings
+                .peer((source.profile, i))
+                .is_some_and(|p| p.trusted)
+        });
         let privacy = request
             .header_values_whole("Privacy")
             .first()
@@ -151,7 +154,7 @@ impl CallLayer {
     fn trusted_target(&self, target: &Target) -> bool {
         target
             .peer
-            .is_some_and(|(p, i)| self.settings.profiles[p.0].peers[i].trusted)
+            .is_some_and(|k| self.settings.peer(k).is_some_and(|p| p.trusted))
     }
 
     /// PAI and Privacy for a leg of `call` toward `target` (trusted peers only).

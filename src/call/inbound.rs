@@ -79,7 +79,8 @@ impl CallLayer {
         let offer = match sdp_body(&request, &request.body) {
             None => None,
             Some(bytes) => {
-                match negotiate::read_offer(&bytes, &self.settings.profiles[profile.0].codecs) {
+                let codecs = self.settings.profile(profile).map(|p| p.codecs.as_slice());
+                match negotiate::read_offer(&bytes, codecs.unwrap_or_default()) {
                     Ok(o) => Some(o),
                     Err(negotiate::OfferError::Unreadable) => {
                         return reject(out, 400, Some("Malformed SDP"))
@@ -88,12 +89,16 @@ impl CallLayer {
                 }
             }
         };
-        let Some(port) = self.settings.profiles[profile.0].ports.allocate() else {
+        let allocated = self
+            .settings
+            .profile_mut(profile)
+            .and_then(|p| Some((p.ports.allocate()?, p.media_address, p.rtp_timeout)));
+        let Some((port, media_address, rtp_timeout)) = allocated else {
             // No leg to hang a call on, but a failed call all the same: it
             // leaves the record every failed call leaves (call-started, then
             // call-ended with its cause), not only a log line.
             let call = self.new_call_id();
-            tracing::warn!(profile = %self.settings.profiles[profile.0].name, %call, "RTP ports exhausted");
+            tracing::warn!(profile = %self.profile_name(profile), %call, "RTP ports exhausted");
             self.outbox.event(CallEvent::Started {
                 call: call.clone(),
                 interaction: None,
@@ -108,14 +113,13 @@ impl CallLayer {
             });
             return reject(out, 503, Some("No Media Ports"));
         };
-        let local =
-            std::net::SocketAddr::new(self.settings.profiles[profile.0].media_address, port);
+        let local = std::net::SocketAddr::new(media_address, port);
         let local_tag = sip::generate_tag();
         let contact = self.contact(out, profile, source.transport);
         let dialog = match Dialog::uas(&request, &local_tag, &contact, source.transport) {
             Ok(d) => d,
             Err(e) => {
-                self.settings.profiles[profile.0].ports.release(port);
+                self.release_port(profile, port);
                 tracing::debug!(error = %e, "INVITE cannot create a dialog");
                 return reject(out, 400, Some("Missing Contact"));
             }
@@ -133,7 +137,7 @@ impl CallLayer {
             payloads: offer
                 .as_ref()
                 .and_then(|o| negotiate::payload_map(&o.formats)),
-            rtp_timeout: self.settings.profiles[profile.0].rtp_timeout,
+            rtp_timeout,
         });
         let destination = Destination {
             profile,
@@ -199,8 +203,8 @@ impl CallLayer {
         // picks pass_headers for gateways, with case_data_headers for phones).
         let passed: Vec<(String, String)> = targets
             .first()
-            .map(|t| {
-                let p = &self.settings.profiles[t.profile.0];
+            .and_then(|t| self.settings.profile(t.profile))
+            .map(|p| {
                 p.pass_headers
                     .iter()
                     .chain(&p.case_data_headers)
@@ -285,7 +289,9 @@ impl CallLayer {
 
     /// Trunk peers by ACL; registrar users from the address they registered from.
     fn known_source(&self, now: Instant, out: &dyn SipOut, source: &Source, user: &str) -> bool {
-        let p = &self.settings.profiles[source.profile.0];
+        let Some(p) = self.settings.profile(source.profile) else {
+            return false;
+        };
         let ip = source.remote.ip();
         if p.peers
             .iter()

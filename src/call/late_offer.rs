@@ -174,8 +174,13 @@ impl CallLayer {
         let (Some(bl), Some(al)) = (self.table.leg(b), self.table.leg(a)) else {
             return;
         };
-        let b_codecs = &self.settings.profiles[bl.profile.0].codecs;
-        let a_codecs = &self.settings.profiles[al.profile.0].codecs;
+        let codecs = |profile| {
+            self.settings
+                .profile(profile)
+                .map(|p| p.codecs.as_slice())
+                .unwrap_or_default()
+        };
+        let (b_codecs, a_codecs) = (codecs(bl.profile), codecs(al.profile));
         let offer = sdp_body(r, &r.body).map(|body| negotiate::read_offer(&body, b_codecs));
         let offer = match offer {
             Some(Ok(o)) => o,

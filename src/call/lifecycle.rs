@@ -135,9 +135,7 @@ impl CallLayer {
         self.peers.forget_leg(leg);
         self.forget_adopted(&l);
         self.outbox.media(MediaCommand::Close { leg });
-        self.settings.profiles[l.profile.0]
-            .ports
-            .release(l.media.local.port());
+        self.release_port(l.profile, l.media.local.port());
         self.outbox.forget_dialog(&l.sip_call_id, &l.local_tag);
         for key in &l.timers {
             self.timers.cancel(key);

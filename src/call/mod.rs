@@ -412,6 +412,25 @@ impl CallLayer {
             .unwrap_or_default()
     }
 
+    /// A profile's name, for logs.
+    fn profile_name(&self, profile: ProfileId) -> &str {
+        self.settings
+            .profile(profile)
+            .map_or("", |p| p.name.as_str())
+    }
+
+    /// A trunk peer's name, for logs.
+    fn peer_name(&self, peer: (ProfileId, usize)) -> &str {
+        self.settings.peer(peer).map_or("", |p| p.name.as_str())
+    }
+
+    /// Gives a relay port of `profile` back to its pool.
+    fn release_port(&mut self, profile: ProfileId, port: u16) {
+        if let Some(p) = self.settings.profile_mut(profile) {
+            p.ports.release(port);
+        }
+    }
+
     /// `host:port` for our Via on `profile` over `transport`.
     fn sent_by(&self, out: &dyn SipOut, profile: ProfileId, transport: TransportKind) -> String {
         out.local_address(profile, transport)

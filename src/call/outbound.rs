@@ -55,6 +55,10 @@ pub(super) enum PlaceError {
     /// The transaction layer would not send the INVITE.
     #[error("the INVITE could not be sent")]
     NotSent,
+    /// The target names a profile this layer does not have (a bug in the
+    /// dial plan or the configuration, never a peer's doing).
+    #[error("the target's profile is unknown")]
+    UnknownProfile,
 }
 
 impl PlaceError {
@@ -63,7 +67,7 @@ impl PlaceError {
     pub(super) fn cause(self) -> Option<&'static str> {
         match self {
             PlaceError::MediaPortsExhausted => Some(MEDIA_PORTS_EXHAUSTED),
-            PlaceError::NoCommonCodec | PlaceError::NotSent => None,
+            PlaceError::NoCommonCodec | PlaceError::NotSent | PlaceError::UnknownProfile => None,
         }
     }
 
@@ -123,7 +127,9 @@ impl CallLayer {
         // A peer's own connection carries calls toward it (`flows`).
         let mut target = self.with_peer_flow(target);
         let profile = target.profile;
-        let settings = &mut self.settings.profiles[profile.0];
+        let Some(settings) = self.settings.profile_mut(profile) else {
+            return Err(PlaceError::UnknownProfile);
+        };
         let formats = match offer {
             Some(offer) => negotiate::restrict(&offer.formats, &settings.codecs),
             None => Vec::new(),
@@ -144,7 +150,10 @@ impl CallLayer {
         let transport = target.destination.transport;
         let sent_by = self.sent_by(out, profile, transport);
         let host = sent_by.clone();
-        let settings = &self.settings.profiles[profile.0];
+        let Some(settings) = self.settings.profile(profile) else {
+            return Err(PlaceError::UnknownProfile); // found just above
+        };
+        let (rtp_timeout, ring_timeout) = (settings.rtp_timeout, settings.ring_timeout);
         let sip_call_id = self.new_sip_call_id();
         let local_tag = sip::generate_tag();
         let (user, display) = match (&settings.caller_id_number, target.peer) {
@@ -245,7 +254,7 @@ impl CallLayer {
         );
         self.dialogs.invite_sent(request.clone(), transport);
         let Some(tx) = out.send_request(now, request.clone(), target.destination) else {
-            self.settings.profiles[profile.0].ports.release(port);
+            self.release_port(profile, port);
             return Err(PlaceError::NotSent);
         };
         let leg = self.new_leg_id();
@@ -258,9 +267,9 @@ impl CallLayer {
             remote: None,
             remote_rtcp: None,
             payloads: negotiate::payload_map(&formats),
-            rtp_timeout: self.settings.profiles[profile.0].rtp_timeout,
+            rtp_timeout,
         });
-        let ring = now + self.settings.profiles[profile.0].ring_timeout;
+        let ring = now + ring_timeout;
         self.table.insert_leg(Box::new(Leg {
             id: leg,
             call: call.clone(),
@@ -651,7 +660,9 @@ impl CallLayer {
         if *auth_tries > 0 {
             return false;
         }
-        let peer = &self.settings.profiles[p.0].peers[*i];
+        let Some(peer) = self.settings.peer((*p, *i)) else {
+            return false;
+        };
         let (Some(user), Some(pass)) = (&peer.username, &peer.password) else {
             return false;
         };
@@ -792,7 +803,8 @@ impl CallLayer {
         let record = self
             .table
             .leg(a)
-            .is_some_and(|l| self.settings.profiles[l.profile.0].record);
+            .and_then(|l| self.settings.profile(l.profile))
+            .is_some_and(|p| p.record);
         self.outbox.mark(call);
         self.outbox.event(CallEvent::Bridged {
             call: call.clone(),

@@ -39,29 +39,21 @@ use super::outbound::Target;
 use super::{sdp_body, CallLayer, SipOut};
 
 impl CallLayer {
-    /// The trunk peer of `profile` whose `acl` holds `ip`.
-    pub(super) fn peer_at(&self, profile: ProfileId, ip: std::net::IpAddr) -> Option<usize> {
-        self.settings.profiles[profile.0]
-            .peers
-            .iter()
-            .position(|p| p.acl.iter().any(|n| n.contains(&ip)))
-    }
-
     /// The RFC 3262 mode toward a target: its peer's, else its profile's.
     fn prack_mode_of_target(&self, target: &Target) -> PrackMode {
-        let p = &self.settings.profiles[target.profile.0];
         target
             .peer
-            .and_then(|(pp, i)| self.settings.profiles[pp.0].peers[i].prack)
-            .unwrap_or(p.prack)
+            .and_then(|k| self.settings.peer(k)?.prack)
+            .or_else(|| self.settings.profile(target.profile).map(|p| p.prack))
+            .unwrap_or_default()
     }
 
     /// The RFC 3262 mode toward whoever sent a request from `source`.
     fn prack_mode_of_source(&self, source: &Source) -> PrackMode {
-        let p = &self.settings.profiles[source.profile.0];
-        self.peer_at(source.profile, source.remote.ip())
-            .and_then(|i| p.peers[i].prack)
-            .unwrap_or(p.prack)
+        self.peer_of_source(source.profile, source.remote.ip())
+            .and_then(|i| self.settings.peer((source.profile, i))?.prack)
+            .or_else(|| self.settings.profile(source.profile).map(|p| p.prack))
+            .unwrap_or_default()
     }
 
     /// `Supported` (and `Require`) for an INVITE toward `target`.
@@ -292,8 +284,9 @@ impl CallLayer {
         let a_codecs = self
             .table
             .leg(c.a)
-            .map(|al| self.settings.profiles[al.profile.0].codecs.clone())?;
-        let b_codecs = self.settings.profiles[l.profile.0].codecs.clone();
+            .and_then(|al| self.settings.profile(al.profile))
+            .map(|p| p.codecs.clone())?;
+        let b_codecs = self.settings.profile(l.profile)?.codecs.clone();
         let offer = match negotiate::read_offer(&body, &b_codecs) {
             Ok(o) => o,
             Err(e) => {

@@ -119,7 +119,11 @@ impl CallLayer {
         let Side::Uas { invite, .. } = &l.side else {
             return;
         };
-        let min_se = self.settings.profiles[l.profile.0].min_se;
+        let min_se = self
+            .settings
+            .profile(l.profile)
+            .map(|p| p.min_se)
+            .unwrap_or_default();
         let Some((asked, refresher)) = invite
             .header_value("Session-Expires")
             .and_then(session_expires)

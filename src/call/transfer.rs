@@ -59,20 +59,28 @@ fn refer_to(value: &str) -> Option<(String, Option<String>)> {
     Some((uri.to_string(), replaces))
 }
 
+/// `%XX` escapes decoded; anything else (a `%` without two hex digits
+/// after it, bytes that are not UTF-8) is kept as it is, never a panic.
 fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(b);
+    while let Some(&b) = bytes.get(i) {
+        let escaped = (b == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(v) => {
+                out.push(v);
                 i += 3;
-                continue;
+            }
+            None => {
+                out.push(b);
+                i += 1;
             }
         }
-        out.push(bytes[i]);
-        i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
 }
@@ -577,5 +585,11 @@ mod tests {
         );
         assert_eq!(replaces("abc@h;to-tag=11"), None);
         assert_eq!(percent_decode("%4"), "%4");
+        assert_eq!(percent_decode("a%2"), "a%2");
+        // A `%` before a character of two bytes: kept, not a panic on a
+        // slice that would split the character.
+        assert_eq!(percent_decode("%4é"), "%4é");
+        assert_eq!(percent_decode("%é"), "%é");
+        assert_eq!(percent_decode("%41%42"), "AB");
     }
 }

@@ -26,10 +26,8 @@ impl CallLayer {
     fn uui_setting(&self, target: &Target) -> Option<&UserToUser> {
         let peer = target
             .peer
-            .and_then(|(p, i)| self.settings.profiles[p.0].peers[i].user_to_user.as_ref());
-        peer.or(self.settings.profiles[target.profile.0]
-            .user_to_user
-            .as_ref())
+            .and_then(|k| self.settings.peer(k)?.user_to_user.as_ref());
+        peer.or_else(|| self.settings.profile(target.profile)?.user_to_user.as_ref())
     }
 
     /// The User-to-User header the switch writes on a leg of `call` toward
