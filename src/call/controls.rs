@@ -5,6 +5,11 @@
 //! leg (no signalling; the muted party still hears); DTMF and recording are
 //! the relay's. Every command answers with the call it acted on, or a typed
 //! error naming what was wrong.
+//!
+//! Owns no state: commands change a leg's hold and mute flags and a call's
+//! recording, and create originated calls (`LegTable::insert_call`); the
+//! legs themselves are placed by `outbound`. Media events change no state
+//! beyond ending a call whose leg went silent.
 
 use std::time::Instant;
 

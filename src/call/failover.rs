@@ -8,7 +8,9 @@
 //! Sans-IO like the rest of the call layer: the targets arrive already
 //! resolved (`settings::PeerSettings::targets`); this never resolves a name
 //! nor reads the clock. The ring timeout keeps running across servers, so
-//! the whole attempt stays bounded.
+//! the whole attempt stays bounded. The servers a leg has not tried yet are
+//! its entry in `gateways::PeerRuntime` (taken one by one with
+//! `next_server`, dropped with the leg); this file owns no state.
 
 use std::time::Instant;
 

@@ -19,8 +19,10 @@
 //!   one was placed with. Any other failure (486, 404, 6xx, a ring timeout
 //!   after the callee rang) ends the leg as before.
 //!
-//! A leg holding a peer's slot gives it back when it is forgotten
-//! (`lifecycle::drop_leg` calls [`CallLayer::forget_peer_leg`]).
+//! Owns [`PeerRuntime`]: the shared table, and per leg its peer slot and
+//! the servers (`failover`) and gateways not yet tried, behind methods. A
+//! leg's entry goes when the leg is forgotten (`lifecycle::drop_leg` calls
+//! `PeerRuntime::forget_leg`), which gives its slot back.
 //! Sans-IO: limits are checked against `now`; nothing here sends but
 //! through `SipOut`.
 

@@ -18,6 +18,12 @@
 //!
 //! Sans-IO like the rest of the call layer: what one worker says to another
 //! leaves through [`CallLayer::poll_peer`] and the driver carries it.
+//!
+//! Owns the handover bookkeeping (`Handover`: forwards by Call-ID and by
+//! media leg, adopted legs, messages for other workers). A leg leaves the
+//! table whole (`LegTable::hand_over_leg`, with its dialog and timers) and
+//! comes in indexed by its dialog only (`LegTable::adopt_leg`: its INVITE
+//! transaction, if still open, belongs to the other worker).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -2,7 +2,14 @@
 //! carry new SDP (hold and retrieve, RFC 3264 §8 and RFC 6337) and refresh
 //! session timers, INFO carries DTMF (application/dtmf-relay), REFER starts
 //! a transfer, ACK completes our 2xx; and the answers to re-INVITEs the
-//! switch sent.
+//! switch sent (RFC 3261 §12-§15, RFC 3264 §8, RFC 6337; INFO in the legacy
+//! usage of RFC 6086 §2).
+//!
+//! Owns no state: it finds the leg through the table's dialog index and
+//! changes that leg's media and hold flags. Requests within a dialog leave
+//! only through `send_in_dialog` (which records what they are for in
+//! `pending`), answers only through `answer_in_dialog` (through the dialog,
+//! so that tags and Contact are right).
 
 use std::time::Instant;
 

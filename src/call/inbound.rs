@@ -8,6 +8,12 @@
 //! registrar's own digest and brute-force guard). The callee side is placed
 //! by `outbound`; a CANCEL
 //! from the caller ends every leg (§9.2, the callee legs are CANCELled).
+//!
+//! Owns no state: it makes the caller's leg and its call and puts them in
+//! the table (`LegTable::insert_leg` indexes the leg by dialog and by its
+//! INVITE transaction for CANCEL). The caller's INVITE is answered only
+//! through `respond_uas`, which takes it out of the CANCEL index with its
+//! final response; nothing else may answer it.
 
 use std::time::Instant;
 

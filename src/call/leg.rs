@@ -4,6 +4,10 @@
 //! caller, `Side::Uas`) or the client side of one it sent (`Side::Uac`).
 //! Its SIP identity (Call-ID, our tag) is its own: the B2BUA never lets one
 //! leg's identifiers leak into another (§ "Every call is two or more legs").
+//!
+//! The leg's keys (`sip_call_id`, `local_tag`, `profile`, a UAS leg's
+//! transaction) index it in the table (`table`) and never change once it is
+//! there; the rest of its fields belong to the file acting on the leg.
 
 use std::net::SocketAddr;
 use std::time::Instant;

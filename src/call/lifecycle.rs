@@ -1,7 +1,15 @@
 //! Ending legs and calls: every leg goes down the way its state requires
 //! (BYE when answered, CANCEL when still ringing, a final response to a
 //! caller not yet answered), media is closed and ports returned, and the call
-//! reports who ended it exactly once.
+//! reports who ended it exactly once (RFC 3261 §15 BYE, §9.1 CANCEL, §13.3.1
+//! the caller's final response).
+//!
+//! Owns no state of its own; it is the one place where a leg is forgotten
+//! (`drop_leg`: out of the table with its index entries, `LegTable::forget_leg`,
+//! then its timers, its peer slot, its relay port, its media and its dialog
+//! key in the session table) and where a call is removed (`end_call`). No
+//! other file removes a leg or a call from the table (`handover` hands a leg
+//! over whole instead).
 
 use std::time::Instant;
 

@@ -14,27 +14,49 @@
 //! It is sans-IO like the layers below it (CONTRIBUTING.md): time arrives as
 //! `now`, SIP leaves through the [`SipOut`] the endpoint lends it, media
 //! leaves as [`MediaCommand`]s for the relay (which never touches SIP), and
-//! what happened leaves as [`CallEvent`]s. The working state sits in plain
-//! maps owned by one endpoint worker (no locks; each worker has its own
-//! layer for the calls whose ids map to it, `crate::shard`); after each
-//! change a summary is published to the concurrent session table that other
-//! tasks read. `handover` moves a leg between workers (attended transfer).
+//! what happened leaves as [`CallEvent`]s. It reads no clock, opens no
+//! socket, takes no lock and imports nothing above it (`callback/` learns of
+//! calls only through the events). Each endpoint worker has its own layer
+//! for the calls whose ids map to it (`crate::shard`); after each input the
+//! calls that changed are published to the concurrent session table that
+//! other tasks read. `handover` moves a leg between workers (attended
+//! transfer).
 //!
-//! Files, one job each: `settings` (per-profile configuration), `dialplan`
-//! (number patterns), `leg` (one dialog and its media), `call_state` (a call
-//! and its legs' bookkeeping), `inbound` (INVITEs received), `outbound`
-//! (legs placed and their responses), `late_offer` (INVITEs without SDP),
-//! `in_dialog` (BYE, re-INVITE, UPDATE, INFO, ACK), `negotiate` (SDP
-//! rewriting), `controls` (commands from the
-//! layer above), `transfer` (REFER and the transfer command), `timers` (ring, session, cleanup),
-//! `digest` (answering 401/407), `failover` (a trunk peer's next server,
-//! RFC 3263 §4.3), `publish` (the session table view), `prack` (RFC 3262
-//! on both kinds of leg), `identity` (RFC 3325 asserted identity and
-//! privacy), `uui` (RFC 7433 User-to-User and what headers pass between
-//! legs), `flows` (reusing a trunk peer's connection), `peers` (trunk peers' shared
-//! limits, counters and health), `gateways` (peer limits on calls, a
-//! route's gateways and failing over between them), `pings` (OPTIONS pings
-//! to peers).
+//! [`CallLayer`] is a handful of parts, each the only owner of its state,
+//! which the other files reach through its methods (docs/architecture.md,
+//! "Inside the call layer"): `table` (who is who: calls, legs, the indexes
+//! by dialog and by INVITE transaction, forgotten legs' afterlives), `wheel`
+//! (armed timers), `outbox` (events, media commands, calls to publish), the
+//! requests in flight (`Pending`, here), the dialogs (`crate::dialog`), the
+//! trunk peers' runtime (`gateways::PeerRuntime`) and the handover
+//! bookkeeping (`handover::Handover`). A step that needs several parts is a
+//! `CallLayer` method that does it in one place (forgetting a leg:
+//! `lifecycle::drop_leg`).
+//!
+//! Files, one concern each:
+//! - legs and bridging: `leg` (one dialog and its media), `inbound` (INVITEs
+//!   received, RFC 3261 §13.3), `outbound` (legs placed and their responses,
+//!   §13.2, §16.7), `lifecycle` (ending legs and calls), `late_offer` (INVITEs
+//!   without SDP, RFC 3264 §4), `prack` (RFC 3262 on both kinds of leg),
+//!   `negotiate` (SDP rewriting);
+//! - requests within a leg's dialog: `in_dialog` (BYE, re-INVITE, UPDATE,
+//!   INFO, ACK, §12-§15, RFC 6337);
+//! - transfer: `transfer` (REFER and the transfer command, RFC 3515, 3891),
+//!   `handover` (across workers);
+//! - timers: `wheel` (the deadlines), `timers` (ring timeout, RFC 4028);
+//! - trunk peers: `peers` (shared limits, counters, health), `gateways` (peer
+//!   limits on calls, a route's gateways), `failover` (a peer's next server,
+//!   RFC 3263 §4.3), `pings` (OPTIONS), `flows` (a peer's connection),
+//!   `digest` (answering 401/407);
+//! - the layer above: `command` (commands and events), `controls` (carrying
+//!   out commands, media events), `control` (how other tasks reach it);
+//! - identity and headers: `identity` (RFC 3325/3323), `uui` (RFC 7433);
+//! - what leaves: `outbox`, `publish` (the session table's view), `summary`;
+//! - configuration: `settings`, `dialplan`.
+//!
+//! Nothing here indexes a map or a list (`clippy::indexing_slicing` is
+//! denied on the module, src/lib.rs): a leg, call, profile or peer that is
+//! gone is `None`, and the request is answered or dropped.
 
 pub mod command;
 pub mod control;

@@ -3,6 +3,14 @@
 //! first answer wins and the other forks are CANCELled, failures mapped to
 //! the caller (§16.7 best response), 401/407 answered once with the peer's
 //! credentials, and the ring timeout.
+//!
+//! Owns the types of a placement (`Target`, `Caller`, `PlaceError`) and no
+//! state: a placed leg goes into the table (`LegTable::insert_leg`), its
+//! INVITE into `pending`, its ring timeout onto the wheel (`schedule`), what
+//! it holds of a trunk peer into `PeerRuntime` (`gateways`). It sets a
+//! call's legs by role, its bridge (`bridge`) and its state as answers come;
+//! a transfer re-bridges (`transfer`). It must not forget a leg itself
+//! (`lifecycle::drop_leg` does).
 
 use std::net::SocketAddr;
 use std::time::Instant;

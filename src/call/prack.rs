@@ -17,7 +17,9 @@
 //! 64*T1: the INVITE gets 504 and the call ends. A request requiring 100rel
 //! on a profile or from a peer where it is `"off"` gets 420.
 //!
-//! It owns no state beyond the dialogs' and the late-offer stage.
+//! It owns no state beyond the dialogs' and the late-offer stage. A caller's
+//! final response that the dialog held and released here takes the INVITE
+//! out of the CANCEL index (`LegTable::uas_answered`), as `respond_uas` does.
 
 use std::time::Instant;
 

@@ -5,6 +5,10 @@
 //! see calls through the session table: after each input the calls that
 //! changed are summarised afresh and swapped in whole, so a reader never sees
 //! half an update and never waits for the endpoint.
+//!
+//! This file builds a call's summary from the table and holds the read
+//! side ([`Directory`]); the writes and the set of changed calls are the
+//! outbox's (`outbox::Outbox::publish`). It changes no call state.
 
 use std::sync::Arc;
 

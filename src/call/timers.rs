@@ -1,4 +1,10 @@
-//! The call layer's own timers: ring timeouts and RFC 4028 session timers.
+//! What the call layer's timers do: ring timeouts and RFC 4028 session timers.
+//!
+//! The deadlines live on the wheel (`wheel::TimerWheel`), a leg's session
+//! timer state on the leg (`SessionTimer`). A timer is armed only through
+//! `schedule`, which also records its key on the leg, so that forgetting or
+//! handing over the leg takes its timers with it; a timer whose leg is gone
+//! fires into nothing.
 //!
 //! Session timers, per leg: when the switch is the refresher it re-INVITEs
 //! with its last SDP (unchanged version, RFC 4028 §7.4 / RFC 3264 §8) at half

@@ -14,6 +14,12 @@
 //! bridged at once and both transferor legs hung up. Either way the call
 //! keeps its id and reports `Transferred`, which the web-callback layer uses
 //! to park the parent interaction.
+//!
+//! Owns the transfer in progress (`Transfer`, kept on its call) and the
+//! parsing of Refer-To and Replaces (a peer's bytes: nothing here may
+//! panic on them). A replaced dialog of another worker is `handover`'s
+//! business; legs move between calls here only by their `call` and role
+//! fields and the calls' `b`, `c` and `bridged` (never the table's indexes).
 
 use std::time::Instant;
 
