@@ -137,21 +137,11 @@ pub(super) struct Placed<'a> {
 }
 
 impl CallLayer {
-    /// The first peer of `profile` whose ACL admits `ip`.
-    pub(super) fn peer_of_source(&self, profile: ProfileId, ip: IpAddr) -> Option<usize> {
-        self.settings
-            .profiles
-            .get(profile.0)?
-            .peers
-            .iter()
-            .position(|p| p.acl.iter().any(|n| n.contains(&ip)))
-    }
-
     /// Whether a request from `ip` on `profile` comes from a trunk peer:
     /// then its peer's limits govern it, not the per-source transaction
     /// cap that guards the registrar against unknown sources.
     pub fn is_peer_source(&self, profile: ProfileId, ip: IpAddr) -> bool {
-        self.peer_of_source(profile, ip).is_some()
+        self.settings.peer_of_source(profile, ip).is_some()
     }
 
     /// The peers' shared table (also read by the HTTP API).
@@ -169,7 +159,7 @@ impl CallLayer {
         tx: ServerTransactionId,
         request: &Request,
     ) -> Result<Option<PeerCall>, ()> {
-        let Some(peer) = self.peer_of_source(source.profile, source.remote.ip()) else {
+        let Some((_, peer)) = self.settings.peer_of(source) else {
             return Ok(None);
         };
         match self

@@ -77,12 +77,8 @@ impl CallLayer {
         admitted: String,
     ) -> (Caller, Identity) {
         let from = Caller::from_request(request);
-        let peer = self.peer_of_source(source.profile, source.remote.ip());
-        let trusted = peer.is_some_and(|i| {
-            self.settings
-                .peer((source.profile, i))
-                .is_some_and(|p| p.trusted)
-        });
+        let peer = self.settings.peer_of(source);
+        let trusted = self.settings.trusted(peer);
         let privacy = request
             .header_values_whole("Privacy")
             .first()
@@ -150,19 +146,12 @@ impl CallLayer {
         )
     }
 
-    /// Whether a target is a trusted peer.
-    fn trusted_target(&self, target: &Target) -> bool {
-        target
-            .peer
-            .is_some_and(|k| self.settings.peer(k).is_some_and(|p| p.trusted))
-    }
-
     /// PAI and Privacy for a leg of `call` toward `target` (trusted peers only).
     pub(super) fn identity_headers(&self, call: &CallId, target: &Target) -> Vec<(String, String)> {
         let Some(identity) = self.table.call(call).map(|c| &c.identity) else {
             return Vec::new();
         };
-        if !self.trusted_target(target) {
+        if !self.settings.trusted(target.peer) {
             return Vec::new();
         }
         let mut headers = Vec::new();
@@ -187,7 +176,7 @@ impl CallLayer {
         host: String,
     ) -> (String, String, String) {
         let private = self.table.call(call).is_some_and(|c| c.identity.private);
-        if private && !self.trusted_target(target) {
+        if private && !self.settings.trusted(target.peer) {
             (
                 "anonymous".into(),
                 "\"Anonymous\" ".into(),

@@ -133,7 +133,7 @@ impl CallLayer {
             }
         };
         self.phone_hold_state(leg, offer.stream.is_hold());
-        let partner = self.partner(leg).filter(|p| {
+        let partner = self.table.partner(leg).filter(|p| {
             self.table
                 .leg(*p)
                 .is_some_and(|pl| pl.is_answered() && !pl.ending)
@@ -361,7 +361,7 @@ impl CallLayer {
             duration_ms,
             via: "info",
         });
-        if let Some(p) = self.partner(leg) {
+        if let Some(p) = self.table.partner(leg) {
             self.outbox.media(MediaCommand::SendDtmf {
                 leg: p,
                 digits: digit.to_string(),

@@ -132,7 +132,7 @@ impl CallLayer {
         };
         let dialog_id = self.dialogs.insert(dialog);
         let call_id = self.new_call_id();
-        let a = self.new_leg_id();
+        let a = self.table.new_leg_id(&self.shard);
         let sip_call_id = request.call_id().unwrap_or("").to_string();
         self.outbox.media(MediaCommand::Open {
             leg: a,

@@ -145,10 +145,14 @@ enum ReInvite {
     Refresh,
 }
 
+/// One endpoint worker's B2BUA: the parts below, each the only owner of its
+/// state (module header; docs/architecture.md, "Inside the call layer").
 #[derive(Debug)]
 pub struct CallLayer {
+    /// Profiles and peers; only the relay port pools change at run time.
     settings: CallSettings,
     dialplan: DialPlan,
+    /// The legs' dialogs (RFC 3261 §12, RFC 3262), `crate::dialog`'s.
     dialogs: DialogTable,
     /// Calls, legs and how messages find them (`table`).
     table: table::LegTable,
@@ -260,10 +264,7 @@ impl CallLayer {
 
     /// Whether a request within a dialog is one of ours.
     pub fn owns_request(&self, request: &Request) -> bool {
-        let (Some(call_id), Some(tag)) = (request.call_id(), request.to_tag()) else {
-            return false;
-        };
-        self.table.leg_of_dialog(call_id, &tag).is_some()
+        self.leg_of_request(request).is_some()
     }
 
     /// Whether `request` is a BYE for a dialog whose BYE we sent a moment
@@ -409,10 +410,6 @@ impl CallLayer {
 
     // ---- shared helpers ----
 
-    fn new_leg_id(&mut self) -> LegId {
-        self.table.new_leg_id(&self.shard)
-    }
-
     fn wall_ms(&self, now: Instant) -> u64 {
         let wall = match self.wall {
             Some((at, wall)) if now >= at => wall + (now - at),
@@ -551,7 +548,11 @@ impl CallLayer {
         match e {
             DialogEvent::AckTimeout { id, .. } => {
                 // §13.3.1.4: no ACK for our 2xx: the session is not up; end it.
-                if let Some(l) = self.leg_of_dialog(&id).and_then(|l| self.table.leg(l)) {
+                if let Some(l) = self
+                    .table
+                    .leg_of_dialog(&id.call_id, &id.local_tag)
+                    .and_then(|l| self.table.leg(l))
+                {
                     let (call, role) = (l.call.clone(), l.role);
                     self.outbox.event(CallEvent::LegLost {
                         call: call.clone(),
@@ -562,7 +563,7 @@ impl CallLayer {
                 }
             }
             DialogEvent::GlareRetry(id) => {
-                if let Some(leg) = self.leg_of_dialog(&id) {
+                if let Some(leg) = self.table.leg_of_dialog(&id.call_id, &id.local_tag) {
                     self.retry_reinvite(now, out, leg);
                 }
             }
@@ -578,19 +579,10 @@ impl CallLayer {
         }
     }
 
-    fn leg_of_dialog(&self, id: &DialogId) -> Option<LegId> {
-        self.table.leg_of_dialog(&id.call_id, &id.local_tag)
-    }
-
     /// The leg that an in-dialog request addresses (its To tag is ours).
     fn leg_of_request(&self, request: &Request) -> Option<LegId> {
         self.table
             .leg_of_dialog(request.call_id()?, &request.to_tag()?)
-    }
-
-    /// The other bridged (or being bridged) leg of `leg`'s call.
-    fn partner(&self, leg: LegId) -> Option<LegId> {
-        self.table.partner(leg)
     }
 
     /// A final answer to a request (not the dialog-creating INVITE), through
@@ -634,7 +626,8 @@ impl CallLayer {
     ) {
         // ACK it, then BYE it: only one fork may win (§13.2.2.4).
         let Some(destination) = self
-            .leg_of_dialog(&id)
+            .table
+            .leg_of_dialog(&id.call_id, &id.local_tag)
             .and_then(|l| self.table.leg(l))
             .map(|l| l.destination)
         else {

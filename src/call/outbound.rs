@@ -265,7 +265,7 @@ impl CallLayer {
             self.release_port(profile, port);
             return Err(PlaceError::NotSent);
         };
-        let leg = self.new_leg_id();
+        let leg = self.table.new_leg_id(&self.shard);
         self.pending
             .insert((target.destination.profile, tx), Pending::Invite(leg));
         self.outbox.media(MediaCommand::Open {

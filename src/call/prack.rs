@@ -41,26 +41,9 @@ use super::outbound::Target;
 use super::{sdp_body, CallLayer, SipOut};
 
 impl CallLayer {
-    /// The RFC 3262 mode toward a target: its peer's, else its profile's.
-    fn prack_mode_of_target(&self, target: &Target) -> PrackMode {
-        target
-            .peer
-            .and_then(|k| self.settings.peer(k)?.prack)
-            .or_else(|| self.settings.profile(target.profile).map(|p| p.prack))
-            .unwrap_or_default()
-    }
-
-    /// The RFC 3262 mode toward whoever sent a request from `source`.
-    fn prack_mode_of_source(&self, source: &Source) -> PrackMode {
-        self.peer_of_source(source.profile, source.remote.ip())
-            .and_then(|i| self.settings.peer((source.profile, i))?.prack)
-            .or_else(|| self.settings.profile(source.profile).map(|p| p.prack))
-            .unwrap_or_default()
-    }
-
     /// `Supported` (and `Require`) for an INVITE toward `target`.
     pub(super) fn option_tags_for(&self, target: &Target) -> Vec<(String, String)> {
-        match self.prack_mode_of_target(target) {
+        match self.settings.prack_mode(target.profile, target.peer) {
             PrackMode::Off => vec![("Supported".into(), "replaces, timer".into())],
             PrackMode::Supported => vec![("Supported".into(), "100rel, replaces, timer".into())],
             PrackMode::Required => vec![
@@ -77,7 +60,10 @@ impl CallLayer {
         source: &Source,
         request: &Request,
     ) -> Option<Response> {
-        if self.prack_mode_of_source(source) != PrackMode::Off
+        if self
+            .settings
+            .prack_mode(source.profile, self.settings.peer_of(source))
+            != PrackMode::Off
             || !names_option(request, "Require", TAG_100REL)
         {
             return None;
@@ -102,7 +88,10 @@ impl CallLayer {
         if names_option(invite, "Require", TAG_100REL) {
             return true;
         }
-        match self.prack_mode_of_source(source) {
+        match self
+            .settings
+            .prack_mode(source.profile, self.settings.peer_of(source))
+        {
             PrackMode::Off => false,
             mode if names_option(invite, "Supported", TAG_100REL) => {
                 mode == PrackMode::Required || sdp_body(response, &response.body).is_some()
@@ -130,7 +119,10 @@ impl CallLayer {
         if (200..300).contains(&code) && response.header_value("Supported").is_none() {
             let tags = match self.table.leg(leg).map(|l| &l.side) {
                 Some(Side::Uas { source, .. })
-                    if self.prack_mode_of_source(source) == PrackMode::Off =>
+                    if self
+                        .settings
+                        .prack_mode(source.profile, self.settings.peer_of(source))
+                        == PrackMode::Off =>
                 {
                     "replaces, timer"
                 }
@@ -184,7 +176,7 @@ impl CallLayer {
     ) {
         match e {
             DialogEvent::Released { id, response } => {
-                let Some(leg) = self.leg_of_dialog(&id) else {
+                let Some(leg) = self.table.leg_of_dialog(&id.call_id, &id.local_tag) else {
                     return;
                 };
                 let Some(l) = self.table.leg(leg) else {
@@ -201,7 +193,7 @@ impl CallLayer {
                 out.respond(now, profile, tx, *response);
             }
             DialogEvent::PrackTimeout(id) => {
-                let Some(leg) = self.leg_of_dialog(&id) else {
+                let Some(leg) = self.table.leg_of_dialog(&id.call_id, &id.local_tag) else {
                     return;
                 };
                 let Some((call, role)) = self.table.leg(leg).map(|l| (l.call.clone(), l.role))

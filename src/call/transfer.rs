@@ -135,6 +135,7 @@ impl CallLayer {
             return refuse(self, out, 491, "Transfer In Progress");
         }
         let Some(transferee) = self
+            .table
             .partner(leg)
             .filter(|p| self.table.leg(*p).is_some_and(|l| l.is_answered()))
         else {
@@ -217,6 +218,7 @@ impl CallLayer {
             });
         }
         let transferee = self
+            .table
             .partner(by)
             .filter(|p| {
                 self.table
@@ -306,7 +308,8 @@ impl CallLayer {
         let leg = [to_tag, from_tag]
             .into_iter()
             .find_map(|tag| self.table.leg_of_dialog(&call_id, &tag))?;
-        self.partner(leg)
+        self.table
+            .partner(leg)
             .filter(|p| self.table.leg(*p).is_some_and(|l| l.is_answered()))
     }
 
@@ -333,7 +336,7 @@ impl CallLayer {
         let Some(other_call) = self.table.leg(target).map(|l| l.call.clone()) else {
             return;
         };
-        let transferor2 = self.partner(target);
+        let transferor2 = self.table.partner(target);
         if let Some(oc) = self.table.call_mut(&other_call) {
             oc.b.retain(|&l| l != target);
             if oc.c == Some(target) {
