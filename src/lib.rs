@@ -11,7 +11,7 @@
 // holding secrets or closures print a summary). Tests are exempt from the
 // panic lints (clippy.toml); the crate-wide lints are in Cargo.toml's
 // [lints]. `indexing_slicing` is denied per module below where the module
-// holds none (call/ and media/ still index; the HTTP, store and web-callback
+// holds none (media/ still indexes; the HTTP, store and web-callback
 // layers index only their own data).
 #![deny(unsafe_code)]
 #![deny(missing_debug_implementations)]
@@ -20,6 +20,7 @@
 #[deny(clippy::indexing_slicing)]
 pub mod sip;
 
+#[deny(clippy::indexing_slicing)]
 pub mod call;
 pub mod callback;
 pub mod config;
