@@ -352,6 +352,8 @@ impl Conn {
             .max_message_size(Some(cap))
             .max_frame_size(Some(cap));
         let policy = self.policy.clone();
+        // The shape is tungstenite's `Callback`: its error is the HTTP answer.
+        #[allow(clippy::result_large_err)]
         let check = move |request: &Request, mut response: Response| {
             let origin = request
                 .headers()
