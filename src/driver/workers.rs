@@ -327,7 +327,10 @@ fn feed(w: &mut Worker, now: Instant, inbound: Inbound) {
             remote,
             writer,
         } => w.transports.connection_up(id, transport, remote, writer),
-        Inbound::ConnectionDown { id } => w.transports.connection_down(id),
+        Inbound::ConnectionDown { id } => {
+            w.transports.connection_down(id);
+            w.endpoint.connection_closed(id);
+        }
         Inbound::ConnectFailed {
             profile,
             transport,

@@ -628,6 +628,16 @@ impl Endpoint {
         self.calls.set_peer_targets(profile, peer, targets);
     }
 
+    /// A stream connection closed (the driver has forgotten its writer):
+    /// the bindings tied to it go (RFC 7118 §5).
+    pub fn connection_closed(&mut self, connection: crate::net::ConnectionId) {
+        for p in &mut self.profiles {
+            if let Some(r) = &mut p.registrar {
+                r.connection_closed(connection);
+            }
+        }
+    }
+
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some(entry) = self.delayed.due.first_entry() {
             if entry.key().0 > now {
