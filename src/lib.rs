@@ -20,6 +20,7 @@ pub mod sip;
 
 pub mod call;
 pub mod callback;
+pub mod codec;
 pub mod config;
 #[deny(clippy::indexing_slicing)]
 pub mod dialog;

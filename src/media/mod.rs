@@ -32,14 +32,16 @@
 //! fed by a channel, so disk latency never stalls the relay.
 //!
 //! Files: [`ports`] (port pool), [`rtp`] (outgoing stream continuity and
-//! payload-type mapping), [`g711`] (μ-law/A-law conversion), [`stats`]
+//! payload-type mapping), [`stats`]
 //! (counters, RFC 3550 loss and jitter), [`dtmf`] (RFC 4733 detect and
 //! generate), [`leg`] (one leg's sockets and state), [`engine`] (handle and
 //! relay loop), [`rtcp`] (RTCP validation and SSRC translation), [`record`]
 //! (recorder thread), [`poller`] and [`mmsg`] (epoll wrapper, batched
 //! datagram I/O: with the generator the only `unsafe` in media), [`bench`](mod@bench)
 //! (generator and helpers shared by the
-//! RTP generator binary and the relay benchmark).
+//! RTP generator binary and the relay benchmark). G.711 itself (law
+//! conversion, decoding and encoding) is `crate::codec::g711`, shared with
+//! the recorder.
 
 // The libc FFI of the relay (epoll, eventfd, sendmmsg/recvmmsg) and of the
 // RTP generator: the only `unsafe` in the library besides transport/udp.rs
@@ -48,7 +50,6 @@
 pub mod bench;
 pub mod dtmf;
 pub mod engine;
-pub mod g711;
 pub mod leg;
 #[allow(unsafe_code)]
 pub mod mmsg;
@@ -81,12 +82,9 @@ impl std::fmt::Display for LegId {
     }
 }
 
-/// The two G.711 laws the switch relays (and converts between).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum G711 {
-    Pcmu,
-    Pcma,
-}
+/// The two G.711 laws the switch relays (and converts between); the codec
+/// itself is `crate::codec::g711`, shared with the recorder.
+pub use crate::codec::G711;
 
 /// What was negotiated on one leg.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

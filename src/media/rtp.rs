@@ -17,8 +17,8 @@
 
 use std::time::Instant;
 
-use super::g711::{ALAW_TO_ULAW, ULAW_TO_ALAW};
 use super::{LegId, PayloadMap, G711};
+use crate::codec::g711::{ALAW_TO_ULAW, ULAW_TO_ALAW};
 
 /// RTP clock of G.711 and its telephone events.
 pub const CLOCK_HZ: u64 = 8000;

@@ -8,12 +8,13 @@ use std::time::Instant;
 use rtp_types::RtpPacketMut;
 
 use super::Relay;
+use crate::codec::g711;
 use crate::media::leg::Leg;
 use crate::media::mmsg::{Batch, Datagram, Target};
 use crate::media::record;
 use crate::media::rtcp::{self, ReportMap, SenderMap, Translation};
 use crate::media::rtp::{self, Kind, Mapping, CLOCK_HZ};
-use crate::media::{g711, MediaEvent};
+use crate::media::MediaEvent;
 
 /// How `from`'s RTCP must be rewritten for `to` (see [`rtcp`]): `from`'s own
 /// SSRC becomes the one `to` receives its RTP under, and reports on the
