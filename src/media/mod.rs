@@ -51,6 +51,7 @@ pub mod bench;
 pub mod dtmf;
 pub mod engine;
 pub mod leg;
+pub mod mixer;
 #[allow(unsafe_code)]
 pub mod mmsg;
 #[allow(unsafe_code)]
