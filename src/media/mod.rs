@@ -70,6 +70,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use engine::MediaEngine;
+pub use mixer::{Direction, DtmfRoute, MixerStats, Role};
 pub use ports::{take_bound, MediaPorts, PortPool};
 pub use stats::LegStats;
 
@@ -149,8 +150,13 @@ pub enum MediaCommand {
         duration_ms: u32,
         gap_ms: u32,
     },
-    /// Stereo recording of the call: channel 0 = `legs[0]`'s received audio,
-    /// channel 1 = `legs[1]`'s.
+    /// Stereo recording of the call: channel 0 is what `legs[0]` says,
+    /// channel 1 what it hears. In a two-party call that is `legs[1]`'s
+    /// audio; while `legs[0]` is in a conference room, channel 1 is the mix
+    /// the room sends it (everyone else, and any whisper meant for it), and
+    /// `legs[1]`'s own audio is in that mix. Put the agent first: the file
+    /// is then the agent on the left, everyone else on the right, and
+    /// follows the call into and out of a room by itself.
     StartRecording {
         call: String,
         legs: [LegId; 2],
@@ -167,6 +173,38 @@ pub enum MediaCommand {
     },
     Close {
         leg: LegId,
+    },
+    /// Conference room `room` (created on first use) holds exactly
+    /// `members`, each with its [`Role`]: a leg listed leaves its bridge or
+    /// other room and from now on is decoded and mixed ([`mixer`]); a member
+    /// not listed again leaves the room unbridged (`Bridge` it, or `Mix`
+    /// the two that remain, or `Close` it); an empty list dissolves the
+    /// room. Hold and mute keep their meaning in a room (held: hears and
+    /// says nothing; muted: hears). `dtmf` says where RFC 4733 events from
+    /// members go; they are reported as [`MediaEvent::Dtmf`] either way. A
+    /// two-party call that needs a gain is a room of two parties.
+    Mix {
+        room: String,
+        members: Vec<(LegId, Role)>,
+        dtmf: DtmfRoute,
+    },
+    /// Change a member's role (listen, whisper, barge) without touching its
+    /// audio path: nobody in the room hears a switch.
+    SetRole {
+        leg: LegId,
+        role: Role,
+    },
+    /// Take `leg` out of its room, unbridged; a room left empty goes.
+    Leave {
+        leg: LegId,
+    },
+    /// Gain on `leg`, in dB (clamped to -12..=12): `In` scales what it
+    /// says, `Out` what it hears. Kept with the leg; applied while it is in
+    /// a room (the two-party path forwards packets untouched).
+    SetGain {
+        leg: LegId,
+        direction: Direction,
+        db: f32,
     },
 }
 

@@ -14,6 +14,8 @@ use super::*;
 use crate::codec::g711;
 use crate::recording::RecordingError;
 
+mod rooms;
+
 const WAIT: Duration = Duration::from_secs(5);
 
 const PCMU: PayloadMap = PayloadMap {

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use rtp_types::RtpPacketMut;
 
+use super::rooms::MAX_EVENT_PAYLOAD;
 use super::Relay;
 use crate::codec::g711;
 use crate::media::leg::Leg;
@@ -151,6 +152,7 @@ impl Relay {
         let peer_slot = leg.peer;
         let forward_ok = !leg.muted && !leg.held;
         let tap = leg.tap;
+        let in_room = leg.in_room;
         // Recording taps what the leg sent, except while muted or on hold
         // (its channel is then silence, filled in by the recorder's tick).
         if let (Some(tap), Kind::Audio(law)) = (tap, kind) {
@@ -160,6 +162,24 @@ impl Relay {
             if forward_ok && !peer_held {
                 record::send_audio(&self.rec_tx, &tap, now, ssrc, ts, law, pkt.payload());
             }
+        }
+        if in_room {
+            // Decoded into the member's jitter buffer; the mixer's tick
+            // sends what each member hears (rooms.rs).
+            match kind {
+                Kind::Audio(law) => self.mixer.push_audio(from, ssrc, ts, law, pkt.payload()),
+                Kind::Event => {
+                    let body = pkt.payload();
+                    let mut copy = [0u8; MAX_EVENT_PAYLOAD];
+                    if let Some(dst) = copy.get_mut(..body.len()) {
+                        dst.copy_from_slice(body);
+                        let n = body.len();
+                        self.forward_event(from, pt, ts, copy.get(..n).unwrap_or(&[]), now);
+                    }
+                }
+                Kind::Unknown => {}
+            }
+            return false;
         }
         if !forward_ok {
             return false;

@@ -86,7 +86,7 @@ pub const MAX_CATCH_UP: u32 = 3;
 pub const MAX_MEMBERS: usize = 64;
 /// How long audio stays withheld after a forwarded event's first end packet
 /// (its retransmissions follow within it).
-pub const EVENT_HANGOVER: Duration = Duration::from_millis(40);
+pub const EVENT_HANGOVER: Duration = Duration::from_millis(60);
 /// A forwarded event with no packet for this long is over (ends lost).
 pub const EVENT_TIMEOUT: Duration = super::dtmf::END_TIMEOUT;
 /// The gain range, in dB.
