@@ -35,7 +35,14 @@
 //!
 //! RTCP is relayed between the legs' RTCP ports after an RFC 3550 A.2
 //! validity check, with its SSRCs translated like the RTP it describes
-//! ([`super::rtcp`]).
+//! ([`super::rtcp`]). A leg in a conference room has no peer: its RTCP is
+//! counted and not forwarded (no member's report describes a mix).
+//!
+//! Conference rooms (`rooms.rs`): the packet path hands a room member's
+//! audio to the [`super::mixer`] (decoded into its jitter buffer) instead
+//! of forwarding it; the loop's wait ends at the mixer's next due frame,
+//! and each tick's frames leave on the listeners' own sockets. The mixer
+//! never sees a socket or the clock: this thread passes `now` in.
 
 use std::collections::HashMap;
 use std::io;

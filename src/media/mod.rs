@@ -1,5 +1,12 @@
-//! Media: the RTP/RTCP relay between the two legs of a call, RFC 4733 DTMF
-//! detection and generation, per-leg statistics and call recording.
+//! Media: the RTP/RTCP relay between the two legs of a call, conference
+//! rooms mixed on the relay's clock ([`mixer`]), RFC 4733 DTMF detection,
+//! forwarding and generation, per-leg statistics and call recording.
+//!
+//! Two legs bridged are relayed packet by packet without decoding (RFC
+//! 3550 §7: the relay is a translator); legs in a room are decoded, mixed
+//! and re-encoded (§7.1: the mixer is the synchronisation source of what
+//! each member hears). A leg is decoded only while the call layer keeps it
+//! in a room.
 //!
 //! Media is a separate path from SIP. The call layer steers it with
 //! [`MediaCommand`]s through a cheap [`MediaEngine`] handle and receives
@@ -27,15 +34,18 @@
 //! `recvfrom` and at most one `send` per packet, or one `recvmmsg` and one
 //! `sendmmsg` for a socket that has queued several ([`mmsg`], see
 //! [`engine`]); no allocation, no lock on the per-packet path (counters are
-//! atomics read by [`MediaEngine::stats`]).
+//! atomics read by [`MediaEngine::stats`]). The same loop ticks the
+//! conference rooms every 20 ms (its wait timeout is the mixer's next due
+//! frame) and sends each member its mix, one `send` per member per frame.
 //! Recording files are written by a second thread (`sb-media-rec`, [`record`])
 //! fed by a channel, so disk latency never stalls the relay.
 //!
 //! Files: [`ports`] (port pool), [`rtp`] (outgoing stream continuity and
 //! payload-type mapping), [`stats`]
 //! (counters, RFC 3550 loss and jitter), [`dtmf`] (RFC 4733 detect and
-//! generate), [`leg`] (one leg's sockets and state), [`engine`] (handle and
-//! relay loop), [`rtcp`] (RTCP validation and SSRC translation), [`record`]
+//! generate), [`leg`] (one leg's sockets and state), [`mixer`] (rooms,
+//! jitter buffers, concealment, mixing; sans-IO), [`engine`] (handle, relay
+//! loop, and `engine/rooms.rs` which sends what the mixer mixes), [`rtcp`] (RTCP validation and SSRC translation), [`record`]
 //! (recorder thread), [`poller`] and [`mmsg`] (epoll wrapper, batched
 //! datagram I/O: with the generator the only `unsafe` in media), [`bench`](mod@bench)
 //! (generator and helpers shared by the

@@ -1,6 +1,7 @@
 //! The relay's packet path: reading a ready socket, validating and
 //! rewriting each datagram in place, and forwarding it to the bridged leg
-//! (see the parent module for how sockets are read).
+//! (see the parent module for how sockets are read); a room member's audio
+//! and events go to the mixer instead (`rooms.rs`).
 
 use std::os::fd::AsRawFd;
 use std::time::Instant;

@@ -147,58 +147,103 @@ impl Jitter {
             });
             self.late_streak = 0;
         }
-        for (i, &code) in payload.iter().enumerate() {
-            let at = pos + i as i64;
-            if at >= play {
-                self.store(at, law.decode(code));
-            }
+        // The part not yet played (all of it, but for a partly late packet).
+        let skip = (play - pos).clamp(0, len) as usize;
+        if let Some(codes) = payload.get(skip..) {
+            self.store(pos + skip as i64, law, codes);
         }
         placed
     }
 
     /// Take the frame starting at `play` into `out`: true when any of its
-    /// samples arrived (missing samples of a partial frame are zero).
+    /// samples arrived (missing samples are zero).
     pub fn take(&mut self, play: i64, out: &mut [i16; FRAME_SAMPLES]) -> bool {
-        let mut any = false;
-        for (i, o) in out.iter_mut().enumerate() {
-            match self.take_one(play + i as i64) {
-                Some(s) => {
-                    *o = s;
-                    any = true;
-                }
-                None => *o = 0,
-            }
-        }
-        any
+        self.take_frame(play, Some(out))
     }
 
     /// Forget the frame starting at `play` (a frame the room skipped).
     pub fn discard(&mut self, play: i64) {
-        for i in 0..FRAME_SAMPLES as i64 {
-            let _ = self.take_one(play + i);
-        }
+        self.take_frame(play, None);
     }
 
-    fn store(&mut self, pos: i64, sample: i16) {
-        let i = pos as usize & MASK;
-        let bit = 1u64 << (i % 64);
-        if let (Some(word), Some(slot)) = (self.filled.get_mut(i / 64), self.samples.get_mut(i)) {
-            if *word & bit == 0 {
-                *word |= bit;
-                *slot = sample;
+    /// The frame is at most two runs of the ring (it may straddle the
+    /// wrap); each run is walked a bitmap word at a time, so a whole frame
+    /// that arrived is two or three copies, not 160 bit tests.
+    fn take_frame(&mut self, play: i64, mut out: Option<&mut [i16; FRAME_SAMPLES]>) -> bool {
+        let start = play as usize & MASK;
+        let first = (CAPACITY - start).min(FRAME_SAMPLES);
+        let mut any = false;
+        let mut done = 0;
+        for (at, len) in [(start, first), (0, FRAME_SAMPLES - first)] {
+            let mut i = 0;
+            while i < len {
+                let idx = at + i;
+                let bit = idx % 64;
+                let n = (64 - bit).min(len - i);
+                let mask = if n == 64 {
+                    u64::MAX
+                } else {
+                    ((1u64 << n) - 1) << bit
+                };
+                let Some(word) = self.filled.get_mut(idx / 64) else {
+                    break;
+                };
+                let got = *word & mask;
+                *word &= !mask;
+                if let (Some(out), Some(src)) = (out.as_deref_mut(), self.samples.get(idx..idx + n))
+                {
+                    if let Some(dst) = out.get_mut(done + i..done + i + n) {
+                        if got == mask {
+                            dst.copy_from_slice(src);
+                        } else if got == 0 {
+                            dst.fill(0);
+                        } else {
+                            for (k, (d, &s)) in dst.iter_mut().zip(src).enumerate() {
+                                *d = if got >> (bit + k) & 1 != 0 { s } else { 0 };
+                            }
+                        }
+                    }
+                }
+                any |= got != 0;
+                i += n;
             }
+            done += len;
         }
+        any
     }
 
-    fn take_one(&mut self, pos: i64) -> Option<i16> {
-        let i = pos as usize & MASK;
-        let bit = 1u64 << (i % 64);
-        let word = self.filled.get_mut(i / 64)?;
-        if *word & bit == 0 {
-            return None;
+    /// Decode `codes` into the ring from `pos` on, a bitmap word at a time;
+    /// samples already there stay (the first copy of a duplicate wins).
+    fn store(&mut self, pos: i64, law: G711, codes: &[u8]) {
+        let mut i = 0;
+        while i < codes.len() {
+            let idx = (pos + i as i64) as usize & MASK;
+            let bit = idx % 64;
+            let n = (64 - bit).min(codes.len() - i).min(CAPACITY - idx);
+            let mask = if n == 64 {
+                u64::MAX
+            } else {
+                ((1u64 << n) - 1) << bit
+            };
+            let (Some(word), Some(dst), Some(src)) = (
+                self.filled.get_mut(idx / 64),
+                self.samples.get_mut(idx..idx + n),
+                codes.get(i..i + n),
+            ) else {
+                break;
+            };
+            if *word & mask == 0 {
+                law.decode_into(src, dst);
+            } else {
+                for (k, (d, &c)) in dst.iter_mut().zip(src).enumerate() {
+                    if *word >> (bit + k) & 1 == 0 {
+                        *d = law.decode(c);
+                    }
+                }
+            }
+            *word |= mask;
+            i += n;
         }
-        *word &= !bit;
-        self.samples.get(i).copied()
     }
 }
 

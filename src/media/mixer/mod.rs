@@ -289,10 +289,6 @@ impl Room {
         self.frame as i64 * FRAME_SAMPLES as i64
     }
 
-    fn member_mut(&mut self, leg: LegId) -> Option<&mut Member> {
-        self.members.iter_mut().find(|m| m.leg == leg)
-    }
-
     fn expire_events(&mut self, now: Instant) {
         for m in &mut self.members {
             if let Some(f) = m.forward {
@@ -354,28 +350,47 @@ impl Room {
             if l.state.held || l.forward.is_some() {
                 continue;
             }
-            *out = *sum;
-            if l.role == Role::Party && l.contributes {
-                for (o, &c) in out.iter_mut().zip(&l.contrib) {
-                    *o -= c;
-                }
-            }
-            for w in self.members.iter().filter(|_| whispers) {
-                if w.contributes && w.leg != l.leg && w.role == (Role::Whisper { to: l.leg }) {
-                    for (o, &c) in out.iter_mut().zip(&w.contrib) {
-                        *o += c;
-                    }
-                }
-            }
-            let mut payload = [0u8; FRAME_SAMPLES];
-            encode(l.state.law, l.state.gain_out, out, &mut payload);
             frames.push(Frame {
                 room: self.uid,
                 leg: l.leg,
                 index,
                 law: l.state.law,
-                payload,
+                payload: [0; FRAME_SAMPLES],
             });
+            let Some(frame) = frames.last_mut() else {
+                continue;
+            };
+            let own = (l.role == Role::Party && l.contributes).then_some(&l.contrib);
+            let mut whispered = false;
+            if whispers {
+                for w in &self.members {
+                    if w.contributes && w.leg != l.leg && w.role == (Role::Whisper { to: l.leg }) {
+                        if !whispered {
+                            *out = *sum;
+                            if let Some(own) = own {
+                                for (o, &c) in out.iter_mut().zip(own) {
+                                    *o -= c;
+                                }
+                            }
+                            whispered = true;
+                        }
+                        for (o, &c) in out.iter_mut().zip(&w.contrib) {
+                            *o += c;
+                        }
+                    }
+                }
+            }
+            // The common cases read the sum (and the listener's own part)
+            // in place: no copy of the frame.
+            let (law, gain, payload) = (l.state.law, l.state.gain_out, &mut frame.payload);
+            match (whispered, own) {
+                (true, _) => encode(law, gain, out.iter().copied(), payload),
+                (false, Some(own)) => {
+                    let minus = sum.iter().zip(own).map(|(&s, &o)| s - o);
+                    encode(law, gain, minus, payload)
+                }
+                (false, None) => encode(law, gain, sum.iter().copied(), payload),
+            }
             stats.frames += 1;
             if late {
                 stats.late_frames += 1;
@@ -399,27 +414,37 @@ impl Room {
 }
 
 /// Outbound gain, one clip to 16 bits, and the listener's law.
-fn encode(law: G711, gain: Gain, mix: &[i32; FRAME_SAMPLES], payload: &mut [u8; FRAME_SAMPLES]) {
-    let g = i64::from(gain.q12());
-    let unity = gain == Gain::UNITY;
-    let sample = |v: i32| -> i16 {
-        let v = if unity {
-            i64::from(v)
-        } else {
-            (i64::from(v) * g) >> 12
-        };
-        v.clamp(i64::from(i16::MIN), i64::from(i16::MAX)) as i16
-    };
+#[inline(always)]
+fn encode(
+    law: G711,
+    gain: Gain,
+    mix: impl Iterator<Item = i32>,
+    payload: &mut [u8; FRAME_SAMPLES],
+) {
     match law {
-        G711::Pcmu => {
-            for (p, &v) in payload.iter_mut().zip(mix) {
-                *p = ulaw_encode(sample(v));
-            }
+        G711::Pcmu => encode_with(ulaw_encode, gain, mix, payload),
+        G711::Pcma => encode_with(alaw_encode, gain, mix, payload),
+    }
+}
+
+#[inline(always)]
+fn encode_with(
+    enc: impl Fn(i16) -> u8,
+    gain: Gain,
+    mix: impl Iterator<Item = i32>,
+    payload: &mut [u8; FRAME_SAMPLES],
+) {
+    const MIN: i32 = i16::MIN as i32;
+    const MAX: i32 = i16::MAX as i32;
+    if gain == Gain::UNITY {
+        for (p, v) in payload.iter_mut().zip(mix) {
+            *p = enc(v.clamp(MIN, MAX) as i16);
         }
-        G711::Pcma => {
-            for (p, &v) in payload.iter_mut().zip(mix) {
-                *p = alaw_encode(sample(v));
-            }
+    } else {
+        let g = i64::from(gain.q12());
+        for (p, v) in payload.iter_mut().zip(mix) {
+            let v = (i64::from(v) * g) >> 12;
+            *p = enc(v.clamp(i64::from(MIN), i64::from(MAX)) as i16);
         }
     }
 }
@@ -430,7 +455,8 @@ pub struct Mixer {
     rooms: Vec<Option<Room>>,
     free: Vec<usize>,
     by_name: HashMap<String, usize>,
-    by_leg: HashMap<LegId, usize>,
+    /// Room and member index of every leg in a room.
+    by_leg: HashMap<LegId, (usize, usize)>,
     next_uid: u64,
     next_phase: u32,
     next_due: Option<Instant>,
@@ -492,7 +518,7 @@ impl Mixer {
         };
         // Legs moving in from another room leave it first.
         for &(leg, _, _) in &wanted {
-            if self.by_leg.get(&leg).is_some_and(|&r| r != idx) {
+            if self.by_leg.get(&leg).is_some_and(|&(r, _)| r != idx) {
                 self.leave(leg);
             }
         }
@@ -511,15 +537,24 @@ impl Mixer {
                 None => Member::new(leg, role, state),
             };
             room.members.push(member);
-            self.by_leg.insert(leg, idx);
         }
         room.dtmf = dtmf;
         let left: Vec<LegId> = old.iter().map(|m| m.leg).collect();
         for leg in &left {
             self.by_leg.remove(leg);
         }
+        self.index_room(idx);
         self.recount();
         left
+    }
+
+    /// Record where each member of room `idx` is.
+    fn index_room(&mut self, idx: usize) {
+        if let Some(room) = self.rooms.get(idx).and_then(Option::as_ref) {
+            for (pos, m) in room.members.iter().enumerate() {
+                self.by_leg.insert(m.leg, (idx, pos));
+            }
+        }
     }
 
     fn create(&mut self, name: &str, now: Instant) -> usize {
@@ -570,7 +605,7 @@ impl Mixer {
     /// Take `leg` out of its room (a room left empty is dissolved). False
     /// when it was in none.
     pub fn leave(&mut self, leg: LegId) -> bool {
-        let Some(idx) = self.by_leg.remove(&leg) else {
+        let Some((idx, _)) = self.by_leg.remove(&leg) else {
             return false;
         };
         let empty_name = match self.rooms.get_mut(idx).and_then(Option::as_mut) {
@@ -580,8 +615,11 @@ impl Mixer {
             }
             None => None,
         };
-        if let Some(name) = empty_name {
-            self.dissolve(&name);
+        match empty_name {
+            Some(name) => {
+                self.dissolve(&name);
+            }
+            None => self.index_room(idx),
         }
         self.recount();
         true
@@ -599,7 +637,7 @@ impl Mixer {
 
     /// The room `leg` is in.
     pub fn room_of(&self, leg: LegId) -> Option<&str> {
-        let idx = *self.by_leg.get(&leg)?;
+        let (idx, _) = *self.by_leg.get(&leg)?;
         Some(self.rooms.get(idx)?.as_ref()?.name.as_str())
     }
 
@@ -616,8 +654,9 @@ impl Mixer {
     }
 
     fn member_mut(&mut self, leg: LegId) -> Option<&mut Member> {
-        let idx = *self.by_leg.get(&leg)?;
-        self.rooms.get_mut(idx)?.as_mut()?.member_mut(leg)
+        let (r, m) = *self.by_leg.get(&leg)?;
+        let member = self.rooms.get_mut(r)?.as_mut()?.members.get_mut(m)?;
+        (member.leg == leg).then_some(member)
     }
 
     fn recount(&mut self) {
@@ -630,14 +669,14 @@ impl Mixer {
     /// One audio payload received from `leg` (decoded with `law`), placed
     /// in its jitter buffer. Ignored when `leg` is in no room.
     pub fn push_audio(&mut self, leg: LegId, ssrc: u32, ts: u32, law: G711, payload: &[u8]) {
-        let Some(&idx) = self.by_leg.get(&leg) else {
+        let Some(&(r, mi)) = self.by_leg.get(&leg) else {
             return;
         };
-        let Some(room) = self.rooms.get_mut(idx).and_then(Option::as_mut) else {
+        let Some(room) = self.rooms.get_mut(r).and_then(Option::as_mut) else {
             return;
         };
         let play = room.play();
-        let Some(m) = room.member_mut(leg) else {
+        let Some(m) = room.members.get_mut(mi).filter(|m| m.leg == leg) else {
             return;
         };
         match m.jitter.put(ssrc, ts, law, payload, play) {
@@ -669,7 +708,7 @@ impl Mixer {
         let Some(room) = self
             .by_leg
             .get(&from)
-            .and_then(|&i| self.rooms.get_mut(i))
+            .and_then(|&(i, _)| self.rooms.get_mut(i))
             .and_then(Option::as_mut)
         else {
             return &self.targets;
