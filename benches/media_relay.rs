@@ -11,20 +11,17 @@
 //! `BENCH_SECONDS` measured window per step (default 5), `BENCH_WARMUP`
 //! seconds before measuring (default 1). Run through `scripts/bench-media`.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use switchback::media::bench::{grow_buffers, rss_bytes, thread_cpu, udp_rcvbuf_errors, Generator};
-use switchback::media::{LegId, MediaCommand, MediaEngine, MediaEvent, PayloadMap, PortPool, G711};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
-
-const PCMU: PayloadMap = PayloadMap {
-    audio_pt: 0,
-    codec: G711::Pcmu,
-    event_pt: Some(101),
+use switchback::media::bench::{
+    close_legs, grow_buffers, machine_cpu, open_legs, rss_bytes, thread_cpu, udp_rcvbuf_errors,
+    Generator,
 };
+use switchback::media::{LegId, MediaCommand, MediaEngine, PortPool};
+use tokio::sync::mpsc::unbounded_channel;
 
 fn env_f64(name: &str, default: f64) -> f64 {
     std::env::var(name)
@@ -33,69 +30,11 @@ fn env_f64(name: &str, default: f64) -> f64 {
         .unwrap_or(default)
 }
 
-/// (busy, total) jiffies of the whole machine from /proc/stat: how much CPU
-/// was left for the relay, which shares the machine with the generator.
-fn machine_cpu() -> (u64, u64) {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let v: Vec<u64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    let total: u64 = v.iter().take(8).sum();
-    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
-    (total - idle, total)
-}
-
 fn relayed(engine: &MediaEngine, legs: &[LegId]) -> u64 {
     legs.iter()
         .filter_map(|l| engine.stats(*l))
         .map(|s| s.packets_out)
         .sum()
-}
-
-/// Open every leg, retrying on another port when a bind fails.
-fn open_all(
-    engine: &MediaEngine,
-    events: &mut UnboundedReceiver<MediaEvent>,
-    pool: &mut PortPool,
-    legs: &[LegId],
-    remote: SocketAddr,
-) -> Vec<SocketAddr> {
-    let mut addrs = vec![remote; legs.len()];
-    let open = |leg: LegId, port: u16| {
-        let local: SocketAddr = ([127, 0, 0, 1], port).into();
-        engine.command(MediaCommand::Open {
-            leg,
-            call: format!("bench-{}", leg.0 / 2),
-            local,
-            remote: Some(remote),
-            remote_rtcp: None,
-            payloads: Some(PCMU),
-            rtp_timeout: None,
-        });
-        local
-    };
-    for (i, leg) in legs.iter().enumerate() {
-        addrs[i] = open(*leg, pool.allocate().expect("ports left"));
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        while let Ok(ev) = events.try_recv() {
-            if let MediaEvent::OpenFailed { leg, .. } = ev {
-                let i = legs.iter().position(|l| *l == leg).expect("our leg");
-                addrs[i] = open(leg, pool.allocate().expect("ports left"));
-            }
-        }
-        if legs.iter().all(|l| engine.stats(*l).is_some()) {
-            return addrs;
-        }
-        assert!(Instant::now() < deadline, "legs did not open");
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 fn main() {
@@ -131,7 +70,7 @@ fn main() {
         let drops0 = udp_rcvbuf_errors();
         let legs: Vec<LegId> = (0..2 * n as u64).map(|i| LegId(next_leg + i)).collect();
         next_leg += 2 * n as u64;
-        let addrs = open_all(&engine, &mut events, &mut pool, &legs, gen_addr);
+        let addrs = open_legs(&engine, &mut events, &mut pool, &legs, gen_addr).expect("legs open");
         for pair in legs.chunks(2) {
             engine.command(MediaCommand::Bridge {
                 a: pair[0],
@@ -211,14 +150,7 @@ fn main() {
             std::thread::available_parallelism().map_or(1, |n| n.get()),
         );
 
-        for leg in &legs {
-            engine.command(MediaCommand::Close { leg: *leg });
-        }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while legs.iter().any(|l| engine.stats(*l).is_some()) {
-            assert!(Instant::now() < deadline, "legs did not close");
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        close_legs(&engine, &legs).expect("legs close");
         for a in addrs {
             pool.release(a.port());
         }

@@ -23,6 +23,7 @@ pub mod sip;
 #[deny(clippy::indexing_slicing)]
 pub mod call;
 pub mod callback;
+pub mod codec;
 pub mod config;
 #[deny(clippy::indexing_slicing)]
 pub mod dialog;

@@ -7,7 +7,9 @@
 //! sequence number. Both batch their syscalls with `sendmmsg`/`recvmmsg` on
 //! IPv4 so that, on a small machine, the load generator costs as little CPU
 //! as possible next to the relay being measured. Not used by the switch
-//! itself; kept in the library so the bench and the binary share one copy.
+//! itself; kept in the library so the benches and the binary share one
+//! copy, with the benches' helpers (opening and closing legs in bulk, CPU
+//! readings).
 
 use std::collections::HashMap;
 use std::io;
@@ -17,6 +19,10 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::{LegId, MediaCommand, MediaEngine, MediaEvent, PayloadMap, PortPool, G711};
 
 /// Payload bytes of one 20 ms G.711 packet.
 pub const PAYLOAD: usize = 160;
@@ -306,6 +312,107 @@ pub fn udp_rcvbuf_errors() -> u64 {
         .find(|(n, _)| *n == "RcvbufErrors")
         .and_then(|(_, v)| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// (busy, total) jiffies of the whole machine from `/proc/stat`: how much
+/// CPU was left for the relay, which shares the machine with the generator.
+pub fn machine_cpu() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (total.saturating_sub(idle), total)
+}
+
+/// CPU time used so far by the calling thread (`/proc/thread-self/schedstat`).
+pub fn own_cpu() -> Duration {
+    let sched = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    Duration::from_nanos(
+        sched
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    )
+}
+
+/// Open `legs` on loopback ports from `pool`, each sending to `remote`
+/// with PCMU/101, retrying a leg on another port when its bind fails (a
+/// port some other process holds); waits until all are open.
+pub fn open_legs(
+    engine: &MediaEngine,
+    events: &mut UnboundedReceiver<MediaEvent>,
+    pool: &mut PortPool,
+    legs: &[LegId],
+    remote: SocketAddr,
+) -> io::Result<Vec<SocketAddr>> {
+    let payloads = PayloadMap {
+        audio_pt: 0,
+        codec: G711::Pcmu,
+        event_pt: Some(101),
+    };
+    let open = |leg: LegId, pool: &mut PortPool| -> io::Result<SocketAddr> {
+        let port = pool
+            .allocate()
+            .ok_or_else(|| io::Error::other("no media ports left"))?;
+        let local: SocketAddr = ([127, 0, 0, 1], port).into();
+        engine.command(MediaCommand::Open {
+            leg,
+            call: format!("bench-{}", leg.0),
+            local,
+            remote: Some(remote),
+            remote_rtcp: None,
+            payloads: Some(payloads),
+            rtp_timeout: None,
+        });
+        Ok(local)
+    };
+    let mut addrs = Vec::with_capacity(legs.len());
+    for &leg in legs {
+        addrs.push(open(leg, pool)?);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        while let Ok(ev) = events.try_recv() {
+            if let MediaEvent::OpenFailed { leg, .. } = ev {
+                if let Some(i) = legs.iter().position(|l| *l == leg) {
+                    let a = open(leg, pool)?;
+                    if let Some(slot) = addrs.get_mut(i) {
+                        *slot = a;
+                    }
+                }
+            }
+        }
+        if legs.iter().all(|l| engine.stats(*l).is_some()) {
+            return Ok(addrs);
+        }
+        if Instant::now() > deadline {
+            return Err(io::Error::other("legs did not open within 30 s"));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Close `legs` and wait until the engine has let them go.
+pub fn close_legs(engine: &MediaEngine, legs: &[LegId]) -> io::Result<()> {
+    for &leg in legs {
+        engine.command(MediaCommand::Close { leg });
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while legs.iter().any(|l| engine.stats(*l).is_some()) {
+        if Instant::now() > deadline {
+            return Err(io::Error::other("legs did not close within 30 s"));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
 }
 
 /// Resident set size of this process, bytes.

@@ -35,7 +35,14 @@
 //!
 //! RTCP is relayed between the legs' RTCP ports after an RFC 3550 A.2
 //! validity check, with its SSRCs translated like the RTP it describes
-//! ([`super::rtcp`]).
+//! ([`super::rtcp`]). A leg in a conference room has no peer: its RTCP is
+//! counted and not forwarded (no member's report describes a mix).
+//!
+//! Conference rooms (`rooms.rs`): the packet path hands a room member's
+//! audio to the [`super::mixer`] (decoded into its jitter buffer) instead
+//! of forwarding it; the loop's wait ends at the mixer's next due frame,
+//! and each tick's frames leave on the listeners' own sockets. The mixer
+//! never sees a socket or the clock: this thread passes `now` in.
 
 use std::collections::HashMap;
 use std::io;
@@ -50,11 +57,12 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::dtmf::{DtmfAction, DtmfError};
 use super::leg::Leg;
+use super::mixer::Mixer;
 use super::mmsg::Batch;
 use super::poller::{Events, Poller, Waker};
-use super::record::{self, RecMsg, SinkFactory, Tap};
+use super::record::{self, RecMsg, SinkFactory};
 use super::rtp;
-use super::stats::{LegCounters, LegStats};
+use super::stats::{LegCounters, LegStats, MixerCounters};
 use super::{LegId, MediaCommand, MediaEvent};
 
 /// epoll token of the command waker (slots never get this high).
@@ -65,6 +73,7 @@ const HOUSEKEEPING: Duration = Duration::from_millis(20);
 const EPOLL_EVENTS: usize = 1024;
 
 mod packet;
+mod rooms;
 
 type StatsMap = Arc<RwLock<HashMap<LegId, Arc<LegCounters>>>>;
 
@@ -77,6 +86,7 @@ struct Shared {
     tx: Sender<Msg>,
     waker: Arc<Waker>,
     stats: StatsMap,
+    mixer: Arc<MixerCounters>,
 }
 
 impl Drop for Shared {
@@ -115,6 +125,7 @@ impl MediaEngine {
     pub fn start_with_sink(events: UnboundedSender<MediaEvent>, sink: SinkFactory) -> Self {
         let (tx, rx) = mpsc::channel();
         let stats: StatsMap = Arc::default();
+        let mixer_counters: Arc<MixerCounters> = Arc::default();
         let setup = Poller::new().and_then(|p| Ok((p, Waker::new()?)));
         let (poller, waker) = match setup {
             Ok(pw) => pw,
@@ -130,7 +141,12 @@ impl MediaEngine {
                     .spawn(move || failed_loop(rx, ev, reason))
                     .expect("spawn media thread");
                 return MediaEngine {
-                    shared: Arc::new(Shared { tx, waker, stats }),
+                    shared: Arc::new(Shared {
+                        tx,
+                        waker,
+                        stats,
+                        mixer: mixer_counters,
+                    }),
                 };
             }
         };
@@ -161,13 +177,20 @@ impl MediaEngine {
             next_housekeeping: Instant::now() + HOUSEKEEPING,
             round: 0,
             behind: false,
+            mixer: Mixer::new(),
+            mixer_counters: mixer_counters.clone(),
         };
         thread::Builder::new()
             .name("sb-media".into())
             .spawn(move || relay.run())
             .expect("spawn media thread");
         MediaEngine {
-            shared: Arc::new(Shared { tx, waker, stats }),
+            shared: Arc::new(Shared {
+                tx,
+                waker,
+                stats,
+                mixer: mixer_counters,
+            }),
         }
     }
 
@@ -176,6 +199,12 @@ impl MediaEngine {
         if self.shared.tx.send(Msg::Cmd(cmd)).is_ok() {
             self.shared.waker.wake();
         }
+    }
+
+    /// The conference mixer's counters (rooms, frames, late frames, ...),
+    /// as of the relay's last tick.
+    pub fn mixer_stats(&self) -> super::MixerStats {
+        self.shared.mixer.snapshot()
     }
 
     /// Counters of an open leg, readable from any thread.
@@ -235,6 +264,9 @@ struct Relay {
     round: u64,
     /// The last wait reported as many sockets as it could take.
     behind: bool,
+    /// Conference rooms ([`super::mixer`]); ticked from this loop.
+    mixer: Mixer,
+    mixer_counters: Arc<MixerCounters>,
 }
 
 /// Write the 12-byte header of a generated packet.
@@ -284,6 +316,9 @@ impl Relay {
             if !self.dtmf_active.is_empty() {
                 self.run_dtmf(now);
             }
+            if self.mixer.poll_timeout().is_some_and(|due| now >= due) {
+                self.run_mixer(now);
+            }
             if now >= self.next_housekeeping {
                 self.housekeeping(now);
                 self.next_housekeeping = now + HOUSEKEEPING;
@@ -297,6 +332,9 @@ impl Relay {
 
     fn next_deadline(&self) -> Instant {
         let mut t = self.next_housekeeping;
+        if let Some(due) = self.mixer.poll_timeout() {
+            t = t.min(due);
+        }
         for &slot in &self.dtmf_active {
             if let Some(d) = self.legs[slot].as_ref().and_then(|l| l.sender.deadline()) {
                 t = t.min(d);
@@ -447,6 +485,8 @@ impl Relay {
                 l.remote_sends = remote_sends;
                 l.remote_receives = remote_receives;
                 l.timeout_reported = false;
+                let state = l.mix_state();
+                self.mixer.set_state(leg, state);
             }
             MediaCommand::Bridge { a, b } => {
                 let (Some(sa), Some(sb)) = (self.slot(a), self.slot(b)) else {
@@ -457,6 +497,9 @@ impl Relay {
                     tracing::warn!(?a, "bridge of a leg with itself");
                     return;
                 }
+                // A bridge replaces a room, as it replaces another bridge.
+                self.leave_room(a);
+                self.leave_room(b);
                 self.unbridge(sa);
                 self.unbridge(sb);
                 if let Some(l) = self.legs[sa].as_mut() {
@@ -474,6 +517,8 @@ impl Relay {
             MediaCommand::SetMute { leg, muted } => {
                 if let Some(l) = self.leg_mut(leg) {
                     l.muted = muted;
+                    let state = l.mix_state();
+                    self.mixer.set_state(leg, state);
                 }
             }
             MediaCommand::SetHold { leg, held } => {
@@ -484,6 +529,8 @@ impl Relay {
                         l.timeout_reported = false;
                     }
                     l.held = held;
+                    let state = l.mix_state();
+                    self.mixer.set_state(leg, state);
                 }
             }
             MediaCommand::SendDtmf {
@@ -507,6 +554,18 @@ impl Relay {
             }
             MediaCommand::StopRecording { call } => self.stop_recording(&call),
             MediaCommand::Close { leg } => self.close(leg),
+            MediaCommand::Mix {
+                room,
+                members,
+                dtmf,
+            } => self.mix(&room, &members, dtmf, now),
+            MediaCommand::SetRole { leg, role } => {
+                if !self.mixer.set_role(leg, role) {
+                    tracing::debug!(?leg, "role for a leg in no room");
+                }
+            }
+            MediaCommand::Leave { leg } => self.leave_room(leg),
+            MediaCommand::SetGain { leg, direction, db } => self.set_gain(leg, direction, db),
         }
     }
 
@@ -622,13 +681,13 @@ impl Relay {
             });
             return;
         }
-        let (Some(s0), Some(s1)) = (self.slot(legs[0]), self.slot(legs[1])) else {
+        if self.slot(legs[0]).is_none() || self.slot(legs[1]).is_none() {
             self.emit(MediaEvent::RecordingFailed {
                 call,
                 reason: "unknown leg".into(),
             });
             return;
-        };
+        }
         let id = self.next_rec_id;
         self.next_rec_id += 1;
         // Start goes first on the channel so no audio precedes the file.
@@ -637,12 +696,8 @@ impl Relay {
             call: call.clone(),
             path,
         });
-        for (channel, slot) in [(0u8, s0), (1u8, s1)] {
-            if let Some(l) = self.legs[slot].as_mut() {
-                l.tap = Some(Tap { id, channel });
-            }
-        }
-        self.recordings.insert(call, Recording { id, legs });
+        self.recordings.insert(call.clone(), Recording { id, legs });
+        self.retap(&call);
     }
 
     fn stop_recording(&mut self, call: &str) {
@@ -654,12 +709,19 @@ impl Relay {
                 if l.tap.as_ref().is_some_and(|t| t.id == r.id) {
                     l.tap = None;
                 }
+                if l.mix_tap.as_ref().is_some_and(|t| t.id == r.id) {
+                    l.mix_tap = None;
+                }
             }
         }
         let _ = self.rec_tx.send(RecMsg::Stop { id: r.id });
     }
 
     fn close(&mut self, leg: LegId) {
+        if !self.by_id.contains_key(&leg) {
+            return;
+        }
+        self.leave_room(leg);
         let Some(slot) = self.by_id.remove(&leg) else {
             return;
         };
@@ -677,9 +739,10 @@ impl Relay {
                 .write()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&leg);
-            // A recording loses its tap; it keeps running (silence) until
+            // A recording loses its taps; it keeps running (silence) until
             // stopped, since the other leg may still be recorded.
             l.tap = None;
+            l.mix_tap = None;
         }
         self.dtmf_active.retain(|&s| s != slot);
         self.free.push(slot);

@@ -1,7 +1,8 @@
 //! One leg's media state as the relay thread owns it: its two sockets, where
 //! to send (SDP address, then the latched source), negotiated payload types,
 //! mute/hold/direction flags, its outgoing stream, receive statistics, DTMF
-//! detector and generator, and its recording tap.
+//! detector and generator, its recording taps, and whether it is in a
+//! conference room (the mixer then holds its receive side) with its gains.
 //!
 //! Only the relay thread touches a `Leg`, so nothing here locks; the counters
 //! are shared with [`super::MediaEngine::stats`] through an `Arc` of atomics.
@@ -12,11 +13,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::dtmf::{DtmfDetector, DtmfSender};
+use super::mixer::{Gain, LegState};
 use super::mmsg::Target;
 use super::record::Tap;
 use super::rtp::OutStream;
 use super::stats::{LegCounters, ReceiveStats};
-use super::{LegId, PayloadMap};
+use super::{LegId, PayloadMap, G711};
 
 #[derive(Debug)]
 pub struct Leg {
@@ -50,6 +52,14 @@ pub struct Leg {
     pub rtp_timeout: Option<Duration>,
     pub timeout_reported: bool,
     pub tap: Option<Tap>,
+    /// In a conference room: its audio goes to the mixer (decoded), not to
+    /// `peer`, and it hears the room's mix.
+    pub in_room: bool,
+    /// Gains applied by the mixer to what the leg says and what it hears.
+    pub gain_in: Gain,
+    pub gain_out: Gain,
+    /// Recording tap of the mix this leg hears (the recorded leg in a room).
+    pub mix_tap: Option<Tap>,
     /// The relay round that last read the RTP socket (batching heuristic).
     pub rtp_round: u64,
 }
@@ -80,6 +90,10 @@ impl Leg {
             rtp_timeout: None,
             timeout_reported: false,
             tap: None,
+            in_room: false,
+            gain_in: Gain::UNITY,
+            gain_out: Gain::UNITY,
+            mix_tap: None,
             rtp_round: 0,
         }
     }
@@ -129,6 +143,17 @@ impl Leg {
             a.set_port(a.port().checked_add(1)?);
             Some(a)
         })
+    }
+
+    /// What the mixer needs to know of this leg.
+    pub fn mix_state(&self) -> LegState {
+        LegState {
+            law: self.payloads.map_or(G711::Pcmu, |p| p.codec),
+            held: self.held,
+            muted: self.muted,
+            gain_in: self.gain_in,
+            gain_out: self.gain_out,
+        }
     }
 
     /// Whether silence from this leg should count toward an RTP timeout.

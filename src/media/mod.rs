@@ -1,5 +1,12 @@
-//! Media: the RTP/RTCP relay between the two legs of a call, RFC 4733 DTMF
-//! detection and generation, per-leg statistics and call recording.
+//! Media: the RTP/RTCP relay between the two legs of a call, conference
+//! rooms mixed on the relay's clock ([`mixer`]), RFC 4733 DTMF detection,
+//! forwarding and generation, per-leg statistics and call recording.
+//!
+//! Two legs bridged are relayed packet by packet without decoding (RFC
+//! 3550 §7: the relay is a translator); legs in a room are decoded, mixed
+//! and re-encoded (§7.1: the mixer is the synchronisation source of what
+//! each member hears). A leg is decoded only while the call layer keeps it
+//! in a room.
 //!
 //! Media is a separate path from SIP. The call layer steers it with
 //! [`MediaCommand`]s through a cheap [`MediaEngine`] handle and receives
@@ -27,19 +34,24 @@
 //! `recvfrom` and at most one `send` per packet, or one `recvmmsg` and one
 //! `sendmmsg` for a socket that has queued several ([`mmsg`], see
 //! [`engine`]); no allocation, no lock on the per-packet path (counters are
-//! atomics read by [`MediaEngine::stats`]).
+//! atomics read by [`MediaEngine::stats`]). The same loop ticks the
+//! conference rooms every 20 ms (its wait timeout is the mixer's next due
+//! frame) and sends each member its mix, one `send` per member per frame.
 //! Recording files are written by a second thread (`sb-media-rec`, [`record`])
 //! fed by a channel, so disk latency never stalls the relay.
 //!
 //! Files: [`ports`] (port pool), [`rtp`] (outgoing stream continuity and
-//! payload-type mapping), [`g711`] (μ-law/A-law conversion), [`stats`]
+//! payload-type mapping), [`stats`]
 //! (counters, RFC 3550 loss and jitter), [`dtmf`] (RFC 4733 detect and
-//! generate), [`leg`] (one leg's sockets and state), [`engine`] (handle and
-//! relay loop), [`rtcp`] (RTCP validation and SSRC translation), [`record`]
+//! generate), [`leg`] (one leg's sockets and state), [`mixer`] (rooms,
+//! jitter buffers, concealment, mixing; sans-IO), [`engine`] (handle, relay
+//! loop, and `engine/rooms.rs` which sends what the mixer mixes), [`rtcp`] (RTCP validation and SSRC translation), [`record`]
 //! (recorder thread), [`poller`] and [`mmsg`] (epoll wrapper, batched
 //! datagram I/O: with the generator the only `unsafe` in media), [`bench`](mod@bench)
 //! (generator and helpers shared by the
-//! RTP generator binary and the relay benchmark).
+//! RTP generator binary and the relay benchmark). G.711 itself (law
+//! conversion, decoding and encoding) is `crate::codec::g711`, shared with
+//! the recorder.
 
 // The libc FFI of the relay (epoll, eventfd, sendmmsg/recvmmsg) and of the
 // RTP generator: the only `unsafe` in the library besides transport/udp.rs
@@ -48,8 +60,8 @@
 pub mod bench;
 pub mod dtmf;
 pub mod engine;
-pub mod g711;
 pub mod leg;
+pub mod mixer;
 #[allow(unsafe_code)]
 pub mod mmsg;
 #[allow(unsafe_code)]
@@ -68,6 +80,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use engine::MediaEngine;
+pub use mixer::{Direction, DtmfRoute, MixerStats, Role};
 pub use ports::{take_bound, MediaPorts, PortPool};
 pub use stats::LegStats;
 
@@ -81,12 +94,9 @@ impl std::fmt::Display for LegId {
     }
 }
 
-/// The two G.711 laws the switch relays (and converts between).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum G711 {
-    Pcmu,
-    Pcma,
-}
+/// The two G.711 laws the switch relays (and converts between); the codec
+/// itself is `crate::codec::g711`, shared with the recorder.
+pub use crate::codec::G711;
 
 /// What was negotiated on one leg.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -150,8 +160,13 @@ pub enum MediaCommand {
         duration_ms: u32,
         gap_ms: u32,
     },
-    /// Stereo recording of the call: channel 0 = `legs[0]`'s received audio,
-    /// channel 1 = `legs[1]`'s.
+    /// Stereo recording of the call: channel 0 is what `legs[0]` says,
+    /// channel 1 what it hears. In a two-party call that is `legs[1]`'s
+    /// audio; while `legs[0]` is in a conference room, channel 1 is the mix
+    /// the room sends it (everyone else, and any whisper meant for it), and
+    /// `legs[1]`'s own audio is in that mix. Put the agent first: the file
+    /// is then the agent on the left, everyone else on the right, and
+    /// follows the call into and out of a room by itself.
     StartRecording {
         call: String,
         legs: [LegId; 2],
@@ -168,6 +183,38 @@ pub enum MediaCommand {
     },
     Close {
         leg: LegId,
+    },
+    /// Conference room `room` (created on first use) holds exactly
+    /// `members`, each with its [`Role`]: a leg listed leaves its bridge or
+    /// other room and from now on is decoded and mixed ([`mixer`]); a member
+    /// not listed again leaves the room unbridged (`Bridge` it, or `Mix`
+    /// the two that remain, or `Close` it); an empty list dissolves the
+    /// room. Hold and mute keep their meaning in a room (held: hears and
+    /// says nothing; muted: hears). `dtmf` says where RFC 4733 events from
+    /// members go; they are reported as [`MediaEvent::Dtmf`] either way. A
+    /// two-party call that needs a gain is a room of two parties.
+    Mix {
+        room: String,
+        members: Vec<(LegId, Role)>,
+        dtmf: DtmfRoute,
+    },
+    /// Change a member's role (listen, whisper, barge) without touching its
+    /// audio path: nobody in the room hears a switch.
+    SetRole {
+        leg: LegId,
+        role: Role,
+    },
+    /// Take `leg` out of its room, unbridged; a room left empty goes.
+    Leave {
+        leg: LegId,
+    },
+    /// Gain on `leg`, in dB (clamped to -12..=12): `In` scales what it
+    /// says, `Out` what it hears. Kept with the leg; applied while it is in
+    /// a room (the two-party path forwards packets untouched).
+    SetGain {
+        leg: LegId,
+        direction: Direction,
+        db: f32,
     },
 }
 

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::{MediaEvent, G711};
-use crate::recording::{Channel, G711Law, Recorder, RecordingError};
+use crate::recording::{Channel, Recorder, RecordingError};
 
 /// Largest payload carried in one message; larger payloads are split (G.711
 /// is one byte per sample, so a split only shifts the timestamp).
@@ -141,10 +141,6 @@ impl RecordSink for Recorder {
             Channel::Left
         } else {
             Channel::Right
-        };
-        let law = match law {
-            G711::Pcmu => G711Law::Mu,
-            G711::Pcma => G711Law::A,
         };
         Recorder::write(self, channel, arrival, ssrc, rtp_ts, law, payload)
     }

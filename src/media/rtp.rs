@@ -17,8 +17,8 @@
 
 use std::time::Instant;
 
-use super::g711::{ALAW_TO_ULAW, ULAW_TO_ALAW};
 use super::{LegId, PayloadMap, G711};
+use crate::codec::g711::{ALAW_TO_ULAW, ULAW_TO_ALAW};
 
 /// RTP clock of G.711 and its telephone events.
 pub const CLOCK_HZ: u64 = 8000;
@@ -30,6 +30,8 @@ enum Feeder {
     Leg { leg: LegId, ssrc: u32 },
     /// Generated here (RFC 4733 events).
     Generator,
+    /// A conference room's mix (one per room created).
+    Mixer { room: u64 },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -112,7 +114,7 @@ impl OutStream {
                 ts_offset,
             }),
             Current {
-                feeder: Feeder::Generator,
+                feeder: Feeder::Generator | Feeder::Mixer { .. },
                 ..
             } => None,
         }
@@ -144,7 +146,19 @@ impl OutStream {
         marker: bool,
         now: Instant,
     ) -> Rewrite {
-        let feeder = Feeder::Leg { leg: from, ssrc };
+        self.feed(Feeder::Leg { leg: from, ssrc }, seq, ts, marker, now)
+    }
+
+    /// Header for frame `index` of room `room`'s mix, sent at `now`. The
+    /// room's numbering (one sequence number and 160 samples a frame) is
+    /// shifted like a forwarded source's: entering a room, or coming back
+    /// to it after an event, continues the stream with the marker bit.
+    pub fn mixed(&mut self, room: u64, index: u32, now: Instant) -> Rewrite {
+        let ts = index.wrapping_mul(super::mixer::FRAME_SAMPLES as u32);
+        self.feed(Feeder::Mixer { room }, index as u16, ts, false, now)
+    }
+
+    fn feed(&mut self, feeder: Feeder, seq: u16, ts: u32, marker: bool, now: Instant) -> Rewrite {
         let (cur, switched) = match self.current {
             Some(c) if c.feeder == feeder => (c, false),
             _ => {
@@ -373,6 +387,29 @@ mod tests {
         assert_eq!(s.source(), None);
         s.forward(B, 9, 0, 0, false, t0 + Duration::from_millis(40));
         assert_eq!(s.source().map(|x| (x.leg, x.ssrc)), Some((B, 9)));
+    }
+
+    #[test]
+    fn a_room_feeds_like_a_source_and_hands_back_continuously() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut s = OutStream::new(5, 100, 8000);
+        s.forward(A, 7, 1, 0, false, t0);
+        // Into room 9 at its frame 40, 20 ms later: a new source.
+        let r = s.mixed(9, 40, t0 + ms(20));
+        assert_eq!((r.seq, r.ts, r.marker), (101, 8160, true));
+        let r = s.mixed(9, 41, t0 + ms(40));
+        assert_eq!((r.seq, r.ts, r.marker), (102, 8320, false));
+        assert_eq!(s.source(), None, "no leg's RTCP describes a mix");
+        // An event interrupts; the mix resumes from the event's start.
+        s.begin_event(t0 + ms(60));
+        s.event_packet(t0 + ms(80));
+        let r = s.mixed(9, 45, t0 + ms(120));
+        assert_eq!((r.seq, r.ts, r.marker), (105, 8480 + 480, true));
+        // Another room is another source; so is a leg again.
+        assert!(s.mixed(10, 0, t0 + ms(140)).marker);
+        let r = s.forward(B, 3, 9, 99, false, t0 + ms(160));
+        assert_eq!((r.seq, r.ts, r.marker), (107, 8960 + 320, true));
     }
 
     #[test]

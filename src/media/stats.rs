@@ -290,3 +290,45 @@ mod tests {
         assert_eq!(s.jitter_ms, 1.5);
     }
 }
+
+/// The mixer's counters (`super::mixer::MixerStats`), published by the relay
+/// thread after each tick and readable from any thread.
+#[derive(Debug, Default)]
+pub struct MixerCounters {
+    values: [AtomicU64; 9],
+}
+
+impl MixerCounters {
+    pub fn publish(&self, s: &super::mixer::MixerStats) {
+        let v = [
+            s.rooms,
+            s.members,
+            s.frames,
+            s.late_frames,
+            s.skipped_frames,
+            s.late_packets,
+            s.resyncs,
+            s.concealed,
+            s.max_lateness_us,
+        ];
+        for (a, x) in self.values.iter().zip(v) {
+            a.store(x, Relaxed);
+        }
+    }
+
+    pub fn snapshot(&self) -> super::mixer::MixerStats {
+        let [rooms, members, frames, late_frames, skipped_frames, late_packets, resyncs, concealed, max_lateness_us] =
+            self.values.each_ref().map(|a| a.load(Relaxed));
+        super::mixer::MixerStats {
+            rooms,
+            members,
+            frames,
+            late_frames,
+            skipped_frames,
+            late_packets,
+            resyncs,
+            concealed,
+            max_lateness_us,
+        }
+    }
+}

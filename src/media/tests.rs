@@ -11,7 +11,10 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 use super::record::{RecordSink, SinkFactory};
 use super::*;
+use crate::codec::g711;
 use crate::recording::RecordingError;
+
+mod rooms;
 
 const WAIT: Duration = Duration::from_secs(5);
 

@@ -1,13 +1,16 @@
 //! Call recording for the media relay: both directions of a call, decoded
-//! from G.711, in one stereo 8 kHz 16-bit WAV file, one party per channel.
+//! from G.711 (`crate::codec::g711`), in one stereo 8 kHz 16-bit WAV file,
+//! one party per channel (in a conference, the relay feeds one channel with
+//! what one leg says and the other with the mix that leg hears: see
+//! `crate::media::MediaCommand::StartRecording`).
 //!
-//! Owns: G.711 decoding (`g711.rs`), placing RTP payloads on a common
-//! timeline with a small jitter buffer (`timeline.rs`), the WAV file and its
-//! flush cadence (`recorder.rs`), and start-up repair (`repair.rs`). Does not
-//! own: sockets, RTP parsing, tasks or clocks — the relay passes payloads,
-//! SSRCs, timestamps and `Instant`s in, from its packet tasks under a per-call
-//! lock, so everything here is synchronous and a `write` costs a table lookup
-//! per byte plus buffered writes (no syscall per packet).
+//! Owns: placing RTP payloads on a common timeline with a small jitter
+//! buffer (`timeline.rs`), the WAV file and its flush cadence
+//! (`recorder.rs`), and start-up repair (`repair.rs`). Does not own:
+//! sockets, RTP parsing, threads or clocks — the relay's recorder thread
+//! passes payloads, SSRCs, timestamps and `Instant`s in, so everything here
+//! is synchronous and a `write` costs a table lookup per byte plus buffered
+//! writes (no syscall per packet).
 //!
 //! Alignment: each (channel, SSRC) stream is anchored on the recording's
 //! timeline by the arrival of its first packet and then placed by RTP
@@ -28,7 +31,6 @@
 //!    audio than their header says (written before the crash but after the
 //!    last flush), keeping whole frames only.
 
-mod g711;
 mod recorder;
 mod repair;
 mod timeline;
@@ -38,7 +40,6 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
-pub use g711::{decode_pcma, decode_pcmu};
 pub use recorder::Recorder;
 pub use repair::{repair_dir, RepairOutcome};
 
@@ -49,13 +50,6 @@ pub enum Channel {
     Left,
     /// Channel 1.
     Right,
-}
-
-/// The G.711 law of a payload (PCMU = µ-law, PCMA = A-law).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum G711Law {
-    Mu,
-    A,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -7,9 +7,9 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::g711::{decode_pcma, decode_pcmu};
 use super::timeline::{Timeline, RATE, WINDOW};
-use super::{Channel, G711Law, RecordingError};
+use super::{Channel, RecordingError};
+use crate::codec::G711;
 
 /// Frames between header rewrites: one second of audio.
 const FLUSH_EVERY: i64 = RATE as i64;
@@ -74,15 +74,11 @@ impl Recorder {
         arrival: Instant,
         ssrc: u32,
         rtp_timestamp: u32,
-        codec: G711Law,
+        codec: G711,
         payload: &[u8],
     ) -> Result<(), RecordingError> {
         let arrival = self.timeline.position(arrival);
         self.advance(arrival - WINDOW)?;
-        let decode = match codec {
-            G711Law::Mu => decode_pcmu,
-            G711Law::A => decode_pcma,
-        };
         let ch = match channel {
             Channel::Left => 0,
             Channel::Right => 1,
@@ -91,7 +87,7 @@ impl Recorder {
             return Ok(());
         };
         let path = &self.path;
-        let samples = payload.iter().map(|&b| decode(b));
+        let samples = payload.iter().map(|&b| codec.decode(b));
         self.timeline
             .insert(ch, arrival, ssrc, rtp_timestamp, samples, &mut |frames| {
                 write_frames(writer, path, frames)

@@ -4,6 +4,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::codec::g711::{alaw_decode as decode_pcma, ulaw_decode as decode_pcmu};
+use crate::codec::G711;
 
 const PTIME: u64 = 20; // ms per packet
 const SPP: u32 = 160; // samples per packet
@@ -39,17 +41,17 @@ fn value(k: usize) -> i16 {
 }
 
 /// Nearest-code µ-law / A-law encoder, for making test tones.
-fn encode(s: i16, law: G711Law) -> u8 {
+fn encode(s: i16, law: G711) -> u8 {
     let dec = match law {
-        G711Law::Mu => decode_pcmu,
-        G711Law::A => decode_pcma,
+        G711::Pcmu => decode_pcmu,
+        G711::Pcma => decode_pcma,
     };
     (0..=255u8)
         .min_by_key(|&c| (dec(c) as i32 - s as i32).abs())
         .unwrap()
 }
 
-fn tone(freq: f64, n: usize, law: G711Law) -> Vec<u8> {
+fn tone(freq: f64, n: usize, law: G711) -> Vec<u8> {
     (0..n)
         .map(|i| {
             let s = 12000.0 * (2.0 * std::f64::consts::PI * freq * i as f64 / 8000.0).sin();
@@ -76,8 +78,8 @@ fn two_tones_land_in_their_channels_despite_jitter() {
     let mut rec = Recorder::create(&path).unwrap();
     assert_eq!(rec.path(), path);
     let t0 = Instant::now();
-    let left = tone(1000.0, 16000, G711Law::Mu);
-    let right = tone(400.0, 16000, G711Law::A);
+    let left = tone(1000.0, 16000, G711::Pcmu);
+    let right = tone(400.0, 16000, G711::Pcma);
     // Packets of both directions in arrival order; right arrives with up
     // to 30 ms of jitter, which must not move its audio.
     let mut events = Vec::new();
@@ -88,8 +90,8 @@ fn two_tones_land_in_their_channels_despite_jitter() {
     events.sort_by_key(|e| e.0);
     for (ms, ch, k) in events {
         let (payload, law, ssrc, ts0) = match ch {
-            Channel::Left => (&left, G711Law::Mu, 0x1111, 1000u32),
-            Channel::Right => (&right, G711Law::A, 0x2222, 4_000_000_000u32),
+            Channel::Left => (&left, G711::Pcmu, 0x1111, 1000u32),
+            Channel::Right => (&right, G711::Pcma, 0x2222, 4_000_000_000u32),
         };
         let k = k as usize;
         let ts = ts0.wrapping_add(k as u32 * SPP);
@@ -128,7 +130,7 @@ fn a_stream_starting_500_ms_later_starts_4000_samples_later() {
             at(t0, ms),
             7,
             555 + k as u32 * SPP,
-            G711Law::A,
+            G711::Pcma,
             &[code(k); 160],
         )
         .unwrap();
@@ -139,7 +141,7 @@ fn a_stream_starting_500_ms_later_starts_4000_samples_later() {
                 at(t0, ms),
                 9,
                 77 + j as u32 * SPP,
-                G711Law::A,
+                G711::Pcma,
                 &[code(j); 160],
             )
             .unwrap();
@@ -166,7 +168,7 @@ fn a_timestamp_gap_leaves_silence() {
             at(t0, k as u64 * PTIME),
             1,
             k as u32 * SPP,
-            G711Law::A,
+            G711::Pcma,
             &[code(k); 160],
         )
         .unwrap();
@@ -181,7 +183,7 @@ fn a_timestamp_gap_leaves_silence() {
             at(t0, k as u64 * PTIME + 1000),
             1,
             ts,
-            G711Law::A,
+            G711::Pcma,
             &[code(k); 160],
         )
         .unwrap();
@@ -209,7 +211,7 @@ fn late_packets_are_dropped_and_duplicates_ignored() {
             at(t0, ms),
             1,
             k as u32 * SPP,
-            G711Law::A,
+            G711::Pcma,
             &[code(k); 160],
         )
         .unwrap();
@@ -220,7 +222,7 @@ fn late_packets_are_dropped_and_duplicates_ignored() {
                 at(t0, ms),
                 1,
                 39 * SPP,
-                G711Law::A,
+                G711::Pcma,
                 &[code(99); 160],
             )
             .unwrap();
@@ -232,7 +234,7 @@ fn late_packets_are_dropped_and_duplicates_ignored() {
         at(t0, 1200),
         1,
         7 * SPP,
-        G711Law::A,
+        G711::Pcma,
         &[code(7); 160],
     )
     .unwrap();
@@ -254,7 +256,7 @@ fn a_new_ssrc_re_anchors_and_a_timestamp_leap_does_not_buffer_the_future() {
             at(t0, k as u64 * PTIME),
             1,
             k as u32 * SPP,
-            G711Law::A,
+            G711::Pcma,
             &[code(k); 160],
         )
         .unwrap();
@@ -265,7 +267,7 @@ fn a_new_ssrc_re_anchors_and_a_timestamp_leap_does_not_buffer_the_future() {
         at(t0, 1000),
         2,
         123_456_789,
-        G711Law::A,
+        G711::Pcma,
         &[code(50); 160],
     )
     .unwrap();
@@ -276,7 +278,7 @@ fn a_new_ssrc_re_anchors_and_a_timestamp_leap_does_not_buffer_the_future() {
         at(t0, 1020),
         2,
         123_456_789u32.wrapping_add(28_800_000),
-        G711Law::A,
+        G711::Pcma,
         &[code(51); 160],
     )
     .unwrap();
@@ -308,7 +310,7 @@ fn pause_writes_silence_on_both_channels_and_drops_packets() {
                 at(t0, ms),
                 ssrc,
                 k as u32 * SPP,
-                G711Law::A,
+                G711::Pcma,
                 &[code(k); 160],
             )
             .unwrap();
@@ -334,7 +336,7 @@ fn pause_with_no_packets_still_spans_the_call() {
     rec.pause(at(t0, 100));
     rec.tick(at(t0, 3000)).unwrap();
     rec.resume(at(t0, 3000));
-    rec.write(Channel::Left, at(t0, 3000), 1, 0, G711Law::Mu, &[0x80; 160])
+    rec.write(Channel::Left, at(t0, 3000), 1, 0, G711::Pcmu, &[0x80; 160])
         .unwrap();
     let (l, _) = read(&rec.finish().unwrap());
     assert_eq!(l.len(), 24000 + 160);
@@ -350,7 +352,7 @@ fn feed(rec: &mut Recorder, t0: Instant, secs: u64) {
             at(t0, ms),
             1,
             k as u32 * SPP,
-            G711Law::A,
+            G711::Pcma,
             &[code(k); 160],
         )
         .unwrap();
@@ -359,7 +361,7 @@ fn feed(rec: &mut Recorder, t0: Instant, secs: u64) {
             at(t0, ms),
             2,
             k as u32 * SPP,
-            G711Law::A,
+            G711::Pcma,
             &[code(k + 1); 160],
         )
         .unwrap();

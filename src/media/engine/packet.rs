@@ -1,19 +1,22 @@
 //! The relay's packet path: reading a ready socket, validating and
 //! rewriting each datagram in place, and forwarding it to the bridged leg
-//! (see the parent module for how sockets are read).
+//! (see the parent module for how sockets are read); a room member's audio
+//! and events go to the mixer instead (`rooms.rs`).
 
 use std::os::fd::AsRawFd;
 use std::time::Instant;
 
 use rtp_types::RtpPacketMut;
 
+use super::rooms::MAX_EVENT_PAYLOAD;
 use super::Relay;
+use crate::codec::g711;
 use crate::media::leg::Leg;
 use crate::media::mmsg::{Batch, Datagram, Target};
 use crate::media::record;
 use crate::media::rtcp::{self, ReportMap, SenderMap, Translation};
 use crate::media::rtp::{self, Kind, Mapping, CLOCK_HZ};
-use crate::media::{g711, MediaEvent};
+use crate::media::MediaEvent;
 
 /// How `from`'s RTCP must be rewritten for `to` (see [`rtcp`]): `from`'s own
 /// SSRC becomes the one `to` receives its RTP under, and reports on the
@@ -150,6 +153,7 @@ impl Relay {
         let peer_slot = leg.peer;
         let forward_ok = !leg.muted && !leg.held;
         let tap = leg.tap;
+        let in_room = leg.in_room;
         // Recording taps what the leg sent, except while muted or on hold
         // (its channel is then silence, filled in by the recorder's tick).
         if let (Some(tap), Kind::Audio(law)) = (tap, kind) {
@@ -159,6 +163,24 @@ impl Relay {
             if forward_ok && !peer_held {
                 record::send_audio(&self.rec_tx, &tap, now, ssrc, ts, law, pkt.payload());
             }
+        }
+        if in_room {
+            // Decoded into the member's jitter buffer; the mixer's tick
+            // sends what each member hears (rooms.rs).
+            match kind {
+                Kind::Audio(law) => self.mixer.push_audio(from, ssrc, ts, law, pkt.payload()),
+                Kind::Event => {
+                    let body = pkt.payload();
+                    let mut copy = [0u8; MAX_EVENT_PAYLOAD];
+                    if let Some(dst) = copy.get_mut(..body.len()) {
+                        dst.copy_from_slice(body);
+                        let n = body.len();
+                        self.forward_event(from, pt, ts, copy.get(..n).unwrap_or(&[]), now);
+                    }
+                }
+                Kind::Unknown => {}
+            }
+            return false;
         }
         if !forward_ok {
             return false;
