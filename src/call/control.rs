@@ -5,7 +5,8 @@
 use tokio::sync::oneshot;
 
 use super::command::{CallCommand, CallId, CommandError};
-use super::summary::{CallSummary, LegCounters};
+use super::summary::CallSummary;
+use crate::media::LegStats;
 
 /// A command on its way to the endpoint task, with where its answer goes.
 #[derive(Debug)]
@@ -21,7 +22,7 @@ pub trait CallDirectory: Send + Sync + 'static {
     fn calls(&self) -> Vec<CallSummary>;
     fn by_interaction(&self, interaction: &str) -> Vec<CallSummary>;
     /// Media counters of a leg, by its `media_leg` id.
-    fn leg_counters(&self, media_leg: u64) -> Option<LegCounters>;
+    fn leg_stats(&self, media_leg: u64) -> Option<LegStats>;
     /// Every trunk peer's state, limits and counters, in configuration order.
     fn peers(&self) -> Vec<super::peers::PeerStatus>;
 }

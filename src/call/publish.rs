@@ -17,9 +17,10 @@ use crate::session::SessionTable;
 use super::command::CallId;
 use super::leg::Side;
 use super::settings::CallSettings;
-use super::summary::{CallSummary, LegCounters, LegSummary};
+use super::summary::{CallSummary, LegSummary};
 use super::table::LegTable;
 use super::{CallDirectory, CallLayer};
+use crate::media::LegStats;
 
 /// The session table of live calls, shared by every task.
 pub type Sessions = Arc<SessionTable<CallSummary>>;
@@ -113,18 +114,8 @@ impl CallDirectory for Directory {
             .collect()
     }
 
-    fn leg_counters(&self, media_leg: u64) -> Option<LegCounters> {
-        let s = self.media.stats(crate::media::LegId(media_leg))?;
-        Some(LegCounters {
-            packets_in: s.packets_in,
-            bytes_in: s.bytes_in,
-            packets_out: s.packets_out,
-            bytes_out: s.bytes_out,
-            lost: s.lost,
-            jitter_ms: s.jitter_ms,
-            rtcp_in: s.rtcp_in,
-            rtcp_out: s.rtcp_out,
-        })
+    fn leg_stats(&self, media_leg: u64) -> Option<LegStats> {
+        self.media.stats(crate::media::LegId(media_leg))
     }
 
     fn peers(&self) -> Vec<super::peers::PeerStatus> {

@@ -65,16 +65,3 @@ pub struct CallSummary {
     pub started_at_ms: u64,
     pub answered_at_ms: Option<u64>,
 }
-
-/// A leg's media counters as the relay keeps them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct LegCounters {
-    pub packets_in: u64,
-    pub bytes_in: u64,
-    pub packets_out: u64,
-    pub bytes_out: u64,
-    pub lost: u64,
-    pub jitter_ms: f64,
-    pub rtcp_in: u64,
-    pub rtcp_out: u64,
-}

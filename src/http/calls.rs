@@ -94,7 +94,7 @@ pub async fn show(State(api): State<Arc<Api>>, id: Result<Path<String>, PathReje
     let counters: Vec<Value> = summary
         .legs
         .iter()
-        .map(|leg| json!(api.directory.leg_counters(leg.media_leg)))
+        .map(|leg| json!(api.directory.leg_stats(leg.media_leg)))
         .collect();
     let mut view = json!(summary);
     if let Some(legs) = view.get_mut("legs").and_then(Value::as_array_mut) {

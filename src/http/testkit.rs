@@ -19,8 +19,9 @@ use super::HttpState;
 use crate::call::summary::{CallState, LegState, LegSummary};
 use crate::call::{
     CallCommand, CallDirectory, CallEvent, CallId, CallSummary, CommandError, ControlRequest,
-    LegCounters, LegRole,
+    LegRole,
 };
+use crate::media::LegStats;
 
 /// How the fake endpoint treats one command.
 pub enum Answer {
@@ -51,7 +52,7 @@ pub fn target(command: &CallCommand) -> CallId {
 
 pub struct FakeDirectory {
     calls: Vec<CallSummary>,
-    counters: HashMap<u64, LegCounters>,
+    counters: HashMap<u64, LegStats>,
     peers: Vec<crate::call::PeerStatus>,
 }
 
@@ -69,7 +70,7 @@ impl CallDirectory for FakeDirectory {
             .cloned()
             .collect()
     }
-    fn leg_counters(&self, media_leg: u64) -> Option<LegCounters> {
+    fn leg_stats(&self, media_leg: u64) -> Option<LegStats> {
         self.counters.get(&media_leg).copied()
     }
     fn peers(&self) -> Vec<crate::call::PeerStatus> {
@@ -166,7 +167,7 @@ fn summary(id: &str, interaction: Option<&str>, legs: Vec<LegSummary>) -> CallSu
 /// Calls c1 (interaction i-42, legs a/b with media legs 7/8; only 7 has
 /// counters) and c2 (interaction i-7, no legs).
 pub fn directory() -> FakeDirectory {
-    let counters = LegCounters {
+    let counters = LegStats {
         packets_in: 50,
         bytes_in: 8600,
         packets_out: 49,
@@ -175,6 +176,7 @@ pub fn directory() -> FakeDirectory {
         jitter_ms: 2.5,
         rtcp_in: 1,
         rtcp_out: 1,
+        malformed: 0,
     };
     FakeDirectory {
         calls: vec![

@@ -11,8 +11,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// A snapshot of one leg's counters.
-#[derive(Clone, Copy, Debug, Default)]
+/// A snapshot of one leg's counters (as the relay keeps them, and as the
+/// HTTP API shows a leg's media).
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
 pub struct LegStats {
     pub packets_in: u64,
     pub bytes_in: u64,
