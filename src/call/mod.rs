@@ -49,7 +49,7 @@
 //!   RFC 3263 §4.3), `pings` (OPTIONS), `flows` (a peer's connection),
 //!   `digest` (answering 401/407);
 //! - the layer above: `command` (commands and events), `controls` (carrying
-//!   out commands, media events), `control` (how other tasks reach it);
+//!   out commands, media events), `access` (how other tasks reach it);
 //! - identity and headers: `identity` (RFC 3325/3323), `uui` (RFC 7433);
 //! - what leaves: `outbox`, `publish` (the session table's view), `summary`;
 //! - configuration: `settings`, `dialplan`.
@@ -59,7 +59,7 @@
 //! gone is `None`, and the request is answered or dropped.
 
 pub mod command;
-pub mod control;
+pub mod access;
 mod controls;
 pub mod dialplan;
 mod digest;
@@ -95,7 +95,7 @@ use std::collections::HashMap;
 use std::time::{Instant, SystemTime};
 
 pub use command::*;
-pub use control::{CallDirectory, ControlRequest};
+pub use access::{CallDirectory, ControlRequest};
 pub use handover::PeerCall;
 pub use out::SipOut;
 pub use peers::{PeerEvent, PeerStatus, PeerTable};
