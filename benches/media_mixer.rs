@@ -9,7 +9,8 @@
 //!    project's RTP generator (3N streams at 50 packets/s, its own threads):
 //!    the relay thread's CPU (`sb-media`, from schedstat), frames mixed per
 //!    second, the share of frames mixed more than 10 ms after they were due
-//!    (the mixer's own count), frames received back by the generator, and
+//!    (the mixer's own count; frames a room too far behind skipped count
+//!    too), frames received back by the generator, and
 //!    the CPU per participant per frame all included (receive, decode, mix,
 //!    encode, send). A step "holds" when under 1 % of its frames are late
 //!    and at least 99 % of the frames due reach the generator.
@@ -211,8 +212,10 @@ fn run(
         ns_per: cpu_ns / done.max(1.0),
         cpu_frac: (cpu1 - cpu0).as_secs_f64() / wall,
         out_rate: (out1 - out0) as f64 / wall,
+        // A frame skipped by a room too far behind counts as late too.
         late: if rooms {
-            (mix1.late_frames - mix0.late_frames) as f64 / frames.max(1.0)
+            let skipped = (mix1.skipped_frames - mix0.skipped_frames) as f64;
+            ((mix1.late_frames - mix0.late_frames) as f64 + skipped) / (frames + skipped).max(1.0)
         } else {
             0.0
         },
