@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use switchback::callback::{
-    Callback, DesktopEvent, DesktopEventKind, HistoryEntry, HistoryKind, InteractionId,
-    RoutingData, State, Write,
+    Callback, CallbackRequest, DesktopEvent, DesktopEventKind, HistoryEntry, HistoryKind,
+    InteractionId, RoutingData, State, Write,
 };
 use switchback::store::Store;
 
@@ -38,11 +38,8 @@ const SECONDS: u64 = 5;
 fn creation(seq: u64) -> Vec<Write> {
     let now = Timestamp::now();
     let id = InteractionId(format!("cb-{seq:016x}"));
-    let callback = Callback {
-        id: id.clone(),
+    let request = CallbackRequest {
         queue_id: "sales".into(),
-        interaction_queue: "sales".into(),
-        state: State::Scheduled,
         callback_numbers: vec!["+33123456789".into(), "+33612345678".into()],
         callback_user_name: Some("Ann Example".into()),
         callback_scheduled_time: Some(now),
@@ -61,17 +58,8 @@ fn creation(seq: u64) -> Vec<Write> {
         caller_id: Some("+33100000000".into()),
         caller_id_name: None,
         script_id: None,
-        due_at: now,
-        expires_at: None,
-        attempts: 0,
-        agent: None,
-        call_id: None,
-        dialled_number: None,
-        disposition: None,
-        created_at: now,
-        updated_at: now,
-        calls: Vec::new(),
     };
+    let callback = Callback::new(id.clone(), request, now);
     vec![
         Write::Callback(Box::new(callback)),
         Write::History(

@@ -205,16 +205,20 @@ impl DigestCredentials {
 /// Splits `name=value, name="quoted \"value\""` into pairs, unquoting values.
 fn tokenize_params(input: &str) -> Result<Vec<(String, String)>, DigestParseError> {
     let bytes = input.as_bytes();
+    let at = |i: usize| bytes.get(i).copied();
+    // Every stop below is at an ASCII byte or the end, so slices taken
+    // between stops fall on character boundaries; `text` still checks.
+    let text = |from: usize, to: usize| input.get(from..to).ok_or(DigestParseError::Syntax);
     let mut out = Vec::new();
     let mut i = 0;
     let skip_ws = |i: &mut usize| {
-        while *i < bytes.len() && (bytes[*i] as char).is_ascii_whitespace() {
+        while at(*i).is_some_and(|b| b.is_ascii_whitespace()) {
             *i += 1;
         }
     };
     loop {
         skip_ws(&mut i);
-        while i < bytes.len() && bytes[i] == b',' {
+        while at(i) == Some(b',') {
             i += 1;
             skip_ws(&mut i);
         }
@@ -222,20 +226,20 @@ fn tokenize_params(input: &str) -> Result<Vec<(String, String)>, DigestParseErro
             break;
         }
         let start = i;
-        while i < bytes.len() && bytes[i] != b'=' && bytes[i] != b',' {
+        while at(i).is_some_and(|b| b != b'=' && b != b',') {
             i += 1;
         }
-        let name = input[start..i].trim();
-        if name.is_empty() || i >= bytes.len() || bytes[i] != b'=' {
+        let name = text(start, i)?.trim();
+        if name.is_empty() || at(i) != Some(b'=') {
             return Err(DigestParseError::Syntax);
         }
         i += 1;
         skip_ws(&mut i);
-        let value = if i < bytes.len() && bytes[i] == b'"' {
+        let value = if at(i) == Some(b'"') {
             i += 1;
             let mut v = String::new();
             let mut closed = false;
-            let mut chars = input[i..].char_indices();
+            let mut chars = text(i, bytes.len())?.char_indices();
             while let Some((off, c)) = chars.next() {
                 match c {
                     '\\' => {
@@ -257,14 +261,14 @@ fn tokenize_params(input: &str) -> Result<Vec<(String, String)>, DigestParseErro
             v
         } else {
             let start = i;
-            while i < bytes.len() && bytes[i] != b',' {
+            while at(i).is_some_and(|b| b != b',') {
                 i += 1;
             }
-            input[start..i].trim().to_string()
+            text(start, i)?.trim().to_string()
         };
         out.push((name.to_string(), value));
         skip_ws(&mut i);
-        if i < bytes.len() && bytes[i] != b',' {
+        if at(i).is_some_and(|b| b != b',') {
             return Err(DigestParseError::Syntax);
         }
     }

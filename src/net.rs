@@ -13,20 +13,34 @@ pub enum TransportKind {
     Udp,
     Tcp,
     Tls,
+    /// SIP over WebSocket (RFC 7118), plain.
+    Ws,
+    /// SIP over WebSocket over TLS (RFC 7118).
+    Wss,
 }
 
 impl TransportKind {
-    /// RFC 3261 §17: reliable transports skip retransmission timers.
+    /// RFC 3261 §17: reliable transports skip retransmission timers
+    /// (WebSocket too, RFC 7118 §5: it runs over TCP).
     pub fn is_reliable(self) -> bool {
         !matches!(self, TransportKind::Udp)
     }
 
-    /// The Via transport token.
+    /// WebSocket (RFC 7118): the switch can only answer on a connection
+    /// the peer opened, never open one of its own (a browser does not
+    /// listen), so a binding made over it lives as long as its connection.
+    pub fn is_websocket(self) -> bool {
+        matches!(self, TransportKind::Ws | TransportKind::Wss)
+    }
+
+    /// The Via transport token (RFC 7118 §5.1 for `WS` and `WSS`).
     pub fn via_token(self) -> &'static str {
         match self {
             TransportKind::Udp => "UDP",
             TransportKind::Tcp => "TCP",
             TransportKind::Tls => "TLS",
+            TransportKind::Ws => "WS",
+            TransportKind::Wss => "WSS",
         }
     }
 
@@ -35,6 +49,8 @@ impl TransportKind {
             "UDP" => Some(TransportKind::Udp),
             "TCP" => Some(TransportKind::Tcp),
             "TLS" => Some(TransportKind::Tls),
+            "WS" => Some(TransportKind::Ws),
+            "WSS" => Some(TransportKind::Wss),
             _ => None,
         }
     }
@@ -46,6 +62,8 @@ impl fmt::Display for TransportKind {
             TransportKind::Udp => "udp",
             TransportKind::Tcp => "tcp",
             TransportKind::Tls => "tls",
+            TransportKind::Ws => "ws",
+            TransportKind::Wss => "wss",
         })
     }
 }
@@ -114,11 +132,14 @@ impl Source {
     }
 }
 
-/// The default port of a transport (§19.1.2).
+/// The default port of a transport (§19.1.2; RFC 7118 §5.2: WebSocket's
+/// own, 80 and 443).
 pub fn default_port(transport: TransportKind) -> u16 {
     match transport {
         TransportKind::Tls => 5061,
-        _ => 5060,
+        TransportKind::Ws => 80,
+        TransportKind::Wss => 443,
+        TransportKind::Udp | TransportKind::Tcp => 5060,
     }
 }
 
@@ -278,6 +299,39 @@ mod tests {
             s.via_stamp(&via("pc.example.com", None, None)).0,
             Some(s.remote.ip())
         );
+    }
+
+    #[test]
+    fn websocket_tokens_round_trip_and_are_reliable() {
+        for t in [TransportKind::Ws, TransportKind::Wss] {
+            assert_eq!(TransportKind::from_via_token(t.via_token()), Some(t));
+            assert!(t.is_reliable() && t.is_websocket());
+        }
+        assert_eq!(
+            TransportKind::from_via_token("wss"),
+            Some(TransportKind::Wss)
+        );
+        assert!(!TransportKind::Tcp.is_websocket() && !TransportKind::Tls.is_websocket());
+        assert_eq!(TransportKind::Ws.to_string(), "ws");
+        assert_eq!(
+            (
+                default_port(TransportKind::Ws),
+                default_port(TransportKind::Wss)
+            ),
+            (80, 443)
+        );
+    }
+
+    #[test]
+    fn websocket_answers_on_its_connection_whatever_the_invalid_via_says() {
+        // RFC 7118 §5: the Via host of a browser is a made-up `.invalid` name.
+        let mut s = udp_source();
+        s.transport = TransportKind::Wss;
+        s.connection = Some(ConnectionId(4));
+        let v = via("df7jal23ls0d.invalid", None, None);
+        let d = s.response_destination(&v);
+        assert_eq!((d.remote, d.connection), (s.remote, Some(ConnectionId(4))));
+        assert_eq!(s.via_stamp(&v), (Some(s.remote.ip()), None));
     }
 
     #[test]

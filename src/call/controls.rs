@@ -5,6 +5,11 @@
 //! leg (no signalling; the muted party still hears); DTMF and recording are
 //! the relay's. Every command answers with the call it acted on, or a typed
 //! error naming what was wrong.
+//!
+//! Owns no state: commands change a leg's hold and mute flags and a call's
+//! recording, and create originated calls (`LegTable::insert_call`); the
+//! legs themselves are placed by `outbound`. Media events change no state
+//! beyond ending a call whose leg went silent.
 
 use std::time::Instant;
 
@@ -14,7 +19,8 @@ use crate::sdp;
 use super::command::{CallCommand, CallEvent, CallId, CommandError, EndedBy, LegRole, Originate};
 use super::negotiate::Forward;
 use super::outbound::Caller;
-use super::{Call, CallLayer, SipOut};
+use super::table::Call;
+use super::{CallLayer, SipOut};
 
 impl CallLayer {
     pub(super) fn command(
@@ -26,8 +32,8 @@ impl CallLayer {
         match command {
             CallCommand::Originate(o) => self.originate(now, out, o),
             CallCommand::Hangup { call } => {
-                self.calls
-                    .get(&call)
+                self.table
+                    .call(&call)
                     .ok_or(CommandError::NoCall(call.clone()))?;
                 self.end_call(now, out, &call, EndedBy::Switch, "hangup", None);
                 Ok(call)
@@ -49,7 +55,7 @@ impl CallLayer {
                     });
                 }
                 let l = self.answered_leg(&call, leg)?;
-                self.media(MediaCommand::SendDtmf {
+                self.outbox.media(MediaCommand::SendDtmf {
                     leg: l,
                     digits,
                     duration_ms: 100,
@@ -65,8 +71,8 @@ impl CallLayer {
             CallCommand::ResumeRecording { call } => self.pause_recording(call, false),
             CallCommand::StopRecording { call } => {
                 let c = self
-                    .calls
-                    .get_mut(&call)
+                    .table
+                    .call_mut(&call)
                     .ok_or(CommandError::NoCall(call.clone()))?;
                 if c.recording.take().is_none() {
                     return Err(CommandError::Invalid {
@@ -75,10 +81,10 @@ impl CallLayer {
                     });
                 }
                 c.recording_paused = false;
-                self.media(MediaCommand::StopRecording {
+                self.outbox.media(MediaCommand::StopRecording {
                     call: call.0.clone(),
                 });
-                self.mark(&call);
+                self.outbox.mark(&call);
                 Ok(call)
             }
         }
@@ -87,17 +93,17 @@ impl CallLayer {
     /// The leg of `call` in `role`, answered and not going away.
     pub(super) fn answered_leg(&self, call: &CallId, role: LegRole) -> Result<LegId, CommandError> {
         let c = self
-            .calls
-            .get(call)
+            .table
+            .call(call)
             .ok_or(CommandError::NoCall(call.clone()))?;
-        let leg = match role {
+        let (leg, l) = match role {
             LegRole::A => Some(c.a),
             LegRole::B => c.b.first().copied(),
             LegRole::C => c.c,
         }
-        .filter(|l| self.legs.contains_key(l))
+        .and_then(|id| Some((id, self.table.leg(id)?)))
         .ok_or(CommandError::NoLeg(call.clone(), role))?;
-        if !self.legs[&leg].is_answered() || self.legs[&leg].ending {
+        if !l.is_answered() || l.ending {
             return Err(CommandError::NotAnswered(call.clone(), role));
         }
         Ok(leg)
@@ -112,20 +118,21 @@ impl CallLayer {
         held: bool,
     ) -> Result<CallId, CommandError> {
         let leg = self.answered_leg(&call, role)?;
-        if self.legs[&leg].held_by_switch == held {
+        let Some(l) = self.table.leg_mut(leg) else {
+            return Err(CommandError::NoLeg(call, role));
+        };
+        if l.held_by_switch == held {
             return Ok(call);
         }
-        if let Some(l) = self.legs.get_mut(&leg) {
-            l.held_by_switch = held;
-        }
-        self.media(MediaCommand::SetHold { leg, held });
+        l.held_by_switch = held;
+        self.outbox.media(MediaCommand::SetHold { leg, held });
         if !self.send_hold_reinvite(now, out, leg, held) {
             // An INVITE is in progress on the leg: the relay holds it at once
             // and the re-INVITE goes out when that INVITE ends.
             tracing::info!(%leg, "hold re-INVITE deferred: INVITE in progress");
         }
-        self.mark(&call);
-        self.event(if held {
+        self.outbox.mark(&call);
+        self.outbox.event(if held {
             CallEvent::Held {
                 call: call.clone(),
                 leg: role,
@@ -143,14 +150,14 @@ impl CallLayer {
 
     fn mute(&mut self, call: CallId, role: LegRole, muted: bool) -> Result<CallId, CommandError> {
         let leg = self.answered_leg(&call, role)?;
-        let Some(l) = self.legs.get_mut(&leg) else {
+        let Some(l) = self.table.leg_mut(leg) else {
             return Err(CommandError::NoLeg(call, role));
         };
         if l.muted != muted {
             l.muted = muted;
-            self.media(MediaCommand::SetMute { leg, muted });
-            self.mark(&call);
-            self.event(if muted {
+            self.outbox.media(MediaCommand::SetMute { leg, muted });
+            self.outbox.mark(&call);
+            self.outbox.event(if muted {
                 CallEvent::Muted {
                     call: call.clone(),
                     leg: role,
@@ -167,8 +174,8 @@ impl CallLayer {
 
     pub(super) fn start_recording(&mut self, call: &CallId) -> Result<(), CommandError> {
         let c = self
-            .calls
-            .get_mut(call)
+            .table
+            .call_mut(call)
             .ok_or(CommandError::NoCall(call.clone()))?;
         if c.recording.is_some() {
             return Err(CommandError::Invalid {
@@ -182,19 +189,19 @@ impl CallLayer {
         let path = self.settings.recordings_dir.join(format!("{}.wav", call.0));
         c.recording = Some(path.clone());
         c.recording_paused = false;
-        self.media(MediaCommand::StartRecording {
+        self.outbox.media(MediaCommand::StartRecording {
             call: call.0.clone(),
             legs: [a, b],
             path,
         });
-        self.mark(call);
+        self.outbox.mark(call);
         Ok(())
     }
 
     fn pause_recording(&mut self, call: CallId, pause: bool) -> Result<CallId, CommandError> {
         let c = self
-            .calls
-            .get_mut(&call)
+            .table
+            .call_mut(&call)
             .ok_or(CommandError::NoCall(call.clone()))?;
         if c.recording.is_none() {
             return Err(CommandError::Invalid {
@@ -206,7 +213,7 @@ impl CallLayer {
             return Ok(call);
         }
         c.recording_paused = pause;
-        self.media(if pause {
+        self.outbox.media(if pause {
             MediaCommand::PauseRecording {
                 call: call.0.clone(),
             }
@@ -215,8 +222,8 @@ impl CallLayer {
                 call: call.0.clone(),
             }
         });
-        self.mark(&call);
-        self.event(if pause {
+        self.outbox.mark(&call);
+        self.outbox.event(if pause {
             CallEvent::RecordingPaused { call: call.clone() }
         } else {
             CallEvent::RecordingResumed { call: call.clone() }
@@ -234,7 +241,7 @@ impl CallLayer {
         check_party("a", &o.a)?;
         check_party("b", &o.b)?;
         let call = o.call.clone().unwrap_or_else(|| self.new_call_id());
-        if self.calls.contains_key(&call) {
+        if self.table.has_call(&call) {
             return Err(CommandError::CallExists(call));
         }
         let route = self
@@ -254,9 +261,11 @@ impl CallLayer {
         let Some(target) = targets.into_iter().next() else {
             return Err(CommandError::Busy(format!("{} is not registered", o.a)));
         };
-        let profile = target.profile;
+        let Some(profile) = self.settings.profile(target.profile) else {
+            return Err(CommandError::NoRoute(o.a.clone()));
+        };
         for (name, _) in &o.headers {
-            if !self.settings.profiles[profile.0]
+            if !profile
                 .case_data_headers
                 .iter()
                 .any(|h| h.eq_ignore_ascii_case(name))
@@ -265,24 +274,24 @@ impl CallLayer {
                     field: "headers",
                     message: format!(
                         "{name} is not a case-data header of profile {}",
-                        self.settings.profiles[profile.0].name
+                        profile.name
                     ),
                 });
             }
         }
+        let codecs = profile.codecs.clone();
         // A placeholder caller leg id until `place_leg` fills it in.
         let placeholder = LegId(0);
         let mut record = Call::new(call.clone(), &o.a, &o.b, placeholder, self.wall_ms(now));
         record.interaction = o.interaction.clone();
         record.originate = Some(o.clone());
-        self.calls.insert(call.clone(), Box::new(record));
-        self.event(CallEvent::Started {
+        self.table.insert_call(record);
+        self.outbox.event(CallEvent::Started {
             call: call.clone(),
             interaction: o.interaction.clone(),
             from: o.a.clone(),
             to: o.b.clone(),
         });
-        let codecs = self.settings.profiles[profile.0].codecs.clone();
         let forward = Forward {
             formats: sdp::default_formats(&codecs),
             direction: sdp::Direction::SendRecv,
@@ -316,8 +325,8 @@ impl CallLayer {
                 digit,
                 duration_ms,
             } => {
-                if let Some(l) = self.legs.get(&leg) {
-                    self.events.push_back(CallEvent::Dtmf {
+                if let Some(l) = self.table.leg(leg) {
+                    self.outbox.event(CallEvent::Dtmf {
                         call: l.call.clone(),
                         leg: l.role,
                         digit,
@@ -327,8 +336,8 @@ impl CallLayer {
                 }
             }
             MediaEvent::DtmfSent { leg, digits } => {
-                if let Some(l) = self.legs.get(&leg) {
-                    self.events.push_back(CallEvent::DtmfSent {
+                if let Some(l) = self.table.leg(leg) {
+                    self.outbox.event(CallEvent::DtmfSent {
                         call: l.call.clone(),
                         leg: l.role,
                         digits,
@@ -340,8 +349,8 @@ impl CallLayer {
             }
             MediaEvent::RtpTimeout { leg } => {
                 if self
-                    .legs
-                    .get(&leg)
+                    .table
+                    .leg(leg)
                     .is_some_and(|l| l.is_answered() && !l.held_by_phone)
                 {
                     self.leg_lost(now, out, leg, "rtp-timeout");
@@ -351,26 +360,26 @@ impl CallLayer {
                 tracing::debug!(%leg, %remote, "media latched");
             }
             MediaEvent::RecordingStarted { call, path } => {
-                self.events.push_back(CallEvent::RecordingStarted {
+                self.outbox.event(CallEvent::RecordingStarted {
                     call: CallId(call),
                     path,
                 });
             }
             MediaEvent::RecordingStopped { call, path } => {
-                self.events.push_back(CallEvent::RecordingStopped {
+                self.outbox.event(CallEvent::RecordingStopped {
                     call: CallId(call),
                     path,
                 });
             }
             MediaEvent::RecordingFailed { call, reason } => {
                 tracing::warn!(%call, %reason, "recording failed");
-                if let Some(c) = self.calls.get_mut(&CallId(call.clone())) {
+                if let Some(c) = self.table.call_mut(&CallId(call.clone())) {
                     c.recording = None;
                 }
             }
             MediaEvent::OpenFailed { leg, reason } => {
                 tracing::warn!(%leg, %reason, "media could not be opened");
-                if let Some(call) = self.legs.get(&leg).map(|l| l.call.clone()) {
+                if let Some(call) = self.table.leg(leg).map(|l| l.call.clone()) {
                     self.end_call(now, out, &call, EndedBy::Switch, "media-failed", Some(503));
                 }
             }

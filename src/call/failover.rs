@@ -8,7 +8,9 @@
 //! Sans-IO like the rest of the call layer: the targets arrive already
 //! resolved (`settings::PeerSettings::targets`); this never resolves a name
 //! nor reads the clock. The ring timeout keeps running across servers, so
-//! the whole attempt stays bounded.
+//! the whole attempt stays bounded. The servers a leg has not tried yet are
+//! its entry in `gateways::PeerRuntime` (taken one by one with
+//! `next_server`, dropped with the leg); this file owns no state.
 
 use std::time::Instant;
 
@@ -29,7 +31,7 @@ impl CallLayer {
         leg: LegId,
         code: u16,
     ) -> bool {
-        let Some(l) = self.legs.get(&leg) else {
+        let Some(l) = self.table.leg(leg) else {
             return false;
         };
         let Side::Uac { invite, peer, .. } = &l.side else {
@@ -39,7 +41,7 @@ impl CallLayer {
             return false;
         }
         let (invite, peer, previous) = (invite.clone(), *peer, l.destination);
-        while let Some(remote) = self.failover.get_mut(&leg).and_then(|q| q.pop_front()) {
+        while let Some(remote) = self.peers.next_server(leg) {
             let destination = Destination {
                 remote,
                 connection: None,
@@ -54,7 +56,7 @@ impl CallLayer {
             tracing::info!(%leg, failed = %previous.remote, status = code, next = %remote, "trying the peer's next server");
             self.pending
                 .insert((destination.profile, tx), Pending::Invite(leg));
-            if let Some(l) = self.legs.get_mut(&leg) {
+            if let Some(l) = self.table.leg_mut(leg) {
                 l.destination = destination;
                 // A new server: its challenge, if any, is answered afresh.
                 l.side = Side::Uac {
@@ -66,7 +68,6 @@ impl CallLayer {
             }
             return true;
         }
-        self.failover.remove(&leg);
         // No server of this peer left: the route's next gateway, if any (gateways.rs).
         self.next_gateway(now, out, leg, code)
     }

@@ -22,7 +22,7 @@ impl CallLayer {
         let Some(connection) = source.connection else {
             return;
         };
-        if let Some(i) = self.peer_at(source.profile, source.remote.ip()) {
+        if let Some((_, i)) = self.settings.peer_of(source) {
             // In the table every worker shares: the next call toward the
             // peer may be placed by another worker.
             self.peers

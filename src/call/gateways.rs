@@ -19,13 +19,15 @@
 //!   one was placed with. Any other failure (486, 404, 6xx, a ring timeout
 //!   after the callee rang) ends the leg as before.
 //!
-//! A leg holding a peer's slot gives it back when it is forgotten
-//! (`lifecycle::drop_leg` calls [`CallLayer::forget_peer_leg`]).
+//! Owns [`PeerRuntime`]: the shared table, and per leg its peer slot and
+//! the servers (`failover`) and gateways not yet tried, behind methods. A
+//! leg's entry goes when the leg is forgotten (`lifecycle::drop_leg` calls
+//! `PeerRuntime::forget_leg`), which gives its slot back.
 //! Sans-IO: limits are checked against `now`; nothing here sends but
 //! through `SipOut`.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -47,13 +49,14 @@ use super::{CallLayer, SipOut};
 /// one, and a longer wait would take an SBC's whole trunk out of service.
 pub const RETRY_AFTER_SECS: u32 = 1;
 
-/// The call layer's side of trunk peers: the shared table, the slots its
-/// legs hold, the gateways left to each gateway leg, and the pings (on the
-/// one shard that sends them).
+/// The call layer's side of trunk peers: the shared table, what each leg
+/// holds of its peer (slot, servers and gateways not yet tried), and the
+/// pings (on the one shard that sends them, `pings`).
 #[derive(Debug)]
 pub(super) struct PeerRuntime {
     pub table: Arc<PeerTable>,
-    pub legs: HashMap<LegId, PeerLeg>,
+    /// Only legs that hold something of a peer have an entry.
+    legs: HashMap<LegId, PeerLeg>,
     pub pinger: Option<Pinger>,
     pub events: VecDeque<PeerEvent>,
 }
@@ -67,15 +70,51 @@ impl PeerRuntime {
             events: VecDeque::new(),
         }
     }
+
+    /// A leg placed toward a peer: the slot it holds, the route's gateways
+    /// after this one, the peer's servers after the first.
+    fn placed(
+        &mut self,
+        leg: LegId,
+        slot: Option<Arc<PeerCall>>,
+        next: Option<NextGateways>,
+        servers: Vec<SocketAddr>,
+    ) {
+        if slot.is_none() && next.is_none() && servers.is_empty() {
+            return;
+        }
+        let servers = servers.into();
+        self.legs.insert(
+            leg,
+            PeerLeg {
+                slot,
+                next,
+                servers,
+            },
+        );
+    }
+
+    /// The peer's next server for `leg`, taken off its list (`failover`).
+    pub fn next_server(&mut self, leg: LegId) -> Option<SocketAddr> {
+        self.legs.get_mut(&leg)?.servers.pop_front()
+    }
+
+    /// A leg is forgotten: its peer slot is given back, its servers and
+    /// gateways left untried are dropped.
+    pub fn forget_leg(&mut self, leg: LegId) {
+        self.legs.remove(&leg);
+    }
 }
 
 /// What a leg holds of its peer.
 #[derive(Debug, Default)]
-pub(super) struct PeerLeg {
+struct PeerLeg {
     /// Its place among the peer's calls in progress.
     slot: Option<Arc<PeerCall>>,
     /// A gateway leg: the route's gateways not yet tried.
     next: Option<NextGateways>,
+    /// The peer's servers not yet tried (RFC 3263 §4.3, `failover`).
+    servers: VecDeque<SocketAddr>,
 }
 
 /// Enough to place the same call on the route's next gateway.
@@ -98,21 +137,11 @@ pub(super) struct Placed<'a> {
 }
 
 impl CallLayer {
-    /// The first peer of `profile` whose ACL admits `ip`.
-    pub(super) fn peer_of_source(&self, profile: ProfileId, ip: IpAddr) -> Option<usize> {
-        self.settings
-            .profiles
-            .get(profile.0)?
-            .peers
-            .iter()
-            .position(|p| p.acl.iter().any(|n| n.contains(&ip)))
-    }
-
     /// Whether a request from `ip` on `profile` comes from a trunk peer:
     /// then its peer's limits govern it, not the per-source transaction
     /// cap that guards the registrar against unknown sources.
     pub fn is_peer_source(&self, profile: ProfileId, ip: IpAddr) -> bool {
-        self.peer_of_source(profile, ip).is_some()
+        self.settings.peer_of_source(profile, ip).is_some()
     }
 
     /// The peers' shared table (also read by the HTTP API).
@@ -130,7 +159,7 @@ impl CallLayer {
         tx: ServerTransactionId,
         request: &Request,
     ) -> Result<Option<PeerCall>, ()> {
-        let Some(peer) = self.peer_of_source(source.profile, source.remote.ip()) else {
+        let Some((_, peer)) = self.settings.peer_of(source) else {
             return Ok(None);
         };
         match self
@@ -140,7 +169,7 @@ impl CallLayer {
         {
             Ok(slot) => Ok(Some(slot)),
             Err(limit) => {
-                tracing::debug!(remote = %source.remote, peer = %self.settings.profiles[source.profile.0].peers[peer].name, ?limit, "call from a peer refused by its limit");
+                tracing::debug!(remote = %source.remote, peer = %self.peer_name((source.profile, peer)), ?limit, "call from a peer refused by its limit");
                 let r = with_retry_after(crate::sip::answer(request, 503, Some(limit.reason())));
                 out.respond(now, source.profile, tx, r);
                 Err(())
@@ -182,7 +211,7 @@ impl CallLayer {
     ) -> Result<Target, u16> {
         let mut refusal = 503;
         for (i, &(profile, peer)) in gateways.iter().enumerate() {
-            let name = &self.settings.profiles[profile.0].peers[peer].name;
+            let name = self.peer_name((profile, peer));
             if !self.peers.table.is_up(profile, peer) {
                 tracing::debug!(peer = %name, "gateway down: skipped");
                 continue;
@@ -199,7 +228,7 @@ impl CallLayer {
             match self.peers.table.admit(profile, peer, Direction::Out, now) {
                 Ok(slot) => {
                     target.slot = Some(Arc::new(slot));
-                    target.next_gateways = gateways[i + 1..].to_vec();
+                    target.next_gateways = gateways.get(i + 1..).unwrap_or_default().to_vec();
                     return Ok(target);
                 }
                 Err(limit) => {
@@ -213,7 +242,7 @@ impl CallLayer {
     /// Where a call to one trunk peer goes: its first server, the others
     /// in reserve (RFC 3263 §4.3, `failover`).
     fn gateway_target(&self, profile: ProfileId, peer: usize, number: &str) -> Result<Target, u16> {
-        let p = &self.settings.profiles[profile.0].peers[peer];
+        let p = self.settings.peer((profile, peer)).ok_or(503u16)?;
         // No target (a name not resolved, or resolved to nothing):
         // 503, as when every server of the peer failed.
         let (&first, rest) = p.targets.split_first().ok_or(503u16)?;
@@ -244,18 +273,16 @@ impl CallLayer {
     }
 
     /// `place_leg` placed `leg` toward `target`: the leg keeps the peer's
-    /// slot, and a gateway leg remembers the route's other gateways.
+    /// slot and its other servers, and a gateway leg remembers the route's
+    /// other gateways.
     pub(super) fn gateway_leg_placed(
         &mut self,
         leg: LegId,
-        slot: Option<Arc<PeerCall>>,
-        next: Vec<(ProfileId, usize)>,
-        number: &str,
+        target: &mut Target,
         placed: Placed<'_>,
     ) {
-        if slot.is_none() && next.is_empty() {
-            return;
-        }
+        let next = std::mem::take(&mut target.next_gateways);
+        let number = &target.label;
         let next = (!next.is_empty()).then(|| NextGateways {
             gateways: next,
             number: number.to_string(),
@@ -264,12 +291,8 @@ impl CallLayer {
             passed: placed.passed.to_vec(),
             auto_answer: placed.auto_answer,
         });
-        self.peers.legs.insert(leg, PeerLeg { slot, next });
-    }
-
-    /// A leg is forgotten: its peer slot is given back.
-    pub(super) fn forget_peer_leg(&mut self, leg: LegId) {
-        self.peers.legs.remove(&leg);
+        let (slot, servers) = (target.slot.take(), std::mem::take(&mut target.fallback));
+        self.peers.placed(leg, slot, next, servers);
     }
 
     /// The leg to a gateway failed with `code` (503, 408 or a transport
@@ -283,7 +306,7 @@ impl CallLayer {
         leg: LegId,
         code: u16,
     ) -> bool {
-        let Some(l) = self.legs.get(&leg) else {
+        let Some(l) = self.table.leg(leg) else {
             return false;
         };
         let Side::Uac {
@@ -310,14 +333,14 @@ impl CallLayer {
         };
         tracing::info!(
             %leg,
-            failed = %self.settings.profiles[profile.0].peers[peer].name,
+            failed = %self.peer_name((profile, peer)),
             status = code,
-            next = %target.peer.map(|(p, i)| self.settings.profiles[p.0].peers[i].name.as_str()).unwrap_or(""),
+            next = %target.peer.map(|k| self.peer_name(k)).unwrap_or(""),
             "trying the route's next gateway"
         );
         // The failed leg's INVITE transaction is over: nothing of it to wait for.
         self.drop_leg(leg);
-        self.gone_uac.remove(&leg);
+        self.table.uac_done(leg);
         let placed = self.place_leg(
             now,
             out,
@@ -340,4 +363,30 @@ fn with_retry_after(mut r: crate::sip::Response) -> crate::sip::Response {
     r.headers
         .push(make_header("Retry-After", RETRY_AFTER_SECS.to_string()));
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leg_holds_its_servers_in_order_until_it_is_forgotten() {
+        let mut peers = PeerRuntime::new(Arc::new(PeerTable::default()));
+        let (leg, other) = (LegId(1), LegId(2));
+        let servers: Vec<SocketAddr> = vec![
+            "127.0.0.1:5091".parse().unwrap(),
+            "127.0.0.1:5092".parse().unwrap(),
+        ];
+        peers.placed(leg, None, None, servers.clone());
+        // A leg that holds nothing of a peer takes no entry.
+        peers.placed(other, None, None, Vec::new());
+        assert_eq!(peers.legs.len(), 1);
+        assert_eq!(peers.next_server(leg), Some(servers[0]));
+        assert_eq!(peers.next_server(other), None);
+        assert_eq!(peers.next_server(leg), Some(servers[1]));
+        assert_eq!(peers.next_server(leg), None, "every server tried");
+        peers.forget_leg(leg);
+        assert!(peers.legs.is_empty());
+        assert_eq!(peers.next_server(leg), None);
+    }
 }

@@ -18,6 +18,12 @@
 //!
 //! Sans-IO like the rest of the call layer: what one worker says to another
 //! leaves through [`CallLayer::poll_peer`] and the driver carries it.
+//!
+//! Owns the handover bookkeeping (`Handover`: forwards by Call-ID and by
+//! media leg, adopted legs, messages for other workers). A leg leaves the
+//! table whole (`LegTable::hand_over_leg`, with its dialog and timers) and
+//! comes in indexed by its dialog only (`LegTable::adopt_leg`: its INVITE
+//! transaction, if still open, belongs to the other worker).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -28,7 +34,7 @@ use crate::net::ProfileId;
 use crate::session::DialogKey;
 
 use super::command::{CallEvent, CallId, LegRole};
-use super::leg::{Leg, Side};
+use super::leg::Leg;
 use super::timers::Timer;
 use super::transfer::{self, Transfer};
 use super::{CallLayer, SipOut};
@@ -177,12 +183,12 @@ impl CallLayer {
                 leg,
             } => self.adopt(now, out, call, by, transferee, *leg),
             PeerCall::DetachFailed { call, by } => {
-                if let Some(c) = self.calls.get_mut(&call) {
+                if let Some(c) = self.table.call_mut(&call) {
                     c.transfer = None;
                 }
-                let role = self.legs.get(&by).map(|l| l.role).unwrap_or(LegRole::A);
+                let role = self.table.leg(by).map(|l| l.role).unwrap_or(LegRole::A);
                 self.notify_final(now, out, by, 481);
-                self.event(CallEvent::TransferFailed {
+                self.outbox.event(CallEvent::TransferFailed {
                     call,
                     by: role,
                     status: 481,
@@ -198,9 +204,7 @@ impl CallLayer {
                     f.until = Some(now + FORWARD_GRACE);
                 }
                 self.handover.forwarded_legs.remove(&leg);
-                if let Some(p) = self.settings.profiles.get_mut(profile.0) {
-                    p.ports.release(port);
-                }
+                self.release_port(profile, port);
                 self.expire_forwards(now);
             }
         }
@@ -225,7 +229,7 @@ impl CallLayer {
                 call_id: call_id.clone(),
                 local_tag,
             };
-            self.sessions.by_dialog(&key).map(|(id, _)| id)
+            self.outbox.call_of_dialog(&key)
         });
         let Some(owner) = owner.map(|id| self.shard.map.of_key(&id)) else {
             return false;
@@ -233,7 +237,7 @@ impl CallLayer {
         if owner == self.shard.index {
             return false;
         }
-        if let Some(c) = self.calls.get_mut(call) {
+        if let Some(c) = self.table.call_mut(call) {
             c.transfer = Some(Transfer {
                 by,
                 transferee,
@@ -266,13 +270,15 @@ impl CallLayer {
         transferee: LegId,
         replaces: &str,
     ) {
-        let Some(target) = self.replaced_partner(replaces) else {
+        let found = self
+            .replaced_partner(replaces)
+            .and_then(|t| Some((t, self.table.leg(t)?.call.clone())));
+        let Some((target, other_call)) = found else {
             self.handover
                 .out
                 .push_back((from, PeerCall::DetachFailed { call, by }));
             return;
         };
-        let other_call = self.legs[&target].call.clone();
         self.take_out_of_call(target);
         let Some(leg) = self.export_leg(target, from) else {
             return;
@@ -286,7 +292,7 @@ impl CallLayer {
                 leg: Box::new(leg),
             },
         ));
-        self.mark(&other_call);
+        self.outbox.mark(&other_call);
         self.end_call(
             now,
             out,
@@ -300,20 +306,12 @@ impl CallLayer {
     /// Takes a leg out of this layer, without closing its media or its
     /// dialog, and forwards what arrives for it to `to`.
     fn export_leg(&mut self, leg: LegId, to: usize) -> Option<MovedLeg> {
-        let mut l = self.legs.remove(&leg)?;
-        self.by_dialog
-            .remove(&(l.sip_call_id.clone(), l.local_tag.clone()));
-        self.sessions.remove_dialog(&DialogKey {
-            call_id: l.sip_call_id.clone(),
-            local_tag: l.local_tag.clone(),
-        });
-        if let Side::Uas { tx, .. } = &l.side {
-            self.by_server_tx.remove(&(l.profile, *tx));
-        }
+        let mut l = self.table.hand_over_leg(leg)?;
+        self.outbox.forget_dialog(&l.sip_call_id, &l.local_tag);
         let dialog = l.dialog.as_ref().and_then(|d| self.dialogs.remove(d));
         let timers = std::mem::take(&mut l.timers)
             .into_iter()
-            .filter_map(|k| self.timers.remove(&k).map(|t| (k.0, t)))
+            .filter_map(|k| self.timers.cancel(&k).map(|t| (k.0, t)))
             .collect();
         // A leg this worker had adopted itself goes on to its new owner.
         let origin = self.handover.adopted.remove(&leg);
@@ -353,8 +351,6 @@ impl CallLayer {
         let id = leg.id;
         leg.call = call.clone();
         leg.role = LegRole::C;
-        self.by_dialog
-            .insert((leg.sip_call_id.clone(), leg.local_tag.clone()), id);
         if let Some(d) = dialog {
             self.dialogs.insert(d);
         }
@@ -366,14 +362,14 @@ impl CallLayer {
         if let Some(f) = self.handover.forwards.remove(&leg.sip_call_id) {
             self.handover.forwarded_legs.remove(&f.leg);
         }
-        self.legs.insert(id, leg);
+        self.table.adopt_leg(leg);
         for (at, t) in timers {
             self.schedule(at, t);
         }
-        let ready = self.calls.get(&call).is_some_and(|c| !c.ended)
-            && self.legs.contains_key(&by)
-            && self.legs.contains_key(&transferee);
-        if let Some(c) = self.calls.get_mut(&call) {
+        let ready = self.table.call(&call).is_some_and(|c| !c.ended)
+            && self.table.has_leg(by)
+            && self.table.has_leg(transferee);
+        if let Some(c) = self.table.call_mut(&call) {
             c.transfer = None;
         }
         if !ready {

@@ -77,9 +77,8 @@ impl CallLayer {
         admitted: String,
     ) -> (Caller, Identity) {
         let from = Caller::from_request(request);
-        let peer = self.peer_at(source.profile, source.remote.ip());
-        let trusted =
-            peer.is_some_and(|i| self.settings.profiles[source.profile.0].peers[i].trusted);
+        let peer = self.settings.peer_of(source);
+        let trusted = self.settings.trusted(peer);
         let privacy = request
             .header_values_whole("Privacy")
             .first()
@@ -147,19 +146,12 @@ impl CallLayer {
         )
     }
 
-    /// Whether a target is a trusted peer.
-    fn trusted_target(&self, target: &Target) -> bool {
-        target
-            .peer
-            .is_some_and(|(p, i)| self.settings.profiles[p.0].peers[i].trusted)
-    }
-
     /// PAI and Privacy for a leg of `call` toward `target` (trusted peers only).
     pub(super) fn identity_headers(&self, call: &CallId, target: &Target) -> Vec<(String, String)> {
-        let Some(identity) = self.calls.get(call).map(|c| &c.identity) else {
+        let Some(identity) = self.table.call(call).map(|c| &c.identity) else {
             return Vec::new();
         };
-        if !self.trusted_target(target) {
+        if !self.settings.trusted(target.peer) {
             return Vec::new();
         }
         let mut headers = Vec::new();
@@ -183,8 +175,8 @@ impl CallLayer {
         display: String,
         host: String,
     ) -> (String, String, String) {
-        let private = self.calls.get(call).is_some_and(|c| c.identity.private);
-        if private && !self.trusted_target(target) {
+        let private = self.table.call(call).is_some_and(|c| c.identity.private);
+        if private && !self.settings.trusted(target.peer) {
             (
                 "anonymous".into(),
                 "\"Anonymous\" ".into(),

@@ -2,7 +2,14 @@
 //! carry new SDP (hold and retrieve, RFC 3264 §8 and RFC 6337) and refresh
 //! session timers, INFO carries DTMF (application/dtmf-relay), REFER starts
 //! a transfer, ACK completes our 2xx; and the answers to re-INVITEs the
-//! switch sent.
+//! switch sent (RFC 3261 §12-§15, RFC 3264 §8, RFC 6337; INFO in the legacy
+//! usage of RFC 6086 §2).
+//!
+//! Owns no state: it finds the leg through the table's dialog index and
+//! changes that leg's media and hold flags. Requests within a dialog leave
+//! only through `send_in_dialog` (which records what they are for in
+//! `pending`), answers only through `answer_in_dialog` (through the dialog,
+//! so that tags and Contact are right).
 
 use std::time::Instant;
 
@@ -83,7 +90,7 @@ impl CallLayer {
     ) {
         let ok = sip::response_to(request, 200, None);
         self.answer_in_dialog(now, out, leg, profile, tx, request, ok);
-        let Some(l) = self.legs.get_mut(&leg) else {
+        let Some(l) = self.table.leg_mut(leg) else {
             return;
         };
         l.ending = true;
@@ -108,12 +115,11 @@ impl CallLayer {
         let Some(body) = sdp_body(&request, &request.body) else {
             // Offerless re-INVITE: our 200 carries the last SDP we sent (our
             // offer); the ACK's answer changes nothing we need.
-            let last = self.legs.get(&leg).and_then(|l| l.media.last_sent.clone());
+            let last = self.table.leg(leg).and_then(|l| l.media.last_sent.clone());
             let ok = with_sdp(sip::response_to(&request, 200, None), last.as_deref());
             return self.answer_in_dialog(now, out, leg, profile, tx, &request, ok);
         };
-        let l = &self.legs[&leg];
-        let codecs = self.settings.profiles[l.profile.0].codecs.clone();
+        let codecs = self.leg_codecs(leg);
         let offer = match negotiate::read_offer(&body, &codecs) {
             Ok(o) => o,
             Err(e) => {
@@ -127,27 +133,31 @@ impl CallLayer {
             }
         };
         self.phone_hold_state(leg, offer.stream.is_hold());
-        let partner = self.partner(leg).filter(|p| {
-            self.legs
-                .get(p)
+        let partner = self.table.partner(leg).filter(|p| {
+            self.table
+                .leg(*p)
                 .is_some_and(|pl| pl.is_answered() && !pl.ending)
                 && self
-                    .legs
-                    .get(p)
+                    .table
+                    .leg(*p)
                     .and_then(|pl| pl.dialog.as_ref())
                     .and_then(|d| self.dialogs.get(d))
                     .is_some_and(|d| !d.invite_in_progress())
         });
         match partner {
-            Some(p) if !self.legs[&p].held_by_switch => {
+            Some(p) if self.table.leg(p).is_some_and(|pl| !pl.held_by_switch) => {
                 // Relay: offer the partner the same change with its own numbering.
                 let forward = offer.to_forward();
-                let pformats = follow_offer(&self.legs[&p].media.formats, &forward.formats);
+                let pformats = self
+                    .table
+                    .leg(p)
+                    .map(|pl| follow_offer(&pl.media.formats, &forward.formats))
+                    .unwrap_or_default();
                 if !negotiate::has_audio(&pformats) {
                     let r = sip::response_to(&request, 488, None);
                     return self.answer_in_dialog(now, out, leg, profile, tx, &request, r);
                 }
-                let Some(pl) = self.legs.get_mut(&p) else {
+                let Some(pl) = self.table.leg_mut(p) else {
                     return; // `partner` found it in `legs` just above
                 };
                 let bytes = sdp::build_offer(
@@ -159,7 +169,7 @@ impl CallLayer {
                 )
                 .to_bytes();
                 pl.media.last_sent = Some(bytes.clone());
-                if let Some(l) = self.legs.get_mut(&leg) {
+                if let Some(l) = self.table.leg_mut(leg) {
                     l.media.remote = Some(offer.stream.clone());
                 }
                 let body = Body {
@@ -185,7 +195,7 @@ impl CallLayer {
                 );
                 if relayed {
                     let (sends, receives) = negotiate::flows(&offer.stream);
-                    self.media(MediaCommand::Update {
+                    self.outbox.media(MediaCommand::Update {
                         leg,
                         remote: offer.stream.rtp_addr(),
                         remote_rtcp: offer.stream.rtcp,
@@ -214,7 +224,7 @@ impl CallLayer {
         request: &Request,
         offer: negotiate::Offer,
     ) {
-        let Some(l) = self.legs.get_mut(&leg) else {
+        let Some(l) = self.table.leg_mut(leg) else {
             return; // the caller read the leg before calling
         };
         let chosen = if l.media.formats.is_empty() {
@@ -249,7 +259,7 @@ impl CallLayer {
 
     /// Reports a phone's own hold or retrieve when its SDP says it changed.
     fn phone_hold_state(&mut self, leg: LegId, held: bool) {
-        let Some(l) = self.legs.get_mut(&leg) else {
+        let Some(l) = self.table.leg_mut(leg) else {
             return;
         };
         if l.held_by_phone == held {
@@ -257,8 +267,8 @@ impl CallLayer {
         }
         l.held_by_phone = held;
         let (call, role) = (l.call.clone(), l.role);
-        self.mark(&call);
-        self.event(if held {
+        self.outbox.mark(&call);
+        self.outbox.event(if held {
             CallEvent::Held {
                 call,
                 leg: role,
@@ -283,9 +293,7 @@ impl CallLayer {
         request: &Request,
     ) {
         self.session_refreshed(now, leg, request);
-        let codecs = self.settings.profiles[self.legs[&leg].profile.0]
-            .codecs
-            .clone();
+        let codecs = self.leg_codecs(leg);
         match sdp_body(request, &request.body).map(|b| negotiate::read_offer(&b, &codecs)) {
             None => {
                 let ok = sip::response_to(request, 200, None);
@@ -343,19 +351,18 @@ impl CallLayer {
         let Some((digit, duration_ms)) = digit.filter(|(d, _)| valid_digit(*d)) else {
             return;
         };
-        let (call, role) = {
-            let l = &self.legs[&leg];
-            (l.call.clone(), l.role)
+        let Some((call, role)) = self.table.leg(leg).map(|l| (l.call.clone(), l.role)) else {
+            return;
         };
-        self.event(CallEvent::Dtmf {
+        self.outbox.event(CallEvent::Dtmf {
             call,
             leg: role,
             digit,
             duration_ms,
             via: "info",
         });
-        if let Some(p) = self.partner(leg) {
-            self.media(MediaCommand::SendDtmf {
+        if let Some(p) = self.table.partner(leg) {
+            self.outbox.media(MediaCommand::SendDtmf {
                 leg: p,
                 digits: digit.to_string(),
                 duration_ms: duration_ms.clamp(40, 2000),
@@ -380,12 +387,12 @@ impl CallLayer {
         }
         self.reinvite_done(now, out, leg, purpose, code, answer);
         // A hold or retrieve asked meanwhile goes out now that the INVITE is over.
-        if self
-            .legs
-            .get(&leg)
-            .is_some_and(|l| l.held_by_switch != l.hold_offered && l.is_answered() && !l.ending)
-        {
-            let held = self.legs[&leg].held_by_switch;
+        let catch_up = self
+            .table
+            .leg(leg)
+            .filter(|l| l.held_by_switch != l.hold_offered && l.is_answered() && !l.ending)
+            .map(|l| l.held_by_switch);
+        if let Some(held) = catch_up {
             self.send_hold_reinvite(now, out, leg, held);
         }
     }
@@ -415,15 +422,13 @@ impl CallLayer {
                     return self.answer_in_dialog(now, out, from, profile, tx, &request, r);
                 };
                 self.apply_remote(leg, stream.clone(), None);
-                let codecs = self.settings.profiles[self.legs[&from].profile.0]
-                    .codecs
-                    .clone();
+                let codecs = self.leg_codecs(from);
                 let Ok(offer) = negotiate::read_offer(&request.body, &codecs) else {
                     return;
                 };
                 let formats = sdp::answer_formats(&offer.stream, &stream.formats)
                     .unwrap_or(offer.formats.clone());
-                let Some(fl) = self.legs.get_mut(&from) else {
+                let Some(fl) = self.table.leg_mut(from) else {
                     return;
                 };
                 let bytes = sdp::build_answer(
@@ -443,7 +448,7 @@ impl CallLayer {
             }
             ReInvite::Hold(held) => {
                 if let Some((_, stream)) = answer.filter(|_| (200..300).contains(&code)) {
-                    let formats = self.legs.get(&leg).map(|l| l.media.formats.clone());
+                    let formats = self.table.leg(leg).map(|l| l.media.formats.clone());
                     self.apply_remote(leg, stream, formats);
                 }
                 if !(200..300).contains(&code) {
@@ -460,7 +465,7 @@ impl CallLayer {
 
     /// ACK for the 2xx to a re-INVITE of ours.
     fn ack_leg(&mut self, out: &mut dyn SipOut, leg: LegId) {
-        let Some(l) = self.legs.get(&leg) else {
+        let Some(l) = self.table.leg(leg) else {
             return;
         };
         let (Some(d), destination) = (l.dialog.clone(), l.destination) else {
@@ -475,8 +480,8 @@ impl CallLayer {
     /// Sends a re-INVITE the dialog refused earlier with 491 (§14.1 back-off over).
     pub(super) fn retry_reinvite(&mut self, now: Instant, out: &mut dyn SipOut, leg: LegId) {
         let held = self
-            .legs
-            .get(&leg)
+            .table
+            .leg(leg)
             .map(|l| l.held_by_switch)
             .unwrap_or(false);
         self.send_hold_reinvite(now, out, leg, held);
@@ -490,7 +495,7 @@ impl CallLayer {
         leg: LegId,
         held: bool,
     ) -> bool {
-        let Some(l) = self.legs.get_mut(&leg) else {
+        let Some(l) = self.table.leg_mut(leg) else {
             return false;
         };
         let direction = if held {
@@ -523,7 +528,7 @@ impl CallLayer {
                 purpose: ReInvite::Hold(held),
             },
         );
-        if let Some(l) = self.legs.get_mut(&leg) {
+        if let Some(l) = self.table.leg_mut(leg) {
             if sent {
                 l.hold_offered = held;
             } else {

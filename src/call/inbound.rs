@@ -8,6 +8,12 @@
 //! registrar's own digest and brute-force guard). The callee side is placed
 //! by `outbound`; a CANCEL
 //! from the caller ends every leg (§9.2, the callee legs are CANCELled).
+//!
+//! Owns no state: it makes the caller's leg and its call and puts them in
+//! the table (`LegTable::insert_leg` indexes the leg by dialog and by its
+//! INVITE transaction for CANCEL). The caller's INVITE is answered only
+//! through `respond_uas`, which takes it out of the CANCEL index with its
+//! final response; nothing else may answer it.
 
 use std::time::Instant;
 
@@ -26,7 +32,8 @@ use super::leg::{Leg, LegMedia, Side};
 use super::negotiate;
 use super::outbound::{PlaceError, Target, MEDIA_PORTS_EXHAUSTED};
 use super::summary::LegState;
-use super::{sdp_body, Call, CallLayer, SipOut};
+use super::table::Call;
+use super::{sdp_body, CallLayer, SipOut};
 
 impl CallLayer {
     /// A new INVITE (no To tag) on `source`'s profile, already answered 100 Trying.
@@ -78,7 +85,8 @@ impl CallLayer {
         let offer = match sdp_body(&request, &request.body) {
             None => None,
             Some(bytes) => {
-                match negotiate::read_offer(&bytes, &self.settings.profiles[profile.0].codecs) {
+                let codecs = self.settings.profile(profile).map(|p| p.codecs.as_slice());
+                match negotiate::read_offer(&bytes, codecs.unwrap_or_default()) {
                     Ok(o) => Some(o),
                     Err(negotiate::OfferError::Unreadable) => {
                         return reject(out, 400, Some("Malformed SDP"))
@@ -87,19 +95,23 @@ impl CallLayer {
                 }
             }
         };
-        let Some(port) = self.settings.profiles[profile.0].ports.allocate() else {
+        let allocated = self
+            .settings
+            .profile_mut(profile)
+            .and_then(|p| Some((p.ports.allocate()?, p.media_address, p.rtp_timeout)));
+        let Some((port, media_address, rtp_timeout)) = allocated else {
             // No leg to hang a call on, but a failed call all the same: it
             // leaves the record every failed call leaves (call-started, then
             // call-ended with its cause), not only a log line.
             let call = self.new_call_id();
-            tracing::warn!(profile = %self.settings.profiles[profile.0].name, %call, "RTP ports exhausted");
-            self.event(CallEvent::Started {
+            tracing::warn!(profile = %self.profile_name(profile), %call, "RTP ports exhausted");
+            self.outbox.event(CallEvent::Started {
                 call: call.clone(),
                 interaction: None,
                 from: from_user,
                 to: number,
             });
-            self.event(CallEvent::Ended {
+            self.outbox.event(CallEvent::Ended {
                 call,
                 by: EndedBy::Switch,
                 cause: MEDIA_PORTS_EXHAUSTED.to_string(),
@@ -107,26 +119,22 @@ impl CallLayer {
             });
             return reject(out, 503, Some("No Media Ports"));
         };
-        let local =
-            std::net::SocketAddr::new(self.settings.profiles[profile.0].media_address, port);
+        let local = std::net::SocketAddr::new(media_address, port);
         let local_tag = sip::generate_tag();
         let contact = self.contact(out, profile, source.transport);
         let dialog = match Dialog::uas(&request, &local_tag, &contact, source.transport) {
             Ok(d) => d,
             Err(e) => {
-                self.settings.profiles[profile.0].ports.release(port);
+                self.release_port(profile, port);
                 tracing::debug!(error = %e, "INVITE cannot create a dialog");
                 return reject(out, 400, Some("Missing Contact"));
             }
         };
         let dialog_id = self.dialogs.insert(dialog);
         let call_id = self.new_call_id();
-        let a = self.new_leg_id();
+        let a = self.table.new_leg_id(&self.shard);
         let sip_call_id = request.call_id().unwrap_or("").to_string();
-        self.by_dialog
-            .insert((sip_call_id.clone(), local_tag.clone()), a);
-        self.by_server_tx.insert((profile, tx), a);
-        self.media(MediaCommand::Open {
+        self.outbox.media(MediaCommand::Open {
             leg: a,
             call: call_id.0.clone(),
             local,
@@ -135,7 +143,7 @@ impl CallLayer {
             payloads: offer
                 .as_ref()
                 .and_then(|o| negotiate::payload_map(&o.formats)),
-            rtp_timeout: self.settings.profiles[profile.0].rtp_timeout,
+            rtp_timeout,
         });
         let destination = Destination {
             profile,
@@ -180,7 +188,7 @@ impl CallLayer {
             ending: false,
             timers: Vec::new(),
         };
-        self.legs.insert(a, Box::new(leg));
+        self.table.insert_leg(Box::new(leg));
         if let Some(slot) = peer_slot {
             self.hold_peer_slot(a, slot);
         }
@@ -189,9 +197,9 @@ impl CallLayer {
             call.late_offer = Some(LateOffer::Awaiting);
         }
         call.identity = identity;
-        self.calls.insert(call_id.clone(), Box::new(call));
-        self.mark(&call_id);
-        self.event(CallEvent::Started {
+        self.table.insert_call(call);
+        self.outbox.mark(&call_id);
+        self.outbox.event(CallEvent::Started {
             call: call_id.clone(),
             interaction: None,
             from: from_user.clone(),
@@ -201,8 +209,8 @@ impl CallLayer {
         // picks pass_headers for gateways, with case_data_headers for phones).
         let passed: Vec<(String, String)> = targets
             .first()
-            .map(|t| {
-                let p = &self.settings.profiles[t.profile.0];
+            .and_then(|t| self.settings.profile(t.profile))
+            .map(|p| {
                 p.pass_headers
                     .iter()
                     .chain(&p.case_data_headers)
@@ -287,7 +295,9 @@ impl CallLayer {
 
     /// Trunk peers by ACL; registrar users from the address they registered from.
     fn known_source(&self, now: Instant, out: &dyn SipOut, source: &Source, user: &str) -> bool {
-        let p = &self.settings.profiles[source.profile.0];
+        let Some(p) = self.settings.profile(source.profile) else {
+            return false;
+        };
         let ip = source.remote.ip();
         if p.peers
             .iter()
@@ -359,13 +369,13 @@ impl CallLayer {
         profile: ProfileId,
         invite_tx: ServerTransactionId,
     ) {
-        let Some(leg) = self.by_server_tx.get(&(profile, invite_tx)).copied() else {
+        let Some(leg) = self.table.leg_of_invite(profile, invite_tx) else {
             return;
         };
-        let Some(call) = self.legs.get(&leg).map(|l| l.call.clone()) else {
+        let Some(call) = self.table.leg(leg).map(|l| l.call.clone()) else {
             return;
         };
-        if let Some(c) = self.calls.get_mut(&call) {
+        if let Some(c) = self.table.call_mut(&call) {
             c.cancelled = true;
         }
         self.end_call(now, out, &call, EndedBy::A, "cancelled", Some(487));
@@ -381,21 +391,18 @@ impl CallLayer {
         leg: super::LegId,
         response: Response,
     ) {
-        let Some(l) = self.legs.get_mut(&leg) else {
+        let Some(l) = self.table.leg(leg) else {
             return;
         };
         let Side::Uas {
             invite,
             tx,
             source,
-            answered,
-        } = &mut l.side
+            answered: false,
+        } = &l.side
         else {
             return;
         };
-        if *answered {
-            return;
-        }
         let code = response.status_code.code();
         let (invite, tx, source, profile) = (invite.clone(), *tx, *source, l.profile);
         let destination = invite
@@ -410,10 +417,7 @@ impl CallLayer {
             return;
         };
         if code >= 200 {
-            if let Some(Side::Uas { answered, .. }) = self.legs.get_mut(&leg).map(|l| &mut l.side) {
-                *answered = true;
-            }
-            self.by_server_tx.remove(&(profile, tx));
+            self.table.uas_answered(leg);
         }
         out.respond(now, profile, tx, response);
     }

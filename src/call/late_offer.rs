@@ -23,7 +23,7 @@ use std::time::Instant;
 use crate::dialog::{Body, DialogId};
 use crate::media::LegId;
 use crate::sdp::{self, Direction, PayloadFormat};
-use crate::sip::{self, Request, Response};
+use crate::sip::{Request, Response};
 
 use super::command::{CallId, EndedBy, LegRole};
 use super::negotiate::{self, Offer};
@@ -53,11 +53,11 @@ pub enum LateOffer {
 impl CallLayer {
     /// Whether `leg` is a callee leg whose 2xx carries the offer.
     pub(super) fn awaits_late_offer(&self, leg: LegId) -> bool {
-        self.legs.get(&leg).is_some_and(|l| {
+        self.table.leg(leg).is_some_and(|l| {
             l.role == LegRole::B
                 && self
-                    .calls
-                    .get(&l.call)
+                    .table
+                    .call(&l.call)
                     .is_some_and(|c| matches!(c.late_offer, Some(LateOffer::Awaiting)))
         })
     }
@@ -65,8 +65,8 @@ impl CallLayer {
     /// Whether `leg`'s offer was answered in a PRACK (its 2xx SDP, if any,
     /// is no answer to read: RFC 3261 §13.2.1).
     pub(super) fn early_offer_answered(&self, leg: LegId) -> bool {
-        self.legs.get(&leg).is_some_and(|l| {
-            self.calls.get(&l.call).is_some_and(
+        self.table.leg(leg).is_some_and(|l| {
+            self.table.call(&l.call).is_some_and(
                 |c| matches!(&c.late_offer, Some(LateOffer::EarlyAnswered { legs }) if legs.contains(&leg)),
             )
         })
@@ -85,21 +85,23 @@ impl CallLayer {
         if !self.early_offer_answered(b) {
             return false;
         }
-        let Some(a) = self.calls.get(call).map(|c| c.a) else {
+        let Some(a) = self.table.call(call).map(|c| c.a) else {
             return false;
         };
-        let formats = self.legs[&b].media.formats.clone();
-        let direction = self.legs[&b]
-            .media
-            .remote
-            .as_ref()
-            .map(|s| s.direction)
-            .unwrap_or(Direction::SendRecv);
-        if let Some(c) = self.calls.get_mut(call) {
+        let Some((formats, direction)) = self.table.leg(b).map(|l| {
+            let direction = l.media.remote.as_ref().map(|s| s.direction);
+            (
+                l.media.formats.clone(),
+                direction.unwrap_or(Direction::SendRecv),
+            )
+        }) else {
+            return false;
+        };
+        if let Some(c) = self.table.call_mut(call) {
             c.late_offer = Some(LateOffer::OfferedAfterEarly { b });
             c.state = CallState::Connecting;
         }
-        let Some(al) = self.legs.get_mut(&a) else {
+        let Some(al) = self.table.leg_mut(a) else {
             return true;
         };
         // The caller is offered what the callee offered (its direction too).
@@ -114,11 +116,12 @@ impl CallLayer {
         al.media.formats = formats;
         al.media.last_sent = Some(bytes.clone());
         al.state = LegState::Answered;
-        let mut ok = sip::response_to(self.uas_invite(a), 200, None);
-        self.session_for_uas_answer(now, a, &mut ok);
-        let ok = with_sdp(ok, Some(&bytes));
-        self.respond_uas(now, out, a, ok);
-        self.mark(call);
+        if let Some(mut ok) = self.caller_response(a, 200) {
+            self.session_for_uas_answer(now, a, &mut ok);
+            let ok = with_sdp(ok, Some(&bytes));
+            self.respond_uas(now, out, a, ok);
+        }
+        self.outbox.mark(call);
         true
     }
 
@@ -134,8 +137,8 @@ impl CallLayer {
         ack: &Request,
     ) {
         let offered = self
-            .legs
-            .get(&a)
+            .table
+            .leg(a)
             .map(|l| l.media.formats.clone())
             .unwrap_or_default();
         let answer = sdp_body(ack, &ack.body).and_then(|body| negotiate::read_answer(&body));
@@ -165,14 +168,19 @@ impl CallLayer {
         dialog: DialogId,
         r: &Response,
     ) {
-        let Some(a) = self.calls.get(call).map(|c| c.a) else {
+        let Some(a) = self.table.call(call).map(|c| c.a) else {
             return;
         };
-        let (Some(bl), Some(al)) = (self.legs.get(&b), self.legs.get(&a)) else {
+        let (Some(bl), Some(al)) = (self.table.leg(b), self.table.leg(a)) else {
             return;
         };
-        let b_codecs = &self.settings.profiles[bl.profile.0].codecs;
-        let a_codecs = &self.settings.profiles[al.profile.0].codecs;
+        let codecs = |profile| {
+            self.settings
+                .profile(profile)
+                .map(|p| p.codecs.as_slice())
+                .unwrap_or_default()
+        };
+        let (b_codecs, a_codecs) = (codecs(bl.profile), codecs(al.profile));
         let offer = sdp_body(r, &r.body).map(|body| negotiate::read_offer(&body, b_codecs));
         let offer = match offer {
             Some(Ok(o)) => o,
@@ -192,7 +200,7 @@ impl CallLayer {
         };
         let forward = offer.to_forward();
         let formats = negotiate::restrict(&forward.formats, a_codecs);
-        if let Some(c) = self.calls.get_mut(call) {
+        if let Some(c) = self.table.call_mut(call) {
             c.late_offer = Some(LateOffer::Offered {
                 b,
                 dialog,
@@ -212,7 +220,7 @@ impl CallLayer {
                 Some(488),
             );
         }
-        let Some(al) = self.legs.get_mut(&a) else {
+        let Some(al) = self.table.leg_mut(a) else {
             return;
         };
         let bytes = sdp::build_offer(
@@ -226,11 +234,12 @@ impl CallLayer {
         al.media.formats = formats;
         al.media.last_sent = Some(bytes.clone());
         al.state = LegState::Answered;
-        let mut ok = sip::response_to(self.uas_invite(a), 200, None);
-        self.session_for_uas_answer(now, a, &mut ok);
-        let ok = with_sdp(ok, Some(&bytes));
-        self.respond_uas(now, out, a, ok);
-        self.mark(call);
+        if let Some(mut ok) = self.caller_response(a, 200) {
+            self.session_for_uas_answer(now, a, &mut ok);
+            let ok = with_sdp(ok, Some(&bytes));
+            self.respond_uas(now, out, a, ok);
+        }
+        self.outbox.mark(call);
     }
 
     /// The caller's ACK for our 200: on a late-offer call it carries the
@@ -242,10 +251,10 @@ impl CallLayer {
         a: LegId,
         ack: &Request,
     ) {
-        let Some(call) = self.legs.get(&a).map(|l| l.call.clone()) else {
+        let Some(call) = self.table.leg(a).map(|l| l.call.clone()) else {
             return;
         };
-        let Some(c) = self.calls.get_mut(&call).filter(|c| c.a == a) else {
+        let Some(c) = self.table.call_mut(&call).filter(|c| c.a == a) else {
             return;
         };
         if let Some(LateOffer::OfferedAfterEarly { b }) = c.late_offer {
@@ -281,7 +290,7 @@ impl CallLayer {
     /// The call ends while the callee's 2xx waits for our ACK: ACK it, with
     /// an answer accepting its own offer, so that its BYE may follow.
     pub(super) fn settle_late_offer(&mut self, out: &mut dyn SipOut, call: &CallId) {
-        let Some(c) = self.calls.get_mut(call) else {
+        let Some(c) = self.table.call_mut(call) else {
             return;
         };
         if let Some(LateOffer::Offered { b, dialog, offer }) = c.late_offer.take() {
@@ -301,7 +310,7 @@ impl CallLayer {
         formats: &[PayloadFormat],
         direction: Direction,
     ) {
-        let Some(bl) = self.legs.get_mut(&b) else {
+        let Some(bl) = self.table.leg_mut(b) else {
             return;
         };
         let bytes = sdp::build_answer(

@@ -4,6 +4,10 @@
 //! caller, `Side::Uas`) or the client side of one it sent (`Side::Uac`).
 //! Its SIP identity (Call-ID, our tag) is its own: the B2BUA never lets one
 //! leg's identifiers leak into another (§ "Every call is two or more legs").
+//!
+//! The leg's keys (`sip_call_id`, `local_tag`, `profile`, a UAS leg's
+//! transaction) index it in the table (`table`) and never change once it is
+//! there; the rest of its fields belong to the file acting on the leg.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -98,11 +102,19 @@ pub struct Leg {
     /// A BYE went out or came in: the leg is going away.
     pub ending: bool,
     /// Keys of this leg's armed timers (removed with the leg).
-    pub timers: Vec<(Instant, u64)>,
+    pub timers: Vec<super::wheel::TimerKey>,
 }
 
 impl Leg {
     pub fn is_answered(&self) -> bool {
         self.state == LegState::Answered
+    }
+
+    /// Responses go where §18.2.2 says; for a stream, the connection of the flow.
+    pub fn destination_for_response(&self, via: &crate::sip::ViaInfo) -> Destination {
+        match &self.side {
+            Side::Uas { source, .. } => source.response_destination(via),
+            Side::Uac { .. } => self.destination,
+        }
     }
 }

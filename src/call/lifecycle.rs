@@ -1,7 +1,15 @@
 //! Ending legs and calls: every leg goes down the way its state requires
 //! (BYE when answered, CANCEL when still ringing, a final response to a
 //! caller not yet answered), media is closed and ports returned, and the call
-//! reports who ended it exactly once.
+//! reports who ended it exactly once (RFC 3261 §15 BYE, §9.1 CANCEL, §13.3.1
+//! the caller's final response).
+//!
+//! Owns no state of its own; it is the one place where a leg is forgotten
+//! (`drop_leg`: out of the table with its index entries, `LegTable::forget_leg`,
+//! then its timers, its peer slot, its relay port, its media and its dialog
+//! key in the session table) and where a call is removed (`end_call`). No
+//! other file removes a leg or a call from the table (`handover` hands a leg
+//! over whole instead).
 
 use std::time::Instant;
 
@@ -24,19 +32,16 @@ impl CallLayer {
         cause: &str,
         status: Option<u16>,
     ) {
-        if self.calls.get(call).is_none_or(|c| c.ended) {
+        if self.table.call(call).is_none_or(|c| c.ended) {
             return;
         }
         // A callee's 2xx still waiting for our ACK gets it before its BYE.
         self.settle_late_offer(out, call);
-        let Some(c) = self.calls.get_mut(call) else {
+        let Some(c) = self.table.call_mut(call) else {
             return;
         };
         c.ended = true;
-        let legs: Vec<LegId> = std::iter::once(c.a)
-            .chain(c.b.iter().copied())
-            .chain(c.c)
-            .collect();
+        let legs: Vec<LegId> = c.legs().collect();
         let recording = c.recording.take();
         let cancelled = c.cancelled;
         // The caller learns why from the reason phrase too.
@@ -45,13 +50,13 @@ impl CallLayer {
             self.release_leg(now, out, leg, status, reason, cancelled);
         }
         if recording.is_some() {
-            self.media(MediaCommand::StopRecording {
+            self.outbox.media(MediaCommand::StopRecording {
                 call: call.0.clone(),
             });
         }
-        self.calls.remove(call);
-        self.mark(call);
-        self.event(CallEvent::Ended {
+        self.table.remove_call(call);
+        self.outbox.mark(call);
+        self.outbox.event(CallEvent::Ended {
             call: call.clone(),
             by,
             cause: cause.to_string(),
@@ -69,7 +74,7 @@ impl CallLayer {
         reason: Option<&str>,
         cancelled: bool,
     ) {
-        let Some(l) = self.legs.get(&leg) else {
+        let Some(l) = self.table.leg(leg) else {
             return;
         };
         if l.ending {
@@ -81,8 +86,11 @@ impl CallLayer {
         }
         match &l.side {
             Side::Uas {
-                answered: false, ..
+                invite,
+                answered: false,
+                ..
             } => {
+                let invite = invite.clone();
                 let (code, reason) = if cancelled {
                     (487, None)
                 } else {
@@ -91,7 +99,6 @@ impl CallLayer {
                         None => (480, None),
                     }
                 };
-                let invite = self.uas_invite(leg).clone();
                 let r = sip::response_to(&invite, code, reason);
                 self.respond_uas(now, out, leg, r);
                 self.drop_leg(leg);
@@ -105,12 +112,12 @@ impl CallLayer {
 
     /// BYE one leg without ending its call.
     pub(super) fn hang_up_leg(&mut self, now: Instant, out: &mut dyn SipOut, leg: LegId) {
-        let Some(l) = self.legs.get_mut(&leg) else {
+        let Some(l) = self.table.leg_mut(leg) else {
             return;
         };
         if !l.ending {
             l.ending = true;
-            let key = (l.sip_call_id.clone(), l.local_tag.clone());
+            let (call_id, tag) = (l.sip_call_id.clone(), l.local_tag.clone());
             if self.send_in_dialog(
                 now,
                 out,
@@ -120,53 +127,28 @@ impl CallLayer {
                 Vec::new(),
                 Pending::Bye(leg),
             ) {
-                self.closing.insert(key, leg);
+                self.table.closing(&call_id, &tag, leg);
             }
         }
         self.drop_leg(leg);
     }
 
-    /// Forgets a leg: media closed, port returned, indexes dropped.
+    /// Forgets a leg: out of the table and its call (`LegTable::forget_leg`),
+    /// media closed, port returned, timers and peer slot dropped.
     pub(super) fn drop_leg(&mut self, leg: LegId) {
-        let Some(l) = self.legs.remove(&leg) else {
+        let Some(l) = self.table.forget_leg(leg) else {
             return;
         };
-        self.failover.remove(&leg);
         // Its trunk peer's call slot goes back (gateways.rs).
-        self.forget_peer_leg(leg);
+        self.peers.forget_leg(leg);
         self.forget_adopted(&l);
-        self.media(MediaCommand::Close { leg });
-        self.settings.profiles[l.profile.0]
-            .ports
-            .release(l.media.local.port());
-        self.by_dialog
-            .remove(&(l.sip_call_id.clone(), l.local_tag.clone()));
-        self.sessions.remove_dialog(&crate::session::DialogKey {
-            call_id: l.sip_call_id.clone(),
-            local_tag: l.local_tag.clone(),
-        });
-        match &l.side {
-            Side::Uas { tx, .. } => {
-                self.by_server_tx.remove(&(l.profile, *tx));
-            }
-            Side::Uac { .. } if !l.is_answered() => {
-                self.gone_uac.insert(leg, l.destination);
-            }
-            Side::Uac { .. } => {}
-        }
+        self.outbox.media(MediaCommand::Close { leg });
+        self.release_port(l.profile, l.media.local.port());
+        self.outbox.forget_dialog(&l.sip_call_id, &l.local_tag);
         for key in &l.timers {
-            self.timers.remove(key);
+            self.timers.cancel(key);
         }
-        if let Some(c) = self.calls.get_mut(&l.call) {
-            c.b.retain(|&b| b != leg);
-            if c.c == Some(leg) {
-                c.c = None;
-            }
-            if c.bridged.is_some_and(|(x, y)| x == leg || y == leg) {
-                c.bridged = None;
-            }
-        }
-        self.mark(&l.call);
+        self.outbox.mark(&l.call);
     }
 
     /// A leg went silent (RTP timeout, failed session refresh, no ACK): the
@@ -178,11 +160,11 @@ impl CallLayer {
         leg: LegId,
         reason: &'static str,
     ) {
-        let Some(l) = self.legs.get(&leg) else {
+        let Some(l) = self.table.leg(leg) else {
             return;
         };
         let (call, role) = (l.call.clone(), l.role);
-        self.event(CallEvent::LegLost {
+        self.outbox.event(CallEvent::LegLost {
             call: call.clone(),
             leg: role,
             reason,

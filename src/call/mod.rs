@@ -14,27 +14,49 @@
 //! It is sans-IO like the layers below it (CONTRIBUTING.md): time arrives as
 //! `now`, SIP leaves through the [`SipOut`] the endpoint lends it, media
 //! leaves as [`MediaCommand`]s for the relay (which never touches SIP), and
-//! what happened leaves as [`CallEvent`]s. The working state sits in plain
-//! maps owned by one endpoint worker (no locks; each worker has its own
-//! layer for the calls whose ids map to it, `crate::shard`); after each
-//! change a summary is published to the concurrent session table that other
-//! tasks read. `handover` moves a leg between workers (attended transfer).
+//! what happened leaves as [`CallEvent`]s. It reads no clock, opens no
+//! socket, takes no lock and imports nothing above it (`callback/` learns of
+//! calls only through the events). Each endpoint worker has its own layer
+//! for the calls whose ids map to it (`crate::shard`); after each input the
+//! calls that changed are published to the concurrent session table that
+//! other tasks read. `handover` moves a leg between workers (attended
+//! transfer).
 //!
-//! Files, one job each: `settings` (per-profile configuration), `dialplan`
-//! (number patterns), `leg` (one dialog and its media), `call_state` (a call
-//! and its legs' bookkeeping), `inbound` (INVITEs received), `outbound`
-//! (legs placed and their responses), `late_offer` (INVITEs without SDP),
-//! `in_dialog` (BYE, re-INVITE, UPDATE, INFO, ACK), `negotiate` (SDP
-//! rewriting), `controls` (commands from the
-//! layer above), `transfer` (REFER and the transfer command), `timers` (ring, session, cleanup),
-//! `digest` (answering 401/407), `failover` (a trunk peer's next server,
-//! RFC 3263 §4.3), `publish` (the session table view), `prack` (RFC 3262
-//! on both kinds of leg), `identity` (RFC 3325 asserted identity and
-//! privacy), `uui` (RFC 7433 User-to-User and what headers pass between
-//! legs), `flows` (reusing a trunk peer's connection), `peers` (trunk peers' shared
-//! limits, counters and health), `gateways` (peer limits on calls, a
-//! route's gateways and failing over between them), `pings` (OPTIONS pings
-//! to peers).
+//! [`CallLayer`] is a handful of parts, each the only owner of its state,
+//! which the other files reach through its methods (docs/architecture.md,
+//! "Inside the call layer"): `table` (who is who: calls, legs, the indexes
+//! by dialog and by INVITE transaction, forgotten legs' afterlives), `wheel`
+//! (armed timers), `outbox` (events, media commands, calls to publish), the
+//! requests in flight (`Pending`, here), the dialogs (`crate::dialog`), the
+//! trunk peers' runtime (`gateways::PeerRuntime`) and the handover
+//! bookkeeping (`handover::Handover`). A step that needs several parts is a
+//! `CallLayer` method that does it in one place (forgetting a leg:
+//! `lifecycle::drop_leg`).
+//!
+//! Files, one concern each:
+//! - legs and bridging: `leg` (one dialog and its media), `inbound` (INVITEs
+//!   received, RFC 3261 §13.3), `outbound` (legs placed and their responses,
+//!   §13.2, §16.7), `lifecycle` (ending legs and calls), `late_offer` (INVITEs
+//!   without SDP, RFC 3264 §4), `prack` (RFC 3262 on both kinds of leg),
+//!   `negotiate` (SDP rewriting);
+//! - requests within a leg's dialog: `in_dialog` (BYE, re-INVITE, UPDATE,
+//!   INFO, ACK, §12-§15, RFC 6337);
+//! - transfer: `transfer` (REFER and the transfer command, RFC 3515, 3891),
+//!   `handover` (across workers);
+//! - timers: `wheel` (the deadlines), `timers` (ring timeout, RFC 4028);
+//! - trunk peers: `peers` (shared limits, counters, health), `gateways` (peer
+//!   limits on calls, a route's gateways), `failover` (a peer's next server,
+//!   RFC 3263 §4.3), `pings` (OPTIONS), `flows` (a peer's connection),
+//!   `digest` (answering 401/407);
+//! - the layer above: `command` (commands and events), `controls` (carrying
+//!   out commands, media events), `control` (how other tasks reach it);
+//! - identity and headers: `identity` (RFC 3325/3323), `uui` (RFC 7433);
+//! - what leaves: `outbox`, `publish` (the session table's view), `summary`;
+//! - configuration: `settings`, `dialplan`.
+//!
+//! Nothing here indexes a map or a list (`clippy::indexing_slicing` is
+//! denied on the module, src/lib.rs): a leg, call, profile or peer that is
+//! gone is `None`, and the request is answered or dropped.
 
 pub mod command;
 pub mod control;
@@ -54,19 +76,22 @@ mod lifecycle;
 mod negotiate;
 mod out;
 mod outbound;
+mod outbox;
 pub mod peers;
 mod pings;
 mod prack;
 mod publish;
 pub mod settings;
 pub mod summary;
+mod table;
 #[cfg(test)]
 mod tests;
 mod timers;
 mod transfer;
 mod uui;
+mod wheel;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::HashMap;
 use std::time::{Instant, SystemTime};
 
 pub use command::*;
@@ -85,43 +110,7 @@ use crate::sip::{self, make_header, MessageHeaders, Method, Request, Response};
 use crate::transaction::{ClientEvent, ClientTransactionId, ServerTransactionId};
 
 use dialplan::DialPlan;
-use leg::Leg;
 use settings::CallSettings;
-
-/// A call: its legs by role and where it stands.
-#[derive(Debug)]
-struct Call {
-    id: CallId,
-    interaction: Option<String>,
-    from: String,
-    to: String,
-    /// The caller (inbound) or the first leg placed (originated).
-    a: LegId,
-    /// The callee's forks (inbound) or the second leg (originated).
-    b: Vec<LegId>,
-    /// A transfer target being placed or bridged.
-    c: Option<LegId>,
-    /// Which two legs are bridged now.
-    bridged: Option<(LegId, LegId)>,
-    state: CallState,
-    /// Originated calls: what to place once `a` answers.
-    originate: Option<Originate>,
-    /// Final statuses of failed forks, for the best answer to the caller (§16.7).
-    fork_failures: Vec<(u16, Option<String>)>,
-    cancelled: bool,
-    recording: Option<std::path::PathBuf>,
-    recording_paused: bool,
-    started_at_ms: u64,
-    answered_at_ms: Option<u64>,
-    /// A REFER being carried out.
-    transfer: Option<transfer::Transfer>,
-    /// The caller's INVITE had no SDP: where the late offer stands.
-    late_offer: Option<late_offer::LateOffer>,
-    /// `Ended` was reported: the call is being taken down.
-    ended: bool,
-    /// Who the caller is as the switch vouches for it (RFC 3325, `identity`).
-    identity: identity::Identity,
-}
 
 /// What a client transaction the call layer started is for.
 #[derive(Debug)]
@@ -156,43 +145,28 @@ enum ReInvite {
     Refresh,
 }
 
+/// One endpoint worker's B2BUA: the parts below, each the only owner of its
+/// state (module header; docs/architecture.md, "Inside the call layer").
 #[derive(Debug)]
 pub struct CallLayer {
+    /// Profiles and peers; only the relay port pools change at run time.
     settings: CallSettings,
     dialplan: DialPlan,
+    /// The legs' dialogs (RFC 3261 §12, RFC 3262), `crate::dialog`'s.
     dialogs: DialogTable,
-    // Boxed: legs and calls hold whole messages, and a growing table moves
-    // its values when it rehashes (a pause of milliseconds under load).
-    calls: HashMap<CallId, Box<Call>>,
-    legs: HashMap<LegId, Box<Leg>>,
-    /// (SIP Call-ID, our tag) -> leg: how every in-dialog message finds its leg.
-    by_dialog: HashMap<(String, String), LegId>,
-    /// INVITE server transactions of UAS legs (for CANCEL).
-    by_server_tx: HashMap<(ProfileId, ServerTransactionId), LegId>,
+    /// Calls, legs and how messages find them (`table`).
+    table: table::LegTable,
+    /// What each client transaction the layer started is for.
     pending: HashMap<(ProfileId, ClientTransactionId), Pending>,
-    next_leg: u64,
-    events: VecDeque<CallEvent>,
-    media: VecDeque<MediaCommand>,
-    /// Ring timeouts, session timers: (when, sequence) -> what.
-    timers: BTreeMap<(Instant, u64), timers::Timer>,
-    next_timer: u64,
-    sessions: Sessions,
+    /// Ring timeouts, session timers (`timers`), by deadline.
+    timers: wheel::TimerWheel<timers::Timer>,
+    /// Events, media commands, calls to publish (`outbox`).
+    outbox: outbox::Outbox,
     /// Wall clock at a known instant, for the summaries' timestamps.
     wall: Option<(Instant, SystemTime)>,
-    /// Calls changed since the last publication to the session table.
-    dirty: Vec<CallId>,
-    /// Where unanswered legs already forgotten were sent, until their INVITE
-    /// transaction ends: a late 2xx is still ACKed and released.
-    gone_uac: HashMap<LegId, Destination>,
-    /// Legs to a trunk peer: its servers not yet tried (RFC 3263 §4.3).
-    failover: HashMap<LegId, VecDeque<std::net::SocketAddr>>,
-    /// (SIP Call-ID, our tag) of legs forgotten after we sent their BYE,
-    /// until that BYE's transaction ends: a BYE from the far end crossing
-    /// ours (both hung up at once; baresip after the final NOTIFY of its
-    /// REFER) is answered 200, not 481.
-    closing: HashMap<(String, String), LegId>,
-    /// Trunk peers: the shared table, slots held by legs, gateways left,
-    /// pings (see `gateways`, `pings`).
+    /// Trunk peers: the shared table, what legs hold of their peers (a
+    /// slot, servers and gateways not yet tried), pings (see `gateways`,
+    /// `failover`, `pings`).
     peers: gateways::PeerRuntime,
     /// This layer's worker among the endpoint's: the call ids, SIP Call-IDs
     /// and media legs it makes are drawn so that they route back here.
@@ -218,22 +192,11 @@ impl CallLayer {
             dialplan: DialPlan::new(&settings.dial_rules),
             dialogs: DialogTable::new(settings.dialog),
             settings,
-            calls: HashMap::new(),
-            legs: HashMap::new(),
-            by_dialog: HashMap::new(),
-            by_server_tx: HashMap::new(),
+            table: table::LegTable::default(),
             pending: HashMap::new(),
-            next_leg: 1,
-            events: VecDeque::new(),
-            media: VecDeque::new(),
-            timers: BTreeMap::new(),
-            next_timer: 0,
-            sessions,
+            timers: wheel::TimerWheel::default(),
+            outbox: outbox::Outbox::new(sessions),
             wall: None,
-            dirty: Vec::new(),
-            gone_uac: HashMap::new(),
-            failover: HashMap::new(),
-            closing: HashMap::new(),
             peers: gateways::PeerRuntime::new(peers),
             shard: Shard::default(),
             handover: Default::default(),
@@ -291,20 +254,17 @@ impl CallLayer {
     }
 
     pub fn call_count(&self) -> usize {
-        self.calls.len()
+        self.table.call_count()
     }
 
     /// Whether an INVITE server transaction belongs to a call (CANCEL routing).
     pub fn owns_invite(&self, profile: ProfileId, tx: ServerTransactionId) -> bool {
-        self.by_server_tx.contains_key(&(profile, tx))
+        self.table.leg_of_invite(profile, tx).is_some()
     }
 
     /// Whether a request within a dialog is one of ours.
     pub fn owns_request(&self, request: &Request) -> bool {
-        let (Some(call_id), Some(tag)) = (request.call_id(), request.to_tag()) else {
-            return false;
-        };
-        self.by_dialog.contains_key(&(call_id.to_string(), tag))
+        self.leg_of_request(request).is_some()
     }
 
     /// Whether `request` is a BYE for a dialog whose BYE we sent a moment
@@ -314,10 +274,7 @@ impl CallLayer {
         let (Some(call_id), Some(tag)) = (request.call_id(), request.to_tag()) else {
             return false;
         };
-        request.method == Method::Bye
-            && self
-                .closing
-                .contains_key(&(call_id.to_string(), tag.to_string()))
+        request.method == Method::Bye && self.table.is_closing(call_id, &tag)
     }
 
     /// A client transaction event for a request the call layer sent.
@@ -353,7 +310,7 @@ impl CallLayer {
                             self.pending.insert((profile, id), Pending::Invite(*leg));
                         }
                     } else if let Pending::Invite(leg) = &p {
-                        self.gone_uac.remove(leg);
+                        self.table.uac_done(*leg);
                     }
                     self.client_final(now, out, p, r, dialog);
                 }
@@ -373,7 +330,7 @@ impl CallLayer {
             }
             ClientEvent::Terminated => {
                 if let Some(Pending::Invite(leg)) = self.pending.remove(&(profile, id)) {
-                    self.gone_uac.remove(&leg);
+                    self.table.uac_done(leg);
                 }
             }
         }
@@ -423,15 +380,15 @@ impl CallLayer {
     }
 
     pub fn poll_event(&mut self) -> Option<CallEvent> {
-        self.events.pop_front()
+        self.outbox.poll_event()
     }
 
     pub fn poll_media(&mut self) -> Option<MediaCommand> {
-        self.media.pop_front()
+        self.outbox.poll_media()
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let own = self.timers.keys().next().map(|(at, _)| *at);
+        let own = self.timers.next_deadline();
         let dialogs = self.dialogs.next_deadline();
         own.into_iter()
             .chain(dialogs)
@@ -453,12 +410,6 @@ impl CallLayer {
 
     // ---- shared helpers ----
 
-    fn new_leg_id(&mut self) -> LegId {
-        let id = LegId(self.shard.leg_number(self.next_leg));
-        self.next_leg += 1;
-        id
-    }
-
     fn wall_ms(&self, now: Instant) -> u64 {
         let wall = match self.wall {
             Some((at, wall)) if now >= at => wall + (now - at),
@@ -468,6 +419,35 @@ impl CallLayer {
         wall.duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0)
+    }
+
+    /// The codecs the profile of `leg` allows (none when the leg is gone:
+    /// every offer is then refused as having no codec in common).
+    fn leg_codecs(&self, leg: LegId) -> Vec<crate::sdp::Codec> {
+        self.table
+            .leg(leg)
+            .and_then(|l| self.settings.profile(l.profile))
+            .map(|p| p.codecs.clone())
+            .unwrap_or_default()
+    }
+
+    /// A profile's name, for logs.
+    fn profile_name(&self, profile: ProfileId) -> &str {
+        self.settings
+            .profile(profile)
+            .map_or("", |p| p.name.as_str())
+    }
+
+    /// A trunk peer's name, for logs.
+    fn peer_name(&self, peer: (ProfileId, usize)) -> &str {
+        self.settings.peer(peer).map_or("", |p| p.name.as_str())
+    }
+
+    /// Gives a relay port of `profile` back to its pool.
+    fn release_port(&mut self, profile: ProfileId, port: u16) {
+        if let Some(p) = self.settings.profile_mut(profile) {
+            p.ports.release(port);
+        }
     }
 
     /// `host:port` for our Via on `profile` over `transport`.
@@ -490,15 +470,6 @@ impl CallLayer {
         }
     }
 
-    fn event(&mut self, e: CallEvent) {
-        tracing::debug!(event = %e, "call event");
-        self.events.push_back(e);
-    }
-
-    fn media(&mut self, c: MediaCommand) {
-        self.media.push_back(c);
-    }
-
     /// Sends a request within `leg`'s dialog, remembering what it is for.
     #[allow(clippy::too_many_arguments)]
     fn send_in_dialog(
@@ -511,7 +482,7 @@ impl CallLayer {
         extra: Vec<(String, String)>,
         purpose: Pending,
     ) -> bool {
-        let Some(l) = self.legs.get(&leg) else {
+        let Some(l) = self.table.leg(leg) else {
             return false;
         };
         let Some(dialog) = l.dialog.clone() else {
@@ -554,9 +525,9 @@ impl CallLayer {
             while let Some(t) = self.dialogs.poll_transmit() {
                 progressed = true;
                 let destination = t.destination.or_else(|| {
-                    self.by_dialog
-                        .get(&(t.dialog.call_id.clone(), t.dialog.local_tag.clone()))
-                        .and_then(|l| self.legs.get(l))
+                    self.table
+                        .leg_of_dialog(&t.dialog.call_id, &t.dialog.local_tag)
+                        .and_then(|l| self.table.leg(l))
                         .map(|l| l.destination)
                 });
                 if let Some(d) = destination {
@@ -577,10 +548,13 @@ impl CallLayer {
         match e {
             DialogEvent::AckTimeout { id, .. } => {
                 // §13.3.1.4: no ACK for our 2xx: the session is not up; end it.
-                if let Some(leg) = self.leg_of_dialog(&id) {
-                    let call = self.legs[&leg].call.clone();
-                    let role = self.legs[&leg].role;
-                    self.event(CallEvent::LegLost {
+                if let Some(l) = self
+                    .table
+                    .leg_of_dialog(&id.call_id, &id.local_tag)
+                    .and_then(|l| self.table.leg(l))
+                {
+                    let (call, role) = (l.call.clone(), l.role);
+                    self.outbox.event(CallEvent::LegLost {
                         call: call.clone(),
                         leg: role,
                         reason: "no-ack",
@@ -589,55 +563,26 @@ impl CallLayer {
                 }
             }
             DialogEvent::GlareRetry(id) => {
-                if let Some(leg) = self.leg_of_dialog(&id) {
+                if let Some(leg) = self.table.leg_of_dialog(&id.call_id, &id.local_tag) {
                     self.retry_reinvite(now, out, leg);
-                }
-            }
-            DialogEvent::Terminated { id, .. } => {
-                let key = (id.call_id.clone(), id.local_tag.clone());
-                // Other forks' dialogs share the key; drop it only with the leg.
-                if let Some(leg) = self.by_dialog.get(&key).copied() {
-                    if !self.legs.contains_key(&leg) {
-                        self.by_dialog.remove(&key);
-                    }
                 }
             }
             e @ (DialogEvent::Released { .. } | DialogEvent::PrackTimeout(_)) => {
                 self.prack_dialog_event(now, out, e)
             }
-            DialogEvent::Early(_) | DialogEvent::Confirmed(_) | DialogEvent::Acked { .. } => {}
+            // A leg's index entry goes with the leg (`table`), not with one
+            // of its dialogs: other forks' dialogs share the key.
+            DialogEvent::Terminated { .. }
+            | DialogEvent::Early(_)
+            | DialogEvent::Confirmed(_)
+            | DialogEvent::Acked { .. } => {}
         }
-    }
-
-    fn leg_of_dialog(&self, id: &DialogId) -> Option<LegId> {
-        self.by_dialog
-            .get(&(id.call_id.clone(), id.local_tag.clone()))
-            .copied()
-            .filter(|l| self.legs.contains_key(l))
     }
 
     /// The leg that an in-dialog request addresses (its To tag is ours).
     fn leg_of_request(&self, request: &Request) -> Option<LegId> {
-        let key = (request.call_id()?.to_string(), request.to_tag()?);
-        self.by_dialog
-            .get(&key)
-            .copied()
-            .filter(|l| self.legs.contains_key(l))
-    }
-
-    /// The other bridged (or being bridged) leg of `leg`'s call.
-    fn partner(&self, leg: LegId) -> Option<LegId> {
-        let l = self.legs.get(&leg)?;
-        let call = self.calls.get(&l.call)?;
-        if let Some((x, y)) = call.bridged {
-            if x == leg {
-                return Some(y);
-            }
-            if y == leg {
-                return Some(x);
-            }
-        }
-        None
+        self.table
+            .leg_of_dialog(request.call_id()?, &request.to_tag()?)
     }
 
     /// A final answer to a request (not the dialog-creating INVITE), through
@@ -653,12 +598,16 @@ impl CallLayer {
         request: &Request,
         response: Response,
     ) {
-        let response = match self.legs.get(&leg).and_then(|l| l.dialog.clone()) {
-            Some(d) => {
+        let response = match self
+            .table
+            .leg(leg)
+            .and_then(|l| Some((l, l.dialog.clone()?)))
+        {
+            Some((l, d)) => {
                 let destination = request
                     .top_via()
-                    .map(|v| self.legs[&leg].destination_for_response(&v))
-                    .unwrap_or(self.legs[&leg].destination);
+                    .map(|v| l.destination_for_response(&v))
+                    .unwrap_or(l.destination);
                 self.dialogs
                     .prepare_response(now, &d, request, response, destination)
                     .unwrap_or_else(|| sip::response_to(request, 481, None))
@@ -676,10 +625,14 @@ impl CallLayer {
         response: &Response,
     ) {
         // ACK it, then BYE it: only one fork may win (§13.2.2.4).
-        let Some(leg) = self.leg_of_dialog(&id) else {
+        let Some(destination) = self
+            .table
+            .leg_of_dialog(&id.call_id, &id.local_tag)
+            .and_then(|l| self.table.leg(l))
+            .map(|l| l.destination)
+        else {
             return;
         };
-        let destination = self.legs[&leg].destination;
         tracing::debug!(
             status = response.status_code.code(),
             "extra fork answered: released"
@@ -701,44 +654,6 @@ impl CallLayer {
         }
         if let Ok(bye) = self.dialogs.create_request(&id, Method::Bye, &via, None) {
             let _ = out.send_request(now, bye, destination);
-        }
-    }
-}
-
-impl Call {
-    /// A call about to get its legs.
-    fn new(id: CallId, from: &str, to: &str, a: LegId, started_at_ms: u64) -> Self {
-        Call {
-            id,
-            interaction: None,
-            from: from.to_string(),
-            to: to.to_string(),
-            a,
-            b: Vec::new(),
-            c: None,
-            bridged: None,
-            state: CallState::Setup,
-            originate: None,
-            fork_failures: Vec::new(),
-            cancelled: false,
-            recording: None,
-            recording_paused: false,
-            started_at_ms,
-            answered_at_ms: None,
-            transfer: None,
-            late_offer: None,
-            ended: false,
-            identity: identity::Identity::default(),
-        }
-    }
-}
-
-impl Leg {
-    /// Responses go where §18.2.2 says; for a stream, the connection of the flow.
-    fn destination_for_response(&self, via: &sip::ViaInfo) -> Destination {
-        match &self.side {
-            leg::Side::Uas { source, .. } => source.response_destination(via),
-            leg::Side::Uac { .. } => self.destination,
         }
     }
 }

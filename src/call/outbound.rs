@@ -3,6 +3,14 @@
 //! first answer wins and the other forks are CANCELled, failures mapped to
 //! the caller (§16.7 best response), 401/407 answered once with the peer's
 //! credentials, and the ring timeout.
+//!
+//! Owns the types of a placement (`Target`, `Caller`, `PlaceError`) and no
+//! state: a placed leg goes into the table (`LegTable::insert_leg`), its
+//! INVITE into `pending`, its ring timeout onto the wheel (`schedule`), what
+//! it holds of a trunk peer into `PeerRuntime` (`gateways`). It sets a
+//! call's legs by role, its bridge (`bridge`) and its state as answers come;
+//! a transfer re-bridges (`transfer`). It must not forget a leg itself
+//! (`lifecycle::drop_leg` does).
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -55,6 +63,10 @@ pub(super) enum PlaceError {
     /// The transaction layer would not send the INVITE.
     #[error("the INVITE could not be sent")]
     NotSent,
+    /// The target names a profile this layer does not have (a bug in the
+    /// dial plan or the configuration, never a peer's doing).
+    #[error("the target's profile is unknown")]
+    UnknownProfile,
 }
 
 impl PlaceError {
@@ -63,7 +75,7 @@ impl PlaceError {
     pub(super) fn cause(self) -> Option<&'static str> {
         match self {
             PlaceError::MediaPortsExhausted => Some(MEDIA_PORTS_EXHAUSTED),
-            PlaceError::NoCommonCodec | PlaceError::NotSent => None,
+            PlaceError::NoCommonCodec | PlaceError::NotSent | PlaceError::UnknownProfile => None,
         }
     }
 
@@ -121,9 +133,11 @@ impl CallLayer {
         auto_answer: bool,
     ) -> Result<LegId, PlaceError> {
         // A peer's own connection carries calls toward it (`flows`).
-        let target = self.with_peer_flow(target);
+        let mut target = self.with_peer_flow(target);
         let profile = target.profile;
-        let settings = &mut self.settings.profiles[profile.0];
+        let Some(settings) = self.settings.profile_mut(profile) else {
+            return Err(PlaceError::UnknownProfile);
+        };
         let formats = match offer {
             Some(offer) => negotiate::restrict(&offer.formats, &settings.codecs),
             None => Vec::new(),
@@ -144,7 +158,10 @@ impl CallLayer {
         let transport = target.destination.transport;
         let sent_by = self.sent_by(out, profile, transport);
         let host = sent_by.clone();
-        let settings = &self.settings.profiles[profile.0];
+        let Some(settings) = self.settings.profile(profile) else {
+            return Err(PlaceError::UnknownProfile); // found just above
+        };
+        let (rtp_timeout, ring_timeout) = (settings.rtp_timeout, settings.ring_timeout);
         let sip_call_id = self.new_sip_call_id();
         let local_tag = sip::generate_tag();
         let (user, display) = match (&settings.caller_id_number, target.peer) {
@@ -245,71 +262,62 @@ impl CallLayer {
         );
         self.dialogs.invite_sent(request.clone(), transport);
         let Some(tx) = out.send_request(now, request.clone(), target.destination) else {
-            self.settings.profiles[profile.0].ports.release(port);
+            self.release_port(profile, port);
             return Err(PlaceError::NotSent);
         };
-        let leg = self.new_leg_id();
+        let leg = self.table.new_leg_id(&self.shard);
         self.pending
             .insert((target.destination.profile, tx), Pending::Invite(leg));
-        self.by_dialog
-            .insert((sip_call_id.clone(), local_tag.clone()), leg);
-        self.media(MediaCommand::Open {
+        self.outbox.media(MediaCommand::Open {
             leg,
             call: call.0.clone(),
             local,
             remote: None,
             remote_rtcp: None,
             payloads: negotiate::payload_map(&formats),
-            rtp_timeout: self.settings.profiles[profile.0].rtp_timeout,
+            rtp_timeout,
         });
-        if !target.fallback.is_empty() {
-            self.failover.insert(leg, target.fallback.into());
-        }
-        let ring = now + self.settings.profiles[profile.0].ring_timeout;
-        self.legs.insert(
-            leg,
-            Box::new(Leg {
-                id: leg,
-                call: call.clone(),
-                role,
-                profile,
-                target: target.label.clone(),
-                side: Side::Uac {
-                    invite: request,
-                    tx: Some(tx),
-                    auth_tries: 0,
-                    peer: target.peer,
-                },
-                destination: target.destination,
-                sip_call_id,
-                local_tag,
-                dialog: None,
-                state: LegState::Calling,
-                media: LegMedia {
-                    local,
-                    origin,
-                    remote: None,
-                    formats,
-                    last_sent: body,
-                },
-                held_by_phone: false,
-                held_by_switch: false,
-                hold_offered: false,
-                muted: false,
-                early_answer: None,
-                ring_deadline: Some(ring),
-                session: None,
-                ending: false,
-                timers: Vec::new(),
-            }),
-        );
+        let ring = now + ring_timeout;
+        self.table.insert_leg(Box::new(Leg {
+            id: leg,
+            call: call.clone(),
+            role,
+            profile,
+            target: target.label.clone(),
+            side: Side::Uac {
+                invite: request,
+                tx: Some(tx),
+                auth_tries: 0,
+                peer: target.peer,
+            },
+            destination: target.destination,
+            sip_call_id,
+            local_tag,
+            dialog: None,
+            state: LegState::Calling,
+            media: LegMedia {
+                local,
+                origin,
+                remote: None,
+                formats,
+                last_sent: body,
+            },
+            held_by_phone: false,
+            held_by_switch: false,
+            hold_offered: false,
+            muted: false,
+            early_answer: None,
+            ring_deadline: Some(ring),
+            session: None,
+            ending: false,
+            timers: Vec::new(),
+        }));
         self.schedule(ring, Timer::Ring(leg));
-        // Trunk peers: the leg holds its slot and the route's other gateways (gateways.rs).
+        // Trunk peers: the leg holds its slot, the peer's other servers and
+        // the route's other gateways (gateways.rs).
         self.gateway_leg_placed(
             leg,
-            target.slot,
-            target.next_gateways,
-            &target.label,
+            &mut target,
             super::gateways::Placed {
                 offer,
                 caller,
@@ -317,15 +325,15 @@ impl CallLayer {
                 auto_answer,
             },
         );
-        if let Some(c) = self.calls.get_mut(call) {
+        if let Some(c) = self.table.call_mut(call) {
             match role {
                 LegRole::A => c.a = leg,
                 LegRole::B => c.b.push(leg),
                 LegRole::C => c.c = Some(leg),
             }
         }
-        self.mark(call);
-        self.event(CallEvent::Leg {
+        self.outbox.mark(call);
+        self.outbox.event(CallEvent::Leg {
             call: call.clone(),
             leg: role,
             progress: Progress::Trying,
@@ -349,7 +357,14 @@ impl CallLayer {
         if !self.prack_provisional(now, out, leg, &r) {
             return;
         }
-        let Some(l) = self.legs.get_mut(&leg) else {
+        // Without 100rel an SDP in a 1xx to an offerless INVITE is no offer
+        // we could answer: a late-offer callee only rings until its 2xx.
+        let late = self
+            .table
+            .leg(leg)
+            .and_then(|l| self.table.call(&l.call))
+            .is_some_and(|c| c.late_offer.is_some());
+        let Some(l) = self.table.leg_mut(leg) else {
             return;
         };
         if l.ending || l.is_answered() {
@@ -360,12 +375,6 @@ impl CallLayer {
         }
         let call = l.call.clone();
         let role = l.role;
-        // Without 100rel an SDP in a 1xx to an offerless INVITE is no offer
-        // we could answer: a late-offer callee only rings until its 2xx.
-        let late = self
-            .calls
-            .get(&call)
-            .is_some_and(|c| c.late_offer.is_some());
         let sdp = sdp_body(&r, &r.body).filter(|_| !late);
         let early = sdp.as_deref().and_then(negotiate::read_answer);
         let progress = if early.is_some() {
@@ -386,43 +395,42 @@ impl CallLayer {
             self.apply_remote(leg, stream.clone(), None);
         }
         if changed {
-            self.event(CallEvent::Leg {
+            self.outbox.event(CallEvent::Leg {
                 call: call.clone(),
                 leg: role,
                 progress,
             });
         }
-        self.mark(&call);
-        let Some(c) = self.calls.get(&call) else {
+        self.outbox.mark(&call);
+        let Some(c) = self.table.call(&call) else {
             return;
         };
         let a = c.a;
         match role {
             // The caller of an inbound call hears what the callee plays.
             LegRole::B if c.originate.is_none() => {
-                let a_answered = self.legs.get(&a).is_some_and(|l| l.early_answer.is_some());
+                let a_answered = self.table.leg(a).is_some_and(|l| l.early_answer.is_some());
                 match early {
                     Some((_, stream)) if !a_answered => {
                         let Some(answer) = self.answer_for_a(a, &stream) else {
                             return;
                         };
-                        self.media(MediaCommand::Bridge { a, b: leg });
-                        if let Some(c) = self.calls.get_mut(&call) {
+                        self.outbox.media(MediaCommand::Bridge { a, b: leg });
+                        if let Some(c) = self.table.call_mut(&call) {
                             c.bridged = Some((a, leg));
                         }
-                        if let Some(al) = self.legs.get_mut(&a) {
+                        if let Some(al) = self.table.leg_mut(a) {
                             al.early_answer = Some(answer.clone());
                             al.state = LegState::EarlyMedia;
                         }
-                        let resp = with_sdp(
-                            sip::response_to(self.uas_invite(a), 183, None),
-                            Some(&answer),
-                        );
-                        self.respond_uas(now, out, a, resp);
+                        if let Some(resp) = self.caller_response(a, 183) {
+                            let resp = with_sdp(resp, Some(&answer));
+                            self.respond_uas(now, out, a, resp);
+                        }
                     }
                     Some(_) => {}
                     None if !a_answered => {
-                        if let Some(al) = self.legs.get_mut(&a) {
+                        if let Some(al) = self.table.leg_mut(a) {
                             al.state = LegState::Ringing;
                         }
                         // 183 without media for the caller is ringing to it.
@@ -431,9 +439,10 @@ impl CallLayer {
                         } else {
                             code.clamp(180, 182)
                         };
-                        let resp = sip::response_to(self.uas_invite(a), code, None);
-                        let resp = with_sdp(resp, None);
-                        self.respond_uas(now, out, a, resp);
+                        if let Some(resp) = self.caller_response(a, code) {
+                            let resp = with_sdp(resp, None);
+                            self.respond_uas(now, out, a, resp);
+                        }
                     }
                     None => {}
                 }
@@ -446,21 +455,23 @@ impl CallLayer {
                     self.transferee(&call)
                 };
                 if let Some(p) =
-                    partner.filter(|p| self.legs.get(p).is_some_and(|l| l.is_answered()))
+                    partner.filter(|p| self.table.leg(*p).is_some_and(|l| l.is_answered()))
                 {
-                    self.media(MediaCommand::Bridge { a: p, b: leg });
+                    self.outbox.media(MediaCommand::Bridge { a: p, b: leg });
                 }
             }
             _ => {}
         }
     }
 
-    /// The caller's INVITE (UAS leg `a`).
-    pub(super) fn uas_invite(&self, a: LegId) -> &Request {
-        match &self.legs[&a].side {
+    /// A response to the INVITE of leg `a` (the caller's), to complete and
+    /// send with `respond_uas`; `None` when the leg is gone.
+    pub(super) fn caller_response(&self, a: LegId, code: u16) -> Option<Response> {
+        let invite = match &self.table.leg(a)?.side {
             Side::Uas { invite, .. } => invite,
             Side::Uac { invite, .. } => invite,
-        }
+        };
+        Some(sip::response_to(invite, code, None))
     }
 
     /// Builds the caller's answer from the callee's answer stream.
@@ -469,7 +480,7 @@ impl CallLayer {
         a: LegId,
         b_stream: &sdp::AudioStream,
     ) -> Option<Vec<u8>> {
-        let al = self.legs.get_mut(&a)?;
+        let al = self.table.leg_mut(a)?;
         let offer_stream = al.media.remote.clone()?;
         let offer_sdp = match &al.side {
             Side::Uas { invite, .. } => negotiate::read_answer(&invite.body)?.0,
@@ -487,7 +498,7 @@ impl CallLayer {
         .to_bytes();
         al.media.formats = formats.clone();
         al.media.last_sent = Some(answer.clone());
-        self.media.push_back(MediaCommand::Update {
+        self.outbox.media(MediaCommand::Update {
             leg: a,
             remote: offer_stream.rtp_addr(),
             remote_rtcp: offer_stream.rtcp,
@@ -505,7 +516,7 @@ impl CallLayer {
         stream: sdp::AudioStream,
         formats: Option<Vec<sdp::PayloadFormat>>,
     ) {
-        let Some(l) = self.legs.get_mut(&leg) else {
+        let Some(l) = self.table.leg_mut(leg) else {
             return;
         };
         let formats = formats.unwrap_or_else(|| {
@@ -515,7 +526,7 @@ impl CallLayer {
         let (sends, receives) = negotiate::flows(&stream);
         l.media.formats = formats.clone();
         l.media.remote = Some(stream.clone());
-        self.media.push_back(MediaCommand::Update {
+        self.outbox.media(MediaCommand::Update {
             leg,
             remote: stream.rtp_addr(),
             remote_rtcp: stream.rtcp,
@@ -539,7 +550,7 @@ impl CallLayer {
             Pending::ReInvite { leg, purpose } => self.reinvite_final(now, out, leg, purpose, r),
             Pending::Bye(leg) => {
                 tracing::debug!(%leg, status = r.status_code.code(), "BYE answered");
-                self.closing.retain(|_, l| *l != leg);
+                self.table.bye_done(leg);
             }
             Pending::Notify { leg, last } => {
                 let code = r.status_code.code();
@@ -580,7 +591,7 @@ impl CallLayer {
                 }
                 ReInviteKind::Hold(_) => {}
             },
-            Pending::Bye(leg) => self.closing.retain(|_, l| *l != leg),
+            Pending::Bye(leg) => self.table.bye_done(leg),
             Pending::Notify { .. } => {}
         }
     }
@@ -594,10 +605,10 @@ impl CallLayer {
         dialog: Option<DialogId>,
     ) {
         let code = r.status_code.code();
-        let Some(l) = self.legs.get(&leg) else {
+        let Some(l) = self.table.leg(leg) else {
             // Cancelled and forgotten, but answered after all: ACK and BYE (§15).
-            if let (Some(id), Some(&d), true) =
-                (dialog, self.gone_uac.get(&leg), (200..300).contains(&code))
+            if let (Some(id), Some(d), true) =
+                (dialog, self.table.gone_uac(leg), (200..300).contains(&code))
             {
                 self.release_dialog(now, out, id, d);
             }
@@ -642,7 +653,7 @@ impl CallLayer {
         leg: LegId,
         r: &Response,
     ) -> bool {
-        let Some(l) = self.legs.get(&leg) else {
+        let Some(l) = self.table.leg(leg) else {
             return false;
         };
         let Side::Uac {
@@ -657,7 +668,9 @@ impl CallLayer {
         if *auth_tries > 0 {
             return false;
         }
-        let peer = &self.settings.profiles[p.0].peers[*i];
+        let Some(peer) = self.settings.peer((*p, *i)) else {
+            return false;
+        };
         let (Some(user), Some(pass)) = (&peer.username, &peer.password) else {
             return false;
         };
@@ -672,7 +685,7 @@ impl CallLayer {
         };
         self.pending
             .insert((destination.profile, tx), Pending::Invite(leg));
-        if let Some(l) = self.legs.get_mut(&leg) {
+        if let Some(l) = self.table.leg_mut(leg) {
             l.side = Side::Uac {
                 invite: next,
                 tx: Some(tx),
@@ -697,7 +710,9 @@ impl CallLayer {
     ) {
         // A late offer's 2xx carries the offer: its ACK waits for the caller's answer.
         let late = self.awaits_late_offer(leg);
-        let destination = self.legs[&leg].destination;
+        let Some(destination) = self.table.leg(leg).map(|l| l.destination) else {
+            return;
+        };
         let via = self.sent_by(out, destination.profile, destination.transport);
         if !late {
             if let Ok(ack) = self.dialogs.create_ack(&id, &via, None) {
@@ -708,7 +723,7 @@ impl CallLayer {
         let answer = sdp_body(&r, &r.body)
             .filter(|_| !late && !self.early_offer_answered(leg))
             .and_then(|b| negotiate::read_answer(&b));
-        if let Some(l) = self.legs.get_mut(&leg) {
+        if let Some(l) = self.table.leg_mut(leg) {
             l.dialog = Some(id.clone());
             l.state = LegState::Answered;
             l.ring_deadline = None;
@@ -717,17 +732,16 @@ impl CallLayer {
             self.apply_remote(leg, stream.clone(), None);
         }
         self.session_from_response(now, leg, &r);
-        let (call, role) = {
-            let l = &self.legs[&leg];
-            (l.call.clone(), l.role)
+        let Some((call, role)) = self.table.leg(leg).map(|l| (l.call.clone(), l.role)) else {
+            return;
         };
-        self.mark(&call);
-        self.event(CallEvent::Leg {
+        self.outbox.mark(&call);
+        self.outbox.event(CallEvent::Leg {
             call: call.clone(),
             leg: role,
             progress: Progress::Answered,
         });
-        let Some(c) = self.calls.get(&call) else {
+        let Some(c) = self.table.call(&call) else {
             return;
         };
         let a = c.a;
@@ -739,7 +753,7 @@ impl CallLayer {
                 for o in others {
                     self.cancel_leg(now, out, o);
                 }
-                if let Some(c) = self.calls.get_mut(&call) {
+                if let Some(c) = self.table.call_mut(&call) {
                     c.b = vec![leg];
                 }
                 if late {
@@ -748,7 +762,7 @@ impl CallLayer {
                 if self.late_offer_answered_early(now, out, &call, leg) {
                     return;
                 }
-                let early = self.legs.get(&a).and_then(|l| l.early_answer.clone());
+                let early = self.table.leg(a).and_then(|l| l.early_answer.clone());
                 let answer = match (&answer, early) {
                     // The caller already has an answer in a 183: the 200 repeats it (RFC 3264 §4).
                     (_, Some(e)) => Some(e),
@@ -759,17 +773,19 @@ impl CallLayer {
                     self.end_call(now, out, &call, EndedBy::Switch, "no-answer-sdp", Some(488));
                     return;
                 };
-                let mut ok = sip::response_to(self.uas_invite(a), 200, None);
+                let Some(mut ok) = self.caller_response(a, 200) else {
+                    return;
+                };
                 self.session_for_uas_answer(now, a, &mut ok);
                 let ok = with_sdp(ok, Some(&answer));
                 self.respond_uas(now, out, a, ok);
-                if let Some(al) = self.legs.get_mut(&a) {
+                if let Some(al) = self.table.leg_mut(a) {
                     al.state = LegState::Answered;
                 }
                 self.bridge(now, &call, a, leg);
             }
             LegRole::A if originated => {
-                if let Some(c) = self.calls.get_mut(&call) {
+                if let Some(c) = self.table.call_mut(&call) {
                     c.state = CallState::Connecting;
                 }
                 self.place_second_leg(now, out, &call);
@@ -782,41 +798,47 @@ impl CallLayer {
 
     /// Bridges two answered legs and starts a profile-configured recording.
     pub(super) fn bridge(&mut self, now: Instant, call: &CallId, a: LegId, b: LegId) {
-        self.media(MediaCommand::Bridge { a, b });
+        self.outbox.media(MediaCommand::Bridge { a, b });
         let wall = self.wall_ms(now);
-        let Some(c) = self.calls.get_mut(call) else {
+        let Some(c) = self.table.call_mut(call) else {
             return;
         };
         c.bridged = Some((a, b));
         c.state = CallState::Bridged;
         c.answered_at_ms.get_or_insert(wall);
-        let ra = self.legs.get(&a).map(|l| l.role).unwrap_or(LegRole::A);
-        let rb = self.legs.get(&b).map(|l| l.role).unwrap_or(LegRole::B);
+        let ra = self.table.leg(a).map(|l| l.role).unwrap_or(LegRole::A);
+        let rb = self.table.leg(b).map(|l| l.role).unwrap_or(LegRole::B);
         let record = self
-            .legs
-            .get(&a)
-            .is_some_and(|l| self.settings.profiles[l.profile.0].record);
-        self.mark(call);
-        self.event(CallEvent::Bridged {
+            .table
+            .leg(a)
+            .and_then(|l| self.settings.profile(l.profile))
+            .is_some_and(|p| p.record);
+        self.outbox.mark(call);
+        self.outbox.event(CallEvent::Bridged {
             call: call.clone(),
             a: ra,
             b: rb,
         });
-        if record && self.calls.get(call).is_some_and(|c| c.recording.is_none()) {
+        if record && self.table.call(call).is_some_and(|c| c.recording.is_none()) {
             let _ = self.start_recording(call);
         }
     }
 
     /// An originated call's first leg answered: place the second.
     fn place_second_leg(&mut self, now: Instant, out: &mut dyn SipOut, call: &CallId) {
-        let Some(c) = self.calls.get(call) else {
+        let Some(c) = self.table.call(call) else {
             return;
         };
         let Some(o) = c.originate.clone() else {
             return;
         };
-        let a = c.a;
-        let formats = negotiate::follow(&self.legs[&a].media.formats);
+        let Some(formats) = self
+            .table
+            .leg(c.a)
+            .map(|l| negotiate::follow(&l.media.formats))
+        else {
+            return;
+        };
         let routed = self
             .dialplan
             .route(&o.b, None)
@@ -825,7 +847,7 @@ impl CallLayer {
         let targets = match routed {
             Ok(t) => t,
             Err(code) => {
-                self.event(CallEvent::LegFailed {
+                self.outbox.event(CallEvent::LegFailed {
                     call: call.clone(),
                     leg: LegRole::B,
                     status: code,
@@ -877,7 +899,7 @@ impl CallLayer {
         code: u16,
         reason: Option<String>,
     ) {
-        let Some(l) = self.legs.get(&leg) else {
+        let Some(l) = self.table.leg(leg) else {
             return;
         };
         let (call, role) = (l.call.clone(), l.role);
@@ -907,16 +929,16 @@ impl CallLayer {
         reason: Option<String>,
         by: EndedBy,
     ) {
-        let cancelled = self.calls.get(call).is_some_and(|c| c.cancelled);
+        let cancelled = self.table.call(call).is_some_and(|c| c.cancelled);
         if !cancelled {
-            self.event(CallEvent::LegFailed {
+            self.outbox.event(CallEvent::LegFailed {
                 call: call.clone(),
                 leg: role,
                 status: code,
                 failure: Failure::from_status(code),
             });
         }
-        let Some(c) = self.calls.get_mut(call) else {
+        let Some(c) = self.table.call_mut(call) else {
             return;
         };
         match role {
@@ -942,7 +964,7 @@ impl CallLayer {
 
     /// Ring timeout or lost race: CANCEL an unanswered leg, detached from its call.
     pub(super) fn cancel_leg(&mut self, now: Instant, out: &mut dyn SipOut, leg: LegId) {
-        let Some(l) = self.legs.get_mut(&leg) else {
+        let Some(l) = self.table.leg_mut(leg) else {
             return;
         };
         if l.ending {
@@ -953,14 +975,14 @@ impl CallLayer {
             out.cancel(now, l.destination.profile, *tx);
         }
         let call = l.call.clone();
-        self.media(MediaCommand::Close { leg });
-        if let Some(c) = self.calls.get_mut(&call) {
+        self.outbox.media(MediaCommand::Close { leg });
+        if let Some(c) = self.table.call_mut(&call) {
             c.b.retain(|&b| b != leg);
             if c.c == Some(leg) {
                 c.c = None;
             }
         }
-        self.mark(&call);
+        self.outbox.mark(&call);
     }
 }
 

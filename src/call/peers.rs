@@ -64,9 +64,49 @@ impl Limit {
             Limit::CpsIn | Limit::CpsOut => "Peer Call Rate Exceeded",
         }
     }
+}
 
-    fn index(self) -> usize {
-        self as usize
+/// One value per direction, chosen by a match rather than an array index
+/// (which the type could not prove in range).
+#[derive(Debug, Default)]
+struct ByDirection<T> {
+    inbound: T,
+    outbound: T,
+}
+
+impl<T> ByDirection<T> {
+    fn get(&self, d: Direction) -> &T {
+        match d {
+            Direction::In => &self.inbound,
+            Direction::Out => &self.outbound,
+        }
+    }
+
+    fn get_mut(&mut self, d: Direction) -> &mut T {
+        match d {
+            Direction::In => &mut self.inbound,
+            Direction::Out => &mut self.outbound,
+        }
+    }
+}
+
+/// Refusals counted per limit.
+#[derive(Debug, Default)]
+struct ByLimit {
+    calls_in: AtomicU64,
+    calls_out: AtomicU64,
+    cps_in: AtomicU64,
+    cps_out: AtomicU64,
+}
+
+impl ByLimit {
+    fn get(&self, l: Limit) -> &AtomicU64 {
+        match l {
+            Limit::CallsIn => &self.calls_in,
+            Limit::CallsOut => &self.calls_out,
+            Limit::CpsIn => &self.cps_in,
+            Limit::CpsOut => &self.cps_out,
+        }
     }
 }
 
@@ -267,7 +307,7 @@ struct Health {
 /// Per-peer mutable state behind its own mutex.
 #[derive(Debug)]
 struct Guarded {
-    buckets: [TokenBucket; 2],
+    buckets: ByDirection<TokenBucket>,
     health: Health,
     /// The stream connection the peer's INVITEs last came on (`flows.rs`):
     /// here, not in one worker's call layer, so that a call toward the peer
@@ -283,9 +323,9 @@ struct PeerState {
     limits: PeerLimits,
     ping: PingPolicy,
     /// ACL sources (inbound) and targets (outbound) in progress.
-    calls: [AtomicU32; 2],
-    totals: [AtomicU64; 2],
-    refused: [AtomicU64; 4],
+    calls: ByDirection<AtomicU32>,
+    totals: ByDirection<AtomicU64>,
+    refused: ByLimit,
     up: AtomicBool,
     guarded: Mutex<Guarded>,
 }
@@ -294,13 +334,6 @@ impl PeerState {
     fn lock(&self) -> MutexGuard<'_, Guarded> {
         // A panic while holding it leaves counters that are still usable.
         self.guarded.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-fn slot(d: Direction) -> usize {
-    match d {
-        Direction::In => 0,
-        Direction::Out => 1,
     }
 }
 
@@ -329,10 +362,10 @@ impl PeerTable {
                         refused: Default::default(),
                         up: AtomicBool::new(true),
                         guarded: Mutex::new(Guarded {
-                            buckets: [
-                                TokenBucket::new(p.limits.max_cps_in),
-                                TokenBucket::new(p.limits.max_cps_out),
-                            ],
+                            buckets: ByDirection {
+                                inbound: TokenBucket::new(p.limits.max_cps_in),
+                                outbound: TokenBucket::new(p.limits.max_cps_out),
+                            },
                             health: Health::default(),
                             flow: None,
                         }),
@@ -406,24 +439,24 @@ impl PeerTable {
                 counted: false,
             });
         };
-        let d = slot(direction);
         let (max_calls, calls_limit, cps_limit) = match direction {
             Direction::In => (p.limits.max_calls_in, Limit::CallsIn, Limit::CpsIn),
             Direction::Out => (p.limits.max_calls_out, Limit::CallsOut, Limit::CpsOut),
         };
-        let reserved = p.calls[d].fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+        let calls = p.calls.get(direction);
+        let reserved = calls.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
             (max_calls == 0 || n < max_calls).then_some(n + 1)
         });
         if reserved.is_err() {
-            p.refused[calls_limit.index()].fetch_add(1, Ordering::Relaxed);
+            p.refused.get(calls_limit).fetch_add(1, Ordering::Relaxed);
             return Err(calls_limit);
         }
-        if !p.lock().buckets[d].take(now) {
-            p.calls[d].fetch_sub(1, Ordering::AcqRel);
-            p.refused[cps_limit.index()].fetch_add(1, Ordering::Relaxed);
+        if !p.lock().buckets.get_mut(direction).take(now) {
+            calls.fetch_sub(1, Ordering::AcqRel);
+            p.refused.get(cps_limit).fetch_add(1, Ordering::Relaxed);
             return Err(cps_limit);
         }
-        p.totals[d].fetch_add(1, Ordering::Relaxed);
+        p.totals.get(direction).fetch_add(1, Ordering::Relaxed);
         Ok(PeerCall {
             table: self.clone(),
             profile,
@@ -504,7 +537,7 @@ impl PeerTable {
     fn status(&self, profile: ProfileId, peer: usize) -> Option<PeerStatus> {
         let p = self.get(profile, peer)?;
         let g = p.lock();
-        let r = |l: Limit| p.refused[l.index()].load(Ordering::Relaxed);
+        let r = |l: Limit| p.refused.get(l).load(Ordering::Relaxed);
         Some(PeerStatus {
             name: p.name.clone(),
             profile: p.profile.clone(),
@@ -518,10 +551,10 @@ impl PeerTable {
             ping_interval_secs: p.ping.interval.map(|d| d.as_secs()).unwrap_or(0),
             last_ping: g.health.last_ping.clone(),
             state_changed_at_ms: g.health.changed_at_ms,
-            calls_in: p.calls[0].load(Ordering::Relaxed),
-            calls_out: p.calls[1].load(Ordering::Relaxed),
-            total_in: p.totals[0].load(Ordering::Relaxed),
-            total_out: p.totals[1].load(Ordering::Relaxed),
+            calls_in: p.calls.inbound.load(Ordering::Relaxed),
+            calls_out: p.calls.outbound.load(Ordering::Relaxed),
+            total_in: p.totals.inbound.load(Ordering::Relaxed),
+            total_out: p.totals.outbound.load(Ordering::Relaxed),
             limits: p.limits,
             refused: Refusals {
                 calls_in: r(Limit::CallsIn),
@@ -557,7 +590,7 @@ impl Drop for PeerCall {
             return;
         }
         if let Some(p) = self.table.get(self.profile, self.peer) {
-            p.calls[slot(self.direction)].fetch_sub(1, Ordering::AcqRel);
+            p.calls.get(self.direction).fetch_sub(1, Ordering::AcqRel);
         }
     }
 }

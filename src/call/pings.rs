@@ -251,23 +251,18 @@ impl CallLayer {
         out: &mut dyn SipOut,
         (profile, peer): (ProfileId, usize),
     ) -> (Vec<(ProfileId, ClientTransactionId)>, PingOutcome) {
-        let Some(p) = self
-            .settings
-            .profiles
-            .get(profile.0)
-            .and_then(|s| s.peers.get(peer))
-        else {
+        let Some(p) = self.settings.peer((profile, peer)) else {
             return (Vec::new(), PingOutcome::NoTarget);
         };
-        if p.targets.is_empty() {
+        let Some(first) = p.targets.first() else {
             return (Vec::new(), PingOutcome::NoTarget);
-        }
-        let (transport, targets) = (p.transport, p.targets.clone());
+        };
         let host = p
             .address
             .as_ref()
             .map(|a| a.uri_host())
-            .unwrap_or_else(|| targets[0].to_string());
+            .unwrap_or_else(|| first.to_string());
+        let (transport, targets) = (p.transport, p.targets.clone());
         let Ok(uri) = sip::parse_uri(&format!("sip:{host}")) else {
             return (Vec::new(), PingOutcome::NoTarget);
         };

@@ -17,7 +17,9 @@
 //! 64*T1: the INVITE gets 504 and the call ends. A request requiring 100rel
 //! on a profile or from a peer where it is `"off"` gets 420.
 //!
-//! It owns no state beyond the dialogs' and the late-offer stage.
+//! It owns no state beyond the dialogs' and the late-offer stage. A caller's
+//! final response that the dialog held and released here takes the INVITE
+//! out of the CANCEL index (`LegTable::uas_answered`), as `respond_uas` does.
 
 use std::time::Instant;
 
@@ -39,34 +41,9 @@ use super::outbound::Target;
 use super::{sdp_body, CallLayer, SipOut};
 
 impl CallLayer {
-    /// The trunk peer of `profile` whose `acl` holds `ip`.
-    pub(super) fn peer_at(&self, profile: ProfileId, ip: std::net::IpAddr) -> Option<usize> {
-        self.settings.profiles[profile.0]
-            .peers
-            .iter()
-            .position(|p| p.acl.iter().any(|n| n.contains(&ip)))
-    }
-
-    /// The RFC 3262 mode toward a target: its peer's, else its profile's.
-    fn prack_mode_of_target(&self, target: &Target) -> PrackMode {
-        let p = &self.settings.profiles[target.profile.0];
-        target
-            .peer
-            .and_then(|(pp, i)| self.settings.profiles[pp.0].peers[i].prack)
-            .unwrap_or(p.prack)
-    }
-
-    /// The RFC 3262 mode toward whoever sent a request from `source`.
-    fn prack_mode_of_source(&self, source: &Source) -> PrackMode {
-        let p = &self.settings.profiles[source.profile.0];
-        self.peer_at(source.profile, source.remote.ip())
-            .and_then(|i| p.peers[i].prack)
-            .unwrap_or(p.prack)
-    }
-
     /// `Supported` (and `Require`) for an INVITE toward `target`.
     pub(super) fn option_tags_for(&self, target: &Target) -> Vec<(String, String)> {
-        match self.prack_mode_of_target(target) {
+        match self.settings.prack_mode(target.profile, target.peer) {
             PrackMode::Off => vec![("Supported".into(), "replaces, timer".into())],
             PrackMode::Supported => vec![("Supported".into(), "100rel, replaces, timer".into())],
             PrackMode::Required => vec![
@@ -83,7 +60,10 @@ impl CallLayer {
         source: &Source,
         request: &Request,
     ) -> Option<Response> {
-        if self.prack_mode_of_source(source) != PrackMode::Off
+        if self
+            .settings
+            .prack_mode(source.profile, self.settings.peer_of(source))
+            != PrackMode::Off
             || !names_option(request, "Require", TAG_100REL)
         {
             return None;
@@ -96,7 +76,7 @@ impl CallLayer {
 
     /// Whether a 1xx to the caller's INVITE on `leg` goes reliably.
     fn wants_reliable(&self, leg: LegId, response: &Response) -> bool {
-        let Some(l) = self.legs.get(&leg) else {
+        let Some(l) = self.table.leg(leg) else {
             return false;
         };
         let Side::Uas { invite, source, .. } = &l.side else {
@@ -108,7 +88,10 @@ impl CallLayer {
         if names_option(invite, "Require", TAG_100REL) {
             return true;
         }
-        match self.prack_mode_of_source(source) {
+        match self
+            .settings
+            .prack_mode(source.profile, self.settings.peer_of(source))
+        {
             PrackMode::Off => false,
             mode if names_option(invite, "Supported", TAG_100REL) => {
                 mode == PrackMode::Required || sdp_body(response, &response.body).is_some()
@@ -134,9 +117,12 @@ impl CallLayer {
         };
         let code = response.status_code.code();
         if (200..300).contains(&code) && response.header_value("Supported").is_none() {
-            let tags = match self.legs.get(&leg).map(|l| &l.side) {
+            let tags = match self.table.leg(leg).map(|l| &l.side) {
                 Some(Side::Uas { source, .. })
-                    if self.prack_mode_of_source(source) == PrackMode::Off =>
+                    if self
+                        .settings
+                        .prack_mode(source.profile, self.settings.peer_of(source))
+                        == PrackMode::Off =>
                 {
                     "replaces, timer"
                 }
@@ -190,31 +176,32 @@ impl CallLayer {
     ) {
         match e {
             DialogEvent::Released { id, response } => {
-                let Some(leg) = self.leg_of_dialog(&id) else {
+                let Some(leg) = self.table.leg_of_dialog(&id.call_id, &id.local_tag) else {
                     return;
                 };
-                let Some(l) = self.legs.get_mut(&leg) else {
+                let Some(l) = self.table.leg(leg) else {
                     return;
                 };
                 let profile = l.profile;
-                let Side::Uas { tx, answered, .. } = &mut l.side else {
+                let Side::Uas { tx, .. } = &l.side else {
                     return;
                 };
                 let tx = *tx;
-                let code = response.status_code.code();
-                if code >= 200 {
-                    *answered = true;
-                    self.by_server_tx.remove(&(profile, tx));
+                if response.status_code.code() >= 200 {
+                    self.table.uas_answered(leg);
                 }
                 out.respond(now, profile, tx, *response);
             }
             DialogEvent::PrackTimeout(id) => {
-                let Some(leg) = self.leg_of_dialog(&id) else {
+                let Some(leg) = self.table.leg_of_dialog(&id.call_id, &id.local_tag) else {
                     return;
                 };
-                let (call, role) = (self.legs[&leg].call.clone(), self.legs[&leg].role);
+                let Some((call, role)) = self.table.leg(leg).map(|l| (l.call.clone(), l.role))
+                else {
+                    return;
+                };
                 tracing::info!(%leg, "no PRACK for a reliable provisional response");
-                self.event(CallEvent::LegLost {
+                self.outbox.event(CallEvent::LegLost {
                     call: call.clone(),
                     leg: role,
                     reason: "no-prack",
@@ -236,7 +223,7 @@ impl CallLayer {
         leg: LegId,
         r: &Response,
     ) -> bool {
-        let Some(l) = self.legs.get(&leg) else {
+        let Some(l) = self.table.leg(leg) else {
             return true;
         };
         if l.ending || l.is_answered() {
@@ -277,22 +264,23 @@ impl CallLayer {
     /// profiles allow; the caller will be offered just that in our 200.
     fn answer_early_offer(&mut self, leg: LegId, r: &Response) -> Option<Body> {
         let body = sdp_body(r, &r.body)?;
-        let l = self.legs.get(&leg)?;
+        let l = self.table.leg(leg)?;
         if l.role != LegRole::B {
             return None;
         }
         let call = l.call.clone();
-        let c = self.calls.get(&call)?;
+        let c = self.table.call(&call)?;
         let answered = match &c.late_offer {
             Some(LateOffer::Awaiting) => Vec::new(),
             Some(LateOffer::EarlyAnswered { legs }) if !legs.contains(&leg) => legs.clone(),
             _ => return None,
         };
         let a_codecs = self
-            .legs
-            .get(&c.a)
-            .map(|al| self.settings.profiles[al.profile.0].codecs.clone())?;
-        let b_codecs = self.settings.profiles[l.profile.0].codecs.clone();
+            .table
+            .leg(c.a)
+            .and_then(|al| self.settings.profile(al.profile))
+            .map(|p| p.codecs.clone())?;
+        let b_codecs = self.settings.profile(l.profile)?.codecs.clone();
         let offer = match negotiate::read_offer(&body, &b_codecs) {
             Ok(o) => o,
             Err(e) => {
@@ -317,7 +305,7 @@ impl CallLayer {
                 .find(|f| f.codec == Some(sdp::Codec::TelephoneEvent))
                 .cloned(),
         );
-        let bl = self.legs.get_mut(&leg)?;
+        let bl = self.table.leg_mut(leg)?;
         let bytes = sdp::build_answer(
             &mut bl.media.origin,
             &offer.sdp,
@@ -331,7 +319,7 @@ impl CallLayer {
         self.apply_remote(leg, offer.stream.clone(), Some(formats));
         let mut legs = answered;
         legs.push(leg);
-        if let Some(c) = self.calls.get_mut(&call) {
+        if let Some(c) = self.table.call_mut(&call) {
             c.late_offer = Some(LateOffer::EarlyAnswered { legs });
         }
         Some(Body {

@@ -5,64 +5,52 @@
 //! see calls through the session table: after each input the calls that
 //! changed are summarised afresh and swapped in whole, so a reader never sees
 //! half an update and never waits for the endpoint.
+//!
+//! This file builds a call's summary from the table and holds the read
+//! side ([`Directory`]); the writes and the set of changed calls are the
+//! outbox's (`outbox::Outbox::publish`). It changes no call state.
 
 use std::sync::Arc;
 
-use crate::session::{DialogKey, SessionTable};
+use crate::session::SessionTable;
 
 use super::command::CallId;
 use super::leg::Side;
+use super::settings::CallSettings;
 use super::summary::{CallSummary, LegCounters, LegSummary};
+use super::table::LegTable;
 use super::{CallDirectory, CallLayer};
 
 /// The session table of live calls, shared by every task.
 pub type Sessions = Arc<SessionTable<CallSummary>>;
 
 impl CallLayer {
-    pub(super) fn mark(&mut self, call: &CallId) {
-        if !self.dirty.contains(call) {
-            self.dirty.push(call.clone());
-        }
-    }
-
+    /// Publishes the calls changed since the last time (`Outbox::publish`).
     pub(super) fn publish_dirty(&mut self) {
-        for id in std::mem::take(&mut self.dirty) {
-            match self.summary(&id) {
-                Some(summary) => {
-                    let keys: Vec<DialogKey> = summary
-                        .legs
-                        .iter()
-                        .map(|l| DialogKey {
-                            call_id: l.sip_call_id.clone(),
-                            local_tag: l.local_tag.clone(),
-                        })
-                        .collect();
-                    let interaction = summary.interaction.clone();
-                    // Insert replaces a published call and keeps its dialog keys.
-                    self.sessions
-                        .insert(&id.0, Arc::new(summary), interaction.as_deref());
-                    for k in keys {
-                        self.sessions.add_dialog(&id.0, k);
-                    }
-                }
-                None => {
-                    self.sessions.remove(&id.0);
-                }
-            }
-        }
+        let CallLayer {
+            outbox,
+            table,
+            settings,
+            ..
+        } = self;
+        outbox.publish(|id| summary(table, settings, id));
     }
+}
 
-    fn summary(&self, id: &CallId) -> Option<CallSummary> {
-        let call = self.calls.get(id)?;
-        let legs = std::iter::once(call.a)
-            .chain(call.b.iter().copied())
-            .chain(call.c)
-            .filter_map(|l| self.legs.get(&l))
+/// What the session table shows of call `id` (`None`: it is gone).
+fn summary(table: &LegTable, settings: &CallSettings, id: &CallId) -> Option<CallSummary> {
+    let call = table.call(id)?;
+    let legs =
+        call.legs()
+            .filter_map(|l| table.leg(l))
             .map(|l| LegSummary {
                 role: l.role,
                 state: l.state.clone(),
                 target: l.target.clone(),
-                profile: self.settings.profiles[l.profile.0].name.clone(),
+                profile: settings
+                    .profile(l.profile)
+                    .map(|p| p.name.clone())
+                    .unwrap_or_default(),
                 sip_call_id: l.sip_call_id.clone(),
                 local_tag: l.local_tag.clone(),
                 remote_tag: l.dialog.as_ref().map(|d| d.remote_tag.clone()).or_else(|| {
@@ -78,19 +66,18 @@ impl CallLayer {
                 muted: l.muted,
             })
             .collect();
-        Some(CallSummary {
-            id: call.id.clone(),
-            interaction: call.interaction.clone(),
-            state: call.state.clone(),
-            from: call.from.clone(),
-            to: call.to.clone(),
-            legs,
-            recording: call.recording.as_ref().map(|p| p.display().to_string()),
-            recording_paused: call.recording_paused,
-            started_at_ms: call.started_at_ms,
-            answered_at_ms: call.answered_at_ms,
-        })
-    }
+    Some(CallSummary {
+        id: call.id.clone(),
+        interaction: call.interaction.clone(),
+        state: call.state.clone(),
+        from: call.from.clone(),
+        to: call.to.clone(),
+        legs,
+        recording: call.recording.as_ref().map(|p| p.display().to_string()),
+        recording_paused: call.recording_paused,
+        started_at_ms: call.started_at_ms,
+        answered_at_ms: call.answered_at_ms,
+    })
 }
 
 /// What HTTP and other tasks read: the session table plus the relay's

@@ -6,6 +6,13 @@
 //! names directly (`PrackMode`, `UserToUser`, `HeaderRule`) are defined
 //! here, with their meaning.
 //!
+//! `CallSettings` answers what the call layer asks of the configuration (a
+//! profile or peer by id, which peer a source is, a peer's RFC 3262 and RFC
+//! 7433 modes with the profile's as fallback, its RFC 3325 trust), so that
+//! no other file indexes the profile or peer lists: an id that names
+//! nothing is `None` or the default, never a panic. Only the relay port
+//! pools change at run time (taken and given back by the call layer).
+//!
 //! A peer given by IP address has its one target from the start; a peer
 //! given by name gets its ordered targets from the driver, which resolves
 //! it (RFC 3263) and calls `CallLayer::set_peer_targets`: this layer never
@@ -21,7 +28,7 @@ use super::dialplan::DialRule;
 use super::peers::{PeerLimits, PingPolicy};
 use crate::dialog::DialogConfig;
 use crate::media::MediaPorts;
-use crate::net::{PeerAddress, TransportKind};
+use crate::net::{PeerAddress, ProfileId, Source, TransportKind};
 use crate::sdp::Codec;
 
 #[derive(Debug, Clone)]
@@ -82,6 +89,62 @@ pub struct CallSettings {
     pub dialog: DialogConfig,
     /// The dial plan's rules, in order (compiled by `DialPlan::new`).
     pub dial_rules: Vec<DialRule>,
+}
+
+impl CallSettings {
+    /// A profile's settings (`None` for an id that names none: ids come
+    /// from this list, so only a bug would ask).
+    pub fn profile(&self, id: ProfileId) -> Option<&ProfileSettings> {
+        self.profiles.get(id.0)
+    }
+
+    pub fn profile_mut(&mut self, id: ProfileId) -> Option<&mut ProfileSettings> {
+        self.profiles.get_mut(id.0)
+    }
+
+    /// A trunk peer's settings, by (profile, index among its peers).
+    pub fn peer(&self, (profile, peer): (ProfileId, usize)) -> Option<&PeerSettings> {
+        self.profile(profile)?.peers.get(peer)
+    }
+
+    /// The index of the first trunk peer of `profile` whose `acl` admits `ip`.
+    pub fn peer_of_source(&self, profile: ProfileId, ip: IpAddr) -> Option<usize> {
+        self.profile(profile)?
+            .peers
+            .iter()
+            .position(|p| p.acl.iter().any(|n| n.contains(&ip)))
+    }
+
+    /// The trunk peer a request from `source` comes from, if any.
+    pub fn peer_of(&self, source: &Source) -> Option<(ProfileId, usize)> {
+        let i = self.peer_of_source(source.profile, source.remote.ip())?;
+        Some((source.profile, i))
+    }
+
+    /// The RFC 3262 mode toward `peer` on `profile`: the peer's own, else
+    /// the profile's.
+    pub fn prack_mode(&self, profile: ProfileId, peer: Option<(ProfileId, usize)>) -> PrackMode {
+        peer.and_then(|k| self.peer(k)?.prack)
+            .or_else(|| self.profile(profile).map(|p| p.prack))
+            .unwrap_or_default()
+    }
+
+    /// The RFC 7433 setting toward `peer` on `profile`: the peer's own,
+    /// else the profile's (`None`: neither says).
+    pub fn user_to_user(
+        &self,
+        profile: ProfileId,
+        peer: Option<(ProfileId, usize)>,
+    ) -> Option<&UserToUser> {
+        peer.and_then(|k| self.peer(k)?.user_to_user.as_ref())
+            .or_else(|| self.profile(profile)?.user_to_user.as_ref())
+    }
+
+    /// Whether `peer` is in the Trust Domain (RFC 3325, `trusted = true`);
+    /// no peer (a phone) never is.
+    pub fn trusted(&self, peer: Option<(ProfileId, usize)>) -> bool {
+        peer.and_then(|k| self.peer(k)).is_some_and(|p| p.trusted)
+    }
 }
 
 /// `prack`: how a profile or peer uses RFC 3262 (100rel, PRACK).
@@ -188,4 +251,49 @@ impl UserToUser {
 pub struct HeaderRule {
     pub name: String,
     pub value: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> CallSettings {
+        let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("main.toml");
+        std::fs::write(
+            &main,
+            "[profiles.external]\nlisten = [{ transport = \"udp\", address = \"127.0.0.1:0\" }]\n\
+             [profiles.external.calls]\nprack = \"required\"\nuser_to_user = true\n\
+             [[profiles.external.peers]]\nname = \"own\"\naddress = \"127.0.0.1:5090\"\nacl = [\"10.0.0.0/8\"]\ntrusted = true\nprack = \"off\"\nuser_to_user = false\n\
+             [[profiles.external.peers]]\nname = \"plain\"\naddress = \"127.0.0.1:5091\"\nacl = [\"10.0.0.0/8\", \"192.0.2.0/24\"]\n",
+        )
+        .unwrap();
+        crate::config::load(&main).unwrap().call_settings()
+    }
+
+    #[test]
+    fn peers_are_found_by_acl_and_their_own_settings_come_before_the_profiles() {
+        let s = settings();
+        let p = ProfileId(0);
+        let ip = |a: &str| a.parse::<IpAddr>().unwrap();
+        // The first peer whose ACL admits the address.
+        assert_eq!(s.peer_of_source(p, ip("10.1.2.3")), Some(0));
+        assert_eq!(s.peer_of_source(p, ip("192.0.2.9")), Some(1));
+        assert_eq!(s.peer_of_source(p, ip("198.51.100.1")), None);
+        assert_eq!(s.peer_of_source(ProfileId(7), ip("10.1.2.3")), None);
+        let (own, plain) = (Some((p, 0)), Some((p, 1)));
+        assert_eq!(s.prack_mode(p, own), PrackMode::Off);
+        assert_eq!(s.prack_mode(p, plain), PrackMode::Required);
+        assert_eq!(s.prack_mode(p, None), PrackMode::Required);
+        assert_eq!(
+            s.prack_mode(ProfileId(7), None),
+            PrackMode::default(),
+            "no such profile: the default, not a panic"
+        );
+        assert_eq!(s.user_to_user(p, own), Some(&UserToUser::Enabled(false)));
+        assert_eq!(s.user_to_user(p, plain), Some(&UserToUser::Enabled(true)));
+        assert!(s.trusted(own) && !s.trusted(plain) && !s.trusted(None));
+        assert!(!s.trusted(Some((p, 9))));
+        assert!(s.peer((p, 2)).is_none() && s.profile(ProfileId(1)).is_none());
+    }
 }

@@ -1,4 +1,10 @@
-//! The call layer's own timers: ring timeouts and RFC 4028 session timers.
+//! What the call layer's timers do: ring timeouts and RFC 4028 session timers.
+//!
+//! The deadlines live on the wheel (`wheel::TimerWheel`), a leg's session
+//! timer state on the leg (`SessionTimer`). A timer is armed only through
+//! `schedule`, which also records its key on the leg, so that forgetting or
+//! handing over the leg takes its timers with it; a timer whose leg is gone
+//! fires into nothing.
 //!
 //! Session timers, per leg: when the switch is the refresher it re-INVITEs
 //! with its last SDP (unchanged version, RFC 4028 §7.4 / RFC 3264 §8) at half
@@ -47,23 +53,17 @@ impl CallLayer {
     /// Arms a timer of a leg; the leg keeps the key so that forgetting the
     /// leg removes its timers without scanning them all.
     pub(super) fn schedule(&mut self, at: Instant, timer: Timer) {
-        self.next_timer += 1;
-        let key = (at, self.next_timer);
-        self.timers.insert(key, timer);
-        if let Some(l) = self.legs.get_mut(&timer.leg()) {
+        let key = self.timers.schedule(at, timer);
+        if let Some(l) = self.table.leg_mut(timer.leg()) {
             l.timers.push(key);
         }
     }
 
     pub(super) fn fire_timers(&mut self, now: Instant, out: &mut dyn SipOut) {
-        while let Some(entry) = self.timers.first_entry() {
-            if entry.key().0 > now {
-                break;
-            }
-            let timer = entry.remove();
+        while let Some(timer) = self.timers.pop_expired(now) {
             match timer {
                 Timer::Ring(leg) => {
-                    let due = self.legs.get(&leg).is_some_and(|l| {
+                    let due = self.table.leg(leg).is_some_and(|l| {
                         !l.is_answered() && !l.ending && l.ring_deadline.is_some_and(|d| d <= now)
                     });
                     if due {
@@ -86,7 +86,7 @@ impl CallLayer {
         leg: LegId,
         code: u16,
     ) {
-        let Some(l) = self.legs.get(&leg) else {
+        let Some(l) = self.table.leg(leg) else {
             return;
         };
         let (call, role) = (l.call.clone(), l.role);
@@ -119,13 +119,17 @@ impl CallLayer {
 
     /// Session timer of the caller's leg, negotiated in our 2xx (RFC 4028 §9).
     pub(super) fn session_for_uas_answer(&mut self, now: Instant, leg: LegId, ok: &mut Response) {
-        let Some(l) = self.legs.get(&leg) else {
+        let Some(l) = self.table.leg(leg) else {
             return;
         };
         let Side::Uas { invite, .. } = &l.side else {
             return;
         };
-        let min_se = self.settings.profiles[l.profile.0].min_se;
+        let min_se = self
+            .settings
+            .profile(l.profile)
+            .map(|p| p.min_se)
+            .unwrap_or_default();
         let Some((asked, refresher)) = invite
             .header_value("Session-Expires")
             .and_then(session_expires)
@@ -152,7 +156,7 @@ impl CallLayer {
 
     fn start_session(&mut self, now: Instant, leg: LegId, secs: u32, we_refresh: bool) {
         let deadline = now + session_wait(secs, we_refresh);
-        if let Some(l) = self.legs.get_mut(&leg) {
+        if let Some(l) = self.table.leg_mut(leg) {
             l.session = Some(SessionTimer {
                 interval_secs: secs,
                 we_refresh,
@@ -164,7 +168,7 @@ impl CallLayer {
 
     /// The peer refreshed the session (re-INVITE or UPDATE received).
     pub(super) fn session_refreshed(&mut self, now: Instant, leg: LegId, request: &Request) {
-        let Some(l) = self.legs.get_mut(&leg) else {
+        let Some(l) = self.table.leg_mut(leg) else {
             return;
         };
         let Some(s) = &mut l.session else {
@@ -182,7 +186,7 @@ impl CallLayer {
     }
 
     fn session_due(&mut self, now: Instant, out: &mut dyn SipOut, leg: LegId) {
-        let Some(l) = self.legs.get(&leg) else {
+        let Some(l) = self.table.leg(leg) else {
             return;
         };
         let Some(s) = l.session else {
@@ -221,7 +225,7 @@ impl CallLayer {
         if !sent {
             // An INVITE is in progress: it refreshes the session too; look again soon.
             self.schedule(now + Duration::from_secs(2), Timer::Session(leg));
-            if let Some(l) = self.legs.get_mut(&leg) {
+            if let Some(l) = self.table.leg_mut(leg) {
                 if let Some(s) = &mut l.session {
                     s.deadline = now + Duration::from_secs(2);
                 }
@@ -229,7 +233,7 @@ impl CallLayer {
             return;
         }
         let next = now + session_wait(s.interval_secs, true);
-        if let Some(l) = self.legs.get_mut(&leg) {
+        if let Some(l) = self.table.leg_mut(leg) {
             if let Some(s) = &mut l.session {
                 s.deadline = next;
             }

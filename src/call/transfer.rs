@@ -14,6 +14,12 @@
 //! bridged at once and both transferor legs hung up. Either way the call
 //! keeps its id and reports `Transferred`, which the web-callback layer uses
 //! to park the parent interaction.
+//!
+//! Owns the transfer in progress (`Transfer`, kept on its call) and the
+//! parsing of Refer-To and Replaces (a peer's bytes: nothing here may
+//! panic on them). A replaced dialog of another worker is `handover`'s
+//! business; legs move between calls here only by their `call` and role
+//! fields and the calls' `b`, `c` and `bridged` (never the table's indexes).
 
 use std::time::Instant;
 
@@ -59,20 +65,28 @@ fn refer_to(value: &str) -> Option<(String, Option<String>)> {
     Some((uri.to_string(), replaces))
 }
 
+/// `%XX` escapes decoded; anything else (a `%` without two hex digits
+/// after it, bytes that are not UTF-8) is kept as it is, never a panic.
 fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(b);
+    while let Some(&b) = bytes.get(i) {
+        let escaped = (b == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(v) => {
+                out.push(v);
                 i += 3;
-                continue;
+            }
+            None => {
+                out.push(b);
+                i += 1;
             }
         }
-        out.push(bytes[i]);
-        i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
 }
@@ -110,13 +124,20 @@ impl CallLayer {
         let Some((uri, replace)) = request.header_value("Refer-To").and_then(refer_to) else {
             return refuse(self, out, 400, "Missing Refer-To");
         };
-        let call = self.legs[&leg].call.clone();
-        if self.calls.get(&call).is_some_and(|c| c.transfer.is_some()) {
+        let Some((call, entered, by_role)) = self
+            .table
+            .leg(leg)
+            .map(|l| (l.call.clone(), l.profile, l.role))
+        else {
+            return refuse(self, out, 481, "Call Leg Does Not Exist");
+        };
+        if self.table.call(&call).is_some_and(|c| c.transfer.is_some()) {
             return refuse(self, out, 491, "Transfer In Progress");
         }
         let Some(transferee) = self
+            .table
             .partner(leg)
-            .filter(|p| self.legs.get(p).is_some_and(|l| l.is_answered()))
+            .filter(|p| self.table.leg(*p).is_some_and(|l| l.is_answered()))
         else {
             return refuse(self, out, 403, "No Answered Call To Transfer");
         };
@@ -137,7 +158,6 @@ impl CallLayer {
             }
             None => {
                 let number = crate::sip::user_part(&uri).unwrap_or_default();
-                let entered = self.legs[&leg].profile;
                 let targets = self
                     .dialplan
                     .route(&number, Some(entered))
@@ -152,9 +172,9 @@ impl CallLayer {
                     Ok(t) => t,
                     Err(code) => {
                         self.notify_final(now, out, leg, code);
-                        self.event(CallEvent::TransferFailed {
+                        self.outbox.event(CallEvent::TransferFailed {
                             call,
-                            by: self.legs[&leg].role,
+                            by: by_role,
                             status: code,
                         });
                         return;
@@ -182,7 +202,10 @@ impl CallLayer {
     ) -> Result<CallId, CommandError> {
         super::controls::check_party("to", &to)?;
         let by = self.answered_leg(&call, role)?;
-        let c = &self.calls[&call];
+        let c = self
+            .table
+            .call(&call)
+            .ok_or(CommandError::NoCall(call.clone()))?;
         if c.transfer.is_some() {
             return Err(CommandError::Busy(format!(
                 "call {call} is being transferred"
@@ -195,10 +218,11 @@ impl CallLayer {
             });
         }
         let transferee = self
+            .table
             .partner(by)
             .filter(|p| {
-                self.legs
-                    .get(p)
+                self.table
+                    .leg(*p)
                     .is_some_and(|l| l.is_answered() && !l.ending)
             })
             .ok_or_else(|| CommandError::Invalid {
@@ -239,16 +263,23 @@ impl CallLayer {
         target: Target,
     ) {
         let transferee = transfer.transferee;
-        if let Some(c) = self.calls.get_mut(call) {
+        if let Some(c) = self.table.call_mut(call) {
             c.transfer = Some(transfer);
         }
+        let Some((formats, user)) = self
+            .table
+            .leg(transferee)
+            .map(|l| (negotiate::follow(&l.media.formats), l.target.clone()))
+        else {
+            return self.transfer_target_failed(now, out, call, 503);
+        };
         let forward = Forward {
-            formats: negotiate::follow(&self.legs[&transferee].media.formats),
+            formats,
             direction: crate::sdp::Direction::SendRecv,
             ptime: None,
         };
         let caller = Caller {
-            user: self.legs[&transferee].target.clone(),
+            user,
             display: None,
         };
         if self
@@ -276,9 +307,10 @@ impl CallLayer {
         // from-tag when we called it.
         let leg = [to_tag, from_tag]
             .into_iter()
-            .find_map(|tag| self.by_dialog.get(&(call_id.clone(), tag)).copied())?;
-        self.partner(leg)
-            .filter(|p| self.legs.get(p).is_some_and(|l| l.is_answered()))
+            .find_map(|tag| self.table.leg_of_dialog(&call_id, &tag))?;
+        self.table
+            .partner(leg)
+            .filter(|p| self.table.leg(*p).is_some_and(|l| l.is_answered()))
     }
 
     fn attended(
@@ -290,18 +322,22 @@ impl CallLayer {
         transferee: LegId,
         target: LegId,
     ) {
-        let other_call = self.legs[&target].call.clone();
+        let Some(other_call) = self.table.leg(target).map(|l| l.call.clone()) else {
+            return;
+        };
         self.take_out_of_call(target);
         self.join_as_target(now, out, call, by, transferee, target);
-        self.mark(&other_call);
+        self.outbox.mark(&other_call);
         self.end_call(now, out, &other_call, EndedBy::Switch, "replaced", None);
     }
 
     /// Takes an attended transfer's target leg out of its own call.
     pub(super) fn take_out_of_call(&mut self, target: LegId) {
-        let other_call = self.legs[&target].call.clone();
-        let transferor2 = self.partner(target);
-        if let Some(oc) = self.calls.get_mut(&other_call) {
+        let Some(other_call) = self.table.leg(target).map(|l| l.call.clone()) else {
+            return;
+        };
+        let transferor2 = self.table.partner(target);
+        if let Some(oc) = self.table.call_mut(&other_call) {
             oc.b.retain(|&l| l != target);
             if oc.c == Some(target) {
                 oc.c = None;
@@ -326,27 +362,30 @@ impl CallLayer {
         transferee: LegId,
         target: LegId,
     ) {
-        let by_role = self.legs[&by].role;
-        let label = self.legs[&target].target.clone();
-        if let Some(t) = self.legs.get_mut(&target) {
-            t.call = call.clone();
-            t.role = LegRole::C;
-        }
-        if let Some(c) = self.calls.get_mut(call) {
+        let Some(by_role) = self.table.leg(by).map(|l| l.role) else {
+            return;
+        };
+        let Some(t) = self.table.leg_mut(target) else {
+            return;
+        };
+        let label = t.target.clone();
+        t.call = call.clone();
+        t.role = LegRole::C;
+        if let Some(c) = self.table.call_mut(call) {
             c.c = Some(target);
         }
-        self.media(MediaCommand::Bridge {
+        self.outbox.media(MediaCommand::Bridge {
             a: transferee,
             b: target,
         });
-        if let Some(c) = self.calls.get_mut(call) {
+        if let Some(c) = self.table.call_mut(call) {
             c.bridged = Some((transferee, target));
         }
-        self.mark(call);
+        self.outbox.mark(call);
         self.lift_relayed_hold(now, out, transferee);
         self.lift_relayed_hold(now, out, target);
         self.notify_final(now, out, by, 200);
-        self.event(CallEvent::Transferred {
+        self.outbox.event(CallEvent::Transferred {
             call: call.clone(),
             by: by_role,
             to: label,
@@ -364,23 +403,23 @@ impl CallLayer {
         call: &CallId,
         target: LegId,
     ) {
-        let Some(t) = self.calls.get_mut(call).and_then(|c| c.transfer.take()) else {
+        let Some(t) = self.table.call_mut(call).and_then(|c| c.transfer.take()) else {
             return;
         };
-        self.media(MediaCommand::Bridge {
+        self.outbox.media(MediaCommand::Bridge {
             a: t.transferee,
             b: target,
         });
-        if let Some(c) = self.calls.get_mut(call) {
+        if let Some(c) = self.table.call_mut(call) {
             c.bridged = Some((t.transferee, target));
         }
-        self.mark(call);
+        self.outbox.mark(call);
         self.lift_relayed_hold(now, out, t.transferee);
-        let by_role = self.legs.get(&t.by).map(|l| l.role).unwrap_or(LegRole::A);
+        let by_role = self.table.leg(t.by).map(|l| l.role).unwrap_or(LegRole::A);
         if t.refer {
             self.notify_final(now, out, t.by, 200);
         }
-        self.event(CallEvent::Transferred {
+        self.outbox.event(CallEvent::Transferred {
             call: call.clone(),
             by: by_role,
             to: t.target,
@@ -396,21 +435,21 @@ impl CallLayer {
         call: &CallId,
         code: u16,
     ) {
-        let Some(t) = self.calls.get_mut(call).and_then(|c| c.transfer.take()) else {
+        let Some(t) = self.table.call_mut(call).and_then(|c| c.transfer.take()) else {
             return;
         };
-        let by_role = self.legs.get(&t.by).map(|l| l.role).unwrap_or(LegRole::A);
+        let by_role = self.table.leg(t.by).map(|l| l.role).unwrap_or(LegRole::A);
         if t.refer {
             self.notify_final(now, out, t.by, code);
         }
-        self.event(CallEvent::TransferFailed {
+        self.outbox.event(CallEvent::TransferFailed {
             call: call.clone(),
             by: by_role,
             status: code,
         });
-        if self.legs.contains_key(&t.by) {
+        if self.table.has_leg(t.by) {
             // Back to the call as it was (early media may have moved the bridge).
-            self.media(MediaCommand::Bridge {
+            self.outbox.media(MediaCommand::Bridge {
                 a: t.by,
                 b: t.transferee,
             });
@@ -430,12 +469,12 @@ impl CallLayer {
     /// Whether `leg` hanging up leaves the rest of the call up: it sent a
     /// REFER still being carried out, or it is no longer in the bridge.
     pub(super) fn transferor_leaves(&mut self, call: &CallId, leg: LegId) -> bool {
-        let Some(c) = self.calls.get(call) else {
+        let Some(c) = self.table.call(call) else {
             return false;
         };
         let pending = c.transfer.as_ref().is_some_and(|t| t.by == leg);
         let outside = c.bridged.is_some_and(|(x, y)| {
-            x != leg && y != leg && self.legs.contains_key(&x) && self.legs.contains_key(&y)
+            x != leg && y != leg && self.table.has_leg(x) && self.table.has_leg(y)
         });
         if pending || outside {
             self.drop_leg(leg);
@@ -452,7 +491,7 @@ impl CallLayer {
     /// re-INVITE offering sendrecv resumes it (RFC 3264 §8.4). A switch hold
     /// stays; a party holding by itself stays held by its own offers.
     pub(super) fn lift_relayed_hold(&mut self, now: Instant, out: &mut dyn SipOut, leg: LegId) {
-        let Some(l) = self.legs.get(&leg) else {
+        let Some(l) = self.table.leg(leg) else {
             return;
         };
         if !l.is_answered() || l.ending || l.held_by_switch {
@@ -472,7 +511,7 @@ impl CallLayer {
             // An INVITE is in progress on the leg: the catch-up after it
             // (`reinvite_final`: switch hold differs from what was offered)
             // sends the retrieve, since what we last offered was a hold.
-            if let Some(l) = self.legs.get_mut(&leg) {
+            if let Some(l) = self.table.leg_mut(leg) {
                 l.hold_offered = true;
             }
         }
@@ -480,8 +519,8 @@ impl CallLayer {
 
     /// The leg staying in a transfer.
     pub(super) fn transferee(&self, call: &CallId) -> Option<LegId> {
-        self.calls
-            .get(call)?
+        self.table
+            .call(call)?
             .transfer
             .as_ref()
             .map(|t| t.transferee)
@@ -508,7 +547,7 @@ impl CallLayer {
         status_line: &str,
         last: bool,
     ) {
-        if self.legs.get(&leg).is_none_or(|l| l.ending) {
+        if self.table.leg(leg).is_none_or(|l| l.ending) {
             return;
         }
         let state = if last {
@@ -555,5 +594,11 @@ mod tests {
         );
         assert_eq!(replaces("abc@h;to-tag=11"), None);
         assert_eq!(percent_decode("%4"), "%4");
+        assert_eq!(percent_decode("a%2"), "a%2");
+        // A `%` before a character of two bytes: kept, not a panic on a
+        // slice that would split the character.
+        assert_eq!(percent_decode("%4é"), "%4é");
+        assert_eq!(percent_decode("%é"), "%é");
+        assert_eq!(percent_decode("%41%42"), "AB");
     }
 }

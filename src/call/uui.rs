@@ -22,16 +22,6 @@ use super::CallLayer;
 const UUI: &str = "User-to-User";
 
 impl CallLayer {
-    /// The User-to-User setting in force toward a target.
-    fn uui_setting(&self, target: &Target) -> Option<&UserToUser> {
-        let peer = target
-            .peer
-            .and_then(|(p, i)| self.settings.profiles[p.0].peers[i].user_to_user.as_ref());
-        peer.or(self.settings.profiles[target.profile.0]
-            .user_to_user
-            .as_ref())
-    }
-
     /// The User-to-User header the switch writes on a leg of `call` toward
     /// `target`, if its setting asks for one and the values it names exist.
     /// `passed` is the case data (an origination's headers, or the caller's).
@@ -41,8 +31,11 @@ impl CallLayer {
         target: &Target,
         passed: &[(String, String)],
     ) -> Option<(String, String)> {
-        let template = self.uui_setting(target)?.template()?;
-        let interaction = self.calls.get(call).and_then(|c| c.interaction.as_deref());
+        let template = self
+            .settings
+            .user_to_user(target.profile, target.peer)?
+            .template()?;
+        let interaction = self.table.call(call).and_then(|c| c.interaction.as_deref());
         let case = passed
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case("X-Case-Id"))
@@ -61,7 +54,10 @@ impl CallLayer {
             return false;
         }
         if name.eq_ignore_ascii_case(UUI) {
-            return self.uui_setting(target).is_none();
+            return self
+                .settings
+                .user_to_user(target.profile, target.peer)
+                .is_none();
         }
         true
     }

@@ -7,29 +7,31 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::model::{
-    Agent, Callback, DesktopEvent, EnrichmentNote, HistoryEntry, InteractionId, RoutingData, State,
+    Agent, Callback, DesktopEvent, EnrichmentNote, HistoryEntry, InteractionId, State,
 };
+use super::request::CallbackRequest;
 use super::settings::Privilege;
 
-/// A validated create request (numbers in E.164, time in UTC). Built by
-/// `request::validate` from the API body.
+/// A create as the center takes it: the validated request and, when the
+/// enrichment webhook was consulted, what it did.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct NewCallback {
-    pub queue_id: String,
-    pub callback_numbers: Vec<String>,
-    pub callback_user_name: Option<String>,
-    pub callback_scheduled_time: Option<Timestamp>,
-    pub time_zone: Option<String>,
-    pub country_code: Option<String>,
-    pub validate_callback_numbers: bool,
-    pub routing_data: RoutingData,
-    pub data: BTreeMap<String, String>,
-    pub caller_id: Option<String>,
-    pub caller_id_name: Option<String>,
-    pub script_id: Option<String>,
+    /// Built by `request::validate` from the API body (numbers in E.164,
+    /// time in UTC).
+    pub request: CallbackRequest,
     /// Set by the API when the enrichment webhook was consulted; the center
     /// records it in the new (or merged-into) interaction's history.
     pub enrichment: Option<EnrichmentNote>,
+}
+
+impl From<CallbackRequest> for NewCallback {
+    /// A create the enrichment webhook was not consulted for.
+    fn from(request: CallbackRequest) -> NewCallback {
+        NewCallback {
+            request,
+            enrichment: None,
+        }
+    }
 }
 
 /// Who acts on a callback from outside an agent's desktop.
@@ -38,6 +40,16 @@ pub struct NewCallback {
 pub enum Actor {
     Contact,
     Supervisor,
+}
+
+impl Actor {
+    /// The wire name (`contact`, `supervisor`), as history entries say it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Actor::Contact => "contact",
+            Actor::Supervisor => "supervisor",
+        }
+    }
 }
 
 // A request crosses one channel once; boxing the create would buy nothing.

@@ -14,6 +14,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 pub use super::call_record::CallRecord;
+use super::request::CallbackRequest;
 
 /// An interaction's id: `cb-`, the creation time in milliseconds (12 hex
 /// digits) and 32 random bits (8 hex digits). Ids that grow with time keep
@@ -157,33 +158,19 @@ pub struct RoutingData {
     pub options: BTreeMap<String, serde_json::Value>,
 }
 
-/// One web-callback interaction (the durable record).
+/// One web-callback interaction (the durable record): the request as it
+/// stands now, and where the interaction is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Callback {
     pub id: InteractionId,
-    /// The routing queue it was created for (`queueId`).
-    pub queue_id: String,
+    /// What was asked for; its fields are the record's own in JSON.
+    #[serde(flatten)]
+    pub request: CallbackRequest,
     /// The interaction queue it sits in now (the routing queue, or the
     /// complete, reschedule or park queue).
     pub interaction_queue: String,
     pub state: State,
-    /// E.164 numbers, tried in order across attempts.
-    pub callback_numbers: Vec<String>,
-    pub callback_user_name: Option<String>,
-    /// The time the contact (or a reschedule) asked for, UTC.
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub callback_scheduled_time: Option<Timestamp>,
-    /// The contact's IANA time zone, when given.
-    pub time_zone: Option<String>,
-    pub country_code: Option<String>,
-    pub validate_callback_numbers: bool,
-    pub routing_data: RoutingData,
-    /// Case data (the request's `data`).
-    pub data: BTreeMap<String, String>,
-    pub caller_id: Option<String>,
-    pub caller_id_name: Option<String>,
-    pub script_id: Option<String>,
     /// When it may next be offered (scheduled time, retry back-off).
     #[schema(value_type = String, format = DateTime)]
     pub due_at: Timestamp,
@@ -208,6 +195,29 @@ pub struct Callback {
     /// field existed read as none).
     #[serde(default)]
     pub calls: Vec<CallRecord>,
+}
+
+impl Callback {
+    /// A new interaction for `request`, created at `now`: scheduled, due
+    /// at `now`, in its routing queue, with no agent, call or attempt yet.
+    pub fn new(id: InteractionId, request: CallbackRequest, now: Timestamp) -> Callback {
+        Callback {
+            id,
+            interaction_queue: request.queue_id.clone(),
+            request,
+            state: State::Scheduled,
+            due_at: now,
+            expires_at: None,
+            attempts: 0,
+            agent: None,
+            call_id: None,
+            dialled_number: None,
+            disposition: None,
+            created_at: now,
+            updated_at: now,
+            calls: Vec::new(),
+        }
+    }
 }
 
 /// One step in an interaction's history.

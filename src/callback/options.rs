@@ -139,18 +139,19 @@ pub fn preview(content: &[String], cb: &Callback) -> Vec<(String, String)> {
 }
 
 fn field(name: &str, cb: &Callback) -> Option<String> {
+    let r = &cb.request;
     match name {
-        "callbackUserName" => cb.callback_user_name.clone(),
-        "callbackNumber" => cb.callback_numbers.first().cloned(),
-        "callbackNumbers" => Some(cb.callback_numbers.join(",")).filter(|s| !s.is_empty()),
-        "callbackScheduledTime" => cb.callback_scheduled_time.map(|t| rfc3339(t, cb)),
-        "queueId" => Some(cb.queue_id.clone()),
-        "scriptId" => cb.script_id.clone(),
-        "callerId" => cb.caller_id.clone(),
-        "callerIdName" => cb.caller_id_name.clone(),
+        "callbackUserName" => r.callback_user_name.clone(),
+        "callbackNumber" => r.first_number().map(str::to_string),
+        "callbackNumbers" => Some(r.callback_numbers.join(",")).filter(|s| !s.is_empty()),
+        "callbackScheduledTime" => r.callback_scheduled_time.map(|t| rfc3339(t, cb)),
+        "queueId" => Some(r.queue_id.clone()),
+        "scriptId" => r.script_id.clone(),
+        "callerId" => r.caller_id.clone(),
+        "callerIdName" => r.caller_id_name.clone(),
         "attempts" => Some(cb.attempts.to_string()),
-        "timeZone" => cb.time_zone.clone(),
-        other => cb.data.get(other).cloned(),
+        "timeZone" => r.time_zone.clone(),
+        other => r.data.get(other).cloned(),
     }
 }
 
@@ -158,6 +159,7 @@ fn field(name: &str, cb: &Callback) -> Option<String> {
 /// agent then reads the time the contact asked for), else in UTC.
 fn rfc3339(t: jiff::Timestamp, cb: &Callback) -> String {
     match cb
+        .request
         .time_zone
         .as_deref()
         .and_then(|z| jiff::tz::TimeZone::get(z).ok())
@@ -172,7 +174,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::callback::model::{InteractionId, RoutingData, State};
+    use crate::callback::model::{InteractionId, State};
+    use crate::callback::CallbackRequest;
 
     fn defaults() -> WebcallbackOptions {
         WebcallbackOptions {
@@ -285,32 +288,20 @@ mod tests {
 
     fn callback() -> Callback {
         let t: jiff::Timestamp = "2025-03-01T09:00:00Z".parse().unwrap();
-        Callback {
-            id: InteractionId("cb-0000000000000001".into()),
+        let request = CallbackRequest {
             queue_id: "support".into(),
-            interaction_queue: "support".into(),
-            state: State::Queued,
             callback_numbers: vec!["+33123456789".into(), "+33987654321".into()],
             callback_user_name: Some("Ada".into()),
             callback_scheduled_time: Some(t),
-            time_zone: None,
-            country_code: None,
             validate_callback_numbers: true,
-            routing_data: RoutingData::default(),
             data: [("orderId".to_string(), "A-17".to_string())].into(),
-            caller_id: None,
-            caller_id_name: None,
             script_id: Some("s1".into()),
-            due_at: t,
-            expires_at: None,
+            ..CallbackRequest::default()
+        };
+        Callback {
+            state: State::Queued,
             attempts: 2,
-            agent: None,
-            call_id: None,
-            dialled_number: None,
-            disposition: None,
-            created_at: t,
-            updated_at: t,
-            calls: Vec::new(),
+            ..Callback::new(InteractionId("cb-0000000000000001".into()), request, t)
         }
     }
 
@@ -361,12 +352,12 @@ mod tests {
     #[test]
     fn scheduled_time_is_shown_at_the_contact_offset() {
         let mut cb = callback();
-        cb.time_zone = Some("Europe/Paris".into());
+        cb.request.time_zone = Some("Europe/Paris".into());
         let p = preview(&names(&["callbackScheduledTime", "timeZone"]), &cb);
         assert_eq!(p[0].1, "2025-03-01T10:00:00+01:00");
         assert_eq!(p[1].1, "Europe/Paris");
         // The same instant as the UTC form.
         let back: jiff::Timestamp = p[0].1.parse().unwrap();
-        assert_eq!(Some(back), cb.callback_scheduled_time);
+        assert_eq!(Some(back), cb.request.callback_scheduled_time);
     }
 }

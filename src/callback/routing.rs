@@ -49,15 +49,20 @@ pub fn pick_agent<'a>(
             && queue
                 .skills
                 .iter()
-                .chain(&cb.routing_data.skills)
+                .chain(&cb.request.routing_data.skills)
                 .all(|s| a.skills.contains(s))
     };
-    let preferred = cb.routing_data.preferred_agents.iter().find_map(|id| {
-        candidates
-            .iter()
-            .filter(eligible)
-            .find(|c| &c.settings.id == id)
-    });
+    let preferred = cb
+        .request
+        .routing_data
+        .preferred_agents
+        .iter()
+        .find_map(|id| {
+            candidates
+                .iter()
+                .filter(eligible)
+                .find(|c| &c.settings.id == id)
+        });
     preferred
         .or_else(|| {
             candidates
@@ -74,7 +79,13 @@ pub fn pick_agent<'a>(
 /// does not depend on the input order).
 pub fn order_queue(cbs: &mut [&Callback]) {
     cbs.sort_by(|a, b| {
-        let key = |c: &'_ Callback| (Reverse(c.routing_data.priority), c.due_at, c.created_at);
+        let key = |c: &'_ Callback| {
+            (
+                Reverse(c.request.routing_data.priority),
+                c.due_at,
+                c.created_at,
+            )
+        };
         key(a).cmp(&key(b)).then_with(|| a.id.cmp(&b.id))
     });
 }
@@ -86,7 +97,7 @@ mod tests {
     use super::*;
     use crate::callback::model::{InteractionId, RoutingData, State};
     use crate::callback::settings::{Privileges, RetryPolicy};
-    use crate::callback::Backoff;
+    use crate::callback::{Backoff, CallbackRequest};
 
     fn ts(s: &str) -> Timestamp {
         s.parse().unwrap()
@@ -136,16 +147,9 @@ mod tests {
 
     fn cb(id: &str, skills: &[&str], preferred: &[&str]) -> Callback {
         let t = ts("2025-01-01T00:00:00Z");
-        Callback {
-            id: InteractionId(id.into()),
+        let request = CallbackRequest {
             queue_id: "support".into(),
-            interaction_queue: "support".into(),
-            state: State::Queued,
             callback_numbers: vec!["+33123456789".into()],
-            callback_user_name: None,
-            callback_scheduled_time: None,
-            time_zone: None,
-            country_code: None,
             validate_callback_numbers: true,
             routing_data: RoutingData {
                 skills: skills.iter().map(|s| s.to_string()).collect(),
@@ -153,20 +157,11 @@ mod tests {
                 priority: 0,
                 options: Default::default(),
             },
-            data: Default::default(),
-            caller_id: None,
-            caller_id_name: None,
-            script_id: None,
-            due_at: t,
-            expires_at: None,
-            attempts: 0,
-            agent: None,
-            call_id: None,
-            dialled_number: None,
-            disposition: None,
-            created_at: t,
-            updated_at: t,
-            calls: Vec::new(),
+            ..CallbackRequest::default()
+        };
+        Callback {
+            state: State::Queued,
+            ..Callback::new(InteractionId(id.into()), request, t)
         }
     }
 
@@ -301,7 +296,7 @@ mod tests {
         let mut low_early = cb("cb-a", &[], &[]);
         low_early.due_at = ts("2025-01-01T08:00:00Z");
         let mut high_late = cb("cb-b", &[], &[]);
-        high_late.routing_data.priority = 5;
+        high_late.request.routing_data.priority = 5;
         high_late.due_at = ts("2025-01-01T10:00:00Z");
         let mut low_late_old = cb("cb-d", &[], &[]);
         low_late_old.due_at = ts("2025-01-01T09:00:00Z");
@@ -311,7 +306,7 @@ mod tests {
         let mut low_late_new_c = cb("cb-c", &[], &[]);
         low_late_new_c.due_at = ts("2025-01-01T09:00:00Z");
         let mut negative = cb("cb-f", &[], &[]);
-        negative.routing_data.priority = -1;
+        negative.request.routing_data.priority = -1;
         negative.due_at = ts("2024-01-01T00:00:00Z");
         let mut v = vec![
             &negative,

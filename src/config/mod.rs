@@ -393,6 +393,35 @@ mod tests {
     }
 
     #[test]
+    fn websocket_listeners_origins_and_peers_are_checked() {
+        let e = load_text(
+            "[profiles.a]\nlisten = [\n { transport = \"ws\", address = \"127.0.0.1:5066\" },\n { transport = \"tcp\", address = \"127.0.0.1:5066\" },\n { transport = \"wss\", address = \"127.0.0.1:0\" },\n]\n[profiles.a.websocket]\nallowed_origins = [\"https://desk.example.com\", \"null\", \"https://x.example/path\"]\n[[profiles.a.peers]]\nname = \"gw\"\naddress = \"127.0.0.1:5090\"\ntransport = \"ws\"\n",
+        )
+        .unwrap_err();
+        let got: Vec<_> = e.0.iter().map(|e| (e.line, e.key.as_str())).collect();
+        // ws and tcp are both streams: one port each.
+        assert!(got.contains(&(4, "profiles.a.listen[1].address")), "{e}");
+        assert!(got.contains(&(5, "profiles.a.listen[2].transport")), "{e}");
+        assert!(
+            got.contains(&(8, "profiles.a.websocket.allowed_origins[1]")),
+            "{e}"
+        );
+        assert!(
+            got.contains(&(8, "profiles.a.websocket.allowed_origins[2]")),
+            "{e}"
+        );
+        assert!(got.contains(&(12, "profiles.a.peers[0].transport")), "{e}");
+        assert_eq!(got.len(), 5, "{e}");
+        let ok = load_text(
+            "[profiles.a]\nlisten = [{ transport = \"ws\", address = \"127.0.0.1:0\" }]\n",
+        )
+        .unwrap();
+        let p = &ok.profiles[0].profile;
+        assert_eq!(p.listen[0].transport, crate::net::TransportKind::Ws);
+        assert!(p.websocket.allowed_origins.is_empty());
+    }
+
+    #[test]
     fn connection_caps_and_tls_peers_are_checked_with_line_and_key() {
         let e = load_text(
             "[general]\nmax_message_size = 8000\ndns_servers = [\"127.0.0.1:5353\"]\n[profiles.a]\nlisten = [{ transport = \"tcp\", address = \"127.0.0.1:0\" }]\n[profiles.a.connections]\nmax_per_source = 0\nmax_total = 10\nmax_pending_bytes = 9000\n[[profiles.a.peers]]\nname = \"udp-gw\"\naddress = \"gw.example.com\"\nca_file = \"ca.pem\"\ntls_verify = false\n[[profiles.a.peers]]\nname = \"bad\"\naddress = \"gw_1.example.com:5060\"\n",

@@ -152,6 +152,9 @@ pub struct Profile {
     #[serde(default)]
     pub users: Vec<User>,
     pub tls: Option<Tls>,
+    /// The profile's `ws` and `wss` listeners (RFC 7118).
+    #[serde(default)]
+    pub websocket: WebSocket,
     #[serde(default)]
     pub peers: Vec<Peer>,
     #[serde(default)]
@@ -189,6 +192,22 @@ impl Default for Connections {
             max_pending_bytes: None,
         }
     }
+}
+
+/// `[profiles.X.websocket]`: who may open SIP over WebSocket (RFC 7118)
+/// on the profile's `ws` and `wss` listeners. The connection caps, idle
+/// timeout and size caps are the stream ones (`connections`,
+/// `tcp_idle_timeout_secs`, `max_message_size`).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebSocket {
+    /// Web origins (`scheme://host[:port]`, as a browser sends `Origin`)
+    /// whose pages may connect. Empty (the default): only pages served
+    /// from a loopback address (127.0.0.0/8, `[::1]`, `localhost`). A
+    /// handshake without an `Origin` header (a SIP phone, not a browser)
+    /// is always let through: the check protects browsers from foreign
+    /// pages, and digest authentication still guards the registrar.
+    pub allowed_origins: Vec<String>,
 }
 
 /// The RTP relay's side of a profile: where legs on this profile get their media.

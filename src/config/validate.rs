@@ -273,10 +273,21 @@ fn profile(
                 );
             }
         }
-        if l.transport == TransportKind::Tls && p.tls.is_none() {
+        if matches!(l.transport, TransportKind::Tls | TransportKind::Wss) && p.tls.is_none() {
             err(
                 key.key("transport"),
-                "tls needs a [tls] table with cert and key".into(),
+                format!("{} needs a [tls] table with cert and key", l.transport),
+            );
+        }
+    }
+    for (i, origin) in p.websocket.allowed_origins.iter().enumerate() {
+        if crate::transport::normalise_origin(origin).is_none() {
+            err(
+                base.clone()
+                    .key("websocket")
+                    .key("allowed_origins")
+                    .index(i),
+                format!("{origin:?} is not an origin (scheme://host[:port], http or https)"),
             );
         }
     }
@@ -437,6 +448,12 @@ fn profile(
                     format!("{a:?} is not ip[:port] or host[:port]"),
                 );
             }
+        }
+        if peer.transport.is_websocket() {
+            err(
+                key.clone().key("transport"),
+                "a peer is reached over udp, tcp or tls: the switch opens no WebSocket".into(),
+            );
         }
         if peer.transport != TransportKind::Tls {
             if peer.ca_file.is_some() {

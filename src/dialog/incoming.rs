@@ -11,7 +11,7 @@ use crate::sip::{make_header, response_to, MessageHeaders, Method, Request, Resp
 
 use super::reliability::{glare_retry_delay, retry_after_secs};
 use super::state::is_target_refresh;
-use super::{Dialog, DialogEvent, DialogId, DialogState, TerminateReason, Transmit};
+use super::{Dialog, DialogEvent, DialogId, DialogMessage, DialogState, TerminateReason};
 
 /// What to do with a request handed to the dialog layer.
 #[derive(Debug)]
@@ -169,7 +169,7 @@ impl Dialog {
     fn retransmitted_2xx(&mut self, cseq: u32) -> ResponseOutcome {
         if let Some(ack) = &self.last_ack {
             debug!(dialog = %self.id, cseq, "2xx retransmitted: re-sending ACK");
-            self.transmits.push_back(Transmit {
+            self.transmits.push_back(DialogMessage {
                 dialog: self.id.clone(),
                 destination: None,
                 message: SipMessage::Request(ack.clone()),

@@ -111,9 +111,12 @@ pub enum TerminateReason {
     Local,
 }
 
-/// A message the dialog layer wants sent.
+/// A message the dialog layer wants sent, not yet routed: the transaction
+/// user decides how it leaves (a retransmitted 2xx through the transport, a
+/// re-sent ACK by its Route set). Not the wire-ready
+/// [`crate::transaction::Transmit`].
 #[derive(Debug, Clone)]
-pub struct Transmit {
+pub struct DialogMessage {
     pub dialog: DialogId,
     /// For a response, where the request came from. `None` for a request
     /// (the re-sent ACK): the TU routes it by its Route / Request-URI

@@ -31,7 +31,7 @@ use tracing::debug;
 use crate::net::Destination;
 use crate::sip::{make_header, MessageHeaders, Method, Request, Response, SipMessage};
 
-use super::{Body, Dialog, DialogError, DialogEvent, Transmit};
+use super::{Body, Dialog, DialogError, DialogEvent, DialogMessage};
 
 /// The option tag of RFC 3262.
 pub const TAG_100REL: &str = "100rel";
@@ -302,7 +302,7 @@ impl Dialog {
             o.interval *= 2;
             o.next_retransmit = Some(at + o.interval);
             debug!(dialog = %self.id, rseq = o.rseq, "retransmitting reliable 1xx");
-            let transmit = Transmit {
+            let transmit = DialogMessage {
                 dialog: self.id.clone(),
                 destination: Some(o.destination),
                 message: SipMessage::Response(o.response.clone()),

@@ -15,7 +15,7 @@ use tracing::debug;
 use crate::net::Destination;
 use crate::sip::{Response, SipMessage};
 
-use super::{Dialog, DialogConfig, DialogEvent, Transmit};
+use super::{Dialog, DialogConfig, DialogEvent, DialogMessage};
 
 /// The state "2xx sent, ACK not yet received" (exists only while waiting).
 #[derive(Debug)]
@@ -90,7 +90,7 @@ impl Dialog {
             AckStep::Wait(w) => Some(w),
             AckStep::Retransmit(w) => {
                 debug!(dialog = %self.id, cseq = w.cseq, "retransmitting 2xx");
-                self.transmits.push_back(Transmit {
+                self.transmits.push_back(DialogMessage {
                     dialog: self.id.clone(),
                     destination: Some(w.destination),
                     message: SipMessage::Response(w.response.clone()),

@@ -18,8 +18,8 @@ use super::addr::{is_sips, uri_of, without_tag};
 use super::prack::PrackState;
 use super::reliability::AwaitingAck;
 use super::{
-    DialogConfig, DialogError, DialogEvent, DialogId, DialogTimer, TerminateReason, Timeout,
-    Transmit,
+    DialogConfig, DialogError, DialogEvent, DialogId, DialogMessage, DialogTimer, TerminateReason,
+    Timeout,
 };
 
 /// Which side of the dialog-creating request we were.
@@ -74,7 +74,7 @@ pub struct Dialog {
     /// RFC 3262 reliable provisional responses (`prack`).
     pub(super) prack: PrackState,
     pub(super) events: VecDeque<DialogEvent>,
-    pub(super) transmits: VecDeque<Transmit>,
+    pub(super) transmits: VecDeque<DialogMessage>,
 }
 
 impl Dialog {
@@ -294,7 +294,7 @@ impl Dialog {
         self.events.pop_front()
     }
 
-    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+    pub fn poll_transmit(&mut self) -> Option<DialogMessage> {
         self.transmits.pop_front()
     }
 

@@ -20,8 +20,8 @@ use crate::sip::{MessageHeaders, Method, Request, Response};
 use super::addr::Body;
 use super::incoming::reject;
 use super::{
-    Dialog, DialogConfig, DialogError, DialogEvent, DialogId, DialogState, DialogTimer,
-    RequestOutcome, ResponseOutcome, TerminateReason, Timeout, Transmit,
+    Dialog, DialogConfig, DialogError, DialogEvent, DialogId, DialogMessage, DialogState,
+    DialogTimer, RequestOutcome, ResponseOutcome, TerminateReason, Timeout,
 };
 
 /// An INVITE we sent outside any dialog, whose responses may create several
@@ -44,7 +44,7 @@ pub struct DialogTable {
     /// Keyed by (Call-ID, From tag).
     invites: HashMap<(String, String), PendingInvite>,
     events: VecDeque<DialogEvent>,
-    transmits: VecDeque<Transmit>,
+    transmits: VecDeque<DialogMessage>,
     /// Each dialog's next deadline, ordered; `deadline_of` finds its entry.
     deadlines: BTreeSet<(Instant, DialogId)>,
     deadline_of: HashMap<DialogId, Instant>,
@@ -278,7 +278,7 @@ impl DialogTable {
         })
     }
 
-    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+    pub fn poll_transmit(&mut self) -> Option<DialogMessage> {
         self.transmits.pop_front()
     }
 

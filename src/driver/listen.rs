@@ -1,5 +1,5 @@
 //! Binding every profile's listeners at start: UDP sockets whose readers
-//! hand each message to its worker, TCP and TLS listeners whose
+//! hand each message to its worker, TCP, TLS, WS and WSS listeners whose
 //! connections feed the shared stream channel, and each profile's reader
 //! settings for the connections the workers open themselves.
 
@@ -50,6 +50,8 @@ pub async fn bind_listeners(
             limits: transport::ConnectionLimits::new(&np.name, c.max_per_source, c.max_total),
         };
         outbound.push((profile, settings.clone()));
+        let websocket =
+            transport::WebSocketPolicy::new(&np.name, &np.profile.websocket.allowed_origins);
         let tls = match &np.profile.tls {
             Some(t) => {
                 let base = np
@@ -98,6 +100,25 @@ pub async fn bind_listeners(
                 )
                 .await
                 .map_err(bind_err)?,
+                // RFC 7118: plain, or over the profile's TLS acceptor.
+                TransportKind::Ws | TransportKind::Wss => {
+                    let tls = match l.transport {
+                        TransportKind::Ws => None,
+                        // The configuration refuses wss without [tls].
+                        _ => Some(tls.clone().ok_or_else(|| {
+                            bind_err(std::io::Error::other("wss needs the profile's [tls]"))
+                        })?),
+                    };
+                    transport::bind_websocket(
+                        l.address,
+                        tls,
+                        settings.clone(),
+                        websocket.clone(),
+                        stream_tx.clone(),
+                    )
+                    .await
+                    .map_err(bind_err)?
+                }
             };
             listeners.push(Listener {
                 profile: np.name.clone(),

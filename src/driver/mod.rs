@@ -90,6 +90,8 @@ pub enum DriverError {
         address: SocketAddr,
         source: std::io::Error,
     },
+    #[error("no endpoint workers")]
+    NoWorkers,
     #[error("enrichment webhook: {0}")]
     Enrichment(#[from] crate::integrations::client::ClientError),
     #[error("{0}")]
@@ -130,6 +132,7 @@ pub async fn run(
     let fanout = {
         let shards = shards.clone();
         InboundFanout::new(worker_inbound, move |i| workers::route_inbound(&shards, i))
+            .ok_or(DriverError::NoWorkers)?
     };
     // Stream readers share one channel; `workers::fan_out` routes it.
     let (tx, rx) = mpsc::channel::<Inbound>(INBOUND_QUEUE);

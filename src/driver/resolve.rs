@@ -82,6 +82,10 @@ pub fn naptr_service(transport: TransportKind) -> &'static str {
         TransportKind::Udp => "SIP+D2U",
         TransportKind::Tcp => "SIP+D2T",
         TransportKind::Tls => "SIPS+D2T",
+        // RFC 7118 §8; unused: no trunk peer is reached over WebSocket (the
+        // configuration refuses it).
+        TransportKind::Ws => "SIP+D2W",
+        TransportKind::Wss => "SIPS+D2W",
     }
 }
 
@@ -91,6 +95,9 @@ pub fn srv_prefix(transport: TransportKind) -> &'static str {
         TransportKind::Udp => "_sip._udp",
         TransportKind::Tcp => "_sip._tcp",
         TransportKind::Tls => "_sips._tcp",
+        // Unused, as above.
+        TransportKind::Ws => "_sip._ws",
+        TransportKind::Wss => "_sips._ws",
     }
 }
 

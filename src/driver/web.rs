@@ -85,7 +85,7 @@ pub async fn start(
             }),
             events: events_tx.clone(),
             api_keys: Arc::new(config.general.http_api_keys.clone()),
-            callbacks: Some(callback_api(
+            callback_api: Some(callback_api(
                 config,
                 &center_tx,
                 &store,

@@ -327,7 +327,10 @@ fn feed(w: &mut Worker, now: Instant, inbound: Inbound) {
             remote,
             writer,
         } => w.transports.connection_up(id, transport, remote, writer),
-        Inbound::ConnectionDown { id } => w.transports.connection_down(id),
+        Inbound::ConnectionDown { id } => {
+            w.transports.connection_down(id);
+            w.endpoint.connection_closed(id);
+        }
         Inbound::ConnectFailed {
             profile,
             transport,
@@ -342,5 +345,122 @@ fn feed(w: &mut Worker, now: Instant, inbound: Inbound) {
             remote,
             unsent,
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::{ConnectionId, ProfileId, Source, TransportKind};
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    const BOUND: Duration = Duration::from_secs(5);
+
+    fn options(call_id: &str) -> Bytes {
+        Bytes::from(format!(
+            "OPTIONS sip:s@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5070;branch=z9hG4bK-{call_id}\r\nMax-Forwards: 70\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:s@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        ))
+    }
+
+    fn message(call_id: &str) -> Inbound {
+        let remote: SocketAddr = "127.0.0.1:5070".parse().unwrap();
+        Inbound::Message {
+            source: Source {
+                profile: ProfileId(0),
+                transport: TransportKind::Tcp,
+                local: remote,
+                remote,
+                connection: None,
+            },
+            message: Box::new(crate::sip::parse(&options(call_id), 65535).unwrap()),
+        }
+    }
+
+    async fn next(rx: &mut mpsc::Receiver<Inbound>) -> Inbound {
+        tokio::time::timeout(BOUND, rx.recv())
+            .await
+            .expect("the fan-out delivers within the bound")
+            .expect("channel open")
+    }
+
+    /// A Call-ID that the two-worker shards map to `worker`.
+    fn call_id_on(shards: &Shards, worker: usize, n: usize) -> String {
+        (0..)
+            .map(|i| format!("c{n}-{i}@127.0.0.1"))
+            .find(|c| shards.of_key(c) == worker)
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn connection_news_reach_every_worker_and_each_message_its_owner() {
+        let shards = Shards::new(2);
+        let (mut txs, mut rxs) = (Vec::new(), Vec::new());
+        for _ in 0..2 {
+            let (tx, rx) = mpsc::channel(16);
+            txs.push(tx);
+            rxs.push(rx);
+        }
+        let fanout = {
+            let shards = shards.clone();
+            InboundFanout::new(txs, move |i| route_inbound(&shards, i)).unwrap()
+        };
+        let (tx, rx) = mpsc::channel(16);
+        let task = tokio::spawn(fan_out(rx, fanout));
+        let remote: SocketAddr = "127.0.0.1:5070".parse().unwrap();
+        let (writer, _writes) = mpsc::channel(1);
+        let id = ConnectionId(7);
+        tx.send(Inbound::ConnectionUp {
+            id,
+            transport: TransportKind::Tcp,
+            remote,
+            writer,
+        })
+        .await
+        .unwrap();
+        let (on0, on1) = (call_id_on(&shards, 0, 1), call_id_on(&shards, 1, 2));
+        tx.send(message(&on1)).await.unwrap();
+        tx.send(message(&on0)).await.unwrap();
+        tx.send(Inbound::ConnectionDown { id }).await.unwrap();
+
+        for (worker, rx) in rxs.iter_mut().enumerate() {
+            // Every worker hears of the connection first, its own message
+            // next, the connection's end last: the order it was read in.
+            assert!(matches!(next(rx).await, Inbound::ConnectionUp { id: got, .. } if got == id));
+            let mine = if worker == 0 { &on0 } else { &on1 };
+            match next(rx).await {
+                Inbound::Message { message, .. } => {
+                    assert_eq!(message.call_id(), Some(mine.as_str()), "worker {worker}")
+                }
+                other => panic!("worker {worker}: a message, not {other:?}"),
+            }
+            assert!(matches!(next(rx).await, Inbound::ConnectionDown { id: got } if got == id));
+        }
+
+        // A connection that failed with two unsent messages: every worker
+        // forgets it, and each message goes back to the worker that sent it.
+        tx.send(Inbound::ConnectFailed {
+            profile: ProfileId(0),
+            transport: TransportKind::Tcp,
+            remote,
+            unsent: vec![options(&on0), options(&on1)],
+        })
+        .await
+        .unwrap();
+        for (worker, rx) in rxs.iter_mut().enumerate() {
+            match next(rx).await {
+                Inbound::ConnectFailed { unsent, .. } => {
+                    let mine = if worker == 0 { &on0 } else { &on1 };
+                    assert_eq!(unsent.len(), 1, "worker {worker}");
+                    assert_eq!(unsent[0], options(mine), "worker {worker}");
+                }
+                other => panic!("worker {worker}: ConnectFailed, not {other:?}"),
+            }
+        }
+        drop(tx);
+        tokio::time::timeout(BOUND, task)
+            .await
+            .expect("the fan-out ends when its input closes")
+            .unwrap();
     }
 }

@@ -42,12 +42,10 @@ use crate::transaction::{
     TransactionEvent, TransactionLayer,
 };
 
-/// A message the driver must send.
-#[derive(Debug, Clone)]
-pub struct Transmit {
-    pub destination: Destination,
-    pub message: SipMessage,
-}
+/// A message the driver must send: the transaction layer's own type, so a
+/// send failure can name the transaction (`None` for what the endpoint sends
+/// statelessly).
+pub use crate::transaction::Transmit;
 
 /// What one endpoint worker hands another (the driver carries it).
 #[derive(Debug)]
@@ -183,6 +181,7 @@ impl SipOut for Context<'_> {
         self.transmits.push_back(Transmit {
             destination,
             message,
+            transaction: None,
         });
     }
 
@@ -425,6 +424,7 @@ impl Endpoint {
                     self.transmits.push_back(Transmit {
                         destination: source.response_destination(&via),
                         message: response.into(),
+                        transaction: None,
                     });
                     return;
                 }
@@ -518,6 +518,7 @@ impl Endpoint {
             self.transmits.push_back(Transmit {
                 destination: source.response_destination(&via),
                 message: response.into(),
+                transaction: None,
             });
         }
     }
@@ -627,6 +628,16 @@ impl Endpoint {
         self.calls.set_peer_targets(profile, peer, targets);
     }
 
+    /// A stream connection closed (the driver has forgotten its writer):
+    /// the bindings tied to it go (RFC 7118 §5).
+    pub fn connection_closed(&mut self, connection: crate::net::ConnectionId) {
+        for p in &mut self.profiles {
+            if let Some(r) = &mut p.registrar {
+                r.connection_closed(connection);
+            }
+        }
+    }
+
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some(entry) = self.delayed.due.first_entry() {
             if entry.key().0 > now {
@@ -692,12 +703,9 @@ impl Endpoint {
         if let Some(t) = self.transmits.pop_front() {
             return Some(t);
         }
-        self.profiles.iter_mut().find_map(|p| {
-            p.transactions.poll_transmit().map(|t| Transmit {
-                destination: t.destination,
-                message: t.message,
-            })
-        })
+        self.profiles
+            .iter_mut()
+            .find_map(|p| p.transactions.poll_transmit())
     }
 
     pub fn poll_event(&mut self) -> Option<EndpointEvent> {

@@ -3,7 +3,11 @@
 //! address): every message of a call reaches the worker that owns it, the
 //! Call-IDs the switch makes map back to that worker, and an attended
 //! transfer joining calls of two workers completes, the handed-over leg's
-//! later messages following it.
+//! later messages following it. Then one worker's own rooms: what it
+//! answers by itself (OPTIONS, 481, 405, a parser's 400, 403 to a
+//! stranger; a peer's address exempt from the per-source cap),
+//! retransmissions absorbed by the transaction layer below it, and CANCEL
+//! through the B2BUA.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -51,9 +55,14 @@ struct World {
 }
 
 fn world() -> World {
+    world_with("")
+}
+
+/// The shared configuration plus `extra` TOML.
+fn world_with(extra: &str) -> World {
     let dir = tempfile::tempdir().unwrap();
     let main = dir.path().join("main.toml");
-    std::fs::write(&main, CONFIG).unwrap();
+    std::fs::write(&main, format!("{CONFIG}{extra}")).unwrap();
     let config = crate::config::load(&main).unwrap();
     let shards = Shards::new(2);
     let sessions = std::sync::Arc::new(SessionTable::new());
@@ -173,21 +182,7 @@ impl World {
     /// toward the caller, the B leg's INVITE as sent).
     fn call(&mut self, call_id: &str) -> (String, Request) {
         let invites_before = self.requests(Method::Invite).len();
-        let invite = parse(&format!(
-            "INVITE sip:5551234@{LOCAL} SIP/2.0
-Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK-{call_id}
-Max-Forwards: 70
-From: <sip:100@10.0.0.1>;tag=from-{call_id}
-To: <sip:5551234@{LOCAL}>
-Call-ID: {call_id}
-CSeq: 1 INVITE
-Contact: <sip:100@10.0.0.1:5060>
-Content-Type: application/sdp
-Content-Length: {}
-
-{SDP}",
-            SDP.len()
-        ));
+        let invite = trunk_invite(call_id);
         let w = self.deliver("10.0.0.1:5060", invite);
         let invites = self.requests(Method::Invite);
         assert_eq!(
@@ -427,4 +422,200 @@ Content-Length: 0
         None,
         "the forward outlived its grace"
     );
+}
+
+/// An out-of-dialog request from the trunk at 10.0.0.1.
+fn trunk_request(method: &str, call_id: &str, branch: &str, to_tag: Option<&str>) -> SipMessage {
+    let to_tag = to_tag.map(|t| format!(";tag={t}")).unwrap_or_default();
+    parse(&format!(
+        "{method} sip:5551234@{LOCAL} SIP/2.0
+Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK-{branch}
+Max-Forwards: 70
+From: <sip:100@10.0.0.1>;tag=from-{call_id}
+To: <sip:5551234@{LOCAL}>{to_tag}
+Call-ID: {call_id}
+CSeq: 1 {method}
+Contact: <sip:100@10.0.0.1:5060>
+Content-Length: 0
+
+"
+    ))
+}
+
+/// The trunk's INVITE with an offer.
+fn trunk_invite(call_id: &str) -> SipMessage {
+    trunk_invite_from(call_id, "10.0.0.1")
+}
+
+/// An INVITE with an offer from another trunk host.
+fn trunk_invite_from(call_id: &str, host: &str) -> SipMessage {
+    parse(&format!(
+        "INVITE sip:5551234@{LOCAL} SIP/2.0
+Via: SIP/2.0/UDP {host}:5060;branch=z9hG4bK-{call_id}
+Max-Forwards: 70
+From: <sip:100@10.0.0.1>;tag=from-{call_id}
+To: <sip:5551234@{LOCAL}>
+Call-ID: {call_id}
+CSeq: 1 INVITE
+Contact: <sip:100@10.0.0.1:5060>
+Content-Type: application/sdp
+Content-Length: {}
+
+{SDP}",
+        SDP.len()
+    ))
+}
+
+fn codes(w: &World, call_id: &str) -> Vec<u16> {
+    w.sent
+        .iter()
+        .filter_map(|(_, t)| match &t.message {
+            SipMessage::Response(r) if r.call_id() == Some(call_id) => Some(r.status_code.code()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_retransmitted_invite_is_absorbed_and_answered_with_the_last_provisional() {
+    let mut w = world();
+    let call_id = w.call_id_on(0, 10);
+    w.deliver("10.0.0.1:5060", trunk_invite(&call_id));
+    assert_eq!(w.requests(Method::Invite).len(), 1, "the B leg is placed");
+    assert_eq!(codes(&w, &call_id), [100]);
+    w.deliver("10.0.0.1:5060", trunk_invite(&call_id));
+    assert_eq!(
+        w.requests(Method::Invite).len(),
+        1,
+        "the retransmission places no second B leg"
+    );
+    assert_eq!(codes(&w, &call_id), [100, 100], "the 100 Trying again");
+    let started = w
+        .call_events()
+        .iter()
+        .filter(|(_, e)| matches!(e, CallEvent::Started { .. }))
+        .count();
+    assert_eq!(started, 1, "{:?}", w.call_events());
+}
+
+#[test]
+fn options_is_answered_by_the_switch_and_its_retransmission_gets_the_same_answer() {
+    let mut w = world();
+    let options = trunk_request("OPTIONS", "opt-1@10.0.0.1", "opt-1", None);
+    w.deliver("10.0.0.1:5060", options.clone());
+    w.deliver("10.0.0.1:5060", options);
+    let oks = w.responses("opt-1@10.0.0.1", 200);
+    assert_eq!(oks.len(), 2, "{:?}", codes(&w, "opt-1@10.0.0.1"));
+    let tags: Vec<_> = oks.iter().map(|(_, r)| r.to_tag()).collect();
+    assert!(tags[0].is_some());
+    assert_eq!(
+        tags[0], tags[1],
+        "the retransmission gets the same response"
+    );
+    let allow = oks[0]
+        .1
+        .header_value("Allow")
+        .expect("Allow on 200 OPTIONS");
+    for method in ["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REFER"] {
+        assert!(allow.contains(method), "{method} in Allow: {allow}");
+    }
+    assert!(w.call_events().is_empty());
+}
+
+#[test]
+fn requests_for_no_dialog_and_methods_not_served_are_answered_statelessly() {
+    let mut w = world();
+    // A BYE for a dialog the switch never had: 481 (§12.2.2).
+    let bye = trunk_request("BYE", "bye-1@10.0.0.1", "bye-1", Some("nosuch"));
+    w.deliver("10.0.0.1:5060", bye);
+    assert_eq!(codes(&w, "bye-1@10.0.0.1"), [481]);
+    // SUBSCRIBE is not served: 405 with the methods that are (§8.2.1).
+    let subscribe = trunk_request("SUBSCRIBE", "sub-1@10.0.0.1", "sub-1", None);
+    w.deliver("10.0.0.1:5060", subscribe);
+    let answers = w.responses("sub-1@10.0.0.1", 405);
+    assert_eq!(answers.len(), 1, "{:?}", codes(&w, "sub-1@10.0.0.1"));
+    assert!(answers[0].1.header_value("Allow").is_some());
+    assert!(w.requests(Method::Invite).is_empty());
+}
+
+#[test]
+fn a_request_the_parser_refused_gets_its_400_with_a_tag_and_the_source_stamped() {
+    let mut w = world();
+    let SipMessage::Request(request) =
+        trunk_request("OPTIONS", "bad-1@10.0.0.1", "bad-1;rport", None)
+    else {
+        unreachable!()
+    };
+    let response = sip::response_to(&request, 400, Some("Bad Header"));
+    // The request came through a NAT: another address than its Via names.
+    let from_nat = source("192.0.2.7:40000");
+    w.workers[0].handle_reject(w.now, from_nat, response);
+    w.pump();
+    let (_, t) = w.sent.last().expect("the 400 is sent");
+    let SipMessage::Response(r) = &t.message else {
+        panic!("a response: {:?}", t.message)
+    };
+    assert_eq!(r.status_code.code(), 400);
+    assert!(r.to_tag().is_some(), "a stateless answer carries a To tag");
+    let via = r.top_via().expect("Via");
+    assert_eq!(via.received, Some("192.0.2.7".parse().unwrap()));
+    assert_eq!(via.rport, Some(Some(40000)), "{via:?}");
+    assert_eq!(
+        t.destination.remote,
+        "192.0.2.7:40000".parse::<SocketAddr>().unwrap(),
+        "RFC 3581: back to where it came from"
+    );
+    assert!(t.transaction.is_none(), "stateless");
+}
+
+#[test]
+fn a_trunk_peers_address_is_exempt_from_the_per_source_cap_and_a_stranger_is_refused() {
+    let mut w = world_with("[profiles.external.auth_guard]\nmax_transactions_per_source = 2\n");
+    // Three calls ringing at once from the peer's address (in its acl): the
+    // anonymous guard's cap of two does not apply to it.
+    let calls: Vec<String> = (0..3).map(|n| w.call_id_on(0, 20 + n)).collect();
+    for c in &calls {
+        w.deliver("10.0.0.1:5060", trunk_invite(c));
+    }
+    for c in &calls {
+        assert_eq!(codes(&w, c), [100], "{c}");
+    }
+    assert_eq!(w.requests(Method::Invite).len(), 3, "three B legs");
+    // An address outside every peer's acl places nothing: 403 at once.
+    let stranger = w.call_id_on(0, 30);
+    let invite = trunk_invite_from(&stranger, "192.0.2.1");
+    w.workers[0].handle_message(w.now, source("192.0.2.1:5060"), invite);
+    w.pump();
+    assert_eq!(codes(&w, &stranger), [100, 403]);
+    assert_eq!(w.requests(Method::Invite).len(), 3);
+}
+
+#[test]
+fn cancel_before_answer_ends_both_legs() {
+    let mut w = world();
+    let call_id = w.call_id_on(1, 40);
+    w.deliver("10.0.0.1:5060", trunk_invite(&call_id));
+    let (_, b_invite) = w.requests(Method::Invite).last().cloned().unwrap();
+    let ringing = sip::with_to_tag(sip::response_to(&b_invite, 180, None), "gw-tag");
+    w.deliver("127.0.0.1:5090", ringing.into());
+    assert_eq!(codes(&w, &call_id), [100, 180]);
+    let cancel = parse(&format!(
+        "CANCEL sip:5551234@{LOCAL} SIP/2.0
+Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK-{call_id}
+Max-Forwards: 70
+From: <sip:100@10.0.0.1>;tag=from-{call_id}
+To: <sip:5551234@{LOCAL}>
+Call-ID: {call_id}
+CSeq: 1 CANCEL
+Content-Length: 0
+
+"
+    ));
+    w.deliver("10.0.0.1:5060", cancel);
+    let answers = codes(&w, &call_id);
+    assert!(answers.contains(&200), "CANCEL answered: {answers:?}");
+    assert!(answers.contains(&487), "INVITE ended 487: {answers:?}");
+    let cancels = w.requests(Method::Cancel);
+    assert_eq!(cancels.len(), 1, "the B leg is cancelled");
+    assert_eq!(cancels[0].1.call_id(), b_invite.call_id());
 }

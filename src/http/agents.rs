@@ -48,14 +48,16 @@ pub async fn interaction_action(
     OptionalJsonBody(body): OptionalJsonBody<ActionBody>,
 ) -> Reply {
     let (agent, id, name) = segments(path)?;
-    let action = body.into_action(&name, api.callbacks()?)?.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("no action {name}; actions: {}", ACTIONS.join(", ")),
-            Some("action"),
-        )
-        .with_code("unknown_action")
-    })?;
+    let action = body
+        .into_action(&name, api.callback_api()?)?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no action {name}; actions: {}", ACTIONS.join(", ")),
+                Some("action"),
+            )
+            .with_code("unknown_action")
+        })?;
     let request = Request::Interaction {
         id: InteractionId(id),
         agent,
@@ -150,7 +152,7 @@ pub async fn schedule(
     OptionalJsonBody(body): OptionalJsonBody<ScheduleBody>,
 ) -> Reply {
     let agent = agent_name(agent)?;
-    let request = body.into_request(agent, api.callbacks()?)?;
+    let request = body.into_request(agent, api.callback_api()?)?;
     let reply = center::ask(&api, request).await?;
     let callback = center::callback(reply)?;
     Ok(located(StatusCode::CREATED, &callback))
@@ -200,7 +202,7 @@ pub async fn team_dialable(
 
 async fn dialable(api: &Api, request: Request) -> Reply {
     let reply = center::ask(api, request).await?;
-    Ok(Json(center::callbacks(reply)?).into_response())
+    Ok(Json(center::callback_list(reply)?).into_response())
 }
 
 async fn agent_action(

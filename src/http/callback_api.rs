@@ -15,15 +15,15 @@ use jiff::Timestamp;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::callback::request::{NumberError, TimeError};
-use crate::callback::{CallbackReads, CenterRequest, DesktopEvent, NewCallback};
+use crate::callback::{CallbackReads, CallbackRequest, CenterRequest, DesktopEvent};
 use crate::integrations::enrich::Enricher;
 use crate::integrations::notify::NotifyControl;
 
 /// Checks a raw `POST /v1/callbacks` body (already known to be JSON) at `now`
-/// and turns it into a [`NewCallback`], or names the field at fault:
+/// and turns it into a [`CallbackRequest`], or names the field at fault:
 /// `Err((field, message))`, e.g. `("callbackNumbers", "not a phone number")`.
 pub type ValidateCreate =
-    Arc<dyn Fn(&[u8], Timestamp) -> Result<NewCallback, (String, String)> + Send + Sync>;
+    Arc<dyn Fn(&[u8], Timestamp) -> Result<CallbackRequest, (String, String)> + Send + Sync>;
 
 /// Reads a wall-clock time as a client wrote it (ISO 8601 with an offset,
 /// or local to the IANA zone given) into UTC; `Err` says why (its text is

@@ -1,7 +1,7 @@
 //! The bodies of the callback routes other than create, and the checks that
 //! turn them into center requests.
 //!
-//! As in `bodies`, every field is optional at the serde level so that a
+//! As in `call_bodies`, every field is optional at the serde level so that a
 //! missing one is reported here by name (422). Times and numbers go through
 //! the [`CallbackApi`]'s validators; only the shapes the HTTP layer owns
 //! (who acts, DTMF digits, text lengths) are checked here. Whether an
@@ -13,14 +13,13 @@ use jiff::Timestamp;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use super::call_bodies::{check_text_up_to, digits, required};
 use super::callback_api::CallbackApi;
 use super::errors::ApiError;
 use crate::callback::{Actor, InteractionAction, InteractionId, Request};
 
 /// Longest reason, disposition, transfer target or case-data value.
 const MAX_TEXT: usize = 256;
-/// RFC 4733 events one request may generate (as on the call routes).
-const MAX_DIGITS: usize = 32;
 /// Case-data entries one scheduled callback may carry.
 const MAX_DATA: usize = 64;
 
@@ -287,10 +286,6 @@ impl ScheduleBody {
     }
 }
 
-fn required(field: &str, value: Option<String>) -> Result<String, ApiError> {
-    value.ok_or_else(|| ApiError::invalid(field, format!("{field} is required")))
-}
-
 fn actor(value: Option<String>) -> Result<Actor, ApiError> {
     match required("by", value)?.as_str() {
         "contact" => Ok(Actor::Contact),
@@ -300,32 +295,8 @@ fn actor(value: Option<String>) -> Result<Actor, ApiError> {
 }
 
 fn text(field: &str, value: String) -> Result<String, ApiError> {
-    if value.is_empty() || value.chars().count() > MAX_TEXT {
-        return Err(ApiError::invalid(
-            field,
-            format!("{field} must be 1 to {MAX_TEXT} characters"),
-        ));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            field,
-            format!("{field} must not contain control characters"),
-        ));
-    }
+    check_text_up_to(field, &value, MAX_TEXT)?;
     Ok(value)
-}
-
-/// RFC 4733 events 0-15: the sixteen keys of a DTMF pad.
-fn digits(value: Option<String>) -> Result<String, ApiError> {
-    let digits = required("digits", value)?;
-    let key = |c: char| c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D');
-    if digits.is_empty() || digits.len() > MAX_DIGITS || !digits.chars().all(key) {
-        return Err(ApiError::invalid(
-            "digits",
-            format!("digits must be 1 to {MAX_DIGITS} of 0-9 * # A-D"),
-        ));
-    }
-    Ok(digits)
 }
 
 /// The zone is checked first so that a bad one is blamed on `timeZone`,

@@ -2,7 +2,6 @@
 //! [`CenterRequest`]s, a fake store behind [`CallbackReads`], and simple
 //! validators standing in for `callback::request`.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -15,10 +14,10 @@ use super::testkit::accepting;
 use super::HttpState;
 use crate::callback::request::{NumberError, TimeError};
 use crate::callback::{
-    ActionError, Agent, AgentState, AgentView, Callback, CallbackReads, CallbackWithHistory,
-    CenterRequest, ContactStatus, DesktopEvent, DesktopEventKind, HistoryEntry, HistoryKind,
-    InteractionId, ListFilter, NewCallback, Page, ReadError, ReadFuture, Reply, Request,
-    RoutingData, State,
+    ActionError, Agent, AgentState, AgentView, Callback, CallbackReads, CallbackRequest,
+    CallbackWithHistory, CenterRequest, ContactStatus, DesktopEvent, DesktopEventKind,
+    HistoryEntry, HistoryKind, InteractionId, ListFilter, NewCallback, Page, ReadError, ReadFuture,
+    Reply, Request, State,
 };
 
 /// A fixed clock reading for records the fakes make.
@@ -28,42 +27,30 @@ pub fn t0() -> Timestamp {
 
 /// A callback in `state`, as the center or the store would return it.
 pub fn sample(id: &str, state: State) -> Callback {
-    Callback {
-        id: InteractionId(id.into()),
+    let request = CallbackRequest {
         queue_id: "sales".into(),
-        interaction_queue: "sales".into(),
-        state,
         callback_numbers: vec!["+15550100".into()],
         callback_user_name: Some("Ada".into()),
-        callback_scheduled_time: None,
-        time_zone: None,
-        country_code: None,
         validate_callback_numbers: true,
-        routing_data: RoutingData::default(),
-        data: BTreeMap::new(),
-        caller_id: None,
-        caller_id_name: None,
-        script_id: None,
-        due_at: t0(),
-        expires_at: None,
-        attempts: 0,
-        agent: None,
-        call_id: None,
-        dialled_number: None,
-        disposition: None,
-        created_at: t0(),
-        updated_at: t0(),
-        calls: Vec::new(),
+        ..CallbackRequest::default()
+    };
+    Callback {
+        state,
+        ..Callback::new(InteractionId(id.into()), request, t0())
     }
 }
 
 fn from_new(new: &NewCallback) -> Callback {
+    let sample = sample("cb-00000000000000a1", State::Queued);
     Callback {
-        queue_id: new.queue_id.clone(),
-        interaction_queue: new.queue_id.clone(),
-        callback_numbers: new.callback_numbers.clone(),
-        callback_scheduled_time: new.callback_scheduled_time,
-        ..sample("cb-00000000000000a1", State::Queued)
+        interaction_queue: new.request.queue_id.clone(),
+        request: CallbackRequest {
+            queue_id: new.request.queue_id.clone(),
+            callback_numbers: new.request.callback_numbers.clone(),
+            callback_scheduled_time: new.request.callback_scheduled_time,
+            ..sample.request.clone()
+        },
+        ..sample
     }
 }
 
@@ -231,7 +218,7 @@ fn normalize_number(raw: &str) -> Result<String, NumberError> {
 
 /// Create bodies: `queueId` (a string) and `callbackNumbers` (numbers) are
 /// required; `callbackScheduledTime` is optional.
-fn validate_create(body: &[u8], _now: Timestamp) -> Result<NewCallback, (String, String)> {
+fn validate_create(body: &[u8], _now: Timestamp) -> Result<CallbackRequest, (String, String)> {
     let bad = |f: &str, m: &str| (f.to_owned(), m.to_owned());
     let json: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| bad("body", &e.to_string()))?;
@@ -256,11 +243,11 @@ fn validate_create(body: &[u8], _now: Timestamp) -> Result<NewCallback, (String,
         }
         None => None,
     };
-    Ok(NewCallback {
+    Ok(CallbackRequest {
         queue_id: queue.into(),
         callback_numbers: numbers,
         callback_scheduled_time: at,
-        ..NewCallback::default()
+        ..CallbackRequest::default()
     })
 }
 
@@ -327,10 +314,11 @@ pub fn plausible(request: &Request) -> CenterAnswer {
         },
         Request::Replay { .. } => Reply::NoReplay,
         Request::Cancel { id, .. } => Reply::Callback(cb(id, State::Cancelled)),
-        Request::Reschedule { id, at, .. } => Reply::Callback(Box::new(Callback {
-            callback_scheduled_time: Some(*at),
-            ..*cb(id, State::Rescheduled)
-        })),
+        Request::Reschedule { id, at, .. } => Reply::Callback({
+            let mut cb = cb(id, State::Rescheduled);
+            cb.request.callback_scheduled_time = Some(*at);
+            cb
+        }),
         Request::Status { id } => Reply::Status(ContactStatus {
             id: id.clone(),
             state: State::Queued,
@@ -346,10 +334,11 @@ pub fn plausible(request: &Request) -> CenterAnswer {
             ..*cb(id, State::ReadyToCall)
         })),
         Request::ScheduleForContact { at, .. } => Reply::Created {
-            callback: Box::new(Callback {
-                callback_scheduled_time: *at,
-                ..sample("cb-00000000000000b2", State::Scheduled)
-            }),
+            callback: {
+                let mut cb = Box::new(sample("cb-00000000000000b2", State::Scheduled));
+                cb.request.callback_scheduled_time = *at;
+                cb
+            },
             new: true,
         },
         Request::Dialable { .. } => Reply::Callbacks(vec![
@@ -397,7 +386,7 @@ pub fn callback_harness(
     let (api, fakes) = fake_api();
     let seen = spawn_center(fakes.center, answer);
     let state = HttpState {
-        callbacks: Some(api),
+        callback_api: Some(api),
         ..accepting().state
     };
     CallbackHarness {

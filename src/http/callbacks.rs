@@ -20,7 +20,8 @@ use super::errors::{ApiError, Body as ErrorBody};
 use super::extract::{JsonBody, JsonBytes};
 use super::{center, list_query, Api, CallbackApi};
 use crate::callback::{
-    ActionError, Callback, CallbackWithHistory, ContactStatus, InteractionId, Page, Request,
+    ActionError, Callback, CallbackWithHistory, ContactStatus, InteractionId, NewCallback, Page,
+    Request,
 };
 use crate::integrations::enrich::{Enrichment, Refused};
 
@@ -56,10 +57,10 @@ pub async fn create(
     headers: HeaderMap,
     JsonBytes(body): JsonBytes,
 ) -> Reply {
-    let callbacks = api.callbacks()?;
+    let layer = api.callback_api()?;
     let idempotency_key = idempotency_key(&headers)?;
     // The webhook sees the request as sent; the merged body is validated.
-    let enrichment = match &callbacks.enricher {
+    let enrichment = match &layer.enricher {
         None => Enrichment::Skipped,
         Some(enricher) => {
             // A retried create answers its first result without asking
@@ -70,7 +71,7 @@ pub async fn create(
                 };
                 match center::ask(&api, replay).await? {
                     crate::callback::Reply::NoReplay => {}
-                    first => return created_answer(&api, callbacks, first).await,
+                    first => return created_answer(&api, layer, first).await,
                 }
             }
             enricher.enrich(&body).await.map_err(enrichment_failed)?
@@ -80,9 +81,12 @@ pub async fn create(
         Enrichment::Enriched { body, .. } => body.as_slice(),
         Enrichment::Skipped | Enrichment::Unenriched { .. } => &body[..],
     };
-    let mut callback = (callbacks.validate_create)(body, Timestamp::now())
+    let request = (layer.validate_create)(body, Timestamp::now())
         .map_err(|(field, message)| ApiError::invalid(&field, enrichment.blame(&field, message)))?;
-    callback.enrichment = enrichment.note().cloned();
+    let callback = NewCallback {
+        request,
+        enrichment: enrichment.note().cloned(),
+    };
     let reply = center::ask(
         &api,
         Request::Create {
@@ -91,19 +95,15 @@ pub async fn create(
         },
     )
     .await?;
-    created_answer(&api, callbacks, reply).await
+    created_answer(&api, layer, reply).await
 }
 
 /// A create's answer: 201 with a new callback, 200 with the first result
 /// of a replay or a merge.
-async fn created_answer(
-    api: &Api,
-    callbacks: &CallbackApi,
-    reply: crate::callback::Reply,
-) -> Reply {
+async fn created_answer(api: &Api, layer: &CallbackApi, reply: crate::callback::Reply) -> Reply {
     // A replay of a callback that is over: the first result is in the store.
     if let crate::callback::Reply::Replayed(id) = &reply {
-        let record = center::read(api, callbacks.reads.callback(id.clone()))
+        let record = center::read(api, layer.reads.callback(id.clone()))
             .await?
             .ok_or_else(|| ApiError::internal(format!("replayed callback {id} is not stored")))?;
         return Ok(located(StatusCode::OK, &record.callback));
@@ -132,7 +132,7 @@ pub async fn list(
     let Query(pairs) =
         query.map_err(|r| ApiError::new(r.status(), r.body_text(), Some("query")))?;
     let filter = list_query::parse(pairs)?;
-    let page = center::read(&api, api.callbacks()?.reads.list(filter)).await?;
+    let page = center::read(&api, api.callback_api()?.reads.list(filter)).await?;
     Ok(Json(page).into_response())
 }
 
@@ -146,7 +146,7 @@ pub async fn list(
 )]
 pub async fn show(State(api): State<Arc<Api>>, id: Result<Path<String>, PathRejection>) -> Reply {
     let id = interaction(id)?;
-    let found = center::read(&api, api.callbacks()?.reads.callback(id.clone())).await?;
+    let found = center::read(&api, api.callback_api()?.reads.callback(id.clone())).await?;
     match found {
         Some(record) => Ok(Json(record).into_response()),
         None => Err(ApiError::new(
@@ -177,7 +177,7 @@ pub async fn status(State(api): State<Arc<Api>>, id: Result<Path<String>, PathRe
                 state: over.state,
                 position: None,
                 estimated_wait_secs: None,
-                callback_scheduled_time: over.callback_scheduled_time,
+                callback_scheduled_time: over.request.callback_scheduled_time,
             };
             Ok(Json(status).into_response())
         }
@@ -222,7 +222,7 @@ pub async fn reschedule(
     JsonBody(body): JsonBody<RescheduleBody>,
 ) -> Reply {
     let id = interaction(id)?;
-    let request = body.into_request(id, api.callbacks()?)?;
+    let request = body.into_request(id, api.callback_api()?)?;
     answer_callback(&api, request).await
 }
 
@@ -253,7 +253,7 @@ pub async fn answer_callback(api: &Api, request: Request) -> Reply {
 /// The center holds live callbacks only: one it does not know is either
 /// over (stored in a final state) or was never made (`None`).
 async fn finished(api: &Api, id: &InteractionId) -> Result<Option<Callback>, ApiError> {
-    let found = center::read(api, api.callbacks()?.reads.callback(id.clone())).await?;
+    let found = center::read(api, api.callback_api()?.reads.callback(id.clone())).await?;
     Ok(found
         .map(|record| record.callback)
         .filter(|cb| cb.state.is_final()))

@@ -41,8 +41,11 @@ async fn create_validates_through_the_seam_and_answers_201_with_location() {
     else {
         panic!("not a create")
     };
-    assert_eq!(callback.queue_id, "sales");
-    assert_eq!(callback.callback_numbers, vec!["+15550100".to_string()]);
+    assert_eq!(callback.request.queue_id, "sales");
+    assert_eq!(
+        callback.request.callback_numbers,
+        vec!["+15550100".to_string()]
+    );
     assert_eq!(idempotency_key.as_deref(), Some("order-42"));
 
     // Without a key, and then a replay the center recognises: 200, same shape.
@@ -306,7 +309,7 @@ async fn a_callback_that_is_over_is_a_wrong_state_not_an_unknown_id() {
     });
     let mut over = with_history("cb-0000000000000009");
     over.callback.state = State::Cancelled;
-    over.callback.callback_scheduled_time = Some(t0());
+    over.callback.request.callback_scheduled_time = Some(t0());
     h.store.callbacks.lock().unwrap().push(over);
     // Stored but not final: the center and the store disagree; not "over".
     h.store

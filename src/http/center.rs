@@ -15,8 +15,8 @@ use crate::callback::{
 
 impl Api {
     /// The callback layer, or 503 when this switch runs without it.
-    pub(crate) fn callbacks(&self) -> Result<&CallbackApi, ApiError> {
-        self.callbacks.as_ref().ok_or_else(|| {
+    pub(crate) fn callback_api(&self) -> Result<&CallbackApi, ApiError> {
+        self.callback_api.as_ref().ok_or_else(|| {
             ApiError::unavailable_because("the web-callback layer is not enabled on this switch")
                 .with_code("callbacks_disabled")
         })
@@ -27,12 +27,12 @@ impl Api {
 /// refusal is mapped here, since unlike a call command it carries its own
 /// field; 503 when the center is gone, 504 when it does not answer in time.
 pub async fn ask(api: &Api, request: Request) -> Result<Reply, ApiError> {
-    let callbacks = api.callbacks()?;
+    let layer = api.callback_api()?;
     let gone = || ApiError::unavailable_because("the callback center is not running");
     let (reply, answer) = oneshot::channel();
     // The timeout covers the queueing too, as for call commands.
     let exchange = async {
-        callbacks
+        layer
             .center
             .send(CenterRequest { request, reply })
             .await
@@ -100,7 +100,7 @@ pub fn agent(reply: Reply) -> Result<Box<AgentView>, ApiError> {
     }
 }
 
-pub fn callbacks(reply: Reply) -> Result<Vec<Callback>, ApiError> {
+pub fn callback_list(reply: Reply) -> Result<Vec<Callback>, ApiError> {
     match reply {
         Reply::Callbacks(list) => Ok(list),
         other => Err(unexpected("a list of callbacks", &other)),

@@ -67,15 +67,15 @@ pub async fn stream(
     headers: HeaderMap,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let callbacks = api.callbacks()?;
+    let layer = api.callback_api()?;
     let Query(pairs) =
         query.map_err(|r| ApiError::new(r.status(), r.body_text(), Some("query")))?;
     let (after, agent) = parse_query(pairs)?;
     let after = last_event_id(&headers)?.or(after);
     // Subscribed before the backlog is read: see the module comment.
-    let live = callbacks.desktop.subscribe();
+    let live = layer.desktop.subscribe();
     let feed = Feed {
-        reads: callbacks.reads.clone(),
+        reads: layer.reads.clone(),
         live,
         read_limit: api.reply_timeout,
         last: after,

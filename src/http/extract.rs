@@ -5,7 +5,8 @@
 //! JSON media type (a browser cannot send `application/json` cross-site
 //! without a CORS preflight, so this also keeps simple forms from driving
 //! calls), and turns serde's complaints into a message plus the top-level
-//! field they are about. It does no validation of values; that is `bodies`.
+//! field they are about. It does no validation of values; that is `call_bodies`
+//! and `callback_bodies`.
 //! [`OptionalJsonBody`] also takes an empty body (an action with no
 //! parameters); [`JsonBytes`] only checks the syntax and leaves the bytes to
 //! a validator that names fields its own way.

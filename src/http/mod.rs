@@ -16,18 +16,19 @@
 //! `/v1/health` needs an API key; the server speaks HTTPS when given a TLS
 //! config.
 //!
-//! Files: `table` (the route table), `routes` (call handlers), `bodies` (call request bodies
-//! and their checks), `extract` (JSON extractors), `dispatch` (command round
-//! trip), `events` (call SSE), `errors` (error shape and status mapping),
-//! `auth` (API keys), `callback_api` (what the callback routes need),
-//! `center` (center round trip and store reads), `callbacks` (contact and
-//! supervisor routes), `callback_bodies` and `list_query` (their input),
-//! `agents` (the agent desktop's routes), `desktop` (desktop SSE with
-//! replay), `recordings` (recording downloads with ranges), `notifications`
-//! (the outbox's dead events and replays), `peers` (trunk peers' state and
-//! counters), `openapi` (the generated document), `doc_types` (types that
-//! only describe JSON, named by handlers and document), `tls` (HTTPS
-//! listener).
+//! Files: `router` (the route table), `calls` (the call handlers),
+//! `call_bodies` (their request bodies and checks), `extract` (JSON
+//! extractors), `dispatch` (command round trip), `events` (call SSE),
+//! `errors` (error shape and status mapping), `auth` (API keys),
+//! `callback_api` (what the callback routes need from the web-callback
+//! layer), `center` (center round trip and store reads), `callbacks`
+//! (contact and supervisor routes), `callback_bodies` and `list_query`
+//! (their input, and the desktop actions'), `agents` (the agent desktop's
+//! routes), `desktop` (desktop SSE with replay), `recordings` (recording
+//! downloads with ranges), `notifications` (the outbox's dead events and
+//! replays), `peers` (trunk peers' state and counters), `openapi` (the
+//! generated document), `doc_types` (types that only describe JSON, named
+//! by handlers and document), `tls` (HTTPS listener).
 //!
 //! [`CallCommand`]: crate::call::CallCommand
 //! [`callback::Request`]: crate::callback::Request
@@ -35,10 +36,11 @@
 
 mod agents;
 mod auth;
-mod bodies;
+mod call_bodies;
 mod callback_api;
 mod callback_bodies;
 mod callbacks;
+mod calls;
 mod center;
 mod desktop;
 mod dispatch;
@@ -51,8 +53,7 @@ mod notifications;
 mod openapi;
 mod peers;
 mod recordings;
-mod routes;
-mod table;
+mod router;
 mod tls;
 
 #[cfg(test)]
@@ -63,7 +64,7 @@ mod recordings_tests;
 mod testkit;
 
 pub use callback_api::{CallbackApi, NormalizeNumber, ParseTime, ValidateCreate};
-pub use table::ROUTES;
+pub use router::ROUTES;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -90,7 +91,7 @@ pub struct HttpState {
     /// with none, every route but `GET /v1/health` answers 401.
     pub api_keys: Arc<Vec<String>>,
     /// The web-callback layer; `None`: its routes answer 503.
-    pub callbacks: Option<CallbackApi>,
+    pub callback_api: Option<CallbackApi>,
     /// The folder call recordings are written to (`recordings_dir`);
     /// `GET /v1/recordings/{name}` serves its `.wav` files.
     pub recordings_dir: PathBuf,
@@ -101,7 +102,7 @@ impl std::fmt::Debug for HttpState {
         // The API keys are secrets: only how many.
         f.debug_struct("HttpState")
             .field("api_keys", &self.api_keys.len())
-            .field("callbacks", &self.callbacks.is_some())
+            .field("callback_api", &self.callback_api.is_some())
             .field("recordings_dir", &self.recordings_dir)
             .finish_non_exhaustive()
     }
@@ -113,7 +114,7 @@ pub(crate) struct Api {
     directory: Arc<dyn CallDirectory>,
     events: broadcast::Sender<CallEvent>,
     keys: auth::Keys,
-    callbacks: Option<CallbackApi>,
+    callback_api: Option<CallbackApi>,
     recordings: PathBuf,
     reply_timeout: Duration,
     /// Flips to true when the server shuts down; event streams end on it.
@@ -127,7 +128,7 @@ impl Api {
             directory: state.directory,
             events: state.events,
             keys: auth::Keys::new(&state.api_keys),
-            callbacks: state.callbacks,
+            callback_api: state.callback_api,
             recordings: state.recordings_dir,
             reply_timeout: dispatch::REPLY_TIMEOUT,
             shutdown: watch::Sender::new(false),
@@ -148,7 +149,7 @@ impl Api {
 /// The API's routes over `state`, without a listener (tests drive it with
 /// `tower::ServiceExt::oneshot`; an embedder may nest it).
 pub fn router(state: HttpState) -> axum::Router {
-    table::table(Api::new(state))
+    router::build(Api::new(state))
 }
 
 /// Binds `addr` (port 0 picks one) and returns the bound address and the
@@ -165,7 +166,7 @@ pub async fn bind(
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let api = Api::new(state);
-    let app = table::table(api.clone());
+    let app = router::build(api.clone());
     let signal = async move {
         shutdown.await;
         // SSE streams never end by themselves; without this, graceful

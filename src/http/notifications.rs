@@ -96,7 +96,7 @@ pub struct ReplayParams {
 
 impl Api {
     fn notifications(&self) -> Result<&Arc<dyn NotifyControl>, ApiError> {
-        self.callbacks()?.notifications.as_ref().ok_or_else(|| {
+        self.callback_api()?.notifications.as_ref().ok_or_else(|| {
             ApiError::unavailable_because("notifications are not enabled on this switch")
                 .with_code("notifications_disabled")
         })

@@ -77,7 +77,7 @@ fn app(control: &Arc<FakeControl>) -> axum::Router {
     let (mut api, _fakes) = fake_api();
     api.notifications = Some(control.clone());
     crate::http::router(HttpState {
-        callbacks: Some(api),
+        callback_api: Some(api),
         ..accepting().state
     })
 }
@@ -226,7 +226,7 @@ async fn stats_show_each_endpoint_s_queues() {
 async fn without_the_outbox_the_routes_answer_503() {
     let (api, _fakes) = fake_api();
     let app = crate::http::router(HttpState {
-        callbacks: Some(api),
+        callback_api: Some(api),
         ..accepting().state
     });
     let r = request(&app, "GET", "/v1/notifications/dead", None).await;

@@ -15,8 +15,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    agents, callback_bodies, callbacks, desktop, errors, events, notifications, peers, recordings,
-    routes,
+    agents, callback_bodies, callbacks, calls, desktop, errors, events, notifications, peers,
+    recordings,
 };
 use crate::callback::{self as cb};
 
@@ -44,9 +44,9 @@ impl Modify for Security {
         description = "The control API of a SIP web-callback softswitch: live calls, callbacks, agents, the desktop's event stream and workforce-management notifications. Errors are `{code, message, field}`."
     ),
     paths(
-        routes::health, routes::list, routes::originate, routes::show, routes::delete_call,
-        routes::hangup, routes::hold, routes::retrieve, routes::mute, routes::unmute,
-        routes::dtmf, routes::recording, routes::transfer, events::stream, recordings::download,
+        calls::health, calls::list, calls::originate, calls::show, calls::delete_call,
+        calls::hangup, calls::hold, calls::retrieve, calls::mute, calls::unmute,
+        calls::dtmf, calls::recording, calls::transfer, events::stream, recordings::download,
         callbacks::create, callbacks::list, callbacks::show, callbacks::status,
         callbacks::cancel, callbacks::reschedule,
         agents::interaction_action, agents::login, agents::ready, agents::not_ready,
@@ -117,6 +117,22 @@ mod tests {
         out
     }
 
+    /// A property of `schema`: its own, or one of the schemas it is made
+    /// of (`allOf` parts, `$ref`s into the components).
+    fn property<'a>(doc: &'a Value, schema: &'a Value, name: &str) -> Option<&'a Value> {
+        if let Some(found) = schema["properties"].get(name) {
+            return Some(found);
+        }
+        if let Some(to) = schema["$ref"].as_str() {
+            let target = to.strip_prefix("#/components/schemas/")?;
+            return property(doc, &doc["components"]["schemas"][target], name);
+        }
+        schema["allOf"]
+            .as_array()?
+            .iter()
+            .find_map(|part| property(doc, part, name))
+    }
+
     #[tokio::test]
     async fn the_document_lists_every_route_and_only_those() {
         let h = accepting();
@@ -161,9 +177,15 @@ mod tests {
             serde_json::json!([{}])
         );
         // Schemas the routes refer to are all there, times as date-time strings.
+        // A callback is its request's fields and its own (`allOf`).
         let callback = &doc["components"]["schemas"]["Callback"];
-        assert_eq!(callback["properties"]["createdAt"]["type"], "string");
-        assert_eq!(callback["properties"]["createdAt"]["format"], "date-time");
+        let created = property(&doc, callback, "createdAt").expect("createdAt");
+        assert_eq!(created["type"], "string");
+        assert_eq!(created["format"], "date-time");
+        let scheduled = property(&doc, callback, "callbackScheduledTime").expect("request time");
+        assert!(scheduled.to_string().contains("date-time"), "{scheduled}");
+        let numbers = property(&doc, callback, "callbackNumbers").expect("callbackNumbers");
+        assert_eq!(numbers["type"], "array");
         let text = doc.to_string();
         for (at, _) in text.match_indices("\"$ref\":\"#/components/schemas/") {
             let name: String = text[at + 29..].chars().take_while(|c| *c != '"').collect();

@@ -18,7 +18,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tower_http::services::ServeFile;
 
-use super::bodies::is_unreserved;
+use super::call_bodies::is_unreserved;
 use super::errors::{ApiError, Body as ErrorBody};
 use super::Api;
 

@@ -224,7 +224,7 @@ pub fn harness(answer: impl Fn(&CallCommand) -> Answer + Send + 'static) -> Harn
         directory: Arc::new(directory()),
         events,
         api_keys: Arc::new(vec![TEST_KEY.to_owned()]),
-        callbacks: None,
+        callback_api: None,
         recordings_dir: std::env::temp_dir().join("switchback-no-recordings"),
     };
     let app = super::router(state.clone());

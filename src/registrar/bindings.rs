@@ -16,6 +16,13 @@
 //! Call-ID/CSeq ordering check. Expiry times are indexed so that the next
 //! timeout is found without a scan. No clock: `now` comes in.
 //!
+//! A binding made over WebSocket (RFC 7118 §5, RFC 5626's flow) is tied to
+//! its connection: the switch cannot open one back to a browser, so when
+//! the connection closes the binding goes ([`LocationService::connection_closed`]).
+//! Each view indexes the flows of the bindings it wrote, as it does their
+//! expiries, and removes a binding only if it is still on that connection
+//! (a refresh over a new connection moved it).
+//!
 //! The bindings are one concurrent table (dashmap: a lock per shard of
 //! AORs, held only while one AOR is read or updated) that the registrars of
 //! every endpoint worker share through [`LocationService::sibling`]; each
@@ -32,7 +39,7 @@ use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 
 use super::contact::{ContactSpec, QValue};
-use crate::net::Source;
+use crate::net::{ConnectionId, Source};
 
 /// One registered contact of an address of record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,6 +145,9 @@ pub struct LocationService {
     /// (expires_at, aor, key) of the bindings this view wrote (see the
     /// module header: entries may be stale, and are checked when due).
     expiries: BTreeSet<(Instant, String, String)>,
+    /// (connection, aor, key) of the connection-tied bindings this view
+    /// wrote; stale entries are checked when their connection closes.
+    flows: BTreeSet<(ConnectionId, String, String)>,
     max_per_aor: usize,
 }
 
@@ -146,6 +156,7 @@ impl LocationService {
         LocationService {
             aors: Arc::new(DashMap::new()),
             expiries: BTreeSet::new(),
+            flows: BTreeSet::new(),
             max_per_aor: max_per_aor.max(1),
         }
     }
@@ -156,6 +167,7 @@ impl LocationService {
         LocationService {
             aors: self.aors.clone(),
             expiries: BTreeSet::new(),
+            flows: BTreeSet::new(),
             max_per_aor: self.max_per_aor,
         }
     }
@@ -181,6 +193,10 @@ impl LocationService {
         for b in &next {
             self.expiries
                 .insert((b.expires_at, aor.to_string(), b.key.clone()));
+            if let Some(connection) = tied_connection(b) {
+                self.flows
+                    .insert((connection, aor.to_string(), b.key.clone()));
+            }
         }
         match entry {
             Entry::Occupied(o) if next.is_empty() => {
@@ -228,10 +244,11 @@ impl LocationService {
                 for c in unique {
                     let key = binding_key(&c.spec);
                     let existing = next.iter().position(|b| b.key == key);
-                    if let Some(i) = existing {
-                        if !ordered(&next[i]) {
-                            return Err(OutOfOrder);
-                        }
+                    if existing
+                        .and_then(|i| next.get(i))
+                        .is_some_and(|b| !ordered(b))
+                    {
+                        return Err(OutOfOrder);
                     }
                     if c.expires == 0 {
                         if let Some(i) = existing {
@@ -255,8 +272,8 @@ impl LocationService {
                         key,
                     };
                     changes.push(Change::Registered(binding.clone(), c.expires));
-                    match existing {
-                        Some(i) => next[i] = binding,
+                    match existing.and_then(|i| next.get_mut(i)) {
+                        Some(slot) => *slot = binding,
                         None => next.push(binding),
                     }
                 }
@@ -334,6 +351,38 @@ impl LocationService {
         gone
     }
 
+    /// Removes and returns the bindings tied to `connection`, which closed
+    /// (among those this view wrote; see the module header).
+    pub fn connection_closed(&mut self, connection: ConnectionId) -> Vec<Binding> {
+        let start = (connection, String::new(), String::new());
+        let due: Vec<(ConnectionId, String, String)> = self
+            .flows
+            .range(start..)
+            .take_while(|(c, _, _)| *c == connection)
+            .cloned()
+            .collect();
+        let mut gone = Vec::new();
+        for entry in due {
+            self.flows.remove(&entry);
+            let (_, aor, key) = entry;
+            if let Entry::Occupied(mut list) = self.aors.entry(aor.clone()) {
+                if let Some(i) = list
+                    .get()
+                    .iter()
+                    .position(|b| b.key == key && tied_connection(b) == Some(connection))
+                {
+                    let b = list.get_mut().remove(i);
+                    self.expiries.remove(&(b.expires_at, aor, key));
+                    gone.push(b);
+                }
+                if list.get().is_empty() {
+                    list.remove();
+                }
+            }
+        }
+        gone
+    }
+
     /// Number of AORs with at least one binding.
     pub fn aor_count(&self) -> usize {
         self.aors.len()
@@ -347,6 +396,15 @@ impl LocationService {
     pub fn is_empty(&self) -> bool {
         self.aors.is_empty()
     }
+}
+
+/// The connection a binding lives and dies with: the one its REGISTER came
+/// on, when that was a WebSocket (see the module header). Bindings over
+/// TCP and TLS outlive their connection: the switch opens a new one.
+fn tied_connection(b: &Binding) -> Option<ConnectionId> {
+    b.source
+        .connection
+        .filter(|_| b.source.transport.is_websocket())
 }
 
 /// The identity of the binding a Contact names.
@@ -526,6 +584,59 @@ mod tests {
             .iter()
             .any(|c| matches!(c, Change::Removed(b) if b.contact == "sip:u@a")));
         assert_eq!(loc.len(), 2);
+    }
+
+    fn ws_source(connection: u64) -> Source {
+        Source {
+            transport: TransportKind::Ws,
+            connection: Some(ConnectionId(connection)),
+            ..source()
+        }
+    }
+
+    #[test]
+    fn a_websocket_binding_goes_with_its_connection_and_only_then() {
+        let t0 = Instant::now();
+        let (ws1, ws2) = (ws_source(1), ws_source(2));
+        let mut loc = LocationService::new(10);
+        let inst = r#";+sip.instance="<urn:uuid:b>";reg-id=1"#;
+        let contact = format!("<sip:x@df7j.invalid;transport=ws;ob>{inst}");
+        loc.apply("u", ctx(t0, "c1", 1, &ws1), &update(&[(&contact, 600)]))
+            .unwrap();
+        // Another user over TCP on a connection of the same number: untouched.
+        let mut tcp = ws_source(1);
+        tcp.transport = TransportKind::Tcp;
+        loc.apply("v", ctx(t0, "c9", 1, &tcp), &update(&[("<sip:v@h>", 600)]))
+            .unwrap();
+        assert!(loc.connection_closed(ConnectionId(7)).is_empty());
+        let gone = loc.connection_closed(ConnectionId(1));
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].contact, "sip:x@df7j.invalid;transport=ws;ob");
+        assert!(loc.lookup("u").is_empty());
+        assert_eq!(
+            loc.lookup("v").len(),
+            1,
+            "a TCP binding outlives its connection"
+        );
+        assert_eq!(loc.next_expiry(), Some(t0 + Duration::from_secs(600)));
+        // Registered again over connection 1, then refreshed over 2: the
+        // close of 1 leaves it, the close of 2 takes it.
+        loc.apply("u", ctx(t0, "c2", 1, &ws1), &update(&[(&contact, 600)]))
+            .unwrap();
+        loc.apply("u", ctx(t0, "c2", 2, &ws2), &update(&[(&contact, 600)]))
+            .unwrap();
+        assert!(loc.connection_closed(ConnectionId(1)).is_empty());
+        assert_eq!(loc.lookup("u")[0].source.connection, Some(ConnectionId(2)));
+        assert_eq!(loc.connection_closed(ConnectionId(2)).len(), 1);
+        assert!(loc.lookup("u").is_empty());
+        assert!(loc.connection_closed(ConnectionId(2)).is_empty(), "once");
+        // Through a sibling view (another worker) the binding is seen but
+        // not indexed: only the writer removes it, so it is reported once.
+        loc.apply("u", ctx(t0, "c3", 1, &ws1), &update(&[(&contact, 600)]))
+            .unwrap();
+        let mut other = loc.sibling();
+        assert!(other.connection_closed(ConnectionId(1)).is_empty());
+        assert_eq!(loc.connection_closed(ConnectionId(1)).len(), 1);
     }
 
     #[test]

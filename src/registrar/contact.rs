@@ -30,8 +30,8 @@ impl QValue {
             _ => return None,
         };
         let mut thousandths = 0u16;
-        for (i, b) in frac.bytes().enumerate() {
-            thousandths += u16::from(b - b'0') * [100, 10, 1][i];
+        for (b, weight) in frac.bytes().zip([100, 10, 1]) {
+            thousandths += u16::from(b - b'0') * weight;
         }
         let value = whole + thousandths;
         (value <= 1000).then_some(QValue(value))

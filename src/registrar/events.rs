@@ -22,6 +22,9 @@ pub enum RegistrarEvent {
     Unregistered { aor: String, contact: String },
     /// A binding reached its expiry without refresh.
     Expired { aor: String, contact: String },
+    /// A binding tied to its connection (WebSocket, RFC 7118 §5) went
+    /// with it.
+    ConnectionClosed { aor: String, contact: String },
     /// Credentials were presented and rejected.
     AuthFailed { user: String, ip: IpAddr },
     /// A user failed too often from one source; requests for it from there
@@ -70,6 +73,12 @@ impl fmt::Display for RegistrarEvent {
             RegistrarEvent::Expired { aor, contact } => write!(
                 f,
                 "binding-expired user={} contact=<{}>",
+                clean(aor),
+                clean(contact)
+            ),
+            RegistrarEvent::ConnectionClosed { aor, contact } => write!(
+                f,
+                "binding-closed user={} contact=<{}>",
                 clean(aor),
                 clean(contact)
             ),
@@ -145,5 +154,13 @@ mod tests {
             contact: "sip:a@b".into(),
         };
         assert_eq!(e.to_line(), "binding-expired user=1001 contact=<sip:a@b>");
+        let e = RegistrarEvent::ConnectionClosed {
+            aor: "1001".into(),
+            contact: "sip:a@b.invalid;transport=ws".into(),
+        };
+        assert_eq!(
+            e.to_line(),
+            "binding-closed user=1001 contact=<sip:a@b.invalid;transport=ws>"
+        );
     }
 }

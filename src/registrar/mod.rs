@@ -67,7 +67,7 @@ pub use guard::{AuthGuard, FailureOutcome, GuardSettings, Verdict};
 pub use proxy_auth::RequestAuth;
 pub use users::{Credentials, UserDirectory};
 
-use crate::net::Source;
+use crate::net::{ConnectionId, Source};
 use crate::sip::{
     generate_tag, make_header, response_to, set_content_length, with_to_tag, MessageHeaders,
     Method, Request, Response,
@@ -260,6 +260,18 @@ impl Registrar {
         }
         let now_ms = self.millis(now);
         self.auth.prune(now_ms);
+    }
+
+    /// A stream connection closed: the bindings tied to it go (RFC 7118
+    /// §5; see `bindings.rs`), one `ConnectionClosed` event each.
+    pub fn connection_closed(&mut self, connection: ConnectionId) {
+        for b in self.location.connection_closed(connection) {
+            info!(aor = %b.aor, contact = %b.contact, "binding gone with its connection");
+            self.events.push_back(RegistrarEvent::ConnectionClosed {
+                aor: b.aor,
+                contact: b.contact,
+            });
+        }
     }
 
     pub fn poll_event(&mut self) -> Option<RegistrarEvent> {

@@ -82,11 +82,11 @@ impl NonceMinter {
             return None;
         }
         let bytes = hex::decode(nonce).ok()?;
-        let issued_ms = u64::from_be_bytes(bytes[..8].try_into().ok()?);
-        let serial = u32::from_be_bytes(bytes[8..12].try_into().ok()?);
+        let issued_ms = u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?);
+        let serial = u32::from_be_bytes(bytes.get(8..12)?.try_into().ok()?);
         let id = NonceId { issued_ms, serial };
         let mac = self.mac(id, realm);
-        bool::from(mac[..MAC_LEN].ct_eq(&bytes[12..])).then_some(id)
+        bool::from(mac.get(..MAC_LEN)?.ct_eq(bytes.get(12..)?)).then_some(id)
     }
 
     fn mac(&self, id: NonceId, realm: &str) -> [u8; 32] {
@@ -136,6 +136,10 @@ impl NonceCounts {
         }
     }
 
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "`new` makes at least one table and the index is taken modulo their count"
+    )]
     fn table(&self, id: NonceId) -> std::sync::MutexGuard<'_, CountTable> {
         let t = &self.tables[id.serial as usize % self.tables.len()];
         // A panic elsewhere cannot leave a table half-updated: every

@@ -60,7 +60,7 @@ impl StreamFramer {
         }
         if self.buf.starts_with(b"\r\n") {
             // A lone CRLF is a pong, unless it is the first half of a ping.
-            if self.buf.len() == 2 || (self.buf.len() == 3 && self.buf[2] == b'\r') {
+            if self.buf.len() == 2 || (self.buf.len() == 3 && self.buf.get(2) == Some(&b'\r')) {
                 return Ok(None);
             }
             self.buf.advance(2);
@@ -72,7 +72,7 @@ impl StreamFramer {
             }
             return Ok(None);
         };
-        let body_len = content_length(&self.buf[..head_end])?;
+        let body_len = content_length(self.buf.get(..head_end).unwrap_or_default())?;
         let total = head_end + 4 + body_len;
         if total > self.max_size {
             return Err(FramingError::TooLarge(self.max_size));
@@ -101,9 +101,10 @@ fn content_length(head: &[u8]) -> Result<usize, FramingError> {
         let Some(colon) = line.iter().position(|&b| b == b':') else {
             continue;
         };
-        let name = line[..colon].trim_ascii();
+        let (name, rest) = line.split_at(colon);
+        let name = name.trim_ascii();
         if name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l") {
-            let value = std::str::from_utf8(line[colon + 1..].trim_ascii())
+            let value = std::str::from_utf8(rest.get(1..).unwrap_or_default().trim_ascii())
                 .map_err(|_| FramingError::BadContentLength)?;
             return value.parse().map_err(|_| FramingError::BadContentLength);
         }

@@ -108,7 +108,7 @@ enum StartLine<'a> {
 /// cut (§18.3), one shorter is a 400.
 pub fn parse(data: &[u8], max_size: usize) -> Result<SipMessage, Malformed> {
     let head_end = memchr::memmem::find(data, b"\r\n\r\n");
-    let head = &data[..head_end.unwrap_or(data.len())];
+    let head = head_end.and_then(|end| data.get(..end)).unwrap_or(data);
     let Ok(head_text) = std::str::from_utf8(head) else {
         return Err(unanswerable("header section is not UTF-8"));
     };
@@ -193,7 +193,7 @@ pub fn parse(data: &[u8], max_size: usize) -> Result<SipMessage, Malformed> {
         Some(n) => head_end + 4 + n,
         None => data.len(),
     };
-    let message = match parser::parse_message(&data[..end]) {
+    let message = match parser::parse_message(data.get(..end).unwrap_or(data)) {
         Ok(m) => m,
         Err(e) => {
             return Err(answer(

@@ -100,7 +100,7 @@ async fn list_filters_and_pages() {
     };
     assert_eq!(
         all_pages(&store, sales, 3).await,
-        expect(&|c| c.queue_id == "sales")
+        expect(&|c| c.request.queue_id == "sales")
     );
     let agent = ListFilter {
         agent: Some("1002".into()),

@@ -11,7 +11,8 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::*;
 use crate::callback::{
-    Agent, AgentState, Callback, DesktopEventKind, HistoryEntry, HistoryKind, RoutingData, State,
+    Agent, AgentState, Callback, CallbackRequest, DesktopEventKind, HistoryEntry, HistoryKind,
+    RoutingData, State,
 };
 
 pub(super) fn t(secs: i64) -> Timestamp {
@@ -19,11 +20,8 @@ pub(super) fn t(secs: i64) -> Timestamp {
 }
 
 pub(super) fn callback(id: &str, state: State, queue: &str, created: i64) -> Callback {
-    Callback {
-        id: InteractionId(id.into()),
+    let request = CallbackRequest {
         queue_id: queue.into(),
-        interaction_queue: queue.into(),
-        state,
         callback_numbers: vec!["+33123456789".into()],
         callback_user_name: Some("Ann".into()),
         callback_scheduled_time: Some(t(created + 60)),
@@ -40,16 +38,11 @@ pub(super) fn callback(id: &str, state: State, queue: &str, created: i64) -> Cal
         caller_id: None,
         caller_id_name: None,
         script_id: None,
+    };
+    Callback {
+        state,
         due_at: t(created + 60),
-        expires_at: None,
-        attempts: 0,
-        agent: None,
-        call_id: None,
-        dialled_number: None,
-        disposition: None,
-        created_at: t(created),
-        updated_at: t(created),
-        calls: Vec::new(),
+        ..Callback::new(InteractionId(id.into()), request, t(created))
     }
 }
 

@@ -243,7 +243,7 @@ fn apply(conn: &Connection, write: &Write) -> Result<(), StoreError> {
             conn.prepare_cached(UPSERT_CALLBACK)?.execute(params![
                 cb.id.0,
                 cb.state.as_str(),
-                cb.queue_id,
+                cb.request.queue_id,
                 cb.interaction_queue,
                 cb.agent,
                 micros(cb.created_at),

@@ -11,12 +11,12 @@
 //! the transaction goes to Accepted and hands every 2xx up to the TU until
 //! Timer M, so that the dialog layer can ACK each (RFC 6026 §7.2).
 
-use std::collections::VecDeque;
 use std::mem;
 use std::time::Instant;
 
 use tracing::debug;
 
+use super::machine::{log_transition, Machine, Outbox};
 use super::{
     earliest, is_provisional, is_success, ClientEvent, InviteClientTimer, Retransmit,
     TimerSettings, TransactionState,
@@ -78,8 +78,7 @@ pub struct InviteClientTransaction {
     reliable: bool,
     settings: TimerSettings,
     state: State,
-    transmits: VecDeque<SipMessage>,
-    events: VecDeque<ClientEvent>,
+    outbox: Outbox<ClientEvent>,
 }
 
 impl InviteClientTransaction {
@@ -87,8 +86,7 @@ impl InviteClientTransaction {
     /// Timer A (unreliable only) and Timer B are armed.
     pub fn new(now: Instant, request: Request, reliable: bool, settings: TimerSettings) -> Self {
         let branch = request.top_via().and_then(|v| v.branch).unwrap_or_default();
-        let mut transmits = VecDeque::new();
-        transmits.push_back(SipMessage::Request(request.clone()));
+        let outbox = Outbox::with_first(SipMessage::Request(request.clone()));
         let state = State::Calling(Calling {
             timer_a: (!reliable).then(|| Retransmit::first(now, &settings)),
             timer_b: now + settings.t1_x64(),
@@ -100,8 +98,7 @@ impl InviteClientTransaction {
             reliable,
             settings,
             state,
-            transmits,
-            events: VecDeque::new(),
+            outbox,
         }
     }
 
@@ -110,25 +107,17 @@ impl InviteClientTransaction {
         &self.request
     }
 
-    pub fn state(&self) -> TransactionState {
-        self.state.name()
-    }
-
-    pub fn is_terminated(&self) -> bool {
-        matches!(self.state, State::Terminated)
-    }
-
     /// A response matched to this transaction (§17.1.3).
     pub fn handle_response(&mut self, now: Instant, response: Response) {
         let code = response.status_code.code();
         let state = mem::replace(&mut self.state, State::Terminated);
         let next = match state {
             State::Calling(_) | State::Proceeding(_) if is_provisional(code) => {
-                self.events.push_back(ClientEvent::Provisional(response));
+                self.outbox.tell(ClientEvent::Provisional(response));
                 State::Proceeding(Proceeding)
             }
             State::Calling(_) | State::Proceeding(_) if is_success(code) => {
-                self.events.push_back(ClientEvent::Final(response));
+                self.outbox.tell(ClientEvent::Final(response));
                 State::Accepted(Accepted {
                     timer_m: now + self.settings.t1_x64(),
                 })
@@ -136,10 +125,10 @@ impl InviteClientTransaction {
             State::Calling(_) | State::Proceeding(_) => {
                 // 300-699: ACK it here, pass it up, absorb retransmissions (§17.1.1.2).
                 let ack = ack_for_non_2xx(&self.request, &response);
-                self.transmits.push_back(SipMessage::Request(ack.clone()));
-                self.events.push_back(ClientEvent::Final(response));
+                self.outbox.send(SipMessage::Request(ack.clone()));
+                self.outbox.tell(ClientEvent::Final(response));
                 if self.reliable {
-                    self.events.push_back(ClientEvent::Terminated);
+                    self.outbox.tell(ClientEvent::Terminated);
                     State::Terminated
                 } else {
                     State::Completed(Completed {
@@ -150,11 +139,11 @@ impl InviteClientTransaction {
             }
             State::Completed(c) if !is_provisional(code) && !is_success(code) => {
                 // A retransmitted failure: our ACK was lost, send it again.
-                self.transmits.push_back(SipMessage::Request(c.ack.clone()));
+                self.outbox.send(SipMessage::Request(c.ack.clone()));
                 State::Completed(c)
             }
             State::Accepted(a) if is_success(code) => {
-                self.events.push_back(ClientEvent::Final(response));
+                self.outbox.tell(ClientEvent::Final(response));
                 State::Accepted(a)
             }
             other => {
@@ -169,7 +158,7 @@ impl InviteClientTransaction {
     pub fn transport_error(&mut self, _now: Instant) {
         match self.state {
             State::Calling(_) | State::Proceeding(_) | State::Completed(_) => {
-                self.events.push_back(ClientEvent::TransportError);
+                self.outbox.tell(ClientEvent::TransportError);
                 self.terminate();
             }
             // Nothing is sent in Accepted; the dialog layer owns the ACK.
@@ -177,8 +166,38 @@ impl InviteClientTransaction {
         }
     }
 
-    /// When the next timer fires, and which.
-    pub fn poll_timeout(&self) -> Option<(Instant, InviteClientTimer)> {
+    fn terminate(&mut self) {
+        if !self.is_terminated() {
+            self.outbox.tell(ClientEvent::Terminated);
+            self.enter(State::Terminated);
+        }
+    }
+
+    fn enter(&mut self, next: State) {
+        let from = self.state.name();
+        self.state = next;
+        log_transition(Self::KIND, &self.branch, from, self.state.name());
+    }
+}
+
+impl Machine for InviteClientTransaction {
+    type Event = ClientEvent;
+    type Timer = InviteClientTimer;
+    const KIND: &'static str = "INVITE client transaction";
+
+    fn outbox(&mut self) -> &mut Outbox<ClientEvent> {
+        &mut self.outbox
+    }
+
+    fn state(&self) -> TransactionState {
+        self.state.name()
+    }
+
+    fn branch(&self) -> &str {
+        &self.branch
+    }
+
+    fn poll_timeout(&self) -> Option<(Instant, InviteClientTimer)> {
         match &self.state {
             State::Calling(c) => earliest(&[
                 (c.timer_a.map(|a| a.at), InviteClientTimer::A),
@@ -190,59 +209,22 @@ impl InviteClientTransaction {
         }
     }
 
-    /// Fires every timer due at `now`.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some((at, timer)) = self.poll_timeout() {
-            if at > now {
-                break;
-            }
-            self.fire(now, timer);
-        }
-    }
-
     fn fire(&mut self, now: Instant, timer: InviteClientTimer) {
-        debug!(branch = %self.branch, %timer, "timer fired");
         match (&mut self.state, timer) {
             (State::Calling(c), InviteClientTimer::A) => {
                 if let Some(a) = c.timer_a {
                     // §17.1.1.2: Timer A doubles without the T2 cap.
                     c.timer_a = Some(a.doubled(now, None));
-                    self.transmits
-                        .push_back(SipMessage::Request(self.request.clone()));
+                    self.outbox.send(SipMessage::Request(self.request.clone()));
                 }
             }
             (State::Calling(_), InviteClientTimer::B) => {
-                self.events.push_back(ClientEvent::Timeout);
+                self.outbox.tell(ClientEvent::Timeout);
                 self.terminate();
             }
             (State::Completed(_), InviteClientTimer::D)
             | (State::Accepted(_), InviteClientTimer::M) => self.terminate(),
             _ => {}
-        }
-    }
-
-    /// What to send now, in order.
-    pub fn poll_transmit(&mut self) -> Option<SipMessage> {
-        self.transmits.pop_front()
-    }
-
-    /// What to tell the transaction user, in order.
-    pub fn poll_event(&mut self) -> Option<ClientEvent> {
-        self.events.pop_front()
-    }
-
-    fn terminate(&mut self) {
-        if !self.is_terminated() {
-            self.events.push_back(ClientEvent::Terminated);
-            self.enter(State::Terminated);
-        }
-    }
-
-    fn enter(&mut self, next: State) {
-        let (from, to) = (self.state.name(), next.name());
-        self.state = next;
-        if from != to {
-            debug!(branch = %self.branch, %from, %to, "INVITE client transaction state");
         }
     }
 }

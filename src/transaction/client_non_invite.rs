@@ -8,12 +8,12 @@
 //! Timer E retransmits on unreliable transports: doubling up to T2 in Trying,
 //! every T2 once a provisional response has arrived (§17.1.2.2).
 
-use std::collections::VecDeque;
 use std::mem;
 use std::time::Instant;
 
 use tracing::debug;
 
+use super::machine::{log_transition, Machine, Outbox};
 use super::{
     earliest, is_provisional, ClientEvent, NonInviteClientTimer, Retransmit, TimerSettings,
     TransactionState,
@@ -67,8 +67,7 @@ pub struct NonInviteClientTransaction {
     reliable: bool,
     settings: TimerSettings,
     state: State,
-    transmits: VecDeque<SipMessage>,
-    events: VecDeque<ClientEvent>,
+    outbox: Outbox<ClientEvent>,
 }
 
 impl NonInviteClientTransaction {
@@ -76,8 +75,7 @@ impl NonInviteClientTransaction {
     /// Timer E (unreliable only) and Timer F are armed.
     pub fn new(now: Instant, request: Request, reliable: bool, settings: TimerSettings) -> Self {
         let branch = request.top_via().and_then(|v| v.branch).unwrap_or_default();
-        let mut transmits = VecDeque::new();
-        transmits.push_back(SipMessage::Request(request.clone()));
+        let outbox = Outbox::with_first(SipMessage::Request(request.clone()));
         let state = State::Trying(Trying {
             timer_e: (!reliable).then(|| Retransmit::first(now, &settings)),
             timer_f: now + settings.t1_x64(),
@@ -89,21 +87,12 @@ impl NonInviteClientTransaction {
             reliable,
             settings,
             state,
-            transmits,
-            events: VecDeque::new(),
+            outbox,
         }
     }
 
     pub fn request(&self) -> &Request {
         &self.request
-    }
-
-    pub fn state(&self) -> TransactionState {
-        self.state.name()
-    }
-
-    pub fn is_terminated(&self) -> bool {
-        matches!(self.state, State::Terminated)
     }
 
     /// A response matched to this transaction (§17.1.3).
@@ -115,13 +104,13 @@ impl NonInviteClientTransaction {
             | State::Proceeding(Proceeding { timer_e, timer_f })
                 if is_provisional(code) =>
             {
-                self.events.push_back(ClientEvent::Provisional(response));
+                self.outbox.tell(ClientEvent::Provisional(response));
                 State::Proceeding(Proceeding { timer_e, timer_f })
             }
             State::Trying(_) | State::Proceeding(_) => {
-                self.events.push_back(ClientEvent::Final(response));
+                self.outbox.tell(ClientEvent::Final(response));
                 if self.reliable {
-                    self.events.push_back(ClientEvent::Terminated);
+                    self.outbox.tell(ClientEvent::Terminated);
                     State::Terminated
                 } else {
                     State::Completed(Completed {
@@ -140,12 +129,47 @@ impl NonInviteClientTransaction {
     /// The transport failed to send the request (§17.1.4).
     pub fn transport_error(&mut self, _now: Instant) {
         if matches!(self.state, State::Trying(_) | State::Proceeding(_)) {
-            self.events.push_back(ClientEvent::TransportError);
+            self.outbox.tell(ClientEvent::TransportError);
             self.terminate();
         }
     }
 
-    pub fn poll_timeout(&self) -> Option<(Instant, NonInviteClientTimer)> {
+    fn retransmit(&mut self) {
+        self.outbox.send(SipMessage::Request(self.request.clone()));
+    }
+
+    fn terminate(&mut self) {
+        if !self.is_terminated() {
+            self.outbox.tell(ClientEvent::Terminated);
+            self.enter(State::Terminated);
+        }
+    }
+
+    fn enter(&mut self, next: State) {
+        let from = self.state.name();
+        self.state = next;
+        log_transition(Self::KIND, &self.branch, from, self.state.name());
+    }
+}
+
+impl Machine for NonInviteClientTransaction {
+    type Event = ClientEvent;
+    type Timer = NonInviteClientTimer;
+    const KIND: &'static str = "non-INVITE client transaction";
+
+    fn outbox(&mut self) -> &mut Outbox<ClientEvent> {
+        &mut self.outbox
+    }
+
+    fn state(&self) -> TransactionState {
+        self.state.name()
+    }
+
+    fn branch(&self) -> &str {
+        &self.branch
+    }
+
+    fn poll_timeout(&self) -> Option<(Instant, NonInviteClientTimer)> {
         match &self.state {
             State::Trying(Trying { timer_e, timer_f })
             | State::Proceeding(Proceeding { timer_e, timer_f }) => earliest(&[
@@ -157,17 +181,7 @@ impl NonInviteClientTransaction {
         }
     }
 
-    pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some((at, timer)) = self.poll_timeout() {
-            if at > now {
-                break;
-            }
-            self.fire(now, timer);
-        }
-    }
-
     fn fire(&mut self, now: Instant, timer: NonInviteClientTimer) {
-        debug!(branch = %self.branch, %timer, "timer fired");
         let t2 = self.settings.t2;
         match (&mut self.state, timer) {
             (State::Trying(s), NonInviteClientTimer::E) => {
@@ -179,39 +193,11 @@ impl NonInviteClientTransaction {
                 self.retransmit();
             }
             (State::Trying(_) | State::Proceeding(_), NonInviteClientTimer::F) => {
-                self.events.push_back(ClientEvent::Timeout);
+                self.outbox.tell(ClientEvent::Timeout);
                 self.terminate();
             }
             (State::Completed(_), NonInviteClientTimer::K) => self.terminate(),
             _ => {}
-        }
-    }
-
-    fn retransmit(&mut self) {
-        self.transmits
-            .push_back(SipMessage::Request(self.request.clone()));
-    }
-
-    pub fn poll_transmit(&mut self) -> Option<SipMessage> {
-        self.transmits.pop_front()
-    }
-
-    pub fn poll_event(&mut self) -> Option<ClientEvent> {
-        self.events.pop_front()
-    }
-
-    fn terminate(&mut self) {
-        if !self.is_terminated() {
-            self.events.push_back(ClientEvent::Terminated);
-            self.enter(State::Terminated);
-        }
-    }
-
-    fn enter(&mut self, next: State) {
-        let (from, to) = (self.state.name(), next.name());
-        self.state = next;
-        if from != to {
-            debug!(branch = %self.branch, %from, %to, "non-INVITE client transaction state");
         }
     }
 }

@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use tracing::{debug, warn};
 
+use super::machine::Machine;
 use super::{
     ClientEvent, ClientTransactionKey, InviteClientTransaction, InviteServerTransaction,
     NonInviteClientTransaction, NonInviteServerTransaction, ServerEvent, ServerReceipt,
@@ -652,19 +653,15 @@ impl TransactionLayer {
         let Some(entry) = self.servers.get_mut(&id) else {
             return;
         };
-        while let Some(message) =
-            delegate!(&mut entry.machine, ServerMachine, m => m.poll_transmit())
-        {
-            self.transmits.push_back(Transmit {
-                destination: entry.destination,
-                message,
-                transaction: Some(TransactionId::Server(id)),
-            });
-        }
-        while let Some(event) = delegate!(&mut entry.machine, ServerMachine, m => m.poll_event()) {
-            self.events
-                .push_back(TransactionEvent::Server { id, event });
-        }
+        let destination = entry.destination;
+        delegate!(&mut entry.machine, ServerMachine, m => drain(
+            m,
+            destination,
+            TransactionId::Server(id),
+            &mut self.transmits,
+            &mut self.events,
+            |event| TransactionEvent::Server { id, event },
+        ));
         if delegate!(&entry.machine, ServerMachine, m => m.is_terminated()) {
             let Some(entry) = self.servers.remove(&id) else {
                 return;
@@ -695,12 +692,12 @@ impl TransactionLayer {
         }
         let next =
             delegate!(&entry.machine, ServerMachine, m => m.poll_timeout().map(|(at, _)| at));
-        if next != entry.scheduled {
-            entry.scheduled = next;
-            if let Some(at) = next {
-                self.timers.push(Reverse((at, TransactionId::Server(id))));
-            }
-        }
+        reschedule(
+            &mut entry.scheduled,
+            next,
+            &mut self.timers,
+            TransactionId::Server(id),
+        );
     }
 
     /// As `pump_server`, plus the held-back CANCEL of an INVITE.
@@ -708,19 +705,15 @@ impl TransactionLayer {
         let Some(entry) = self.clients.get_mut(&id) else {
             return;
         };
-        while let Some(message) =
-            delegate!(&mut entry.machine, ClientMachine, m => m.poll_transmit())
-        {
-            self.transmits.push_back(Transmit {
-                destination: entry.destination,
-                message,
-                transaction: Some(TransactionId::Client(id)),
-            });
-        }
-        while let Some(event) = delegate!(&mut entry.machine, ClientMachine, m => m.poll_event()) {
-            self.events
-                .push_back(TransactionEvent::Client { id, event });
-        }
+        let destination = entry.destination;
+        delegate!(&mut entry.machine, ClientMachine, m => drain(
+            m,
+            destination,
+            TransactionId::Client(id),
+            &mut self.transmits,
+            &mut self.events,
+            |event| TransactionEvent::Client { id, event },
+        ));
         let state = delegate!(&entry.machine, ClientMachine, m => m.state());
         if let Some(CancelState::Pending(cancel_id)) = entry.cancel {
             match state {
@@ -759,11 +752,49 @@ impl TransactionLayer {
         }
         let next =
             delegate!(&entry.machine, ClientMachine, m => m.poll_timeout().map(|(at, _)| at));
-        if next != entry.scheduled {
-            entry.scheduled = next;
-            if let Some(at) = next {
-                self.timers.push(Reverse((at, TransactionId::Client(id))));
-            }
+        reschedule(
+            &mut entry.scheduled,
+            next,
+            &mut self.timers,
+            TransactionId::Client(id),
+        );
+    }
+}
+
+/// Moves a machine's output into the layer's queues, each message named by
+/// the transaction that sent it.
+fn drain<M: Machine>(
+    machine: &mut M,
+    destination: Destination,
+    transaction: TransactionId,
+    transmits: &mut VecDeque<Transmit>,
+    events: &mut VecDeque<TransactionEvent>,
+    wrap: impl Fn(M::Event) -> TransactionEvent,
+) {
+    while let Some(message) = machine.poll_transmit() {
+        transmits.push_back(Transmit {
+            destination,
+            message,
+            transaction: Some(transaction),
+        });
+    }
+    while let Some(event) = machine.poll_event() {
+        events.push_back(wrap(event));
+    }
+}
+
+/// Records a transaction's next deadline and queues it in the layer's heap
+/// when it changed (stale heap entries are skipped by `poll_timeout`).
+fn reschedule(
+    scheduled: &mut Option<Instant>,
+    next: Option<Instant>,
+    timers: &mut BinaryHeap<Reverse<(Instant, TransactionId)>>,
+    id: TransactionId,
+) {
+    if next != *scheduled {
+        *scheduled = next;
+        if let Some(at) = next {
+            timers.push(Reverse((at, id)));
         }
     }
 }

@@ -35,6 +35,9 @@
 //! `Terminated` after doing what the state's entry asks (sending the ACK,
 //! say), which is what a zero timer firing at once amounts to.
 //!
+//! What the four share (the output queues, the timer loop, the state log)
+//! is one trait, [`Machine`] (`machine.rs`).
+//!
 //! Every machine follows the crate's contract: `handle_*(now, input)`, then
 //! drain `poll_transmit()` and `poll_event()`, and sleep until
 //! `poll_timeout()`, calling `handle_timeout(now)` then.
@@ -79,6 +82,7 @@ mod client_invite;
 mod client_non_invite;
 mod key;
 mod layer;
+mod machine;
 mod server_invite;
 mod server_non_invite;
 #[cfg(test)]
@@ -94,6 +98,7 @@ pub use layer::{
     ClientTransactionId, RequestDisposition, ResponseDisposition, ServerTransactionId,
     TransactionEvent, TransactionId, TransactionLayer, Transmit,
 };
+pub use machine::{Machine, Outbox};
 pub use server_invite::InviteServerTransaction;
 pub use server_non_invite::NonInviteServerTransaction;
 

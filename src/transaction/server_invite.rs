@@ -14,12 +14,12 @@
 //! which it does by handing each retransmission to `respond` while the
 //! transaction is Accepted (RFC 6026 §8.5).
 
-use std::collections::VecDeque;
 use std::mem;
 use std::time::Instant;
 
 use tracing::debug;
 
+use super::machine::{log_transition, Machine, Outbox};
 use super::{
     earliest, is_provisional, is_success, InviteServerTimer, Retransmit, ServerEvent,
     ServerReceipt, TimerSettings, TransactionError, TransactionState,
@@ -82,8 +82,7 @@ pub struct InviteServerTransaction {
     reliable: bool,
     settings: TimerSettings,
     state: State,
-    transmits: VecDeque<SipMessage>,
-    events: VecDeque<ServerEvent>,
+    outbox: Outbox<ServerEvent>,
 }
 
 impl InviteServerTransaction {
@@ -99,8 +98,7 @@ impl InviteServerTransaction {
         settings: TimerSettings,
     ) -> Self {
         let trying = response_to(&request, 100, None);
-        let mut transmits = VecDeque::new();
-        transmits.push_back(SipMessage::Response(trying.clone()));
+        let outbox = Outbox::with_first(SipMessage::Response(trying.clone()));
         debug!(%branch, state = "Proceeding", "INVITE server transaction created");
         InviteServerTransaction {
             request,
@@ -110,22 +108,13 @@ impl InviteServerTransaction {
             state: State::Proceeding(Proceeding {
                 last_provisional: trying,
             }),
-            transmits,
-            events: VecDeque::new(),
+            outbox,
         }
     }
 
     /// The INVITE this transaction answers.
     pub fn request(&self) -> Option<&Request> {
         Some(&self.request)
-    }
-
-    pub fn state(&self) -> TransactionState {
-        self.state.name()
-    }
-
-    pub fn is_terminated(&self) -> bool {
-        matches!(self.state, State::Terminated)
     }
 
     /// A request that matched this transaction (§17.2.3): an INVITE
@@ -136,11 +125,9 @@ impl InviteServerTransaction {
         }
         match &self.state {
             State::Proceeding(p) => self
-                .transmits
-                .push_back(SipMessage::Response(p.last_provisional.clone())),
-            State::Completed(c) => self
-                .transmits
-                .push_back(SipMessage::Response(c.response.clone())),
+                .outbox
+                .send(SipMessage::Response(p.last_provisional.clone())),
+            State::Completed(c) => self.outbox.send(SipMessage::Response(c.response.clone())),
             // Accepted: absorbed without passing up (RFC 6026 §8.7).
             State::Confirmed(_) | State::Accepted(_) | State::Terminated => {}
         }
@@ -151,7 +138,7 @@ impl InviteServerTransaction {
         match &self.state {
             State::Completed(_) => {
                 let next = if self.reliable {
-                    self.events.push_back(ServerEvent::Terminated);
+                    self.outbox.tell(ServerEvent::Terminated);
                     State::Terminated
                 } else {
                     State::Confirmed(Confirmed {
@@ -213,25 +200,55 @@ impl InviteServerTransaction {
     }
 
     fn send(&mut self, response: &Response) {
-        self.transmits
-            .push_back(SipMessage::Response(response.clone()));
+        self.outbox.send(SipMessage::Response(response.clone()));
     }
 
     /// The transport failed to send a response (§17.2.4).
     pub fn transport_error(&mut self, _now: Instant) {
         match self.state {
             State::Proceeding(_) | State::Completed(_) => {
-                self.events.push_back(ServerEvent::TransportError);
+                self.outbox.tell(ServerEvent::TransportError);
                 self.terminate();
             }
             // A 2xx that failed to go out is the dialog layer's to retry;
             // Timer L still ends the transaction.
-            State::Accepted(_) => self.events.push_back(ServerEvent::TransportError),
+            State::Accepted(_) => self.outbox.tell(ServerEvent::TransportError),
             State::Confirmed(_) | State::Terminated => {}
         }
     }
 
-    pub fn poll_timeout(&self) -> Option<(Instant, InviteServerTimer)> {
+    fn terminate(&mut self) {
+        if !self.is_terminated() {
+            self.outbox.tell(ServerEvent::Terminated);
+            self.enter(State::Terminated);
+        }
+    }
+
+    fn enter(&mut self, next: State) {
+        let from = self.state.name();
+        self.state = next;
+        log_transition(Self::KIND, &self.branch, from, self.state.name());
+    }
+}
+
+impl Machine for InviteServerTransaction {
+    type Event = ServerEvent;
+    type Timer = InviteServerTimer;
+    const KIND: &'static str = "INVITE server transaction";
+
+    fn outbox(&mut self) -> &mut Outbox<ServerEvent> {
+        &mut self.outbox
+    }
+
+    fn state(&self) -> TransactionState {
+        self.state.name()
+    }
+
+    fn branch(&self) -> &str {
+        &self.branch
+    }
+
+    fn poll_timeout(&self) -> Option<(Instant, InviteServerTimer)> {
         match &self.state {
             State::Completed(c) => earliest(&[
                 (c.timer_g.map(|g| g.at), InviteServerTimer::G),
@@ -243,17 +260,7 @@ impl InviteServerTransaction {
         }
     }
 
-    pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some((at, timer)) = self.poll_timeout() {
-            if at > now {
-                break;
-            }
-            self.fire(now, timer);
-        }
-    }
-
     fn fire(&mut self, now: Instant, timer: InviteServerTimer) {
-        debug!(branch = %self.branch, %timer, "timer fired");
         let t2 = self.settings.t2;
         match (&mut self.state, timer) {
             (State::Completed(c), InviteServerTimer::G) => {
@@ -262,35 +269,12 @@ impl InviteServerTransaction {
                 self.send(&response);
             }
             (State::Completed(_), InviteServerTimer::H) => {
-                self.events.push_back(ServerEvent::Timeout);
+                self.outbox.tell(ServerEvent::Timeout);
                 self.terminate();
             }
             (State::Confirmed(_), InviteServerTimer::I)
             | (State::Accepted(_), InviteServerTimer::L) => self.terminate(),
             _ => {}
-        }
-    }
-
-    pub fn poll_transmit(&mut self) -> Option<SipMessage> {
-        self.transmits.pop_front()
-    }
-
-    pub fn poll_event(&mut self) -> Option<ServerEvent> {
-        self.events.pop_front()
-    }
-
-    fn terminate(&mut self) {
-        if !self.is_terminated() {
-            self.events.push_back(ServerEvent::Terminated);
-            self.enter(State::Terminated);
-        }
-    }
-
-    fn enter(&mut self, next: State) {
-        let (from, to) = (self.state.name(), next.name());
-        self.state = next;
-        if from != to {
-            debug!(branch = %self.branch, %from, %to, "INVITE server transaction state");
         }
     }
 }

@@ -9,12 +9,12 @@
 //! it); retransmitted requests are dropped in Trying and answered with the
 //! last response afterwards.
 
-use std::collections::VecDeque;
 use std::mem;
 use std::time::Instant;
 
 use tracing::debug;
 
+use super::machine::{log_transition, Machine, Outbox};
 use super::{
     is_provisional, NonInviteServerTimer, ServerEvent, ServerReceipt, TimerSettings,
     TransactionError, TransactionState,
@@ -68,8 +68,7 @@ pub struct NonInviteServerTransaction {
     reliable: bool,
     settings: TimerSettings,
     state: State,
-    transmits: VecDeque<SipMessage>,
-    events: VecDeque<ServerEvent>,
+    outbox: Outbox<ServerEvent>,
 }
 
 impl NonInviteServerTransaction {
@@ -89,8 +88,7 @@ impl NonInviteServerTransaction {
             reliable,
             settings,
             state: State::Trying(Trying),
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
+            outbox: Outbox::default(),
         }
     }
 
@@ -102,22 +100,10 @@ impl NonInviteServerTransaction {
     /// Frees what a completed transaction no longer needs once its output
     /// was taken: the request and the queues' buffers.
     pub fn shrink(&mut self) {
-        if matches!(self.state, State::Completed(_) | State::Terminated)
-            && self.transmits.is_empty()
-            && self.events.is_empty()
-        {
+        if matches!(self.state, State::Completed(_) | State::Terminated) && self.outbox.is_empty() {
             self.request = None;
-            self.transmits = VecDeque::new();
-            self.events = VecDeque::new();
+            self.outbox.release();
         }
-    }
-
-    pub fn state(&self) -> TransactionState {
-        self.state.name()
-    }
-
-    pub fn is_terminated(&self) -> bool {
-        matches!(self.state, State::Terminated)
     }
 
     /// A retransmission of the request (§17.2.2).
@@ -128,7 +114,7 @@ impl NonInviteServerTransaction {
             State::Trying(_) | State::Terminated => None,
         };
         if let Some(response) = last {
-            self.transmits.push_back(SipMessage::Response(response));
+            self.outbox.send(SipMessage::Response(response));
         }
         ServerReceipt::Absorbed
     }
@@ -139,14 +125,13 @@ impl NonInviteServerTransaction {
         let state = mem::replace(&mut self.state, State::Terminated);
         let next = match state {
             State::Trying(_) | State::Proceeding(_) => {
-                self.transmits
-                    .push_back(SipMessage::Response(response.clone()));
+                self.outbox.send(SipMessage::Response(response.clone()));
                 if is_provisional(code) {
                     State::Proceeding(Proceeding {
                         last_provisional: response,
                     })
                 } else if self.reliable {
-                    self.events.push_back(ServerEvent::Terminated);
+                    self.outbox.tell(ServerEvent::Terminated);
                     State::Terminated
                 } else {
                     State::Completed(Completed {
@@ -171,48 +156,51 @@ impl NonInviteServerTransaction {
     /// The transport failed to send a response (§17.2.4).
     pub fn transport_error(&mut self, _now: Instant) {
         if !self.is_terminated() {
-            self.events.push_back(ServerEvent::TransportError);
+            self.outbox.tell(ServerEvent::TransportError);
             self.terminate();
         }
     }
 
-    pub fn poll_timeout(&self) -> Option<(Instant, NonInviteServerTimer)> {
+    fn terminate(&mut self) {
+        if !self.is_terminated() {
+            self.outbox.tell(ServerEvent::Terminated);
+            self.enter(State::Terminated);
+        }
+    }
+
+    fn enter(&mut self, next: State) {
+        let from = self.state.name();
+        self.state = next;
+        log_transition(Self::KIND, &self.branch, from, self.state.name());
+    }
+}
+
+impl Machine for NonInviteServerTransaction {
+    type Event = ServerEvent;
+    type Timer = NonInviteServerTimer;
+    const KIND: &'static str = "non-INVITE server transaction";
+
+    fn outbox(&mut self) -> &mut Outbox<ServerEvent> {
+        &mut self.outbox
+    }
+
+    fn state(&self) -> TransactionState {
+        self.state.name()
+    }
+
+    fn branch(&self) -> &str {
+        &self.branch
+    }
+
+    fn poll_timeout(&self) -> Option<(Instant, NonInviteServerTimer)> {
         match &self.state {
             State::Completed(c) => Some((c.timer_j, NonInviteServerTimer::J)),
             _ => None,
         }
     }
 
-    pub fn handle_timeout(&mut self, now: Instant) {
-        if let Some((at, timer)) = self.poll_timeout() {
-            if at <= now {
-                debug!(branch = %self.branch, %timer, "timer fired");
-                self.terminate();
-            }
-        }
-    }
-
-    pub fn poll_transmit(&mut self) -> Option<SipMessage> {
-        self.transmits.pop_front()
-    }
-
-    pub fn poll_event(&mut self) -> Option<ServerEvent> {
-        self.events.pop_front()
-    }
-
-    fn terminate(&mut self) {
-        if !self.is_terminated() {
-            self.events.push_back(ServerEvent::Terminated);
-            self.enter(State::Terminated);
-        }
-    }
-
-    fn enter(&mut self, next: State) {
-        let (from, to) = (self.state.name(), next.name());
-        self.state = next;
-        if from != to {
-            debug!(branch = %self.branch, %from, %to, "non-INVITE server transaction state");
-        }
+    fn fire(&mut self, _now: Instant, _timer: NonInviteServerTimer) {
+        self.terminate();
     }
 }
 

@@ -14,12 +14,14 @@
 //! [`Transports::set_tls_target`]) and tells the endpoint which messages
 //! could not be sent, so their transactions fail at once (RFC 3261
 //! §17.1.4). Inbound stream connections are capped per source and per
-//! profile (`limits`).
+//! profile (`limits`). SIP over WebSocket (RFC 7118, `websocket`) hands its
+//! connections over the same way; it never opens one of its own.
 
 mod limits;
 mod stream;
 mod tls_client;
 mod tls_server;
+mod websocket;
 // setsockopt for the UDP receive buffer (libc FFI).
 #[allow(unsafe_code)]
 mod udp;
@@ -42,6 +44,9 @@ pub use stream::bind_stream;
 pub use tls_client::{tls_target, TlsClientError, TlsTarget};
 pub use tls_server::{load_tls_acceptor, TlsSetupError};
 pub use udp::bind_udp;
+pub use websocket::{
+    bind_websocket, normalise_origin, WebSocketPolicy, WsRefusal, WsRefusedCounts,
+};
 
 /// What reader tasks tell the endpoint task.
 #[derive(Debug)]
@@ -121,7 +126,10 @@ fn classify(bytes: &[u8], source: Source, settings: &ReaderSettings) -> Option<I
 /// message (a parsed message moves, its bytes are not copied again).
 #[derive(Clone)]
 pub struct InboundFanout {
+    /// Never empty (`new` refuses an empty list).
     workers: Arc<[mpsc::Sender<Inbound>]>,
+    /// The first worker, where a pick that cannot miss still needs a value.
+    first: mpsc::Sender<Inbound>,
     route: Arc<dyn Fn(&Inbound) -> usize + Send + Sync>,
 }
 
@@ -134,20 +142,23 @@ impl std::fmt::Debug for InboundFanout {
 }
 
 impl InboundFanout {
+    /// `None` without workers.
     pub fn new(
         workers: Vec<mpsc::Sender<Inbound>>,
         route: impl Fn(&Inbound) -> usize + Send + Sync + 'static,
-    ) -> Self {
-        assert!(!workers.is_empty(), "at least one endpoint worker");
-        InboundFanout {
+    ) -> Option<Self> {
+        let first = workers.first()?.clone();
+        Some(InboundFanout {
             workers: workers.into(),
+            first,
             route: Arc::new(route),
-        }
+        })
     }
 
     /// The worker channel for `inbound`.
     pub fn pick(&self, inbound: &Inbound) -> &mpsc::Sender<Inbound> {
-        &self.workers[(self.route)(inbound) % self.workers.len()]
+        let index = (self.route)(inbound) % self.workers.len();
+        self.workers.get(index).unwrap_or(&self.first)
     }
 
     /// Every worker's channel (connection news goes to all).
@@ -352,6 +363,13 @@ impl Transports {
             });
         let writer = match conn {
             Some(c) => c.writer.clone(),
+            // A browser does not listen: a WebSocket that closed is gone.
+            None if kind.is_websocket() => {
+                return Err(SendError::NoConnection {
+                    transport: kind,
+                    remote,
+                })
+            }
             None => match self.connecting.get(&(kind, remote)) {
                 Some(w) if !w.is_closed() => w.clone(),
                 _ => {

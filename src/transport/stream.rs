@@ -1,4 +1,6 @@
 //! Stream transports (TCP and TLS): accept, frame, keep alive, close when idle.
+//! The accept loop and its caps serve the WebSocket listeners too
+//! (`websocket.rs`).
 //!
 //! Each connection is one task that owns both halves: it reads and frames
 //! (§18.3), answers RFC 5626 double-CRLF pings with a CRLF, writes what the
@@ -13,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
@@ -25,13 +27,14 @@ use crate::net::{Source, TransportKind};
 use crate::sip::{Frame, StreamFramer};
 
 /// Messages queued for one connection before the endpoint starts dropping.
-const WRITER_QUEUE: usize = 1024;
+pub(super) const WRITER_QUEUE: usize = 1024;
 
 /// How long an outbound connection (TCP connect and TLS handshake) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How long an inbound TLS handshake may take.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an inbound TLS handshake may take (and, on a `wss` listener,
+/// the TLS and WebSocket handshakes together).
+pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long accepting pauses after an error (out of file descriptors, say):
 /// retrying at once would spin a core while nothing can be accepted.
@@ -46,6 +49,68 @@ pub async fn bind_stream(
 ) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(address).await?;
     let local = listener.local_addr()?;
+    let limits = settings.limits.clone();
+    spawn_accept_loop(listener, limits, move |tcp, remote, permit| {
+        let (settings, tx, tls) = (settings.clone(), tx.clone(), tls.clone());
+        async move {
+            match tls {
+                None => {
+                    run_connection(
+                        tcp,
+                        TransportKind::Tcp,
+                        local,
+                        remote,
+                        settings,
+                        tx,
+                        None,
+                        Some(permit),
+                    )
+                    .await
+                }
+                Some(acceptor) => {
+                    // A peer that connects and never completes the
+                    // handshake holds its place for seconds, not for
+                    // as long as an idle connection may stay.
+                    let bound = settings.idle_timeout.min(HANDSHAKE_TIMEOUT);
+                    let handshake = tokio::time::timeout(bound, acceptor.accept(tcp));
+                    match handshake.await {
+                        Ok(Ok(stream)) => {
+                            run_connection(
+                                stream,
+                                TransportKind::Tls,
+                                local,
+                                remote,
+                                settings,
+                                tx,
+                                None,
+                                Some(permit),
+                            )
+                            .await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::info!(%remote, error = %e, "tls handshake failed")
+                        }
+                        Err(_) => tracing::info!(%remote, "tls handshake timed out"),
+                    }
+                }
+            }
+        }
+    });
+    Ok(local)
+}
+
+/// The accept loop every inbound stream listener shares (TCP, TLS, WS,
+/// WSS): each accepted connection takes a place under the profile's
+/// `limits` or is closed at once, then `serve` runs it on a task of its
+/// own, holding the place until it ends.
+pub(super) fn spawn_accept_loop<F, Fut>(
+    listener: TcpListener,
+    limits: std::sync::Arc<super::ConnectionLimits>,
+    serve: F,
+) where
+    F: Fn(TcpStream, SocketAddr, Permit) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     tokio::spawn(async move {
         // Refusals of a burst not logged yet: logged once the interval allows.
         let mut unlogged = false;
@@ -54,7 +119,7 @@ pub async fn bind_stream(
             let accepted = tokio::select! {
                 a = listener.accept() => a,
                 _ = flush, if unlogged => {
-                    unlogged = settings.limits.flush_report(std::time::Instant::now());
+                    unlogged = limits.flush_report(std::time::Instant::now());
                     continue;
                 }
             };
@@ -68,10 +133,7 @@ pub async fn bind_stream(
             };
             // Past a cap the connection is closed before it costs anything
             // more (the refusal is counted and logged by the limits).
-            let permit = match settings
-                .limits
-                .try_acquire(remote.ip(), std::time::Instant::now())
-            {
+            let permit = match limits.try_acquire(remote.ip(), std::time::Instant::now()) {
                 Ok(p) => p,
                 Err(_) => {
                     drop(tcp);
@@ -80,53 +142,9 @@ pub async fn bind_stream(
                 }
             };
             let _ = tcp.set_nodelay(true);
-            let (settings, tx, tls) = (settings.clone(), tx.clone(), tls.clone());
-            tokio::spawn(async move {
-                match tls {
-                    None => {
-                        run_connection(
-                            tcp,
-                            TransportKind::Tcp,
-                            local,
-                            remote,
-                            settings,
-                            tx,
-                            None,
-                            Some(permit),
-                        )
-                        .await
-                    }
-                    Some(acceptor) => {
-                        // A peer that connects and never completes the
-                        // handshake holds its place for seconds, not for
-                        // as long as an idle connection may stay.
-                        let bound = settings.idle_timeout.min(HANDSHAKE_TIMEOUT);
-                        let handshake = tokio::time::timeout(bound, acceptor.accept(tcp));
-                        match handshake.await {
-                            Ok(Ok(stream)) => {
-                                run_connection(
-                                    stream,
-                                    TransportKind::Tls,
-                                    local,
-                                    remote,
-                                    settings,
-                                    tx,
-                                    None,
-                                    Some(permit),
-                                )
-                                .await
-                            }
-                            Ok(Err(e)) => {
-                                tracing::info!(%remote, error = %e, "tls handshake failed")
-                            }
-                            Err(_) => tracing::info!(%remote, "tls handshake timed out"),
-                        }
-                    }
-                }
-            });
+            tokio::spawn(serve(tcp, remote, permit));
         }
     });
-    Ok(local)
 }
 
 /// Opens a connection of our own (to a trunk, or a phone whose connection
@@ -150,7 +168,7 @@ pub fn connect_stream(
             TransportKind::Tcp
         };
         let connect = async {
-            let tcp = tokio::net::TcpStream::connect(remote)
+            let tcp = TcpStream::connect(remote)
                 .await
                 .map_err(|e| format!("connect: {e}"))?;
             let _ = tcp.set_nodelay(true);
@@ -244,14 +262,14 @@ async fn run_connection<S: AsyncRead + AsyncWrite + Unpin>(
         // framer refuses the byte over).
         let room = framer.room().min(buf.len());
         tokio::select! {
-            read = rd.read(&mut buf[..room]) => {
+            read = rd.read(buf.get_mut(..room).unwrap_or_default()) => {
                 let n = match read {
                     Ok(0) => break "closed by peer",
                     Ok(n) => n,
                     Err(_) => break "read error",
                 };
                 deadline = Instant::now() + settings.idle_timeout;
-                framer.push(&buf[..n]);
+                framer.push(buf.get(..n).unwrap_or_default());
                 let mut failed = None;
                 loop {
                     match framer.next_frame() {

@@ -43,7 +43,9 @@ pub async fn bind_udp(
                 remote,
                 connection: None,
             };
-            let data = &buf[..n];
+            let Some(data) = buf.get(..n) else {
+                continue;
+            };
             // RFC 5626 keep-alives on UDP are bare CRLFs: nothing to parse.
             if data.iter().all(|b| matches!(b, b'\r' | b'\n' | 0)) {
                 continue;

@@ -1,5 +1,6 @@
 //! Interop harness: the switch on its shipped configuration, driven by real
-//! user agents (baresip, PJSIP's pjsua2, Kamailio as an edge proxy).
+//! user agents (baresip, PJSIP's pjsua2, Kamailio as an edge proxy, JsSIP
+//! in headless Chromium over WebSocket).
 //!
 //! Each peer has one file here; the test binaries `tests/interop_*.rs` pull
 //! this folder in with `#[path]`. A peer that is not installed fails the test
@@ -8,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod baresip;
+pub mod jssip;
 pub mod kamailio;
 pub mod pjsua;
 pub mod shipped;

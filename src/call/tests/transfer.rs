@@ -214,3 +214,25 @@ fn blind_transfer_without_a_hold_sends_no_reinvite() {
         "no re-INVITE to the transferee"
     );
 }
+
+/// A Replaces whose escapes are cut short before a character of two bytes
+/// (`%4é`) is no dialog the switch knows: 481, and the call goes on. (The
+/// decoder once sliced the text mid-character there: a panic a peer could
+/// cause with one header.)
+#[test]
+fn a_refer_with_a_broken_escape_in_its_replaces_is_refused_not_a_panic() {
+    let mut w = world();
+    let _call = bridged_call(&mut w);
+    w.receive(
+        from_callee(
+            &w,
+            "REFER",
+            2,
+            "Refer-To: <sip:1003@127.0.0.1?Replaces=abc%4\u{e9};to-tag=1;from-tag=2>\r\n",
+            "",
+        ),
+        source(6012),
+    );
+    assert_eq!(w.last_answer_code(), 481);
+    assert_eq!(w.calls.call_count(), 1, "the call is still up");
+}

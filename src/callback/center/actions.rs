@@ -10,7 +10,7 @@ use super::Center;
 use crate::call::{CallCommand, CallId, LegRole, Originate};
 use crate::callback::action::{ActionError, InteractionAction, Reply};
 use crate::callback::call_record::CallRecord;
-use crate::callback::model::{AgentState, HistoryKind, InteractionId, State, Write};
+use crate::callback::model::{AgentState, HistoryKind, InteractionId, State};
 use crate::callback::settings::Privilege;
 
 /// The agent's phone is leg A of the voice call, the contact leg B.
@@ -25,8 +25,8 @@ impl Center {
         agent: &str,
         action: InteractionAction,
     ) -> Result<Reply, ActionError> {
-        self.require(agent, Privilege::UseChannel)?;
-        let live = self.get(id)?;
+        self.agents.require(agent, Privilege::UseChannel)?;
+        let live = self.interactions.find(id)?;
         if live.cb.agent.as_deref() != Some(agent) {
             return Err(ActionError::NotOwner {
                 id: id.clone(),
@@ -54,14 +54,14 @@ impl Center {
                 if state != State::Offered {
                     return Err(wrong());
                 }
-                let live = self.get(id)?;
+                let live = self.interactions.find(id)?;
                 if live.auto_accept && !live.options.auto_answer_enable_reject {
                     return Err(ActionError::WrongState {
                         action: name.into(),
                         state: "auto-answer without reject".into(),
                     });
                 }
-                self.history(
+                self.out.history(
                     id,
                     now,
                     HistoryKind::Rejected {
@@ -89,14 +89,21 @@ impl Center {
                     InteractionAction::Retrieve => state == State::OnHold,
                     _ => matches!(state, State::Connected | State::OnHold),
                 };
-                let Some(call) = self.get(id)?.cb.call_id.clone().filter(|_| fits) else {
+                let Some(call) = self
+                    .interactions
+                    .find(id)?
+                    .cb
+                    .call_id
+                    .clone()
+                    .filter(|_| fits)
+                else {
                     return Err(wrong());
                 };
                 let call = CallId(call);
                 let Some((command, detail)) = control_command(call.clone(), action) else {
                     return Err(wrong());
                 };
-                self.history(
+                self.out.history(
                     id,
                     now,
                     HistoryKind::Control {
@@ -105,10 +112,10 @@ impl Center {
                         detail,
                     },
                 );
-                self.commands.push_back(command);
+                self.out.command(command);
             }
             InteractionAction::EndCall => {
-                let call = self.get(id)?.cb.call_id.clone();
+                let call = self.interactions.find(id)?.cb.call_id.clone();
                 let Some(call) = call.filter(|_| {
                     matches!(
                         state,
@@ -117,7 +124,7 @@ impl Center {
                 }) else {
                     return Err(wrong());
                 };
-                self.history(
+                self.out.history(
                     id,
                     now,
                     HistoryKind::Control {
@@ -127,8 +134,7 @@ impl Center {
                     },
                 );
                 self.hangup_asked(id, now, &call);
-                self.commands
-                    .push_back(CallCommand::Hangup { call: CallId(call) });
+                self.out.command(CallCommand::Hangup { call: CallId(call) });
             }
             InteractionAction::Done { disposition } => {
                 if state != State::ReadyToCall || has_call {
@@ -137,13 +143,13 @@ impl Center {
                 if !called {
                     // Closing it without ever calling the contact is what
                     // `mark-done` does, and needs its privilege.
-                    self.require(agent, Privilege::MarkDone)?;
+                    self.agents.require(agent, Privilege::MarkDone)?;
                 }
                 if disposition.is_some() {
-                    self.require(agent, Privilege::SetDisposition)?;
+                    self.agents.require(agent, Privilege::SetDisposition)?;
                 }
                 if let Some(code) = &disposition {
-                    self.history(
+                    self.out.history(
                         id,
                         now,
                         HistoryKind::Disposition {
@@ -158,29 +164,31 @@ impl Center {
                 if !before_call {
                     return Err(wrong());
                 }
-                self.require(agent, Privilege::MarkDone)?;
+                self.agents.require(agent, Privilege::MarkDone)?;
                 self.finish(now, id, State::Done, None, "marked done");
             }
             InteractionAction::Decline => {
                 if !before_call {
                     return Err(wrong());
                 }
-                self.require(agent, Privilege::Decline)?;
+                self.agents.require(agent, Privilege::Decline)?;
                 self.finish(now, id, State::Declined, None, "declined");
             }
             InteractionAction::Reschedule { at, number } => {
                 if !before_call {
                     return Err(wrong());
                 }
-                self.require(agent, Privilege::Reschedule)?;
+                self.agents.require(agent, Privilege::Reschedule)?;
                 if !reached {
-                    self.require(agent, Privilege::RescheduleBeforeCall)?;
+                    self.agents
+                        .require(agent, Privilege::RescheduleBeforeCall)?;
                 }
                 let number = self.new_number(id, number)?;
                 super::requests::scheduled_time_in_window(at, now)?;
-                let current = self.get(id)?.cb.callback_numbers.first().cloned();
-                if number.is_some() && number != current {
-                    self.require(agent, Privilege::RescheduleOnNewNumber)?;
+                let current = self.interactions.find(id)?.cb.request.first_number();
+                if number.as_deref().is_some_and(|n| Some(n) != current) {
+                    self.agents
+                        .require(agent, Privilege::RescheduleOnNewNumber)?;
                 }
                 self.release_agent(id, now);
                 self.reschedule_to(id, now, at, number, &format!("agent {agent}"))?;
@@ -188,23 +196,18 @@ impl Center {
             }
         }
         // A finished interaction is no longer live; answer with its last record.
-        match self.live.get(id) {
+        match self.interactions.get(id) {
             Some(l) => Ok(Reply::Callback(Box::new(l.cb.clone()))),
             None => self
-                .writes
-                .iter()
-                .rev()
-                .find_map(|w| match w {
-                    Write::Callback(cb) if cb.id == *id => Some(cb.clone()),
-                    _ => None,
-                })
+                .out
+                .last_saved(id)
                 .map(Reply::Callback)
                 .ok_or_else(|| ActionError::NoCallback(id.clone())),
         }
     }
 
     pub(super) fn accept(&mut self, now: Timestamp, id: &InteractionId) {
-        let Some(live) = self.live.get_mut(id) else {
+        let Some(live) = self.interactions.get_mut(id) else {
             return;
         };
         live.offer_deadline = None;
@@ -213,7 +216,7 @@ impl Center {
         live.attempts_at_accept = Some(live.cb.attempts);
         let auto_dial = live.options.auto_dial;
         let agent = live.cb.agent.clone().unwrap_or_default();
-        self.history(id, now, HistoryKind::Accepted { agent });
+        self.out.history(id, now, HistoryKind::Accepted { agent });
         self.transition(id, now, State::ReadyToCall, "accepted");
         if auto_dial {
             if let Err(e) = self.place_call(now, id) {
@@ -230,7 +233,7 @@ impl Center {
         id: &InteractionId,
     ) -> Result<(), ActionError> {
         let live = self
-            .live
+            .interactions
             .get_mut(id)
             .ok_or_else(|| ActionError::NoCallback(id.clone()))?;
         let agent = live
@@ -241,9 +244,10 @@ impl Center {
                 action: "call".into(),
                 state: "no agent".into(),
             })?;
-        let n = live.cb.callback_numbers.len().max(1);
+        let n = live.cb.request.callback_numbers.len().max(1);
         let number = live
             .cb
+            .request
             .callback_numbers
             .get(live.cb.attempts as usize % n)
             .cloned()
@@ -256,11 +260,11 @@ impl Center {
         let call = CallId(format!("wcb-{:016x}", rand::random::<u64>()));
         live.cb.call_id = Some(call.0.clone());
         live.cb.dialled_number = Some(number.clone());
-        let caller_id = live.cb.caller_id.clone();
-        let caller_id_name = live.cb.caller_id_name.clone();
-        self.by_call.insert(call.0.clone(), id.clone());
+        let caller_id = live.cb.request.caller_id.clone();
+        let caller_id_name = live.cb.request.caller_id_name.clone();
+        self.interactions.bind_call(&call.0, id);
         self.call_placed(id, CallRecord::placed(&call.0, &agent, &number, now));
-        self.history(
+        self.out.history(
             id,
             now,
             HistoryKind::Attempt {
@@ -270,7 +274,7 @@ impl Center {
                 agent: agent.clone(),
             },
         );
-        self.commands.push_back(CallCommand::Originate(Originate {
+        self.out.command(CallCommand::Originate(Originate {
             call: Some(call),
             a: agent.clone(),
             b: number,
@@ -289,7 +293,7 @@ impl Center {
     /// back in its queue for someone else.
     pub(super) fn requeue_from_agent(&mut self, id: &InteractionId, now: Timestamp, reason: &str) {
         if let Some(agent) = self.release_agent(id, now) {
-            if let Some(l) = self.live.get_mut(id) {
+            if let Some(l) = self.interactions.get_mut(id) {
                 l.offer_deadline = None;
                 l.auto_accept = false;
             }
@@ -310,7 +314,7 @@ impl Center {
         disposition: Option<String>,
         reason: &str,
     ) {
-        let Some(live) = self.live.get_mut(id) else {
+        let Some(live) = self.interactions.get_mut(id) else {
             return;
         };
         let queue = match to {
@@ -327,9 +331,8 @@ impl Center {
         let handled = live
             .accepted_at
             .map(|at| now.duration_since(at).as_secs().max(0) as u64);
-        let queue_id = live.cb.queue_id.clone();
         if let Some(secs) = handled {
-            self.record_handle_time(&queue_id, secs);
+            self.handle_times.record(&live.cb.request.queue_id, secs);
         }
         let agent = self.release_agent(id, now);
         self.transition(id, now, to, reason);

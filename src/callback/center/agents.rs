@@ -1,7 +1,9 @@
 //! Agent login and states: logged out, Ready, Not Ready with a reason,
 //! Engaged on a call, Working in after-call work. The `login.webcallback.*`
 //! options (docs/web-callbacks.md, Agents) decide where a login lands and whether the
-//! channel may be left with interactions open.
+//! channel may be left with interactions open. This file decides which
+//! moves an action allows; the agents' state and what a move records are
+//! `roster`'s.
 
 use jiff::Timestamp;
 
@@ -17,14 +19,14 @@ impl Center {
         agent: &str,
         action: AgentAction,
     ) -> Result<Reply, ActionError> {
-        let state = self.agent_settings(agent)?.record.state;
+        let state = self.agents.find(agent)?.record.state;
         let wrong = |action: &str| ActionError::WrongState {
             action: action.to_string(),
             state: state.to_string(),
         };
         match action {
             AgentAction::Login => {
-                self.require(agent, Privilege::UseChannel)?;
+                self.agents.require(agent, Privilege::UseChannel)?;
                 if state != AgentState::LoggedOut {
                     return Err(wrong("login"));
                 }
@@ -52,7 +54,7 @@ impl Center {
                 if state == AgentState::LoggedOut {
                     return Err(wrong("logout"));
                 }
-                let owns = self.agent_settings(agent)?.owns.clone();
+                let owns = self.agents.find(agent)?.owns().to_vec();
                 if !owns.is_empty() {
                     if !self.settings.login.can_unactivate_channel {
                         return Err(ActionError::WrongState {
@@ -60,10 +62,11 @@ impl Center {
                             state: format!("{} interaction(s) open", owns.len()),
                         });
                     }
-                    if owns
-                        .iter()
-                        .any(|id| self.live.get(id).is_some_and(|l| l.cb.call_id.is_some()))
-                    {
+                    if owns.iter().any(|id| {
+                        self.interactions
+                            .get(id)
+                            .is_some_and(|l| l.cb.call_id.is_some())
+                    }) {
                         return Err(ActionError::WrongState {
                             action: "logout".into(),
                             state: "on a call".into(),
@@ -89,7 +92,7 @@ impl Center {
         let Some(a) = self.agents.get(agent) else {
             return;
         };
-        if !a.owns.is_empty() {
+        if !a.owns().is_empty() {
             return;
         }
         match a.record.state {

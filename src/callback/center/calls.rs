@@ -3,7 +3,8 @@
 //! attempt retried by the queue's policy when the interaction dials by
 //! itself, the call's end putting the agent in after-call work, a transfer
 //! parking the parent interaction. Each event also updates the call's own
-//! record (`endcall`).
+//! record (`endcall`). Which interaction a call is for is `interactions`'
+//! index, filed when the call is placed (`actions::place_call`).
 
 use jiff::Timestamp;
 
@@ -16,13 +17,13 @@ use crate::callback::schedule::{self, Outcome, RetryDecision};
 impl Center {
     pub(super) fn call_event(&mut self, now: Timestamp, event: &CallEvent) {
         let call = event.call().0.clone();
-        let Some(id) = self.by_call.get(&call).cloned() else {
+        let Some(id) = self.interactions.call_owner(&call).cloned() else {
             return;
         };
         if matches!(event, CallEvent::Ended { .. }) {
-            self.by_call.remove(&call);
+            self.interactions.unbind_call(&call);
         }
-        let Some(state) = self.live.get(&id).map(|l| l.cb.state) else {
+        let Some(state) = self.interactions.get(&id).map(|l| l.cb.state) else {
             return;
         };
         self.record_call_event(&id, now, event);
@@ -56,7 +57,7 @@ impl Center {
     ) {
         match (to, event) {
             (State::Connected, _) => {
-                if let Some(l) = self.live.get_mut(id) {
+                if let Some(l) = self.interactions.get_mut(id) {
                     l.reached = true;
                 }
                 self.transition(id, now, to, reason);
@@ -69,7 +70,7 @@ impl Center {
                 },
             ) => {
                 // The contact was never called: the attempt does not count.
-                if let Some(l) = self.live.get_mut(id) {
+                if let Some(l) = self.interactions.get_mut(id) {
                     l.cb.attempts = l.cb.attempts.saturating_sub(1);
                 }
                 self.transition(id, now, to, reason);
@@ -98,21 +99,21 @@ impl Center {
         outcome: Outcome,
         reason: &str,
     ) {
-        let Some(live) = self.live.get(id) else {
+        let Some(live) = self.interactions.get(id) else {
             return;
         };
         if !live.options.auto_dial {
             self.transition(id, now, State::ReadyToCall, reason);
             return;
         }
-        let decision = match self.queue(&live.cb.queue_id) {
+        let decision = match self.queue(&live.cb.request.queue_id) {
             Some(q) => {
                 schedule::after_attempt(q, outcome, live.cb.attempts, now, live.cb.expires_at)
             }
             None => RetryDecision::GiveUp,
         };
         let agent = self.release_agent(id, now);
-        if let Some(l) = self.live.get_mut(id) {
+        if let Some(l) = self.interactions.get_mut(id) {
             l.cb.call_id = None;
         }
         match decision {
@@ -132,7 +133,7 @@ impl Center {
     /// The voice call is over: the interaction has no call, and its agent
     /// (if it still owns it) is in after-call work.
     fn call_over(&mut self, id: &InteractionId, now: Timestamp, call: &str) {
-        let Some(live) = self.live.get_mut(id) else {
+        let Some(live) = self.interactions.get_mut(id) else {
             return;
         };
         if live.cb.call_id.as_deref() == Some(call) {
@@ -141,11 +142,7 @@ impl Center {
         let agent = live.cb.agent.clone();
         self.save(id, now);
         if let Some(agent) = agent {
-            if self
-                .agents
-                .get(&agent)
-                .is_some_and(|a| a.record.state == AgentState::Engaged)
-            {
+            if self.agents.state(&agent) == Some(AgentState::Engaged) {
                 self.set_agent_state(&agent, now, AgentState::Working, None);
             }
         }
@@ -200,7 +197,7 @@ impl Center {
                 }
             }
         };
-        self.history(id, now, kind);
+        self.out.history(id, now, kind);
     }
 
     pub(super) fn command_failed(
@@ -216,11 +213,11 @@ impl Center {
         let Some(call) = &o.call else {
             return;
         };
-        let Some(id) = self.by_call.remove(&call.0) else {
+        let Some(id) = self.interactions.unbind_call(&call.0) else {
             return;
         };
         self.call_refused(&id, &call.0);
-        self.history(
+        self.out.history(
             &id,
             now,
             HistoryKind::Leg {
@@ -230,7 +227,7 @@ impl Center {
                 status: None,
             },
         );
-        let agent = match self.live.get_mut(&id) {
+        let agent = match self.interactions.get_mut(&id) {
             Some(l) if l.cb.state == State::Establishing => {
                 l.cb.call_id = None;
                 l.cb.attempts = l.cb.attempts.saturating_sub(1);

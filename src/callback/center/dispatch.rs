@@ -3,13 +3,13 @@
 //! decides who), one at a time, so no interaction is ever offered to two
 //! agents at once. An offer ends by accept, reject, its timeout
 //! (redirected, the agent optionally set Not Ready) or auto-answer when its
-//! preview timer runs out.
+//! preview timer runs out. The timers themselves are `timers`'.
 
 use jiff::{SignedDuration, Timestamp};
 
 use super::{Center, Timer};
 use crate::callback::model::{
-    AgentState, DesktopEventKind, HistoryKind, InteractionId, PreviewField, State,
+    AgentState, Callback, DesktopEventKind, HistoryKind, InteractionId, PreviewField, State,
 };
 use crate::callback::{options, routing, schedule};
 
@@ -17,39 +17,25 @@ impl Center {
     /// Offers queued callbacks to free agents, best callback first.
     pub(super) fn dispatch(&mut self, now: Timestamp) {
         if !std::mem::take(&mut self.offerable)
-            || self.queued.is_empty()
-            || !self.agents.values().any(is_free)
+            || !self.interactions.has_queued()
+            || !self.agents.any_free()
         {
             return;
         }
-        let mut order: Vec<&crate::callback::model::Callback> = self
-            .queued
-            .iter()
-            .filter_map(|id| self.live.get(id).map(|l| &l.cb))
-            .collect();
+        let mut order: Vec<&Callback> = self.interactions.queued().collect();
         routing::order_queue(&mut order);
         let order: Vec<InteractionId> = order.into_iter().map(|c| c.id.clone()).collect();
         for id in order {
-            if !self.agents.values().any(is_free) {
+            if !self.agents.any_free() {
                 break;
             }
-            let Some(live) = self.live.get(&id) else {
+            let Some(live) = self.interactions.get(&id) else {
                 continue;
             };
-            let Some(queue) = self.queue(&live.cb.queue_id) else {
+            let Some(queue) = self.queue(&live.cb.request.queue_id) else {
                 continue;
             };
-            let candidates: Vec<routing::Candidate<'_>> = self
-                .agents
-                .values()
-                .map(|a| routing::Candidate {
-                    settings: &a.settings,
-                    state: a.record.state,
-                    idle_since: a.record.idle_since,
-                    registered: !a.contacts.is_empty(),
-                    busy: !a.owns.is_empty(),
-                })
-                .collect();
+            let candidates = self.agents.candidates();
             let excluded: Vec<String> = live
                 .excluded
                 .iter()
@@ -70,17 +56,39 @@ impl Center {
         let until = now
             .checked_add(span(self.settings.exclusion))
             .unwrap_or(Timestamp::MAX);
-        let Some(l) = self.live.get_mut(id) else {
+        let Some(l) = self.interactions.get_mut(id) else {
             return;
         };
         l.excluded.retain(|(a, _)| a != agent);
         l.excluded.push((agent.to_string(), until));
-        self.timers.insert((until, Timer::Exclusion(id.clone())));
+        self.timers.at(until, Timer::Exclusion(id.clone()));
+    }
+
+    /// Puts a callback in a waiting state until `due`: queued at once when
+    /// due now, otherwise `waiting` with a timer.
+    pub(super) fn wait_until(
+        &mut self,
+        id: &InteractionId,
+        now: Timestamp,
+        due: Timestamp,
+        waiting: State,
+        reason: &str,
+    ) {
+        if let Some(l) = self.interactions.get_mut(id) {
+            l.cb.due_at = due;
+            l.offer_deadline = None;
+        }
+        if due <= now {
+            self.transition(id, now, State::Queued, reason);
+        } else {
+            self.transition(id, now, waiting, reason);
+            self.timers.at(due, Timer::Due(id.clone()));
+        }
     }
 
     fn offer(&mut self, id: &InteractionId, agent: &str, now: Timestamp) {
         let offer_timeout = self.settings.offer_timeout;
-        let Some(live) = self.live.get_mut(id) else {
+        let Some(live) = self.interactions.get_mut(id) else {
             return;
         };
         live.cb.agent = Some(agent.to_string());
@@ -97,10 +105,8 @@ impl Center {
                 .into_iter()
                 .map(|(name, value)| PreviewField { name, value })
                 .collect();
-        if let Some(a) = self.agents.get_mut(agent) {
-            a.owns.push(id.clone());
-        }
-        self.history(
+        self.agents.take(agent, id);
+        self.out.history(
             id,
             now,
             HistoryKind::Offered {
@@ -108,7 +114,7 @@ impl Center {
             },
         );
         self.transition(id, now, State::Offered, &format!("offered to {agent}"));
-        self.emit(
+        self.out.emit(
             now,
             DesktopEventKind::Offer {
                 id: id.clone(),
@@ -121,17 +127,17 @@ impl Center {
         if auto_accept && deadline <= now {
             self.accept(now, id);
         } else {
-            self.timers.insert((deadline, Timer::Offer(id.clone())));
+            self.timers.at(deadline, Timer::Offer(id.clone()));
         }
     }
 
     pub(super) fn offer_timed_out(&mut self, id: &InteractionId, now: Timestamp) {
-        let Some(live) = self.live.get(id) else {
+        let Some(live) = self.interactions.get(id) else {
             return;
         };
         let agent = live.cb.agent.clone().unwrap_or_default();
         let reason = live.options.not_ready_on_offer_timeout.clone();
-        self.history(
+        self.out.history(
             id,
             now,
             HistoryKind::OfferTimedOut {
@@ -140,11 +146,7 @@ impl Center {
         );
         self.requeue_from_agent(id, now, "offer timed out");
         if let Some(reason) = reason {
-            if self
-                .agents
-                .get(&agent)
-                .is_some_and(|a| a.record.state == AgentState::Ready)
-            {
+            if self.agents.state(&agent) == Some(AgentState::Ready) {
                 self.set_agent_state(&agent, now, AgentState::NotReady, Some(reason));
             }
         }
@@ -155,12 +157,14 @@ impl Center {
     pub(super) fn fire(&mut self, now: Timestamp, timer: Timer) {
         match timer {
             Timer::Due(id) => {
-                let Some(l) = self.live.get(&id) else { return };
+                let Some(l) = self.interactions.get(&id) else {
+                    return;
+                };
                 if !matches!(l.cb.state, State::Scheduled | State::Rescheduled) || l.cb.due_at > now
                 {
                     return;
                 }
-                let due = match self.queue(&l.cb.queue_id) {
+                let due = match self.queue(&l.cb.request.queue_id) {
                     Some(q) => schedule::next_open(q, now),
                     None => now,
                 };
@@ -170,27 +174,31 @@ impl Center {
                     self.wait_until(&id, now, due, state, "outside business hours");
                     return;
                 }
-                let queue_id = l.cb.queue_id.clone();
-                if let Some(l) = self.live.get_mut(&id) {
+                let queue_id = l.cb.request.queue_id.clone();
+                if let Some(l) = self.interactions.get_mut(&id) {
                     l.cb.interaction_queue = queue_id;
                 }
                 self.transition(&id, now, State::Queued, "due");
             }
             Timer::Expire(id) => {
-                let Some(l) = self.live.get(&id) else { return };
+                let Some(l) = self.interactions.get(&id) else {
+                    return;
+                };
                 if !l.cb.state.is_waiting() || l.cb.expires_at.is_none_or(|at| at > now) {
                     return;
                 }
                 self.finish(now, &id, State::NotReached, None, "expired");
             }
             Timer::Exclusion(id) => {
-                if let Some(l) = self.live.get_mut(&id) {
+                if let Some(l) = self.interactions.get_mut(&id) {
                     l.excluded.retain(|(_, until)| *until > now);
                     self.offerable |= l.cb.state == State::Queued;
                 }
             }
             Timer::Offer(id) => {
-                let Some(l) = self.live.get(&id) else { return };
+                let Some(l) = self.interactions.get(&id) else {
+                    return;
+                };
                 if l.cb.state != State::Offered || l.offer_deadline.is_none_or(|at| at > now) {
                     return;
                 }
@@ -202,10 +210,6 @@ impl Center {
             }
         }
     }
-}
-
-fn is_free(a: &super::AgentLive) -> bool {
-    a.record.state == AgentState::Ready && !a.contacts.is_empty() && a.owns.is_empty()
 }
 
 fn span(d: std::time::Duration) -> SignedDuration {

@@ -24,7 +24,7 @@ pub const RECORDINGS_PATH: &str = "/v1/recordings";
 impl Center {
     /// A new voice call of the interaction.
     pub(super) fn call_placed(&mut self, id: &InteractionId, record: CallRecord) {
-        if let Some(l) = self.live.get_mut(id) {
+        if let Some(l) = self.interactions.get_mut(id) {
             l.cb.calls.push(record);
         }
     }
@@ -38,7 +38,7 @@ impl Center {
         event: &CallEvent,
     ) -> bool {
         let call = &event.call().0;
-        self.live
+        self.interactions
             .get_mut(id)
             .and_then(|l| {
                 l.cb.calls
@@ -50,7 +50,7 @@ impl Center {
 
     /// The agent asked to hang the call up: its end is the agent's doing.
     pub(super) fn hangup_asked(&mut self, id: &InteractionId, now: Timestamp, call: &str) {
-        let Some(l) = self.live.get_mut(id) else {
+        let Some(l) = self.interactions.get_mut(id) else {
             return;
         };
         if let Some(c) = l.cb.calls.iter_mut().find(|c| c.call_id == call) {
@@ -61,7 +61,7 @@ impl Center {
 
     /// The call layer refused to place the call: there was none to report.
     pub(super) fn call_refused(&mut self, id: &InteractionId, call: &str) {
-        if let Some(l) = self.live.get_mut(id) {
+        if let Some(l) = self.interactions.get_mut(id) {
             l.cb.calls.retain(|c| c.call_id != call);
         }
     }
@@ -71,7 +71,7 @@ impl Center {
     /// caller saves the record in the same batch. A call still up (only
     /// after a restart, in practice) is closed at `now` with `cause`.
     pub(super) fn report_calls(&mut self, id: &InteractionId, now: Timestamp, cause: &str) -> bool {
-        let Some(live) = self.live.get_mut(id) else {
+        let Some(live) = self.interactions.get_mut(id) else {
             return false;
         };
         let cb = &mut live.cb;
@@ -89,7 +89,7 @@ impl Center {
                 agent_name,
                 interaction_id: cb.id.0.clone(),
                 call_id: call.call_id.clone(),
-                queue_id: cb.queue_id.clone(),
+                queue_id: cb.request.queue_id.clone(),
                 contact_number: Some(call.number.clone()),
                 started_at: call.started_at,
                 answered_at: call.answered_at,

@@ -18,10 +18,8 @@ fn create(lab: &mut Lab, secs: i64, enrichment: Option<EnrichmentNote>) -> Inter
         at(secs),
         Request::Create {
             callback: NewCallback {
-                queue_id: "support".into(),
-                callback_numbers: vec!["+33612345678".into()],
+                request: support("+33612345678"),
                 enrichment,
-                ..Default::default()
             },
             idempotency_key: None,
         },

@@ -2,14 +2,17 @@
 //! crash. No voice call survives a restart, so every interaction that was
 //! with an agent goes back to its queue in a defined state, with the
 //! attempt it was on counted, and a `recovered` step in its history; its
-//! calls not yet reported get their end-call events.
+//! calls not yet reported get their end-call events. Each part starts from
+//! what the store kept: the agents' records, the keys, the desktop's last
+//! number, and the live interactions, filed by the state they were in.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use jiff::Timestamp;
 
-use super::{AgentLive, Center, Live, Timer};
+use super::{
+    Agents, Center, HandleTimes, IdempotencyKeys, Interactions, Live, Output, Timer, Timers,
+};
 use crate::callback::model::{Agent, AgentState, Callback, HistoryKind, InteractionId, State};
 use crate::callback::settings::CallbackSettings;
 
@@ -27,65 +30,24 @@ impl Center {
     /// The center over `recovered`. The recovery's own writes (requeued
     /// interactions, freed agents) are queued: commit them before serving.
     pub fn new(settings: Arc<CallbackSettings>, recovered: Recovered, now: Timestamp) -> Center {
-        let mut stored: HashMap<String, Agent> = recovered
-            .agents
-            .into_iter()
-            .map(|a| (a.id.clone(), a))
-            .collect();
-        let agents = settings
-            .agents
-            .values()
-            .map(|s| {
-                let record = stored.remove(&s.id).unwrap_or(Agent {
-                    id: s.id.clone(),
-                    state: AgentState::LoggedOut,
-                    reason: None,
-                    since: now,
-                    idle_since: None,
-                });
-                (
-                    s.id.clone(),
-                    AgentLive {
-                        settings: s.clone(),
-                        record,
-                        contacts: Default::default(),
-                        owns: Vec::new(),
-                    },
-                )
-            })
-            .collect();
+        let agents = Agents::new(&settings, recovered.agents, now);
+        let keys = IdempotencyKeys::new(settings.idempotency_window, recovered.idempotency);
         let mut center = Center {
             settings,
-            live: HashMap::new(),
+            interactions: Interactions::default(),
             agents,
-            pending_by_number: HashMap::new(),
-            by_call: HashMap::new(),
-            idempotency: recovered
-                .idempotency
-                .into_iter()
-                .map(|(k, id, at)| (k, (id, at)))
-                .collect(),
-            timers: Default::default(),
-            queued: Default::default(),
+            timers: Timers::default(),
+            keys,
+            handle_times: HandleTimes::default(),
+            out: Output::new(recovered.last_desktop_seq),
             // Recovered queued callbacks are filed without a transition.
             offerable: true,
-            handle_times: HashMap::new(),
-            desktop_seq: recovered.last_desktop_seq,
-            writes: Vec::new(),
-            commands: Default::default(),
-            desktop: Default::default(),
         };
         for cb in recovered.callbacks {
             center.recover(cb, now);
         }
         // An agent that was on a call or in after-call work has neither now.
-        let busy: Vec<String> = center
-            .agents
-            .values()
-            .filter(|a| matches!(a.record.state, AgentState::Engaged | AgentState::Working))
-            .map(|a| a.record.id.clone())
-            .collect();
-        for agent in busy {
+        for agent in center.agents.busy() {
             center.set_agent_state(&agent, now, AgentState::Ready, None);
         }
         center
@@ -94,11 +56,11 @@ impl Center {
     fn recover(&mut self, cb: Callback, now: Timestamp) {
         let id = cb.id.clone();
         let state = cb.state;
+        let (due, expires) = (cb.due_at, cb.expires_at);
         let options = self.resolve_options(&cb);
-        let live = Live::new(cb, options);
-        let key = super::pending_key(&live.cb);
-        let (due, expires) = (live.cb.due_at, live.cb.expires_at);
-        self.live.insert(id.clone(), live);
+        // Filed as it is: a waiting one is a duplicate's target, a queued
+        // one waits for an agent.
+        self.interactions.insert(Live::new(cb, options));
         // Calls the crash left unreported (ended but not wrapped up, or up
         // when it struck) are reported now: the interaction has left its
         // agent. A call that was up ends here, as far as anyone can tell.
@@ -107,18 +69,15 @@ impl Center {
         }
         match state {
             State::Scheduled | State::Rescheduled => {
-                self.pending_by_number.insert(key, id.clone());
-                self.timers.insert((due, Timer::Due(id.clone())));
+                self.timers.at(due, Timer::Due(id.clone()));
             }
-            State::Queued => {
-                self.pending_by_number.insert(key, id.clone());
-                self.queued.insert(id.clone());
-            }
+            State::Queued => {}
             _ => {
                 // With an agent (offered, accepted, on a call): back to the
                 // queue. The attempt a lost call was on stays counted.
-                self.history(&id, now, HistoryKind::Recovered { from: state });
-                if let Some(l) = self.live.get_mut(&id) {
+                self.out
+                    .history(&id, now, HistoryKind::Recovered { from: state });
+                if let Some(l) = self.interactions.get_mut(&id) {
                     l.cb.agent = None;
                     l.cb.call_id = None;
                     l.cb.due_at = now;
@@ -127,7 +86,7 @@ impl Center {
             }
         }
         if let Some(at) = expires {
-            self.timers.insert((at, Timer::Expire(id)));
+            self.timers.at(at, Timer::Expire(id));
         }
     }
 }

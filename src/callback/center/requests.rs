@@ -1,15 +1,16 @@
-//! Requests from outside an agent's desktop: create (with idempotency and
-//! duplicate merging), cancel, reschedule, the contact's status, and the
-//! dialable lists.
+//! The center's requests, routed to the files that handle them; and those
+//! from outside an agent's desktop: create (with idempotency and duplicate
+//! merging), cancel, reschedule, and scheduling a new callback for the
+//! contact of an agent's current call. The read-only ones (status, views,
+//! dialable lists) are `views`'.
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 
 use super::{Center, Live, Timer};
-use crate::callback::action::{
-    ActionError, Actor, AgentView, ContactStatus, NewCallback, Reply, Request,
-};
-use crate::callback::model::{AgentState, Callback, HistoryKind, InteractionId, State, Write};
-use crate::callback::{request, routing, schedule};
+use crate::callback::action::{ActionError, Actor, NewCallback, Reply, Request};
+use crate::callback::model::{Callback, HistoryKind, InteractionId, State};
+use crate::callback::settings::Privilege;
+use crate::callback::{request, schedule};
 
 impl Center {
     pub(super) fn request(
@@ -50,13 +51,8 @@ impl Center {
     /// The first result of a create with this key, while the key is
     /// remembered: the live callback, or a pointer to the stored one.
     fn replay(&self, now: Timestamp, key: &str) -> Option<Reply> {
-        let (id, at) = self.idempotency.get(key)?;
-        let window = SignedDuration::try_from(self.settings.idempotency_window)
-            .unwrap_or(SignedDuration::MAX);
-        if now.duration_since(*at) >= window {
-            return None;
-        }
-        Some(match self.live.get(id) {
+        let id = self.keys.find(key, now)?;
+        Some(match self.interactions.get(id) {
             Some(l) => Reply::Created {
                 callback: Box::new(l.cb.clone()),
                 new: false,
@@ -75,20 +71,23 @@ impl Center {
         if let Some(replay) = idempotency_key.as_ref().and_then(|k| self.replay(now, k)) {
             return Ok(replay);
         }
-        let Some(queue) = self.queue(&new.queue_id).cloned() else {
+        let request = &new.request;
+        let Some(queue) = self.queue(&request.queue_id).cloned() else {
             return Err(ActionError::Invalid {
                 field: "queueId".into(),
-                message: format!("no queue {:?}", new.queue_id),
+                message: format!("no queue {:?}", request.queue_id),
             });
         };
         // Options a routing strategy overrides must make sense before the
         // request is accepted, not fall back silently when it is offered.
-        let options =
-            crate::callback::options::resolve(&self.settings.options, &new.routing_data.options)
-                .map_err(|e| ActionError::Invalid {
-                    field: format!("routingData.options.{}", e.key),
-                    message: e.problem.to_string(),
-                })?;
+        let options = crate::callback::options::resolve(
+            &self.settings.options,
+            &request.routing_data.options,
+        )
+        .map_err(|e| ActionError::Invalid {
+            field: format!("routingData.options.{}", e.key),
+            message: e.problem.to_string(),
+        })?;
         if options.auto_answer_timer >= self.settings.offer_timeout {
             return Err(ActionError::Invalid {
                 field: "routingData.options.webcallback.auto-answer.timer".into(),
@@ -98,131 +97,88 @@ impl Center {
                 ),
             });
         }
-        let Some(first) = new.callback_numbers.first().cloned() else {
+        if request.first_number().is_none() {
             return Err(ActionError::Invalid {
                 field: "callbackNumbers".into(),
                 message: "at least one number is required".into(),
             });
-        };
+        }
         // A second pending request for the same number and queue joins the first.
-        if let Some(id) = self
-            .pending_by_number
-            .get(&(new.queue_id.clone(), first.clone()))
-            .cloned()
-        {
-            if let Some(live) = self.live.get_mut(&id) {
-                for (k, v) in &new.data {
-                    live.cb.data.entry(k.clone()).or_insert_with(|| v.clone());
-                }
-                for n in &new.callback_numbers {
-                    if !live.cb.callback_numbers.contains(n) {
-                        live.cb.callback_numbers.push(n.clone());
-                    }
-                }
-                let request = serde_json::json!({
-                    "callbackNumbers": new.callback_numbers,
-                    "callbackScheduledTime": new.callback_scheduled_time,
-                    "data": new.data,
-                });
-                self.history(&id, now, HistoryKind::Merged { request });
-                if let Some(note) = new.enrichment {
-                    self.history(&id, now, note.into());
-                }
-                self.save(&id, now);
-                if let Some(key) = idempotency_key {
-                    self.remember_key(key, &id, now);
-                }
-                let cb = self.live[&id].cb.clone();
-                return Ok(Reply::Created {
-                    callback: Box::new(cb),
-                    new: false,
-                });
-            }
+        if let Some(id) = self.interactions.duplicate_of(request).cloned() {
+            return self.merge(now, &id, new, idempotency_key);
         }
         let id = InteractionId::generate();
-        let enrichment = new.enrichment;
-        let wanted = new.callback_scheduled_time.unwrap_or(now).max(now);
+        let NewCallback {
+            request,
+            enrichment,
+        } = new;
+        let wanted = request.callback_scheduled_time.unwrap_or(now).max(now);
         let due = schedule::next_open(&queue, wanted);
         let cb = Callback {
-            id: id.clone(),
-            queue_id: new.queue_id.clone(),
-            interaction_queue: new.queue_id,
-            state: State::Scheduled,
-            callback_numbers: new.callback_numbers,
-            callback_user_name: new.callback_user_name,
-            callback_scheduled_time: new.callback_scheduled_time,
-            time_zone: new.time_zone,
-            country_code: new.country_code,
-            validate_callback_numbers: new.validate_callback_numbers,
-            routing_data: new.routing_data,
-            data: new.data,
-            caller_id: new.caller_id,
-            caller_id_name: new.caller_id_name,
-            script_id: new.script_id,
             due_at: due,
             expires_at: schedule::expiry(&queue, due),
-            attempts: 0,
-            agent: None,
-            call_id: None,
-            dialled_number: None,
-            disposition: None,
-            created_at: now,
-            updated_at: now,
-            calls: Vec::new(),
+            ..Callback::new(id.clone(), request, now)
         };
-        let options = self.resolve_options(&cb);
-        self.live.insert(id.clone(), Live::new(cb, options));
-        self.history(&id, now, HistoryKind::Created { by: by.to_string() });
+        let expires = cb.expires_at;
+        self.interactions.insert(Live::new(cb, options));
+        self.out
+            .history(&id, now, HistoryKind::Created { by: by.to_string() });
         if let Some(note) = enrichment {
-            self.history(&id, now, note.into());
+            self.out.history(&id, now, note.into());
         }
         if let Some(key) = idempotency_key {
             self.remember_key(key, &id, now);
         }
         self.wait_until(&id, now, due, State::Scheduled, "created");
-        if let Some(at) = self.live.get(&id).and_then(|l| l.cb.expires_at) {
-            self.timers.insert((at, Timer::Expire(id.clone())));
+        if let Some(at) = expires {
+            self.timers.at(at, Timer::Expire(id.clone()));
         }
-        let cb = self
-            .live
-            .get(&id)
-            .map(|l| l.cb.clone())
-            .ok_or_else(|| ActionError::NoCallback(id.clone()))?;
+        let cb = self.interactions.find(&id)?.cb.clone();
         Ok(Reply::Created {
             callback: Box::new(cb),
             new: true,
         })
     }
 
-    fn remember_key(&mut self, key: String, id: &InteractionId, now: Timestamp) {
-        self.idempotency.insert(key.clone(), (id.clone(), now));
-        self.writes.push(Write::Idempotency {
-            key,
-            id: id.clone(),
-            at: now,
+    /// Folds a duplicate create into the waiting interaction `id`: its new
+    /// numbers and case data join (`CallbackRequest::merge`), and a
+    /// `merged` history entry keeps what it asked for.
+    fn merge(
+        &mut self,
+        now: Timestamp,
+        id: &InteractionId,
+        new: NewCallback,
+        idempotency_key: Option<String>,
+    ) -> Result<Reply, ActionError> {
+        let NewCallback {
+            request,
+            enrichment,
+        } = new;
+        self.interactions
+            .update_request(id, |first| first.merge(&request));
+        let asked = serde_json::json!({
+            "callbackNumbers": request.callback_numbers,
+            "callbackScheduledTime": request.callback_scheduled_time,
+            "data": request.data,
         });
+        self.out
+            .history(id, now, HistoryKind::Merged { request: asked });
+        if let Some(note) = enrichment {
+            self.out.history(id, now, note.into());
+        }
+        self.save(id, now);
+        if let Some(key) = idempotency_key {
+            self.remember_key(key, id, now);
+        }
+        Ok(Reply::Created {
+            callback: Box::new(self.interactions.find(id)?.cb.clone()),
+            new: false,
+        })
     }
 
-    /// Puts a callback in a waiting state until `due`: queued at once when
-    /// due now, otherwise `waiting` with a timer.
-    pub(super) fn wait_until(
-        &mut self,
-        id: &InteractionId,
-        now: Timestamp,
-        due: Timestamp,
-        waiting: State,
-        reason: &str,
-    ) {
-        if let Some(l) = self.live.get_mut(id) {
-            l.cb.due_at = due;
-            l.offer_deadline = None;
-        }
-        if due <= now {
-            self.transition(id, now, State::Queued, reason);
-        } else {
-            self.transition(id, now, waiting, reason);
-            self.timers.insert((due, Timer::Due(id.clone())));
-        }
+    fn remember_key(&mut self, key: String, id: &InteractionId, now: Timestamp) {
+        let write = self.keys.remember(key, id, now);
+        self.out.write(write);
     }
 
     fn cancel(
@@ -232,8 +188,7 @@ impl Center {
         by: Actor,
         reason: Option<String>,
     ) -> Result<Reply, ActionError> {
-        let live = self.get(id)?;
-        let state = live.cb.state;
+        let state = self.interactions.find(id)?.cb.state;
         if !(state.is_waiting()
             || state == State::Offered
             || (state == State::ReadyToCall && by == Actor::Supervisor))
@@ -243,11 +198,8 @@ impl Center {
                 state: state.to_string(),
             });
         }
-        let by_name = match by {
-            Actor::Contact => "contact",
-            Actor::Supervisor => "supervisor",
-        };
-        self.history(
+        let by_name = by.name();
+        self.out.history(
             id,
             now,
             HistoryKind::Cancelled {
@@ -256,7 +208,7 @@ impl Center {
             },
         );
         let agent = self.release_agent(id, now);
-        let cb = self.live[id].cb.clone();
+        let cb = self.interactions.find(id)?.cb.clone();
         self.transition(
             id,
             now,
@@ -281,7 +233,7 @@ impl Center {
         at: Timestamp,
         number: Option<String>,
     ) -> Result<Reply, ActionError> {
-        let state = self.get(id)?.cb.state;
+        let state = self.interactions.find(id)?.cb.state;
         let number = self.new_number(id, number)?;
         scheduled_time_in_window(at, now)?;
         if !(state.is_waiting() || (state == State::Offered && by == Actor::Supervisor)) {
@@ -290,40 +242,33 @@ impl Center {
                 state: state.to_string(),
             });
         }
-        let by_name = match by {
-            Actor::Contact => "contact",
-            Actor::Supervisor => "supervisor",
-        };
         if let Some(agent) = self.release_agent(id, now) {
             self.agent_freed(&agent, now);
         }
-        self.reschedule_to(id, now, at, number, by_name)?;
-        Ok(Reply::Callback(Box::new(self.get(id)?.cb.clone())))
+        self.reschedule_to(id, now, at, number, by.name())?;
+        Ok(Reply::Callback(Box::new(
+            self.interactions.find(id)?.cb.clone(),
+        )))
     }
 
-    /// A reschedule's new number in E.164. The API normalises numbers
-    /// written with `+`; a national one is read here, in the callback's own
-    /// country (and checked as strictly as its numbers were at creation).
+    /// A reschedule's new number in E.164, read as the callback's own
+    /// numbers were (`CallbackRequest::read_number`).
     pub(super) fn new_number(
         &self,
         id: &InteractionId,
         number: Option<String>,
     ) -> Result<Option<String>, ActionError> {
         let Some(raw) = number else { return Ok(None) };
-        if raw.trim_start().starts_with('+') {
-            return Ok(Some(raw));
-        }
-        let cb = &self.get(id)?.cb;
-        request::normalize_number(
-            &raw,
-            cb.country_code.as_deref(),
-            cb.validate_callback_numbers,
-        )
-        .map(Some)
-        .map_err(|e| ActionError::Invalid {
-            field: "callbackNumber".into(),
-            message: e.to_string(),
-        })
+        self.interactions
+            .find(id)?
+            .cb
+            .request
+            .read_number(&raw)
+            .map(Some)
+            .map_err(|e| ActionError::Invalid {
+                field: "callbackNumber".into(),
+                message: e.to_string(),
+            })
     }
 
     /// Moves a callback to the reschedule queue with a new time (and number).
@@ -335,33 +280,29 @@ impl Center {
         number: Option<String>,
         by: &str,
     ) -> Result<(), ActionError> {
-        let queue = {
-            let live = self.get(id)?;
-            self.queue(&live.cb.queue_id).cloned()
-        };
+        let live = self.interactions.find(id)?;
+        let queue = self.queue(&live.cb.request.queue_id).cloned();
+        let reschedule_queue = live.options.reschedule_queue.clone();
         let due = match &queue {
             Some(q) => schedule::next_open(q, at.max(now)),
             None => at.max(now),
         };
-        let reschedule_queue = self.get(id)?.options.reschedule_queue.clone();
-        if let Some(l) = self.live.get_mut(id) {
-            // The old pending key goes; `transition` files the new one.
-            let key = super::pending_key(&l.cb);
-            if self.pending_by_number.get(&key) == Some(id) {
-                self.pending_by_number.remove(&key);
-            }
+        self.interactions.update_request(id, |r| {
             if let Some(n) = &number {
-                l.cb.callback_numbers.retain(|x| x != n);
-                l.cb.callback_numbers.insert(0, n.clone());
+                r.call_first(n);
             }
-            l.cb.callback_scheduled_time = Some(at);
+            r.callback_scheduled_time = Some(at);
+        });
+        let mut expires = None;
+        if let Some(l) = self.interactions.get_mut(id) {
             l.cb.interaction_queue = reschedule_queue;
             l.excluded.clear();
             if let Some(q) = &queue {
                 l.cb.expires_at = schedule::expiry(q, due);
             }
+            expires = l.cb.expires_at;
         }
-        self.history(
+        self.out.history(
             id,
             now,
             HistoryKind::Rescheduled {
@@ -370,103 +311,17 @@ impl Center {
                 number,
             },
         );
-        if let Some(at) = self.live.get(id).and_then(|l| l.cb.expires_at) {
-            self.timers.insert((at, Timer::Expire(id.clone())));
+        if let Some(at) = expires {
+            self.timers.at(at, Timer::Expire(id.clone()));
         }
         // Rescheduled shows until it falls due, even when that is now.
-        if let Some(l) = self.live.get_mut(id) {
+        if let Some(l) = self.interactions.get_mut(id) {
             l.cb.due_at = due;
             l.offer_deadline = None;
         }
         self.transition(id, now, State::Rescheduled, &format!("rescheduled by {by}"));
-        self.timers.insert((due, Timer::Due(id.clone())));
+        self.timers.at(due, Timer::Due(id.clone()));
         Ok(())
-    }
-
-    fn status(&self, now: Timestamp, id: &InteractionId) -> Result<ContactStatus, ActionError> {
-        let live = self.get(id)?;
-        let cb = &live.cb;
-        let mut status = ContactStatus {
-            id: id.clone(),
-            state: cb.state,
-            position: None,
-            estimated_wait_secs: None,
-            callback_scheduled_time: cb.callback_scheduled_time,
-        };
-        if !cb.state.is_waiting() {
-            return Ok(status);
-        }
-        let mut same: Vec<&Callback> = self
-            .live
-            .values()
-            .map(|l| &l.cb)
-            .filter(|c| c.queue_id == cb.queue_id && c.state.is_waiting())
-            .collect();
-        routing::order_queue(&mut same);
-        let position = same.iter().position(|c| c.id == *id).unwrap_or(0) as u64 + 1;
-        // Agents who could take this queue's callbacks and are logged in.
-        let staffed = self
-            .agents
-            .values()
-            .filter(|a| {
-                matches!(
-                    a.record.state,
-                    AgentState::Ready | AgentState::Engaged | AgentState::Working
-                )
-            })
-            .count()
-            .max(1) as u64;
-        let handle = self.average_handle_secs(&cb.queue_id);
-        let until_due = cb.due_at.duration_since(now).as_secs().max(0) as u64;
-        let behind = (position - 1) * handle / staffed;
-        status.position = Some(position as u32);
-        status.estimated_wait_secs = Some(until_due.max(behind));
-        Ok(status)
-    }
-
-    pub(super) fn agent_view(&self, agent: &str) -> Result<AgentView, ActionError> {
-        let a = self.agent_settings(agent)?;
-        Ok(AgentView {
-            agent: a.record.clone(),
-            team: a.settings.team.clone(),
-            skills: a.settings.skills.clone(),
-            interactions: a.owns.clone(),
-            registered: !a.contacts.is_empty(),
-        })
-    }
-
-    /// The dialable list: waiting callbacks the agent (or any member of
-    /// the team) has the skills for, in the order they will be offered.
-    fn dialable(&self, agent: Option<&str>, team: Option<&str>) -> Result<Reply, ActionError> {
-        let members: Vec<&super::AgentLive> = match (agent, team) {
-            (Some(a), _) => vec![self.agent_settings(a)?],
-            (None, Some(t)) => self
-                .agents
-                .values()
-                .filter(|a| a.settings.team.as_deref() == Some(t))
-                .collect(),
-            (None, None) => self.agents.values().collect(),
-        };
-        let mut list: Vec<&Callback> = self
-            .live
-            .values()
-            .map(|l| &l.cb)
-            .filter(|c| c.state.is_waiting())
-            .filter(|c| {
-                members.iter().any(|m| {
-                    let queue_skills = self
-                        .queue(&c.queue_id)
-                        .map(|q| q.skills.as_slice())
-                        .unwrap_or(&[]);
-                    queue_skills
-                        .iter()
-                        .chain(c.routing_data.skills.iter())
-                        .all(|s| m.settings.skills.contains(s))
-                })
-            })
-            .collect();
-        routing::order_queue(&mut list);
-        Ok(Reply::Callbacks(list.into_iter().cloned().collect()))
     }
 
     fn schedule_for_contact(
@@ -477,19 +332,18 @@ impl Center {
         number: Option<String>,
         data: std::collections::BTreeMap<String, String>,
     ) -> Result<Reply, ActionError> {
-        self.require(agent, crate::callback::settings::Privilege::UseChannel)?;
+        self.agents.require(agent, Privilege::UseChannel)?;
         if let Some(at) = at {
             scheduled_time_in_window(at, now)?;
         }
-        let a = self.agent_settings(agent)?;
+        let owns = self.agents.find(agent)?.owns();
         // The interaction of the agent's current call (or the last it owns).
-        let current = a
-            .owns
+        let current = owns
             .iter()
             .rev()
-            .filter_map(|id| self.live.get(id))
+            .filter_map(|id| self.interactions.get(id))
             .find(|l| l.cb.call_id.is_some())
-            .or_else(|| a.owns.iter().rev().find_map(|id| self.live.get(id)))
+            .or_else(|| owns.iter().rev().find_map(|id| self.interactions.get(id)))
             .ok_or_else(|| ActionError::WrongState {
                 action: "schedule".into(),
                 state: "no current contact".into(),
@@ -498,26 +352,13 @@ impl Center {
         let number = self
             .new_number(&cb.id, number)?
             .or_else(|| cb.dialled_number.clone())
-            .or_else(|| cb.callback_numbers.first().cloned())
+            .or_else(|| cb.request.first_number().map(str::to_string))
             .ok_or_else(|| ActionError::Invalid {
                 field: "callbackNumber".into(),
                 message: "the current contact has no number".into(),
             })?;
-        let mut merged = cb.data.clone();
-        merged.extend(data);
         let new = NewCallback {
-            queue_id: cb.queue_id.clone(),
-            callback_numbers: vec![number],
-            callback_user_name: cb.callback_user_name.clone(),
-            callback_scheduled_time: at,
-            time_zone: cb.time_zone.clone(),
-            country_code: cb.country_code.clone(),
-            validate_callback_numbers: false,
-            routing_data: cb.routing_data.clone(),
-            data: merged,
-            caller_id: cb.caller_id.clone(),
-            caller_id_name: cb.caller_id_name.clone(),
-            script_id: cb.script_id.clone(),
+            request: cb.request.follow_up(number, at, data),
             enrichment: None,
         };
         self.create(now, new, None, &format!("agent {agent}"))

@@ -11,6 +11,7 @@ use super::{Center, Recovered};
 use crate::call::{CallCommand, CallEvent, CallId, EndedBy, Failure, LegRole, Progress};
 use crate::callback::action::*;
 use crate::callback::model::*;
+use crate::callback::request::CallbackRequest;
 use crate::callback::settings::*;
 
 pub(super) const T0: i64 = 1_800_000_000;
@@ -34,6 +35,15 @@ pub(super) fn agent(id: &str, skills: &[&str]) -> AgentSettings {
         team: Some("tier1".into()),
         skills: skills.iter().map(|s| s.to_string()).collect(),
         privileges: Privileges::default(),
+    }
+}
+
+/// A request for the `support` queue to call `number`.
+pub(super) fn support(number: &str) -> CallbackRequest {
+    CallbackRequest {
+        queue_id: "support".into(),
+        callback_numbers: vec![number.into()],
+        ..CallbackRequest::default()
     }
 }
 
@@ -114,6 +124,10 @@ impl Lab {
     }
 
     pub(super) fn drain(&mut self) {
+        // After every step the indexes over the live interactions are true.
+        if let Err(e) = self.center.check() {
+            panic!("the center's indexes are off: {e}");
+        }
         self.writes.extend(self.center.take_writes());
         while let Some(c) = self.center.poll_command() {
             self.commands.push(c);
@@ -143,14 +157,12 @@ impl Lab {
         let r = self.req(
             now,
             Request::Create {
-                callback: NewCallback {
-                    queue_id: "support".into(),
-                    callback_numbers: vec![number.into()],
+                callback: NewCallback::from(CallbackRequest {
                     callback_user_name: Some("Jane".into()),
                     callback_scheduled_time: when,
                     routing_data: routing,
-                    ..Default::default()
-                },
+                    ..support(number)
+                }),
                 idempotency_key: None,
             },
         );

@@ -10,6 +10,7 @@ use super::Recovered;
 use crate::call::{CallCommand, CallEvent, CallId, CommandError, Failure, LegRole, Progress};
 use crate::callback::action::*;
 use crate::callback::model::*;
+use crate::callback::request::CallbackRequest;
 use crate::callback::settings::*;
 #[test]
 fn the_whole_lifecycle_with_its_history() {
@@ -375,12 +376,10 @@ fn a_national_new_number_is_read_in_the_callbacks_country() {
     let r = lab.req(
         at(1),
         Request::Create {
-            callback: NewCallback {
-                queue_id: "support".into(),
-                callback_numbers: vec!["+33612345678".into()],
+            callback: NewCallback::from(CallbackRequest {
                 country_code: Some("FR".into()),
-                ..Default::default()
-            },
+                ..support("+33612345678")
+            }),
             idempotency_key: None,
         },
     );
@@ -392,7 +391,7 @@ fn a_national_new_number_is_read_in_the_callbacks_country() {
     lab.act(at(3), &callback.id, "1001", national("06 98 76 54 32"))
         .unwrap();
     assert_eq!(
-        lab.record(&callback.id).callback_numbers,
+        lab.record(&callback.id).request.callback_numbers,
         ["+33698765432", "+33612345678"]
     );
 }
@@ -567,11 +566,7 @@ fn a_transfer_parks_the_parent_interaction() {
 #[test]
 fn idempotency_key_and_duplicates_return_the_first() {
     let mut lab = Lab::new();
-    let new = NewCallback {
-        queue_id: "support".into(),
-        callback_numbers: vec!["+33612345678".into()],
-        ..Default::default()
-    };
+    let new = NewCallback::from(support("+33612345678"));
     let first = lab
         .req(
             at(0),
@@ -606,7 +601,7 @@ fn idempotency_key_and_duplicates_return_the_first() {
     assert_eq!(a.id, b.id);
     // Same number and queue without a key: merged into the pending one.
     let mut dup = new;
-    dup.data.insert("orderId".into(), "42".into());
+    dup.request.data.insert("orderId".into(), "42".into());
     let merged = lab
         .req(
             at(6),
@@ -624,7 +619,10 @@ fn idempotency_key_and_duplicates_return_the_first() {
         panic!()
     };
     assert_eq!(m.id, a.id);
-    assert_eq!(m.data.get("orderId").map(String::as_str), Some("42"));
+    assert_eq!(
+        m.request.data.get("orderId").map(String::as_str),
+        Some("42")
+    );
     assert_eq!(lab.center.live_count(), 1);
 }
 
@@ -851,10 +849,13 @@ fn an_agent_on_a_call_schedules_a_new_callback_for_the_contact() {
         panic!()
     };
     assert_ne!(callback.id, id);
-    assert_eq!(callback.callback_numbers, vec!["+33612345678".to_string()]);
+    assert_eq!(
+        callback.request.callback_numbers,
+        vec!["+33612345678".to_string()]
+    );
     assert_eq!(callback.state, State::Scheduled);
     assert_eq!(
-        callback.data.get("topic").map(String::as_str),
+        callback.request.data.get("topic").map(String::as_str),
         Some("renewal")
     );
 }
@@ -907,15 +908,13 @@ fn routing_option_overrides_are_checked_at_creation() {
         let r = lab.req(
             at(0),
             Request::Create {
-                callback: NewCallback {
-                    queue_id: "support".into(),
-                    callback_numbers: vec!["+33612345678".into()],
+                callback: NewCallback::from(CallbackRequest {
                     routing_data: RoutingData {
                         options: BTreeMap::from([(key.to_string(), value)]),
                         ..Default::default()
                     },
-                    ..Default::default()
-                },
+                    ..support("+33612345678")
+                }),
                 idempotency_key: None,
             },
         );
@@ -930,11 +929,7 @@ fn routing_option_overrides_are_checked_at_creation() {
 #[test]
 fn idempotency_keys_are_forgotten_after_their_window() {
     let mut lab = Lab::new();
-    let new = NewCallback {
-        queue_id: "support".into(),
-        callback_numbers: vec!["+33612345678".into()],
-        ..Default::default()
-    };
+    let new = NewCallback::from(support("+33612345678"));
     lab.req(
         at(0),
         Request::Create {
@@ -972,11 +967,7 @@ fn idempotency_keys_are_forgotten_after_their_window() {
 fn a_replayed_key_of_a_finished_callback_names_it() {
     let mut lab = Lab::new();
     lab.login(at(0), "1001");
-    let new = NewCallback {
-        queue_id: "support".into(),
-        callback_numbers: vec!["+33612345678".into()],
-        ..Default::default()
-    };
+    let new = NewCallback::from(support("+33612345678"));
     let first = lab.req(
         at(1),
         Request::Create {
@@ -1037,11 +1028,7 @@ fn a_replay_lookup_answers_the_first_result_and_creates_nothing() {
     let r = lab.req(
         at(1),
         Request::Create {
-            callback: NewCallback {
-                queue_id: "support".into(),
-                callback_numbers: vec!["+33612345678".into()],
-                ..Default::default()
-            },
+            callback: NewCallback::from(support("+33612345678")),
             idempotency_key: Some("k-1".into()),
         },
     );

@@ -1,20 +1,23 @@
 //! The web-callback API's request bodies and their validation: JSON as
-//! integrators send it (Genesys Cloud's create-callback schema) in, the
-//! center's typed requests (numbers in E.164, times in UTC)
-//! out, or a [`FieldError`] naming the JSON path at fault, which the API
-//! answers with 422.
+//! integrators send it (Genesys Cloud's create-callback schema) in, a
+//! [`CallbackRequest`] (numbers in E.164, times in UTC) out, or a
+//! [`FieldError`] naming the JSON path at fault, which the API answers
+//! with 422.
 //!
 //! Two steps, so that every refusal names a field: [`parse_body`] turns the
 //! bytes into a [`CreateCallbackBody`] (serde's type errors carry their path
 //! through `serde_path_to_error`, and unknown fields are refused so a typo
 //! is never silently ignored), then [`validate`] checks values. Validation
-//! is sans-IO: the clock and the queue directory are arguments.
+//! is sans-IO: the clock and the queue directory are arguments. The
+//! validated request is the core both a create and the interaction's record
+//! carry (`validated`); what changes it later goes through its methods.
 
 mod case_data;
 mod number;
-mod routing;
+mod routing_data;
 mod text;
 mod time;
+mod validated;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -22,10 +25,9 @@ use utoipa::ToSchema;
 
 use jiff::Timestamp;
 
-use super::action::NewCallback;
-
 pub use number::{normalize_number, NumberError};
 pub use time::{check_window, parse_time, TimeError, MAX_AHEAD, PAST_TOLERANCE};
+pub use validated::CallbackRequest;
 
 use text::{check_text, optional_text};
 
@@ -184,14 +186,14 @@ fn field_of(path: &str, message: &str) -> String {
     BODY_FIELD.to_owned()
 }
 
-/// Checks a create request and builds the center's [`NewCallback`]: queue
+/// Checks a create request and builds its [`CallbackRequest`]: queue
 /// known, numbers in E.164 (deduplicated, in order), time in UTC within its
 /// window, routing data and case data mapped, texts bounded.
 pub fn validate(
     body: CreateCallbackBody,
     now: Timestamp,
     known_queue: &dyn Fn(&str) -> bool,
-) -> Result<NewCallback, FieldError> {
+) -> Result<CallbackRequest, FieldError> {
     let queue_id = body.queue_id.trim();
     if queue_id.is_empty() {
         return Err(FieldError::new("queueId", "is required"));
@@ -226,7 +228,7 @@ pub fn validate(
         now,
     )?;
 
-    let routing_data = routing::routing_data(body.routing_data)?;
+    let routing_data = routing_data::routing_data(body.routing_data)?;
     let data = case_data::case_data(body.data)?;
 
     let caller_id = optional_text("callerId", body.caller_id, MAX_NUMBER_TEXT)?
@@ -242,7 +244,7 @@ pub fn validate(
     // scheduleGroupId and widgetId are deliberately dropped (see the body);
     // the enrichment webhook is sent them before validation.
 
-    Ok(NewCallback {
+    Ok(CallbackRequest {
         queue_id: queue_id.to_owned(),
         callback_numbers,
         callback_user_name,
@@ -255,8 +257,6 @@ pub fn validate(
         caller_id,
         caller_id_name,
         script_id,
-        // The API adds it when the enrichment webhook was consulted.
-        enrichment: None,
     })
 }
 

@@ -16,7 +16,7 @@ fn known(queue: &str) -> bool {
 }
 
 /// Parse and validate a JSON value as the API would.
-fn create(body: serde_json::Value) -> Result<NewCallback, FieldError> {
+fn create(body: serde_json::Value) -> Result<CallbackRequest, FieldError> {
     let bytes = serde_json::to_vec(&body).expect("test json");
     validate(parse_body(&bytes)?, now(), &known)
 }
@@ -43,10 +43,10 @@ fn minimal_request_gets_the_defaults() {
     let cb = create(minimal()).unwrap();
     assert_eq!(
         cb,
-        NewCallback {
+        CallbackRequest {
             queue_id: "support".into(),
             callback_numbers: vec!["+33612345678".into()],
-            ..NewCallback::default()
+            ..CallbackRequest::default()
         }
     );
 }

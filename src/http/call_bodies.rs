@@ -1,5 +1,6 @@
-//! The request bodies the API accepts and the checks that turn them into
-//! call commands.
+//! The call routes' request bodies and the checks that turn them into
+//! call commands; and the checks of shape every body shares (a required
+//! field, a bounded text, DTMF digits), which `callback_bodies` uses too.
 //!
 //! Every field is optional at the serde level so that a missing required
 //! field is reported here, by name, as 422 (serde's own "missing field" has
@@ -21,7 +22,7 @@ const MAX_TEXT: usize = 128;
 const MAX_CALL_ID: usize = 64;
 /// Longest single header value put on an INVITE.
 const MAX_HEADER_VALUE: usize = 1024;
-/// RFC 4733 events one request may generate.
+/// RFC 4733 events one request may generate (a call's or an interaction's).
 const MAX_DIGITS: usize = 32;
 
 /// `POST /v1/calls`.
@@ -96,15 +97,7 @@ pub struct DtmfBody {
 impl DtmfBody {
     pub fn into_command(self, call: CallId) -> Result<CallCommand, ApiError> {
         let leg = leg(self.leg)?;
-        let digits = required("digits", self.digits)?;
-        // RFC 4733 events 0-15: the sixteen keys of a DTMF pad.
-        let valid = |c: char| c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D');
-        if digits.is_empty() || digits.len() > MAX_DIGITS || !digits.chars().all(valid) {
-            return Err(ApiError::invalid(
-                "digits",
-                format!("digits must be 1 to {MAX_DIGITS} of 0-9 * # A-D"),
-            ));
-        }
+        let digits = digits(self.digits)?;
         Ok(CallCommand::SendDtmf { call, leg, digits })
     }
 }
@@ -159,8 +152,22 @@ pub struct ListQuery {
     pub interaction: Option<String>,
 }
 
-fn required(field: &str, value: Option<String>) -> Result<String, ApiError> {
+pub(super) fn required(field: &str, value: Option<String>) -> Result<String, ApiError> {
     value.ok_or_else(|| ApiError::invalid(field, format!("{field} is required")))
+}
+
+/// RFC 4733 events 0-15: the sixteen keys of a DTMF pad, 1 to
+/// [`MAX_DIGITS`] of them.
+pub(super) fn digits(value: Option<String>) -> Result<String, ApiError> {
+    let digits = required("digits", value)?;
+    let key = |c: char| c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D');
+    if digits.is_empty() || digits.len() > MAX_DIGITS || !digits.chars().all(key) {
+        return Err(ApiError::invalid(
+            "digits",
+            format!("digits must be 1 to {MAX_DIGITS} of 0-9 * # A-D"),
+        ));
+    }
+    Ok(digits)
 }
 
 fn leg(value: Option<String>) -> Result<LegRole, ApiError> {
@@ -183,10 +190,15 @@ fn check_party(field: &str, value: &str) -> Result<(), ApiError> {
 }
 
 fn check_text(field: &str, value: &str) -> Result<(), ApiError> {
-    if value.is_empty() || value.chars().count() > MAX_TEXT {
+    check_text_up_to(field, value, MAX_TEXT)
+}
+
+/// 1 to `max` characters, none of them a control character.
+pub(super) fn check_text_up_to(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
+    if value.is_empty() || value.chars().count() > max {
         return Err(ApiError::invalid(
             field,
-            format!("{field} must be 1 to {MAX_TEXT} characters"),
+            format!("{field} must be 1 to {max} characters"),
         ));
     }
     if value.chars().any(char::is_control) {

@@ -12,8 +12,7 @@ use axum::Router;
 
 use super::errors::ApiError;
 use super::{
-    agents, auth, callbacks, desktop, events, notifications, openapi, peers, recordings, routes,
-    Api,
+    agents, auth, callbacks, calls, desktop, events, notifications, openapi, peers, recordings, Api,
 };
 
 /// Largest request body: an originate with generous case data fits many times.
@@ -63,25 +62,26 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/peers/{name}"),
 ];
 
-pub fn table(api: Arc<Api>) -> Router {
+/// The router over `api`: every route of [`ROUTES`], guarded.
+pub fn build(api: Arc<Api>) -> Router {
     let open = Router::new()
-        .route("/v1/health", get(routes::health))
+        .route("/v1/health", get(calls::health))
         .method_not_allowed_fallback(no_method);
     let protected = Router::new()
         .route("/v1/openapi.json", get(openapi::document))
-        .route("/v1/calls", get(routes::list).post(routes::originate))
+        .route("/v1/calls", get(calls::list).post(calls::originate))
         .route(
             "/v1/calls/{id}",
-            get(routes::show).delete(routes::delete_call),
+            get(calls::show).delete(calls::delete_call),
         )
-        .route("/v1/calls/{id}/hangup", post(routes::hangup))
-        .route("/v1/calls/{id}/hold", post(routes::hold))
-        .route("/v1/calls/{id}/retrieve", post(routes::retrieve))
-        .route("/v1/calls/{id}/mute", post(routes::mute))
-        .route("/v1/calls/{id}/unmute", post(routes::unmute))
-        .route("/v1/calls/{id}/dtmf", post(routes::dtmf))
-        .route("/v1/calls/{id}/recording", post(routes::recording))
-        .route("/v1/calls/{id}/transfer", post(routes::transfer))
+        .route("/v1/calls/{id}/hangup", post(calls::hangup))
+        .route("/v1/calls/{id}/hold", post(calls::hold))
+        .route("/v1/calls/{id}/retrieve", post(calls::retrieve))
+        .route("/v1/calls/{id}/mute", post(calls::mute))
+        .route("/v1/calls/{id}/unmute", post(calls::unmute))
+        .route("/v1/calls/{id}/dtmf", post(calls::dtmf))
+        .route("/v1/calls/{id}/recording", post(calls::recording))
+        .route("/v1/calls/{id}/transfer", post(calls::transfer))
         .route("/v1/events", get(events::stream))
         .route(
             "/v1/callbacks",

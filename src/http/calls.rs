@@ -1,6 +1,6 @@
 //! The call handlers: each parses the request, builds one [`CallCommand`]
 //! or reads the [`CallDirectory`], and shapes the answer. None of them
-//! decides anything about a call. The table that routes to them is `table`.
+//! decides anything about a call. The table that routes to them is `router`.
 //!
 //! [`CallDirectory`]: crate::call::CallDirectory
 
@@ -13,7 +13,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::bodies::{DtmfBody, LegBody, ListQuery, OriginateBody, RecordingBody, TransferBody};
+use super::call_bodies::{
+    DtmfBody, LegBody, ListQuery, OriginateBody, RecordingBody, TransferBody,
+};
 use super::doc_types::{CallList, CallRef, Health};
 use super::errors::{ApiError, Body as ErrorBody};
 use super::extract::JsonBody;
@@ -369,7 +371,7 @@ mod tests {
     #[tokio::test]
     async fn bodies_over_64_kib_are_refused() {
         let h = accepting();
-        let padding = "x".repeat(super::super::table::BODY_LIMIT);
+        let padding = "x".repeat(super::super::router::BODY_LIMIT);
         let body = format!(r#"{{"a": "1", "b": "2", "interaction": "{padding}"}}"#);
         let r = request(&h.app, "POST", "/v1/calls", Some(&body)).await;
         assert_error(&r, 413, Some("body"));
