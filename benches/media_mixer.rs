@@ -9,7 +9,8 @@
 //!    project's RTP generator (3N streams at 50 packets/s, its own threads):
 //!    the relay thread's CPU (`sb-media`, from schedstat), frames mixed per
 //!    second, the share of frames mixed more than 10 ms after they were due
-//!    (the mixer's own count), frames received back by the generator, and
+//!    (the mixer's own count; frames a room too far behind skipped count
+//!    too), frames received back by the generator, and
 //!    the CPU per participant per frame all included (receive, decode, mix,
 //!    encode, send). A step "holds" when under 1 % of its frames are late
 //!    and at least 99 % of the frames due reach the generator.
@@ -20,7 +21,8 @@
 //! Environment: `BENCH_ROOMS` (default `250,500,1000`), `BENCH_SECONDS`
 //! measured window per step (default 5), `BENCH_WARMUP` (default 1),
 //! `BENCH_MIXER_ROOMS` and `BENCH_MIXER_FRAMES` for part 1 (default 1000
-//! rooms, 500 frames). Run through `scripts/bench-mixer`.
+//! rooms, 500 frames), `BENCH_ONLY=rooms` or `pairs` for one half of the
+//! relay runs (to profile it). Run through `scripts/bench-mixer`.
 
 use std::net::UdpSocket;
 use std::sync::atomic::Ordering;
@@ -32,7 +34,7 @@ use switchback::media::bench::{
     close_legs, grow_buffers, machine_cpu, open_legs, own_cpu, thread_cpu, udp_rcvbuf_errors,
     Generator,
 };
-use switchback::media::mixer::{LegState, Mixer, FRAME, FRAME_SAMPLES};
+use switchback::media::mixer::{LegState, Mixer, MixerStats, FRAME, FRAME_SAMPLES};
 use switchback::media::{DtmfRoute, LegId, MediaCommand, MediaEngine, MediaEvent, PortPool, Role};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
@@ -119,6 +121,10 @@ struct Step {
     delivered: f64,
     machine_busy: f64,
     rcvbuf_drops: u64,
+    /// CPU share of the generator's two threads.
+    gen_frac: f64,
+    /// The mixer's counters over the window (rooms).
+    mix: MixerStats,
 }
 
 fn sent_packets(engine: &MediaEngine, legs: &[LegId]) -> u64 {
@@ -171,6 +177,7 @@ fn run(
     )
     .expect("generator");
     std::thread::sleep(warmup);
+    let gen0 = thread_cpu("rtpgen-tx") + thread_cpu("rtpgen-rx");
     let (t0, cpu0, mix0, out0, recv0, load0) = (
         Instant::now(),
         thread_cpu("sb-media"),
@@ -180,6 +187,7 @@ fn run(
         machine_cpu(),
     );
     std::thread::sleep(window);
+    let gen1 = thread_cpu("rtpgen-tx") + thread_cpu("rtpgen-rx");
     let (wall, cpu1, mix1, out1, recv1, load1) = (
         t0.elapsed().as_secs_f64(),
         thread_cpu("sb-media"),
@@ -211,14 +219,26 @@ fn run(
         ns_per: cpu_ns / done.max(1.0),
         cpu_frac: (cpu1 - cpu0).as_secs_f64() / wall,
         out_rate: (out1 - out0) as f64 / wall,
+        // A frame skipped by a room too far behind counts as late too.
         late: if rooms {
-            (mix1.late_frames - mix0.late_frames) as f64 / frames.max(1.0)
+            let skipped = (mix1.skipped_frames - mix0.skipped_frames) as f64;
+            ((mix1.late_frames - mix0.late_frames) as f64 + skipped) / (frames + skipped).max(1.0)
         } else {
             0.0
         },
         delivered: (recv1 - recv0) as f64 / expected,
         machine_busy: (load1.0 - load0.0) as f64 / (load1.1 - load0.1).max(1) as f64,
         rcvbuf_drops: drops,
+        gen_frac: (gen1 - gen0).as_secs_f64() / wall,
+        mix: MixerStats {
+            frames: mix1.frames - mix0.frames,
+            late_frames: mix1.late_frames - mix0.late_frames,
+            skipped_frames: mix1.skipped_frames - mix0.skipped_frames,
+            late_packets: mix1.late_packets - mix0.late_packets,
+            resyncs: mix1.resyncs - mix0.resyncs,
+            concealed: mix1.concealed - mix0.concealed,
+            ..mix1
+        },
     }
 }
 
@@ -233,6 +253,8 @@ fn main() {
     let alone_rooms = env_f64("BENCH_MIXER_ROOMS", 1000.0) as usize;
     let alone_frames = env_f64("BENCH_MIXER_FRAMES", 500.0) as usize;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // `rooms` or `pairs` runs one half only (for profiling).
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
 
     let (push, mix) = mixer_alone(alone_rooms, alone_frames);
     let per = push + mix;
@@ -268,7 +290,7 @@ fn main() {
     );
     let mut best_rooms = None;
     let mut room_rows = Vec::new();
-    for &n in &steps {
+    for &n in steps.iter().filter(|_| only != "pairs") {
         let s = run(
             &engine,
             &mut events,
@@ -299,6 +321,18 @@ fn main() {
             100.0 * s.machine_busy,
             if holds { "yes" } else { "no" },
         );
+        let m = s.mix;
+        println!(
+            "       generator CPU {:.0} %; in the window: {} frames mixed, {} late, {} skipped, {} late packets, {} re-anchored streams, {} concealed; latest tick so far {:.1} ms after due",
+            100.0 * s.gen_frac,
+            m.frames,
+            m.late_frames,
+            m.skipped_frames,
+            m.late_packets,
+            m.resyncs,
+            m.concealed,
+            m.max_lateness_us as f64 / 1000.0
+        );
         if s.rcvbuf_drops > 0 {
             println!("       kernel UDP receive-buffer drops: {}", s.rcvbuf_drops);
         }
@@ -319,7 +353,7 @@ fn main() {
         "deliv. %",
         "machine %"
     );
-    for &n in &steps {
+    for &n in steps.iter().filter(|_| only != "rooms") {
         let calls = 3 * n / 2;
         let s = run(
             &engine,
@@ -344,6 +378,7 @@ fn main() {
             100.0 * s.delivered,
             100.0 * s.machine_busy,
         );
+        println!("       generator CPU {:.0} %", 100.0 * s.gen_frac);
         if s.rcvbuf_drops > 0 {
             println!("       kernel UDP receive-buffer drops: {}", s.rcvbuf_drops);
         }

@@ -2,12 +2,18 @@
 //! legs and the mixer, sending the frames each tick mixes, forwarding RFC
 //! 4733 events between members, and pointing recordings at the mix.
 //!
-//! The mixer (`crate::media::mixer`) decides what each member hears; this
-//! file only moves bytes: a mixed frame leaves on the listener's own RTP
-//! socket with the listener's SSRC, sequence and timestamp
-//! (`OutStream::mixed`), one `send` per listener per frame. A leg enters
-//! the mixer only through `Mix`; every other leg keeps the two-party path
-//! of `packet.rs`, which never decodes.
+//! Owns: the legs' `in_room` flags, gains and mix taps, and the bytes on
+//! the wire for a room (headers, payload types, sockets). Must not: decide
+//! who hears whom or what is mixed (the mixer's, `crate::media::mixer`),
+//! or decode anything itself. A mixed frame leaves on the listener's own
+//! RTP socket with the listener's SSRC, sequence and timestamp
+//! (`OutStream::mixed`), one `send` per listener per frame; as an RFC 3550
+//! §7.1 mixer the relay is the source of what each member hears, and it
+//! leaves the CSRC list empty (the contributors' SSRCs are other legs'
+//! private numbering). Forwarded events (RFC 4733 §2.5.1) start a new event
+//! in the listener's stream (marker bit, the stream's own timestamp held for
+//! the whole event). A leg enters the mixer only through `Mix`; every other
+//! leg keeps the two-party path of `packet.rs`, which never decodes.
 
 use std::time::Instant;
 

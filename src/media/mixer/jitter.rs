@@ -31,8 +31,10 @@ use crate::codec::G711;
 
 use super::FRAME_SAMPLES;
 
-/// Ring size in samples (256 ms); a power of two.
-pub const CAPACITY: usize = 2048;
+/// Ring size in samples (512 ms); a power of two. Room enough that the
+/// frame concealment repeats is still in the ring when it is needed (see
+/// [`Concealer`]).
+pub const CAPACITY: usize = 4096;
 const MASK: usize = CAPACITY - 1;
 /// Where a new stream's first packet lands: this many samples after the
 /// first one not yet mixed (two frames).
@@ -48,7 +50,11 @@ pub const RESYNC_AFTER: u32 = 3;
 /// Frames over which a concealed frame fades to silence, after one repeat.
 pub const FADE_FRAMES: u32 = 3;
 
-const _: () = assert!(MAX_AHEAD as usize + MAX_PACKET <= CAPACITY);
+// What a packet may write ([`MAX_AHEAD`] + [`MAX_PACKET`] past `play`) never
+// reaches the last frame received, at most 1 + [`FADE_FRAMES`] frames back.
+const _: () = assert!(
+    MAX_AHEAD as usize + MAX_PACKET + (2 + FADE_FRAMES as usize) * FRAME_SAMPLES <= CAPACITY
+);
 
 #[derive(Clone, Copy, Debug)]
 struct Stream {
@@ -173,6 +179,7 @@ impl Jitter {
         let start = play as usize & MASK;
         let first = (CAPACITY - start).min(FRAME_SAMPLES);
         let mut any = false;
+        let mut all = true;
         let mut done = 0;
         for (at, len) in [(start, first), (0, FRAME_SAMPLES - first)] {
             let mut i = 0;
@@ -205,11 +212,40 @@ impl Jitter {
                     }
                 }
                 any |= got != 0;
+                all &= got == mask;
                 i += n;
             }
             done += len;
         }
+        if let Some(out) = out {
+            if any && !all {
+                // A partial frame: what is missing is silence in the ring
+                // too, for concealment's repeat (a sample that is 0 stays 0).
+                for (i, &v) in out.iter().enumerate() {
+                    if v == 0 {
+                        if let Some(s) = self.samples.get_mut((start + i) & MASK) {
+                            *s = 0;
+                        }
+                    }
+                }
+            }
+        }
         any
+    }
+
+    /// The samples of the frame at `pos` as they were taken (the ring keeps
+    /// them until the positions come round again): what concealment repeats.
+    pub fn peek(&self, pos: i64, out: &mut [i16; FRAME_SAMPLES]) {
+        let start = pos as usize & MASK;
+        let first = (CAPACITY - start).min(FRAME_SAMPLES);
+        let (a, b) = out.split_at_mut(first);
+        if let (Some(x), Some(y)) = (
+            self.samples.get(start..start + first),
+            self.samples.get(..b.len()),
+        ) {
+            a.copy_from_slice(x);
+            b.copy_from_slice(y);
+        }
     }
 
     /// Decode `codes` into the ring from `pos` on, a bitmap word at a time;
@@ -258,49 +294,48 @@ pub enum Source {
     Silent,
 }
 
-/// Repeat-then-fade loss concealment for one member.
-#[derive(Clone, Debug)]
+/// Repeat-then-fade loss concealment for one member. It keeps no copy of
+/// the last frame: the ring still holds it (taking a frame clears its bits,
+/// not its samples, and nothing written since can reach it).
+#[derive(Clone, Debug, Default)]
 pub struct Concealer {
-    last: [i16; FRAME_SAMPLES],
-    /// Frames concealed in a row; `None` once faded out (or before audio).
-    lost: Option<u32>,
-}
-
-impl Default for Concealer {
-    fn default() -> Self {
-        Concealer {
-            last: [0; FRAME_SAMPLES],
-            lost: None,
-        }
-    }
+    /// Where the last frame received starts; `None` once faded out (or
+    /// before any audio).
+    last: Option<i64>,
+    /// Frames concealed since.
+    lost: u32,
 }
 
 impl Concealer {
-    /// `frame` holds what arrived when `got`; on return it holds what the
-    /// member contributes (unchanged, concealed or silence).
-    pub fn next(&mut self, got: bool, frame: &mut [i16; FRAME_SAMPLES]) -> Source {
-        if got {
-            self.last = *frame;
-            self.lost = Some(0);
-            return Source::Received;
-        }
-        let k = self.lost.map_or(u32::MAX, |lost| lost + 1);
+    /// The frame at `at` arrived.
+    pub fn received(&mut self, at: i64) {
+        self.last = Some(at);
+        self.lost = 0;
+    }
+
+    /// The next frame did not arrive: `frame` gets its concealment (the last
+    /// frame, then fading) or silence.
+    pub fn conceal(&mut self, jitter: &Jitter, frame: &mut [i16; FRAME_SAMPLES]) -> Source {
+        let Some(at) = self.last else {
+            frame.fill(0);
+            return Source::Silent;
+        };
+        self.lost += 1;
+        let k = self.lost;
         if k > 1 + FADE_FRAMES {
-            self.lost = None;
+            self.last = None;
             frame.fill(0);
             return Source::Silent;
         }
-        self.lost = Some(k);
-        if k == 1 {
-            *frame = self.last;
-        } else {
+        jitter.peek(at, frame);
+        if k > 1 {
             // Fade frame j (0-based) of FADE_FRAMES: gain from 1 - j/F down
             // to 1 - (j+1)/F across its samples, in Q15.
-            let n = (FADE_FRAMES * FRAME_SAMPLES as u32) as i64;
+            let n = i64::from(FADE_FRAMES) * FRAME_SAMPLES as i64;
             let start = i64::from(k - 2) * FRAME_SAMPLES as i64;
-            for (i, (o, &s)) in frame.iter_mut().zip(&self.last).enumerate() {
+            for (i, o) in frame.iter_mut().enumerate() {
                 let g = ((n - start - i as i64) << 15) / n;
-                *o = ((i64::from(s) * g) >> 15) as i16;
+                *o = ((i64::from(*o) * g) >> 15) as i16;
             }
         }
         Source::Concealed
@@ -412,30 +447,48 @@ mod tests {
     }
 
     #[test]
-    fn concealment_repeats_fades_and_goes_silent() {
+    fn concealment_repeats_the_ring_fades_and_goes_silent() {
+        let mut j = Jitter::default();
         let mut c = Concealer::default();
         let mut f = [0i16; FRAME_SAMPLES];
         assert_eq!(
-            c.next(false, &mut f),
+            c.conceal(&j, &mut f),
             Source::Silent,
             "nothing to repeat yet"
         );
-        let mut f = [1000i16; FRAME_SAMPLES];
-        assert_eq!(c.next(true, &mut f), Source::Received);
-        let mut f = [0i16; FRAME_SAMPLES];
-        assert_eq!(c.next(false, &mut f), Source::Concealed);
-        assert_eq!(f, [1000; FRAME_SAMPLES]);
-        let mut prev = 1000;
+        j.put(1, 0, G711::Pcmu, &pkt(0x80), 0);
+        assert!(j.take(2 * F, &mut f));
+        c.received(2 * F);
+        // Packets ahead land in the ring; the repeated frame is untouched.
+        j.put(1, 800, G711::Pcmu, &pkt(0x00), 3 * F);
+        let mut f = [7i16; FRAME_SAMPLES];
+        assert_eq!(c.conceal(&j, &mut f), Source::Concealed);
+        assert_eq!(f, [32124; FRAME_SAMPLES]);
+        let mut prev = 32124;
         for _ in 0..FADE_FRAMES {
             let mut f = [0i16; FRAME_SAMPLES];
-            assert_eq!(c.next(false, &mut f), Source::Concealed);
+            assert_eq!(c.conceal(&j, &mut f), Source::Concealed);
             assert!(f.windows(2).all(|w| w[0] >= w[1]) && f[0] <= prev);
             prev = f[FRAME_SAMPLES - 1];
         }
-        assert!(prev < 10, "faded to nearly nothing: {prev}");
+        assert!(prev < 300, "faded to nearly nothing: {prev}");
         let mut f = [5i16; FRAME_SAMPLES];
-        assert_eq!(c.next(false, &mut f), Source::Silent);
-        let mut f = [7i16; FRAME_SAMPLES];
-        assert_eq!(c.next(true, &mut f), Source::Received);
+        assert_eq!(c.conceal(&j, &mut f), Source::Silent);
+        assert_eq!(f, [0; FRAME_SAMPLES]);
+    }
+
+    #[test]
+    fn a_partial_frame_is_repeated_with_its_gaps_silent() {
+        let mut j = Jitter::default();
+        let mut f = [0i16; FRAME_SAMPLES];
+        // An 80-sample packet: half a frame.
+        j.put(1, 0, G711::Pcmu, &[0x80; 80], 0);
+        assert!(j.take(2 * F, &mut f));
+        let mut c = Concealer::default();
+        c.received(2 * F);
+        let mut r = [1i16; FRAME_SAMPLES];
+        c.conceal(&j, &mut r);
+        assert_eq!(r, f);
+        assert!(r[..80].iter().all(|&s| s == 32124) && r[80..].iter().all(|&s| s == 0));
     }
 }

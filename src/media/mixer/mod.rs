@@ -40,10 +40,12 @@
 //!
 //! # The clock
 //!
-//! Rooms are spread over [`PHASES`] phases of the 20 ms period (a new room
-//! takes the next phase), so that a thousand rooms do not all mix and send
-//! in the same millisecond. [`Mixer::poll_timeout`] is the earliest due
-//! frame; [`Mixer::tick`] mixes every frame due by `now`. A frame mixed more
+//! Rooms are spread over [`PHASES`] phases of the 20 ms period, 2 ms apart
+//! on one grid (a new room takes the least busy phase), so that a thousand
+//! rooms do not all mix and send in the same millisecond, and a tick
+//! touches only the rooms of the phases that are due. [`Mixer::poll_timeout`]
+//! is the earliest due frame; [`Mixer::tick`] mixes every frame due by
+//! `now`. A frame mixed more
 //! than [`LATE`] after it was due is counted late; a room more than
 //! [`MAX_CATCH_UP`] frames behind mixes that many and skips the rest (its
 //! timestamps still follow the wall clock, so receivers see a gap).
@@ -234,10 +236,8 @@ struct Member {
     state: LegState,
     jitter: Jitter,
     plc: Concealer,
-    /// This frame's audio from the member, before gain (scratch).
-    frame: [i16; FRAME_SAMPLES],
-    /// This frame's contribution, after the inbound gain.
-    contrib: [i32; FRAME_SAMPLES],
+    /// Whether it contributes to the frame being mixed (its samples are
+    /// then in the mixer's scratch, at its index).
     contributes: bool,
     /// An event being forwarded to this member (its audio is withheld).
     forward: Option<Forward>,
@@ -253,8 +253,6 @@ impl Member {
             state,
             jitter: Jitter::default(),
             plc: Concealer::default(),
-            frame: [0; FRAME_SAMPLES],
-            contrib: [0; FRAME_SAMPLES],
             contributes: false,
             forward: None,
             done_event: None,
@@ -278,8 +276,8 @@ struct Room {
     name: String,
     members: Vec<Member>,
     dtmf: DtmfRoute,
-    /// When frame `frame` is due.
-    due: Instant,
+    /// Its phase of the frame period (an index into the mixer's slots).
+    phase: usize,
     /// The next frame to mix; the room's sample clock is `frame * 160`.
     frame: u64,
 }
@@ -301,20 +299,31 @@ impl Room {
         }
     }
 
-    /// Mix the next frame into `frames`.
+    /// Mix the next frame into `frames`. The members' samples go through
+    /// `scratch` (one row per member, shared by every room, so the rows stay
+    /// in cache across rooms; per member only its ring is touched).
     fn mix(
         &mut self,
         frames: &mut Vec<Frame>,
-        sum: &mut [i32; FRAME_SAMPLES],
-        out: &mut [i32; FRAME_SAMPLES],
+        scratch: &mut Scratch,
         stats: &mut MixerStats,
         late: bool,
     ) {
         let play = self.play();
+        let Scratch {
+            pcm,
+            contrib,
+            sum,
+            out,
+        } = scratch;
         sum.fill(0);
-        for m in &mut self.members {
-            let got = m.jitter.take(play, &mut m.frame);
-            let source = m.plc.next(got, &mut m.frame);
+        for (m, c) in self.members.iter_mut().zip(contrib.iter_mut()) {
+            let source = if m.jitter.take(play, pcm) {
+                m.plc.received(play);
+                Source::Received
+            } else {
+                m.plc.conceal(&m.jitter, pcm)
+            };
             if source == Source::Concealed {
                 stats.concealed += 1;
             }
@@ -327,16 +336,16 @@ impl Room {
             }
             let g = m.state.gain_in.q12();
             if g == Gain::UNITY.q12() {
-                for (c, &s) in m.contrib.iter_mut().zip(&m.frame) {
+                for (c, &s) in c.iter_mut().zip(pcm.iter()) {
                     *c = i32::from(s);
                 }
             } else {
-                for (c, &s) in m.contrib.iter_mut().zip(&m.frame) {
+                for (c, &s) in c.iter_mut().zip(pcm.iter()) {
                     *c = (i32::from(s) * g) >> 12;
                 }
             }
             if m.role == Role::Party {
-                for (a, &c) in sum.iter_mut().zip(&m.contrib) {
+                for (a, &c) in sum.iter_mut().zip(c.iter()) {
                     *a += c;
                 }
             }
@@ -346,7 +355,7 @@ impl Room {
             .members
             .iter()
             .any(|w| w.contributes && matches!(w.role, Role::Whisper { .. }));
-        for l in &self.members {
+        for (l, own) in self.members.iter().zip(contrib.iter()) {
             if l.state.held || l.forward.is_some() {
                 continue;
             }
@@ -360,33 +369,31 @@ impl Room {
             let Some(frame) = frames.last_mut() else {
                 continue;
             };
-            let own = (l.role == Role::Party && l.contributes).then_some(&l.contrib);
+            let own = (l.role == Role::Party && l.contributes).then_some(own);
             let mut whispered = false;
             if whispers {
-                for w in &self.members {
+                for (w, wc) in self.members.iter().zip(contrib.iter()) {
                     if w.contributes && w.leg != l.leg && w.role == (Role::Whisper { to: l.leg }) {
                         if !whispered {
-                            *out = *sum;
+                            **out = **sum;
                             if let Some(own) = own {
-                                for (o, &c) in out.iter_mut().zip(own) {
+                                for (o, &c) in out.iter_mut().zip(own.iter()) {
                                     *o -= c;
                                 }
                             }
                             whispered = true;
                         }
-                        for (o, &c) in out.iter_mut().zip(&w.contrib) {
+                        for (o, &c) in out.iter_mut().zip(wc.iter()) {
                             *o += c;
                         }
                     }
                 }
             }
-            // The common cases read the sum (and the listener's own part)
-            // in place: no copy of the frame.
             let (law, gain, payload) = (l.state.law, l.state.gain_out, &mut frame.payload);
             match (whispered, own) {
                 (true, _) => encode(law, gain, out.iter().copied(), payload),
                 (false, Some(own)) => {
-                    let minus = sum.iter().zip(own).map(|(&s, &o)| s - o);
+                    let minus = sum.iter().zip(own.iter()).map(|(&s, &o)| s - o);
                     encode(law, gain, minus, payload)
                 }
                 (false, None) => encode(law, gain, sum.iter().copied(), payload),
@@ -410,6 +417,38 @@ impl Room {
             }
         }
         self.frame += 1;
+    }
+}
+
+/// One phase of the frame period: its rooms and their next frame's due
+/// time (set when the first room joins).
+#[derive(Debug, Default)]
+struct Slot {
+    due: Option<Instant>,
+    rooms: Vec<usize>,
+}
+
+/// Buffers one room's mix works in, shared by all rooms.
+#[derive(Debug)]
+struct Scratch {
+    /// A member's frame as taken from its jitter buffer (or concealed).
+    pcm: Box<[i16; FRAME_SAMPLES]>,
+    /// Each member's contribution after its inbound gain, by member index.
+    contrib: Box<[[i32; FRAME_SAMPLES]; MAX_MEMBERS]>,
+    /// The sum of what everyone hears.
+    sum: Box<[i32; FRAME_SAMPLES]>,
+    /// One listener's mix when a whisper is added to it.
+    out: Box<[i32; FRAME_SAMPLES]>,
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Scratch {
+            pcm: Box::new([0; FRAME_SAMPLES]),
+            contrib: Box::new([[0; FRAME_SAMPLES]; MAX_MEMBERS]),
+            sum: Box::new([0; FRAME_SAMPLES]),
+            out: Box::new([0; FRAME_SAMPLES]),
+        }
     }
 }
 
@@ -458,12 +497,14 @@ pub struct Mixer {
     /// Room and member index of every leg in a room.
     by_leg: HashMap<LegId, (usize, usize)>,
     next_uid: u64,
-    next_phase: u32,
-    next_due: Option<Instant>,
+    /// The mixer's frame clock: one slot per phase, each with the rooms
+    /// of that phase and when their next frame is due.
+    slots: [Slot; PHASES as usize],
+    /// Where the phases are counted from (the first room's creation).
+    epoch: Option<Instant>,
     frames: Vec<Frame>,
     targets: Vec<EventTarget>,
-    sum: Box<[i32; FRAME_SAMPLES]>,
-    out: Box<[i32; FRAME_SAMPLES]>,
+    scratch: Scratch,
     stats: MixerStats,
 }
 
@@ -475,12 +516,11 @@ impl Default for Mixer {
             by_name: HashMap::new(),
             by_leg: HashMap::new(),
             next_uid: 1,
-            next_phase: 0,
-            next_due: None,
+            slots: Default::default(),
+            epoch: None,
             frames: Vec::new(),
             targets: Vec::new(),
-            sum: Box::new([0; FRAME_SAMPLES]),
-            out: Box::new([0; FRAME_SAMPLES]),
+            scratch: Scratch::default(),
             stats: MixerStats::default(),
         }
     }
@@ -558,15 +598,18 @@ impl Mixer {
     }
 
     fn create(&mut self, name: &str, now: Instant) -> usize {
-        // Spread rooms over the period: 2 ms apart per phase.
-        let phase = FRAME / PHASES * self.next_phase;
-        self.next_phase = (self.next_phase + 1) % PHASES;
+        // The least busy phase (the first of equals), so rooms spread over
+        // the period however they come and go.
+        let phase = (0..self.slots.len())
+            .min_by_key(|&p| self.slots.get(p).map_or(usize::MAX, |s| s.rooms.len()))
+            .unwrap_or(0);
+        let epoch = *self.epoch.get_or_insert(now);
         let room = Room {
             uid: self.next_uid,
             name: name.to_owned(),
             members: Vec::new(),
             dtmf: DtmfRoute::Others,
-            due: now + FRAME + phase,
+            phase,
             frame: 0,
         };
         self.next_uid += 1;
@@ -583,6 +626,17 @@ impl Mixer {
             }
         };
         self.by_name.insert(name.to_owned(), idx);
+        if let Some(slot) = self.slots.get_mut(phase) {
+            if slot.rooms.is_empty() {
+                // An idle phase starts again on its own grid, a frame from now
+                // at the earliest.
+                let offset = FRAME / PHASES * phase as u32;
+                let since = (now + FRAME).saturating_duration_since(epoch + offset);
+                let periods = since.as_nanos().div_ceil(FRAME.as_nanos()) as u32;
+                slot.due = Some(epoch + offset + FRAME * periods);
+            }
+            slot.rooms.push(idx);
+        }
         idx
     }
 
@@ -592,6 +646,9 @@ impl Mixer {
         };
         let room = self.rooms.get_mut(idx).and_then(Option::take);
         self.free.push(idx);
+        if let Some(slot) = room.as_ref().and_then(|r| self.slots.get_mut(r.phase)) {
+            slot.rooms.retain(|&i| i != idx);
+        }
         let left: Vec<LegId> = room
             .map(|r| r.members.iter().map(|m| m.leg).collect())
             .unwrap_or_default();
@@ -663,7 +720,6 @@ impl Mixer {
         let rooms = self.rooms.iter().flatten();
         self.stats.rooms = rooms.clone().count() as u64;
         self.stats.members = rooms.map(|r| r.members.len() as u64).sum();
-        self.next_due = self.rooms.iter().flatten().map(|r| r.due).min();
     }
 
     /// One audio payload received from `leg` (decoded with `law`), placed
@@ -759,45 +815,51 @@ impl Mixer {
 
     /// When the next frame is due; `None` without rooms.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.next_due
+        self.slots
+            .iter()
+            .filter(|s| !s.rooms.is_empty())
+            .filter_map(|s| s.due)
+            .min()
     }
 
-    /// Mix every frame due by `now`; the frames to send, in room order.
+    /// Mix every frame due by `now`; the frames to send, phase by phase.
+    /// Only the rooms of a phase that is due are touched.
     pub fn tick(&mut self, now: Instant) -> &[Frame] {
         self.frames.clear();
-        if self.next_due.is_none_or(|d| d > now) {
-            return &self.frames;
-        }
-        let mut next: Option<Instant> = None;
-        for room in self.rooms.iter_mut().flatten() {
+        for slot in &mut self.slots {
             let mut mixed = 0;
-            while room.due <= now {
-                let lateness = now.saturating_duration_since(room.due);
+            while let Some(due) = slot.due.filter(|&d| d <= now && !slot.rooms.is_empty()) {
+                let lateness = now.saturating_duration_since(due);
                 if mixed == MAX_CATCH_UP {
                     // Too far behind: skip to the frame due next.
                     let behind = (lateness.as_micros() / FRAME.as_micros()) as u32 + 1;
-                    for _ in 0..behind {
-                        room.skip(&mut self.stats);
+                    for &i in &slot.rooms {
+                        if let Some(room) = self.rooms.get_mut(i).and_then(Option::as_mut) {
+                            for _ in 0..behind {
+                                room.skip(&mut self.stats);
+                            }
+                        }
                     }
-                    room.due += FRAME * behind;
+                    slot.due = Some(due + FRAME * behind);
                     break;
                 }
                 self.stats.max_lateness_us =
                     self.stats.max_lateness_us.max(lateness.as_micros() as u64);
-                room.expire_events(now);
-                room.mix(
-                    &mut self.frames,
-                    &mut self.sum,
-                    &mut self.out,
-                    &mut self.stats,
-                    lateness > LATE,
-                );
-                room.due += FRAME;
+                for &i in &slot.rooms {
+                    if let Some(room) = self.rooms.get_mut(i).and_then(Option::as_mut) {
+                        room.expire_events(now);
+                        room.mix(
+                            &mut self.frames,
+                            &mut self.scratch,
+                            &mut self.stats,
+                            lateness > LATE,
+                        );
+                    }
+                }
+                slot.due = Some(due + FRAME);
                 mixed += 1;
             }
-            next = Some(next.map_or(room.due, |n| n.min(room.due)));
         }
-        self.next_due = next;
         &self.frames
     }
 

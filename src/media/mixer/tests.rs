@@ -693,6 +693,36 @@ fn rooms_created_together_are_spread_over_the_period() {
     // Phase 0 holds two rooms (the eleventh wrapped around).
     assert_eq!(counts[0], 2);
     assert!(counts[1..].iter().all(|&c| c == 1), "{counts:?}");
+    // A room gone frees its phase: the next room takes it and ticks on that
+    // phase's grid (here 2 ms after phase 0, as before).
+    m.set_room("r3", &[], DtmfRoute::Others, now);
+    let later = now + FRAME * 5;
+    m.set_room(
+        "new",
+        &[(LegId(99), Role::Party, LegState::default())],
+        DtmfRoute::Others,
+        later,
+    );
+    let mut due_for_new = None;
+    for step in 0..2 * PHASES {
+        let at = now + FRAME * 2 + FRAME / PHASES * step;
+        if m.tick(at).iter().any(|f| f.leg == LegId(99)) {
+            due_for_new = Some(at);
+            break;
+        }
+    }
+    // Frames due before `later` were mixed above; the new room's first is
+    // the first phase-3 instant at least a frame after `later`.
+    assert_eq!(due_for_new, None, "nothing before it was created");
+    let at = later + FRAME + FRAME / PHASES * 3;
+    assert!(m.tick(at).iter().any(|f| f.leg == LegId(99)));
+    assert_eq!(
+        m.tick(at + FRAME)
+            .iter()
+            .filter(|f| f.leg == LegId(99))
+            .count(),
+        1
+    );
 }
 
 #[test]
