@@ -95,6 +95,10 @@ impl CallLayer {
         };
         l.ending = true;
         let (call, role) = (l.call.clone(), l.role);
+        // A party of a consultation or conference may leave the others talking.
+        if self.consult_party_gone(now, out, &call, leg) {
+            return;
+        }
         // The transferor hanging up after a transfer ends only its own leg.
         if self.transferor_leaves(&call, leg) {
             return;

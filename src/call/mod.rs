@@ -42,7 +42,8 @@
 //! - requests within a leg's dialog: `in_dialog` (BYE, re-INVITE, UPDATE,
 //!   INFO, ACK, §12-§15, RFC 6337);
 //! - transfer: `transfer` (REFER and the transfer command, RFC 3515, 3891),
-//!   `handover` (across workers);
+//!   `handover` (across workers), `consult` (consultation, attended
+//!   transfer, conference and volume on command);
 //! - timers: `wheel` (the deadlines), `timers` (ring timeout, RFC 4028);
 //! - trunk peers: `peers` (shared limits, counters, health), `gateways` (peer
 //!   limits on calls, a route's gateways), `failover` (a peer's next server,
@@ -59,6 +60,7 @@
 //! gone is `None`, and the request is answered or dropped.
 
 pub mod command;
+mod consult;
 pub mod control;
 mod controls;
 pub mod dialplan;

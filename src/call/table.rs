@@ -29,6 +29,7 @@ use crate::shard::Shard;
 use crate::transaction::ServerTransactionId;
 
 use super::command::{CallId, Originate};
+use super::consult::Consult;
 use super::identity::Identity;
 use super::late_offer::LateOffer;
 use super::leg::{Leg, Side};
@@ -62,6 +63,10 @@ pub(super) struct Call {
     pub answered_at_ms: Option<u64>,
     /// A REFER being carried out.
     pub transfer: Option<Transfer>,
+    /// A consultation (leg `c`) in progress (`consult`).
+    pub consult: Option<Consult>,
+    /// A volume was set: whatever pair talks does so in a room of the relay.
+    pub mixed: bool,
     /// The caller's INVITE had no SDP: where the late offer stands.
     pub late_offer: Option<LateOffer>,
     /// `Ended` was reported: the call is being taken down.
@@ -91,6 +96,8 @@ impl Call {
             started_at_ms,
             answered_at_ms: None,
             transfer: None,
+            consult: None,
+            mixed: false,
             late_offer: None,
             ended: false,
             identity: Identity::default(),
