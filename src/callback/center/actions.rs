@@ -7,7 +7,7 @@
 use jiff::Timestamp;
 
 use super::Center;
-use crate::call::{CallCommand, CallId, LegRole, Originate};
+use crate::call::{CallCommand, CallId, LegRole, Originate, Others};
 use crate::callback::action::{ActionError, InteractionAction, Reply};
 use crate::callback::call_record::CallRecord;
 use crate::callback::model::{AgentState, HistoryKind, InteractionId, State};
@@ -83,7 +83,24 @@ impl Center {
             | InteractionAction::Dtmf { .. }
             | InteractionAction::StartRecording
             | InteractionAction::StopRecording
-            | InteractionAction::Transfer { .. } => {
+            | InteractionAction::Transfer { .. }
+            | InteractionAction::Consult { .. }
+            | InteractionAction::Alternate
+            | InteractionAction::CancelConsult
+            | InteractionAction::CompleteTransfer
+            | InteractionAction::Conference
+            | InteractionAction::Remove { .. }
+            | InteractionAction::Leave
+            | InteractionAction::Volume { .. } => {
+                // The consultation's own state: refused here by name (409)
+                // rather than by the call layer after the answer.
+                let consult = self.interactions.find(id)?.consult;
+                if !consult_fits(&action, consult) {
+                    return Err(ActionError::WrongState {
+                        action: name.to_string(),
+                        state: consult.unwrap_or("two-party").to_string(),
+                    });
+                }
                 let fits = match &action {
                     InteractionAction::Hold => state == State::Connected,
                     InteractionAction::Retrieve => state == State::OnHold,
@@ -394,6 +411,58 @@ fn control_command(
             },
             Some(to),
         ),
+        InteractionAction::Consult { to } => (
+            CallCommand::Consult {
+                call,
+                leg: AGENT_LEG,
+                to: to.clone(),
+            },
+            Some(to),
+        ),
+        InteractionAction::Alternate => (CallCommand::Alternate { call }, None),
+        InteractionAction::CancelConsult => (CallCommand::CancelConsult { call }, None),
+        InteractionAction::CompleteTransfer => (CallCommand::CompleteTransfer { call }, None),
+        InteractionAction::Conference => (CallCommand::Conference { call }, None),
+        InteractionAction::Remove { party } => {
+            (CallCommand::Remove { call, party }, Some(party.to_string()))
+        }
+        InteractionAction::Leave => (
+            CallCommand::Leave {
+                call,
+                others: Others::default(),
+            },
+            None,
+        ),
+        InteractionAction::Volume {
+            party,
+            direction,
+            db,
+        } => (
+            CallCommand::Volume {
+                call,
+                party,
+                direction,
+                db,
+            },
+            Some(format!("{party} {direction} {db} dB")),
+        ),
         _ => return None,
     })
+}
+
+/// Whether a consultation action makes sense in the consultation's state
+/// (`None`: two-party). Other actions always do.
+fn consult_fits(action: &InteractionAction, consult: Option<&str>) -> bool {
+    use InteractionAction as A;
+    match action {
+        A::Consult { .. } => consult.is_none(),
+        A::Alternate | A::Conference => consult == Some("consulting"),
+        A::CancelConsult | A::Remove { .. } => consult.is_some(),
+        A::CompleteTransfer | A::Leave => {
+            matches!(consult, Some("consulting" | "conferenced"))
+        }
+        // A blind transfer takes leg c, which a consultation holds.
+        A::Transfer { .. } => consult.is_none(),
+        _ => true,
+    }
 }
