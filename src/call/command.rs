@@ -45,8 +45,10 @@ pub enum LegRole {
     A,
     /// The callee, or the second leg the switch placed (the contact).
     B,
-    /// A transfer target.
+    /// A transfer target, or a consultation.
     C,
+    /// A supervisor listening, whispering or barging in.
+    S,
 }
 
 impl fmt::Display for LegRole {
@@ -55,6 +57,7 @@ impl fmt::Display for LegRole {
             LegRole::A => "a",
             LegRole::B => "b",
             LegRole::C => "c",
+            LegRole::S => "s",
         })
     }
 }
@@ -66,6 +69,7 @@ impl std::str::FromStr for LegRole {
             "a" => Ok(LegRole::A),
             "b" => Ok(LegRole::B),
             "c" => Ok(LegRole::C),
+            "s" => Ok(LegRole::S),
             _ => Err(()),
         }
     }
@@ -161,6 +165,14 @@ pub enum CallCommand {
         call: CallId,
         others: Others,
     },
+    /// A supervisor on the call: with `to`, its phone is called and joins
+    /// the call's room in `mode` once it answers; without, the supervisor
+    /// already there switches to `mode` (nobody hears a switch).
+    Supervise {
+        call: CallId,
+        mode: Monitor,
+        to: Option<String>,
+    },
     /// Gain applied in the relay to what `party` says (`In`) or hears
     /// (`Out`), -12..=12 dB. A two-party call is taken into a room of two.
     Volume {
@@ -181,6 +193,30 @@ pub enum Party {
     Contact,
     /// The consultation leg (`c`).
     Consulted,
+    /// A supervisor's leg (`s`).
+    Supervisor,
+}
+
+/// How a supervisor takes part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Monitor {
+    /// Hears everyone, heard by no one.
+    Listen,
+    /// Hears everyone, heard by the agent only.
+    Whisper,
+    /// A full party.
+    Barge,
+}
+
+impl fmt::Display for Monitor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Monitor::Listen => "listen",
+            Monitor::Whisper => "whisper",
+            Monitor::Barge => "barge",
+        })
+    }
 }
 
 impl fmt::Display for Party {
@@ -189,6 +225,7 @@ impl fmt::Display for Party {
             Party::Agent => "agent",
             Party::Contact => "contact",
             Party::Consulted => "consulted",
+            Party::Supervisor => "supervisor",
         })
     }
 }
@@ -200,6 +237,7 @@ impl std::str::FromStr for Party {
             "agent" => Ok(Party::Agent),
             "contact" => Ok(Party::Contact),
             "consulted" => Ok(Party::Consulted),
+            "supervisor" => Ok(Party::Supervisor),
             _ => Err(()),
         }
     }
@@ -312,6 +350,8 @@ impl From<LegRole> for EndedBy {
             LegRole::A => EndedBy::A,
             LegRole::B => EndedBy::B,
             LegRole::C => EndedBy::C,
+            // A supervisor's leg never ends the call.
+            LegRole::S => EndedBy::Switch,
         }
     }
 }
@@ -517,6 +557,15 @@ pub enum CallEvent {
         party: Party,
         reason: &'static str,
     },
+    /// A supervisor's leg answered and joined in `mode`, or switched to it.
+    Supervised {
+        call: CallId,
+        mode: Monitor,
+    },
+    /// The supervisor's leg is gone (hung up, removed or failed).
+    SupervisorLeft {
+        call: CallId,
+    },
     /// A gain is set in the relay.
     VolumeSet {
         call: CallId,
@@ -566,6 +615,8 @@ impl CallEvent {
             | CallEvent::Conferenced { call }
             | CallEvent::PartyLeft { call, .. }
             | CallEvent::VolumeSet { call, .. }
+            | CallEvent::Supervised { call, .. }
+            | CallEvent::SupervisorLeft { call }
             | CallEvent::LegLost { call, .. }
             | CallEvent::Ended { call, .. } => call,
         }
@@ -684,6 +735,12 @@ impl fmt::Display for CallEvent {
                 f,
                 "call-party-left call={call} party={party} reason={reason}"
             ),
+            CallEvent::Supervised { call, mode } => {
+                write!(f, "call-supervised call={call} mode={mode}")
+            }
+            CallEvent::SupervisorLeft { call } => {
+                write!(f, "call-supervisor-left call={call}")
+            }
             CallEvent::VolumeSet {
                 call,
                 party,

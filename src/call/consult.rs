@@ -377,13 +377,15 @@ impl CallLayer {
         }
         self.hold_in_relay(k.contact, false);
         self.hold_in_relay(k.leg, false);
+        let mut members = vec![
+            (k.agent, Role::Party),
+            (k.contact, Role::Party),
+            (k.leg, Role::Party),
+        ];
+        members.extend(self.supervisor_member(&call));
         self.outbox.media(MediaCommand::Mix {
             room: call.0.clone(),
-            members: vec![
-                (k.agent, Role::Party),
-                (k.contact, Role::Party),
-                (k.leg, Role::Party),
-            ],
+            members,
             dtmf: DtmfRoute::Others,
         });
         if let Some(c) = self.table.call_mut(&call) {
@@ -416,6 +418,7 @@ impl CallLayer {
                 self.hang_up_leg(now, out, k.contact);
                 self.without_contact(&call, &k, "removed");
             }
+            Party::Supervisor => return self.remove_supervisor(now, out, call),
             Party::Agent => {
                 let k = self.consultation(&call, false)?;
                 self.hang_up_leg(now, out, k.agent);
@@ -463,6 +466,7 @@ impl CallLayer {
             (Party::Agent, None) => (Some(c.a), LegRole::A),
             (Party::Contact, None) => (c.b.first().copied(), LegRole::B),
             (Party::Consulted, None) => (c.c, LegRole::C),
+            (Party::Supervisor, _) => (c.supervisor.as_ref().map(|s| s.leg), LegRole::S),
         };
         let leg = leg.ok_or(CommandError::NoLeg(call.clone(), role))?;
         if !self
@@ -472,7 +476,8 @@ impl CallLayer {
         {
             return Err(CommandError::NotAnswered(call.clone(), role));
         }
-        if !c.mixed && k.is_none() {
+        let supervised = c.supervisor.as_ref().is_some_and(|s| s.answered);
+        if !c.mixed && k.is_none() && !supervised {
             // Gains apply in a room: the two-party call becomes a room of two.
             let Some((x, y)) = c.bridged else {
                 return Err(CommandError::NotAnswered(call.clone(), LegRole::B));
@@ -509,10 +514,13 @@ impl CallLayer {
     /// once a volume was set.
     fn pair(&mut self, call: &CallId, x: LegId, y: LegId) {
         let mixed = self.table.call(call).is_some_and(|c| c.mixed);
-        self.outbox.media(if mixed {
+        let supervisor = self.supervisor_member(call);
+        self.outbox.media(if mixed || supervisor.is_some() {
+            let mut members = vec![(x, Role::Party), (y, Role::Party)];
+            members.extend(supervisor);
             MediaCommand::Mix {
                 room: call.0.clone(),
-                members: vec![(x, Role::Party), (y, Role::Party)],
+                members,
                 dtmf: DtmfRoute::Others,
             }
         } else {

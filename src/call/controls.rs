@@ -76,6 +76,9 @@ impl CallLayer {
             CallCommand::Conference { call } => self.conference_command(call),
             CallCommand::Remove { call, party } => self.remove_command(now, out, call, party),
             CallCommand::Leave { call, others } => self.leave_command(now, out, call, others),
+            CallCommand::Supervise { call, mode, to } => {
+                self.supervise_command(now, out, call, mode, to)
+            }
             CallCommand::Volume {
                 call,
                 party,
@@ -115,6 +118,7 @@ impl CallLayer {
             LegRole::A => Some(c.a),
             LegRole::B => c.b.first().copied(),
             LegRole::C => c.c,
+            LegRole::S => c.supervisor.as_ref().map(|s| s.leg),
         }
         .and_then(|id| Some((id, self.table.leg(id)?)))
         .ok_or(CommandError::NoLeg(call.clone(), role))?;

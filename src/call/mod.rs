@@ -43,7 +43,8 @@
 //!   INFO, ACK, §12-§15, RFC 6337);
 //! - transfer: `transfer` (REFER and the transfer command, RFC 3515, 3891),
 //!   `handover` (across workers), `consult` (consultation, attended
-//!   transfer, conference and volume on command);
+//!   transfer, conference and volume on command), `supervise` (listen,
+//!   whisper, barge);
 //! - timers: `wheel` (the deadlines), `timers` (ring timeout, RFC 4028);
 //! - trunk peers: `peers` (shared limits, counters, health), `gateways` (peer
 //!   limits on calls, a route's gateways), `failover` (a peer's next server,
@@ -85,6 +86,7 @@ mod prack;
 mod publish;
 pub mod settings;
 pub mod summary;
+mod supervise;
 mod table;
 #[cfg(test)]
 mod tests;

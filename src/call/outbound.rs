@@ -330,6 +330,8 @@ impl CallLayer {
                 LegRole::A => c.a = leg,
                 LegRole::B => c.b.push(leg),
                 LegRole::C => c.c = Some(leg),
+                // `supervise` records it once placed.
+                LegRole::S => {}
             }
         }
         self.outbox.mark(call);
@@ -798,6 +800,7 @@ impl CallLayer {
                 self.consult_answered(&call, leg)
             }
             LegRole::C => self.transfer_target_answered(now, out, &call, leg),
+            LegRole::S => self.supervisor_answered(&call, leg),
             LegRole::A => {}
         }
     }
@@ -968,6 +971,9 @@ impl CallLayer {
                 } else {
                     self.transfer_target_failed(now, out, call, code);
                 }
+            }
+            LegRole::S => {
+                self.supervisor_gone(call, leg);
             }
         }
     }

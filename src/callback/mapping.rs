@@ -93,11 +93,15 @@ pub fn map(state: State, event: &CallEvent) -> Mapping {
             | E::Conferenced { .. }
             | E::PartyLeft { .. }
             | E::VolumeSet { .. }
+            | E::Supervised { .. }
+            | E::SupervisorLeft { .. }
             | E::Leg {
-                leg: LegRole::C, ..
+                leg: LegRole::C | LegRole::S,
+                ..
             }
             | E::LegFailed {
-                leg: LegRole::C, ..
+                leg: LegRole::C | LegRole::S,
+                ..
             },
         ) => Mapping::Record,
         (S::Establishing | S::Connected | S::OnHold, E::Transferred { .. }) => {

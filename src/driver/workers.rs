@@ -150,7 +150,8 @@ fn command_call(command: &CallCommand) -> Option<&str> {
         | C::Conference { call }
         | C::Remove { call, .. }
         | C::Leave { call, .. }
-        | C::Volume { call, .. } => Some(&call.0),
+        | C::Volume { call, .. }
+        | C::Supervise { call, .. } => Some(&call.0),
     }
 }
 

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::errors::ApiError;
-use crate::call::{CallCommand, CallId, LegRole, Originate, Others, Party, Way};
+use crate::call::{CallCommand, CallId, LegRole, Monitor, Originate, Others, Party, Way};
 
 /// Longest number, user name, interaction id or caller id accepted.
 const MAX_TEXT: usize = 128;
@@ -211,6 +211,28 @@ impl VolumeBody {
             party,
             direction,
             db,
+        })
+    }
+}
+
+/// `POST /v1/calls/{id}/listen|whisper|barge`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
+pub struct SuperviseBody {
+    /// The supervisor's user or number, to call it; absent: the supervisor
+    /// already on the call switches to this mode.
+    pub to: Option<String>,
+}
+
+impl SuperviseBody {
+    pub fn into_command(self, call: CallId, mode: Monitor) -> Result<CallCommand, ApiError> {
+        if let Some(to) = &self.to {
+            check_party("to", to)?;
+        }
+        Ok(CallCommand::Supervise {
+            call,
+            mode,
+            to: self.to,
         })
     }
 }

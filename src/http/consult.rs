@@ -1,5 +1,6 @@
 //! The consultation routes on a live call: consult, alternate,
-//! cancel-consult, complete-transfer, conference, remove, leave, volume.
+//! cancel-consult, complete-transfer, conference, remove, leave, volume;
+//! and a supervisor's: listen, whisper, barge.
 //! Each builds one [`CallCommand`] (the call layer's `consult` decides);
 //! a command that makes no sense in the call's state answers 409
 //! `wrong_state` naming the state. The desktop's actions of the same names
@@ -10,12 +11,12 @@ use std::sync::Arc;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 
-use super::call_bodies::{ConsultBody, LeaveBody, PartyBody, VolumeBody};
+use super::call_bodies::{ConsultBody, LeaveBody, PartyBody, SuperviseBody, VolumeBody};
 use super::calls::{accepted, call_id, Reply};
 use super::errors::Body as ErrorBody;
 use super::extract::JsonBody;
 use super::Api;
-use crate::call::CallCommand;
+use crate::call::{CallCommand, Monitor};
 
 #[allow(unused_imports)] // Named by the OpenAPI attributes.
 use super::doc_types::CallRef;
@@ -113,10 +114,46 @@ pub async fn volume(
     accepted(&api, command).await
 }
 
+#[utoipa::path(post, path = "/v1/calls/{id}/listen", tag = "calls", request_body = SuperviseBody,
+    params(("id" = String, Path, description = "The call id")),
+    responses((status = 202, body = CallRef), (status = 404, body = ErrorBody), (status = 409, description = "A supervisor is on the call already and `to` was given (`wrong_state`), or the call is not answered", body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn listen(
+    State(api): State<Arc<Api>>,
+    id: Result<Path<String>, PathRejection>,
+    JsonBody(body): JsonBody<SuperviseBody>,
+) -> Reply {
+    let command = body.into_command(call_id(id)?, Monitor::Listen)?;
+    accepted(&api, command).await
+}
+
+#[utoipa::path(post, path = "/v1/calls/{id}/whisper", tag = "calls", request_body = SuperviseBody,
+    params(("id" = String, Path, description = "The call id")),
+    responses((status = 202, body = CallRef), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn whisper(
+    State(api): State<Arc<Api>>,
+    id: Result<Path<String>, PathRejection>,
+    JsonBody(body): JsonBody<SuperviseBody>,
+) -> Reply {
+    let command = body.into_command(call_id(id)?, Monitor::Whisper)?;
+    accepted(&api, command).await
+}
+
+#[utoipa::path(post, path = "/v1/calls/{id}/barge", tag = "calls", request_body = SuperviseBody,
+    params(("id" = String, Path, description = "The call id")),
+    responses((status = 202, body = CallRef), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn barge(
+    State(api): State<Arc<Api>>,
+    id: Result<Path<String>, PathRejection>,
+    JsonBody(body): JsonBody<SuperviseBody>,
+) -> Reply {
+    let command = body.into_command(call_id(id)?, Monitor::Barge)?;
+    accepted(&api, command).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testkit::{accepting, assert_error, harness, request, Answer};
-    use crate::call::{CallCommand, CallId, CommandError, LegRole, Others, Party, Way};
+    use crate::call::{CallCommand, CallId, CommandError, LegRole, Monitor, Others, Party, Way};
 
     fn call() -> CallId {
         CallId("c1".into())
@@ -181,6 +218,33 @@ mod tests {
                 },
             ),
             (
+                "listen",
+                Some(r#"{"to": "1005"}"#),
+                CallCommand::Supervise {
+                    call: call(),
+                    mode: Monitor::Listen,
+                    to: Some("1005".into()),
+                },
+            ),
+            (
+                "whisper",
+                Some("{}"),
+                CallCommand::Supervise {
+                    call: call(),
+                    mode: Monitor::Whisper,
+                    to: None,
+                },
+            ),
+            (
+                "barge",
+                Some("{}"),
+                CallCommand::Supervise {
+                    call: call(),
+                    mode: Monitor::Barge,
+                    to: None,
+                },
+            ),
+            (
                 "volume",
                 Some(r#"{"party": "contact", "direction": "out", "db": -6}"#),
                 CallCommand::Volume {
@@ -218,6 +282,7 @@ mod tests {
             Some("leg"),
         );
         assert_error(&post("remove", "{}").await, 422, Some("party"));
+        assert_error(&post("listen", r#"{"to": "a b"}"#).await, 422, Some("to"));
         assert_error(
             &post("remove", r#"{"party": "boss"}"#).await,
             422,

@@ -45,6 +45,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/calls/{id}/remove"),
     ("POST", "/v1/calls/{id}/leave"),
     ("POST", "/v1/calls/{id}/volume"),
+    ("POST", "/v1/calls/{id}/listen"),
+    ("POST", "/v1/calls/{id}/whisper"),
+    ("POST", "/v1/calls/{id}/barge"),
     ("GET", "/v1/events"),
     ("GET", "/v1/callbacks"),
     ("POST", "/v1/callbacks"),
@@ -105,6 +108,9 @@ pub fn build(api: Arc<Api>) -> Router {
         .route("/v1/calls/{id}/remove", post(consult::remove))
         .route("/v1/calls/{id}/leave", post(consult::leave))
         .route("/v1/calls/{id}/volume", post(consult::volume))
+        .route("/v1/calls/{id}/listen", post(consult::listen))
+        .route("/v1/calls/{id}/whisper", post(consult::whisper))
+        .route("/v1/calls/{id}/barge", post(consult::barge))
         .route("/v1/events", get(events::stream))
         .route(
             "/v1/callbacks",

@@ -53,7 +53,8 @@ pub fn target(command: &CallCommand) -> CallId {
         | CallCommand::Conference { call }
         | CallCommand::Remove { call, .. }
         | CallCommand::Leave { call, .. }
-        | CallCommand::Volume { call, .. } => call.clone(),
+        | CallCommand::Volume { call, .. }
+        | CallCommand::Supervise { call, .. } => call.clone(),
     }
 }
 

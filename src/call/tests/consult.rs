@@ -608,3 +608,188 @@ fn desktop_actions_without_a_consultation_are_refused_naming_the_state() {
     )
     .is_err());
 }
+
+/// A bridged call 1001 -> 1002 and its id and legs (a, b).
+fn bridged() -> (World, CallId, LegId, LegId) {
+    let mut w = world();
+    w.receive(invite("1002", 6001), source(6001));
+    w.reply(1, 200, "b", true);
+    let ev = w.events();
+    let started = ev.iter().find(|e| e.starts_with("call-started")).unwrap();
+    let call = CallId(
+        started
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .trim_start_matches("call=")
+            .to_string(),
+    );
+    let (a, b) = w
+        .media()
+        .iter()
+        .find_map(|m| match m {
+            MediaCommand::Bridge { a, b } => Some((*a, *b)),
+            _ => None,
+        })
+        .unwrap();
+    (w, call, a, b)
+}
+
+#[test]
+fn a_supervisor_listens_whispers_and_barges_without_the_call_noticing() {
+    use crate::call::Monitor;
+    let (mut w, call, a, b) = bridged();
+    // No supervisor yet: a mode switch needs a phone to call.
+    assert!(matches!(
+        cmd(
+            &mut w,
+            CallCommand::Supervise {
+                call: call.clone(),
+                mode: Monitor::Whisper,
+                to: None
+            }
+        ),
+        Err(CommandError::Invalid { field: "to", .. })
+    ));
+    cmd(
+        &mut w,
+        CallCommand::Supervise {
+            call: call.clone(),
+            mode: Monitor::Listen,
+            to: Some("1003".into()),
+        },
+    )
+    .unwrap();
+    let n = w.out.sent.len() - 1;
+    let (_, inv, dest) = w.out.sent[n].clone();
+    assert_eq!((inv.method, dest.remote.port()), (Method::Invite, 6003));
+    let s = w
+        .media()
+        .iter()
+        .find_map(|m| match m {
+            MediaCommand::Open { leg, .. } => Some(*leg),
+            _ => None,
+        })
+        .unwrap();
+    w.reply(n, 200, "sup", true);
+    let media = w.media();
+    assert!(
+        media.iter().any(|m| matches!(
+            m,
+            MediaCommand::Mix { members, .. }
+                if members == &vec![(a, Role::Party), (b, Role::Party), (s, Role::Listen)]
+        )),
+        "{media:?}"
+    );
+    assert!(w
+        .events()
+        .contains(&format!("call-supervised call={call} mode=listen")));
+    // A second supervisor is refused naming the state.
+    assert_eq!(
+        state_of(cmd(
+            &mut w,
+            CallCommand::Supervise {
+                call: call.clone(),
+                mode: Monitor::Listen,
+                to: Some("1003".into()),
+            }
+        )),
+        "supervised"
+    );
+    // Switching modes changes only the role: no signalling, no re-mix.
+    let before = w.out.sent.len();
+    for (mode, role) in [
+        (Monitor::Whisper, Role::Whisper { to: a }),
+        (Monitor::Barge, Role::Party),
+        (Monitor::Listen, Role::Listen),
+    ] {
+        cmd(
+            &mut w,
+            CallCommand::Supervise {
+                call: call.clone(),
+                mode,
+                to: None,
+            },
+        )
+        .unwrap();
+        let media = w.media();
+        assert!(
+            matches!(&media[..], [MediaCommand::SetRole { leg, role: r }] if *leg == s && *r == role),
+            "{media:?}"
+        );
+        assert!(w
+            .events()
+            .contains(&format!("call-supervised call={call} mode={mode}")));
+    }
+    assert_eq!(w.out.sent.len(), before, "nobody is signalled");
+    // The supervisor hangs up: the two parties are bridged as before.
+    let bye = bye_from(&w, n, "sup", 6003, 2);
+    w.receive(bye, source(6003));
+    assert!(w
+        .media()
+        .iter()
+        .any(|m| matches!(m, MediaCommand::Bridge { a: x, b: y } if (*x, *y) == (a, b))));
+    let ev = w.events();
+    assert!(
+        ev.contains(&format!("call-supervisor-left call={call}"))
+            && !ev.iter().any(|e| e.contains("call-ended")),
+        "{ev:?}"
+    );
+    assert_eq!(w.calls.call_count(), 1);
+}
+
+#[test]
+fn a_supervisor_follows_a_consultation_and_can_be_removed() {
+    use crate::call::Monitor;
+    let (mut w, call, a, _b) = bridged();
+    cmd(
+        &mut w,
+        CallCommand::Supervise {
+            call: call.clone(),
+            mode: Monitor::Whisper,
+            to: Some("1003".into()),
+        },
+    )
+    .unwrap();
+    let n = w.out.sent.len() - 1;
+    w.reply(n, 200, "sup", true);
+    w.media();
+    // The agent consults a gateway number: the supervisor stays in the room
+    // with agent and consulted party.
+    cmd(
+        &mut w,
+        CallCommand::Consult {
+            call: call.clone(),
+            leg: LegRole::A,
+            to: "5551234".into(),
+        },
+    )
+    .unwrap();
+    let k = w.out.sent.len() - 1;
+    w.media();
+    w.reply(k, 200, "gw", true);
+    let media = w.media();
+    assert!(
+        media.iter().any(|m| matches!(
+            m,
+            MediaCommand::Mix { members, .. }
+                if members.len() == 3 && members[0].0 == a
+                    && matches!(members[2].1, Role::Whisper { to } if to == a)
+        )),
+        "{media:?}"
+    );
+    let before = w.out.sent.len();
+    cmd(
+        &mut w,
+        CallCommand::Remove {
+            call: call.clone(),
+            party: Party::Supervisor,
+        },
+    )
+    .unwrap();
+    assert_eq!(byes_to(&w, before), [6003]);
+    assert!(w
+        .events()
+        .contains(&format!("call-supervisor-left call={call}")));
+    assert_eq!(w.calls.call_count(), 1);
+}
