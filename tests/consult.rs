@@ -446,3 +446,100 @@ fn volume_changes_the_level_a_party_hears_by_the_requested_db() {
     p.contact.finish(&mut p.lab.sw);
     p.agent.finish(&mut p.lab.sw);
 }
+
+const SUPERVISOR_HZ: f64 = 1630.0;
+
+/// Waits (bounded) until `sock` hears every tone of `heard` and none of `silent`.
+fn assert_mix(sock: &UdpSocket, who: &str, heard: &[f64], silent: &[f64]) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut seen = Vec::new();
+    loop {
+        let (x, n) = hear(sock, Duration::from_millis(600));
+        let on: Vec<f64> = heard.iter().map(|&f| amplitude(&x, f)).collect();
+        let off: Vec<f64> = silent.iter().map(|&f| amplitude(&x, f)).collect();
+        if on.iter().all(|&a| a > HEARD) && off.iter().all(|&a| a < SILENT) {
+            return;
+        }
+        seen.push(format!("{n} packets: heard {on:.3?}, silent {off:.3?}"));
+        assert!(
+            Instant::now() < deadline,
+            "{who} should hear {heard:?} Hz and not {silent:?} Hz:\n{}",
+            seen.join("\n")
+        );
+    }
+}
+
+/// A supervisor (1003) listens, whispers and barges. Without a
+/// consultation the agent a whisper reaches is leg a: here 1001
+/// (`contact_rx`), talking to 1002 (`agent_rx`).
+#[test]
+fn a_supervisor_listens_whispers_and_barges() {
+    let mut p = connected(Lab::start(CallConfig::default()));
+    let rtp = RtpEndpoint::bind();
+    let sup = p
+        .lab
+        .phone("1003", "phone_answer", |s| s.rtp_port(rtp.port));
+    http::post_ok(
+        p.lab.http(),
+        &format!("/v1/calls/{}/listen", p.call),
+        r#"{"to":"1003"}"#,
+    );
+    p.lab
+        .wait("call-supervised", &[("call", &p.call), ("mode", "listen")]);
+    let relay = relay_of_phone(&sup, "1003");
+    let sup_rx = rtp.sock.try_clone().unwrap();
+    let _tone = ToneGuard::start(rtp, relay, SUPERVISOR_HZ);
+    let (a, b) = (CONTACT_HZ, AGENT_HZ);
+    // Listen: the supervisor hears both, nobody hears it.
+    assert_mix(&sup_rx, "the supervisor", &[a, b], &[SUPERVISOR_HZ]);
+    assert_mix(&p.contact_rx, "1001", &[b], &[SUPERVISOR_HZ, a]);
+    assert_mix(&p.agent_rx, "1002", &[a], &[SUPERVISOR_HZ, b]);
+    // A second supervisor is refused, naming the state.
+    let r = http::post(
+        p.lab.http(),
+        &format!("/v1/calls/{}/listen", p.call),
+        r#"{"to":"1004"}"#,
+    );
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.body.contains("supervised"), "{}", r.body);
+    // Whisper: only leg a hears the supervisor.
+    http::post_ok(p.lab.http(), &format!("/v1/calls/{}/whisper", p.call), "{}");
+    p.lab
+        .wait("call-supervised", &[("call", &p.call), ("mode", "whisper")]);
+    assert_mix(&p.contact_rx, "1001", &[b, SUPERVISOR_HZ], &[a]);
+    assert_mix(&p.agent_rx, "1002", &[a], &[SUPERVISOR_HZ, b]);
+    // Barge: everyone hears everyone else.
+    http::post_ok(p.lab.http(), &format!("/v1/calls/{}/barge", p.call), "{}");
+    p.lab
+        .wait("call-supervised", &[("call", &p.call), ("mode", "barge")]);
+    assert_mix(&p.contact_rx, "1001", &[b, SUPERVISOR_HZ], &[a]);
+    assert_mix(&p.agent_rx, "1002", &[a, SUPERVISOR_HZ], &[b]);
+    assert_mix(&sup_rx, "the supervisor", &[a, b], &[SUPERVISOR_HZ]);
+    // The supervisor is removed: the two talk as before.
+    http::post_ok(
+        p.lab.http(),
+        &format!("/v1/calls/{}/remove", p.call),
+        r#"{"party":"supervisor"}"#,
+    );
+    p.lab.wait("call-supervisor-left", &[("call", &p.call)]);
+    let sup = sup.finish(&mut p.lab.sw);
+    assert_eq!(sup.received("BYE ").len(), 1);
+    assert_mix(&p.agent_rx, "1002", &[a], &[SUPERVISOR_HZ, b]);
+    let invites = |phone: &SippBg| {
+        phone
+            .trace()
+            .iter()
+            .filter(|(rx, m)| *rx && m.starts_with("INVITE "))
+            .count()
+    };
+    assert_eq!(
+        (invites(&p.contact), invites(&p.agent)),
+        (0, 1),
+        "nobody is re-INVITEd (1002 got only its first INVITE)"
+    );
+    let r = http::delete(p.lab.http(), &format!("/v1/calls/{}", p.call));
+    assert!((200..300).contains(&r.status), "DELETE: {}", r.status);
+    p.lab.wait("call-ended", &[("call", &p.call)]);
+    p.contact.finish(&mut p.lab.sw);
+    p.agent.finish(&mut p.lab.sw);
+}
