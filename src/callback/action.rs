@@ -11,7 +11,7 @@ use super::model::{
 };
 use super::request::CallbackRequest;
 use super::settings::Privilege;
-use crate::call::{Party, Way};
+use crate::call::{Monitor, Party, Way};
 
 /// A create as the center takes it: the validated request and, when the
 /// enrichment webhook was consulted, what it did.
@@ -156,6 +156,11 @@ pub enum InteractionAction {
         direction: Way,
         db: i8,
     },
+    /// A supervisor (the acting agent, not the owner) joins the voice call
+    /// from its own phone, or switches to this mode.
+    Supervise {
+        mode: Monitor,
+    },
     EndCall,
     Done {
         disposition: Option<String>,
@@ -190,6 +195,11 @@ impl InteractionAction {
             InteractionAction::Remove { .. } => "remove",
             InteractionAction::Leave => "leave",
             InteractionAction::Volume { .. } => "volume",
+            InteractionAction::Supervise { mode } => match mode {
+                Monitor::Listen => "listen",
+                Monitor::Whisper => "whisper",
+                Monitor::Barge => "barge",
+            },
             InteractionAction::EndCall => "end-call",
             InteractionAction::Done { .. } => "done",
             InteractionAction::Reschedule { .. } => "reschedule",

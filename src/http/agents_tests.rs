@@ -68,6 +68,27 @@ async fn every_interaction_action_reaches_the_center_and_returns_the_callback() 
                 db: 6,
             },
         ),
+        (
+            "listen",
+            None,
+            A::Supervise {
+                mode: crate::call::Monitor::Listen,
+            },
+        ),
+        (
+            "whisper",
+            None,
+            A::Supervise {
+                mode: crate::call::Monitor::Whisper,
+            },
+        ),
+        (
+            "barge",
+            None,
+            A::Supervise {
+                mode: crate::call::Monitor::Barge,
+            },
+        ),
         ("end-call", None, A::EndCall),
         (
             "done",

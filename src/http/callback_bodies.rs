@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use super::call_bodies::{check_text_up_to, digits, required};
 use super::callback_api::CallbackApi;
 use super::errors::ApiError;
-use crate::call::{Party, Way};
+use crate::call::{Monitor, Party, Way};
 use crate::callback::{Actor, InteractionAction, InteractionId, Request};
 
 /// Longest reason, disposition, transfer target or case-data value.
@@ -113,7 +113,7 @@ fn party(value: Option<String>) -> Result<Party, ApiError> {
 }
 
 /// Every action the desktop route takes, by its path name.
-pub const ACTIONS: [&str; 24] = [
+pub const ACTIONS: [&str; 27] = [
     "accept",
     "reject",
     "call",
@@ -133,6 +133,9 @@ pub const ACTIONS: [&str; 24] = [
     "remove",
     "leave",
     "volume",
+    "listen",
+    "whisper",
+    "barge",
     "end-call",
     "done",
     "reschedule",
@@ -167,6 +170,15 @@ impl ActionBody {
             "complete-transfer" => Some(A::CompleteTransfer),
             "conference" => Some(A::Conference),
             "leave" => Some(A::Leave),
+            "listen" => Some(A::Supervise {
+                mode: Monitor::Listen,
+            }),
+            "whisper" => Some(A::Supervise {
+                mode: Monitor::Whisper,
+            }),
+            "barge" => Some(A::Supervise {
+                mode: Monitor::Barge,
+            }),
             _ => None,
         };
         if let Some(action) = simple {

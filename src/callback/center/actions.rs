@@ -7,7 +7,7 @@
 use jiff::Timestamp;
 
 use super::Center;
-use crate::call::{CallCommand, CallId, LegRole, Originate, Others};
+use crate::call::{CallCommand, CallId, LegRole, Monitor, Originate, Others};
 use crate::callback::action::{ActionError, InteractionAction, Reply};
 use crate::callback::call_record::CallRecord;
 use crate::callback::model::{AgentState, HistoryKind, InteractionId, State};
@@ -26,6 +26,9 @@ impl Center {
         action: InteractionAction,
     ) -> Result<Reply, ActionError> {
         self.agents.require(agent, Privilege::UseChannel)?;
+        if let InteractionAction::Supervise { mode } = action {
+            return self.supervise(now, id, agent, mode);
+        }
         let live = self.interactions.find(id)?;
         if live.cb.agent.as_deref() != Some(agent) {
             return Err(ActionError::NotOwner {
@@ -177,6 +180,8 @@ impl Center {
                 }
                 self.finish(now, id, State::Done, disposition, "done");
             }
+            // Taken before the owner check (`supervise`).
+            InteractionAction::Supervise { .. } => return Err(wrong()),
             InteractionAction::MarkDone => {
                 if !before_call {
                     return Err(wrong());
@@ -356,6 +361,62 @@ impl Center {
         if let Some(agent) = agent {
             self.agent_freed(&agent, now);
         }
+    }
+}
+
+impl Center {
+    /// `listen`, `whisper`, `barge` by a supervisor (any agent with the
+    /// privilege, not the owner): its own phone (its SIP user) is called
+    /// into the voice call, or switches mode if it is in already.
+    fn supervise(
+        &mut self,
+        now: Timestamp,
+        id: &InteractionId,
+        agent: &str,
+        mode: Monitor,
+    ) -> Result<Reply, ActionError> {
+        self.agents.require(agent, Privilege::Supervise)?;
+        let live = self.interactions.find(id)?;
+        let name = InteractionAction::Supervise { mode }.name();
+        let state = live.cb.state;
+        let call = live
+            .cb
+            .call_id
+            .clone()
+            .filter(|_| matches!(state, State::Connected | State::OnHold))
+            .ok_or_else(|| ActionError::WrongState {
+                action: name.to_string(),
+                state: state.to_string(),
+            })?;
+        let to = match live.supervisor.as_deref() {
+            None => Some(agent.to_string()),
+            Some(s) if s == agent => None,
+            Some(_) => {
+                return Err(ActionError::WrongState {
+                    action: name.to_string(),
+                    state: "supervised".into(),
+                })
+            }
+        };
+        if let Some(l) = self.interactions.get_mut(id) {
+            l.supervisor = Some(agent.to_string());
+        }
+        self.out.history(
+            id,
+            now,
+            HistoryKind::Control {
+                call: call.clone(),
+                action: name.into(),
+                detail: Some(agent.to_string()),
+            },
+        );
+        self.out.command(CallCommand::Supervise {
+            call: CallId(call),
+            mode,
+            to,
+        });
+        let cb = self.interactions.find(id)?.cb.clone();
+        Ok(Reply::Callback(Box::new(cb)))
     }
 }
 

@@ -173,6 +173,15 @@ impl Center {
             CallEvent::Transferred {
                 attended: true, to, ..
             } => (None, "transferred", Some(to.clone())),
+            CallEvent::SupervisorLeft { .. }
+            | CallEvent::LegFailed {
+                leg: LegRole::S, ..
+            } => {
+                if let Some(live) = self.interactions.get_mut(id) {
+                    live.supervisor = None;
+                }
+                return;
+            }
             _ => return,
         };
         let Some(live) = self.interactions.get_mut(id) else {

@@ -234,3 +234,105 @@ fn a_failed_consultation_leaves_the_interaction_connected() {
     )
     .unwrap();
 }
+
+#[test]
+fn a_supervisor_joins_from_its_own_phone_and_switches_modes() {
+    use crate::call::Monitor;
+    use crate::callback::settings::Privilege;
+    let mut s = settings();
+    if let Some(a) = s.agents.get_mut("1002") {
+        a.privileges.supervise = false;
+    }
+    s.agents.insert("1003".into(), agent("1003", &[]));
+    let mut lab = Lab::with(s);
+    lab.login(at(0), "1001");
+    let id = lab.create(at(1), "+33612345678");
+    // Not connected yet: nothing to supervise.
+    assert_eq!(
+        refused_in(lab.act(
+            at(1),
+            &id,
+            "1003",
+            InteractionAction::Supervise {
+                mode: Monitor::Listen
+            }
+        )),
+        "offered"
+    );
+    let call = connect(&mut lab, &id, "1001", at(2));
+    // 1002 lacks the privilege: 403 naming it.
+    assert_eq!(
+        lab.act(
+            at(3),
+            &id,
+            "1002",
+            InteractionAction::Supervise {
+                mode: Monitor::Listen
+            }
+        )
+        .unwrap_err(),
+        ActionError::Forbidden {
+            agent: "1002".into(),
+            privilege: Privilege::Supervise,
+        }
+    );
+    // 1003 (not the owner) listens: its own phone is called.
+    lab.act(
+        at(3),
+        &id,
+        "1003",
+        InteractionAction::Supervise {
+            mode: Monitor::Listen,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        lab.commands.last(),
+        Some(&CallCommand::Supervise {
+            call: call.clone(),
+            mode: Monitor::Listen,
+            to: Some("1003".into()),
+        })
+    );
+    // Then whispers: a mode switch, no new phone.
+    lab.act(
+        at(4),
+        &id,
+        "1003",
+        InteractionAction::Supervise {
+            mode: Monitor::Whisper,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        lab.commands.last(),
+        Some(&CallCommand::Supervise {
+            call: call.clone(),
+            mode: Monitor::Whisper,
+            to: None,
+        })
+    );
+    // The owner is not a second supervisor.
+    assert_eq!(
+        refused_in(lab.act(
+            at(4),
+            &id,
+            "1001",
+            InteractionAction::Supervise {
+                mode: Monitor::Barge
+            }
+        )),
+        "supervised"
+    );
+    lab.call(at(5), CallEvent::SupervisorLeft { call: call.clone() });
+    lab.act(
+        at(6),
+        &id,
+        "1001",
+        InteractionAction::Supervise {
+            mode: Monitor::Barge,
+        },
+    )
+    .unwrap();
+    assert_eq!(lab.state(&id), State::Connected);
+}

@@ -47,6 +47,9 @@ pub(super) struct Live {
     /// (`consult-ringing`, `consulting`, `conferenced`; `None`: two-party).
     /// Not stored: a restart ends calls.
     pub(super) consult: Option<&'static str>,
+    /// The agent supervising the voice call, from the first supervision
+    /// action until its leg leaves (`call-supervisor-left`).
+    pub(super) supervisor: Option<String>,
 }
 
 impl Live {
@@ -61,6 +64,7 @@ impl Live {
             accepted_at: None,
             attempts_at_accept: None,
             consult: None,
+            supervisor: None,
         }
     }
 }
