@@ -45,8 +45,10 @@ pub enum LegRole {
     A,
     /// The callee, or the second leg the switch placed (the contact).
     B,
-    /// A transfer target.
+    /// A transfer target, or a consultation.
     C,
+    /// A supervisor listening, whispering or barging in.
+    S,
 }
 
 impl fmt::Display for LegRole {
@@ -55,6 +57,7 @@ impl fmt::Display for LegRole {
             LegRole::A => "a",
             LegRole::B => "b",
             LegRole::C => "c",
+            LegRole::S => "s",
         })
     }
 }
@@ -66,6 +69,7 @@ impl std::str::FromStr for LegRole {
             "a" => Ok(LegRole::A),
             "b" => Ok(LegRole::B),
             "c" => Ok(LegRole::C),
+            "s" => Ok(LegRole::S),
             _ => Err(()),
         }
     }
@@ -123,6 +127,160 @@ pub enum CallCommand {
         leg: LegRole,
         to: String,
     },
+    /// Consultation (`consult`): `leg` is the agent; its far party (the
+    /// contact) is held by the switch and a new leg `c` calls `to` (routed
+    /// by the dial plan); when it answers, the agent talks to it.
+    Consult {
+        call: CallId,
+        leg: LegRole,
+        to: String,
+    },
+    /// Swap which of the contact and the consulted party talks to the agent
+    /// (the other is held).
+    Alternate {
+        call: CallId,
+    },
+    /// The consultation leg is hung up and the contact retrieved.
+    CancelConsult {
+        call: CallId,
+    },
+    /// Attended transfer: the contact talks to the consulted party and the
+    /// agent's leg is hung up (`Transferred { attended: true }`).
+    CompleteTransfer {
+        call: CallId,
+    },
+    /// Agent, contact and the consulted party hear each other (a room).
+    Conference {
+        call: CallId,
+    },
+    /// One party of a consultation or a conference is hung up; the other two
+    /// stay bridged.
+    Remove {
+        call: CallId,
+        party: Party,
+    },
+    /// The agent drops out of a conference; `others` says whether the other
+    /// two stay bridged.
+    Leave {
+        call: CallId,
+        others: Others,
+    },
+    /// A supervisor on the call: with `to`, its phone is called and joins
+    /// the call's room in `mode` once it answers; without, the supervisor
+    /// already there switches to `mode` (nobody hears a switch).
+    Supervise {
+        call: CallId,
+        mode: Monitor,
+        to: Option<String>,
+    },
+    /// Gain applied in the relay to what `party` says (`In`) or hears
+    /// (`Out`), -12..=12 dB. A two-party call is taken into a room of two.
+    Volume {
+        call: CallId,
+        party: Party,
+        direction: Way,
+        db: i8,
+    },
+}
+
+/// A party of a consultation or conference, as the desktop names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Party {
+    /// The leg that started the consultation (leg `a` of a callback).
+    Agent,
+    /// Its far party (leg `b` of a callback).
+    Contact,
+    /// The consultation leg (`c`).
+    Consulted,
+    /// A supervisor's leg (`s`).
+    Supervisor,
+}
+
+/// How a supervisor takes part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Monitor {
+    /// Hears everyone, heard by no one.
+    Listen,
+    /// Hears everyone, heard by the agent only.
+    Whisper,
+    /// A full party.
+    Barge,
+}
+
+impl fmt::Display for Monitor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Monitor::Listen => "listen",
+            Monitor::Whisper => "whisper",
+            Monitor::Barge => "barge",
+        })
+    }
+}
+
+impl fmt::Display for Party {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Party::Agent => "agent",
+            Party::Contact => "contact",
+            Party::Consulted => "consulted",
+            Party::Supervisor => "supervisor",
+        })
+    }
+}
+
+impl std::str::FromStr for Party {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "agent" => Ok(Party::Agent),
+            "contact" => Ok(Party::Contact),
+            "consulted" => Ok(Party::Consulted),
+            "supervisor" => Ok(Party::Supervisor),
+            _ => Err(()),
+        }
+    }
+}
+
+/// Whether the others stay when the agent leaves a conference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Others {
+    Stay,
+    HangUp,
+    /// Stay if one of them is an internal party (a registered user, not a
+    /// trunk peer): the default.
+    #[default]
+    StayIfInternal,
+}
+
+/// Which way a volume applies: to what a party says, or what it hears.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Way {
+    In,
+    Out,
+}
+
+impl fmt::Display for Way {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Way::In => "in",
+            Way::Out => "out",
+        })
+    }
+}
+
+impl std::str::FromStr for Way {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "in" => Ok(Way::In),
+            "out" => Ok(Way::Out),
+            _ => Err(()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -164,6 +322,15 @@ pub enum CommandError {
     NotAnswered(CallId, LegRole),
     #[error("{0}")]
     Busy(String),
+    /// The command makes no sense in the call's state (`state` names it:
+    /// `two-party`, `consult-ringing`, `consulting`, `conferenced`,
+    /// `transferring`).
+    #[error("call {call} is {state}: {why}")]
+    WrongState {
+        call: CallId,
+        state: &'static str,
+        why: &'static str,
+    },
 }
 
 /// Who ended a call.
@@ -183,6 +350,8 @@ impl From<LegRole> for EndedBy {
             LegRole::A => EndedBy::A,
             LegRole::B => EndedBy::B,
             LegRole::C => EndedBy::C,
+            // A supervisor's leg never ends the call.
+            LegRole::S => EndedBy::Switch,
         }
     }
 }
@@ -348,6 +517,62 @@ pub enum CallEvent {
         by: LegRole,
         status: u16,
     },
+    /// A consultation started: `by`'s far party is held, `to` is called.
+    ConsultStarted {
+        call: CallId,
+        by: LegRole,
+        to: String,
+    },
+    /// The consultation leg rings or answered.
+    ConsultProgress {
+        call: CallId,
+        progress: Progress,
+    },
+    /// The consultation leg failed; the agent talks to the contact again.
+    ConsultFailed {
+        call: CallId,
+        status: u16,
+        failure: Failure,
+    },
+    /// The consultation is over without a transfer (`cancelled`,
+    /// `hangup` of the consulted party, `removed`); the agent talks to the
+    /// contact again.
+    ConsultEnded {
+        call: CallId,
+        reason: &'static str,
+    },
+    /// `talking` now talks to the agent; the other party is held.
+    Alternated {
+        call: CallId,
+        talking: Party,
+    },
+    /// Agent, contact and consulted party hear each other.
+    Conferenced {
+        call: CallId,
+    },
+    /// A party left a consultation or conference (`reason`: `removed`,
+    /// `left`, `hangup`); the two others stay bridged.
+    PartyLeft {
+        call: CallId,
+        party: Party,
+        reason: &'static str,
+    },
+    /// A supervisor's leg answered and joined in `mode`, or switched to it.
+    Supervised {
+        call: CallId,
+        mode: Monitor,
+    },
+    /// The supervisor's leg is gone (hung up, removed or failed).
+    SupervisorLeft {
+        call: CallId,
+    },
+    /// A gain is set in the relay.
+    VolumeSet {
+        call: CallId,
+        party: Party,
+        direction: Way,
+        db: i8,
+    },
     /// A leg stopped sending media (or failed its session refresh).
     LegLost {
         call: CallId,
@@ -382,6 +607,16 @@ impl CallEvent {
             | CallEvent::RecordingStopped { call, .. }
             | CallEvent::Transferred { call, .. }
             | CallEvent::TransferFailed { call, .. }
+            | CallEvent::ConsultStarted { call, .. }
+            | CallEvent::ConsultProgress { call, .. }
+            | CallEvent::ConsultFailed { call, .. }
+            | CallEvent::ConsultEnded { call, .. }
+            | CallEvent::Alternated { call, .. }
+            | CallEvent::Conferenced { call }
+            | CallEvent::PartyLeft { call, .. }
+            | CallEvent::VolumeSet { call, .. }
+            | CallEvent::Supervised { call, .. }
+            | CallEvent::SupervisorLeft { call }
             | CallEvent::LegLost { call, .. }
             | CallEvent::Ended { call, .. } => call,
         }
@@ -471,6 +706,50 @@ impl fmt::Display for CallEvent {
                     "call-transfer-failed call={call} by={by} status={status}"
                 )
             }
+            CallEvent::ConsultStarted { call, by, to } => {
+                write!(f, "call-consult call={call} by={by} to={to}")
+            }
+            CallEvent::ConsultProgress { call, progress } => {
+                write!(f, "call-consult-progress call={call} progress={progress}")
+            }
+            CallEvent::ConsultFailed {
+                call,
+                status,
+                failure,
+            } => write!(
+                f,
+                "call-consult-failed call={call} status={status} failure={failure}"
+            ),
+            CallEvent::ConsultEnded { call, reason } => {
+                write!(f, "call-consult-ended call={call} reason={reason}")
+            }
+            CallEvent::Alternated { call, talking } => {
+                write!(f, "call-alternated call={call} talking={talking}")
+            }
+            CallEvent::Conferenced { call } => write!(f, "call-conferenced call={call}"),
+            CallEvent::PartyLeft {
+                call,
+                party,
+                reason,
+            } => write!(
+                f,
+                "call-party-left call={call} party={party} reason={reason}"
+            ),
+            CallEvent::Supervised { call, mode } => {
+                write!(f, "call-supervised call={call} mode={mode}")
+            }
+            CallEvent::SupervisorLeft { call } => {
+                write!(f, "call-supervisor-left call={call}")
+            }
+            CallEvent::VolumeSet {
+                call,
+                party,
+                direction,
+                db,
+            } => write!(
+                f,
+                "call-volume call={call} party={party} direction={direction} db={db}"
+            ),
             CallEvent::LegLost { call, leg, reason } => {
                 write!(f, "call-leg-lost call={call} leg={leg} reason={reason}")
             }

@@ -67,6 +67,24 @@ impl CallLayer {
             CallCommand::Transfer { call, leg, to } => {
                 self.transfer_command(now, out, call, leg, to)
             }
+            CallCommand::Consult { call, leg, to } => self.consult_command(now, out, call, leg, to),
+            CallCommand::Alternate { call } => self.alternate_command(call),
+            CallCommand::CancelConsult { call } => self.cancel_consult_command(now, out, call),
+            CallCommand::CompleteTransfer { call } => {
+                self.complete_transfer_command(now, out, call)
+            }
+            CallCommand::Conference { call } => self.conference_command(call),
+            CallCommand::Remove { call, party } => self.remove_command(now, out, call, party),
+            CallCommand::Leave { call, others } => self.leave_command(now, out, call, others),
+            CallCommand::Supervise { call, mode, to } => {
+                self.supervise_command(now, out, call, mode, to)
+            }
+            CallCommand::Volume {
+                call,
+                party,
+                direction,
+                db,
+            } => self.volume_command(call, party, direction, db),
             CallCommand::PauseRecording { call } => self.pause_recording(call, true),
             CallCommand::ResumeRecording { call } => self.pause_recording(call, false),
             CallCommand::StopRecording { call } => {
@@ -100,6 +118,7 @@ impl CallLayer {
             LegRole::A => Some(c.a),
             LegRole::B => c.b.first().copied(),
             LegRole::C => c.c,
+            LegRole::S => c.supervisor.as_ref().map(|s| s.leg),
         }
         .and_then(|id| Some((id, self.table.leg(id)?)))
         .ok_or(CommandError::NoLeg(call.clone(), role))?;

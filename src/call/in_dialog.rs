@@ -95,6 +95,15 @@ impl CallLayer {
         };
         l.ending = true;
         let (call, role) = (l.call.clone(), l.role);
+        // A supervisor leaving leaves the call as it was before it came.
+        if self.supervisor_gone(&call, leg) {
+            self.drop_leg(leg);
+            return;
+        }
+        // A party of a consultation or conference may leave the others talking.
+        if self.consult_party_gone(now, out, &call, leg) {
+            return;
+        }
         // The transferor hanging up after a transfer ends only its own leg.
         if self.transferor_leaves(&call, leg) {
             return;

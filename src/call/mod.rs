@@ -42,7 +42,9 @@
 //! - requests within a leg's dialog: `in_dialog` (BYE, re-INVITE, UPDATE,
 //!   INFO, ACK, §12-§15, RFC 6337);
 //! - transfer: `transfer` (REFER and the transfer command, RFC 3515, 3891),
-//!   `handover` (across workers);
+//!   `handover` (across workers), `consult` (consultation, attended
+//!   transfer, conference and volume on command), `supervise` (listen,
+//!   whisper, barge);
 //! - timers: `wheel` (the deadlines), `timers` (ring timeout, RFC 4028);
 //! - trunk peers: `peers` (shared limits, counters, health), `gateways` (peer
 //!   limits on calls, a route's gateways), `failover` (a peer's next server,
@@ -60,6 +62,7 @@
 
 pub mod command;
 pub mod access;
+mod consult;
 mod controls;
 pub mod dialplan;
 mod digest;
@@ -83,6 +86,7 @@ mod prack;
 mod publish;
 pub mod settings;
 pub mod summary;
+mod supervise;
 mod table;
 #[cfg(test)]
 mod tests;

@@ -330,6 +330,8 @@ impl CallLayer {
                 LegRole::A => c.a = leg,
                 LegRole::B => c.b.push(leg),
                 LegRole::C => c.c = Some(leg),
+                // `supervise` records it once placed.
+                LegRole::S => {}
             }
         }
         self.outbox.mark(call);
@@ -400,6 +402,9 @@ impl CallLayer {
                 leg: role,
                 progress,
             });
+            if role == LegRole::C {
+                self.consult_progress(&call, leg, progress);
+            }
         }
         self.outbox.mark(&call);
         let Some(c) = self.table.call(&call) else {
@@ -452,7 +457,7 @@ impl CallLayer {
                 let partner = if role == LegRole::B {
                     Some(a)
                 } else {
-                    self.transferee(&call)
+                    self.transferee(&call).or_else(|| self.consult_agent(&call))
                 };
                 if let Some(p) =
                     partner.filter(|p| self.table.leg(*p).is_some_and(|l| l.is_answered()))
@@ -791,7 +796,11 @@ impl CallLayer {
                 self.place_second_leg(now, out, &call);
             }
             LegRole::B => self.bridge(now, &call, a, leg),
+            LegRole::C if self.consult_of(&call, leg).is_some() => {
+                self.consult_answered(&call, leg)
+            }
             LegRole::C => self.transfer_target_answered(now, out, &call, leg),
+            LegRole::S => self.supervisor_answered(&call, leg),
             LegRole::A => {}
         }
     }
@@ -957,7 +966,14 @@ impl CallLayer {
             }
             LegRole::C => {
                 c.c = None;
-                self.transfer_target_failed(now, out, call, code);
+                if c.consult.as_ref().is_some_and(|k| k.leg == leg) {
+                    self.consult_failed(call, code);
+                } else {
+                    self.transfer_target_failed(now, out, call, code);
+                }
+            }
+            LegRole::S => {
+                self.supervisor_gone(call, leg);
             }
         }
     }

@@ -29,10 +29,12 @@ use crate::shard::Shard;
 use crate::transaction::ServerTransactionId;
 
 use super::command::{CallId, Originate};
+use super::consult::Consult;
 use super::identity::Identity;
 use super::late_offer::LateOffer;
 use super::leg::{Leg, Side};
 use super::summary::CallState;
+use super::supervise::Supervision;
 use super::transfer::Transfer;
 
 /// A call: its legs by role and where it stands.
@@ -62,6 +64,12 @@ pub(super) struct Call {
     pub answered_at_ms: Option<u64>,
     /// A REFER being carried out.
     pub transfer: Option<Transfer>,
+    /// A consultation (leg `c`) in progress (`consult`).
+    pub consult: Option<Consult>,
+    /// A volume was set: whatever pair talks does so in a room of the relay.
+    pub mixed: bool,
+    /// A supervisor's leg (`s`) and its mode (`supervise`).
+    pub supervisor: Option<Supervision>,
     /// The caller's INVITE had no SDP: where the late offer stands.
     pub late_offer: Option<LateOffer>,
     /// `Ended` was reported: the call is being taken down.
@@ -91,6 +99,9 @@ impl Call {
             started_at_ms,
             answered_at_ms: None,
             transfer: None,
+            consult: None,
+            mixed: false,
+            supervisor: None,
             late_offer: None,
             ended: false,
             identity: Identity::default(),
@@ -102,6 +113,7 @@ impl Call {
         std::iter::once(self.a)
             .chain(self.b.iter().copied())
             .chain(self.c)
+            .chain(self.supervisor.as_ref().map(|s| s.leg))
     }
 
     /// Forgets `leg` as a callee, a transfer target and a bridged party.
@@ -109,6 +121,9 @@ impl Call {
         self.b.retain(|&b| b != leg);
         if self.c == Some(leg) {
             self.c = None;
+        }
+        if self.supervisor.as_ref().is_some_and(|s| s.leg == leg) {
+            self.supervisor = None;
         }
         if self.bridged.is_some_and(|(x, y)| x == leg || y == leg) {
             self.bridged = None;

@@ -131,7 +131,12 @@ impl CallLayer {
         else {
             return refuse(self, out, 481, "Call Leg Does Not Exist");
         };
-        if self.table.call(&call).is_some_and(|c| c.transfer.is_some()) {
+        // One transfer at a time; a consultation's leg `c` is taken too.
+        if self
+            .table
+            .call(&call)
+            .is_some_and(|c| c.transfer.is_some() || c.consult.is_some())
+        {
             return refuse(self, out, 491, "Transfer In Progress");
         }
         let Some(transferee) = self

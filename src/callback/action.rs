@@ -11,6 +11,7 @@ use super::model::{
 };
 use super::request::CallbackRequest;
 use super::settings::Privilege;
+use crate::call::{Monitor, Party, Way};
 
 /// A create as the center takes it: the validated request and, when the
 /// enrichment webhook was consulted, what it did.
@@ -136,6 +137,30 @@ pub enum InteractionAction {
     Transfer {
         to: String,
     },
+    /// Consultation: the contact is held, `to` is called for the agent.
+    Consult {
+        to: String,
+    },
+    Alternate,
+    CancelConsult,
+    /// Attended transfer: the contact talks to the consulted party.
+    CompleteTransfer,
+    Conference,
+    Remove {
+        party: Party,
+    },
+    /// The agent drops out of the conference.
+    Leave,
+    Volume {
+        party: Party,
+        direction: Way,
+        db: i8,
+    },
+    /// A supervisor (the acting agent, not the owner) joins the voice call
+    /// from its own phone, or switches to this mode.
+    Supervise {
+        mode: Monitor,
+    },
     EndCall,
     Done {
         disposition: Option<String>,
@@ -162,6 +187,19 @@ impl InteractionAction {
             InteractionAction::StartRecording => "start-recording",
             InteractionAction::StopRecording => "stop-recording",
             InteractionAction::Transfer { .. } => "transfer",
+            InteractionAction::Consult { .. } => "consult",
+            InteractionAction::Alternate => "alternate",
+            InteractionAction::CancelConsult => "cancel-consult",
+            InteractionAction::CompleteTransfer => "complete-transfer",
+            InteractionAction::Conference => "conference",
+            InteractionAction::Remove { .. } => "remove",
+            InteractionAction::Leave => "leave",
+            InteractionAction::Volume { .. } => "volume",
+            InteractionAction::Supervise { mode } => match mode {
+                Monitor::Listen => "listen",
+                Monitor::Whisper => "whisper",
+                Monitor::Barge => "barge",
+            },
             InteractionAction::EndCall => "end-call",
             InteractionAction::Done { .. } => "done",
             InteractionAction::Reschedule { .. } => "reschedule",

@@ -51,6 +51,9 @@ pub struct CallRecord {
     #[serde(default)]
     pub hangup_asked: bool,
     pub cause: Option<String>,
+    /// Transferred (blind or attended): to whom.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transferred_to: Option<String>,
     /// Its end-call event has been committed (it never is twice).
     pub reported: bool,
 }
@@ -93,6 +96,7 @@ impl CallRecord {
             ended_by: None,
             hangup_asked: false,
             cause: None,
+            transferred_to: None,
             reported: false,
         }
     }
@@ -159,7 +163,8 @@ impl CallRecord {
             }
             // The agent's part of the call is over; the contact talks on
             // with the transfer target, on another interaction's account.
-            CallEvent::Transferred { by, .. } => {
+            CallEvent::Transferred { by, to, .. } => {
+                self.transferred_to = Some(to.clone());
                 self.end(now, ended_by_name(EndedBy::from(*by)), "transferred");
                 true
             }

@@ -81,6 +81,29 @@ pub fn map(state: State, event: &CallEvent) -> Mapping {
             | E::TransferFailed { .. },
         ) => Mapping::Record,
         (S::Establishing | S::Connected | S::OnHold, E::LegLost { .. }) => Mapping::Record,
+        // A consultation (leg c) and a conference: the interaction stays
+        // connected; the desktop follows them (`center::calls`).
+        (
+            S::Connected | S::OnHold,
+            E::ConsultStarted { .. }
+            | E::ConsultProgress { .. }
+            | E::ConsultFailed { .. }
+            | E::ConsultEnded { .. }
+            | E::Alternated { .. }
+            | E::Conferenced { .. }
+            | E::PartyLeft { .. }
+            | E::VolumeSet { .. }
+            | E::Supervised { .. }
+            | E::SupervisorLeft { .. }
+            | E::Leg {
+                leg: LegRole::C | LegRole::S,
+                ..
+            }
+            | E::LegFailed {
+                leg: LegRole::C | LegRole::S,
+                ..
+            },
+        ) => Mapping::Record,
         (S::Establishing | S::Connected | S::OnHold, E::Transferred { .. }) => {
             Mapping::To(S::Parked, "voice call transferred")
         }

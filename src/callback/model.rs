@@ -431,6 +431,17 @@ pub enum DesktopEventKind {
         state: AgentState,
         reason: Option<String>,
     },
+    /// A step of the voice call's consultation: `started` (detail: who),
+    /// `ringing`, `answered`, `failed` (detail: the cause), `alternated`
+    /// (detail: who talks to the agent now), `conferenced`, `party-left`
+    /// (detail: the party), `ended` (detail: why), `transferred` (detail:
+    /// to whom).
+    Consultation {
+        id: InteractionId,
+        agent: Option<String>,
+        step: String,
+        detail: Option<String>,
+    },
 }
 
 /// One line of an offer's preview.
@@ -497,6 +508,18 @@ impl fmt::Display for DesktopEvent {
                 "agent-state seq={} agent={agent} state={state} reason={:?}",
                 self.seq,
                 reason.as_deref().unwrap_or("")
+            ),
+            DesktopEventKind::Consultation {
+                id,
+                agent,
+                step,
+                detail,
+            } => write!(
+                f,
+                "consultation seq={} id={id} agent={} step={step} detail={}",
+                self.seq,
+                agent.as_deref().unwrap_or("-"),
+                detail.as_deref().unwrap_or("-")
             ),
         }
     }

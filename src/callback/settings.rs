@@ -137,6 +137,7 @@ pub struct Privileges {
     pub reschedule_before_call: bool,
     pub reschedule_on_new_number: bool,
     pub mark_done: bool,
+    pub supervise: bool,
 }
 
 impl Default for Privileges {
@@ -149,6 +150,7 @@ impl Default for Privileges {
             reschedule_before_call: true,
             reschedule_on_new_number: true,
             mark_done: true,
+            supervise: true,
         }
     }
 }
@@ -163,6 +165,8 @@ pub enum Privilege {
     RescheduleBeforeCall,
     RescheduleOnNewNumber,
     MarkDone,
+    /// Listen, whisper or barge in on another agent's connected callback.
+    Supervise,
 }
 
 impl Privilege {
@@ -175,10 +179,11 @@ impl Privilege {
             Privilege::RescheduleBeforeCall => "webcallback.can-reschedule-before-call",
             Privilege::RescheduleOnNewNumber => "webcallback.can-reschedule-on-new-number",
             Privilege::MarkDone => "webcallback.can-mark-done",
+            Privilege::Supervise => "webcallback.can-supervise",
         }
     }
 
-    pub const ALL: [Privilege; 7] = [
+    pub const ALL: [Privilege; 8] = [
         Privilege::UseChannel,
         Privilege::Decline,
         Privilege::SetDisposition,
@@ -186,6 +191,7 @@ impl Privilege {
         Privilege::RescheduleBeforeCall,
         Privilege::RescheduleOnNewNumber,
         Privilege::MarkDone,
+        Privilege::Supervise,
     ];
 
     pub fn parse(s: &str) -> Option<Privilege> {
@@ -207,6 +213,7 @@ impl Privileges {
             Privilege::RescheduleBeforeCall => self.reschedule && self.reschedule_before_call,
             Privilege::RescheduleOnNewNumber => self.reschedule_on_new_number,
             Privilege::MarkDone => self.mark_done,
+            Privilege::Supervise => self.supervise,
         }
     }
 }

@@ -410,6 +410,7 @@ fn withhold(p: &mut Privileges, which: Privilege) {
         Privilege::RescheduleBeforeCall => &mut p.reschedule_before_call,
         Privilege::RescheduleOnNewNumber => &mut p.reschedule_on_new_number,
         Privilege::MarkDone => &mut p.mark_done,
+        Privilege::Supervise => &mut p.supervise,
     };
     *flag = false;
 }

@@ -142,7 +142,16 @@ fn command_call(command: &CallCommand) -> Option<&str> {
         | C::PauseRecording { call }
         | C::ResumeRecording { call }
         | C::StopRecording { call }
-        | C::Transfer { call, .. } => Some(&call.0),
+        | C::Transfer { call, .. }
+        | C::Consult { call, .. }
+        | C::Alternate { call }
+        | C::CancelConsult { call }
+        | C::CompleteTransfer { call }
+        | C::Conference { call }
+        | C::Remove { call, .. }
+        | C::Leave { call, .. }
+        | C::Volume { call, .. }
+        | C::Supervise { call, .. } => Some(&call.0),
     }
 }
 

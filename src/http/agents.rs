@@ -31,7 +31,7 @@ pub struct NoBody {}
     params(
         ("agent" = String, Path, description = "The agent's SIP user name"),
         ("id" = String, Path, description = "The interaction id"),
-        ("action" = String, Path, description = "accept, reject, call, hold, retrieve, mute, unmute, dtmf, start-recording, stop-recording, transfer, end-call, done, reschedule, decline, mark-done"),
+        ("action" = String, Path, description = "accept, reject, call, hold, retrieve, mute, unmute, dtmf, start-recording, stop-recording, transfer, consult, alternate, cancel-consult, complete-transfer, conference, remove, leave, volume, listen, whisper, barge, end-call, done, reschedule, decline, mark-done"),
     ),
     request_body(content = ActionBody, description = "Only the fields of the action named; may be empty when it has none"),
     responses(

@@ -42,6 +42,53 @@ async fn every_interaction_action_reaches_the_center_and_returns_the_callback() 
             Some(r#"{"to": "1002"}"#),
             A::Transfer { to: "1002".into() },
         ),
+        (
+            "consult",
+            Some(r#"{"to": "1002"}"#),
+            A::Consult { to: "1002".into() },
+        ),
+        ("alternate", None, A::Alternate),
+        ("cancel-consult", None, A::CancelConsult),
+        ("complete-transfer", None, A::CompleteTransfer),
+        ("conference", None, A::Conference),
+        (
+            "remove",
+            Some(r#"{"party": "consulted"}"#),
+            A::Remove {
+                party: crate::call::Party::Consulted,
+            },
+        ),
+        ("leave", None, A::Leave),
+        (
+            "volume",
+            Some(r#"{"party": "agent", "direction": "in", "db": 6}"#),
+            A::Volume {
+                party: crate::call::Party::Agent,
+                direction: crate::call::Way::In,
+                db: 6,
+            },
+        ),
+        (
+            "listen",
+            None,
+            A::Supervise {
+                mode: crate::call::Monitor::Listen,
+            },
+        ),
+        (
+            "whisper",
+            None,
+            A::Supervise {
+                mode: crate::call::Monitor::Whisper,
+            },
+        ),
+        (
+            "barge",
+            None,
+            A::Supervise {
+                mode: crate::call::Monitor::Barge,
+            },
+        ),
         ("end-call", None, A::EndCall),
         (
             "done",

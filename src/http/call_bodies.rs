@@ -14,7 +14,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::errors::ApiError;
-use crate::call::{CallCommand, CallId, LegRole, Originate};
+use crate::call::{CallCommand, CallId, LegRole, Monitor, Originate, Others, Party, Way};
 
 /// Longest number, user name, interaction id or caller id accepted.
 const MAX_TEXT: usize = 128;
@@ -117,6 +117,130 @@ impl TransferBody {
         check_party("to", &to)?;
         Ok(CallCommand::Transfer { call, leg, to })
     }
+}
+
+/// `POST /v1/calls/{id}/consult`: `leg` (default `a`, the agent) consults `to`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
+pub struct ConsultBody {
+    /// The agent's leg (default `a`); its far party is held.
+    pub leg: Option<String>,
+    /// The user or number to consult (routed by the dial plan).
+    pub to: Option<String>,
+}
+
+impl ConsultBody {
+    pub fn into_command(self, call: CallId) -> Result<CallCommand, ApiError> {
+        let leg = match self.leg {
+            Some(l) => leg(Some(l))?,
+            None => LegRole::A,
+        };
+        let to = required("to", self.to)?;
+        check_party("to", &to)?;
+        Ok(CallCommand::Consult { call, leg, to })
+    }
+}
+
+/// `POST /v1/calls/{id}/remove`: one party of a consultation or conference goes.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
+pub struct PartyBody {
+    /// `agent`, `contact` or `consulted`.
+    pub party: Option<String>,
+}
+
+impl PartyBody {
+    pub fn party(self) -> Result<Party, ApiError> {
+        party(self.party)
+    }
+}
+
+/// `POST /v1/calls/{id}/leave`: the agent drops out of a conference.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
+pub struct LeaveBody {
+    /// `stay`, `hang-up`, or `stay-if-internal` (default: the others stay
+    /// if one of them is a registered user).
+    pub others: Option<String>,
+}
+
+impl LeaveBody {
+    pub fn into_command(self, call: CallId) -> Result<CallCommand, ApiError> {
+        let others = match self.others.as_deref() {
+            None | Some("stay-if-internal") => Others::StayIfInternal,
+            Some("stay") => Others::Stay,
+            Some("hang-up") => Others::HangUp,
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "others",
+                    "others must be one of stay, hang-up, stay-if-internal",
+                ))
+            }
+        };
+        Ok(CallCommand::Leave { call, others })
+    }
+}
+
+/// `POST /v1/calls/{id}/volume`: a gain in the relay.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
+pub struct VolumeBody {
+    /// `agent`, `contact` or `consulted`.
+    pub party: Option<String>,
+    /// `in` (what the party says) or `out` (what it hears).
+    pub direction: Option<String>,
+    /// -12..12 dB.
+    pub db: Option<i64>,
+}
+
+impl VolumeBody {
+    pub fn into_command(self, call: CallId) -> Result<CallCommand, ApiError> {
+        let party = party(self.party)?;
+        let direction: Way = required("direction", self.direction)?
+            .parse()
+            .map_err(|()| ApiError::invalid("direction", "direction must be in or out"))?;
+        let db = self
+            .db
+            .ok_or_else(|| ApiError::invalid("db", "db is required"))?;
+        let db = i8::try_from(db)
+            .ok()
+            .filter(|d| (-12..=12).contains(d))
+            .ok_or_else(|| ApiError::invalid("db", "db must be within -12..12"))?;
+        Ok(CallCommand::Volume {
+            call,
+            party,
+            direction,
+            db,
+        })
+    }
+}
+
+/// `POST /v1/calls/{id}/listen|whisper|barge`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
+pub struct SuperviseBody {
+    /// The supervisor's user or number, to call it; absent: the supervisor
+    /// already on the call switches to this mode.
+    pub to: Option<String>,
+}
+
+impl SuperviseBody {
+    pub fn into_command(self, call: CallId, mode: Monitor) -> Result<CallCommand, ApiError> {
+        if let Some(to) = &self.to {
+            check_party("to", to)?;
+        }
+        Ok(CallCommand::Supervise {
+            call,
+            mode,
+            to: self.to,
+        })
+    }
+}
+
+fn party(value: Option<String>) -> Result<Party, ApiError> {
+    required("party", value)?
+        .parse()
+        .map_err(|()| ApiError::invalid("party", "party must be one of agent, contact, consulted"))
 }
 
 /// `POST /v1/calls/{id}/recording`.

@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 use super::call_bodies::{check_text_up_to, digits, required};
 use super::callback_api::CallbackApi;
 use super::errors::ApiError;
+use crate::call::{Monitor, Party, Way};
 use crate::callback::{Actor, InteractionAction, InteractionId, Request};
 
 /// Longest reason, disposition, transfer target or case-data value.
@@ -87,8 +88,14 @@ pub struct ActionBody {
     /// `dtmf`: 1 to 32 of 0-9 * # A-D.
     #[schema(example = "12#")]
     pub digits: Option<String>,
-    /// `transfer`: the user or number the voice call goes to.
+    /// `transfer`, `consult`: the user or number the voice call goes to.
     pub to: Option<String>,
+    /// `remove`, `volume`: `agent`, `contact` or `consulted`.
+    pub party: Option<String>,
+    /// `volume`: `in` (what the party says) or `out` (what it hears).
+    pub direction: Option<String>,
+    /// `volume`: -12..12 dB.
+    pub db: Option<i64>,
     /// `done`: the disposition code.
     pub disposition: Option<String>,
     /// `reschedule`: the new time (ISO 8601).
@@ -99,8 +106,14 @@ pub struct ActionBody {
     pub time_zone: Option<String>,
 }
 
+fn party(value: Option<String>) -> Result<Party, ApiError> {
+    required("party", value)?
+        .parse()
+        .map_err(|()| ApiError::invalid("party", "party must be one of agent, contact, consulted"))
+}
+
 /// Every action the desktop route takes, by its path name.
-pub const ACTIONS: [&str; 16] = [
+pub const ACTIONS: [&str; 27] = [
     "accept",
     "reject",
     "call",
@@ -112,6 +125,17 @@ pub const ACTIONS: [&str; 16] = [
     "start-recording",
     "stop-recording",
     "transfer",
+    "consult",
+    "alternate",
+    "cancel-consult",
+    "complete-transfer",
+    "conference",
+    "remove",
+    "leave",
+    "volume",
+    "listen",
+    "whisper",
+    "barge",
     "end-call",
     "done",
     "reschedule",
@@ -141,6 +165,20 @@ impl ActionBody {
             "end-call" => Some(A::EndCall),
             "decline" => Some(A::Decline),
             "mark-done" => Some(A::MarkDone),
+            "alternate" => Some(A::Alternate),
+            "cancel-consult" => Some(A::CancelConsult),
+            "complete-transfer" => Some(A::CompleteTransfer),
+            "conference" => Some(A::Conference),
+            "leave" => Some(A::Leave),
+            "listen" => Some(A::Supervise {
+                mode: Monitor::Listen,
+            }),
+            "whisper" => Some(A::Supervise {
+                mode: Monitor::Whisper,
+            }),
+            "barge" => Some(A::Supervise {
+                mode: Monitor::Barge,
+            }),
             _ => None,
         };
         if let Some(action) = simple {
@@ -154,14 +192,40 @@ impl ActionBody {
                     digits: digits(self.digits)?,
                 }
             }
-            "transfer" => {
+            "transfer" | "consult" => {
                 self.only(&["to"])?;
                 let to = required("to", self.to)?;
                 if to.chars().any(char::is_whitespace) {
                     return Err(ApiError::invalid("to", "to must not contain spaces"));
                 }
-                A::Transfer {
-                    to: text("to", to)?,
+                let to = text("to", to)?;
+                if name == "consult" {
+                    A::Consult { to }
+                } else {
+                    A::Transfer { to }
+                }
+            }
+            "remove" => {
+                self.only(&["party"])?;
+                A::Remove {
+                    party: party(self.party)?,
+                }
+            }
+            "volume" => {
+                self.only(&["party", "direction", "db"])?;
+                let party = party(self.party)?;
+                let direction: Way = required("direction", self.direction)?
+                    .parse()
+                    .map_err(|()| ApiError::invalid("direction", "direction must be in or out"))?;
+                let db = self
+                    .db
+                    .and_then(|d| i8::try_from(d).ok())
+                    .filter(|d| (-12..=12).contains(d))
+                    .ok_or_else(|| ApiError::invalid("db", "db is required, within -12..12"))?;
+                A::Volume {
+                    party,
+                    direction,
+                    db,
                 }
             }
             "done" => {
@@ -189,6 +253,9 @@ impl ActionBody {
         let present = [
             ("digits", self.digits.is_some()),
             ("to", self.to.is_some()),
+            ("party", self.party.is_some()),
+            ("direction", self.direction.is_some()),
+            ("db", self.db.is_some()),
             ("disposition", self.disposition.is_some()),
             (
                 "callbackScheduledTime",
@@ -364,7 +431,9 @@ mod tests {
         for name in ACTIONS {
             let body = match name {
                 "dtmf" => r#"{"digits": "1"}"#,
-                "transfer" => r#"{"to": "1002"}"#,
+                "transfer" | "consult" => r#"{"to": "1002"}"#,
+                "remove" => r#"{"party": "consulted"}"#,
+                "volume" => r#"{"party": "contact", "direction": "in", "db": -3}"#,
                 "reschedule" => r#"{"callbackScheduledTime": "2030-01-01T10:00:00Z"}"#,
                 _ => "{}",
             };
@@ -373,6 +442,43 @@ mod tests {
         }
         assert_eq!(action("accepts", "{}").unwrap(), None);
         assert_eq!(action("Accept", "{}").unwrap(), None);
+    }
+
+    #[test]
+    fn consultation_parameters_are_checked_and_named() {
+        assert_eq!(
+            action(
+                "volume",
+                r#"{"party": "agent", "direction": "out", "db": 12}"#
+            )
+            .unwrap(),
+            Some(InteractionAction::Volume {
+                party: Party::Agent,
+                direction: Way::Out,
+                db: 12
+            })
+        );
+        assert_eq!(field(action("consult", "{}")), "to");
+        assert_eq!(field(action("consult", r#"{"to": "a b"}"#)), "to");
+        assert_eq!(field(action("remove", "{}")), "party");
+        assert_eq!(field(action("remove", r#"{"party": "boss"}"#)), "party");
+        assert_eq!(
+            field(action("conference", r#"{"party": "agent"}"#)),
+            "party"
+        );
+        let v = |body| field(action("volume", body));
+        assert_eq!(v(r#"{"direction": "in", "db": 1}"#), "party");
+        assert_eq!(v(r#"{"party": "agent", "db": 1}"#), "direction");
+        assert_eq!(
+            v(r#"{"party": "agent", "direction": "up", "db": 1}"#),
+            "direction"
+        );
+        assert_eq!(
+            v(r#"{"party": "agent", "direction": "in", "db": 13}"#),
+            "db"
+        );
+        assert_eq!(v(r#"{"party": "agent", "direction": "in"}"#), "db");
+        assert_eq!(field(action("consult", r#"{"to": "1002", "db": 1}"#)), "db");
     }
 
     #[test]

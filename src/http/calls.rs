@@ -22,7 +22,7 @@ use super::extract::JsonBody;
 use super::{dispatch, Api};
 use crate::call::{CallCommand, CallId, LegRole};
 
-type Reply = Result<Response, ApiError>;
+pub(super) type Reply = Result<Response, ApiError>;
 
 #[utoipa::path(get, path = "/v1/health", tag = "meta", security(()),
     responses((status = 200, description = "The API is up (needs no key)", body = Health)))]
@@ -223,7 +223,7 @@ async fn on_leg(
 
 /// Commands on an existing call answer 202: the call layer took the
 /// command; that it happened is reported by its event.
-async fn accepted(api: &Api, command: CallCommand) -> Reply {
+pub(super) async fn accepted(api: &Api, command: CallCommand) -> Reply {
     let call = dispatch::send(api, command)
         .await?
         .map_err(|e| ApiError::from_command(e, None))?;
@@ -231,7 +231,7 @@ async fn accepted(api: &Api, command: CallCommand) -> Reply {
 }
 
 /// The `{id}` segment; it can only fail on percent-encoding that is not UTF-8.
-fn call_id(id: Result<Path<String>, PathRejection>) -> Result<CallId, ApiError> {
+pub(super) fn call_id(id: Result<Path<String>, PathRejection>) -> Result<CallId, ApiError> {
     id.map(|Path(id)| CallId(id))
         .map_err(|r| ApiError::new(r.status(), r.body_text(), Some("call")))
 }

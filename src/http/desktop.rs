@@ -200,6 +200,9 @@ impl AgentFilter {
                 let held = self.holds.remove(id);
                 ours || held
             }
+            DesktopEventKind::Consultation { agent, .. } => {
+                agent.as_deref() == Some(self.agent.as_str())
+            }
         }
     }
 }

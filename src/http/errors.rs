@@ -177,6 +177,9 @@ impl ApiError {
             CommandError::Busy(_) => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, message, None).with_code("busy")
             }
+            CommandError::WrongState { .. } => {
+                Self::new(StatusCode::CONFLICT, message, None).with_code("wrong_state")
+            }
         }
     }
 }

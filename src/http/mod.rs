@@ -42,6 +42,7 @@ mod callback_bodies;
 mod callbacks;
 mod calls;
 mod center;
+mod consult;
 mod desktop;
 mod dispatch;
 mod doc_types;

@@ -15,8 +15,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    agents, callback_bodies, callbacks, calls, desktop, errors, events, notifications, peers,
-    recordings,
+    agents, callback_bodies, callbacks, calls, consult, desktop, errors, events, notifications,
+    peers, recordings,
 };
 use crate::callback::{self as cb};
 
@@ -46,7 +46,10 @@ impl Modify for Security {
     paths(
         calls::health, calls::list, calls::originate, calls::show, calls::delete_call,
         calls::hangup, calls::hold, calls::retrieve, calls::mute, calls::unmute,
-        calls::dtmf, calls::recording, calls::transfer, events::stream, recordings::download,
+        calls::dtmf, calls::recording, calls::transfer,
+        consult::consult, consult::alternate, consult::cancel_consult, consult::complete_transfer,
+        consult::conference, consult::remove, consult::leave, consult::volume,
+        consult::listen, consult::whisper, consult::barge, events::stream, recordings::download,
         callbacks::create, callbacks::list, callbacks::show, callbacks::status,
         callbacks::cancel, callbacks::reschedule,
         agents::interaction_action, agents::login, agents::ready, agents::not_ready,

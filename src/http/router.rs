@@ -12,7 +12,8 @@ use axum::Router;
 
 use super::errors::ApiError;
 use super::{
-    agents, auth, callbacks, calls, desktop, events, notifications, openapi, peers, recordings, Api,
+    agents, auth, callbacks, calls, consult, desktop, events, notifications, openapi, peers,
+    recordings, Api,
 };
 
 /// Largest request body: an originate with generous case data fits many times.
@@ -36,6 +37,17 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/calls/{id}/dtmf"),
     ("POST", "/v1/calls/{id}/recording"),
     ("POST", "/v1/calls/{id}/transfer"),
+    ("POST", "/v1/calls/{id}/consult"),
+    ("POST", "/v1/calls/{id}/alternate"),
+    ("POST", "/v1/calls/{id}/cancel-consult"),
+    ("POST", "/v1/calls/{id}/complete-transfer"),
+    ("POST", "/v1/calls/{id}/conference"),
+    ("POST", "/v1/calls/{id}/remove"),
+    ("POST", "/v1/calls/{id}/leave"),
+    ("POST", "/v1/calls/{id}/volume"),
+    ("POST", "/v1/calls/{id}/listen"),
+    ("POST", "/v1/calls/{id}/whisper"),
+    ("POST", "/v1/calls/{id}/barge"),
     ("GET", "/v1/events"),
     ("GET", "/v1/callbacks"),
     ("POST", "/v1/callbacks"),
@@ -82,6 +94,23 @@ pub fn build(api: Arc<Api>) -> Router {
         .route("/v1/calls/{id}/dtmf", post(calls::dtmf))
         .route("/v1/calls/{id}/recording", post(calls::recording))
         .route("/v1/calls/{id}/transfer", post(calls::transfer))
+        .route("/v1/calls/{id}/consult", post(consult::consult))
+        .route("/v1/calls/{id}/alternate", post(consult::alternate))
+        .route(
+            "/v1/calls/{id}/cancel-consult",
+            post(consult::cancel_consult),
+        )
+        .route(
+            "/v1/calls/{id}/complete-transfer",
+            post(consult::complete_transfer),
+        )
+        .route("/v1/calls/{id}/conference", post(consult::conference))
+        .route("/v1/calls/{id}/remove", post(consult::remove))
+        .route("/v1/calls/{id}/leave", post(consult::leave))
+        .route("/v1/calls/{id}/volume", post(consult::volume))
+        .route("/v1/calls/{id}/listen", post(consult::listen))
+        .route("/v1/calls/{id}/whisper", post(consult::whisper))
+        .route("/v1/calls/{id}/barge", post(consult::barge))
         .route("/v1/events", get(events::stream))
         .route(
             "/v1/callbacks",

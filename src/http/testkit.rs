@@ -46,7 +46,16 @@ pub fn target(command: &CallCommand) -> CallId {
         | CallCommand::PauseRecording { call }
         | CallCommand::ResumeRecording { call }
         | CallCommand::StopRecording { call }
-        | CallCommand::Transfer { call, .. } => call.clone(),
+        | CallCommand::Transfer { call, .. }
+        | CallCommand::Consult { call, .. }
+        | CallCommand::Alternate { call }
+        | CallCommand::CancelConsult { call }
+        | CallCommand::CompleteTransfer { call }
+        | CallCommand::Conference { call }
+        | CallCommand::Remove { call, .. }
+        | CallCommand::Leave { call, .. }
+        | CallCommand::Volume { call, .. }
+        | CallCommand::Supervise { call, .. } => call.clone(),
     }
 }
 

@@ -24,6 +24,7 @@ use crate::transaction::{
 
 use super::{CallCommand, CallEvent, CallLayer, EndedBy, LegRole, Originate, SipOut};
 
+mod consult;
 mod crossing;
 mod digest;
 mod failover;

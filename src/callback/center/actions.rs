@@ -7,7 +7,7 @@
 use jiff::Timestamp;
 
 use super::Center;
-use crate::call::{CallCommand, CallId, LegRole, Originate};
+use crate::call::{CallCommand, CallId, LegRole, Monitor, Originate, Others};
 use crate::callback::action::{ActionError, InteractionAction, Reply};
 use crate::callback::call_record::CallRecord;
 use crate::callback::model::{AgentState, HistoryKind, InteractionId, State};
@@ -26,6 +26,9 @@ impl Center {
         action: InteractionAction,
     ) -> Result<Reply, ActionError> {
         self.agents.require(agent, Privilege::UseChannel)?;
+        if let InteractionAction::Supervise { mode } = action {
+            return self.supervise(now, id, agent, mode);
+        }
         let live = self.interactions.find(id)?;
         if live.cb.agent.as_deref() != Some(agent) {
             return Err(ActionError::NotOwner {
@@ -83,7 +86,24 @@ impl Center {
             | InteractionAction::Dtmf { .. }
             | InteractionAction::StartRecording
             | InteractionAction::StopRecording
-            | InteractionAction::Transfer { .. } => {
+            | InteractionAction::Transfer { .. }
+            | InteractionAction::Consult { .. }
+            | InteractionAction::Alternate
+            | InteractionAction::CancelConsult
+            | InteractionAction::CompleteTransfer
+            | InteractionAction::Conference
+            | InteractionAction::Remove { .. }
+            | InteractionAction::Leave
+            | InteractionAction::Volume { .. } => {
+                // The consultation's own state: refused here by name (409)
+                // rather than by the call layer after the answer.
+                let consult = self.interactions.find(id)?.consult;
+                if !consult_fits(&action, consult) {
+                    return Err(ActionError::WrongState {
+                        action: name.to_string(),
+                        state: consult.unwrap_or("two-party").to_string(),
+                    });
+                }
                 let fits = match &action {
                     InteractionAction::Hold => state == State::Connected,
                     InteractionAction::Retrieve => state == State::OnHold,
@@ -160,6 +180,8 @@ impl Center {
                 }
                 self.finish(now, id, State::Done, disposition, "done");
             }
+            // Taken before the owner check (`supervise`).
+            InteractionAction::Supervise { .. } => return Err(wrong()),
             InteractionAction::MarkDone => {
                 if !before_call {
                     return Err(wrong());
@@ -342,6 +364,62 @@ impl Center {
     }
 }
 
+impl Center {
+    /// `listen`, `whisper`, `barge` by a supervisor (any agent with the
+    /// privilege, not the owner): its own phone (its SIP user) is called
+    /// into the voice call, or switches mode if it is in already.
+    fn supervise(
+        &mut self,
+        now: Timestamp,
+        id: &InteractionId,
+        agent: &str,
+        mode: Monitor,
+    ) -> Result<Reply, ActionError> {
+        self.agents.require(agent, Privilege::Supervise)?;
+        let live = self.interactions.find(id)?;
+        let name = InteractionAction::Supervise { mode }.name();
+        let state = live.cb.state;
+        let call = live
+            .cb
+            .call_id
+            .clone()
+            .filter(|_| matches!(state, State::Connected | State::OnHold))
+            .ok_or_else(|| ActionError::WrongState {
+                action: name.to_string(),
+                state: state.to_string(),
+            })?;
+        let to = match live.supervisor.as_deref() {
+            None => Some(agent.to_string()),
+            Some(s) if s == agent => None,
+            Some(_) => {
+                return Err(ActionError::WrongState {
+                    action: name.to_string(),
+                    state: "supervised".into(),
+                })
+            }
+        };
+        if let Some(l) = self.interactions.get_mut(id) {
+            l.supervisor = Some(agent.to_string());
+        }
+        self.out.history(
+            id,
+            now,
+            HistoryKind::Control {
+                call: call.clone(),
+                action: name.into(),
+                detail: Some(agent.to_string()),
+            },
+        );
+        self.out.command(CallCommand::Supervise {
+            call: CallId(call),
+            mode,
+            to,
+        });
+        let cb = self.interactions.find(id)?.cb.clone();
+        Ok(Reply::Callback(Box::new(cb)))
+    }
+}
+
 /// The call command behind a control, and the detail its history keeps.
 fn control_command(
     call: CallId,
@@ -394,6 +472,58 @@ fn control_command(
             },
             Some(to),
         ),
+        InteractionAction::Consult { to } => (
+            CallCommand::Consult {
+                call,
+                leg: AGENT_LEG,
+                to: to.clone(),
+            },
+            Some(to),
+        ),
+        InteractionAction::Alternate => (CallCommand::Alternate { call }, None),
+        InteractionAction::CancelConsult => (CallCommand::CancelConsult { call }, None),
+        InteractionAction::CompleteTransfer => (CallCommand::CompleteTransfer { call }, None),
+        InteractionAction::Conference => (CallCommand::Conference { call }, None),
+        InteractionAction::Remove { party } => {
+            (CallCommand::Remove { call, party }, Some(party.to_string()))
+        }
+        InteractionAction::Leave => (
+            CallCommand::Leave {
+                call,
+                others: Others::default(),
+            },
+            None,
+        ),
+        InteractionAction::Volume {
+            party,
+            direction,
+            db,
+        } => (
+            CallCommand::Volume {
+                call,
+                party,
+                direction,
+                db,
+            },
+            Some(format!("{party} {direction} {db} dB")),
+        ),
         _ => return None,
     })
+}
+
+/// Whether a consultation action makes sense in the consultation's state
+/// (`None`: two-party). Other actions always do.
+fn consult_fits(action: &InteractionAction, consult: Option<&str>) -> bool {
+    use InteractionAction as A;
+    match action {
+        A::Consult { .. } => consult.is_none(),
+        A::Alternate | A::Conference => consult == Some("consulting"),
+        A::CancelConsult | A::Remove { .. } => consult.is_some(),
+        A::CompleteTransfer | A::Leave => {
+            matches!(consult, Some("consulting" | "conferenced"))
+        }
+        // A blind transfer takes leg c, which a consultation holds.
+        A::Transfer { .. } => consult.is_none(),
+        _ => true,
+    }
 }

@@ -9,9 +9,9 @@
 use jiff::Timestamp;
 
 use super::Center;
-use crate::call::{CallCommand, CallEvent, CommandError, Failure, LegRole};
+use crate::call::{CallCommand, CallEvent, CommandError, Failure, LegRole, Progress};
 use crate::callback::mapping::{self, Mapping};
-use crate::callback::model::{AgentState, HistoryKind, InteractionId, State};
+use crate::callback::model::{AgentState, DesktopEventKind, HistoryKind, InteractionId, State};
 use crate::callback::schedule::{self, Outcome, RetryDecision};
 
 impl Center {
@@ -27,6 +27,7 @@ impl Center {
             return;
         };
         self.record_call_event(&id, now, event);
+        self.track_consult(&id, now, event);
         let tracked = self.track_call(&id, now, event);
         let mapping = mapping::map(state, event);
         let ended = matches!(event, CallEvent::Ended { .. });
@@ -148,6 +149,57 @@ impl Center {
         }
     }
 
+    /// Follows the voice call's consultation: its state for the actions'
+    /// checks, and a desktop event for each step of it.
+    fn track_consult(&mut self, id: &InteractionId, now: Timestamp, event: &CallEvent) {
+        let (state, step, detail): (Option<&'static str>, &str, Option<String>) = match event {
+            CallEvent::ConsultStarted { to, .. } => {
+                (Some("consult-ringing"), "started", Some(to.clone()))
+            }
+            CallEvent::ConsultProgress {
+                progress: Progress::Answered,
+                ..
+            } => (Some("consulting"), "answered", None),
+            CallEvent::ConsultProgress { progress, .. } => {
+                (Some("consult-ringing"), progress_name(*progress), None)
+            }
+            CallEvent::ConsultFailed { failure, .. } => (None, "failed", Some(failure.to_string())),
+            CallEvent::ConsultEnded { reason, .. } => (None, "ended", Some(reason.to_string())),
+            CallEvent::Alternated { talking, .. } => {
+                (Some("consulting"), "alternated", Some(talking.to_string()))
+            }
+            CallEvent::Conferenced { .. } => (Some("conferenced"), "conferenced", None),
+            CallEvent::PartyLeft { party, .. } => (None, "party-left", Some(party.to_string())),
+            CallEvent::Transferred {
+                attended: true, to, ..
+            } => (None, "transferred", Some(to.clone())),
+            CallEvent::SupervisorLeft { .. }
+            | CallEvent::LegFailed {
+                leg: LegRole::S, ..
+            } => {
+                if let Some(live) = self.interactions.get_mut(id) {
+                    live.supervisor = None;
+                }
+                return;
+            }
+            _ => return,
+        };
+        let Some(live) = self.interactions.get_mut(id) else {
+            return;
+        };
+        live.consult = state;
+        let agent = live.cb.agent.clone();
+        self.out.emit(
+            now,
+            DesktopEventKind::Consultation {
+                id: id.clone(),
+                agent,
+                step: step.to_string(),
+                detail,
+            },
+        );
+    }
+
     fn record_call_event(&mut self, id: &InteractionId, now: Timestamp, event: &CallEvent) {
         let call = event.call().0.clone();
         let kind = match event {
@@ -242,5 +294,14 @@ impl Center {
         if let Some(agent) = agent {
             self.set_agent_state(&agent, now, AgentState::Ready, None);
         }
+    }
+}
+
+fn progress_name(p: Progress) -> &'static str {
+    match p {
+        Progress::Trying => "trying",
+        Progress::Ringing => "ringing",
+        Progress::EarlyMedia => "early-media",
+        Progress::Answered => "answered",
     }
 }

@@ -104,6 +104,7 @@ impl Center {
                     .map(|name| recording_url(self.settings.notify.public_url.as_deref(), name)),
                 ended_by: call.ended_by.clone().unwrap_or_else(|| "switch".into()),
                 cause: call.cause.clone().unwrap_or_default(),
+                transferred_to: call.transferred_to.clone(),
             });
         }
         let any = !notices.is_empty();

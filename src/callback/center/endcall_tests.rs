@@ -147,6 +147,7 @@ fn done_reports_talk_hold_disposition_and_the_recording_link() {
             recording_url: Some(format!("{PUBLIC}/v1/recordings/{call}.wav")),
             ended_by: "agent".into(),
             cause: "hangup".into(),
+            transferred_to: None,
         }]
     );
     // The event is committed with the record that says so.
@@ -353,6 +354,26 @@ fn a_transfer_that_parks_and_a_logout_requeue_report_the_call() {
     assert_eq!(lab.state(&id), State::Queued);
     assert_eq!(end_calls(&lab).len(), 1);
     assert_eq!(end_calls(&lab)[0].talk_seconds, 10);
+}
+
+#[test]
+fn an_attended_transfer_reports_to_whom() {
+    let (mut lab, id, call) = connected(end_call_settings());
+    lab.call(
+        at(30),
+        CallEvent::Transferred {
+            call: call.clone(),
+            by: LegRole::A,
+            to: "1002".into(),
+            attended: true,
+        },
+    );
+    assert_eq!(lab.state(&id), State::Parked);
+    let e = &end_calls(&lab)[0];
+    assert_eq!(
+        (e.cause.as_str(), e.transferred_to.as_deref()),
+        ("transferred", Some("1002"))
+    );
 }
 
 /// `kill -9` after the call ended but before Done: the stored record still

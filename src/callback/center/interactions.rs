@@ -43,6 +43,13 @@ pub(super) struct Live {
     /// `mark-done`'s privilege. `None` when unknown (recovered at start-up):
     /// counted as called.
     pub(super) attempts_at_accept: Option<u32>,
+    /// Where the voice call's consultation stands, from its call events
+    /// (`consult-ringing`, `consulting`, `conferenced`; `None`: two-party).
+    /// Not stored: a restart ends calls.
+    pub(super) consult: Option<&'static str>,
+    /// The agent supervising the voice call, from the first supervision
+    /// action until its leg leaves (`call-supervisor-left`).
+    pub(super) supervisor: Option<String>,
 }
 
 impl Live {
@@ -56,6 +63,8 @@ impl Live {
             reached: false,
             accepted_at: None,
             attempts_at_accept: None,
+            consult: None,
+            supervisor: None,
         }
     }
 }

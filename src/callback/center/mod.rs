@@ -45,6 +45,8 @@ mod timers;
 mod views;
 
 #[cfg(test)]
+mod consult_tests;
+#[cfg(test)]
 mod endcall_tests;
 #[cfg(test)]
 mod enrichment_tests;

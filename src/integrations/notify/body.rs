@@ -146,6 +146,7 @@ mod tests {
                 recording_url: None,
                 ended_by: "agent".into(),
                 cause: "normal".into(),
+                transferred_to: None,
             }),
         };
         let body = render(BodyFormat::Form, &notice).unwrap();

@@ -117,6 +117,9 @@ pub struct EndCallNotice {
     /// Who hung up (agent, contact, switch) and the cause.
     pub ended_by: String,
     pub cause: String,
+    /// Cause `transferred`: to whom (the user or number asked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transferred_to: Option<String>,
 }
 
 #[cfg(test)]
