@@ -447,6 +447,64 @@ fn volume_changes_the_level_a_party_hears_by_the_requested_db() {
     p.agent.finish(&mut p.lab.sw);
 }
 
+#[test]
+fn volume_out_on_leg_a_changes_what_the_caller_hears() {
+    // Without a consultation, `agent` is leg a: here 1001, whose endpoint
+    // is `contact_rx`, hearing 1002's tone.
+    let mut p = connected(Lab::start(CallConfig::default()));
+    let level = |sock: &UdpSocket, hz: f64| {
+        let (x, n) = hear(sock, Duration::from_millis(600));
+        (amplitude(&x, hz), n)
+    };
+    let (before, n) = level(&p.contact_rx, AGENT_HZ);
+    assert!(before > HEARD, "1002 hears 1001: {n} packets, {before:.3}");
+    let (other_before, _) = level(&p.agent_rx, CONTACT_HZ);
+    http::post_ok(
+        p.lab.http(),
+        &format!("/v1/calls/{}/volume", p.call),
+        r#"{"party":"agent","direction":"out","db":-6}"#,
+    );
+    p.lab.wait(
+        "call-volume",
+        &[("call", &p.call), ("party", "agent"), ("db", "-6")],
+    );
+    // The room of two takes a few frames to settle: measure until steady (bounded).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut seen = Vec::new();
+    loop {
+        let (after, n) = level(&p.contact_rx, AGENT_HZ);
+        let db = 20.0 * (after / before).log10();
+        if (db + 6.0).abs() <= 1.0 {
+            break;
+        }
+        seen.push(format!("{n} packets: {after:.3} ({db:.2} dB)"));
+        assert!(
+            Instant::now() < deadline,
+            "1001 should hear 1002 6 dB lower (from {before:.3}):\n{}",
+            seen.join("\n")
+        );
+    }
+    // The other way is untouched, and nobody hears itself in the room of two.
+    let (x, n) = hear(&p.agent_rx, Duration::from_millis(600));
+    let (other, itself) = (amplitude(&x, CONTACT_HZ), amplitude(&x, AGENT_HZ));
+    assert!(
+        (20.0 * (other / other_before).log10()).abs() <= 1.0 && itself < SILENT,
+        "1002 hears 1001 as before ({other_before:.3}): {n} packets, {other:.3}, itself {itself:.3}"
+    );
+    let r = http::post(
+        p.lab.http(),
+        &format!("/v1/calls/{}/volume", p.call),
+        r#"{"party":"agent","direction":"out","db":20}"#,
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("\"db\""), "{}", r.body);
+    let r = http::delete(p.lab.http(), &format!("/v1/calls/{}", p.call));
+    assert!((200..300).contains(&r.status), "DELETE: {}", r.status);
+    p.lab.wait("call-ended", &[("call", &p.call)]);
+    p.contact.finish(&mut p.lab.sw);
+    p.agent.finish(&mut p.lab.sw);
+}
+
 const SUPERVISOR_HZ: f64 = 1630.0;
 
 /// Waits (bounded) until `sock` hears every tone of `heard` and none of `silent`.

@@ -60,8 +60,8 @@
 //! denied on the module, src/lib.rs): a leg, call, profile or peer that is
 //! gone is `None`, and the request is answered or dropped.
 
-pub mod command;
 pub mod access;
+pub mod command;
 mod consult;
 mod controls;
 pub mod dialplan;
@@ -98,8 +98,8 @@ mod wheel;
 use std::collections::HashMap;
 use std::time::{Instant, SystemTime};
 
-pub use command::*;
 pub use access::{CallDirectory, ControlRequest};
+pub use command::*;
 pub use handover::PeerCall;
 pub use out::SipOut;
 pub use peers::{PeerEvent, PeerStatus, PeerTable};
