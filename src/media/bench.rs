@@ -501,6 +501,9 @@ impl Generator {
     }
 }
 
+/// rtpengine's ng control protocol, for the relay benchmark's anchor.
+pub mod ng;
+
 #[cfg(test)]
 mod tests {
     use super::*;
