@@ -263,6 +263,9 @@ pub fn sdp_audio_addr(sdp: &str) -> Option<SocketAddr> {
 pub struct NgClient {
     sock: UdpSocket,
     server: SocketAddr,
+    /// rtpengine caches replies by cookie alone (to answer a retransmission
+    /// from the cache), so each client's cookies start with its own port.
+    prefix: String,
     next_cookie: u64,
     timeout: Duration,
     tries: u32,
@@ -280,9 +283,11 @@ impl NgClient {
         };
         let sock = UdpSocket::bind(local)?;
         sock.set_read_timeout(Some(timeout))?;
+        let prefix = format!("sb{}-", sock.local_addr()?.port());
         Ok(NgClient {
             sock,
             server,
+            prefix,
             next_cookie: 1,
             timeout,
             tries: tries.max(1),
@@ -297,7 +302,7 @@ impl NgClient {
         command: &'static str,
         request: &Bencode,
     ) -> Result<Bencode, NgError> {
-        let cookie = format!("sb{}", self.next_cookie);
+        let cookie = format!("{}{}", self.prefix, self.next_cookie);
         self.next_cookie += 1;
         let mut msg = Vec::with_capacity(512);
         msg.extend_from_slice(cookie.as_bytes());
