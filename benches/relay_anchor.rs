@@ -95,6 +95,8 @@ struct Measured {
     drops: u64,
     gen_cpu: f64,
     busy: f64,
+    /// One-minute load average at the end of the window.
+    load: f64,
     rss_per_call: f64,
 }
 
@@ -174,6 +176,10 @@ fn drive(
         drops: udp_rcvbuf_errors() - drops0,
         gen_cpu: 100.0 * (gen1 - gen0).as_secs_f64() / wall,
         busy: 100.0 * (load1.0 - load0.0) as f64 / (load1.1 - load0.1).max(1) as f64,
+        load: std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|l| l.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0.0),
         rss_per_call: rss1.saturating_sub(rss0) as f64 / n as f64 / 1024.0,
     }
 }
@@ -243,7 +249,7 @@ fn print_row(n: usize, who: &str, o: &Outcome) {
                 notes.join(", ")
             );
             println!(
-                "{:>17} sent {:.0}/s; {} sources of {}, fewest packets from one {}; kernel UDP buffer drops {}; generator CPU {:.0} %; machine busy {:.0} %",
+                "{:>17} sent {:.0}/s; {} sources of {}, fewest packets from one {}; kernel UDP buffer drops {}; generator CPU {:.0} %; machine busy {:.0} %, load average {:.1}",
                 "",
                 m.sent,
                 m.streams,
@@ -251,7 +257,8 @@ fn print_row(n: usize, who: &str, o: &Outcome) {
                 m.min_stream,
                 m.drops,
                 m.gen_cpu,
-                m.busy
+                m.busy,
+                m.load
             );
         }
     }

@@ -124,8 +124,11 @@ impl Rtpengine {
             // Not listening yet (a refused send fails at once): poll again.
             std::thread::sleep(Duration::from_millis(50));
         }
-        // Running: from now on a lost reply is sent again.
-        me.ng = NgClient::new(ng_addr, Duration::from_secs(2), 3)
+        // Running: from now on a request is sent again when its reply is
+        // late, for up to 20 s: with one worker thread, rtpengine reads ng
+        // on the same poller as media, and right after a step it overran it
+        // may still be working through queued packets.
+        me.ng = NgClient::new(ng_addr, Duration::from_secs(2), 10)
             .map_err(|e| format!("ng client: {e}"))?;
         Ok(me)
     }
