@@ -418,4 +418,9 @@ fn main() {
         }
         None => println!("  RATIO: no step held by both"),
     }
+    // Warnings rtpengine logged (a per-packet complaint would skew its CPU).
+    let warnings = rtpe.log_lines();
+    if warnings > 0 {
+        println!("rtpengine logged {warnings} warnings; {}", rtpe.log_tail());
+    }
 }

@@ -162,6 +162,11 @@ impl Rtpengine {
         std::fs::read_dir(format!("/proc/{}/fd", self.pid())).map_or(0, |d| d.count())
     }
 
+    /// Lines in its log (warnings and worse).
+    pub fn log_lines(&self) -> usize {
+        std::fs::read_to_string(&self.log).map_or(0, |t| t.lines().count())
+    }
+
     /// The last lines of its log, for an error message.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
