@@ -368,9 +368,15 @@ fn main() {
     for (who, rows) in [("switchback", &ours_rows), ("rtpengine", &rtpe_rows)] {
         match highest_held(rows) {
             Some((n, m)) => println!(
-                "  {who:<10} held {n} calls ({:.0} packets/s relayed, {:.0} per core)",
+                "  {who:<10} held {n} calls ({:.0} packets/s relayed, {:.0} per core, at {:.0} % of a core){}",
                 m.relayed,
                 m.per_core(),
+                100.0 * m.share(),
+                if Some(n) == rows.iter().map(|(n, _)| *n).max() {
+                    " (the highest step run: it may hold more)"
+                } else {
+                    ""
+                }
             ),
             None => println!("  {who:<10} held none of the steps"),
         }
@@ -390,6 +396,18 @@ fn main() {
                 Outcome::Ran(_) => {}
             }
         }
+    }
+    // Calls held, and packets/s per core where each was at its own best.
+    if let (Some((na, a)), Some((nb, b))) = (highest_held(&ours_rows), highest_held(&rtpe_rows)) {
+        let top = steps.iter().copied().max().unwrap_or(0);
+        println!(
+            "  CALLS HELD switchback/rtpengine: {}{:.2} ({na} / {nb}); packets/s per core at each one's highest held step: {:.2} ({:.0} / {:.0})",
+            if na == top { ">= " } else { "" },
+            na as f64 / nb as f64,
+            a.per_core() / b.per_core().max(1e-9),
+            a.per_core(),
+            b.per_core()
+        );
     }
     // Per-core figures where both held, and the ratio at the highest such N.
     let both: Vec<(usize, Measured, Measured)> = ours_rows
