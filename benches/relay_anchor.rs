@@ -402,7 +402,11 @@ fn main() {
         let top = steps.iter().copied().max().unwrap_or(0);
         println!(
             "  CALLS HELD switchback/rtpengine: {}{:.2} ({na} / {nb}); packets/s per core at each one's highest held step: {:.2} ({:.0} / {:.0})",
-            if na == top { ">= " } else { "" },
+            match (na == top, nb == top) {
+                (true, true) => "both held the highest step run, so undecided: ",
+                (true, false) => ">= ",
+                _ => "",
+            },
             na as f64 / nb as f64,
             a.per_core() / b.per_core().max(1e-9),
             a.per_core(),
