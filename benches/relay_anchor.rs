@@ -42,7 +42,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use switchback::media::bench::{grow_buffers, rss_bytes, thread_cpu, udp_rcvbuf_errors, Generator};
+use switchback::media::bench::{
+    grow_buffers, machine_cpu, rss_bytes, thread_cpu, udp_rcvbuf_errors, Generator,
+};
 
 /// Loss under which a step counts as held, percent.
 const HELD_LOSS: f64 = 0.01;
@@ -61,22 +63,6 @@ fn env_f64(name: &str, default: f64) -> f64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// (busy, total) jiffies of the whole machine from /proc/stat.
-fn machine_cpu() -> (u64, u64) {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let v: Vec<u64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    let total: u64 = v.iter().take(8).sum();
-    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
-    (total.saturating_sub(idle), total)
 }
 
 #[derive(Clone, Copy)]
