@@ -391,88 +391,63 @@ fn a_conference_of_three_each_hears_the_other_two_and_not_itself() {
 
 #[test]
 fn volume_changes_the_level_a_party_hears_by_the_requested_db() {
-    // Without a consultation, `contact` is leg b (as on a web callback):
-    // here 1002, whose endpoint is `agent_rx`, hearing 1001's tone.
-    let mut p = connected(Lab::start(CallConfig::default()));
-    let level = |sock: &UdpSocket, hz: f64| {
-        let (x, n) = hear(sock, Duration::from_millis(600));
-        (amplitude(&x, hz), n)
-    };
-    let (before, n) = level(&p.agent_rx, CONTACT_HZ);
-    assert!(before > HEARD, "1002 hears 1001: {n} packets, {before:.3}");
-    let (other_before, _) = level(&p.contact_rx, AGENT_HZ);
-    http::post_ok(
-        p.lab.http(),
-        &format!("/v1/calls/{}/volume", p.call),
-        r#"{"party":"contact","direction":"out","db":-6}"#,
-    );
-    p.lab.wait(
-        "call-volume",
-        &[("call", &p.call), ("party", "contact"), ("db", "-6")],
-    );
-    // The room of two takes a few frames to settle: measure until steady (bounded).
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut seen = Vec::new();
-    loop {
-        let (after, n) = level(&p.agent_rx, CONTACT_HZ);
-        let db = 20.0 * (after / before).log10();
-        if (db + 6.0).abs() <= 1.0 {
-            break;
-        }
-        seen.push(format!("{n} packets: {after:.3} ({db:.2} dB)"));
-        assert!(
-            Instant::now() < deadline,
-            "1002 should hear 1001 6 dB lower (from {before:.3}):\n{}",
-            seen.join("\n")
-        );
-    }
-    // The other way is untouched, and nobody hears itself in the room of two.
-    let (x, n) = hear(&p.contact_rx, Duration::from_millis(600));
-    let (other, itself) = (amplitude(&x, AGENT_HZ), amplitude(&x, CONTACT_HZ));
-    assert!(
-        (20.0 * (other / other_before).log10()).abs() <= 1.0 && itself < SILENT,
-        "1001 hears 1002 as before ({other_before:.3}): {n} packets, {other:.3}, itself {itself:.3}"
-    );
-    let r = http::post(
-        p.lab.http(),
-        &format!("/v1/calls/{}/volume", p.call),
-        r#"{"party":"agent","direction":"out","db":20}"#,
-    );
-    assert_eq!(r.status, 422, "{}", r.body);
-    assert!(r.body.contains("\"db\""), "{}", r.body);
-    let r = http::delete(p.lab.http(), &format!("/v1/calls/{}", p.call));
-    assert!((200..300).contains(&r.status), "DELETE: {}", r.status);
-    p.lab.wait("call-ended", &[("call", &p.call)]);
-    p.contact.finish(&mut p.lab.sw);
-    p.agent.finish(&mut p.lab.sw);
+    // Without a consultation, `contact` is leg b (as on a web callback).
+    volume_out_changes_what_the_party_hears("contact");
 }
 
 #[test]
 fn volume_out_on_leg_a_changes_what_the_caller_hears() {
-    // Without a consultation, `agent` is leg a: here 1001, whose endpoint
-    // is `contact_rx`, hearing 1002's tone.
+    // Without a consultation, `agent` is leg a.
+    volume_out_changes_what_the_party_hears("agent");
+}
+
+/// An `out` gain of -6 dB on `party` (leg b "contact": 1002, whose endpoint
+/// is `agent_rx`, hearing 1001's tone; leg a "agent": 1001, endpoint
+/// `contact_rx`, hearing 1002's) lowers what it hears by 6 dB within 1 dB,
+/// and leaves the other way untouched.
+fn volume_out_changes_what_the_party_hears(party: &str) {
     let mut p = connected(Lab::start(CallConfig::default()));
+    let (me, other, my_hz, other_hz) = if party == "contact" {
+        (
+            ("1002", &p.agent_rx),
+            ("1001", &p.contact_rx),
+            CONTACT_HZ,
+            AGENT_HZ,
+        )
+    } else {
+        (
+            ("1001", &p.contact_rx),
+            ("1002", &p.agent_rx),
+            AGENT_HZ,
+            CONTACT_HZ,
+        )
+    };
     let level = |sock: &UdpSocket, hz: f64| {
         let (x, n) = hear(sock, Duration::from_millis(600));
         (amplitude(&x, hz), n)
     };
-    let (before, n) = level(&p.contact_rx, AGENT_HZ);
-    assert!(before > HEARD, "1002 hears 1001: {n} packets, {before:.3}");
-    let (other_before, _) = level(&p.agent_rx, CONTACT_HZ);
+    let (before, n) = level(me.1, my_hz);
+    assert!(
+        before > HEARD,
+        "{} hears {}: {n} packets, {before:.3}",
+        me.0,
+        other.0
+    );
+    let (other_before, _) = level(other.1, other_hz);
     http::post_ok(
         p.lab.http(),
         &format!("/v1/calls/{}/volume", p.call),
-        r#"{"party":"agent","direction":"out","db":-6}"#,
+        &format!(r#"{{"party":"{party}","direction":"out","db":-6}}"#),
     );
     p.lab.wait(
         "call-volume",
-        &[("call", &p.call), ("party", "agent"), ("db", "-6")],
+        &[("call", &p.call), ("party", party), ("db", "-6")],
     );
     // The room of two takes a few frames to settle: measure until steady (bounded).
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut seen = Vec::new();
     loop {
-        let (after, n) = level(&p.contact_rx, AGENT_HZ);
+        let (after, n) = level(me.1, my_hz);
         let db = 20.0 * (after / before).log10();
         if (db + 6.0).abs() <= 1.0 {
             break;
@@ -480,16 +455,20 @@ fn volume_out_on_leg_a_changes_what_the_caller_hears() {
         seen.push(format!("{n} packets: {after:.3} ({db:.2} dB)"));
         assert!(
             Instant::now() < deadline,
-            "1001 should hear 1002 6 dB lower (from {before:.3}):\n{}",
+            "{} should hear {} 6 dB lower (from {before:.3}):\n{}",
+            me.0,
+            other.0,
             seen.join("\n")
         );
     }
     // The other way is untouched, and nobody hears itself in the room of two.
-    let (x, n) = hear(&p.agent_rx, Duration::from_millis(600));
-    let (other, itself) = (amplitude(&x, CONTACT_HZ), amplitude(&x, AGENT_HZ));
+    let (x, n) = hear(other.1, Duration::from_millis(600));
+    let (heard, itself) = (amplitude(&x, other_hz), amplitude(&x, my_hz));
     assert!(
-        (20.0 * (other / other_before).log10()).abs() <= 1.0 && itself < SILENT,
-        "1002 hears 1001 as before ({other_before:.3}): {n} packets, {other:.3}, itself {itself:.3}"
+        (20.0 * (heard / other_before).log10()).abs() <= 1.0 && itself < SILENT,
+        "{} hears {} as before ({other_before:.3}): {n} packets, {heard:.3}, itself {itself:.3}",
+        other.0,
+        me.0
     );
     let r = http::post(
         p.lab.http(),

@@ -108,31 +108,8 @@ impl CallLayer {
                 "the call has a transfer target (leg c) already",
             ));
         }
-        let contact = self
-            .table
-            .partner(agent)
-            .filter(|p| {
-                self.table
-                    .leg(*p)
-                    .is_some_and(|l| l.is_answered() && !l.ending)
-            })
-            .ok_or_else(|| CommandError::Invalid {
-                field: "leg",
-                message: format!("leg {role} of call {call} has no answered far party"),
-            })?;
-        let route = self
-            .dialplan
-            .route(&to, None)
-            .ok_or_else(|| CommandError::NoRoute(to.clone()))?;
-        let target = self
-            .targets(now, out, &route)
-            .map_err(|code| match code {
-                480 => CommandError::Busy(format!("{to} is not registered")),
-                _ => CommandError::NoRoute(to.clone()),
-            })?
-            .into_iter()
-            .next()
-            .ok_or_else(|| CommandError::NoRoute(to.clone()))?;
+        let contact = self.answered_partner(&call, agent, role)?;
+        let target = self.first_target(now, &*out, &to)?;
         let Some((formats, user)) = self.table.leg(contact).map(|l| {
             (
                 negotiate::follow(&l.media.formats),

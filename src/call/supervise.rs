@@ -87,19 +87,7 @@ impl CallLayer {
             return Err(CommandError::NotAnswered(call.clone(), LegRole::B));
         };
         let agent = c.consult.as_ref().map_or(c.a, |k| k.agent);
-        let route = self
-            .dialplan
-            .route(&to, None)
-            .ok_or_else(|| CommandError::NoRoute(to.clone()))?;
-        let target = self
-            .targets(now, out, &route)
-            .map_err(|code| match code {
-                480 => CommandError::Busy(format!("{to} is not registered")),
-                _ => CommandError::NoRoute(to.clone()),
-            })?
-            .into_iter()
-            .next()
-            .ok_or_else(|| CommandError::NoRoute(to.clone()))?;
+        let target = self.first_target(now, &*out, &to)?;
         let formats = self
             .table
             .leg(agent)

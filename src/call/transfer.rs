@@ -222,31 +222,8 @@ impl CallLayer {
                 message: format!("call {call} has a transfer target already (leg c)"),
             });
         }
-        let transferee = self
-            .table
-            .partner(by)
-            .filter(|p| {
-                self.table
-                    .leg(*p)
-                    .is_some_and(|l| l.is_answered() && !l.ending)
-            })
-            .ok_or_else(|| CommandError::Invalid {
-                field: "leg",
-                message: format!("leg {role} of call {call} has no answered far party"),
-            })?;
-        let route = self
-            .dialplan
-            .route(&to, None)
-            .ok_or_else(|| CommandError::NoRoute(to.clone()))?;
-        let target = self
-            .targets(now, out, &route)
-            .map_err(|code| match code {
-                480 => CommandError::Busy(format!("{to} is not registered")),
-                _ => CommandError::NoRoute(to.clone()),
-            })?
-            .into_iter()
-            .next()
-            .ok_or_else(|| CommandError::NoRoute(to.clone()))?;
+        let transferee = self.answered_partner(&call, by, role)?;
+        let target = self.first_target(now, &*out, &to)?;
         let transfer = Transfer {
             by,
             transferee,
@@ -259,6 +236,50 @@ impl CallLayer {
 
     /// Places a blind transfer's target as leg `c`, offered only the codec
     /// the transferee uses (its relay endpoint stays as it is).
+    /// The far party of `leg` (role `role` of `call`), answered and not
+    /// ending: who a transfer or a consultation acts on.
+    pub(super) fn answered_partner(
+        &self,
+        call: &CallId,
+        leg: LegId,
+        role: LegRole,
+    ) -> Result<LegId, CommandError> {
+        self.table
+            .partner(leg)
+            .filter(|p| {
+                self.table
+                    .leg(*p)
+                    .is_some_and(|l| l.is_answered() && !l.ending)
+            })
+            .ok_or_else(|| CommandError::Invalid {
+                field: "leg",
+                message: format!("leg {role} of call {call} has no answered far party"),
+            })
+    }
+
+    /// Where a new leg to `to` goes on command (a transfer target, a
+    /// consulted party, a supervisor): the dial plan's route, its first
+    /// target; 480 from the route (no phone registered) is `Busy`.
+    pub(super) fn first_target(
+        &self,
+        now: Instant,
+        out: &dyn SipOut,
+        to: &str,
+    ) -> Result<Target, CommandError> {
+        let route = self
+            .dialplan
+            .route(to, None)
+            .ok_or_else(|| CommandError::NoRoute(to.to_string()))?;
+        self.targets(now, out, &route)
+            .map_err(|code| match code {
+                480 => CommandError::Busy(format!("{to} is not registered")),
+                _ => CommandError::NoRoute(to.to_string()),
+            })?
+            .into_iter()
+            .next()
+            .ok_or_else(|| CommandError::NoRoute(to.to_string()))
+    }
+
     fn start_blind(
         &mut self,
         now: Instant,
