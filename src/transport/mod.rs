@@ -101,6 +101,38 @@ fn next_connection_id() -> ConnectionId {
     ConnectionId(NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed))
 }
 
+/// A stream connection (TCP, TLS, WebSocket) is up: a new id, the workers
+/// told with its writer, and the source its messages will carry. `None`
+/// when the workers are gone (shutdown).
+async fn announce_connection(
+    tx: &mpsc::Sender<Inbound>,
+    transport: TransportKind,
+    local: SocketAddr,
+    remote: SocketAddr,
+    settings: &ReaderSettings,
+    writer: mpsc::Sender<Bytes>,
+) -> Option<(ConnectionId, Source)> {
+    let id = next_connection_id();
+    tx.send(Inbound::ConnectionUp {
+        id,
+        transport,
+        remote,
+        writer,
+    })
+    .await
+    .ok()?;
+    Some((
+        id,
+        Source {
+            profile: settings.profile,
+            transport,
+            local,
+            remote,
+            connection: Some(id),
+        },
+    ))
+}
+
 /// Parses raw bytes into what the endpoint is told; `None` when dropped.
 fn classify(bytes: &[u8], source: Source, settings: &ReaderSettings) -> Option<Inbound> {
     if settings.log_messages {

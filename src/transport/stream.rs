@@ -22,8 +22,8 @@ use tokio_rustls::TlsAcceptor;
 
 use super::limits::Permit;
 use super::tls_client::TlsTarget;
-use super::{deliver_frame, next_connection_id, Inbound, ReaderSettings};
-use crate::net::{Source, TransportKind};
+use super::{announce_connection, deliver_frame, Inbound, ReaderSettings};
+use crate::net::TransportKind;
 use crate::sip::{Frame, StreamFramer};
 
 /// Messages queued for one connection before the endpoint starts dropping.
@@ -229,28 +229,13 @@ async fn run_connection<S: AsyncRead + AsyncWrite + Unpin>(
     // Held until the connection ends: its place under the profile's caps.
     permit: Option<Permit>,
 ) {
-    let id = next_connection_id();
     let (writer_tx, mut writer_rx) = writer.unwrap_or_else(|| mpsc::channel::<Bytes>(WRITER_QUEUE));
-    if tx
-        .send(Inbound::ConnectionUp {
-            id,
-            transport,
-            remote,
-            writer: writer_tx,
-        })
-        .await
-        .is_err()
-    {
+    let Some((id, source)) =
+        announce_connection(&tx, transport, local, remote, &settings, writer_tx).await
+    else {
         return;
-    }
-    tracing::debug!(%remote, %transport, connection = id.0, "connection open");
-    let source = Source {
-        profile: settings.profile,
-        transport,
-        local,
-        remote,
-        connection: Some(id),
     };
+    tracing::debug!(%remote, %transport, connection = id.0, "connection open");
     let (mut rd, mut wr) = tokio::io::split(stream);
     let cap = settings.max_pending_bytes;
     let mut framer = StreamFramer::new(cap);

@@ -55,8 +55,8 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::limits::Permit;
 use super::stream::{spawn_accept_loop, HANDSHAKE_TIMEOUT, WRITER_QUEUE};
-use super::{deliver_frame, next_connection_id, Inbound, ReaderSettings};
-use crate::net::{Source, TransportKind};
+use super::{announce_connection, deliver_frame, Inbound, ReaderSettings};
+use crate::net::TransportKind;
 
 /// The subprotocol of RFC 7118 §7.
 const SUBPROTOCOL: &str = "sip";
@@ -407,28 +407,13 @@ impl Conn {
             tx,
             permit,
         } = self;
-        let id = next_connection_id();
         let (writer_tx, mut writer_rx) = mpsc::channel::<Bytes>(WRITER_QUEUE);
-        if tx
-            .send(Inbound::ConnectionUp {
-                id,
-                transport,
-                remote,
-                writer: writer_tx,
-            })
-            .await
-            .is_err()
-        {
+        let Some((id, source)) =
+            announce_connection(&tx, transport, local, remote, &settings, writer_tx).await
+        else {
             return;
-        }
-        tracing::debug!(%remote, %transport, connection = id.0, "websocket open");
-        let source = Source {
-            profile: settings.profile,
-            transport,
-            local,
-            remote,
-            connection: Some(id),
         };
+        tracing::debug!(%remote, %transport, connection = id.0, "websocket open");
         let mut deadline = Instant::now() + settings.idle_timeout;
         // The close frame sent before the connection goes, if any.
         let mut close = None;
